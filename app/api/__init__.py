@@ -1,0 +1,1 @@
+"""JSON API, inbound webhooks and the health check."""

@@ -1,0 +1,107 @@
+"""Login, logout, invite acceptance, and the home redirect to the user's first layer."""
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import func, select
+
+from app import audit
+from app.auth.forms import LoginForm, SetPasswordForm
+from app.auth.invites import InviteInvalid, user_from_invite
+from app.extensions import db, limiter
+from app.models import User, utcnow
+
+bp = Blueprint("auth", __name__)
+
+LAYER_ENDPOINTS = {
+    "staff": "staff.index", "agent": "agent.index", "body_corporate": "body_corporate.index",
+    "utility": "utility.index", "owner": "owner.index", "tenant": "tenant.index",
+    "family": "family.index",
+}
+
+
+def home_for(user: User) -> str:
+    """The landing page of the user's first layer."""
+    for role in ("staff", "agent", "body_corporate", "utility", "owner", "tenant", "family"):
+        if role in user.roles:
+            return url_for(LAYER_ENDPOINTS[role])
+    return url_for("auth.no_access")
+
+
+@bp.get("/")
+def home():
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login"))
+    return redirect(home_for(current_user))
+
+
+def _login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _login_email_key() -> str:
+    return "login-email:" + (request.form.get("email") or "").strip().lower()
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_login_limit, methods=["POST"], key_func=_login_email_key)
+def login():
+    form = LoginForm()
+    if form.validate_on_submit():
+        email = form.email.data.strip().lower()
+        user = db.session.scalar(select(User).where(func.lower(User.email) == email))
+        if user is None or not user.active or not user.check_password(form.password.data):
+            flash("That email and password do not match an active login.", "error")
+            return render_template("auth/login.html", form=form), 401
+        login_user(user)
+        user.last_login_at = utcnow()
+        audit.record(db.session, "user.login", user,
+                     actor=audit.Actor(user.email, user.id, request.remote_addr))
+        db.session.commit()
+        return redirect(_safe_next(request.args.get("next")) or home_for(user))
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/login.html", form=form), status
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only follow same-site relative paths after login (no open redirect)."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    logout_user()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+def accept_invite(token: str):
+    try:
+        user = user_from_invite(db.session, token)
+    except InviteInvalid as error:
+        return render_template("auth/invite_invalid.html", message=str(error)), 400
+    form = SetPasswordForm()
+    if form.validate_on_submit():
+        user.set_password(form.password.data)
+        audit.record(db.session, "user.password_set", user,
+                     actor=audit.Actor(user.email, user.id, request.remote_addr))
+        db.session.commit()
+        login_user(user)
+        flash("Your password is set. Welcome to Meterwise.", "success")
+        return redirect(home_for(user))
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/set_password.html", form=form, user=user), status
+
+
+@bp.get("/no-access")
+@login_required
+def no_access():
+    return render_template("auth/no_access.html")

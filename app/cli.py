@@ -1,0 +1,68 @@
+"""Flask CLI commands: `flask seed-demo`, `flask ledger verify`, `flask invite`."""
+import sys
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+
+from app.extensions import db
+
+ledger_cli = AppGroup("ledger", help="Inspect the ledger.")
+
+
+@ledger_cli.command("verify")
+@click.option("--estate", "estate_code", help="Only this estate's chain (its code).")
+def ledger_verify(estate_code: str | None) -> None:
+    """Recompute hash chains and cached balances; exit 1 if anything is broken."""
+    from app.ledger.verify import summarise, verify_ledger
+    from app.models import Estate
+
+    estate_id = None
+    if estate_code:
+        estate = db.session.scalar(select(Estate).where(Estate.code == estate_code))
+        if estate is None:
+            raise click.ClickException(f"no estate with code {estate_code!r}")
+        estate_id = estate.id
+    report = verify_ledger(db.session, estate_id)
+    click.echo(summarise(report))
+    sys.exit(0 if report.ok else 1)
+
+
+@click.command("seed-demo")
+@click.option("--if-empty", is_flag=True, help="Do nothing when estates already exist.")
+@click.option("--days", default=90, show_default=True, help="Days of half-hourly readings.")
+def seed_demo(if_empty: bool, days: int) -> None:
+    """Create two demo estates with units, meters, readings, payments and one login per layer."""
+    from app.demo import seed
+    from app.models import Estate
+
+    if if_empty and db.session.scalar(select(func.count(Estate.id))):
+        click.echo("Demo data already present; logins are listed in README.md.")
+        return
+    logins = seed(db.session, days=days)
+    click.echo("\nDemo logins (one per layer):")
+    for role, email, password in logins:
+        click.echo(f"  {role:<15} {email:<32} {password}")
+
+
+@click.command("invite")
+@click.argument("email")
+def invite(email: str) -> None:
+    """Print (and email) a fresh invite link for an existing login."""
+    from app.auth.invites import send_invite
+    from app.models import User
+
+    user = db.session.scalar(select(User).where(func.lower(User.email) == email.lower()))
+    if user is None:
+        raise click.ClickException(f"no login {email!r}")
+    link = send_invite(db.session, user, inviter="Meterwise staff")
+    db.session.commit()
+    click.echo(link)
+
+
+def register(app: Flask) -> None:
+    """Attach the commands to the app's CLI."""
+    app.cli.add_command(ledger_cli)
+    app.cli.add_command(seed_demo)
+    app.cli.add_command(invite)

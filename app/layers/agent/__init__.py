@@ -1,0 +1,6 @@
+"""Managing agent layer (A): estates managed, unit by unit."""
+from app.layers import layer_blueprint
+
+bp = layer_blueprint("agent", "/agent")
+
+from app.layers.agent import views  # noqa: E402,F401

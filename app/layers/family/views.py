@@ -1,0 +1,27 @@
+"""Family pages: the balances of every unit the person was granted."""
+from flask_login import current_user
+
+from app.auth.scope import visible_units
+from app.extensions import db
+from app.htmx import render
+from app.layers import unit_page
+from app.layers.family import bp
+from app.reports.summaries import unit_cards
+
+ROLES = ("family",)
+
+
+@bp.get("/")
+def index():
+    cards = unit_cards(db.session, visible_units(db.session, current_user, ROLES))
+    total = {}
+    for card in cards:
+        for pocket in card.pockets:
+            key = (pocket.utility, pocket.commodity)
+            total[key] = total.get(key, 0) + pocket.balance
+    return render("family/index.html", cards=cards, total=total)
+
+
+@bp.get("/units/<int:unit_id>")
+def unit(unit_id: int):
+    return unit_page(unit_id, ROLES, "family")

@@ -1,0 +1,6 @@
+"""Owner layer (O): a landlord's units across estates."""
+from app.layers import layer_blueprint
+
+bp = layer_blueprint("owner", "/owner")
+
+from app.layers.owner import views  # noqa: E402,F401

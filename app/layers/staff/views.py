@@ -1,0 +1,51 @@
+"""Staff pages: estates, ledger verification (as a job), feature flags, jobs and audit."""
+from flask import abort, flash, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from app import audit
+from app.extensions import db
+from app.htmx import redirect, render
+from app.jobs import enqueue
+from app.layers.staff import bp
+from app.models import FEATURE_DEFAULTS, AuditLog, Estate, JobRun
+from app.reports.summaries import estate_figures
+
+
+@bp.get("/")
+def index():
+    estates = db.session.scalars(select(Estate).order_by(Estate.name)).all()
+    jobs = db.session.scalars(select(JobRun).order_by(JobRun.id.desc()).limit(8)).all()
+    events = db.session.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(12)).all()
+    return render("staff/index.html", figures=[estate_figures(db.session, e) for e in estates],
+                  jobs=jobs, events=events, features=FEATURE_DEFAULTS)
+
+
+@bp.get("/ledger")
+def ledger():
+    last = db.session.scalar(
+        select(JobRun).where(JobRun.kind == "ledger_verify").order_by(JobRun.id.desc()))
+    return render("staff/ledger.html", run=last)
+
+
+@bp.post("/ledger/verify")
+def verify_ledger():
+    run = enqueue("ledger_verify", user_id=current_user.id)
+    return render("_job_progress.html", run=run)
+
+
+@bp.post("/estates/<int:estate_id>/features/<name>")
+def set_feature(estate_id: int, name: str):
+    estate = db.session.get(Estate, estate_id) or abort(404)
+    if name not in FEATURE_DEFAULTS:
+        abort(404)
+    wanted = request.form.get("enabled") == "1"
+    before = estate.feature_enabled(name)
+    if before != wanted:
+        estate.features = {**(estate.features or {}), name: wanted}
+        audit.record(db.session, "estate.feature", estate, old={name: before}, new={name: wanted},
+                     estate_id=estate.id)
+        db.session.commit()
+    flash(f"{name.replace('_', ' ').capitalize()} is {'on' if wanted else 'off'} for {estate.name}.",
+          "success")
+    return redirect(url_for("staff.index"))

@@ -1,0 +1,6 @@
+"""Tenant layer (T): the units a person rents."""
+from app.layers import layer_blueprint
+
+bp = layer_blueprint("tenant", "/tenant")
+
+from app.layers.tenant import views  # noqa: E402,F401  (routes attach to bp)

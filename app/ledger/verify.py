@@ -1,0 +1,167 @@
+"""Checks the ledger: hash chains, zero-sum, and cached balances against postings (C3)."""
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.jobs import job
+from app.ledger import GENESIS_HASH, transaction_hash
+from app.models import Account, Estate, LedgerChain, LedgerTransaction, Posting
+
+BATCH = 2000
+
+
+@dataclass
+class ChainReport:
+    estate_id: int
+    estate_code: str
+    transactions: int = 0
+    first_broken_id: int | None = None
+    first_broken_seq: int | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_broken_id is None and self.reason is None
+
+
+@dataclass
+class BalanceMismatch:
+    account_id: int
+    code: str
+    cached: Decimal
+    from_postings: Decimal
+
+
+@dataclass
+class VerifyReport:
+    chains: list[ChainReport] = field(default_factory=list)
+    balance_mismatches: list[BalanceMismatch] = field(default_factory=list)
+    unbalanced_transaction_ids: list[int] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (all(chain.ok for chain in self.chains) and not self.balance_mismatches
+                and not self.unbalanced_transaction_ids)
+
+
+def verify_ledger(session: Session, estate_id: int | None = None) -> VerifyReport:
+    """Recompute every hash chain and cached balance; report the first broken link per estate."""
+    report = VerifyReport()
+    estates = select(Estate).order_by(Estate.id)
+    if estate_id is not None:
+        estates = estates.where(Estate.id == estate_id)
+    for estate in session.scalars(estates):
+        report.chains.append(_verify_chain(session, estate))
+    report.balance_mismatches = _balance_mismatches(session, estate_id)
+    report.unbalanced_transaction_ids = _unbalanced(session, estate_id)
+    return report
+
+
+def _verify_chain(session: Session, estate: Estate) -> ChainReport:
+    result = ChainReport(estate.id, estate.code)
+    prev_hash, expected_seq, last_seen = GENESIS_HASH, 1, 0
+    while True:
+        transactions = session.scalars(
+            select(LedgerTransaction)
+            .where(LedgerTransaction.estate_id == estate.id, LedgerTransaction.seq > last_seen)
+            .order_by(LedgerTransaction.seq)
+            .limit(BATCH)
+        ).all()
+        if not transactions:
+            break
+        legs = defaultdict(list)
+        rows = session.execute(
+            select(Posting.transaction_id, Posting.account_id, Posting.amount, Posting.commodity)
+            .where(Posting.transaction_id.in_([t.id for t in transactions]))
+        )
+        for row in rows:
+            legs[row.transaction_id].append((row.account_id, row.amount, row.commodity))
+        for txn in transactions:
+            result.transactions += 1
+            problem = None
+            if txn.seq != expected_seq:
+                problem = f"sequence gap: expected {expected_seq}, found {txn.seq}"
+            elif txn.prev_hash != prev_hash:
+                problem = "prev_hash does not match the previous transaction's hash"
+            elif txn.hash != transaction_hash(
+                txn.prev_hash, estate_id=txn.estate_id, seq=txn.seq,
+                idempotency_key=txn.idempotency_key, kind=txn.kind, occurred_at=txn.occurred_at,
+                period=txn.period, memo=txn.memo, reverses_id=txn.reverses_id,
+                legs=legs[txn.id],
+            ):
+                problem = "content does not match its hash (transaction or postings altered)"
+            if problem:
+                result.first_broken_id, result.first_broken_seq, result.reason = txn.id, txn.seq, problem
+                session.expunge_all()
+                return result
+            prev_hash, expected_seq, last_seen = txn.hash, txn.seq + 1, txn.seq
+        session.expunge_all()  # keep memory flat on long chains
+    head = session.get(LedgerChain, estate.id)
+    if head is not None and (head.last_seq != last_seen or head.last_hash != prev_hash):
+        result.reason = f"chain head says seq {head.last_seq}; the chain ends at {last_seen}"
+    return result
+
+
+def _balance_mismatches(session: Session, estate_id: int | None) -> list[BalanceMismatch]:
+    sums = (
+        select(Posting.account_id, func.sum(Posting.amount).label("total"))
+        .group_by(Posting.account_id)
+        .subquery()
+    )
+    query = select(Account.id, Account.code, Account.balance, func.coalesce(sums.c.total, 0)).outerjoin(
+        sums, sums.c.account_id == Account.id
+    )
+    if estate_id is not None:
+        query = query.where(Account.estate_id == estate_id)
+    return [
+        BalanceMismatch(account_id, code, Decimal(cached), Decimal(total))
+        for account_id, code, cached, total in session.execute(query)
+        if Decimal(cached) != Decimal(total)
+    ]
+
+
+def _unbalanced(session: Session, estate_id: int | None) -> list[int]:
+    query = (
+        select(Posting.transaction_id)
+        .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
+        .group_by(Posting.transaction_id, Posting.commodity)
+        .having(func.sum(Posting.amount) != 0)
+    )
+    if estate_id is not None:
+        query = query.where(LedgerTransaction.estate_id == estate_id)
+    return sorted(set(session.scalars(query)))
+
+
+def summarise(report: VerifyReport) -> str:
+    """One paragraph a person can act on."""
+    lines = []
+    for chain in report.chains:
+        if chain.ok:
+            lines.append(f"{chain.estate_code}: {chain.transactions} transactions, chain intact")
+        elif chain.first_broken_id is not None:
+            lines.append(f"{chain.estate_code}: BROKEN at transaction {chain.first_broken_id} "
+                         f"(seq {chain.first_broken_seq}): {chain.reason}")
+        else:
+            lines.append(f"{chain.estate_code}: {chain.reason}")
+    for mismatch in report.balance_mismatches:
+        lines.append(f"balance of {mismatch.code} (#{mismatch.account_id}) is {mismatch.cached} "
+                     f"but its postings sum to {mismatch.from_postings}")
+    for transaction_id in report.unbalanced_transaction_ids:
+        lines.append(f"transaction {transaction_id} does not sum to zero")
+    lines.append("LEDGER OK" if report.ok else "LEDGER BROKEN")
+    return "\n".join(lines)
+
+
+@job("ledger_verify")
+def verify_job(session: Session, progress, estate_id: int | None = None) -> str:
+    """Verify the ledger as a background job; the summary becomes the job's result."""
+    progress.set_total(1)
+    report = verify_ledger(session, estate_id)
+    for line in summarise(report).splitlines():
+        if "BROKEN" in line or "does not" in line or "but its postings" in line:
+            progress.error(line)
+    progress.step()
+    return summarise(report)

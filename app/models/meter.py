@@ -1,0 +1,61 @@
+"""Meters and their raw register readings."""
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, utcnow
+
+if TYPE_CHECKING:
+    from app.models.estate import Unit
+
+UTILITIES = ("electricity", "water", "hot_water", "solar")
+METER_ROLES = ("unit", "bulk", "solar")
+PROTOCOLS = ("chirpstack", "mqtt_direct", "http", "modbus", "sparkmeter")
+RELAY_STATES = ("on", "off", "unknown")
+
+
+def canonical_serial(raw: str) -> str:
+    """Map a meter id as a source sends it ('000023022673', ' 23022673') to one form."""
+    text = str(raw).strip().upper()
+    stripped = text.lstrip("0")
+    return stripped or "0"
+
+
+class Meter(Base):
+    __tablename__ = "meters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    estate_id: Mapped[int] = mapped_column(ForeignKey("estates.id"), index=True)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
+    serial: Mapped[str] = mapped_column(String(64), unique=True)  # canonical_serial()
+    utility: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(8), default="unit")
+    protocol: Mapped[str] = mapped_column(String(16), default="mqtt_direct")
+    dev_eui: Mapped[str | None] = mapped_column(String(32), unique=True)
+    relay_state: Mapped[str] = mapped_column(String(8), default="unknown")
+    interval_minutes: Mapped[int | None]  # None: readings at any time are accepted
+    last_reading_at: Mapped[datetime | None]
+    last_register: Mapped[Decimal | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    unit: Mapped["Unit | None"] = relationship(back_populates="meters")
+
+    def __repr__(self) -> str:
+        return f"<Meter {self.serial} {self.utility}>"
+
+
+class Reading(Base):
+    """A register value at a moment; unique per meter and timestamp (the replay guard)."""
+
+    __tablename__ = "readings"
+    __table_args__ = (UniqueConstraint("meter_id", "taken_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"))
+    taken_at: Mapped[datetime]
+    register: Mapped[Decimal]
+    consumption: Mapped[Decimal | None]  # since the previous reading, in the utility's unit
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

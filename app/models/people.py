@@ -1,0 +1,116 @@
+"""People, logins, role grants and who owns or rents which unit."""
+from datetime import date, datetime
+from decimal import Decimal
+
+from flask_login import UserMixin
+from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.models.base import Base, utcnow
+
+ROLES = ("staff", "tenant", "owner", "family", "body_corporate", "agent", "utility")
+UNIT_ROLES = ("tenant", "owner", "family")  # granted on one unit
+ESTATE_ROLES = ("owner", "body_corporate", "agent", "utility")  # granted on a whole estate
+
+
+class Person(Base):
+    __tablename__ = "persons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(32), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<Person {self.full_name}>"
+
+
+class User(UserMixin, Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(256))  # None until invite accepted
+    active: Mapped[bool] = mapped_column(default=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
+    last_login_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    person: Mapped[Person | None] = relationship()
+    grants: Mapped[list["RoleGrant"]] = relationship(back_populates="user", lazy="selectin")
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses inactive users
+        return self.active
+
+    @property
+    def display_name(self) -> str:
+        return self.person.full_name if self.person else self.email
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return bool(self.password_hash) and check_password_hash(self.password_hash, password)
+
+    @property
+    def is_staff(self) -> bool:
+        return any(grant.role == "staff" for grant in self.grants)
+
+    @property
+    def roles(self) -> list[str]:
+        """The user's roles in the order of ROLES (drives the navigation)."""
+        held = {grant.role for grant in self.grants}
+        return [role for role in ROLES if role in held]
+
+    def __repr__(self) -> str:
+        return f"<User {self.email}>"
+
+
+class RoleGrant(Base):
+    """A role for a user, scoped to an estate or a unit; staff grants have neither."""
+
+    __tablename__ = "role_grants"
+    __table_args__ = (
+        CheckConstraint(
+            "(role = 'staff' AND estate_id IS NULL AND unit_id IS NULL)"
+            " OR (role <> 'staff' AND (estate_id IS NOT NULL OR unit_id IS NOT NULL))",
+            name="scope",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    estate_id: Mapped[int | None] = mapped_column(ForeignKey("estates.id"))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="grants")
+
+
+class UnitOwnership(Base):
+    __tablename__ = "unit_ownerships"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    share_percent: Mapped[Decimal] = mapped_column(default=Decimal("100"))
+    since: Mapped[date]
+    until: Mapped[date | None]
+
+    person: Mapped[Person] = relationship()
+
+
+class Tenancy(Base):
+    __tablename__ = "tenancies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    move_in: Mapped[date]
+    move_out: Mapped[date | None]
+
+    person: Mapped[Person] = relationship()

@@ -1,0 +1,60 @@
+"""Jinja filters and globals: money, local times, ages, and the navigation built from grants."""
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from flask import Flask, url_for
+from flask_login import current_user
+
+from app.models import utcnow
+from app.money import format_amount
+
+LAYER_NAV = [  # (role, endpoint, label) in the order the nav shows them
+    ("tenant", "tenant.index", "My unit"),
+    ("family", "family.index", "Family"),
+    ("owner", "owner.index", "Owner"),
+    ("body_corporate", "body_corporate.index", "Body corporate"),
+    ("agent", "agent.index", "Agent"),
+    ("utility", "utility.index", "Utility"),
+    ("staff", "staff.index", "Staff"),
+]
+
+
+def money(amount: Decimal | None, commodity: str) -> str:
+    return "—" if amount is None else format_amount(Decimal(amount), commodity)
+
+
+def local_time(moment: datetime | None, timezone: str = "UTC", fmt: str = "%d %b %Y %H:%M") -> str:
+    if moment is None:
+        return "never"
+    return moment.astimezone(ZoneInfo(timezone)).strftime(fmt)
+
+
+def age(moment: datetime | None) -> str:
+    """'4 min ago', '3 h ago', '2 days ago'."""
+    if moment is None:
+        return "never"
+    seconds = max(0, int((utcnow() - moment).total_seconds()))
+    if seconds < 90:
+        return "just now"
+    if seconds < 5400:
+        return f"{seconds // 60} min ago"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} days ago"
+
+
+def nav_items() -> list[tuple[str, str]]:
+    if not current_user.is_authenticated:
+        return []
+    roles = set(current_user.roles)
+    return [(url_for(endpoint), label) for role, endpoint, label in LAYER_NAV
+            if role in roles]
+
+
+def install(app: Flask) -> None:
+    """Register the filters and globals on the app."""
+    app.add_template_filter(money, "money")
+    app.add_template_filter(local_time, "local_time")
+    app.add_template_filter(age, "age")
+    app.add_template_global(nav_items, "nav_items")

@@ -1,0 +1,1 @@
+"""Queries behind dashboards, and exports."""

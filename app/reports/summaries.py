@@ -1,0 +1,204 @@
+"""Read models for the layer landing pages: unit cards, estate figures, bulk vs units."""
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from app.models import Account, Estate, LedgerTransaction, Meter, Posting, Reading, Tenancy, Unit, Wallet, utcnow
+
+ONLINE_WITHIN = timedelta(hours=2)
+
+
+@dataclass
+class PocketView:
+    account_id: int
+    utility: str
+    balance: Decimal
+    commodity: str
+
+
+@dataclass
+class MeterView:
+    id: int
+    serial: str
+    utility: str
+    role: str
+    relay_state: str
+    last_reading_at: object
+    last_register: Decimal | None
+
+    @property
+    def online(self) -> bool:
+        return self.last_reading_at is not None and utcnow() - self.last_reading_at <= ONLINE_WITHIN
+
+
+@dataclass
+class UnitCard:
+    unit: Unit
+    estate: Estate
+    tenant_name: str | None
+    pockets: list[PocketView] = field(default_factory=list)
+    meters: list[MeterView] = field(default_factory=list)
+
+    @property
+    def supply_on(self) -> bool:
+        return all(m.relay_state != "off" for m in self.meters if m.utility == "electricity")
+
+    @property
+    def last_reading_at(self):
+        times = [m.last_reading_at for m in self.meters if m.last_reading_at]
+        return max(times) if times else None
+
+
+def unit_cards(session: Session, units: list[Unit]) -> list[UnitCard]:
+    """Return a card per unit with pocket balances, meters and the current tenant, in 3 queries."""
+    if not units:
+        return []
+    ids = [u.id for u in units]
+    cards = {u.id: UnitCard(unit=u, estate=u.estate, tenant_name=None) for u in units}
+    pockets = session.execute(
+        select(Wallet.unit_id, Account.id, Account.utility, Account.balance, Account.commodity)
+        .join(Account, Account.wallet_id == Wallet.id)
+        .where(Wallet.unit_id.in_(ids))
+        .order_by(Account.utility)
+    )
+    for unit_id, account_id, utility, balance, commodity in pockets:
+        cards[unit_id].pockets.append(PocketView(account_id, utility, Decimal(balance), commodity))
+    for meter in session.scalars(select(Meter).where(Meter.unit_id.in_(ids)).order_by(Meter.utility)):
+        cards[meter.unit_id].meters.append(MeterView(
+            meter.id, meter.serial, meter.utility, meter.role, meter.relay_state,
+            meter.last_reading_at, meter.last_register))
+    today = date.today()
+    tenancies = session.execute(
+        select(Tenancy.unit_id, Tenancy.person_id, Tenancy.move_in)
+        .where(Tenancy.unit_id.in_(ids), Tenancy.move_in <= today,
+               or_(Tenancy.move_out.is_(None), Tenancy.move_out > today))
+    ).all()
+    if tenancies:
+        from app.models import Person
+
+        names = dict(session.execute(select(Person.id, Person.full_name).where(
+            Person.id.in_({t.person_id for t in tenancies}))).all())
+        for tenancy in tenancies:
+            cards[tenancy.unit_id].tenant_name = names.get(tenancy.person_id)
+    return [cards[u.id] for u in units]
+
+
+@dataclass
+class EstateFigures:
+    estate: Estate
+    units: int
+    occupied: int
+    meters: int
+    meters_online: int
+    wallets_in_credit: int
+    wallets: int
+    pocket_totals: dict[str, tuple[Decimal, str]]  # utility -> (sum, commodity)
+    revenue: dict[str, Decimal]  # account name -> balance (billed consumption, levies)
+
+    @property
+    def occupancy_percent(self) -> int:
+        return round(100 * self.occupied / self.units) if self.units else 0
+
+    @property
+    def online_percent(self) -> int:
+        return round(100 * self.meters_online / self.meters) if self.meters else 0
+
+    @property
+    def good_standing_percent(self) -> int:
+        return round(100 * self.wallets_in_credit / self.wallets) if self.wallets else 0
+
+
+def estate_figures(session: Session, estate: Estate) -> EstateFigures:
+    """Return an estate's headline figures from cached balances and meter state."""
+    units = session.scalar(select(func.count(Unit.id)).where(Unit.estate_id == estate.id))
+    occupied = session.scalar(select(func.count(Unit.id)).where(
+        Unit.estate_id == estate.id, Unit.occupancy_status == "occupied"))
+    meters = session.scalar(select(func.count(Meter.id)).where(Meter.estate_id == estate.id))
+    online = session.scalar(select(func.count(Meter.id)).where(
+        Meter.estate_id == estate.id, Meter.last_reading_at >= utcnow() - ONLINE_WITHIN))
+    per_wallet = (
+        select(Account.wallet_id, func.min(Account.balance).label("lowest"))
+        .where(Account.estate_id == estate.id, Account.kind == "pocket")
+        .group_by(Account.wallet_id).subquery()
+    )
+    wallets = session.scalar(select(func.count()).select_from(per_wallet))
+    in_credit = session.scalar(select(func.count()).select_from(per_wallet).where(per_wallet.c.lowest >= 0))
+    totals = {
+        utility: (Decimal(total), commodity)
+        for utility, commodity, total in session.execute(
+            select(Account.utility, Account.commodity, func.sum(Account.balance))
+            .where(Account.estate_id == estate.id, Account.kind == "pocket")
+            .group_by(Account.utility, Account.commodity).order_by(Account.utility))
+    }
+    revenue = {
+        name: Decimal(balance)
+        for name, balance in session.execute(
+            select(Account.name, Account.balance)
+            .where(Account.estate_id == estate.id, Account.kind.in_(("revenue", "levy")))
+            .order_by(Account.name))
+    }
+    return EstateFigures(estate, units or 0, occupied or 0, meters or 0, online or 0,
+                         in_credit or 0, wallets or 0, totals, revenue)
+
+
+@dataclass
+class BulkComparison:
+    utility: str
+    bulk: Decimal
+    units: Decimal
+
+    @property
+    def loss(self) -> Decimal:
+        return self.bulk - self.units
+
+    @property
+    def loss_percent(self) -> Decimal | None:
+        if not self.bulk:
+            return None
+        return (100 * self.loss / self.bulk).quantize(Decimal("0.1"))
+
+
+def bulk_vs_units(session: Session, estate: Estate, days: int = 30) -> list[BulkComparison]:
+    """Consumption over the last `days` on bulk meters vs unit meters, per utility."""
+    since = utcnow() - timedelta(days=days)
+    rows = session.execute(
+        select(Meter.utility, Meter.role, func.coalesce(func.sum(Reading.consumption), 0))
+        .join(Reading, and_(Reading.meter_id == Meter.id, Reading.taken_at >= since))
+        .where(Meter.estate_id == estate.id)
+        .group_by(Meter.utility, Meter.role)
+    )
+    totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for utility, role, total in rows:
+        totals[utility][role] += Decimal(total)
+    return [BulkComparison(u, totals[u]["bulk"], totals[u]["unit"]) for u in sorted(totals)]
+
+
+@dataclass
+class StatementLine:
+    transaction_id: int
+    occurred_at: object
+    kind: str
+    memo: str
+    utility: str | None
+    amount: Decimal
+    commodity: str
+
+
+def recent_pocket_activity(session: Session, account_ids: list[int], limit: int = 10) -> list[StatementLine]:
+    """The latest postings on these pockets, newest first."""
+    if not account_ids:
+        return []
+    rows = session.execute(
+        select(LedgerTransaction.id, LedgerTransaction.occurred_at, LedgerTransaction.kind,
+               LedgerTransaction.memo, Account.utility, Posting.amount, Posting.commodity)
+        .join(Posting, Posting.transaction_id == LedgerTransaction.id)
+        .join(Account, Account.id == Posting.account_id)
+        .where(Posting.account_id.in_(account_ids))
+        .order_by(LedgerTransaction.occurred_at.desc(), LedgerTransaction.id.desc())
+        .limit(limit)
+    )
+    return [StatementLine(r[0], r[1], r[2], r[3], r[4], Decimal(r[5]), r[6]) for r in rows]
