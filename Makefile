@@ -1,0 +1,51 @@
+# Meterwise: `make run` (portal on SQLite with demo data) and `make test` (real PostgreSQL, Redis, Mosquitto).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+FLASK := $(VENV)/bin/flask
+STAMPS := .make
+HOST ?= 127.0.0.1
+PORT ?= 5000
+export FLASK_APP := wsgi
+
+.PHONY: run test worker deps assets browser db-upgrade bench lint clean
+
+run: deps assets instance/secret_key
+	$(FLASK) db upgrade
+	$(FLASK) seed-demo --if-empty
+	SECRET_KEY=$$(cat instance/secret_key) $(FLASK) run --host $(HOST) --port $(PORT)
+
+test: deps assets browser
+	$(PY) -m pytest
+
+worker: deps
+	$(PY) workers/worker.py
+
+bench: deps
+	$(PY) bench/ledger.py
+
+deps: $(STAMPS)/deps
+$(STAMPS)/deps: requirements.txt requirements-dev.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+# Front-end libraries come from npm; static/vendor is never committed.
+assets: static/vendor/htmx.min.js static/vendor/chart.umd.min.js
+static/vendor/htmx.min.js static/vendor/chart.umd.min.js &: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p static/vendor
+	cp node_modules/htmx.org/dist/htmx.min.js node_modules/chart.js/dist/chart.umd.min.js static/vendor/
+
+# Browser tests drive Debian's chromium; never a downloaded browser.
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Install Debian's chromium (apt-get install chromium) for the browser tests" >&2; exit 1; fi; }
+
+instance/secret_key:
+	@mkdir -p instance
+	@$(PY) -c "import secrets; print(secrets.token_hex(32))" > $@
+
+clean:
+	rm -rf $(VENV) $(STAMPS) node_modules static/vendor instance
