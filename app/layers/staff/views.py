@@ -9,6 +9,7 @@ from app.htmx import redirect, render
 from app.jobs import enqueue
 from app.layers.staff import bp
 from app.models import FEATURE_DEFAULTS, AuditLog, Estate, JobRun
+from app.estates import EstateRuleError, recent_periods, set_period_status
 from app.reports.summaries import estate_figures
 
 
@@ -25,7 +26,23 @@ def index():
 def ledger():
     last = db.session.scalar(
         select(JobRun).where(JobRun.kind == "ledger_verify").order_by(JobRun.id.desc()))
-    return render("staff/ledger.html", run=last)
+    estates = db.session.scalars(select(Estate).order_by(Estate.name)).all()
+    return render("staff/ledger.html", run=last,
+                  periods=[(e, recent_periods(db.session, e)) for e in estates])
+
+
+@bp.post("/estates/<int:estate_id>/periods/<period>")
+def set_period(estate_id: int, period: str):
+    estate = db.session.get(Estate, estate_id) or abort(404)
+    try:
+        set_period_status(db.session, estate, period, request.form.get("status", ""))
+    except EstateRuleError as error:
+        db.session.rollback()
+        flash(str(error), "error")
+        return redirect(url_for("staff.ledger")), 400
+    db.session.commit()
+    flash(f"{estate.name} {period} is now {request.form['status']}.", "success")
+    return redirect(url_for("staff.ledger"))
 
 
 @bp.post("/ledger/verify")
