@@ -38,8 +38,13 @@ def to_decimal(amount: Decimal | int | str) -> Decimal:
     if isinstance(amount, Decimal):
         value = amount
     else:
+        text = str(amount).strip().replace(" ", "").replace("\u202f", "")
+        if text.count(",") == 1 and "." not in text:
+            text = text.replace(",", ".")  # "12,50": a decimal comma, as written in ZA and LS
+        else:
+            text = text.replace(",", "")  # "1,234.50": thousands separators
         try:
-            value = Decimal(str(amount).strip().replace(" ", "").replace(",", ""))
+            value = Decimal(text)
         except InvalidOperation:
             raise MoneyError(f"{amount!r} is not a number") from None
     if not value.is_finite():

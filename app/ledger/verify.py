@@ -11,6 +11,12 @@ from app.ledger import GENESIS_HASH, transaction_hash
 from app.models import Account, Estate, LedgerChain, LedgerTransaction, Posting
 
 BATCH = 2000
+_CHAINED_COLUMNS = (
+    LedgerTransaction.id, LedgerTransaction.estate_id, LedgerTransaction.seq,
+    LedgerTransaction.idempotency_key, LedgerTransaction.kind, LedgerTransaction.occurred_at,
+    LedgerTransaction.period, LedgerTransaction.memo, LedgerTransaction.reverses_id,
+    LedgerTransaction.prev_hash, LedgerTransaction.hash,
+)
 
 
 @dataclass
@@ -64,8 +70,10 @@ def _verify_chain(session: Session, estate: Estate) -> ChainReport:
     result = ChainReport(estate.id, estate.code)
     prev_hash, expected_seq, last_seen = GENESIS_HASH, 1, 0
     while True:
-        transactions = session.scalars(
-            select(LedgerTransaction)
+        # Plain rows, not ORM objects: the caller's session (and its identity map) is
+        # left exactly as it was, and memory stays flat on long chains.
+        transactions = session.execute(
+            select(*_CHAINED_COLUMNS)
             .where(LedgerTransaction.estate_id == estate.id, LedgerTransaction.seq > last_seen)
             .order_by(LedgerTransaction.seq)
             .limit(BATCH)
@@ -95,11 +103,11 @@ def _verify_chain(session: Session, estate: Estate) -> ChainReport:
                 problem = "content does not match its hash (transaction or postings altered)"
             if problem:
                 result.first_broken_id, result.first_broken_seq, result.reason = txn.id, txn.seq, problem
-                session.expunge_all()
                 return result
             prev_hash, expected_seq, last_seen = txn.hash, txn.seq + 1, txn.seq
-        session.expunge_all()  # keep memory flat on long chains
-    head = session.get(LedgerChain, estate.id)
+    head = session.execute(
+        select(LedgerChain.last_seq, LedgerChain.last_hash).where(LedgerChain.estate_id == estate.id)
+    ).first()
     if head is not None and (head.last_seq != last_seen or head.last_hash != prev_hash):
         result.reason = f"chain head says seq {head.last_seq}; the chain ends at {last_seen}"
     return result
@@ -128,7 +136,7 @@ def _unbalanced(session: Session, estate_id: int | None) -> list[int]:
         select(Posting.transaction_id)
         .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
         .group_by(Posting.transaction_id, Posting.commodity)
-        .having(func.sum(Posting.amount) != 0)
+        .having(func.round(func.sum(Posting.amount), 6) != 0)  # SQLite sums REALs
     )
     if estate_id is not None:
         query = query.where(LedgerTransaction.estate_id == estate_id)
