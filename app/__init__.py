@@ -17,6 +17,7 @@ def create_app(config: str | type | None = None) -> Flask:
         config = os.environ.get("METERWISE_CONFIG", "dev")
     app.config.from_object(CONFIGS[config] if isinstance(config, str) else config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)

@@ -34,13 +34,14 @@ def ledger_verify(estate_code: str | None) -> None:
 @click.option("--days", default=90, show_default=True, help="Days of half-hourly readings.")
 def seed_demo(if_empty: bool, days: int) -> None:
     """Create two demo estates with units, meters, readings, payments and one login per layer."""
-    from app.demo import seed
+    from app.demo import demo_logins, seed
     from app.models import Estate
 
     if if_empty and db.session.scalar(select(func.count(Estate.id))):
-        click.echo("Demo data already present; logins are listed in README.md.")
-        return
-    logins = seed(db.session, days=days)
+        click.echo("Demo data already present (delete instance/meterwise.db to start again).")
+        logins = demo_logins()
+    else:
+        logins = seed(db.session, days=days)
     click.echo("\nDemo logins (one per layer):")
     for role, email, password in logins:
         click.echo(f"  {role:<15} {email:<32} {password}")

@@ -44,6 +44,18 @@ def age(moment: datetime | None) -> str:
     return f"{seconds // 86400} days ago"
 
 
+def audit_change(old: dict | None, new: dict | None) -> str:
+    """'status: open → locked; enabled: True → False' for the audit table."""
+    old, new = old or {}, new or {}
+    parts = []
+    for key in list(dict.fromkeys([*old, *new])):
+        if key in old and key in new:
+            parts.append(f"{key}: {old[key]} → {new[key]}")
+        else:
+            parts.append(f"{key}: {new.get(key, old.get(key))}")
+    return "; ".join(parts)
+
+
 def nav_items() -> list[tuple[str, str]]:
     if not current_user.is_authenticated:
         return []
@@ -58,3 +70,4 @@ def install(app: Flask) -> None:
     app.add_template_filter(local_time, "local_time")
     app.add_template_filter(age, "age")
     app.add_template_global(nav_items, "nav_items")
+    app.add_template_global(audit_change, "audit_change")

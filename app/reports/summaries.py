@@ -168,13 +168,15 @@ def bulk_vs_units(session: Session, estate: Estate, days: int = 30) -> list[Bulk
     rows = session.execute(
         select(Meter.utility, Meter.role, func.coalesce(func.sum(Reading.consumption), 0))
         .join(Reading, and_(Reading.meter_id == Meter.id, Reading.taken_at >= since))
-        .where(Meter.estate_id == estate.id)
+        .where(Meter.estate_id == estate.id, Meter.role.in_(("unit", "bulk")))
         .group_by(Meter.utility, Meter.role)
     )
     totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for utility, role, total in rows:
         totals[utility][role] += Decimal(total)
-    return [BulkComparison(u, totals[u]["bulk"], totals[u]["unit"]) for u in sorted(totals)]
+    # Only utilities with a bulk supply meter can be compared (solar is generated on site).
+    return [BulkComparison(u, totals[u]["bulk"], totals[u]["unit"])
+            for u in sorted(totals) if "bulk" in totals[u]]
 
 
 @dataclass

@@ -1,0 +1,963 @@
+"""Demo data for `flask seed-demo`: two estates with units, people, meters, readings, money, logins.
+
+Owns only the demo picture. Sunbird Estate (ZA) sells rand into currency wallets; Maseru
+Heights (LS) sells kWh and kL into units wallets. Residents top up a few times a month,
+just ahead of the consumption that is billed once a day; a handful stopped paying, so
+their electricity is cut (relay off) and their wallets are negative.
+
+Money moves through `app.ledger.post_many` like everywhere else. Readings are inserted
+with SQLAlchemy Core executemany because half a million ORM objects would take minutes.
+Quantities are kept as integer milli-units (Wh, litres) so sums are exact; floats appear
+only in the random consumption profile, before rounding to a whole Wh or litre. Everything
+comes from one `random.Random(2026)`, so a run is reproducible for a given "now".
+"""
+from __future__ import annotations
+
+import math
+import random
+import unicodedata
+from bisect import bisect_right
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_CEILING, Decimal
+from time import perf_counter
+from zoneinfo import ZoneInfo
+
+import click
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from app.audit import Actor, record
+from app.ledger import Entry, post_many
+from app.ledger.accounts import open_wallet, system_account
+from app.models import (
+    Account, Estate, Meter, OccupancyChange, Person, Reading, RoleGrant, Tenancy, Unit,
+    UnitOwnership, User, canonical_serial, utcnow,
+)
+from app.money import UTILITY_UNITS, format_amount, quantize
+
+SEED = 2026
+SLOT = timedelta(minutes=30)
+READING_CHUNK = 10_000  # rows per executemany: large enough to amortise, small enough for memory
+LEDGER_BATCH = 2_000
+ACTOR = Actor("system:seed-demo")
+LOGIN_DOMAIN = "demo.meterwise.local"
+CHANNEL_LABELS = {"payfast": "PayFast", "eft": "EFT", "mpesa": "M-Pesa"}
+UNIT_LABELS = {"KWH": "kWh", "KL": "kL"}
+
+
+class DemoAlreadySeeded(click.ClickException):
+    """The demo estates exist already; seeding twice would collide on their codes."""
+
+
+# --- the plan --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnitPlan:
+    number: str
+    utilities: tuple[str, ...]  # unit meters, besides any bulk meter
+    story: str = "occupied"  # occupied | moved_in | moved_out | vacant | maintenance
+    days_ago: int = 0  # when the story's latest change happened
+    arrears: bool = False  # stopped paying: wallet runs dry, electricity is cut
+    tenant: str | None = None  # a fixed tenant name (the demo logins' household)
+    careful: bool = False  # tops up well ahead, so the wallet always looks healthy
+
+
+@dataclass(frozen=True)
+class EstatePlan:
+    code: str
+    name: str
+    country: str
+    currency: str
+    timezone: str
+    fiscal_year_start_month: int
+    wallet_denomination: str
+    minimum_activation_amount: Decimal
+    handover: date
+    tariffs: dict[str, Decimal]  # currency per kWh or kL
+    channels: tuple[str, ...]  # payment clearing accounts, the first is the usual one
+    topup_step: Decimal  # top-ups are whole multiples of this
+    area_range: tuple[int, int]
+    size_divisor: float  # floor area of a household of average consumption
+    first_names: tuple[str, ...]
+    surnames: tuple[str, ...]
+    phone_prefixes: tuple[str, ...]
+    phone_digits: int
+    units: tuple[UnitPlan, ...]
+
+
+def _sunbird_units() -> tuple[UnitPlan, ...]:
+    """Blocks A-C of eight; A and B share a heat-pump hot-water plant, C01-C03 have solar."""
+    special = {
+        "A03": {"tenant": "Lindiwe Mahlangu", "careful": True},
+        "A07": {"story": "moved_out", "days_ago": 48},
+        "B03": {"story": "moved_in", "days_ago": 33},
+        "B05": {"story": "maintenance", "days_ago": 25},
+        "B06": {"arrears": True},
+        "C04": {"story": "vacant"},
+        "C07": {"arrears": True},
+        "C08": {"story": "vacant"},
+    }
+    units = []
+    for block in "ABC":
+        for n in range(1, 9):
+            number = f"{block}{n:02d}"
+            utilities = ("electricity", "water")
+            if block in "AB":
+                utilities += ("hot_water",)
+            if block == "C" and n <= 3:
+                utilities += ("solar",)
+            units.append(UnitPlan(number, utilities, **special.get(number, {})))
+    return tuple(units)
+
+
+def _maseru_units() -> tuple[UnitPlan, ...]:
+    """Two floors of eight flats; 101 and 102 buy from the rooftop solar plant."""
+    special = {
+        "106": {"story": "moved_out", "days_ago": 61},
+        "108": {"arrears": True},
+        "203": {"story": "moved_in", "days_ago": 21},
+        "204": {"tenant": "Sibusiso Mahlangu"},
+        "205": {"arrears": True},
+        "207": {"story": "vacant"},
+    }
+    units = []
+    for floor in (1, 2):
+        for n in range(1, 9):
+            number = f"{floor}{n:02d}"
+            utilities = ("electricity", "water") + (("solar",) if number in ("101", "102") else ())
+            units.append(UnitPlan(number, utilities, **special.get(number, {})))
+    return tuple(units)
+
+
+SA_FIRST = ("Sipho", "Ayanda", "Naledi", "Bongani", "Zanele", "Kagiso", "Themba", "Nomvula",
+            "Pieter", "Johan", "Annelize", "Ruan", "Priya", "Yusuf", "Fatima", "Chantal", "Mandla",
+            "Nokuthula", "Siyabonga", "Karabo", "Refilwe", "Jacques", "Elmarie", "Devan", "Aisha",
+            "Lwazi", "Busisiwe", "Hendrik", "Tshepiso", "Khanyisile")
+SA_SURNAMES = ("Dlamini", "Nkosi", "Khumalo", "Ndlovu", "Mthembu", "van der Merwe", "Botha",
+               "Pretorius", "Naidoo", "Pillay", "Adams", "Molefe", "Zulu", "Sithole", "Nel",
+               "Jacobs", "Maseko", "Mabaso", "Govender", "Hendricks", "Radebe", "Shabalala",
+               "Petersen", "Mokwena", "du Plessis")
+LS_FIRST = ("Lerato", "Thabo", "Palesa", "Tšepo", "Mpho", "Nthabiseng", "Lineo", "Relebohile",
+            "Teboho", "Limpho", "Motlatsi", "Puleng", "Rethabile", "Tumelo", "Lebohang",
+            "'Mathabo", "Mosa", "Keketso", "Khotso", "Bokang")
+LS_SURNAMES = ("Mokhethi", "Mohapi", "Letsie", "Ntsekhe", "Ramakoae", "Mofokeng", "Makara",
+               "Sekhesa", "Thamae", "Mokoteli", "Ramoholi", "Phafoli", "Lerotholi", "Nkuebe",
+               "Sello", "Tau", "Mphutlane", "Khoabane", "Molapo", "Matete")
+
+ESTATES = (
+    EstatePlan(
+        code="SUN", name="Sunbird Estate", country="ZA", currency="ZAR",
+        timezone="Africa/Johannesburg", fiscal_year_start_month=3, wallet_denomination="currency",
+        minimum_activation_amount=Decimal("20"), handover=date(2018, 2, 1),
+        tariffs={"electricity": Decimal("2.85"), "water": Decimal("38.50"),
+                 "hot_water": Decimal("95.00"), "solar": Decimal("1.95")},
+        # M-Pesa closed in South Africa in 2016: rand wallets are paid by card or EFT.
+        channels=("payfast", "eft"), topup_step=Decimal("50"), area_range=(68, 142),
+        size_divisor=100.0, first_names=SA_FIRST, surnames=SA_SURNAMES,
+        phone_prefixes=("+2782", "+2783", "+2772", "+2771", "+2760", "+2784"), phone_digits=7,
+        units=_sunbird_units(),
+    ),
+    EstatePlan(
+        code="MAS", name="Maseru Heights", country="LS", currency="LSL",
+        timezone="Africa/Maseru", fiscal_year_start_month=4, wallet_denomination="units",
+        minimum_activation_amount=Decimal("0"), handover=date(2020, 8, 1),
+        tariffs={"electricity": Decimal("2.10"), "water": Decimal("16.80"),
+                 "solar": Decimal("1.60")},
+        channels=("mpesa", "eft"), topup_step=Decimal("50"), area_range=(38, 86),
+        size_divisor=110.0, first_names=LS_FIRST, surnames=LS_SURNAMES,
+        phone_prefixes=("+2665", "+2666"), phone_digits=7,
+        units=_maseru_units(),
+    ),
+)
+
+# The people behind the demo logins; tenant and family are one household across both estates.
+LOGIN_PEOPLE = {
+    "staff": ("Nomsa Sithole", "+27115550142"),
+    "tenant": ("Lindiwe Mahlangu", None),  # the tenant of SUN A03, created with the tenancy
+    "owner": ("Thandiwe Mokoena", "+27825550188"),
+    "family": ("Grace Mahlangu", "+27735550121"),
+    "body_corporate": ("Marius Coetzee", "+27835550176"),
+    "agent": ("Kefilwe Modise", "+27725550163"),
+    "utility": ("Mpho Lebona", "+26622315500"),
+}
+OWNER_UNITS = {"SUN": ("A05", "A06", "B02", "C04"), "MAS": ("103", "104")}
+FAMILY_UNITS = {"SUN": ("A03",), "MAS": ("204",)}
+
+
+# --- time ------------------------------------------------------------------------------
+
+
+@dataclass
+class Clock:
+    """The half-hour slots readings are taken at, and how each falls in an estate's day."""
+
+    now: datetime
+    slots: list[datetime]
+    received: list[datetime]
+
+    @classmethod
+    def ending_now(cls, days: int) -> Clock:
+        """Slots for `days` days, the last one the current :00 or :30 in UTC."""
+        now = utcnow()
+        now = now.replace(minute=now.minute - now.minute % 30, second=0, microsecond=0)
+        count = days * 48
+        slots = [now - SLOT * (count - 1 - i) for i in range(count)]
+        # Gateways deliver a few seconds late; one shared offset keeps this cheap.
+        return cls(now, slots, [slot + timedelta(seconds=7) for slot in slots])
+
+
+@dataclass
+class LocalDays:
+    """An estate's view of the slots: local half-hour of day, weekend, and day boundaries."""
+
+    tz: ZoneInfo
+    slot_of_day: list[int]
+    weekend: list[bool]
+    day_of_slot: list[int]
+    days: list[tuple[date, int, int]]  # (local date, first slot, end slot) in order
+
+    @classmethod
+    def build(cls, clock: Clock, timezone: str) -> LocalDays:
+        """Group slots by the local date their half hour starts in."""
+        tz = ZoneInfo(timezone)
+        slot_of_day, weekend, day_of_slot, days = [], [], [], []
+        for index, taken_at in enumerate(clock.slots):
+            start = (taken_at - SLOT).astimezone(tz)
+            slot_of_day.append(start.hour * 2 + start.minute // 30)
+            weekend.append(start.weekday() >= 5)
+            if not days or days[-1][0] != start.date():
+                if days:
+                    days[-1] = (days[-1][0], days[-1][1], index)
+                days.append((start.date(), index, index))
+            day_of_slot.append(len(days) - 1)
+        days[-1] = (days[-1][0], days[-1][1], len(clock.slots))
+        return cls(tz, slot_of_day, weekend, day_of_slot, days)
+
+    def moment(self, day: date, hour: float) -> datetime:
+        """A local wall-clock time on `day`, in UTC."""
+        local = datetime.combine(day, time(0), self.tz) + timedelta(hours=hour)
+        return local.astimezone(UTC)
+
+
+# --- people ----------------------------------------------------------------------------
+
+
+class NameBook:
+    """Hands out distinct, plausible names, phones and (reserved-domain) emails per country."""
+
+    def __init__(self, rng: random.Random, plan: EstatePlan, taken: set[str]) -> None:
+        self.rng, self.plan, self.taken = rng, plan, taken
+
+    def person(self, session: Session, full_name: str | None = None) -> Person:
+        """Create a Person with a new name (or the given one)."""
+        name = full_name or self._fresh_name()
+        self.taken.add(name)
+        person = Person(full_name=name, email=_email_for(name), phone=self._phone())
+        session.add(person)
+        return person
+
+    def _fresh_name(self) -> str:
+        while True:
+            name = f"{self.rng.choice(self.plan.first_names)} {self.rng.choice(self.plan.surnames)}"
+            if name not in self.taken:
+                return name
+
+    def _phone(self) -> str:
+        digits = "".join(str(self.rng.randrange(10)) for _ in range(self.plan.phone_digits))
+        return self.rng.choice(self.plan.phone_prefixes) + digits
+
+
+def _email_for(name: str) -> str:
+    """example.com is reserved: a demo can never email a real person."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = ".".join(part for part in ascii_name.lower().replace("'", "").split())
+    return f"{slug}@example.com"
+
+
+# --- seeding ---------------------------------------------------------------------------
+
+
+def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
+    """Create the two demo estates and one login per layer; return (role, email, password)."""
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    codes = [plan.code for plan in ESTATES]
+    if session.scalar(select(Estate.code).where(Estate.code.in_(codes))):
+        raise DemoAlreadySeeded(f"estates {', '.join(codes)} exist already; seed an empty database")
+    started = perf_counter()
+    rng = random.Random(SEED)
+    clock = Clock.ending_now(days)
+    taken: set[str] = set()
+    people = _login_people(session)
+    taken.update(person.full_name for person in people.values())
+    ids: set[str] = set()  # meter serials and DevEUIs handed out, both unique in the database
+    seeded = {plan.code: _seed_estate(session, plan, clock, rng, people, taken, ids)
+              for plan in ESTATES}
+    logins = _create_logins(session, people, seeded)
+    session.commit()
+    click.echo(f"Demo seeded in {perf_counter() - started:.1f} s")
+    return logins
+
+
+@dataclass
+class SeededEstate:
+    estate: Estate
+    units: dict[str, Unit]
+    tenants: dict[str, Person] = field(default_factory=dict)  # current tenant per unit number
+
+
+def _seed_estate(session: Session, plan: EstatePlan, clock: Clock, rng: random.Random,
+                 people: dict[str, Person], taken: set[str], ids: set[str]) -> SeededEstate:
+    """Create one estate with everything in it, and print what it took."""
+    started = perf_counter()
+    local = LocalDays.build(clock, plan.timezone)
+    names = NameBook(rng, plan, taken)
+    estate = _create_estate(session, plan)
+    seeded = SeededEstate(estate, _create_units(session, estate, plan, rng))
+    statuses = _create_occupancy(session, plan, seeded, clock, local, names, rng)
+    _create_ownerships(session, plan, seeded, names, people["owner"], rng)
+    meters = _create_meters(session, estate, plan, seeded.units, rng, ids)
+    series = _consumption(plan, seeded.units, meters, statuses, local, rng)
+    entries, cut = _money(session, plan, seeded, meters, series, clock, local, rng)
+    _add_bulk_series(plan, meters, series, rng)
+    readings = _insert_readings(session, meters, series, clock, rng)
+    _set_relays(meters, cut)
+    transactions = _post_in_order(session, entries)
+    record(session, "demo.seeded", estate, estate_id=estate.id, actor=ACTOR, new={
+        "units": len(seeded.units), "meters": len(meters), "readings": readings,
+        "transactions": transactions, "days": len(clock.slots) // 48})
+    session.flush()
+    click.echo(f"{plan.code}: {len(seeded.units)} units, {len(meters)} meters, "
+               f"{readings:,} readings, {transactions:,} ledger transactions "
+               f"in {perf_counter() - started:.1f} s")
+    return seeded
+
+
+def _create_estate(session: Session, plan: EstatePlan) -> Estate:
+    """The estate row, with credit control on so cut-off relays make sense."""
+    estate = Estate(
+        code=plan.code, name=plan.name, country=plan.country, currency=plan.currency,
+        currency_minor_units=2, timezone=plan.timezone,
+        fiscal_year_start_month=plan.fiscal_year_start_month,
+        wallet_denomination=plan.wallet_denomination,
+        minimum_activation_amount=plan.minimum_activation_amount,
+        features={"credit_control": True, "statements": True, "levies_auto_deduct": False},
+        created_at=datetime.combine(plan.handover, time(8), UTC),
+    )
+    session.add(estate)
+    session.flush()
+    return estate
+
+
+def _create_units(session: Session, estate: Estate, plan: EstatePlan,
+                  rng: random.Random) -> dict[str, Unit]:
+    """Units with floor areas; occupancy status is set from the story afterwards."""
+    low, high = plan.area_range
+    units = {}
+    for unit_plan in plan.units:
+        unit = Unit(estate=estate, number=unit_plan.number,
+                    floor_area_m2=Decimal(rng.randrange(low, high + 1)),
+                    occupancy_status="vacant", created_at=estate.created_at)
+        session.add(unit)
+        units[unit_plan.number] = unit
+    session.flush()
+    return units
+
+
+def _create_occupancy(session: Session, plan: EstatePlan, seeded: SeededEstate, clock: Clock,
+                      local: LocalDays, names: NameBook,
+                      rng: random.Random) -> dict[str, list[str]]:
+    """Tenancies and occupancy history per unit; return each unit's status per slot."""
+    today = clock.now.astimezone(local.tz).date()
+    statuses = {}
+    for unit_plan in plan.units:
+        unit = seeded.units[unit_plan.number]
+        changes, stays = _story(unit_plan, today, rng)
+        changes.insert(0, (plan.handover, "vacant"))
+        for day, status in changes:
+            session.add(OccupancyChange(unit_id=unit.id, status=status,
+                                        changed_at=local.moment(day, 10)))
+        unit.occupancy_status = changes[-1][1]
+        for move_in, move_out in stays:
+            current = move_out is None
+            tenant = names.person(session, unit_plan.tenant if current else None)
+            session.add(Tenancy(unit_id=unit.id, person=tenant, move_in=move_in, move_out=move_out))
+            if current:
+                seeded.tenants[unit_plan.number] = tenant
+        statuses[unit_plan.number] = _status_per_slot(changes, clock, local)
+    session.flush()
+    return statuses
+
+
+def _story(unit_plan: UnitPlan, today: date,
+           rng: random.Random) -> tuple[list[tuple[date, str]], list[tuple[date, date | None]]]:
+    """Status changes and tenancies (move in, move out) that tell the unit's story."""
+    def ago(days: int) -> date:
+        return today - timedelta(days=days)
+
+    n = unit_plan.days_ago
+    if unit_plan.story == "moved_in":
+        before = (ago(rng.randint(500, 1100)), ago(n + rng.randint(25, 70)))
+        stays = [before, (ago(n), None)]
+        return [(before[0], "occupied"), (before[1], "vacant"), (ago(n), "occupied")], stays
+    if unit_plan.story == "moved_out":
+        stay = (ago(rng.randint(300, 1000)), ago(n))
+        return [(stay[0], "occupied"), (stay[1], "vacant")], [stay]
+    if unit_plan.story == "vacant":
+        stay = (ago(rng.randint(700, 1200)), ago(rng.randint(160, 260)))
+        return [(stay[0], "occupied"), (stay[1], "vacant")], [stay]
+    if unit_plan.story == "maintenance":
+        stay = (ago(rng.randint(400, 900)), ago(n + rng.randint(30, 50)))
+        changes = [(stay[0], "occupied"), (stay[1], "vacant"), (ago(n), "maintenance")]
+        return changes, [stay]
+    move_in = ago(rng.randint(150, 1400))
+    return [(move_in, "occupied")], [(move_in, None)]
+
+
+def _status_per_slot(changes: list[tuple[date, str]], clock: Clock, local: LocalDays) -> list[str]:
+    """The occupancy status in force at the start of each slot's half hour."""
+    moments = [local.moment(day, 10) for day, _ in changes]
+    return [changes[max(0, bisect_right(moments, taken_at - SLOT) - 1)][1]
+            for taken_at in clock.slots]
+
+
+def _create_ownerships(session: Session, plan: EstatePlan, seeded: SeededEstate, names: NameBook,
+                       owner_login: Person, rng: random.Random) -> None:
+    """Every unit has an owner: the owner login for some, a small pool of investors for the rest."""
+    pool = [names.person(session) for _ in range(len(plan.units) // 3)]
+    co_owned = rng.choice([u.number for u in plan.units if u.number not in OWNER_UNITS[plan.code]])
+    for unit_plan in plan.units:
+        unit = seeded.units[unit_plan.number]
+        since = plan.handover + timedelta(days=rng.choice((0, 0, rng.randint(200, 1500))))
+        if unit_plan.number in OWNER_UNITS[plan.code]:
+            owners = [owner_login]
+        elif unit_plan.number == co_owned:
+            owners = rng.sample(pool, 2)
+        else:
+            owners = [rng.choice(pool)]
+        share = quantize(Decimal(100) / len(owners), "ZAR")
+        for owner in owners:
+            session.add(UnitOwnership(unit_id=unit.id, person=owner, share_percent=share,
+                                      since=since))
+    session.flush()
+
+
+# --- meters and readings ---------------------------------------------------------------
+
+METER_PROTOCOLS = {  # (estate, utility) -> protocol; LoRaWAN where there is no cellular module
+    ("SUN", "electricity"): "mqtt_direct", ("SUN", "water"): "chirpstack",
+    ("SUN", "hot_water"): "chirpstack", ("SUN", "solar"): "mqtt_direct",
+    ("MAS", "electricity"): "chirpstack", ("MAS", "water"): "chirpstack",
+    ("MAS", "solar"): "mqtt_direct",
+}
+START_REGISTER = {  # plausible register at the first reading, in whole kWh or kL
+    "electricity": (800, 42_000), "water": (40, 1_900), "hot_water": (10, 420),
+    "solar": (150, 9_000),
+}
+
+
+@dataclass
+class DemoMeter:
+    meter: Meter
+    unit_number: str | None  # None for bulk meters
+
+    @property
+    def utility(self) -> str:
+        return self.meter.utility
+
+
+def _create_meters(session: Session, estate: Estate, plan: EstatePlan, units: dict[str, Unit],
+                   rng: random.Random, ids: set[str]) -> list[DemoMeter]:
+    """A meter per unit utility, then a bulk meter per supplied utility (solar is made on site)."""
+    made = []
+    for unit_plan in plan.units:
+        for utility in unit_plan.utilities:
+            meter = _meter(estate, units[unit_plan.number], utility, plan, rng, ids)
+            made.append(DemoMeter(meter, unit_plan.number))
+    supplied = sorted({m.utility for m in made if m.utility != "solar"})
+    for utility in supplied:
+        made.append(DemoMeter(_meter(estate, None, utility, plan, rng, ids), None))
+    session.add_all(m.meter for m in made)
+    session.flush()
+    return made
+
+
+def _meter(estate: Estate, unit: Unit | None, utility: str, plan: EstatePlan,
+           rng: random.Random, ids: set[str]) -> Meter:
+    """One meter with a fresh serial; LoRaWAN meters get a DevEUI."""
+    protocol = METER_PROTOCOLS[(plan.code, utility)]
+    if unit is None and utility == "electricity":
+        protocol = "mqtt_direct"  # the bulk check meter sits in the substation with a modem
+    dev_eui = None
+    if protocol == "chirpstack":
+        # LoRaWAN water meters report zero-padded ids ('000041273605'); we keep the canonical form.
+        raw = _fresh(ids, lambda: f"{rng.randrange(41_000_000, 49_999_999):012d}")
+        dev_eui = _fresh(ids, lambda: f"a81758ff{rng.getrandbits(32):08x}")
+    else:
+        raw = _fresh(ids, lambda: str(rng.randrange(141_000_000_000, 149_999_999_999)))
+    role = "bulk" if unit is None else ("solar" if utility == "solar" else "unit")
+    return Meter(
+        estate_id=estate.id, unit_id=unit.id if unit else None, serial=canonical_serial(raw),
+        utility=utility, role=role, protocol=protocol, dev_eui=dev_eui, interval_minutes=30,
+        created_at=datetime.combine(plan.handover, time(8), UTC),
+    )
+
+
+def _fresh(used: set[str], make: Callable[[], str]) -> str:
+    """Draw identifiers until one is new."""
+    while (value := make()) in used:
+        pass
+    used.add(value)
+    return value
+
+
+def _bump(hour: float, centre: float, width: float) -> float:
+    """A smooth peak in a daily profile."""
+    return math.exp(-0.5 * ((hour - centre) / width) ** 2)
+
+
+def _occupied_shape(utility: str, shift: float, weekend: bool) -> list[float]:
+    """Expected Wh or litres per half hour of an occupied home, by local half-hour slot."""
+    late = 1.0 if weekend else 0.0  # people sleep in at weekends
+    shape = []
+    for slot in range(48):
+        h = slot / 2 + 0.25
+        daytime = 8 <= h < 17
+        if utility == "electricity":  # kW: standby, breakfast, cooking and geysers at night
+            rate = (0.16 + 1.1 * _bump(h, 6.6 + shift + late, 0.8)
+                    + 1.4 * _bump(h, 19.0 + shift, 1.5) + (0.6 if weekend else 0.25) * daytime)
+            shape.append(rate * 500)  # kW for half an hour, in Wh
+        elif utility == "water":  # litres per hour: showers, laundry, cooking; cisterns at night
+            rate = (2.0 + 55 * _bump(h, 6.8 + shift + late, 0.9) + 35 * _bump(h, 19.5 + shift, 1.6)
+                    + (10 if weekend else 5) * daytime)
+            shape.append(rate / 2)
+        elif utility == "hot_water":
+            rate = 0.3 + 22 * _bump(h, 6.7 + shift + late, 0.7) + 14 * _bump(h, 20.0 + shift, 1.2)
+            shape.append(rate / 2)
+        else:  # solar delivered to the unit: daylight only
+            sun = math.sin(math.pi * (h - 6) / 12) if 6 < h < 18 else 0.0
+            shape.append(1300 * sun ** 1.5 / 2)
+    return shape
+
+
+@dataclass
+class Household:
+    """What makes one unit's profile its own."""
+
+    scale: float
+    shift: float
+    daily: list[float]  # per local day: out for the weekend, visitors, cold snaps
+
+
+def _consumption(plan: EstatePlan, units: dict[str, Unit], meters: list[DemoMeter],
+                 statuses: dict[str, list[str]], local: LocalDays,
+                 rng: random.Random) -> dict[int, list[int]]:
+    """Milli-units (Wh or litres) per slot for every unit meter, keyed by meter id."""
+    cloud = [rng.uniform(0.85, 1.0) if rng.random() < 0.7 else rng.uniform(0.2, 0.6)
+             for _ in local.days]  # spring thunderstorms on the Highveld
+    households = {
+        number: Household(float(unit.floor_area_m2) / plan.size_divisor * rng.uniform(0.75, 1.25),
+                          rng.uniform(-0.75, 0.75), [rng.uniform(0.8, 1.2) for _ in local.days])
+        for number, unit in units.items()
+    }
+    series = {}
+    for demo in meters:
+        if demo.unit_number is None:
+            continue
+        house = households[demo.unit_number]
+        shapes = (_occupied_shape(demo.utility, house.shift, False),
+                  _occupied_shape(demo.utility, house.shift, True))
+        series[demo.meter.id] = _meter_series(demo.utility, house, shapes,
+                                              statuses[demo.unit_number], cloud, local, rng)
+    return series
+
+
+def _meter_series(utility: str, house: Household, shapes: tuple[list[float], list[float]],
+                  statuses: list[str], cloud: list[float], local: LocalDays,
+                  rng: random.Random) -> list[int]:
+    """One unit meter's consumption per slot, following the unit's occupancy."""
+    values = []
+    rand = rng.random
+    spiky = utility in ("water", "hot_water")
+    for index, status in enumerate(statuses):
+        slot, day = local.slot_of_day[index], local.day_of_slot[index]
+        if status == "occupied":
+            expected = shapes[local.weekend[index]][slot] * house.scale * house.daily[day]
+            if utility == "solar":
+                expected *= cloud[day]
+            # Water flows in bursts (mean factor 1, often zero); power hums along.
+            noise = max(0.0, rand() - 0.3) / 0.245 if spiky else 0.7 + 0.6 * rand()
+            values.append(round(expected * noise))
+        else:
+            values.append(_empty_unit(utility, status, slot, local.weekend[index], rand))
+    return values
+
+
+def _empty_unit(utility: str, status: str, slot: int, weekend: bool,
+                rand: Callable[[], float]) -> int:
+    """Near zero for a vacant unit; contractors by day in a unit under maintenance."""
+    working = status == "maintenance" and not weekend and 16 <= slot < 32
+    if utility == "electricity":
+        return round((350 if working else 35) * (0.8 + 0.4 * rand()))
+    if utility == "water":
+        if working:
+            return round(12 * rand())
+        return round(2 + 6 * rand()) if rand() < 0.01 else 0  # a cistern that runs now and then
+    return 0
+
+
+def _add_bulk_series(plan: EstatePlan, meters: list[DemoMeter], series: dict[int, list[int]],
+                     rng: random.Random) -> None:
+    """Bulk meters read the sum of their unit meters plus 5-12 % losses (leaks, cable, theft)."""
+    for demo in meters:
+        if demo.unit_number is not None:
+            continue
+        members = [series[m.meter.id] for m in meters
+                   if m.meter.role == "unit" and m.utility == demo.utility]
+        loss = rng.uniform(0.065, 0.105)
+        series[demo.meter.id] = [round(sum(column) * (1 + loss + rng.uniform(-0.015, 0.015)))
+                                 for column in zip(*members, strict=True)]
+
+
+def _milli(value: int) -> Decimal:
+    """Integer Wh or litres as kWh or kL with three decimals, exactly."""
+    return Decimal(value).scaleb(-3)
+
+
+def _insert_readings(session: Session, meters: list[DemoMeter], series: dict[int, list[int]],
+                     clock: Clock, rng: random.Random) -> int:
+    """Insert every meter's readings in chunks; set each meter's last reading. Return the count."""
+    table = Reading.__table__
+    chunk: list[dict] = []
+    count = 0
+    for demo in meters:
+        low, high = START_REGISTER[demo.utility]
+        if demo.unit_number is None:
+            low, high = low * 40, high * 40  # bulk meters have run for years at estate scale
+        start = rng.randrange(low, high) * 1000
+        for row in _reading_rows(demo.meter.id, start, series[demo.meter.id], clock):
+            chunk.append(row)
+            if len(chunk) >= READING_CHUNK:
+                session.execute(insert(table), chunk)
+                count += len(chunk)
+                chunk = []
+        demo.meter.last_reading_at = clock.slots[-1]
+        demo.meter.last_register = _milli(start + sum(series[demo.meter.id]))
+    if chunk:
+        session.execute(insert(table), chunk)
+        count += len(chunk)
+    return count
+
+
+def _reading_rows(meter_id: int, register: int, values: list[int], clock: Clock) -> Iterator[dict]:
+    """Rows for Core executemany: a rising register and the consumption since the last one."""
+    for taken_at, received_at, value in zip(clock.slots, clock.received, values, strict=True):
+        register += value
+        yield {"meter_id": meter_id, "taken_at": taken_at, "register": _milli(register),
+               "consumption": _milli(value), "received_at": received_at}
+
+
+def _set_relays(meters: list[DemoMeter], cut: set[int]) -> None:
+    """Unit meters are on unless credit control cut them; bulk meters have no relay."""
+    for demo in meters:
+        if demo.unit_number is not None:
+            demo.meter.relay_state = "off" if demo.meter.id in cut else "on"
+
+
+# --- money -----------------------------------------------------------------------------
+
+
+@dataclass
+class Books:
+    """An estate's system accounts, opened through the ledger's own helpers."""
+
+    clearing: dict[str, Account]
+    revenue: dict[str, Account]
+    units_issued: dict[str, Account]
+
+    @classmethod
+    def open(cls, session: Session, estate: Estate, plan: EstatePlan) -> Books:
+        """Clearing per payment channel; revenue (and units issued, in units mode) per utility."""
+        clearing = {channel: system_account(session, estate, "clearing", channel,
+                                            name=f"{CHANNEL_LABELS[channel]} clearing")
+                    for channel in plan.channels}
+        revenue = {utility: system_account(session, estate, "revenue", utility, utility=utility,
+                                           name=f"{_label(utility).capitalize()} revenue")
+                   for utility in plan.tariffs}
+        issued = {}
+        if plan.wallet_denomination == "units":
+            issued = {utility: system_account(
+                session, estate, "units_issued", utility, utility=utility,
+                commodity=UTILITY_UNITS[utility],
+                name=f"{_label(utility).capitalize()} units issued") for utility in plan.tariffs}
+        return cls(clearing, revenue, issued)
+
+
+def _label(utility: str) -> str:
+    return utility.replace("_", " ")
+
+
+@dataclass
+class WalletReplay:
+    """One unit's pockets while its days are replayed: balances and the bills ahead."""
+
+    plan: EstatePlan
+    unit: Unit
+    unit_plan: UnitPlan
+    pockets: dict[str, Account]
+    meters: dict[str, Meter]  # unit meter per utility
+    daily: dict[str, list[int]]  # milli-units per local day, as first generated
+    balance: dict[str, Decimal] = field(default_factory=dict)
+    topups: int = 0
+    ahead: tuple[int, int] = (2, 4)  # tops up when fewer days than this are covered
+    horizon: tuple[int, int] = (9, 16)  # and buys this many days' worth
+    _recent: dict[str, Decimal] = field(default_factory=dict, repr=False)
+
+    @property
+    def units_mode(self) -> bool:
+        return self.plan.wallet_denomination == "units"
+
+    def charge(self, utility: str, milli: int) -> Decimal:
+        """What a day's quantity takes from the pocket, in the pocket's commodity."""
+        quantity = _milli(milli)
+        if self.units_mode:
+            return quantity
+        return quantize(quantity * self.plan.tariffs[utility], self.plan.currency)
+
+    def value(self, utility: str, amount: Decimal) -> Decimal:
+        """A pocket amount in currency, for planning a top-up."""
+        return amount * self.plan.tariffs[utility] if self.units_mode else amount
+
+    def need(self, utility: str, day: int, days: int) -> Decimal:
+        """Currency needed to cover the bills of `days` days from `day` on."""
+        upcoming = self.daily[utility][day:day + days]
+        known = sum((self.value(utility, self.charge(utility, m)) for m in upcoming), Decimal(0))
+        # Past the end of the demo the household expects its recent average, so wallets
+        # look as well funded today as on any other day.
+        return known + (days - len(upcoming)) * self.recent(utility)
+
+    def recent(self, utility: str) -> Decimal:
+        """Average daily bill, in currency, over the last two weeks of the demo."""
+        if utility not in self._recent:
+            last = self.daily[utility][-14:]
+            total = sum((self.value(utility, self.charge(utility, m)) for m in last), Decimal(0))
+            self._recent[utility] = total / len(last)
+        return self._recent[utility]
+
+
+def _money(session: Session, plan: EstatePlan, seeded: SeededEstate, meters: list[DemoMeter],
+           series: dict[int, list[int]], clock: Clock, local: LocalDays,
+           rng: random.Random) -> tuple[list[Entry], set[int]]:
+    """Open wallets and replay every unit's days; return ledger entries and cut meter ids."""
+    books = Books.open(session, seeded.estate, plan)
+    entries: list[Entry] = []
+    cut: set[int] = set()
+    by_unit: dict[str, dict[str, Meter]] = {}
+    for demo in meters:
+        if demo.unit_number is not None:
+            by_unit.setdefault(demo.unit_number, {})[demo.utility] = demo.meter
+    for unit_plan in plan.units:
+        unit = seeded.units[unit_plan.number]
+        unit_meters = by_unit[unit_plan.number]
+        wallet_row = open_wallet(session, unit, tuple(unit_meters))
+        daily = {utility: [sum(series[m.id][start:end]) for _, start, end in local.days]
+                 for utility, m in unit_meters.items()}
+        wallet = WalletReplay(plan, unit, unit_plan, {p.utility: p for p in wallet_row.pockets},
+                              unit_meters, daily, {utility: Decimal(0) for utility in unit_meters})
+        if unit_plan.careful:
+            wallet.ahead, wallet.horizon = (5, 8), (18, 28)
+        elif rng.random() < 0.3:  # some households buy a fortnight or more at a time
+            wallet.ahead, wallet.horizon = (3, 6), (14, 21)
+        entries += _replay(wallet, books, series, clock, local, rng, cut)
+    return entries, cut
+
+
+def _replay(wallet: WalletReplay, books: Books, series: dict[int, list[int]], clock: Clock,
+            local: LocalDays, rng: random.Random, cut: set[int]) -> list[Entry]:
+    """Day by day: top up when the next days' bills would not be covered, then bill the day."""
+    entries = []
+    # Defaulters last paid four to five weeks ago; with a short window they never paid.
+    stop = len(local.days) - rng.randint(26, 34) if wallet.unit_plan.arrears else len(local.days)
+    channel = wallet.plan.channels[0] if rng.random() < 0.7 else wallet.plan.channels[-1]
+    for day_index, (day, start, end) in enumerate(local.days):
+        if day_index < stop and _short(wallet, day_index, rng.randint(*wallet.ahead)):
+            usual = channel if rng.random() < 0.85 else rng.choice(wallet.plan.channels)
+            entries.append(_topup(wallet, books, day_index, day, usual, clock, local, rng))
+        billed_at = min(local.moment(day, 24) - timedelta(seconds=1), clock.now)
+        for utility, meter in wallet.meters.items():
+            milli = sum(series[meter.id][start:end])
+            if milli and wallet.charge(utility, milli):
+                entries.append(
+                    _consumption_entry(wallet, books, utility, meter, day, milli, billed_at))
+        electricity = wallet.meters.get("electricity")
+        if (wallet.unit_plan.arrears and electricity is not None and electricity.id not in cut
+                and wallet.balance["electricity"] <= 0):
+            # Credit control opens the relay: no more electricity flows after today.
+            cut.add(electricity.id)
+            values = series[electricity.id]
+            values[end:] = [0] * (len(values) - end)
+    return entries
+
+
+def _short(wallet: WalletReplay, day: int, days: int) -> bool:
+    """Whether any pocket would not cover the next `days` days of bills."""
+    return any(wallet.value(u, wallet.balance[u]) < wallet.need(u, day, days)
+               for u in wallet.pockets)
+
+
+def _topup(wallet: WalletReplay, books: Books, day_index: int, day: date, channel: str,
+           clock: Clock, local: LocalDays, rng: random.Random) -> Entry:
+    """A payment sized to cover one to two weeks ahead, split over the pockets by need."""
+    plan = wallet.plan
+    horizon = rng.randint(*wallet.horizon)
+    margin = Decimal("1.02")  # room for rounding kWh and kL purchases down
+    shares = {}
+    for utility in wallet.pockets:
+        have = wallet.value(utility, wallet.balance[utility])
+        short = wallet.need(utility, day_index, horizon) * margin - have
+        if short > 0:
+            # At least one rand or loti: a leaking cistern's cents would buy zero kL.
+            shares[utility] = max(Decimal(1), quantize(short, plan.currency))
+    wanted = sum(shares.values(), Decimal(0))
+    steps = (wanted / plan.topup_step).to_integral_value(rounding=ROUND_CEILING)
+    total = max(plan.topup_step * 2, steps * plan.topup_step)
+    shares = _split(total, shares or {next(iter(wallet.pockets)): Decimal(1)}, plan.currency)
+    wallet.topups += 1
+    paid_at = local.moment(day, rng.uniform(6.5, 21.0))
+    paid_at = max(clock.slots[0] - SLOT, min(paid_at, clock.now - timedelta(minutes=2)))
+    legs: list[tuple[int, Decimal]] = [(books.clearing[channel].id, -total)]
+    parts = []
+    for utility, amount in shares.items():
+        pocket_legs, bought = _topup_legs(wallet, books, utility, amount)
+        legs += pocket_legs
+        parts.append(f"{_label(utility)} {bought}")
+    return Entry(
+        estate_id=wallet.unit.estate_id, kind="topup",
+        idempotency_key=f"demo:topup:{plan.code}-{wallet.unit.number}:{wallet.topups}",
+        legs=legs, occurred_at=paid_at,
+        memo=f"{CHANNEL_LABELS[channel]} top-up {format_amount(total, plan.currency)}: "
+             + ", ".join(parts),
+    )
+
+
+def _split(total: Decimal, wanted: dict[str, Decimal], currency: str) -> dict[str, Decimal]:
+    """Share a rounded-up payment over the pockets in proportion to what each needed."""
+    need = sum(wanted.values(), Decimal(0))
+    shares, left = {}, total
+    for index, (utility, amount) in enumerate(wanted.items()):
+        last = index == len(wanted) - 1
+        shares[utility] = left if last else quantize(total * amount / need, currency)
+        left -= shares[utility]
+    return shares
+
+
+def _topup_legs(wallet: WalletReplay, books: Books, utility: str,
+                amount: Decimal) -> tuple[list[tuple[int, Decimal]], str]:
+    """Legs crediting one pocket, and what was bought ('R 420.00' or '47.619 kWh at M 2.10/kWh').
+
+    Currency mode credits money. Units mode sells kWh or kL at today's tariff: the money is
+    revenue now, and the units leave the estate's units-issued account for the pocket.
+    """
+    pocket, price = wallet.pockets[utility], wallet.plan.tariffs[utility]
+    if not wallet.units_mode:
+        wallet.balance[utility] += amount
+        return [(pocket.id, amount)], format_amount(amount, wallet.plan.currency)
+    quantity = quantize(amount / price, pocket.commodity)
+    wallet.balance[utility] += quantity
+    legs = [(books.revenue[utility].id, amount), (books.units_issued[utility].id, -quantity),
+            (pocket.id, quantity)]
+    rate = f"{format_amount(price, wallet.plan.currency)}/{UNIT_LABELS[pocket.commodity]}"
+    return legs, f"{format_amount(quantity, pocket.commodity)} at {rate}"
+
+
+def _consumption_entry(wallet: WalletReplay, books: Books, utility: str, meter: Meter, day: date,
+                       milli: int, billed_at: datetime) -> Entry:
+    """A day's consumption on one meter taken from its pocket."""
+    plan = wallet.plan
+    charge = wallet.charge(utility, milli)
+    wallet.balance[utility] -= charge
+    unit = UTILITY_UNITS[utility]
+    quantity = format_amount(_milli(milli), unit)
+    counterpart = books.units_issued[utility] if wallet.units_mode else books.revenue[utility]
+    price = format_amount(plan.tariffs[utility], plan.currency)
+    memo = f"{_label(utility).capitalize()} {quantity} on {day:%d %b %Y}"
+    if not wallet.units_mode:
+        memo += f" at {price}/{UNIT_LABELS[unit]}"
+    return Entry(
+        estate_id=wallet.unit.estate_id, kind="consumption",
+        idempotency_key=f"demo:consumption:{meter.serial}:{day.isoformat()}",
+        legs=[(wallet.pockets[utility].id, -charge), (counterpart.id, charge)],
+        occurred_at=billed_at, memo=memo,
+    )
+
+
+def _post_in_order(session: Session, entries: Sequence[Entry]) -> int:
+    """Post an estate's entries in time order (its hash chain reads as history), in batches."""
+    ordered = sorted(entries, key=lambda e: (e.occurred_at, e.idempotency_key))
+    for start in range(0, len(ordered), LEDGER_BATCH):
+        post_many(session, ordered[start:start + LEDGER_BATCH])
+    return len(ordered)
+
+
+# --- logins ----------------------------------------------------------------------------
+
+
+def _login_people(session: Session) -> dict[str, Person]:
+    """People behind the logins, except the tenant, who arrives with the A03 tenancy."""
+    people = {}
+    for role, (name, phone) in LOGIN_PEOPLE.items():
+        if role == "tenant":
+            continue
+        people[role] = Person(full_name=name, email=_login_email(role), phone=phone)
+        session.add(people[role])
+    session.flush()
+    return people
+
+
+def _login_email(role: str) -> str:
+    return f"{role.replace('_', '-')}@{LOGIN_DOMAIN}"
+
+
+def _login_password(role: str) -> str:
+    return f"{role.replace('_', '-')}-demo-2026"
+
+
+def demo_logins() -> list[tuple[str, str, str]]:
+    """The (role, email, password) of every demo login, as `seed()` creates them."""
+    return [(role, _login_email(role), _login_password(role)) for role in LOGIN_PEOPLE]
+
+
+def _create_logins(session: Session, people: dict[str, Person],
+                   seeded: dict[str, SeededEstate]) -> list[tuple[str, str, str]]:
+    """One user per layer with role grants scoped as the layer expects."""
+    sun, mas = seeded["SUN"], seeded["MAS"]
+    tenant = sun.tenants["A03"]
+    tenant.email = _login_email("tenant")
+    people = {**people, "tenant": tenant}
+    unit_grants = {"tenant": [sun.units["A03"]], "owner": _units(seeded, OWNER_UNITS),
+                   "family": _units(seeded, FAMILY_UNITS)}
+    estate_grants = {"body_corporate": [sun.estate], "agent": [sun.estate, mas.estate],
+                     "utility": [mas.estate]}
+    logins = []
+    for role in LOGIN_PEOPLE:
+        password = _login_password(role)
+        user = User(email=_login_email(role), person=people[role])
+        user.set_password(password)
+        session.add(user)
+        if role == "staff":
+            session.add(RoleGrant(user=user, role="staff"))
+        for unit in unit_grants.get(role, []):
+            session.add(RoleGrant(user=user, role=role, unit_id=unit.id))
+        for estate in estate_grants.get(role, []):
+            session.add(RoleGrant(user=user, role=role, estate_id=estate.id))
+        logins.append((role, user.email, password))
+    session.flush()
+    return logins
+
+
+def _units(seeded: dict[str, SeededEstate], numbers: dict[str, tuple[str, ...]]) -> list[Unit]:
+    """Units named by estate code and number."""
+    return [seeded[code].units[number] for code, wanted in numbers.items() for number in wanted]
