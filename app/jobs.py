@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import event, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from app.extensions import db
 from app.models import JobRun, utcnow
@@ -106,18 +106,39 @@ def enqueue(kind: str, *args: Any, target: str = "all", user_id: int | None = No
 
 def enqueue_after_commit(session: Session, kind: str, *args: Any, **options: Any) -> None:
     """Enqueue once `session` commits, so the worker sees the rows the job reads."""
-    session.info.setdefault("jobs_after_commit", []).append((kind, args, options))
+    if isinstance(session, scoped_session):
+        session = session()  # db.session: its current Session
+    # Remember the (sub)transaction the job was asked for in: rolling back a savepoint
+    # drops only the jobs asked for inside it (a bulk import's good rows keep theirs).
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault("jobs_after_commit", []).append((transaction, kind, args, options))
 
 
 @event.listens_for(Session, "after_commit")
 def _enqueue_pending(session: Session) -> None:
-    for kind, args, options in session.info.pop("jobs_after_commit", []):
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint was released: nothing is committed yet, the jobs wait
+    for _transaction, kind, args, options in session.info.pop("jobs_after_commit", []):
         enqueue(kind, *args, **options)
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_pending(session: Session) -> None:
-    session.info.pop("jobs_after_commit", None)
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, previous_transaction) -> None:
+    pending = session.info.get("jobs_after_commit")
+    if pending:
+        session.info["jobs_after_commit"] = [
+            item for item in pending if not _inside(item[0], previous_transaction)]
+
+
+def _inside(transaction, rolled_back) -> bool:
+    """Whether `transaction` is `rolled_back` or nested in it (None: asked before any began)."""
+    if transaction is None:
+        return rolled_back.parent is None
+    while transaction is not None:
+        if transaction is rolled_back:
+            return True
+        transaction = transaction.parent
+    return False
 
 
 def run_job(kind: str, run_id: int | None, *args: Any) -> str | None:

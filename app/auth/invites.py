@@ -1,7 +1,7 @@
 """Invite links: signed, time-limited, single use (the token binds the current password hash)."""
 import hashlib
 
-from flask import current_app, url_for
+from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
@@ -27,7 +27,9 @@ def _fingerprint(user: User) -> str:
 def invite_link(user: User) -> str:
     """Return an absolute link that lets the user choose a password."""
     token = _serializer().dumps({"user": user.id, "fp": _fingerprint(user)})
-    return current_app.config["PUBLIC_URL"].rstrip("/") + url_for("auth.accept_invite", token=token)
+    # Built from the URL map, not url_for: the CLI and workers send invites outside a request.
+    path = current_app.url_map.bind("invite").build("auth.accept_invite", {"token": token})
+    return current_app.config["PUBLIC_URL"].rstrip("/") + path
 
 
 def send_invite(session: Session, user: User, inviter: str, estate: str | None = None) -> str:

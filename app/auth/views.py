@@ -68,6 +68,10 @@ def _safe_next(target: str | None) -> str | None:
     """Only follow same-site relative paths after login (no open redirect)."""
     if not target:
         return None
+    # Browsers read "\" as "/" (so "/\evil.example" is "//evil.example") and drop tabs and
+    # newlines inside URLs: refuse both rather than guess what a browser would make of them.
+    if "\\" in target or any(ord(char) < 32 for char in target):
+        return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None

@@ -1,0 +1,263 @@
+"""Object-level authorization, proven by a sweep over every route in app.url_map (X1).
+
+The routes are read from the app, not listed here: a new route with an id parameter is
+swept automatically, and one whose parameters the sweep cannot fill fails
+`test_the_sweep_understands_every_route_parameter` until the sweep is taught about it.
+"""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+from flask import url_for
+from werkzeug.routing import Rule
+
+from app import create_app
+from app.models import JobRun
+from app.models.people import ROLES
+from tests.web.conftest import csrf_from
+
+_APP = create_app("test")  # only its url_map is read; create_app does no I/O
+RULES: list[Rule] = sorted(_APP.url_map.iter_rules(), key=lambda r: (r.rule, r.endpoint))
+
+# Parameters that name a scoped object, and where the sweep takes their values from.
+ID_PARAMETERS = {"unit_id", "estate_id", "run_id"}
+# Other parameters the sweep knows how to fill (with a harmless valid value).
+PLAIN_VALUES = {"name": "credit_control", "period": "2026-01"}
+# Routes that are public on purpose (their parameters are not object ids).
+PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.accept_invite", "health.healthz"}
+# Routes outside the layer blueprints that take an id, and how each is checked.
+NON_LAYER_ID_ENDPOINTS = {"portal.job_progress"}  # test_job_progress_is_only_for_its_starter
+UNIT_SCOPED_ROLES = {"tenant", "owner", "family"}  # the world grants these on unit A only
+
+
+def layer_of(rule: Rule) -> str | None:
+    """The role a rule's blueprint is gated by (blueprint name == role), if it is a layer."""
+    blueprint = rule.endpoint.split(".", 1)[0]
+    return blueprint if blueprint in ROLES else None
+
+
+def params_of(rule: Rule) -> set[str]:
+    return set(rule.arguments)
+
+
+def id_rules(method: str) -> list[Rule]:
+    return [r for r in RULES if method in r.methods and params_of(r) & ID_PARAMETERS
+            and r.endpoint not in NON_LAYER_ID_ENDPOINTS]
+
+
+GET_ID_RULES = id_rules("GET")
+POST_ID_RULES = id_rules("POST")
+LAYER_GET_RULES_WITHOUT_PARAMS = [r for r in RULES if "GET" in r.methods and layer_of(r) and not r.arguments]
+LAYERS = sorted({layer_of(r) for r in RULES if layer_of(r)})
+
+
+def rule_id(rule: Rule) -> str:
+    return f"{'+'.join(sorted(rule.methods - {'HEAD', 'OPTIONS'}))} {rule.rule}"
+
+
+def build(app, rule: Rule, *, unit: int, estate: int, run: int | None = None) -> str:
+    values = {}
+    for name in rule.arguments:
+        if name == "unit_id":
+            values[name] = unit
+        elif name == "estate_id":
+            values[name] = estate
+        elif name == "run_id":
+            values[name] = run
+        elif name in PLAIN_VALUES:
+            values[name] = PLAIN_VALUES[name]
+        else:
+            pytest.fail(f"{rule.rule}: the scope sweep does not know how to fill <{name}>; "
+                        "teach tests/web/test_scope.py about it")
+    with app.test_request_context():
+        return url_for(rule.endpoint, **values)
+
+
+def own_ids(world) -> dict:
+    return {"unit": world.unit_a, "estate": world.estate1}
+
+
+def foreign_ids(world) -> dict:
+    return {"unit": world.unit_b, "estate": world.estate2}
+
+
+# --- the sweep covers everything --------------------------------------------------------
+
+def test_the_sweep_understands_every_route_parameter():
+    problems = []
+    for rule in RULES:
+        if rule.endpoint in PUBLIC_ENDPOINTS:
+            continue
+        for name in rule.arguments:
+            if name not in ID_PARAMETERS and name not in PLAIN_VALUES:
+                problems.append(f"{rule.rule} ({rule.endpoint}) has <{name}>")
+        if params_of(rule) & ID_PARAMETERS and not layer_of(rule) \
+                and rule.endpoint not in NON_LAYER_ID_ENDPOINTS:
+            problems.append(f"{rule.rule} ({rule.endpoint}) takes an id outside the layer "
+                            "blueprints; add a scope test for it")
+    assert not problems, "routes the scope sweep does not cover:\n" + "\n".join(problems)
+
+
+def test_the_sweep_found_the_routes_it_must_cover():
+    """Guards the derivation itself: if it found nothing, the sweep would prove nothing."""
+    endpoints = {r.endpoint for r in GET_ID_RULES}
+    assert {"tenant.unit", "owner.unit", "family.unit", "agent.estate", "utility.estate",
+            "body_corporate.estate"} <= endpoints
+    assert {"staff.set_feature"} <= {r.endpoint for r in POST_ID_RULES}
+    assert set(LAYERS) == {"tenant", "owner", "family", "body_corporate", "agent", "utility", "staff"}
+
+
+# --- GET routes with an id --------------------------------------------------------------
+
+@pytest.mark.parametrize("rule", GET_ID_RULES, ids=rule_id)
+def test_layer_user_sees_only_their_own_objects(app, world, login, rule):
+    role = layer_of(rule)
+    client = login(world.emails[role])
+    own = build(app, rule, **own_ids(world))
+    assert client.get(own).status_code == 200, f"{role} should see {own}"
+    foreign = build(app, rule, **foreign_ids(world))
+    assert client.get(foreign).status_code == 404, f"{role} must not see {foreign}"
+    missing = build(app, rule, unit=987654, estate=987654)
+    assert client.get(missing).status_code == 404
+    if "unit_id" in rule.arguments:
+        neighbour = build(app, rule, unit=world.unit_a2, estate=world.estate1)
+        expected = 404 if role in UNIT_SCOPED_ROLES else 200
+        assert client.get(neighbour).status_code == expected, \
+            f"{role} granted {'unit A' if expected == 404 else 'estate 1'} on unit A2 {neighbour}"
+
+
+@pytest.mark.parametrize("rule", GET_ID_RULES, ids=rule_id)
+def test_tenant_of_unit_a_gets_404_outside_their_unit(app, world, login, rule):
+    client = login(world.emails["tenant"])
+    foreign = build(app, rule, **foreign_ids(world))
+    assert client.get(foreign).status_code == 404, foreign
+    own = build(app, rule, **own_ids(world))
+    expected = 200 if layer_of(rule) == "tenant" else 404
+    assert client.get(own).status_code == expected, own
+
+
+@pytest.mark.parametrize("rule", GET_ID_RULES, ids=rule_id)
+def test_tenant_of_estate_2_gets_404_for_estate_1(app, world, login, rule):
+    client = login(world.tenant_b)
+    assert client.get(build(app, rule, **own_ids(world))).status_code == 404
+
+
+@pytest.mark.parametrize("rule", GET_ID_RULES, ids=rule_id)
+def test_staff_see_every_object(app, world, login, rule):
+    client = login(world.emails["staff"])
+    for ids in (own_ids(world), foreign_ids(world)):
+        url = build(app, rule, **ids)
+        assert client.get(url).status_code == 200, url
+
+
+# --- POST routes with an id -------------------------------------------------------------
+
+@pytest.mark.parametrize("rule", POST_ID_RULES, ids=rule_id)
+def test_post_routes_answer_404_outside_the_users_grants(app, world, login, rule):
+    """With a valid CSRF token, every other role is refused with 404 (and so is the own
+    layer for another estate's objects); the objects are not touched."""
+    layer = layer_of(rule)
+    for role in sorted(world.emails):
+        if role in (layer, "staff"):
+            continue
+        client = login(world.emails[role])
+        token = csrf_from(client.get("/notifications").get_data(as_text=True))
+        for ids in (own_ids(world), foreign_ids(world)):
+            url = build(app, rule, **ids)
+            response = client.post(url, data={"enabled": "1", "status": "locked"},
+                                   headers={"X-CSRFToken": token})
+            assert response.status_code == 404, f"{role} POST {url} -> {response.status_code}"
+    if layer != "staff":
+        client = login(world.emails[layer])
+        token = csrf_from(client.get("/notifications").get_data(as_text=True))
+        url = build(app, rule, **foreign_ids(world))
+        assert client.post(url, headers={"X-CSRFToken": token}).status_code == 404
+
+
+# --- layers and roles -------------------------------------------------------------------
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_layer_pages_answer_404_to_users_without_the_role(app, world, login, layer):
+    rules = [r for r in LAYER_GET_RULES_WITHOUT_PARAMS if layer_of(r) == layer]
+    assert any(r.endpoint == f"{layer}.index" for r in rules)
+    for role in sorted(world.emails):
+        if role in (layer, "staff"):
+            continue
+        client = login(world.emails[role])
+        for rule in rules:
+            url = build(app, rule, unit=0, estate=0)
+            assert client.get(url).status_code == 404, f"{role} on {url}"
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_layer_index_opens_for_its_role_and_for_staff(world, login, app, layer):
+    for role in {layer, "staff"}:
+        client = login(world.emails[role])
+        with app.test_request_context():
+            url = url_for(f"{layer}.index")
+        assert client.get(url).status_code == 200, f"{role} on {url}"
+
+
+def test_staff_open_every_page_without_parameters(app, world, login):
+    client = login(world.emails["staff"])
+    for rule in RULES:
+        if "GET" in rule.methods and not rule.arguments and rule.endpoint not in PUBLIC_ENDPOINTS | {"auth.home"}:
+            url = build(app, rule, unit=0, estate=0)
+            assert client.get(url).status_code == 200, url
+
+
+ANONYMOUS_RULES = [r for r in RULES if "GET" in r.methods and r.endpoint not in PUBLIC_ENDPOINTS]
+
+
+@pytest.mark.parametrize("rule", ANONYMOUS_RULES, ids=rule_id)
+def test_anonymous_visitors_are_sent_to_login(app, world, new_client, rule):
+    url = build(app, rule, unit=world.unit_a, estate=world.estate1, run=1)
+    response = new_client().get(url)
+    assert response.status_code == 302, url
+    assert urlsplit(response.headers["Location"]).path == "/login"
+
+
+@pytest.mark.parametrize("rule", [r for r in RULES if "POST" in r.methods and r.endpoint not in PUBLIC_ENDPOINTS],
+                         ids=rule_id)
+def test_anonymous_posts_are_sent_to_login(app, world, new_client, rule):
+    client = new_client()
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    url = build(app, rule, unit=world.unit_a, estate=world.estate1, run=1)
+    response = client.post(url, data={"enabled": "1"}, headers={"X-CSRFToken": token})
+    assert response.status_code == 302, url
+    assert urlsplit(response.headers["Location"]).path == "/login"
+
+
+# --- job progress -----------------------------------------------------------------------
+
+def test_job_progress_is_only_for_its_starter(app, world, login, committed):
+    from sqlalchemy import select
+
+    from app.models import User
+
+    with committed() as s:
+        def user_id(email):
+            return s.scalar(select(User.id).where(User.email == email))
+        mine = JobRun(kind="ledger_verify", target="mine", status="done", result="LEDGER OK",
+                      created_by_user_id=user_id(world.emails["tenant"]))
+        theirs = JobRun(kind="ledger_verify", target="theirs", status="running",
+                        created_by_user_id=user_id(world.tenant_b))
+        system = JobRun(kind="ledger_verify", target="system", status="done")
+        s.add_all([mine, theirs, system])
+        s.flush()
+        ids = mine.id, theirs.id, system.id
+    mine, theirs, system = ids
+    with app.test_request_context():
+        url = {run: url_for("portal.job_progress", run_id=run) for run in (*ids, 987654)}
+
+    tenant = login(world.emails["tenant"])
+    response = tenant.get(url[mine])
+    assert response.status_code == 200 and "LEDGER OK" in response.get_data(as_text=True)
+    assert tenant.get(url[theirs]).status_code == 404
+    assert tenant.get(url[system]).status_code == 404
+    assert tenant.get(url[987654]).status_code == 404
+
+    staff = login(world.emails["staff"])
+    for run in ids:
+        assert staff.get(url[run]).status_code == 200
