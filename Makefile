@@ -13,7 +13,8 @@ export FLASK_APP := wsgi
 run: deps assets instance/secret_key
 	$(FLASK) db upgrade
 	$(FLASK) seed-demo --if-empty
-	SECRET_KEY=$$(cat instance/secret_key) $(FLASK) run --host $(HOST) --port $(PORT)
+	@$(PY) -m tests.emulators & EMULATORS=$$!; trap "kill $$EMULATORS 2>/dev/null" EXIT INT TERM; \
+	  SECRET_KEY=$$(cat instance/secret_key) $(FLASK) run --host $(HOST) --port $(PORT)
 
 test: deps assets browser
 	$(PY) -m pytest

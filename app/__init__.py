@@ -8,6 +8,12 @@ from flask_wtf.csrf import CSRFError
 
 from app.config import CONFIGS, INSTANCE_DIR
 
+# Modules that define @job functions; workers and inline runs need them registered.
+JOB_MODULES = [
+    "app.ledger.verify",
+    "app.notify",
+]
+
 
 def create_app(config: str | type | None = None) -> Flask:
     """Build the Flask app; `config` is a key of CONFIGS or a class (tests pass their own)."""
@@ -27,9 +33,11 @@ def create_app(config: str | type | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
+    import importlib
+
     from app import models  # noqa: F401  (every model registered before migrations look)
-    from app.ledger import verify  # noqa: F401  (registers its job)
-    from app import notify  # noqa: F401  (registers its job)
+    for module in JOB_MODULES:  # importing a module registers its @job functions
+        importlib.import_module(module)
     from app.audit import Actor, current_actor
     from app.extensions import csrf, db, limiter, login_manager, migrate
 
