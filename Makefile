@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: run test worker deps assets browser db-upgrade bench lint clean
+.PHONY: run test worker ingest deps assets browser db-upgrade bench lint clean
 
 run: deps assets instance/secret_key
 	$(FLASK) db upgrade
@@ -21,6 +21,11 @@ test: deps assets browser
 
 worker: deps
 	$(PY) workers/worker.py
+
+# MQTT ingest; WORKERS=n runs n workers on one shared subscription.
+ingest: deps
+	@n=$(or $(WORKERS),1); if [ "$$n" -le 1 ]; then exec $(PY) workers/mqtt_ingest.py; fi; trap 'kill 0' INT TERM; \
+	  for i in $$(seq 1 $$n); do MQTT_SHARED=1 MQTT_CLIENT_ID=meterwise-ingest-shared-$$i $(PY) workers/mqtt_ingest.py & done; wait
 
 bench: deps
 	$(PY) bench/ledger.py

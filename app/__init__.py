@@ -2,7 +2,7 @@
 import logging
 import os
 
-from flask import Flask, render_template, request
+from flask import Flask, g, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
@@ -12,6 +12,11 @@ from app.config import CONFIGS, INSTANCE_DIR
 JOB_MODULES = [
     "app.ledger.verify",
     "app.notify",
+    "app.reports.statement_runs",
+    "app.payments.vendor_credit",
+    "app.sources.uisp",
+    "app.sources.sparkmeter",
+    "app.sources.thundercloud",
 ]
 
 
@@ -58,9 +63,20 @@ def register_extensions(app: Flask) -> None:
     def remember_actor() -> None:
         # Domain code never reads the request; audit rows learn who acted from this.
         if current_user.is_authenticated:
-            current_actor.set(Actor(current_user.email, current_user.id, request.remote_addr))
+            actor = Actor(current_user.email, current_user.id, request.remote_addr)
         else:
-            current_actor.set(Actor("anonymous", None, request.remote_addr))
+            actor = Actor("anonymous", None, request.remote_addr)
+        g.actor_token = current_actor.set(actor)
+
+    @app.teardown_request
+    def forget_actor(_error) -> None:
+        # Reset, so work done after the request (tests, CLI) is not filed under its user.
+        token = g.pop("actor_token", None)
+        if token is not None:
+            try:
+                current_actor.reset(token)
+            except ValueError:  # set in another context (e.g. a streamed response)
+                pass
 
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         os.makedirs(app.instance_path, exist_ok=True)
@@ -84,6 +100,8 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(health_bp)
+    from app.api.webhooks import bp as webhooks_bp; app.register_blueprint(webhooks_bp)  # noqa: E702
+    from app.api.readings import bp as readings_bp; app.register_blueprint(readings_bp)  # noqa: E702
     app.register_blueprint(portal.bp)
     for layer in (tenant, owner, family, body_corporate, agent, utility, staff):
         app.register_blueprint(layer.bp)

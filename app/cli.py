@@ -67,3 +67,5 @@ def register(app: Flask) -> None:
     app.cli.add_command(ledger_cli)
     app.cli.add_command(seed_demo)
     app.cli.add_command(invite)
+    from app.metering.cli import maintenance  # noqa: PLC0415 - metering's command
+    app.cli.add_command(maintenance)

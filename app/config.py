@@ -39,6 +39,31 @@ class Config:
     RATELIMIT_HEADERS_ENABLED = True
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "5 per minute;30 per hour")
     INVITE_MAX_AGE_SECONDS = int(os.environ.get("INVITE_MAX_AGE_SECONDS", 7 * 24 * 3600))
+    UISP_URL = os.environ.get("UISP_URL", "http://127.0.0.1:5102/crm/api/v1.0")  # sources: UISP CRM
+    UISP_APP_KEY = os.environ.get("UISP_APP_KEY", "dev-uisp-key")
+    UISP_TIMEOUT = float(os.environ.get("UISP_TIMEOUT", "10"))
+    UISP_RETRIES = int(os.environ.get("UISP_RETRIES", "4"))
+    UISP_BACKOFF = float(os.environ.get("UISP_BACKOFF", "0.5"))
+    UISP_PAGE_SIZE = int(os.environ.get("UISP_PAGE_SIZE", "1000"))
+    UISP_STALE_AFTER_HOURS = int(os.environ.get("UISP_STALE_AFTER_HOURS", "24"))
+    KOIOS_ORGANIZATION = os.environ.get("KOIOS_ORGANIZATION", "org-emulated")  # sources: Koios v2 data
+    KOIOS_TIMEOUT = float(os.environ.get("KOIOS_TIMEOUT", "30"))
+    THUNDERCLOUD_EXPORT_DIR = os.environ.get("THUNDERCLOUD_EXPORT_DIR", str(INSTANCE_DIR / "thundercloud"))
+    THUNDERCLOUD_PAYMENT_THRESHOLD = os.environ.get("THUNDERCLOUD_PAYMENT_THRESHOLD", "0.50")
+    THUNDERCLOUD_RATE_PER_KWH = os.environ.get("THUNDERCLOUD_RATE_PER_KWH", "2.50")
+    # Payments (issue 4). PayFast defaults point at the local emulator (tests/emulators/payfast.py).
+    PAYFAST_MERCHANT_ID = os.environ.get("PAYFAST_MERCHANT_ID", "10000100")
+    PAYFAST_MERCHANT_KEY = os.environ.get("PAYFAST_MERCHANT_KEY", "46f0cd694581a")
+    PAYFAST_PASSPHRASE = os.environ.get("PAYFAST_PASSPHRASE", "meterwise-dev-passphrase")
+    PAYFAST_PROCESS_URL = os.environ.get("PAYFAST_PROCESS_URL", "http://127.0.0.1:5101/eng/process")
+    PAYFAST_VALIDATE_URL = os.environ.get("PAYFAST_VALIDATE_URL", "http://127.0.0.1:5101/eng/query/validate")
+    PAYFAST_VALID_SOURCES = os.environ.get("PAYFAST_VALID_SOURCES", "127.0.0.1,www.payfast.co.za,"
+                                           "sandbox.payfast.co.za,w1w.payfast.co.za,w2w.payfast.co.za")
+    SMS_GATEWAY_USER = os.environ.get("SMS_GATEWAY_USER", "gateway")
+    SMS_GATEWAY_PASSWORD = os.environ.get("SMS_GATEWAY_PASSWORD", "")  # empty: the endpoint refuses all
+    KOIOS_URL = os.environ.get("KOIOS_URL", "http://127.0.0.1:5103")
+    KOIOS_API_KEY = os.environ.get("KOIOS_API_KEY", "")
+    KOIOS_API_SECRET = os.environ.get("KOIOS_API_SECRET", "")
 
 
 class ProductionConfig(Config):

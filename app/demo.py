@@ -35,6 +35,7 @@ from app.models import (
     Account, Estate, Meter, OccupancyChange, Person, Reading, RoleGrant, Tenancy, Unit,
     UnitOwnership, User, canonical_serial, utcnow,
 )
+from app.models.metering import TariffVersion
 from app.money import UTILITY_UNITS, format_amount, quantize
 
 SEED = 2026
@@ -349,6 +350,10 @@ def _create_estate(session: Session, plan: EstatePlan) -> Estate:
     )
     session.add(estate)
     session.flush()
+    # Flat tariffs at the demo's prices, so live readings and M-PESA units purchases price.
+    for utility, rate in plan.tariffs.items():
+        session.add(TariffVersion(estate_id=estate.id, utility=utility, kind="flat",
+                                  effective_from=plan.handover, rates={"rate": str(rate)}))
     return estate
 
 

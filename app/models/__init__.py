@@ -3,7 +3,9 @@ from app.models.base import Base, utcnow
 from app.models.estate import FEATURE_DEFAULTS, Estate, FinancialPeriod, OccupancyChange, Setting, Unit
 from app.models.ledger import Account, LedgerChain, LedgerTransaction, Posting, Wallet
 from app.models.meter import Meter, Reading, canonical_serial
+from app.models.metering import ConsumptionRollup, DeadLetter, MeterAlert, RelayCommand, TariffVersion  # noqa: F401
 from app.models.operations import AuditLog, JobRun, Notification
+from app.models.sources import ThunderCloudHeartbeat, ThunderCloudPayment, UispClient, UispInvoice, UispPayment, UispService  # noqa: F401
 from app.models.people import Person, RoleGrant, Tenancy, UnitOwnership, User
 
 __all__ = [
@@ -12,3 +14,5 @@ __all__ = [
     "Posting", "Reading", "RoleGrant", "Setting", "Tenancy", "Unit", "UnitOwnership", "User",
     "Wallet", "canonical_serial", "utcnow",
 ]
+from app.models.statements import Statement, StatementDelivery  # noqa: E402,F401
+from app.models.payments import Payment, SmsMessage  # noqa: E402,F401

@@ -4,3 +4,4 @@ from app.layers import layer_blueprint
 bp = layer_blueprint("owner", "/owner")
 
 from app.layers.owner import views  # noqa: E402,F401
+from app.layers.owner import statements  # noqa: E402,F401

@@ -4,3 +4,7 @@ from app.layers import layer_blueprint
 bp = layer_blueprint("staff", "/staff")
 
 from app.layers.staff import views  # noqa: E402,F401
+from app.layers.staff import statements  # noqa: E402,F401
+from app.layers.staff import sources  # noqa: E402,F401
+from app.layers.staff import payments  # noqa: E402,F401
+from app.layers.staff import metering  # noqa: E402,F401

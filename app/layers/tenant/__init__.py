@@ -4,3 +4,5 @@ from app.layers import layer_blueprint
 bp = layer_blueprint("tenant", "/tenant")
 
 from app.layers.tenant import views  # noqa: E402,F401  (routes attach to bp)
+from app.layers.tenant import statements  # noqa: E402,F401
+from app.layers.tenant import payments  # noqa: E402,F401

@@ -1,0 +1,56 @@
+"""Inbound payment webhooks (fixed interfaces): PayFast ITN and the SMS gateway.
+
+Both are CSRF-exempt: PayFast is checked by signature, source and gateway confirmation;
+the SMS gateway by HTTP Basic Auth.
+"""
+import gzip
+import hmac
+import json
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from app.extensions import csrf, db
+from app.payments import mpesa_sms, payfast
+
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+csrf.exempt(bp)
+
+
+@bp.post("/payfast/itn")
+def payfast_itn():
+    # Fields in the order posted: the ITN signature depends on it.
+    fields = list(request.form.items(multi=True))
+    outcome = payfast.handle_itn(db.session, payfast.PayfastSettings.from_config(current_app.config),
+                                 fields, request.remote_addr)
+    return Response(outcome.message, status=outcome.status_code, mimetype="text/plain")
+
+
+@bp.route("/sms", methods=["GET", "POST"])
+def sms_gateway():
+    if not _gateway_authorised():
+        return Response(json.dumps({"error": True, "message": "authentication required"}), 401,
+                        {"WWW-Authenticate": 'Basic realm="meterwise-sms"'}, mimetype="application/json")
+    if request.method == "GET":
+        return jsonify({"medic-gateway": True})
+    try:
+        raw = request.get_data()
+        if request.headers.get("Content-Encoding", "").lower() == "gzip":
+            raw = gzip.decompress(raw)
+        body = json.loads(raw or b"{}")
+        if not isinstance(body, dict):
+            raise ValueError("the body must be a JSON object")
+        return jsonify(mpesa_sms.handle_gateway_post(db.session, body))
+    except (ValueError, OSError) as error:
+        db.session.rollback()
+        return jsonify({"error": True, "message": str(error)}), 400
+
+
+def _gateway_authorised() -> bool:
+    expected_password = current_app.config.get("SMS_GATEWAY_PASSWORD") or ""
+    auth = request.authorization
+    if not expected_password or auth is None or auth.type != "basic":
+        return False
+    user_ok = hmac.compare_digest((auth.username or "").encode(),
+                                  current_app.config["SMS_GATEWAY_USER"].encode())
+    password_ok = hmac.compare_digest((auth.password or "").encode(), expected_password.encode())
+    return user_ok and password_ok

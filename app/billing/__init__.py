@@ -1,0 +1,1 @@
+"""Billing: tariffs, and later statements data, levies, settlement, arrears."""

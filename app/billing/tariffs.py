@@ -1,0 +1,145 @@
+"""Tariffs (C5): what a span of consumption costs under an estate's effective-dated tariff versions.
+
+Consumption between two readings is taken to flow evenly over the span. The span is cut at
+every point where the price can change (a version's effective date, a local month start for
+inclining blocks, a time-of-use window edge, all in the estate's timezone) and each piece is
+priced on its own. Amounts come back unrounded; the caller quantises once per charge.
+"""
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models.metering import TARIFF_KINDS, TariffVersion
+
+
+class TariffError(ValueError):
+    """A tariff version that cannot price consumption (bad kind, rates or windows)."""
+
+
+@dataclass(frozen=True)
+class Price:
+    """One tariff version in plain values (what `charge()` needs; no database)."""
+
+    effective_from: date
+    kind: str
+    rates: dict
+    standing_charge: Decimal = Decimal(0)
+
+    @classmethod
+    def of(cls, version: TariffVersion) -> Price:
+        return cls(version.effective_from, version.kind, dict(version.rates or {}),
+                   Decimal(version.standing_charge or 0))
+
+
+def load_prices(session: Session, estate_ids: set[int]) -> dict[tuple[int, str], list[Price]]:
+    """Every tariff version of the estates, by (estate id, utility), oldest first."""
+    rows = session.scalars(select(TariffVersion).where(TariffVersion.estate_id.in_(estate_ids))
+                           .order_by(TariffVersion.effective_from))
+    prices: dict[tuple[int, str], list[Price]] = {}
+    for row in rows:
+        prices.setdefault((row.estate_id, row.utility), []).append(Price.of(row))
+    return prices
+
+
+def price_on(prices: Sequence[Price], day: date) -> Price | None:
+    """The version in force on a local date (the latest that started on or before it)."""
+    index = bisect_right([p.effective_from for p in prices], day)
+    return prices[index - 1] if index else None
+
+
+def month_start(moment: datetime, tz: ZoneInfo) -> date:
+    """The first local day of the month a moment falls in."""
+    return moment.astimezone(tz).date().replace(day=1)
+
+
+def charge(prices: Sequence[Price], tz: ZoneInfo, start: datetime, end: datetime,
+           quantity: Decimal, used_in_month: dict[date, Decimal]) -> Decimal:
+    """Price `quantity` consumed evenly over (start, end]; `used_in_month` feeds and gains blocks."""
+    if end <= start:
+        raise TariffError("a consumption span must end after it starts")
+    pieces = _pieces(prices, tz, start, end)
+    total_seconds = Decimal((end - start).total_seconds())
+    amount, left = Decimal(0), quantity
+    for index, (piece_start, piece_end) in enumerate(pieces):
+        if index == len(pieces) - 1:
+            share = left  # the last piece takes the remainder: shares always sum to quantity
+        else:
+            share = quantity * Decimal((piece_end - piece_start).total_seconds()) / total_seconds
+        left -= share
+        local = piece_start.astimezone(tz)
+        price = price_on(prices, local.date())
+        if price is None:
+            raise TariffError(f"no tariff in force on {local.date()}")
+        amount += _price_piece(price, local, piece_end.astimezone(tz), share,
+                               used_in_month, local.date().replace(day=1))
+    return amount
+
+
+def _price_piece(price: Price, local_start: datetime, local_end: datetime, quantity: Decimal,
+                 used_in_month: dict[date, Decimal], month: date) -> Decimal:
+    if price.kind == "flat":
+        return quantity * Decimal(price.rates["rate"])
+    if price.kind == "tou":
+        middle = local_start + (local_end - local_start) / 2
+        return quantity * _tou_rate(price, middle.time())
+    if price.kind == "block":
+        used = used_in_month.get(month, Decimal(0))
+        used_in_month[month] = used + quantity
+        return _block_amount(price, used, quantity)
+    raise TariffError(f"tariff kind must be one of {', '.join(TARIFF_KINDS)}, not {price.kind!r}")
+
+
+def _block_amount(price: Price, used: Decimal, quantity: Decimal) -> Decimal:
+    """Fill the month's blocks from `used` onwards with `quantity`; a span may cross blocks."""
+    amount, position, remaining, floor = Decimal(0), used, quantity, Decimal(0)
+    for block in price.rates["blocks"]:
+        ceiling = Decimal(block["up_to"]) if block.get("up_to") is not None else None
+        if ceiling is not None and position >= ceiling:
+            floor = ceiling
+            continue
+        room = remaining if ceiling is None else min(remaining, ceiling - max(position, floor))
+        amount += room * Decimal(block["rate"])
+        remaining -= room
+        position += room
+        if remaining <= 0:
+            return amount
+        floor = ceiling
+    raise TariffError("the last block must be open-ended (up_to null)")
+
+
+def _tou_rate(price: Price, moment: time) -> Decimal:
+    for window in price.rates.get("windows", []):
+        start, end = time.fromisoformat(window["start"]), time.fromisoformat(window["end"])
+        inside = start <= moment < end if start < end else (moment >= start or moment < end)
+        if inside:
+            return Decimal(window["rate"])
+    return Decimal(price.rates["default_rate"])
+
+
+def _pieces(prices: Sequence[Price], tz: ZoneInfo, start: datetime,
+            end: datetime) -> list[tuple[datetime, datetime]]:
+    """Cut (start, end] wherever the price may change."""
+    cuts: set[datetime] = set()
+    first_day, last_day = start.astimezone(tz).date(), end.astimezone(tz).date()
+    edges: set[time] = {time(0)}
+    for price in prices:
+        for window in price.rates.get("windows", []) if price.kind == "tou" else []:
+            edges.update({time.fromisoformat(window["start"]), time.fromisoformat(window["end"])})
+    day = first_day
+    while day <= last_day:
+        for edge in edges:
+            # Local wall time to UTC; zoneinfo resolves DST gaps and folds consistently.
+            moment = datetime.combine(day, edge, tz)
+            if start < moment < end:
+                cuts.add(moment)
+        day += timedelta(days=1)
+    bounds = [start, *sorted(cuts), end]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))

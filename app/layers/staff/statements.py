@@ -1,0 +1,82 @@
+"""Staff statements page: run an estate's month, watch its progress, see failures, download."""
+from io import BytesIO
+
+from flask import abort, request, send_file
+from flask_login import current_user
+from sqlalchemy import select
+
+from app.estates import PERIOD_PATTERN
+from app.extensions import db
+from app.htmx import render
+from app.layers.staff import bp
+from app.models import Estate, JobRun, Unit
+from app.reports.export import Column, requested_format, respond
+from app.reports.statement_runs import (
+    JOB_KIND, estate_statement_rows, job_target, month_label, start_run, statement_pdf,
+)
+from app.reports.statements import StatementPeriodError, last_complete_period, month_bounds, previous_period
+
+STATEMENT_COLUMNS = [
+    Column("Unit", lambda r: r.unit_number),
+    Column("Issued", lambda r: r.issued_at),
+    Column("PDF SHA-256", lambda r: r.pdf_sha256),
+    Column("Emails sent", lambda r: r.sent, numeric=True),
+    Column("Emails waiting", lambda r: r.pending, numeric=True),
+    Column("Emails failed", lambda r: r.failed, numeric=True),
+    Column("Flag", lambda r: r.discrepancy),
+    Column("Last error", lambda r: r.last_error),
+]
+
+
+@bp.get("/statements")
+def statements():
+    estates = db.session.scalars(select(Estate).order_by(Estate.name)).all()
+    if not estates:
+        return render("staff/statements/index.html", estates=[], estate=None)
+    estate = db.session.get(Estate, request.args.get("estate_id", type=int) or estates[0].id)
+    if estate is None:
+        abort(404)
+    latest = last_complete_period(estate)
+    period = request.args.get("period") or latest
+    if not PERIOD_PATTERN.match(period) or period > latest:
+        abort(400, "choose a month that has ended (YYYY-MM)")
+    rows = estate_statement_rows(db.session, estate, period)
+    fmt = requested_format()
+    if fmt:
+        return respond(rows, STATEMENT_COLUMNS, f"Statements {estate.code} {period}", fmt,
+                       subtitle=f"{estate.name} · {month_label(period)}")
+    months = [latest]
+    while len(months) < 12:
+        months.append(previous_period(months[-1]))
+    run = db.session.scalar(select(JobRun).where(
+        JobRun.kind == JOB_KIND, JobRun.target == job_target(estate, period)).order_by(JobRun.id.desc()))
+    return render("staff/statements/index.html", estates=estates, estate=estate, period=period,
+                  months=months, rows=rows, run=run, month_label=month_label)
+
+
+@bp.post("/estates/<int:estate_id>/statements/<period>")
+def run_statements(estate_id: int, period: str):
+    estate = db.session.get(Estate, estate_id) or abort(404)
+    try:
+        month_bounds(period, estate.timezone)
+    except StatementPeriodError as error:
+        abort(400, str(error))
+    if period > last_complete_period(estate):
+        abort(400, f"{period} has not ended in {estate.name}")
+    run = start_run(estate, period, user_id=current_user.id)
+    return render("_job_progress.html", run=run)
+
+
+@bp.get("/units/<int:unit_id>/statements/<period>.pdf")
+def statement_download(unit_id: int, period: str):
+    unit = db.session.get(Unit, unit_id) or abort(404)
+    return _send_statement(unit, period)
+
+
+def _send_statement(unit: Unit, period: str):
+    try:
+        pdf, filename, _ = statement_pdf(db.session, unit, period)
+    except StatementPeriodError:
+        abort(404)
+    return send_file(BytesIO(pdf), mimetype="application/pdf", download_name=filename,
+                     as_attachment=False, max_age=0)

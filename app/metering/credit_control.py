@@ -1,0 +1,133 @@
+"""Credit control (C7): relay commands from pocket balances, their outbox, acks and timeouts.
+
+Commands are written as `RelayCommand` rows in the same transaction as the balance change
+(an outbox); `publish_pending()` sends them after commit and `record_ack()` closes them.
+Payments code calls `after_pocket_change(session, account_ids)` after crediting pockets.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.estates import get_setting
+from app.models import Account, Estate, Meter, Wallet, utcnow
+from app.models.metering import MeterAlert, RelayCommand
+
+ACK_TIMEOUT = timedelta(minutes=5)
+
+
+def after_pocket_change(session: Session, account_ids: Iterable[int]) -> list[RelayCommand]:
+    """Queue relay commands (and water flags) that the new pocket balances call for."""
+    ids = set(account_ids)
+    if not ids:
+        return []
+    rows = session.execute(
+        select(Account, Wallet.unit_id, Estate).join(Wallet, Account.wallet_id == Wallet.id)
+        .join(Estate, Estate.id == Account.estate_id)
+        .where(Account.id.in_(ids), Account.utility.in_(("electricity", "water")))
+    ).all()
+    rows = [row for row in rows if row[2].feature_enabled("credit_control")]
+    if not rows:
+        return []
+    meters = session.scalars(select(Meter).where(
+        Meter.unit_id.in_({unit_id for _, unit_id, _ in rows}), Meter.role == "unit")).all()
+    commands = []
+    for pocket, unit_id, estate in rows:
+        session.refresh(pocket, ["balance"])
+        for meter in meters:
+            if meter.unit_id != unit_id or meter.utility != pocket.utility:
+                continue
+            if pocket.utility == "water":
+                _flag_water(session, estate, meter, pocket)
+            elif pocket.balance <= 0 and meter.relay_state != "off":
+                commands.append(issue(session, meter, "off", f"balance {pocket.balance} at or below zero"))
+            elif (pocket.balance > 0 and pocket.balance >= estate.minimum_activation_amount
+                  and meter.relay_state == "off"):
+                commands.append(issue(session, meter, "on",
+                                      f"balance {pocket.balance} reached {estate.minimum_activation_amount}"))
+    session.flush()
+    return commands
+
+
+def issue(session: Session, meter: Meter, state: str, reason: str) -> RelayCommand:
+    """Record a relay command for publishing after commit; the meter's relay takes that state."""
+    command = RelayCommand(command_id=uuid.uuid4().hex, meter_id=meter.id, state=state,
+                           topic=command_topic(session, meter), reason=reason[:200], status="pending")
+    session.add(command)
+    meter.relay_state = state
+    return command
+
+
+def command_topic(session: Session, meter: Meter) -> str:
+    """Where a meter listens: ChirpStack downlink topic, or the direct meter's command topic."""
+    if meter.protocol == "chirpstack" and meter.dev_eui:
+        application = get_setting(session, "chirpstack_application_id", meter.estate_id, default="meterwise")
+        return f"application/{application}/device/{meter.dev_eui}/command/down"
+    return f"meters/{meter.serial}/commands"
+
+
+def command_payload(command: RelayCommand, meter: Meter) -> str:
+    """The JSON published for a command (wrapped as a ChirpStack downlink where needed)."""
+    body = {"command": "relay", "state": command.state, "command_id": command.command_id}
+    if "/command/down" in command.topic:
+        return json.dumps({"devEui": meter.dev_eui, "confirmed": True, "fPort": 10, "object": body})
+    return json.dumps(body)
+
+
+def publish_pending(session: Session, publish: Callable[[str, str], bool], limit: int = 100) -> int:
+    """Publish queued commands (locked, so two publishers never send one twice); caller commits."""
+    pending = session.scalars(select(RelayCommand).where(RelayCommand.status == "pending")
+                              .order_by(RelayCommand.id).limit(limit).with_for_update(skip_locked=True)).all()
+    sent = 0
+    for command in pending:
+        meter = session.get(Meter, command.meter_id)
+        if publish(command.topic, command_payload(command, meter)):
+            command.status, command.published_at = "published", utcnow()
+            sent += 1
+    return sent
+
+
+def record_ack(session: Session, payload: bytes | str) -> RelayCommand | None:
+    """Close the command an acknowledgement names; unknown or malformed acks are ignored."""
+    try:
+        document = json.loads(payload)
+        command_id = str(document["command_id"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    command = session.scalar(select(RelayCommand).where(RelayCommand.command_id == command_id))
+    if command is None or command.status == "acknowledged":
+        return command
+    command.status, command.acknowledged_at = "acknowledged", utcnow()
+    command.ack_payload = payload.decode() if isinstance(payload, bytes) else payload
+    return command
+
+
+def flag_silent_meters(session: Session, now: datetime | None = None,
+                       timeout: timedelta = ACK_TIMEOUT) -> int:
+    """Time out published commands nobody acknowledged and flag their meters."""
+    now = now or utcnow()
+    late = session.scalars(select(RelayCommand).where(
+        RelayCommand.status == "published", RelayCommand.published_at < now - timeout)).all()
+    for command in late:
+        command.status = "timed_out"
+        session.add(MeterAlert(meter_id=command.meter_id, kind="relay_no_ack", raised_at=now,
+                               detail=f"relay {command.state} command {command.command_id} not acknowledged"))
+    return len(late)
+
+
+def _flag_water(session: Session, estate: Estate, meter: Meter, pocket: Account) -> None:
+    """Water is never cut: past the estate's credit limit the meter is flagged for arrears."""
+    limit = get_setting(session, "water_credit_limit", estate.id, default="0")
+    if pocket.balance >= -abs(type(pocket.balance)(str(limit))):
+        return
+    recent = session.scalar(select(MeterAlert.id).where(
+        MeterAlert.meter_id == meter.id, MeterAlert.kind == "water_credit_limit",
+        MeterAlert.raised_at > utcnow() - timedelta(days=1)))
+    if recent is None:
+        session.add(MeterAlert(meter_id=meter.id, kind="water_credit_limit",
+                               detail=f"water balance {pocket.balance} is past the credit limit {limit}"))

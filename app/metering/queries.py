@@ -1,0 +1,126 @@
+"""Meter-data queries (M6) and the staff overviews: periods, meter status, dead letters, commands."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.models import Estate, Meter, Reading, Unit, utcnow
+from app.models.metering import DeadLetter, RelayCommand
+
+PERIODS = ("last_30_minutes", "today", "this_week", "this_month", "last_month")
+PERIOD_LABELS = {"last_30_minutes": "Last 30 minutes", "today": "Today", "this_week": "This week",
+                 "this_month": "This month", "last_month": "Last month"}
+OFFLINE_AFTER = timedelta(hours=2)  # or three missed intervals, whichever is longer
+
+
+@dataclass(frozen=True)
+class PeriodConsumption:
+    """First and last reading inside a period and the consumption between them."""
+
+    period: str
+    start: datetime
+    end: datetime
+    first_at: datetime | None
+    first_register: Decimal | None
+    last_at: datetime | None
+    last_register: Decimal | None
+
+    @property
+    def label(self) -> str:
+        return PERIOD_LABELS[self.period]
+
+    @property
+    def consumption(self) -> Decimal | None:
+        if self.first_register is None or self.last_register is None:
+            return None
+        return self.last_register - self.first_register
+
+
+def period_bounds(period: str, now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """A named period's [start, end) in UTC, with days, weeks and months in the estate's timezone."""
+    local = now.astimezone(tz)
+    midnight = datetime(local.year, local.month, local.day, tzinfo=tz)
+    month = datetime(local.year, local.month, 1, tzinfo=tz)
+    if period == "last_30_minutes":
+        return now - timedelta(minutes=30), now
+    if period == "today":
+        return midnight.astimezone(UTC), now
+    if period == "this_week":  # weeks start on Monday
+        start = datetime.combine(local.date() - timedelta(days=local.weekday()), datetime.min.time(), tz)
+        return start.astimezone(UTC), now
+    if period == "this_month":
+        return month.astimezone(UTC), now
+    if period == "last_month":
+        previous = (month - timedelta(days=1)).replace(day=1)
+        return datetime(previous.year, previous.month, 1, tzinfo=tz).astimezone(UTC), month.astimezone(UTC)
+    raise ValueError(f"period must be one of {', '.join(PERIODS)}")
+
+
+def consumption_in(session: Session, meter: Meter, period: str, now: datetime | None = None) -> PeriodConsumption:
+    """First and last reading of a meter inside one named period (M6)."""
+    estate = session.get(Estate, meter.estate_id)
+    start, end = period_bounds(period, now or utcnow(), estate.tz)
+    inside = select(Reading.taken_at, Reading.register).where(
+        Reading.meter_id == meter.id, Reading.taken_at >= start, Reading.taken_at < end)
+    first = session.execute(inside.order_by(Reading.taken_at).limit(1)).first()
+    last = session.execute(inside.order_by(Reading.taken_at.desc()).limit(1)).first()
+    return PeriodConsumption(period, start, end, first[0] if first else None, first[1] if first else None,
+                             last[0] if last else None, last[1] if last else None)
+
+
+def meter_periods(session: Session, meter: Meter, now: datetime | None = None) -> list[PeriodConsumption]:
+    """Every M6 period for one meter."""
+    return [consumption_in(session, meter, period, now) for period in PERIODS]
+
+
+def is_online(meter: Meter, now: datetime) -> bool:
+    """A meter is online when its last reading is recent for its reporting interval."""
+    if meter.last_reading_at is None:
+        return False
+    allowed = max(OFFLINE_AFTER, timedelta(minutes=3 * (meter.interval_minutes or 0)))
+    return now - meter.last_reading_at <= allowed
+
+
+@dataclass(frozen=True)
+class MeterRow:
+    meter: Meter
+    estate_code: str
+    unit_number: str | None
+    online: bool
+
+
+def meter_rows(session: Session, estate_ids: list[int], now: datetime | None = None,
+               only_offline: bool = False) -> list[MeterRow]:
+    """Meters of the estates with their last reading and online state, stalest first."""
+    now = now or utcnow()
+    rows = session.execute(
+        select(Meter, Estate.code, Unit.number).join(Estate, Estate.id == Meter.estate_id)
+        .outerjoin(Unit, Unit.id == Meter.unit_id).where(Meter.estate_id.in_(estate_ids))
+        .order_by(Meter.last_reading_at.asc().nulls_first(), Meter.serial)).all()
+    result = [MeterRow(meter, code, number, is_online(meter, now)) for meter, code, number in rows]
+    return [row for row in result if not row.online] if only_offline else result
+
+
+def dead_letters(session: Session, limit: int = 200, unreplayed_only: bool = False) -> list[DeadLetter]:
+    """The newest dead letters."""
+    query = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)
+    if unreplayed_only:
+        query = query.where(DeadLetter.replayed_at.is_(None))
+    return list(session.scalars(query))
+
+
+def dead_letter_count(session: Session) -> int:
+    """Dead letters nobody replayed yet."""
+    return session.scalar(select(func.count(DeadLetter.id)).where(DeadLetter.replayed_at.is_(None))) or 0
+
+
+def relay_commands(session: Session, estate_ids: list[int], limit: int = 200) -> list[tuple[RelayCommand, Meter]]:
+    """The newest relay commands on the estates' meters, with their meter."""
+    return list(session.execute(
+        select(RelayCommand, Meter).join(Meter, Meter.id == RelayCommand.meter_id)
+        .where(Meter.estate_id.in_(estate_ids)).order_by(RelayCommand.id.desc()).limit(limit)).all())

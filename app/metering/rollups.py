@@ -1,0 +1,111 @@
+"""Roll-ups (M5): consumption per meter per local hour, day and month, added to on ingest."""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from app.models.metering import ConsumptionRollup
+
+Bucket = tuple[int, str, datetime]  # meter id, grain, period start (UTC)
+
+
+def bucket_starts(moment: datetime, tz: ZoneInfo) -> dict[str, datetime]:
+    """The local hour, day and month a reading's timestamp falls in, as UTC instants."""
+    # A reading stamped exactly on a boundary closes the period before it.
+    instant = moment - timedelta(microseconds=1)
+    # Every zone's offset is a whole number of quarter hours: readings in one UTC quarter
+    # hour share their buckets (a batch has thousands; zone conversion is the slow part).
+    quarter = instant.replace(minute=instant.minute - instant.minute % 15, second=0, microsecond=0)
+    return _quarter_buckets(quarter.astimezone(UTC), tz)
+
+
+@lru_cache(maxsize=65536)
+def _quarter_buckets(quarter: datetime, tz: ZoneInfo) -> dict[str, datetime]:
+    local = quarter.astimezone(tz)
+    hour = local.replace(minute=0, second=0, microsecond=0)
+    day = datetime(local.year, local.month, local.day, tzinfo=tz)
+    month = datetime(local.year, local.month, 1, tzinfo=tz)
+    return {"hour": hour.astimezone(UTC), "day": day.astimezone(UTC), "month": month.astimezone(UTC)}
+
+
+def add_to_buckets(totals: dict[Bucket, list], meter_id: int, moment: datetime, tz: ZoneInfo,
+                   consumption: Decimal, readings: int = 1) -> None:
+    """Accumulate one reading's consumption into the hour, day and month buckets."""
+    for grain, start in bucket_starts(moment, tz).items():
+        row = totals.setdefault((meter_id, grain, start), [Decimal(0), 0])
+        row[0] += consumption
+        row[1] += readings
+
+
+# PostgreSQL: one statement per batch, columns as arrays (the statement text never grows).
+_UPSERT = text(
+    "INSERT INTO consumption_rollups (meter_id, grain, period_start, consumption, readings)"
+    " SELECT * FROM unnest(CAST(:meter_id AS integer[]), CAST(:grain AS varchar[]),"
+    " CAST(:period_start AS timestamptz[]), CAST(:consumption AS numeric[]), CAST(:readings AS integer[]))"
+    " ON CONFLICT (meter_id, grain, period_start) DO UPDATE SET"
+    " consumption = consumption_rollups.consumption + excluded.consumption,"
+    " readings = consumption_rollups.readings + excluded.readings")
+
+
+def apply(session: Session, totals: dict[Bucket, list]) -> None:
+    """Add accumulated totals to the stored roll-ups (insert or add, race-free on PostgreSQL)."""
+    if not totals:
+        return
+    table = ConsumptionRollup.__table__
+    rows = [{"meter_id": m, "grain": g, "period_start": s, "consumption": c, "readings": n}
+            for (m, g, s), (c, n) in sorted(totals.items())]
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_UPSERT, {name: [row[name] for row in rows] for name in rows[0]})
+        return
+    from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=["meter_id", "grain", "period_start"],
+        set_={"consumption": table.c.consumption + statement.excluded.consumption,
+              "readings": table.c.readings + statement.excluded.readings},
+    )
+    session.execute(statement, rows)
+
+
+def month_totals(session: Session, keys: Iterable[tuple[int, datetime]]) -> dict[tuple[int, datetime], Decimal]:
+    """Stored monthly consumption for (meter id, month start) pairs."""
+    keys = set(keys)
+    if not keys:
+        return {}
+    meter_ids = {m for m, _ in keys}
+    starts = {s for _, s in keys}
+    rows = session.execute(select(ConsumptionRollup.meter_id, ConsumptionRollup.period_start,
+                                  ConsumptionRollup.consumption).where(
+        ConsumptionRollup.grain == "month", _one_of(session, ConsumptionRollup.meter_id, meter_ids),
+        ConsumptionRollup.period_start.in_(starts)))
+    found: dict[tuple[int, datetime], Decimal] = defaultdict(Decimal)
+    for meter_id, start, consumption in rows:
+        found[(meter_id, start)] = consumption
+    return found
+
+
+def usual_per_hour(session: Session, meter_ids: set[int], since: datetime) -> dict[int, Decimal]:
+    """Each meter's average hourly consumption over its daily roll-ups since a moment."""
+    rows = session.execute(select(ConsumptionRollup.meter_id, ConsumptionRollup.consumption).where(
+        ConsumptionRollup.grain == "day", _one_of(session, ConsumptionRollup.meter_id, meter_ids),
+        ConsumptionRollup.period_start >= since))
+    sums: dict[int, list] = {}
+    for meter_id, consumption in rows:
+        row = sums.setdefault(meter_id, [Decimal(0), 0])
+        row[0] += consumption
+        row[1] += 1
+    # Fewer than two days of history says nothing about what is usual.
+    return {m: total / (days * 24) for m, (total, days) in sums.items() if days >= 2}
+
+
+def _one_of(session: Session, column, values):
+    from app.metering.ingest import one_of  # the pipeline's IN helper; imported late (cycle)
+
+    return one_of(session, column, values)

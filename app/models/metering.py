@@ -1,0 +1,107 @@
+"""Metering tables: tariff versions, roll-ups, dead letters, meter alerts, relay commands."""
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, utcnow
+
+TARIFF_KINDS = ("flat", "block", "tou")
+ROLLUP_GRAINS = ("hour", "day", "month")
+ALERT_KINDS = ("tamper", "spike", "gap", "water_credit_limit", "relay_no_ack")
+RELAY_COMMAND_STATUSES = ("pending", "published", "acknowledged", "timed_out")
+
+
+class TariffVersion(Base):
+    """An estate's price for one utility from a local date on (C5); the latest effective wins.
+
+    `rates` by kind: flat {"rate": "2.85"}; block {"blocks": [{"up_to": "50", "rate": "1.5"},
+    {"up_to": null, "rate": "2.5"}]} (per month); tou {"default_rate": "2.5", "windows":
+    [{"start": "22:00", "end": "06:00", "rate": "1.2"}]} (local time, may cross midnight).
+    """
+
+    __tablename__ = "tariff_versions"
+    __table_args__ = (UniqueConstraint("estate_id", "utility", "effective_from"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    estate_id: Mapped[int] = mapped_column(ForeignKey("estates.id"))
+    utility: Mapped[str] = mapped_column(String(16))
+    effective_from: Mapped[date]  # local date in the estate's timezone
+    kind: Mapped[str] = mapped_column(String(8), default="flat")
+    rates: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    standing_charge: Mapped[Decimal] = mapped_column(default=Decimal("0"))  # per month
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConsumptionRollup(Base):
+    """Consumption per meter per local hour, day or month, kept up to date on ingest (M5)."""
+
+    __tablename__ = "consumption_rollups"
+    __table_args__ = (UniqueConstraint("meter_id", "grain", "period_start"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"))
+    grain: Mapped[str] = mapped_column(String(5))
+    period_start: Mapped[datetime]  # the local hour/day/month start, stored in UTC
+    consumption: Mapped[Decimal] = mapped_column(default=Decimal("0"))
+    readings: Mapped[int] = mapped_column(default=0)
+
+
+class DeadLetter(Base):
+    """A message the pipeline refused, kept whole with the reason so staff can replay it (M3)."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(300))
+    payload: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(String(500))
+    meter_serial: Mapped[str | None] = mapped_column(String(64), index=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    replayed_at: Mapped[datetime | None]
+    replay_outcome: Mapped[str | None] = mapped_column(String(500))
+
+
+class MeterAlert(Base):
+    """A flag raised on a meter: tamper, spike, gap, water over its credit limit, silent relay."""
+
+    __tablename__ = "meter_alerts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    raised_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RelayCommand(Base):
+    """A relay command (C7): written with the balance change, published after commit, acked later."""
+
+    __tablename__ = "relay_commands"
+    __table_args__ = (Index("ix_relay_commands_status", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    command_id: Mapped[str] = mapped_column(String(64), unique=True)
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"), index=True)
+    state: Mapped[str] = mapped_column(String(4))  # "on" | "off"
+    topic: Mapped[str] = mapped_column(String(300))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]
+    ack_payload: Mapped[str | None] = mapped_column(Text)
+
+
+class IngestApiKey(Base):
+    """A cellular gateway's key for POST /api/v1/readings (M4); only its SHA-256 is stored."""
+
+    __tablename__ = "ingest_api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]

@@ -1,0 +1,147 @@
+"""The one way a received payment reaches a wallet: `credit_payment()`, used by every provider."""
+from __future__ import annotations
+
+import importlib
+import logging
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.ledger import Entry, post
+from app.ledger.accounts import open_wallet, system_account
+from app.models import Estate, Tenancy, Unit, utcnow
+from app.models.meter import UTILITIES
+from app.models.payments import Payment
+from app.money import format_amount, quantize
+
+log = logging.getLogger(__name__)
+PROVIDER_LABELS = {"payfast": "PayFast", "mpesa": "M-PESA", "eft": "EFT"}
+
+
+class PaymentError(Exception):
+    """The payment cannot be credited as asked; nothing was written."""
+
+
+def credit_payment(session: Session, payment: Payment, *, user_id: int | None = None) -> bool:
+    """Post the payment into its unit's pocket once; return False when it was already credited."""
+    if payment.provider_ref is None:
+        raise PaymentError("the payment has no provider reference to key the ledger entry")
+    if payment.unit_id is None:
+        raise PaymentError("the payment is not assigned to a unit")
+    unit = session.get(Unit, payment.unit_id)
+    estate = session.get(Estate, unit.estate_id)
+    if payment.currency and payment.currency != estate.currency:
+        raise PaymentError(f"the payment is in {payment.currency}; {estate.name} uses {estate.currency}")
+    utility = payment.utility or UTILITIES[0]
+    if utility not in UTILITIES:
+        raise PaymentError(f"unknown utility {utility!r}")
+    amount = quantize(payment.amount, estate.currency)
+    if amount <= 0:
+        raise PaymentError("only positive amounts can be credited")
+    pocket = open_wallet(session, unit).pocket(utility)
+    clearing = system_account(session, estate, "clearing", payment.provider,
+                              name=f"{PROVIDER_LABELS.get(payment.provider, payment.provider)} clearing")
+    legs: list[tuple[int, Decimal]] = [(clearing.id, -amount)]
+    bought = format_amount(amount, estate.currency)
+    if estate.wallet_denomination == "units":
+        unit_legs, bought = _units_legs(session, estate, utility, pocket, amount, payment.paid_at or utcnow())
+        legs += unit_legs
+    else:
+        legs.append((pocket.id, amount))
+    posted = post(session, Entry(
+        estate_id=estate.id, kind="topup", idempotency_key=payment.idempotency_key,
+        legs=legs, occurred_at=payment.paid_at, created_by_user_id=user_id,
+        memo=f"{PROVIDER_LABELS.get(payment.provider, payment.provider)} top-up "
+             f"{format_amount(amount, estate.currency)}: {utility.replace('_', ' ')} {bought} "
+             f"({payment.provider_ref})",
+    ))
+    was = payment.status
+    payment.estate_id, payment.utility, payment.currency = estate.id, utility, estate.currency
+    payment.status, payment.status_reason = "credited", None
+    payment.transaction_id = posted.transaction_id
+    payment.credited_at = payment.credited_at or utcnow()
+    if posted.created:
+        audit.record(session, "payment.credited", payment, estate_id=estate.id,
+                     old={"status": was},
+                     new={"status": "credited", "unit": unit.number, "utility": utility,
+                          "amount": str(amount), "key": payment.idempotency_key})
+        _after_pocket_change(session, [pocket.id])
+        _send_receipt(session, payment, unit, estate, pocket.id)
+    return posted.created
+
+
+def _units_legs(session: Session, estate: Estate, utility: str, pocket, amount: Decimal,
+                moment) -> tuple[list[tuple[int, Decimal]], str]:
+    """Units mode (C1): sell kWh/kL at the price in force at purchase; the money is revenue now."""
+    from app.billing.tariffs import price_on, load_prices
+
+    versions = load_prices(session, {estate.id}).get((estate.id, utility), [])
+    price = price_on(versions, moment.astimezone(estate.tz).date())
+    rate = None
+    if price is not None and price.kind == "flat":
+        rate = price.rates.get("rate")
+    elif price is not None and price.kind == "tou":
+        rate = price.rates.get("default_rate")
+    if not rate or Decimal(str(rate)) <= 0:
+        raise PaymentError(f"{estate.name} sells {utility.replace('_', ' ')} in units and has no flat or "
+                           "time-of-use price in force to sell them at")
+    rate = Decimal(str(rate))
+    quantity = quantize(amount / rate, pocket.commodity)
+    if quantity <= 0:
+        raise PaymentError("the amount buys less than the smallest unit")
+    revenue = system_account(session, estate, "revenue", utility, utility=utility)
+    issued = system_account(session, estate, "units_issued", utility, utility=utility,
+                            commodity=pocket.commodity)
+    legs = [(revenue.id, amount), (issued.id, -quantity), (pocket.id, quantity)]
+    return legs, f"{format_amount(quantity, pocket.commodity)} at {format_amount(rate, estate.currency)}"
+
+
+def current_tenant_persons(session: Session, unit_id: int):
+    """Return the people renting the unit today."""
+    from datetime import date
+
+    from app.models import Person
+    today = date.today()
+    return list(session.scalars(
+        select(Person).join(Tenancy, Tenancy.person_id == Person.id)
+        .where(Tenancy.unit_id == unit_id, Tenancy.move_in <= today,
+               (Tenancy.move_out.is_(None)) | (Tenancy.move_out > today))))
+
+
+def _after_pocket_change(session: Session, account_ids: list[int]) -> None:
+    """Let credit control restore supply (C7) when that module is present."""
+    try:
+        module = importlib.import_module("app.metering.credit_control")
+    except ImportError:
+        return
+    hook = getattr(module, "after_pocket_change", None)
+    if hook is not None:
+        hook(session, account_ids)
+
+
+def _send_receipt(session: Session, payment: Payment, unit: Unit, estate: Estate, pocket_id: int) -> None:
+    """P6: tell the payer (SMS to the paying phone, else the tenants by email) the new balance."""
+    from app.models import Account, Person
+    from app.notify import notify
+
+    balance, commodity = session.execute(
+        select(Account.balance, Account.commodity).where(Account.id == pocket_id)).one()
+    context = {"payment": payment, "unit": unit, "estate": estate,
+               "amount": format_amount(payment.amount, estate.currency),
+               "balance": format_amount(Decimal(balance), commodity),
+               "utility": (payment.utility or "").replace("_", " ")}
+    try:
+        if payment.payer_phone:
+            # The payer may be no one we know: a transient person only carries the number.
+            notify(session, "payment_receipt", context, channels=("sms",),
+                   person=Person(full_name=payment.payer_name or payment.payer_phone,
+                                 phone=payment.payer_phone))
+        for person in current_tenant_persons(session, unit.id):
+            from app.models import User
+            user = session.scalar(select(User).where(User.person_id == person.id))
+            notify(session, "payment_receipt", context, user=user, person=person,
+                   channels=("in_app", "email") if user else ("email",))
+    except RuntimeError:  # no application context (a bare script): receipts need templates
+        log.warning("receipt for payment %s not sent: no application context", payment.id)

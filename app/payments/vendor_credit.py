@@ -1,0 +1,136 @@
+"""Credit push to vendor meters (P5): a credited payment on a SparkMeter-managed unit is
+forwarded to Koios as a payment, idempotent by external id (`meterwise:<payment id>`).
+
+Webhook payments are pushed by a job after commit; staff entries push synchronously and
+show the result. Before any retry the payment is looked up by external id, so a push whose
+answer was lost is never sent twice.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import requests
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.estates import get_setting
+from app.jobs import enqueue_after_commit, job
+from app.models import Meter
+from app.models.payments import Payment
+
+log = logging.getLogger(__name__)
+TIMEOUT_SECONDS = 15
+
+
+class KoiosError(Exception):
+    """Koios refused or could not be reached."""
+
+
+@dataclass(frozen=True)
+class PushResult:
+    ok: bool
+    message: str
+
+
+class KoiosPayments:
+    """The two Koios v1 payment calls the push needs."""
+
+    def __init__(self, base_url: str, api_key: str, api_secret: str):
+        self.base_url = base_url.rstrip("/")
+        self.headers = {"X-API-KEY": api_key, "X-API-SECRET": api_secret}
+
+    def find(self, external_id: str) -> dict | None:
+        """Return the Koios payment with this external id, or None (404)."""
+        response = self._call("GET", "/api/v1/payments", params={"external_id": external_id})
+        if response.status_code == 404:
+            return None
+        if not response.ok:
+            raise KoiosError(f"lookup answered {response.status_code}")
+        data = (response.json() or {}).get("data") if response.content else None
+        if isinstance(data, list):
+            data = data[0] if data else None
+        return data or None
+
+    def create(self, customer_code: str, amount: str, memo: str, external_id: str) -> dict | None:
+        """POST the payment; None for a 2xx with an empty body (probable success)."""
+        response = self._call("POST", "/api/v1/payments", json={
+            "customer_code": customer_code, "amount": amount, "memo": memo, "external_id": external_id})
+        if not response.ok:
+            errors = response.json().get("errors") if response.content else None
+            title = errors[0].get("title") if errors else response.text[:200]
+            raise KoiosError(f"Koios refused the payment ({response.status_code}): {title}")
+        if not response.content:
+            return None
+        return response.json().get("data") or None
+
+    def _call(self, method: str, path: str, **options) -> requests.Response:
+        try:
+            return requests.request(method, self.base_url + path, headers=self.headers,
+                                    timeout=TIMEOUT_SECONDS, **options)
+        except requests.RequestException as error:
+            raise KoiosError(f"Koios unreachable: {error}") from None
+
+
+def vendor_customer_code(session: Session, payment: Payment) -> str | None:
+    """The Koios customer code of a SparkMeter-managed unit, else None.
+
+    Formed by the estate setting `sparkmeter_customer_code` (default "{unit}": the unit
+    number; "C-{serial}" uses the SparkMeter meter's serial, as the Koios emulator does).
+    """
+    if payment.unit_id is None:
+        return None
+    serial = session.scalar(select(Meter.serial).where(Meter.unit_id == payment.unit_id,
+                                                       Meter.protocol == "sparkmeter").limit(1))
+    if serial is None:
+        return None
+    pattern = get_setting(session, "sparkmeter_customer_code", payment.unit.estate_id, default="{unit}")
+    return str(pattern).format(unit=payment.unit.number, serial=serial)
+
+
+def queue_vendor_push(session: Session, payment: Payment) -> None:
+    """For a SparkMeter-managed unit, push the credited payment once the caller commits."""
+    if payment.status == "credited" and vendor_customer_code(session, payment):
+        payment.vendor_push_status = "queued"
+        enqueue_after_commit(session, "vendor_credit_push", payment.id, track=False)
+
+
+def push_payment(session: Session, payment: Payment, client: KoiosPayments | None = None) -> PushResult:
+    """Forward one credited payment to Koios, idempotently; record and return the outcome."""
+    code = vendor_customer_code(session, payment)
+    if code is None:
+        return PushResult(False, "the unit has no SparkMeter meter")
+    if payment.status != "credited":
+        return PushResult(False, "only credited payments are forwarded")
+    config = current_app.config
+    client = client or KoiosPayments(config["KOIOS_URL"], config["KOIOS_API_KEY"],
+                                     config["KOIOS_API_SECRET"])
+    external_id = f"meterwise:{payment.id}"
+    try:
+        found = client.find(external_id)
+        if found is None:
+            created = client.create(code, f"{payment.amount:.2f}",
+                                    f"Meterwise {payment.provider} {payment.provider_ref}", external_id)
+            found = created or client.find(external_id)
+            if found is None:
+                raise KoiosError("Koios answered without a body and the payment cannot be found yet")
+        result = PushResult(True, f"Koios payment {found.get('id', '?')} for customer {code}")
+    except KoiosError as error:
+        result = PushResult(False, str(error))
+    payment.vendor_push_status = "pushed" if result.ok else "failed"
+    payment.vendor_push_result = result.message[:300]
+    return result
+
+
+@job("vendor_credit_push")
+def vendor_credit_push(session: Session, progress, payment_id: int) -> str:
+    """Job: push one payment to Koios; a failure raises so the queue retries with backoff."""
+    payment = session.get(Payment, payment_id)
+    if payment is None or payment.vendor_push_status == "pushed":
+        return "nothing to push"
+    result = push_payment(session, payment)
+    session.commit()
+    if not result.ok:
+        raise KoiosError(result.message)
+    return result.message

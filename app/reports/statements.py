@@ -1,0 +1,401 @@
+"""Statement figures for a unit's month, read from the ledger alone (O5).
+
+Owns what a monthly statement says: per wallet pocket the opening balance, the month's
+movements grouped by what caused them (top-ups, consumption, standing charges, levies,
+everything else as adjustments) and the closing balance. Month membership is the ledger's
+own `period` column (the estate's local month of `occurred_at`), so a closing balance is by
+construction the next month's opening balance and the figures reconcile to the postings
+exactly. Metered quantities come from the Reading table and are shown, never summed into
+money. `load_statements` loads many units of one estate in a fixed number of queries;
+`statement_for` is the one-unit call the pages use.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session, aliased
+
+from app.estates import PERIOD_PATTERN, get_setting
+from app.ledger import _planned_for_these_values  # the ledger's guard against generic plans
+from app.models import (
+    Account, Estate, LedgerTransaction, Meter, Person, Posting, Reading, Tenancy, Unit,
+    UnitOwnership, Wallet, utcnow,
+)
+from app.money import UTILITY_UNITS, quantize
+
+DEFAULT_BRAND_COLOUR = "#0f766e"
+CATEGORIES = ("topups", "consumption", "standing_charges", "levies", "adjustments")
+CATEGORY_LABELS = {"topups": "Top-ups", "consumption": "Consumption",
+                   "standing_charges": "Standing charges", "levies": "Levies",
+                   "adjustments": "Adjustments"}
+UTILITY_LABELS = {"electricity": "Electricity", "water": "Water", "hot_water": "Hot water",
+                  "solar": "Solar"}
+_RATE_IN_MEMO = re.compile(r" at (\S+ [\d\u202f.,]+/(?:kWh|kL))\s*$")
+
+
+class StatementPeriodError(ValueError):
+    """The month asked for is malformed or has not begun yet."""
+
+
+def category_of(kind: str) -> str:
+    """Which statement line a ledger transaction kind counts under."""
+    if kind in ("topup", "payment") or kind.startswith(("topup", "payment")):
+        return "topups"
+    if kind == "consumption" or kind.startswith("consumption"):
+        return "consumption"
+    if "standing" in kind:
+        return "standing_charges"
+    if "levy" in kind or "levies" in kind:
+        return "levies"
+    return "adjustments"
+
+
+def month_bounds(period: str, timezone: str) -> tuple[datetime, datetime]:
+    """The UTC instants where an estate's local month starts and the next one starts."""
+    if not PERIOD_PATTERN.match(period or ""):
+        raise StatementPeriodError("a month is written YYYY-MM")
+    year, month = int(period[:4]), int(period[5:])
+    tz = ZoneInfo(timezone)
+    start = datetime(year, month, 1, tzinfo=tz)
+    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=tz)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def previous_period(period: str) -> str:
+    """The month before YYYY-MM."""
+    year, month = int(period[:4]), int(period[5:])
+    return f"{year - 1}-12" if month == 1 else f"{year:04d}-{month - 1:02d}"
+
+
+def next_period(period: str) -> str:
+    """The month after YYYY-MM."""
+    year, month = int(period[:4]), int(period[5:])
+    return f"{year + 1}-01" if month == 12 else f"{year:04d}-{month + 1:02d}"
+
+
+def current_period(estate: Estate) -> str:
+    """The estate's current local month."""
+    return utcnow().astimezone(estate.tz).strftime("%Y-%m")
+
+
+def last_complete_period(estate: Estate) -> str:
+    """The estate's most recent month that has ended (what the 1st-of-month run issues)."""
+    return previous_period(current_period(estate))
+
+
+@dataclass
+class PocketFigures:
+    """One pocket's month: opening, signed movements per category, closing."""
+
+    utility: str
+    commodity: str
+    opening: Decimal = Decimal(0)
+    movements: dict[str, Decimal] = field(default_factory=lambda: {c: Decimal(0) for c in CATEGORIES})
+    topup_value: Decimal | None = None  # units mode: the money paid for the units bought
+    quantity: Decimal | None = None  # metered kWh / kL from readings, for information
+    rates: list[str] = field(default_factory=list)  # tariffs as the consumption postings state them
+    daily: dict[date, Decimal] = field(default_factory=dict)  # consumption per local day (positive)
+
+    @property
+    def closing(self) -> Decimal:
+        return self.opening + sum(self.movements.values(), Decimal(0))
+
+    @property
+    def label(self) -> str:
+        return UTILITY_LABELS.get(self.utility, self.utility)
+
+    @property
+    def quantity_unit(self) -> str:
+        return UTILITY_UNITS.get(self.utility, "KWH")
+
+
+@dataclass
+class TopupLine:
+    """One top-up transaction; `parts` are (utility, amount, commodity) per pocket it filled."""
+
+    transaction_id: int
+    occurred_at: datetime
+    memo: str
+    parts: list[tuple[str, Decimal, str]] = field(default_factory=list)
+
+
+@dataclass
+class StatementData:
+    """Everything one statement shows, as plain values (picklable for worker processes)."""
+
+    estate_id: int
+    estate_code: str
+    estate_name: str
+    currency: str
+    timezone: str
+    denomination: str
+    brand_colour: str
+    unit_id: int
+    unit_number: str
+    period: str
+    start: datetime
+    end: datetime
+    tenants: list[str] = field(default_factory=list)
+    owners: list[str] = field(default_factory=list)
+    pockets: list[PocketFigures] = field(default_factory=list)
+    topups: list[TopupLine] = field(default_factory=list)
+
+    @property
+    def units_mode(self) -> bool:
+        return self.denomination == "units"
+
+    @property
+    def period_label(self) -> str:
+        return datetime.strptime(self.period, "%Y-%m").strftime("%B %Y")
+
+    @property
+    def topup_value_total(self) -> Decimal | None:
+        values = [p.topup_value for p in self.pockets if p.topup_value is not None]
+        return sum(values, Decimal(0)) if values else None
+
+    def figures(self) -> dict:
+        """The statement's numbers as strings: what is archived, hashed and compared on re-runs."""
+        return {
+            "estate": self.estate_code, "unit": self.unit_number, "period": self.period,
+            "pockets": [{
+                "utility": p.utility, "commodity": p.commodity, "opening": str(p.opening),
+                **{c: str(p.movements[c]) for c in CATEGORIES}, "closing": str(p.closing),
+                "topup_value": None if p.topup_value is None else str(p.topup_value),
+            } for p in self.pockets],
+        }
+
+    def figures_sha256(self) -> str:
+        return figures_sha256(self.figures())
+
+
+def figures_sha256(figures: dict) -> str:
+    """A stable hash of a statement's figures."""
+    return hashlib.sha256(json.dumps(figures, sort_keys=True).encode()).hexdigest()
+
+
+def statement_for(session: Session, unit: Unit, period: str) -> StatementData:
+    """One unit's statement for a month."""
+    return load_statements(session, unit.estate, period, unit_ids=[unit.id])[0]
+
+
+def load_statements(session: Session, estate: Estate, period: str,
+                    unit_ids: list[int] | None = None) -> list[StatementData]:
+    """Statements of an estate's units (all, or `unit_ids`) for a month, in a fixed number of queries."""
+    start, end = month_bounds(period, estate.timezone)
+    if start > utcnow():
+        raise StatementPeriodError(f"{period} has not begun in {estate.name}")
+    units_query = select(Unit.id, Unit.number).where(Unit.estate_id == estate.id).order_by(Unit.number)
+    if unit_ids is not None:
+        units_query = units_query.where(Unit.id.in_(unit_ids))
+    units = session.execute(units_query).all()
+    colour = get_setting(session, "brand_colour", estate.id, DEFAULT_BRAND_COLOUR)
+    statements = {
+        unit_id: StatementData(
+            estate.id, estate.code, estate.name, estate.currency, estate.timezone,
+            estate.wallet_denomination, colour, unit_id, number, period, start, end)
+        for unit_id, number in units
+    }
+    if not statements:
+        return []
+    postgres = session.get_bind().dialect.name == "postgresql"
+    # psycopg prepares a statement run five times and PostgreSQL then reuses a generic plan,
+    # which for one unit's postings was a scan of the estate's whole ledger (0.5 s a statement).
+    with _planned_for_these_values(session, postgres):
+        pockets = _load_pockets(session, estate, statements, unit_ids)
+        _add_balances(session, estate, period, pockets, unit_ids)
+        _add_topups(session, estate, period, pockets, statements, unit_ids)
+        _add_daily_consumption(session, estate, period, pockets, unit_ids)
+        _add_quantities(session, estate, statements, start, end, unit_ids)
+        _add_people(session, statements, start, end)
+    return list(statements.values())
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+def _pocket_filter(estate: Estate, unit_ids: list[int] | None, pockets: dict | None = None,
+                   column=Posting.account_id):
+    """The condition selecting the estate's pocket accounts (of some units).
+
+    For some units the pocket ids are named outright: PostgreSQL then walks the postings
+    index per account instead of planning for the estate's whole ledger.
+    """
+    if unit_ids is not None and pockets is not None:
+        return column.in_(list(pockets) or [-1])
+    condition = and_(Account.estate_id == estate.id, Account.kind == "pocket")
+    if unit_ids is not None:
+        condition = and_(condition, Account.wallet_id.in_(
+            select(Wallet.id).where(Wallet.unit_id.in_(unit_ids))))
+    return condition
+
+
+def _load_pockets(session: Session, estate: Estate, statements: dict[int, StatementData],
+                  unit_ids: list[int] | None) -> dict[int, PocketFigures]:
+    """Each unit's pockets in utility order, by account id."""
+    rows = session.execute(
+        select(Account.id, Account.utility, Account.commodity, Wallet.unit_id)
+        .join(Wallet, Wallet.id == Account.wallet_id)
+        .where(_pocket_filter(estate, unit_ids))
+        .order_by(Wallet.unit_id, Account.utility)
+    )
+    pockets = {}
+    for account_id, utility, commodity, unit_id in rows:
+        if unit_id in statements:
+            pocket = PocketFigures(utility, commodity)
+            statements[unit_id].pockets.append(pocket)
+            pockets[account_id] = pocket
+    return pockets
+
+
+def _add_balances(session: Session, estate: Estate, period: str,
+                  pockets: dict[int, PocketFigures], unit_ids: list[int] | None) -> None:
+    """Opening balances (every earlier period) and the month's movements per kind."""
+    in_month = LedgerTransaction.period == period
+    grouped = session.execute(
+        select(Posting.account_id, in_month.label("in_month"), LedgerTransaction.kind,
+               func.sum(Posting.amount))
+        .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
+        .join(Account, Account.id == Posting.account_id)
+        .where(_pocket_filter(estate, unit_ids, pockets), LedgerTransaction.period <= period)
+        .group_by(Posting.account_id, in_month, LedgerTransaction.kind)
+    )
+    for account_id, now, kind, total in grouped:
+        pocket = pockets.get(account_id)
+        if pocket is None:
+            continue
+        amount = Decimal(total)
+        if now:
+            pocket.movements[category_of(kind)] += amount
+        else:
+            pocket.opening += amount
+    for pocket in pockets.values():  # SQLite sums Numeric as REAL: back to minor units
+        pocket.opening = quantize(pocket.opening, pocket.commodity)
+        pocket.movements = {c: quantize(v, pocket.commodity) for c, v in pocket.movements.items()}
+
+
+def _add_topups(session: Session, estate: Estate, period: str, pockets: dict[int, PocketFigures],
+                statements: dict[int, StatementData], unit_ids: list[int] | None) -> None:
+    """The month's top-up lines; in units mode also the money each pocket's units cost."""
+    rows = session.execute(
+        select(Posting.account_id, LedgerTransaction.id, LedgerTransaction.occurred_at,
+               LedgerTransaction.kind, LedgerTransaction.memo, Posting.amount, Wallet.unit_id)
+        .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
+        .join(Account, Account.id == Posting.account_id)
+        .join(Wallet, Wallet.id == Account.wallet_id)
+        .where(_pocket_filter(estate, unit_ids, pockets), LedgerTransaction.period == period,
+               LedgerTransaction.kind != "consumption")  # by far the most rows; not top-ups
+        .order_by(LedgerTransaction.occurred_at, LedgerTransaction.id, Posting.id)
+    ).all()
+    topup_transactions: dict[tuple[int, int], TopupLine] = {}
+    for account_id, transaction_id, occurred_at, kind, memo, amount, unit_id in rows:
+        pocket = pockets.get(account_id)
+        if pocket is None or category_of(kind) != "topups":
+            continue
+        line = topup_transactions.get((unit_id, transaction_id))
+        if line is None:
+            line = topup_transactions[(unit_id, transaction_id)] = TopupLine(
+                transaction_id, occurred_at, memo)
+            statements[unit_id].topups.append(line)
+        line.parts.append((pocket.utility, Decimal(amount), pocket.commodity))
+    if estate.wallet_denomination != "units":
+        return
+    for pocket in pockets.values():
+        pocket.topup_value = Decimal(0)
+    if not topup_transactions:
+        return
+    # Units mode: a top-up's money goes to revenue of the utility whose units were sold.
+    pocket_posting, revenue_posting = aliased(Posting), aliased(Posting)
+    revenue = aliased(Account)
+    values = session.execute(
+        select(pocket_posting.account_id, revenue_posting.amount)
+        .join(LedgerTransaction, LedgerTransaction.id == pocket_posting.transaction_id)
+        .join(Account, Account.id == pocket_posting.account_id)
+        .join(revenue_posting, revenue_posting.transaction_id == pocket_posting.transaction_id)
+        .join(revenue, and_(revenue.id == revenue_posting.account_id, revenue.kind == "revenue",
+                            revenue.utility == Account.utility))
+        .where(_pocket_filter(estate, unit_ids, pockets, pocket_posting.account_id),
+               LedgerTransaction.period == period, pocket_posting.amount > 0)
+    )
+    for account_id, amount in values:
+        pocket = pockets.get(account_id)
+        if pocket is not None:
+            pocket.topup_value += Decimal(amount)
+    for pocket in pockets.values():
+        pocket.topup_value = quantize(pocket.topup_value, estate.currency)
+
+
+def _add_daily_consumption(session: Session, estate: Estate, period: str,
+                           pockets: dict[int, PocketFigures], unit_ids: list[int] | None) -> None:
+    """Consumption per local day for the chart, and the tariffs the postings' memos state."""
+    tz = estate.tz
+    rows = session.execute(
+        select(Posting.account_id, LedgerTransaction.occurred_at, Posting.amount, LedgerTransaction.memo)
+        .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
+        .join(Account, Account.id == Posting.account_id)
+        .where(_pocket_filter(estate, unit_ids, pockets), LedgerTransaction.period == period,
+               LedgerTransaction.kind == "consumption")
+    )
+    for account_id, occurred_at, amount, memo in rows:
+        pocket = pockets.get(account_id)
+        if pocket is not None:
+            day = occurred_at.astimezone(tz).date()
+            pocket.daily[day] = pocket.daily.get(day, Decimal(0)) - Decimal(amount)
+            found = _RATE_IN_MEMO.search(memo or "")
+            if found and found.group(1) not in pocket.rates:
+                pocket.rates.append(found.group(1))
+
+
+def _add_quantities(session: Session, estate: Estate, statements: dict[int, StatementData],
+                    start: datetime, end: datetime, unit_ids: list[int] | None) -> None:
+    """Metered quantity per unit and utility from readings taken in the month."""
+    query = (
+        select(Meter.unit_id, Meter.utility, func.sum(Reading.consumption))
+        .join(Reading, Reading.meter_id == Meter.id)
+        .where(Meter.estate_id == estate.id, Meter.role == "unit", Meter.unit_id.is_not(None),
+               Reading.taken_at > start, Reading.taken_at <= end)
+        .group_by(Meter.unit_id, Meter.utility)
+    )
+    if unit_ids is not None:
+        query = query.where(Meter.unit_id.in_(unit_ids))
+    totals: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    for unit_id, utility, total in session.execute(query):
+        if total is not None:
+            totals[(unit_id, utility)] += Decimal(total)
+    for unit_id, statement in statements.items():
+        for pocket in statement.pockets:
+            found = totals.get((unit_id, pocket.utility))
+            if found is not None:
+                pocket.quantity = quantize(found, pocket.quantity_unit)
+
+
+def _add_people(session: Session, statements: dict[int, StatementData],
+                start: datetime, end: datetime) -> None:
+    """Tenants whose tenancy overlaps the month, and the unit's owners in it."""
+    ids = list(statements)
+    first_day = start.date()
+    last_day = (end - timedelta(seconds=1)).date()
+    tenants = session.execute(
+        select(Tenancy.unit_id, Person.full_name).join(Person, Person.id == Tenancy.person_id)
+        .where(Tenancy.unit_id.in_(ids), Tenancy.move_in <= last_day,
+               (Tenancy.move_out.is_(None)) | (Tenancy.move_out >= first_day))
+        .order_by(Tenancy.move_in)
+    )
+    for unit_id, name in tenants:
+        if name not in statements[unit_id].tenants:
+            statements[unit_id].tenants.append(name)
+    owners = session.execute(
+        select(UnitOwnership.unit_id, Person.full_name).join(Person, Person.id == UnitOwnership.person_id)
+        .where(UnitOwnership.unit_id.in_(ids), UnitOwnership.since <= last_day,
+               (UnitOwnership.until.is_(None)) | (UnitOwnership.until >= first_day))
+    )
+    for unit_id, name in owners:
+        if name not in statements[unit_id].owners:
+            statements[unit_id].owners.append(name)

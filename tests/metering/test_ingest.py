@@ -1,0 +1,156 @@
+"""The ingest pipeline on PostgreSQL: billing, idempotency, order, dead letters, roll-ups."""
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from app.metering.ingest import Message, ingest, replay_dead_letter
+from app.models import LedgerTransaction, Reading
+from app.models.metering import ConsumptionRollup, DeadLetter, MeterAlert, TariffVersion
+from tests.factories import make_estate_with_wallet, make_meter, make_topup
+from tests.metering.conftest import at, balance, direct
+
+
+def bills(session) -> list[str]:
+    return list(session.scalars(select(LedgerTransaction.idempotency_key)
+                                .where(LedgerTransaction.kind == "consumption")
+                                .order_by(LedgerTransaction.idempotency_key)))
+
+
+def test_readings_bill_the_register_rise_at_the_tariff(session, metered):
+    report = ingest(session, [direct("23022673", at(60), "100.0"), direct("23022673", at(30), "101.5"),
+                              direct("000023022673", at(0), "103.0")])
+    session.commit()
+    assert (report.accepted, report.billed, report.dead_letters) == (3, 2, [])
+    assert balance(session, metered.pocket) == Decimal("94.00")  # 3 kWh at R2.00
+    assert balance(session, metered.revenue) == Decimal("6.00")
+    key = f"reading:23022673:{at(0).isoformat()}"
+    assert key in bills(session)
+    assert session.get(type(metered.meter), metered.meter.id).last_register == Decimal("103.0")
+
+
+def test_the_same_message_twice_is_billed_once(session, metered):
+    first = [direct("23022673", at(60), "100"), direct("23022673", at(30), "102")]
+    ingest(session, first)
+    session.commit()
+    report = ingest(session, first + [direct("23022673", at(30), "102")])
+    session.commit()
+    assert (report.accepted, report.duplicates, report.billed) == (0, 3, 0)
+    assert balance(session, metered.pocket) == Decimal("96.00")
+    assert session.scalar(select(func.count(Reading.id))) == 2
+
+
+def test_out_of_order_arrival_bills_the_same_total(session, metered):
+    ingest(session, [direct("23022673", at(90), "100")])
+    session.commit()
+    ingest(session, [direct("23022673", at(0), "106")])  # spans 90 minutes
+    session.commit()
+    late = ingest(session, [direct("23022673", at(60), "101"), direct("23022673", at(30), "103")])
+    session.commit()
+    assert late.accepted == 2 and late.billed == 0
+    assert balance(session, metered.pocket) == Decimal("88.00")  # 6 kWh, billed once
+    stored = dict(session.execute(select(Reading.taken_at, Reading.consumption)).all())
+    assert [stored[at(m)] for m in (60, 30, 0)] == [Decimal(1), Decimal(2), Decimal(3)]
+    day = session.scalars(select(ConsumptionRollup.consumption).where(ConsumptionRollup.grain == "month")).all()
+    assert sum(day) == Decimal(6)
+
+
+def test_a_late_first_reading_bills_the_span_nobody_billed(session, metered):
+    ingest(session, [direct("23022673", at(0), "105")])
+    session.commit()
+    ingest(session, [direct("23022673", at(30), "104")])
+    session.commit()
+    assert balance(session, metered.pocket) == Decimal("98.00")
+
+
+def test_refused_messages_land_in_dead_letters_with_reasons_and_bill_nothing(session, metered):
+    ingest(session, [direct("23022673", at(30), "100")])
+    session.commit()
+    future = datetime.now(UTC) + timedelta(days=1)
+    report = ingest(session, [
+        Message("meters/23022673/readings", b"{oops"),
+        direct("99999", at(0), "5"),
+        direct("23022673", at(0), "90"),
+        direct("23022673", future, "120"),
+    ])
+    session.commit()
+    reasons = {row.reason for row in session.scalars(select(DeadLetter))}
+    assert len(reasons) == 4 and report.billed == 0
+    assert any(r.startswith("malformed JSON") for r in reasons)
+    assert "unknown meter 99999" in reasons
+    assert any("went backwards" in r for r in reasons)
+    assert any("in the future" in r for r in reasons)
+    assert balance(session, metered.pocket) == Decimal("100.00")
+    assert session.scalar(select(MeterAlert.kind)) == "tamper"
+    raw = session.scalar(select(DeadLetter.payload).where(DeadLetter.reason.like("malformed%")))
+    assert raw == "{oops"
+
+
+def test_half_hourly_meters_accept_only_on_the_hour_and_half_hour(session, metered):
+    metered.meter.interval_minutes = 30
+    session.commit()
+    report = ingest(session, [direct("23022673", at(30), "100"),
+                              direct("23022673", at(30) + timedelta(minutes=7), "100.5")])
+    session.commit()
+    assert report.accepted == 1
+    assert "off the meter's 30-minute interval" in report.dead_letters[0]
+
+
+def test_replaying_a_dead_letter_after_the_meter_is_added_bills_it(session, metered):
+    ingest(session, [direct("555", at(60), "10"), direct("555", at(30), "12")])
+    session.commit()
+    make_meter(session, metered.unit, serial="555", utility="electricity")
+    session.commit()
+    outcomes = [replay_dead_letter(session, letter) for letter in
+                session.scalars(select(DeadLetter).order_by(DeadLetter.id)).all()]
+    session.commit()
+    assert outcomes == ["accepted", "accepted and billed"]
+    assert balance(session, metered.pocket) == Decimal("96.00")
+    assert session.scalar(select(func.count(DeadLetter.id))) == 2  # kept, marked replayed
+
+
+def test_units_estate_deducts_kwh_from_the_pocket(session):
+    kit = make_estate_with_wallet(session, denomination="units")
+    make_meter(session, kit.unit, serial="77")
+    make_topup(session, kit.pocket("electricity"), "50.000", clearing=kit.accounts.units_issued["electricity"])
+    session.commit()
+    ingest(session, [direct("77", at(60), "10"), direct("77", at(0), "12.250")])
+    session.commit()
+    assert balance(session, kit.pocket("electricity")) == Decimal("47.750")
+
+
+def test_standing_charge_once_a_month_and_blocks_within_the_month(session, metered):
+    session.execute(TariffVersion.__table__.delete())
+    session.add(TariffVersion(estate_id=metered.estate.id, utility="electricity",
+                              effective_from=date(2020, 1, 1), kind="block", standing_charge=Decimal("10"),
+                              rates={"blocks": [{"up_to": "1000000", "rate": "1.00"},
+                                                {"up_to": None, "rate": "5.00"}]}))
+    session.commit()
+    ingest(session, [direct("23022673", at(60), "0"), direct("23022673", at(30), "1")])
+    session.commit()
+    ingest(session, [direct("23022673", at(0), "2")])
+    session.commit()
+    assert balance(session, metered.pocket) == Decimal("88.00")  # 2 kWh at R1 + R10 once
+
+
+def test_roll_ups_follow_the_estate_day(session, metered):
+    ingest(session, [direct("23022673", at(60), "100"), direct("23022673", at(30), "101"),
+                     direct("23022673", at(0), "103.5")])
+    session.commit()
+    total = session.scalar(select(func.sum(ConsumptionRollup.consumption)).where(ConsumptionRollup.grain == "day"))
+    hours = session.scalar(select(func.sum(ConsumptionRollup.consumption)).where(ConsumptionRollup.grain == "hour"))
+    assert total == hours == Decimal("3.5")
+    start = session.scalars(select(ConsumptionRollup.period_start).where(ConsumptionRollup.grain == "day")).first()
+    assert start.astimezone(metered.estate.tz).hour == 0
+
+
+def test_spike_is_flagged_but_billed(session, metered):
+    base = at(0) - timedelta(days=3)
+    history = [direct("23022673", base + timedelta(hours=h), str(100 + h * Decimal("0.5"))) for h in range(48)]
+    ingest(session, history)
+    session.commit()
+    report = ingest(session, [direct("23022673", at(0), "2000")])
+    session.commit()
+    assert report.billed == 1
+    kinds = set(session.scalars(select(MeterAlert.kind)))
+    assert "spike" in kinds and "gap" in kinds

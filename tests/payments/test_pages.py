@@ -1,0 +1,134 @@
+"""Payment pages: a tenant tops up end to end through the PayFast emulator; staff work the
+unmatched queue and EFT statements; tenants see only their own payments."""
+from __future__ import annotations
+
+import io
+import re
+from decimal import Decimal
+from html import unescape
+from urllib.parse import urlsplit
+
+import requests
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Account
+from app.models.payments import Payment
+from tests.payments.conftest import serving
+from tests.web.conftest import csrf_from, table_with
+
+
+def hidden_fields(page: str) -> list[tuple[str, str]]:
+    return [(unescape(n), unescape(v)) for n, v in
+            re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page)
+            if n != "csrf_token"]
+
+
+def balance(app, account_id: int) -> Decimal:
+    with app.app_context():
+        value = db.session.scalar(select(Account.balance).where(Account.id == account_id))
+        db.session.remove()
+        return value
+
+
+def test_tenant_tops_up_through_payfast_end_to_end(app, kit, payfast_gateway, login, monkeypatch):
+    with serving(app) as portal:
+        monkeypatch.setitem(app.config, "PUBLIC_URL", portal)
+        tenant = login(kit.tenant_email)
+        token = csrf_from(tenant.get("/tenant/topup").get_data(as_text=True))
+        page = tenant.post("/tenant/topup", data={"unit_id": kit.unit_id, "utility": "electricity",
+                                                  "amount": "120", "csrf_token": token})
+        assert page.status_code == 200
+        html = page.get_data(as_text=True)
+        assert f'action="{payfast_gateway.base_url}/eng/process"' in html
+        fields = hidden_fields(html)
+        assert dict(fields)["notify_url"] == f"{portal}/webhooks/payfast/itn"
+
+        checkout = requests.post(f"{payfast_gateway.base_url}/eng/process", data=fields, timeout=10)
+        assert checkout.status_code == 200 and "Pay now" in checkout.text
+        paid = requests.post(f"{payfast_gateway.base_url}/eng/process/pay",
+                             data=fields + [("outcome", "COMPLETE")], timeout=20, allow_redirects=False)
+        assert paid.status_code in (302, 303)
+        assert "PayFast confirms" in tenant.get(urlsplit(paid.headers["Location"]).path).get_data(as_text=True)
+        assert payfast_gateway.state.itns_posted == [(f"{portal}/webhooks/payfast/itn", 200)]
+    assert balance(app, kit.pocket_id) == Decimal("120.00")
+    history = tenant.get("/tenant/payments").get_data(as_text=True)
+    assert table_with(history, "Amount").texts()[0][-1] == "received"
+
+
+def test_checkout_form_with_a_tampered_amount_is_refused_by_the_gateway(app, kit, payfast_gateway, login):
+    tenant = login(kit.tenant_email)
+    token = csrf_from(tenant.get("/tenant/topup").get_data(as_text=True))
+    html = tenant.post("/tenant/topup", data={"unit_id": kit.unit_id, "utility": "water",
+                                              "amount": "50", "csrf_token": token}).get_data(as_text=True)
+    fields = [(k, "5.00" if k == "amount" else v) for k, v in hidden_fields(html)]
+    assert requests.post(f"{payfast_gateway.base_url}/eng/process", data=fields, timeout=10).status_code == 400
+
+
+def test_topup_refuses_bad_amounts_and_foreign_units(app, kit, login, committed):
+    from tests import factories
+    with committed() as s:
+        other = factories.make_estate_with_wallet(s).unit.id
+    tenant = login(kit.tenant_email)
+    token = csrf_from(tenant.get("/tenant/topup").get_data(as_text=True))
+    bad = tenant.post("/tenant/topup", data={"unit_id": kit.unit_id, "utility": "electricity",
+                                             "amount": "abc", "csrf_token": token})
+    assert bad.status_code == 400 and "is not a number" in bad.get_data(as_text=True)
+    foreign = tenant.post("/tenant/topup", data={"unit_id": other, "utility": "electricity",
+                                                 "amount": "100", "csrf_token": token})
+    assert foreign.status_code == 404
+    with app.app_context():
+        assert db.session.scalar(select(Payment)) is None
+        db.session.remove()
+
+
+def test_staff_assign_an_unmatched_payment_once(app, kit, login, committed):
+    with committed() as s:
+        s.add(Payment(provider="mpesa", provider_ref="ZZ11ZZ11ZZ", amount=Decimal("30"), currency="LSL",
+                      status="unmatched", payer_phone="26650009999", reference="NOSUCH"))
+    staff = login(kit.staff_email)
+    page = staff.get("/staff/payments?status=unmatched").get_data(as_text=True)
+    rows = table_with(page, "Provider ref").texts()
+    assert [r[2] for r in rows] == ["ZZ11ZZ11ZZ"]
+    token = csrf_from(page)
+    with app.app_context():
+        payment_id = db.session.scalar(select(Payment.id))
+        db.session.remove()
+    form = {"payment_id": payment_id, "unit_id": kit.unit_id, "utility": "electricity", "csrf_token": token}
+    assert staff.post("/staff/payments/assign", data=form).status_code == 302
+    assert staff.post("/staff/payments/assign", data=form).status_code == 302
+    assert balance(app, kit.pocket_id) == Decimal("30.00")
+    after = staff.get("/staff/payments?status=unmatched").get_data(as_text=True)
+    assert "No payments match." in after
+
+
+def test_staff_upload_a_statement_and_confirm(app, kit, login):
+    staff = login(kit.staff_email)
+    token = csrf_from(staff.get("/staff/payments").get_data(as_text=True))
+    csv = (f"date,amount,reference,bank_ref\n2026-11-02,200.00,{kit.unit_number},B1\n"
+           "2026-11-02,oops,X,B2\n").encode()
+    report = staff.post("/staff/payments/eft/statement", data={
+        "csrf_token": token, "statement": (io.BytesIO(csv), "statement.csv")},
+        content_type="multipart/form-data").get_data(as_text=True)
+    assert table_with(report, "Line").texts() == [
+        ["2", "imported", f"matched to unit {kit.unit_number}"], ["3", "error", "'oops' is not a number"]]
+    assert balance(app, kit.pocket_id) == 0
+    with app.app_context():
+        payment_id = db.session.scalar(select(Payment.id).where(Payment.provider_ref == "B1"))
+        db.session.remove()
+    staff.post("/staff/payments/eft/confirm", data={"csrf_token": token, "payment_id": payment_id})
+    assert balance(app, kit.pocket_id) == Decimal("200.00")
+
+
+def test_payment_pages_are_closed_to_other_roles(app, kit, login, committed):
+    from tests.web.conftest import make_login
+    with committed() as s:
+        from tests import factories
+        other = factories.make_estate_with_wallet(s)
+        stranger = make_login(s, "tenant", unit=other.unit).email
+        s.add(Payment(provider="eft", provider_ref="SEEN-BY-KIT", amount=Decimal("5"), currency="LSL",
+                      status="credited", unit_id=kit.unit_id, estate_id=kit.estate_id, utility="water"))
+    client = login(stranger)
+    assert client.get("/staff/payments").status_code == 404
+    assert "SEEN-BY-KIT" not in client.get("/tenant/payments").get_data(as_text=True)
+    assert "No payments yet." in client.get("/tenant/payments").get_data(as_text=True)

@@ -1,0 +1,66 @@
+"""Fixtures for the sources tests: emulators served on free ports in background threads."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from app.sources.uisp import UispApi
+
+
+class QuietHandler(WSGIRequestHandler):
+    """Serves requests without a log line per request."""
+
+    def log_request(self, *args, **kwargs) -> None:
+        pass
+
+
+@contextmanager
+def serving(wsgi_app) -> Iterator[str]:
+    """Serve `wsgi_app` on a free loopback port; yield its base URL."""
+    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True, request_handler=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+@pytest.fixture
+def uisp():
+    """`uisp(size=..., **faults)` starts a UISP emulator; returns (emulator state, API client)."""
+    from tests.emulators.uisp import API, create_app
+
+    stack = []
+
+    def start(size: int = 30, page_size: int = 7, timeout: float = 5.0, **faults):
+        app = create_app(size=size, latency=0, estates=("ACACIA", "BAOBAB"), **faults)
+        context = serving(app)
+        base = context.__enter__()
+        stack.append(context)
+        api = UispApi(base + API, "dev-uisp-key", timeout=timeout, retries=3, backoff=0.01,
+                      page_size=page_size)
+        return app.extensions["uisp"], api
+    yield start
+    for context in stack:
+        context.__exit__(None, None, None)
+
+
+from tests.web.conftest import _fresh_rate_limits, committed, login, new_client, world  # noqa: E402,F401
+
+
+@pytest.fixture
+def uisp_config(app, uisp, monkeypatch):
+    """Point the app's UISP settings at a fresh emulator; returns the emulator state."""
+    def start(**options):
+        emulator, api = uisp(**options)
+        monkeypatch.setitem(app.config, "UISP_URL", api.base_url)
+        monkeypatch.setitem(app.config, "UISP_BACKOFF", 0.01)
+        monkeypatch.setitem(app.config, "UISP_PAGE_SIZE", api.page_size)
+        return emulator
+    return start

@@ -1,0 +1,248 @@
+"""MQTT ingest worker (`make ingest`, M1): broker -> `app.metering.ingest.ingest()` in batches.
+
+QoS 1 on a persistent session (clean session off, fixed client id), manual acknowledgement:
+a batch is acknowledged only after its transaction commits, so a crash re-delivers and the
+pipeline's idempotency makes the replay harmless. Relay commands are published from the
+outbox after commit. In maintenance mode (M7) the worker disconnects and keeps its session:
+messages wait in the broker until it resumes.
+
+Environment: DATABASE_URL, MQTT_URL (default mqtt://127.0.0.1:1883), MQTT_CLIENT_ID,
+MQTT_SHARED=1 (join the `$share/<MQTT_SHARE_GROUP>/...` subscription, for WORKERS>1),
+MQTT_TOPIC_PREFIX (tests isolate themselves with it), INGEST_BATCH_SIZE, INGEST_BATCH_WAIT_MS.
+"""
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import queue
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+from app import create_app  # noqa: E402
+from app.extensions import db  # noqa: E402
+from app.metering import credit_control  # noqa: E402
+from app.metering.ingest import Message, ingest, ingest_paused  # noqa: E402
+from app.models import utcnow  # noqa: E402
+from app.models.metering import DeadLetter  # noqa: E402
+
+log = logging.getLogger("meterwise.ingest")
+
+READING_TOPICS = ("application/+/device/+/event/up", "meters/+/readings")
+ACK_TOPIC = "meters/+/acks"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the worker connects and batches; read from the environment."""
+
+    url: str
+    client_id: str
+    shared: bool
+    share_group: str
+    prefix: str
+    batch_size: int
+    batch_wait: float
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            url=os.environ.get("MQTT_URL") or "mqtt://127.0.0.1:1883",
+            client_id=os.environ.get("MQTT_CLIENT_ID", "meterwise-ingest-1"),
+            shared=os.environ.get("MQTT_SHARED", "") in {"1", "true", "yes"},
+            share_group=os.environ.get("MQTT_SHARE_GROUP", "meterwise"),
+            prefix=os.environ.get("MQTT_TOPIC_PREFIX", ""),
+            batch_size=int(os.environ.get("INGEST_BATCH_SIZE", "500")),
+            batch_wait=int(os.environ.get("INGEST_BATCH_WAIT_MS", "50")) / 1000,
+        )
+
+    def subscriptions(self) -> list[str]:
+        topics = [self.prefix + t for t in (*READING_TOPICS, ACK_TOPIC)]
+        return [f"$share/{self.share_group}/{t}" if self.shared else t for t in topics]
+
+
+class IngestWorker:
+    """Receives on paho's network thread; batches, commits and acknowledges on the main thread."""
+
+    def __init__(self, app, settings: Settings) -> None:
+        self.app, self.settings = app, settings
+        self.inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self.running = True
+        self.paused = False
+        self.client = self._client()
+
+    def _client(self) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.settings.client_id,
+                             clean_session=False, protocol=mqtt.MQTTv311, manual_ack=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)  # exponential backoff
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = lambda _client, _userdata, message: self.inbox.put(message)
+        return client
+
+    def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
+        if reason_code.is_failure:
+            log.warning("MQTT connect refused: %s", reason_code)
+            return
+        client.subscribe([(topic, 1) for topic in self.settings.subscriptions()])
+        log.info("connected as %s; subscribed to %s", self.settings.client_id, self.settings.subscriptions())
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
+        if self.running and not self.paused:
+            log.warning("MQTT disconnected (%s); reconnecting with backoff", reason_code)
+
+    def connect(self) -> None:
+        """Connect in the background; paho retries with backoff until the broker answers."""
+        parts = urlparse(self.settings.url)
+        if parts.username:
+            self.client.username_pw_set(parts.username, parts.password)
+        self.client.connect_async(parts.hostname or "127.0.0.1", parts.port or 1883, keepalive=30)
+        self.client.loop_start()
+
+    def run(self) -> None:
+        """Work until stopped: batches, outbox, maintenance checks."""
+        self.connect()
+        next_check = 0.0
+        with self.app.app_context():
+            while self.running:
+                now = time.monotonic()
+                if now >= next_check:
+                    next_check = now + 1.0
+                    self._housekeeping()
+                if self.paused:
+                    time.sleep(0.5)
+                    continue
+                batch = self._next_batch()
+                if batch:
+                    self._process(batch)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def stop(self, *_args) -> None:
+        self.running = False
+
+    def _next_batch(self) -> list[mqtt.MQTTMessage]:
+        try:
+            batch = [self.inbox.get(timeout=0.5)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self.settings.batch_wait
+        while len(batch) < self.settings.batch_size:
+            left = deadline - time.monotonic()
+            try:
+                batch.append(self.inbox.get(timeout=max(left, 0)) if left > 0 else self.inbox.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _process(self, batch: list[mqtt.MQTTMessage]) -> None:
+        """One transaction per batch; acknowledge only after commit."""
+        try:
+            self._ingest(batch)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.exception("batch of %d failed; retrying message by message", len(batch))
+            for message in batch:
+                try:
+                    self._ingest([message])
+                    db.session.commit()
+                except Exception as error:
+                    db.session.rollback()
+                    log.exception("message on %s failed; dead-lettered", message.topic)
+                    if not self._dead_letter(message, error):
+                        continue  # not even that: unacknowledged, re-delivered after a reconnect
+                self.client.ack(message.mid, message.qos)
+            return
+        for message in batch:
+            self.client.ack(message.mid, message.qos)
+        self._publish_commands()
+
+    def _dead_letter(self, message: mqtt.MQTTMessage, error: Exception) -> bool:
+        """Keep a message the pipeline crashed on (a locked period, a bug) for staff to replay."""
+        try:
+            db.session.add(DeadLetter(topic=message.topic[:300], reason=f"pipeline error: {error}"[:500],
+                                      payload=message.payload.decode("utf-8", "replace")))
+            db.session.commit()
+            return True
+        except Exception:
+            db.session.rollback()
+            log.exception("could not dead-letter the message on %s", message.topic)
+            return False
+
+    def _ingest(self, batch: list[mqtt.MQTTMessage]) -> None:
+        prefix = self.settings.prefix
+        readings, now = [], utcnow()
+        for message in batch:
+            topic = message.topic[len(prefix):] if prefix and message.topic.startswith(prefix) else message.topic
+            if topic.startswith("meters/") and topic.endswith("/acks"):
+                credit_control.record_ack(db.session, message.payload)
+            else:
+                readings.append(Message(topic, message.payload, now))
+        if readings:
+            ingest(db.session, readings, now=now)
+
+    def _publish_commands(self) -> None:
+        """Send relay commands committed in the outbox (after commit, never inside it)."""
+        def publish(topic: str, payload: str) -> bool:
+            info = self.client.publish(self.settings.prefix + topic, payload, qos=1)
+            return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+        try:
+            if credit_control.publish_pending(db.session, publish):
+                db.session.commit()
+            else:
+                db.session.rollback()
+        except Exception:
+            db.session.rollback()
+            log.exception("publishing relay commands failed; they stay pending")
+
+    def _housekeeping(self) -> None:
+        """Follow maintenance mode, publish the outbox, flag meters that never acknowledged."""
+        try:
+            paused = ingest_paused(db.session)
+            credit_control.flag_silent_meters(db.session)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.exception("housekeeping failed")
+            return
+        if paused and not self.paused:
+            log.info("maintenance mode: disconnecting; messages wait in the broker")
+            self.paused = True
+            self.client.disconnect()
+            self.client.loop_stop()
+            self.inbox = queue.Queue()  # unacknowledged: the broker sends them again
+        elif not paused and self.paused:
+            log.info("maintenance over: resuming")
+            self.paused = False
+            self.client = self._client()
+            self.connect()
+        if not self.paused:
+            self._publish_commands()
+
+
+def main() -> None:
+    """Build the app once and run one worker until SIGTERM/SIGINT."""
+    app = create_app()
+    # Long-lived objects (app, metadata, mappers) leave the collector's view, and collections
+    # run less often: a batch allocates many short-lived objects and full passes cost ~20% of it.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+    worker = IngestWorker(app, Settings.from_env())
+    signal.signal(signal.SIGTERM, worker.stop)
+    signal.signal(signal.SIGINT, worker.stop)
+    worker.run()
+
+
+if __name__ == "__main__":
+    main()
