@@ -335,3 +335,14 @@ def test_healthz_without_redis_says_jobs_run_inline(app, new_client, monkeypatch
     assert data["status"] == "ok"
     assert data["redis"]["status"] == "not_configured" and data["worker"]["status"] == "inline"
     assert data["mqtt"]["status"] == "not_configured"
+
+
+def test_top_bar_offers_staff_a_uisp_refresh_and_nobody_else(world, login):
+    """Staff see "Refresh from UISP" in the top bar on every page; a tenant never does."""
+    staff = login(world.emails["staff"])
+    for path in ("/staff/", "/staff/ledger"):
+        page = body(staff.get(path))
+        assert "Refresh from UISP" in page
+        assert 'id="topbar-job"' in page
+    tenant = login(world.emails["tenant"])
+    assert "Refresh from UISP" not in body(tenant.get("/tenant/"))
