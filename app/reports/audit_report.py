@@ -26,6 +26,7 @@ from app.money import quantize
 from app.reports.pdf import (
     BODY, H2, SMALL, brand, data_table, page_band, pdf_amount, pdf_text, report_document,
 )
+from app.reports.summaries import BulkComparison
 from app.reports.statements import (
     DEFAULT_BRAND_COLOUR, StatementPeriodError, month_bounds, next_period,
 )
@@ -54,19 +55,8 @@ class BalanceChange:
         return self.opening + self.movement
 
 
-@dataclass
-class Variance:
-    utility: str
-    bulk: Decimal
-    units: Decimal
-
-    @property
-    def loss(self) -> Decimal:
-        return self.bulk - self.units
-
-    @property
-    def loss_percent(self) -> Decimal | None:
-        return (100 * self.loss / self.bulk).quantize(Decimal("0.1")) if self.bulk else None
+# Bulk supply against unit meters, as on the utility page.
+Variance = BulkComparison
 
 
 @dataclass

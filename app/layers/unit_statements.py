@@ -1,0 +1,44 @@
+"""A unit's statements and transaction export, shared by the tenant and owner layers.
+
+`add_unit_statement_routes(bp, roles)` adds the same three routes to a layer blueprint;
+each checks the unit against the user's grants in that layer's roles.
+"""
+from io import BytesIO
+
+from flask import Blueprint, abort, send_file
+from flask_login import current_user
+
+from app.auth.scope import unit_or_404
+from app.extensions import db
+from app.htmx import render
+from app.reports.export import requested_format, respond
+from app.reports.statement_runs import TRANSACTION_COLUMNS, statement_pdf, unit_statement_months, unit_transactions
+from app.reports.statements import StatementPeriodError
+
+
+def add_unit_statement_routes(bp: Blueprint, roles: tuple[str, ...]) -> None:
+    """Register statements, statement_download and transactions_export on `bp`."""
+
+    def statements(unit_id: int):
+        unit = unit_or_404(db.session, current_user, unit_id, roles)
+        return render("statements/unit.html", unit=unit,
+                      months=unit_statement_months(db.session, unit), layer=bp.name)
+
+    def statement_download(unit_id: int, period: str):
+        unit = unit_or_404(db.session, current_user, unit_id, roles)
+        try:
+            pdf, filename, _ = statement_pdf(db.session, unit, period)
+        except StatementPeriodError:
+            abort(404)
+        return send_file(BytesIO(pdf), mimetype="application/pdf", download_name=filename, max_age=0)
+
+    def transactions_export(unit_id: int):
+        """The unit's transactions (as on its page, up to a year's worth) as CSV or PDF."""
+        unit = unit_or_404(db.session, current_user, unit_id, roles)
+        rows = unit_transactions(db.session, unit)
+        return respond(rows, TRANSACTION_COLUMNS, f"Transactions unit {unit.number}",
+                       requested_format() or "csv", subtitle=f"{unit.estate.name} · times in UTC")
+
+    bp.add_url_rule("/units/<int:unit_id>/statements", view_func=statements)
+    bp.add_url_rule("/units/<int:unit_id>/statements/<period>.pdf", view_func=statement_download)
+    bp.add_url_rule("/units/<int:unit_id>/transactions", view_func=transactions_export)
