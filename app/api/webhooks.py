@@ -3,9 +3,9 @@
 Both are CSRF-exempt: PayFast is checked by signature, source and gateway confirmation;
 the SMS gateway by HTTP Basic Auth.
 """
-import gzip
 import hmac
 import json
+import zlib
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -35,7 +35,7 @@ def sms_gateway():
     try:
         raw = request.get_data()
         if request.headers.get("Content-Encoding", "").lower() == "gzip":
-            raw = gzip.decompress(raw)
+            raw = _gunzip(raw)
         body = json.loads(raw or b"{}")
         if not isinstance(body, dict):
             raise ValueError("the body must be a JSON object")
@@ -43,6 +43,21 @@ def sms_gateway():
     except (ValueError, OSError) as error:
         db.session.rollback()
         return jsonify({"error": True, "message": str(error)}), 400
+
+
+MAX_GATEWAY_BODY = 2 * 1024 * 1024  # far above a gateway poll; refuses gzip bombs
+
+
+def _gunzip(raw: bytes) -> bytes:
+    """Decompress a gzip body, refusing one that inflates past MAX_GATEWAY_BODY."""
+    try:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        body = inflater.decompress(raw, MAX_GATEWAY_BODY)
+    except zlib.error as error:
+        raise ValueError(f"the gzip body is corrupt: {error}") from None
+    if inflater.unconsumed_tail:
+        raise ValueError("the body is too large")
+    return body
 
 
 def _gateway_authorised() -> bool:

@@ -187,3 +187,14 @@ def test_one_phone_paying_into_many_units_is_flagged(app, kit, client, committed
     assert statuses == {"credited"}  # flagged for staff, still credited
     assert reasons[:3] == [None, None, None]
     assert reasons[3] == "suspicious: 26650001111 paid into 4 units in 30 days"
+
+
+def test_gzip_bomb_is_refused_with_400_and_nothing_read(client):
+    """A gzip body that inflates past the limit is refused before it is parsed."""
+    import gzip
+
+    bomb = gzip.compress(b" " * (3 * 1024 * 1024))
+    response = client.post(URL, data=bomb, headers={
+        **auth(), "Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": True, "message": "the body is too large"}
