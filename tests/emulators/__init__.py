@@ -6,6 +6,33 @@ with configurable size, latency and injected faults. Tests start them in threads
 emulators: the app only sees URLs from its configuration.
 """
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Serves requests without a log line per request."""
+
+    def log_request(self, *args, **kwargs) -> None:
+        pass
+
+
+@contextmanager
+def serving(wsgi_app) -> Iterator[str]:
+    """Serve `wsgi_app` on a free loopback port in a thread; yield its base URL."""
+    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True, request_handler=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+
+
 # name -> (port used by `make run`, "module:factory" returning a WSGI app). The app's dev
 # configuration defaults point at these ports.
 EMULATORS: dict[str, tuple[int, str]] = {

@@ -1,31 +1,15 @@
 """Fixtures for the payments tests: a PayFast emulator on a free port, payment data, logins."""
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
-from werkzeug.serving import make_server
 
 from tests import factories
+from tests.emulators import serving
 from tests.web.conftest import _fresh_rate_limits, committed, login, new_client  # noqa: F401
 
 PASSPHRASE = "test-passphrase"
-
-
-@contextmanager
-def serving(wsgi_app) -> Iterator[str]:
-    """Serve `wsgi_app` on a free loopback port; yield its base URL."""
-    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
 
 
 @pytest.fixture

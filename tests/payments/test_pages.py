@@ -14,7 +14,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Account
 from app.models.payments import Payment
-from tests.payments.conftest import serving
+from tests.emulators import serving
 from tests.web.conftest import csrf_from, table_with
 
 

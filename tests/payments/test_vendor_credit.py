@@ -16,7 +16,7 @@ from app.models import Tenancy
 from app.models.payments import Payment
 from app.payments.vendor_credit import push_payment
 from tests import factories
-from tests.payments.conftest import serving
+from tests.emulators import serving
 from tests.payments.test_sms_gateway import relay
 from tests.payments.test_mpesa_parse import DOCUMENTED
 

@@ -1,34 +1,10 @@
 """Fixtures for the sources tests: emulators served on free ports in background threads."""
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from app.sources.uisp import UispApi
-
-
-class QuietHandler(WSGIRequestHandler):
-    """Serves requests without a log line per request."""
-
-    def log_request(self, *args, **kwargs) -> None:
-        pass
-
-
-@contextmanager
-def serving(wsgi_app) -> Iterator[str]:
-    """Serve `wsgi_app` on a free loopback port; yield its base URL."""
-    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True, request_handler=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
+from tests.emulators import serving
 
 
 @pytest.fixture

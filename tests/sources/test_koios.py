@@ -12,7 +12,7 @@ from app.models.metering import DeadLetter
 from app.sources.sparkmeter import KoiosApi, KoiosError, import_koios_day
 from tests import factories
 from tests.emulators.koios import build, create_app
-from tests.sources.conftest import serving
+from tests.emulators import serving
 
 DAY = date.today() - timedelta(days=1)
 

@@ -138,7 +138,7 @@ def test_refresh_never_redirects_off_site(world, login, uisp_config):
 def test_sparkmeter_import_buttons_run_their_jobs(world, login, app, monkeypatch, tmp_path):
     from tests.emulators.koios import build, create_app
     from tests.emulators.thundercloud import heartbeat_csv
-    from tests.sources.conftest import serving
+    from tests.emulators import serving
     from datetime import date
 
     (tmp_path / "site.csv").write_text(heartbeat_csv("S1", date(2026, 2, 28)))
