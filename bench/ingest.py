@@ -28,7 +28,8 @@ if str(ROOT) not in sys.path:
 
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
-from sqlalchemy import create_engine, make_url, text  # noqa: E402
+from bench.database import drop_database, recreate_database  # noqa: E402
+from sqlalchemy import make_url, text  # noqa: E402
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/meterwise_bench_ingest"
 GOAL_RATE, GOAL_RATIO, GOAL_P99 = 5000, 10, 1.0
@@ -45,15 +46,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--latency-seconds", type=int, default=15)
     parser.add_argument("--port", type=int, default=18830, help="port of the bench's own Mosquitto")
     return parser.parse_args()
-
-
-def admin(url, statement: str) -> None:
-    engine = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            connection.execute(text(statement))
-    finally:
-        engine.dispose()
 
 
 def start_broker(port: int, workdir: Path) -> subprocess.Popen:
@@ -249,8 +241,7 @@ def main() -> int:
         SQLALCHEMY_DATABASE_URI = database
 
     print(f"database: {url.render_as_string(hide_password=True)}; broker: own mosquitto on :{args.port}")
-    admin(url, f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
-    admin(url, f'CREATE DATABASE "{url.database}"')
+    recreate_database(url)
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     broker = start_broker(args.port, workdir)
     try:
@@ -300,7 +291,7 @@ def main() -> int:
         broker.terminate()
         broker.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
-        admin(url, f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+        drop_database(url)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, insert, make_url, select, text  # noqa: E402
+from bench.database import drop_database, recreate_database  # noqa: E402
+from sqlalchemy import insert, make_url, select, text  # noqa: E402
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/meterwise_bench"
 GOAL_TX_PER_S = 5000
@@ -35,25 +36,6 @@ def parse_args() -> argparse.Namespace:
                         help="also run the batched pass with the deferred zero-sum trigger "
                              "disabled, to show what it costs (diagnostic only)")
     return parser.parse_args()
-
-
-def recreate_database(url) -> None:
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-            connection.execute(text(f'CREATE DATABASE "{url.database}"'))
-    finally:
-        admin.dispose()
-
-
-def drop_database(url) -> None:
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 def build_estate(session, wallets: int) -> tuple[int, list[int], int]:

@@ -20,19 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, func, make_url, select, text  # noqa: E402
+from bench.database import drop_database, recreate_database  # noqa: E402
+from sqlalchemy import func, make_url, select  # noqa: E402
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/meterwise_bench_payments"
 PASSPHRASE = "bench-passphrase"
-
-
-def admin_run(url, statement: str) -> None:
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(statement))
-    finally:
-        admin.dispose()
 
 
 def main() -> int:
@@ -40,12 +32,11 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=500, help="ITNs in the sequential pass")
     args = parser.parse_args()
     url = make_url(os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
-    admin_run(url, f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
-    admin_run(url, f'CREATE DATABASE "{url.database}"')
+    recreate_database(url)
     try:
         return run(url.render_as_string(hide_password=False), args.n)
     finally:
-        admin_run(url, f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+        drop_database(url)
 
 
 def run(database_url: str, n: int) -> int:
@@ -54,7 +45,7 @@ def run(database_url: str, n: int) -> int:
     from app import create_app
     from app.config import Config
     from app.extensions import db
-    from app.models import LedgerTransaction, User
+    from app.models import LedgerTransaction
     from app.models.payments import Payment
     from app.payments import payfast
     from tests import factories

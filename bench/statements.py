@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, make_url, text  # noqa: E402
+from bench.database import drop_database, recreate_database  # noqa: E402
+from sqlalchemy import make_url, text  # noqa: E402
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/meterwise_bench_statements"
 PERIOD = "2026-01"
@@ -42,15 +43,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
                         help="processes in the parallel pass")
     return parser.parse_args()
-
-
-def admin_execute(url, statement: str) -> None:
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(statement))
-    finally:
-        admin.dispose()
 
 
 def bench_config(url):
@@ -140,8 +132,7 @@ def main() -> int:
     from app import create_app
 
     print(f"database: {url.render_as_string(hide_password=True)}  (created for this run, dropped after)")
-    admin_execute(url, f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
-    admin_execute(url, f'CREATE DATABASE "{url.database}"')
+    recreate_database(url)
     try:
         app = create_app(bench_config(url))
         with app.app_context():
@@ -211,7 +202,7 @@ def main() -> int:
         with create_app(bench_config(url)).app_context():
             from app.extensions import db
             db.engine.dispose()
-        admin_execute(url, f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+        drop_database(url)
 
 
 if __name__ == "__main__":

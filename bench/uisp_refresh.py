@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, make_url, text  # noqa: E402
+from bench.database import drop_database, recreate_database  # noqa: E402
+from sqlalchemy import make_url  # noqa: E402
 from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/meterwise_bench_sources"
@@ -41,15 +42,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sample", type=int, default=200, help="customers in the baseline sample")
     parser.add_argument("--page-size", type=int, default=1000)
     return parser.parse_args()
-
-
-def admin(url, statement: str) -> None:
-    engine = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            connection.execute(text(statement))
-    finally:
-        engine.dispose()
 
 
 def baseline(api, emulator, sample: int) -> tuple[int, float]:
@@ -91,8 +83,7 @@ def main() -> int:
         SQLALCHEMY_ENGINE_OPTIONS = {}
 
     print(f"database: {url.render_as_string(hide_password=True)}  (created for this run, dropped after)")
-    admin(url, f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
-    admin(url, f'CREATE DATABASE "{url.database}"')
+    recreate_database(url)
     try:
         app = create_app(BenchConfig)
         with app.app_context():
@@ -133,7 +124,7 @@ def main() -> int:
             return 0 if again.written == 0 and report.failed == 0 else 1
     finally:
         server.shutdown()
-        admin(url, f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+        drop_database(url)
 
 
 if __name__ == "__main__":

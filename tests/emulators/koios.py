@@ -108,14 +108,14 @@ def create_app(emulator: KoiosEmulator | None = None) -> Flask:
         return jsonify({"data": page, "pagination": {"count": len(page), "has_more": more,
                                                      "cursor": str(start + per_page) if more else None}})
 
-    @app.post(f"/api/v2/organizations/<org>/data/freshness")
+    @app.post("/api/v2/organizations/<org>/data/freshness")
     def freshness(org: str):
         sites = ((request.get_json(silent=True) or {}).get("filters") or {}).get("sites") or emulator.sites
         return jsonify({"freshness": {s: ({"reading": emulator.latest[s].isoformat()}
                                           if emulator.latest.get(s) else None)
                                       for s in sites if s in emulator.meters}})
 
-    @app.post(f"/api/v2/organizations/<org>/data/historical")
+    @app.post("/api/v2/organizations/<org>/data/historical")
     def historical(org: str):
         body = request.get_json(silent=True) or {}
         per_page = body.get("per_page", 100)

@@ -104,7 +104,7 @@ def test_a_cached_balance_mismatch_is_reported(session, ledger, cli_runner):
     (mismatch,) = report.balance_mismatches
     assert (mismatch.account_id, mismatch.cached, mismatch.from_postings) == (
         pocket.id, Decimal("1000"), Decimal("150"))
-    assert f"is 1000.000000 but its postings sum to 150" in summarise(report)
+    assert "is 1000.000000 but its postings sum to 150" in summarise(report)
     assert cli_runner.invoke(args=["ledger", "verify"]).exit_code == 1
 
 
