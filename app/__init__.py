@@ -16,7 +16,12 @@ JOB_MODULES = [
     "app.payments.vendor_credit",
     "app.sources.uisp",
     "app.sources.sparkmeter",
+    "app.sources.koios_payments",
     "app.sources.thundercloud",
+    "app.billing.schedule",
+    "app.metering.alerts",
+    "app.budget_alerts",
+    "app.reports.pocket_flows",
 ]
 
 

@@ -33,7 +33,7 @@ def ledger_verify(estate_code: str | None) -> None:
 @click.option("--if-empty", is_flag=True, help="Do nothing when estates already exist.")
 @click.option("--days", default=90, show_default=True, help="Days of half-hourly readings.")
 def seed_demo(if_empty: bool, days: int) -> None:
-    """Create two demo estates with units, meters, readings, payments and one login per layer."""
+    """Create the demo estates with units, meters, readings, payments and one login per layer."""
     from app.demo import demo_logins, seed
     from app.models import Estate
 
@@ -43,8 +43,10 @@ def seed_demo(if_empty: bool, days: int) -> None:
     else:
         logins = seed(db.session, days=days)
     click.echo("\nDemo logins (one per layer):")
+    role_width = max(len(role) for role, _, _ in logins)
+    email_width = max(len(email) for _, email, _ in logins)
     for role, email, password in logins:
-        click.echo(f"  {role:<15} {email:<32} {password}")
+        click.echo(f"  {role:<{role_width}}  {email:<{email_width}}  {password}")
 
 
 @click.command("invite")
@@ -67,5 +69,8 @@ def register(app: Flask) -> None:
     app.cli.add_command(ledger_cli)
     app.cli.add_command(seed_demo)
     app.cli.add_command(invite)
-    from app.metering.cli import maintenance  # noqa: PLC0415 - metering's command
+    from app.metering.cli import api_key_cli, maintenance  # noqa: PLC0415 - metering's commands
     app.cli.add_command(maintenance)
+    app.cli.add_command(api_key_cli)
+    from app.budget_alerts import alerts_cli  # noqa: PLC0415 - tenant budget alerts (T4)
+    app.cli.add_command(alerts_cli)

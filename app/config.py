@@ -23,6 +23,16 @@ class Config:
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     REDIS_URL = os.environ.get("REDIS_URL", "")  # empty: jobs run inline
     MQTT_URL = os.environ.get("MQTT_URL", "")  # empty: MQTT off
+    # Ingest worker (workers/mqtt_ingest.py, issue 3); it connects to 127.0.0.1:1883 when MQTT_URL is empty.
+    MQTT_CLIENT_ID = os.environ.get("MQTT_CLIENT_ID", "meterwise-ingest-1")
+    MQTT_SHARED = _env_bool("MQTT_SHARED", False)  # `$share/<group>/...`: several workers split the load
+    MQTT_SHARE_GROUP = os.environ.get("MQTT_SHARE_GROUP", "meterwise")
+    MQTT_TOPIC_PREFIX = os.environ.get("MQTT_TOPIC_PREFIX", "")
+    INGEST_BATCH_SIZE = int(os.environ.get("INGEST_BATCH_SIZE", "500"))
+    INGEST_BATCH_WAIT_MS = int(os.environ.get("INGEST_BATCH_WAIT_MS", "50"))
+    INGEST_HEARTBEAT_SECONDS = float(os.environ.get("INGEST_HEARTBEAT_SECONDS", "5"))
+    INGEST_LANES = int(os.environ.get("INGEST_LANES", "1"))  # batching threads per worker, split by meter
+    INGEST_WORKERS_EXPECTED = int(os.environ.get("INGEST_WORKERS_EXPECTED", "0"))  # /healthz degrades below
     MAIL_URL = os.environ.get("MAIL_URL", "")  # empty: emails are written to the log
     MAIL_FROM = os.environ.get("MAIL_FROM", "Meterwise <no-reply@meterwise.local>")
     PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000")
@@ -52,6 +62,12 @@ class Config:
     THUNDERCLOUD_EXPORT_DIR = os.environ.get("THUNDERCLOUD_EXPORT_DIR", str(INSTANCE_DIR / "thundercloud"))
     THUNDERCLOUD_PAYMENT_THRESHOLD = os.environ.get("THUNDERCLOUD_PAYMENT_THRESHOLD", "0.50")
     THUNDERCLOUD_RATE_PER_KWH = os.environ.get("THUNDERCLOUD_RATE_PER_KWH", "2.50")
+    THUNDERCLOUD_URL = os.environ.get("THUNDERCLOUD_URL", "http://127.0.0.1:5104")  # empty: folder only
+    THUNDERCLOUD_TOKEN = os.environ.get("THUNDERCLOUD_TOKEN", "")
+    THUNDERCLOUD_SITES = os.environ.get("THUNDERCLOUD_SITES", "S1,S2")  # comma-separated site ids to fetch
+    THUNDERCLOUD_FETCH_DAYS = int(os.environ.get("THUNDERCLOUD_FETCH_DAYS", "3"))
+    THUNDERCLOUD_TIMEOUT = float(os.environ.get("THUNDERCLOUD_TIMEOUT", "30"))
+    THUNDERCLOUD_BACKOFF = float(os.environ.get("THUNDERCLOUD_BACKOFF", "0.5"))
     # Payments (issue 4). PayFast defaults point at the local emulator (tests/emulators/payfast.py).
     PAYFAST_MERCHANT_ID = os.environ.get("PAYFAST_MERCHANT_ID", "10000100")
     PAYFAST_MERCHANT_KEY = os.environ.get("PAYFAST_MERCHANT_KEY", "46f0cd694581a")
@@ -85,6 +101,7 @@ class TestConfig(Config):
     REDIS_URL = ""  # tests that need Redis set it themselves
     MQTT_URL = os.environ.get("TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
     RATELIMIT_STORAGE_URI = "memory://"
+    THUNDERCLOUD_SITES = ""  # no fetching from the dev emulator's port; tests serve their own
 
 
 CONFIGS = {"dev": Config, "production": ProductionConfig, "test": TestConfig}

@@ -1,9 +1,12 @@
-"""Demo data for `flask seed-demo`: two estates with units, people, meters, readings, money, logins.
+"""Demo data for `flask seed-demo`: three estates with units, people, meters, readings, money, logins.
 
 Owns only the demo picture. Sunbird Estate (ZA) sells rand into currency wallets; Maseru
 Heights (LS) sells kWh and kL into units wallets. Residents top up a few times a month,
 just ahead of the consumption that is billed once a day; a handful stopped paying, so
-their electricity is cut (relay off) and their wallets are negative.
+their electricity is cut (relay off) and their wallets are negative. Thaba-Putsoa
+Mini-grid (LS) is a small solar mini-grid on SparkMeter: its meters carry the serials the
+Koios emulator serves (`make run`), so the staff Sources imports bill its readings and
+match its vendor payments to units.
 
 Money moves through `app.ledger.post_many` like everywhere else. Readings are inserted
 with SQLAlchemy Core executemany because half a million ORM objects would take minutes.
@@ -29,6 +32,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from app.audit import Actor, record
+from app.estates import put_setting
 from app.ledger import Entry, post_many
 from app.ledger.accounts import open_wallet, system_account
 from app.models import (
@@ -87,6 +91,13 @@ class EstatePlan:
     phone_prefixes: tuple[str, ...]
     phone_digits: int
     units: tuple[UnitPlan, ...]
+    # A SparkMeter estate: unit number -> the serial Koios knows its electricity meter by.
+    # Its readings come from the daily Koios import, so the seeded history stops where
+    # yesterday's import begins (see `_clock_for`), and the meters report hourly like Koios.
+    sparkmeter_serials: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)  # estate settings (app.estates)
+    bulk_meters: bool = True  # a check meter per supplied utility
+    owner_occupied: bool = False  # households own their homes (no investors)
 
 
 def _sunbird_units() -> tuple[UnitPlan, ...]:
@@ -133,6 +144,19 @@ def _maseru_units() -> tuple[UnitPlan, ...]:
     return tuple(units)
 
 
+def _minigrid_units() -> tuple[UnitPlan, ...]:
+    """Five connections in each of two villages, one Koios site each; households top up ahead."""
+    special = {"HN02": {"tenant": "Palesa Mokoteli"}}
+    return tuple(UnitPlan(f"{village}{n:02d}", ("electricity",), careful=True,
+                          **special.get(f"{village}{n:02d}", {}))
+                 for village in ("HN", "HM") for n in range(1, 6))
+
+
+# The Koios emulator's default organisation (tests/emulators/koios.py `build()`): site n has
+# meters SMnn0001-SMnn0005 and customers C-<serial>; Ha Nkoe is site 1, Ha Mosa site 2.
+MINIGRID_SERIALS = {f"{village}{n:02d}": f"SM{site:02d}{n:04d}"
+                    for site, village in ((1, "HN"), (2, "HM")) for n in range(1, 6)}
+
 SA_FIRST = ("Sipho", "Ayanda", "Naledi", "Bongani", "Zanele", "Kagiso", "Themba", "Nomvula",
             "Pieter", "Johan", "Annelize", "Ruan", "Priya", "Yusuf", "Fatima", "Chantal", "Mandla",
             "Nokuthula", "Siyabonga", "Karabo", "Refilwe", "Jacques", "Elmarie", "Devan", "Aisha",
@@ -172,9 +196,22 @@ ESTATES = (
         phone_prefixes=("+2665", "+2666"), phone_digits=7,
         units=_maseru_units(),
     ),
+    EstatePlan(
+        code="TPM", name="Thaba-Putsoa Mini-grid", country="LS", currency="LSL",
+        timezone="Africa/Maseru", fiscal_year_start_month=4, wallet_denomination="currency",
+        minimum_activation_amount=Decimal("0"), handover=date(2023, 5, 1),
+        # SparkMeter keeps credit in money: wallets in maloti, like the vendor's accounts.
+        tariffs={"electricity": Decimal("5.60")},
+        channels=("mpesa",), topup_step=Decimal("10"), area_range=(22, 64),
+        size_divisor=100.0, first_names=LS_FIRST, surnames=LS_SURNAMES,
+        phone_prefixes=("+2665", "+2666"), phone_digits=7,
+        units=_minigrid_units(), sparkmeter_serials=MINIGRID_SERIALS,
+        settings={"sparkmeter_customer_code": "C-{serial}"},  # for the credit push to Koios
+        bulk_meters=False, owner_occupied=True,
+    ),
 )
 
-# The people behind the demo logins; tenant and family are one household across both estates.
+# The people behind the demo logins; tenant and family are one household across two estates.
 LOGIN_PEOPLE = {
     "staff": ("Nomsa Sithole", "+27115550142"),
     "tenant": ("Lindiwe Mahlangu", None),  # the tenant of SUN A03, created with the tenancy
@@ -183,8 +220,11 @@ LOGIN_PEOPLE = {
     "body_corporate": ("Marius Coetzee", "+27835550176"),
     "agent": ("Kefilwe Modise", "+27725550163"),
     "utility": ("Mpho Lebona", "+26622315500"),
+    "minigrid_tenant": ("Palesa Mokoteli", None),  # the household of TPM HN02 (SparkMeter)
 }
-OWNER_UNITS = {"SUN": ("A05", "A06", "B02", "C04"), "MAS": ("103", "104")}
+# Tenant logins: the person arrives with the tenancy of this (estate, unit).
+TENANT_LOGINS = {"tenant": ("SUN", "A03"), "minigrid_tenant": ("TPM", "HN02")}
+OWNER_UNITS = {"SUN": ("A05", "A06", "B02", "C04"), "MAS": ("103", "104"), "TPM": ()}
 FAMILY_UNITS = {"SUN": ("A03",), "MAS": ("204",)}
 
 
@@ -204,6 +244,11 @@ class Clock:
         """Slots for `days` days, the last one the current :00 or :30 in UTC."""
         now = utcnow()
         now = now.replace(minute=now.minute - now.minute % 30, second=0, microsecond=0)
+        return cls.ending_at(now, days)
+
+    @classmethod
+    def ending_at(cls, now: datetime, days: int) -> Clock:
+        """Slots for `days` days, the last one at `now` (a :00 or :30 in UTC)."""
         count = days * 48
         slots = [now - SLOT * (count - 1 - i) for i in range(count)]
         # Gateways deliver a few seconds late; one shared offset keeps this cheap.
@@ -282,7 +327,7 @@ def _email_for(name: str) -> str:
 
 
 def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
-    """Create the two demo estates and one login per layer; return (role, email, password)."""
+    """Create the demo estates and one login per layer; return (role, email, password)."""
     if days < 1:
         raise ValueError("days must be at least 1")
     codes = [plan.code for plan in ESTATES]
@@ -294,13 +339,30 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     taken: set[str] = set()
     people = _login_people(session)
     taken.update(person.full_name for person in people.values())
+    taken.update(name for name, _ in LOGIN_PEOPLE.values())  # tenants arrive later, by name
     ids: set[str] = set()  # meter serials and DevEUIs handed out, both unique in the database
-    seeded = {plan.code: _seed_estate(session, plan, clock, rng, people, taken, ids)
-              for plan in ESTATES}
+    seeded = {plan.code: _seed_estate(session, plan, _clock_for(plan, clock, days), rng, people,
+                                      taken, ids) for plan in ESTATES}
     logins = _create_logins(session, people, seeded)
+    # Readings went in directly (not through ingest), so the roll-ups charts read are built here.
+    from app.metering.rollups import rebuild
+    rebuild(session)
     session.commit()
     click.echo(f"Demo seeded in {perf_counter() - started:.1f} s")
     return logins
+
+
+def _clock_for(plan: EstatePlan, clock: Clock, days: int) -> Clock:
+    """The demo's clock; a SparkMeter estate's history ends where yesterday's Koios import begins.
+
+    The import (app/sources/sparkmeter.py) brings one UTC day of hourly rows, registers
+    accumulated from the last stored one, so history ending at yesterday 00:00 UTC is
+    continued, never contradicted (a seeded later reading would turn them into dead letters).
+    """
+    if not plan.sparkmeter_serials:
+        return clock
+    midnight = clock.now.replace(hour=0, minute=0)  # UTC
+    return Clock.ending_at(midnight - timedelta(days=1), days)
 
 
 @dataclass
@@ -317,6 +379,8 @@ def _seed_estate(session: Session, plan: EstatePlan, clock: Clock, rng: random.R
     local = LocalDays.build(clock, plan.timezone)
     names = NameBook(rng, plan, taken)
     estate = _create_estate(session, plan)
+    for key, value in plan.settings.items():
+        put_setting(session, key, value, estate.id)
     seeded = SeededEstate(estate, _create_units(session, estate, plan, rng))
     statuses = _create_occupancy(session, plan, seeded, clock, local, names, rng)
     _create_ownerships(session, plan, seeded, names, people["owner"], rng)
@@ -432,12 +496,14 @@ def _status_per_slot(changes: list[tuple[date, str]], clock: Clock, local: Local
 def _create_ownerships(session: Session, plan: EstatePlan, seeded: SeededEstate, names: NameBook,
                        owner_login: Person, rng: random.Random) -> None:
     """Every unit has an owner: the owner login for some, a small pool of investors for the rest."""
-    pool = [names.person(session) for _ in range(len(plan.units) // 3)]
+    pool = [] if plan.owner_occupied else [names.person(session) for _ in range(len(plan.units) // 3)]
     co_owned = rng.choice([u.number for u in plan.units if u.number not in OWNER_UNITS[plan.code]])
     for unit_plan in plan.units:
         unit = seeded.units[unit_plan.number]
         since = plan.handover + timedelta(days=rng.choice((0, 0, rng.randint(200, 1500))))
-        if unit_plan.number in OWNER_UNITS[plan.code]:
+        if plan.owner_occupied and unit_plan.number in seeded.tenants:
+            owners = [seeded.tenants[unit_plan.number]]
+        elif unit_plan.number in OWNER_UNITS[plan.code]:
             owners = [owner_login]
         elif unit_plan.number == co_owned:
             owners = rng.sample(pool, 2)
@@ -456,7 +522,7 @@ METER_PROTOCOLS = {  # (estate, utility) -> protocol; LoRaWAN where there is no 
     ("SUN", "electricity"): "mqtt_direct", ("SUN", "water"): "chirpstack",
     ("SUN", "hot_water"): "chirpstack", ("SUN", "solar"): "mqtt_direct",
     ("MAS", "electricity"): "chirpstack", ("MAS", "water"): "chirpstack",
-    ("MAS", "solar"): "mqtt_direct",
+    ("MAS", "solar"): "mqtt_direct", ("TPM", "electricity"): "sparkmeter",
 }
 START_REGISTER = {  # plausible register at the first reading, in whole kWh or kL
     "electricity": (800, 42_000), "water": (40, 1_900), "hot_water": (10, 420),
@@ -482,7 +548,7 @@ def _create_meters(session: Session, estate: Estate, plan: EstatePlan, units: di
         for utility in unit_plan.utilities:
             meter = _meter(estate, units[unit_plan.number], utility, plan, rng, ids)
             made.append(DemoMeter(meter, unit_plan.number))
-    supplied = sorted({m.utility for m in made if m.utility != "solar"})
+    supplied = sorted({m.utility for m in made if m.utility != "solar"}) if plan.bulk_meters else []
     for utility in supplied:
         made.append(DemoMeter(_meter(estate, None, utility, plan, rng, ids), None))
     session.add_all(m.meter for m in made)
@@ -497,7 +563,11 @@ def _meter(estate: Estate, unit: Unit | None, utility: str, plan: EstatePlan,
     if unit is None and utility == "electricity":
         protocol = "mqtt_direct"  # the bulk check meter sits in the substation with a modem
     dev_eui = None
-    if protocol == "chirpstack":
+    interval = 30
+    if protocol == "sparkmeter":  # the serial Koios reports; Koios rows are hourly
+        raw, interval = plan.sparkmeter_serials[unit.number], 60
+        ids.add(raw)
+    elif protocol == "chirpstack":
         # LoRaWAN water meters report zero-padded ids ('000041273605'); we keep the canonical form.
         raw = _fresh(ids, lambda: f"{rng.randrange(41_000_000, 49_999_999):012d}")
         dev_eui = _fresh(ids, lambda: f"a81758ff{rng.getrandbits(32):08x}")
@@ -506,7 +576,7 @@ def _meter(estate: Estate, unit: Unit | None, utility: str, plan: EstatePlan,
     role = "bulk" if unit is None else ("solar" if utility == "solar" else "unit")
     return Meter(
         estate_id=estate.id, unit_id=unit.id if unit else None, serial=canonical_serial(raw),
-        utility=utility, role=role, protocol=protocol, dev_eui=dev_eui, interval_minutes=30,
+        utility=utility, role=role, protocol=protocol, dev_eui=dev_eui, interval_minutes=interval,
         created_at=datetime.combine(plan.handover, time(8), UTC),
     )
 
@@ -640,10 +710,13 @@ def _insert_readings(session: Session, meters: list[DemoMeter], series: dict[int
     count = 0
     for demo in meters:
         low, high = START_REGISTER[demo.utility]
+        if demo.meter.protocol == "sparkmeter":
+            low, high = 300, 2_500  # a village connection of a few years, a few kWh a day
         if demo.unit_number is None:
             low, high = low * 40, high * 40  # bulk meters have run for years at estate scale
         start = rng.randrange(low, high) * 1000
-        for row in _reading_rows(demo.meter.id, start, series[demo.meter.id], clock):
+        hourly = demo.meter.interval_minutes == 60
+        for row in _reading_rows(demo.meter.id, start, series[demo.meter.id], clock, hourly):
             chunk.append(row)
             if len(chunk) >= READING_CHUNK:
                 session.execute(insert(table), chunk)
@@ -657,12 +730,18 @@ def _insert_readings(session: Session, meters: list[DemoMeter], series: dict[int
     return count
 
 
-def _reading_rows(meter_id: int, register: int, values: list[int], clock: Clock) -> Iterator[dict]:
+def _reading_rows(meter_id: int, register: int, values: list[int], clock: Clock,
+                  hourly: bool = False) -> Iterator[dict]:
     """Rows for Core executemany: a rising register and the consumption since the last one."""
+    since = 0  # consumed since the last row written (an hourly meter skips the :30 slots)
     for taken_at, received_at, value in zip(clock.slots, clock.received, values, strict=True):
         register += value
+        since += value
+        if hourly and taken_at.minute:
+            continue
         yield {"meter_id": meter_id, "taken_at": taken_at, "register": _milli(register),
-               "consumption": _milli(value), "received_at": received_at}
+               "consumption": _milli(since), "received_at": received_at}
+        since = 0
 
 
 def _set_relays(meters: list[DemoMeter], cut: set[int]) -> None:
@@ -911,10 +990,10 @@ def _post_in_order(session: Session, entries: Sequence[Entry]) -> int:
 
 
 def _login_people(session: Session) -> dict[str, Person]:
-    """People behind the logins, except the tenant, who arrives with the A03 tenancy."""
+    """People behind the logins, except tenants, who arrive with their tenancies."""
     people = {}
     for role, (name, phone) in LOGIN_PEOPLE.items():
-        if role == "tenant":
+        if role in TENANT_LOGINS:
             continue
         people[role] = Person(full_name=name, email=_login_email(role), phone=phone)
         session.add(people[role])
@@ -939,11 +1018,12 @@ def _create_logins(session: Session, people: dict[str, Person],
                    seeded: dict[str, SeededEstate]) -> list[tuple[str, str, str]]:
     """One user per layer with role grants scoped as the layer expects."""
     sun, mas = seeded["SUN"], seeded["MAS"]
-    tenant = sun.tenants["A03"]
-    tenant.email = _login_email("tenant")
-    people = {**people, "tenant": tenant}
-    unit_grants = {"tenant": [sun.units["A03"]], "owner": _units(seeded, OWNER_UNITS),
-                   "family": _units(seeded, FAMILY_UNITS)}
+    people = dict(people)
+    unit_grants = {"owner": _units(seeded, OWNER_UNITS), "family": _units(seeded, FAMILY_UNITS)}
+    for role, (code, number) in TENANT_LOGINS.items():
+        people[role] = seeded[code].tenants[number]
+        people[role].email = _login_email(role)
+        unit_grants[role] = [seeded[code].units[number]]
     estate_grants = {"body_corporate": [sun.estate], "agent": [sun.estate, mas.estate],
                      "utility": [mas.estate]}
     logins = []
@@ -955,7 +1035,8 @@ def _create_logins(session: Session, people: dict[str, Person],
         if role == "staff":
             session.add(RoleGrant(user=user, role="staff"))
         for unit in unit_grants.get(role, []):
-            session.add(RoleGrant(user=user, role=role, unit_id=unit.id))
+            session.add(RoleGrant(user=user, role="tenant" if role in TENANT_LOGINS else role,
+                                  unit_id=unit.id))
         for estate in estate_grants.get(role, []):
             session.add(RoleGrant(user=user, role=role, estate_id=estate.id))
         logins.append((role, user.email, password))

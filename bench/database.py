@@ -1,4 +1,4 @@
-"""A benchmark's own PostgreSQL database: created fresh before a run, dropped after."""
+"""A benchmark's own PostgreSQL database (created fresh before a run, dropped after) and app settings."""
 from sqlalchemy import create_engine, text
 
 
@@ -21,3 +21,16 @@ def recreate_database(url) -> None:
 def drop_database(url) -> None:
     """Drop the database named in `url`, disconnecting anyone still on it."""
     _admin(url, f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+
+
+def bench_config(url):
+    """The app settings every benchmark runs with: its own database, no pool options, no login limit."""
+    from app.config import Config
+
+    class BenchConfig(Config):
+        SECRET_KEY = "bench"
+        SQLALCHEMY_DATABASE_URI = url.render_as_string(hide_password=False)
+        SQLALCHEMY_ENGINE_OPTIONS = {}
+        RATELIMIT_ENABLED = False
+
+    return BenchConfig

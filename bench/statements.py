@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.database import drop_database, recreate_database  # noqa: E402
+from bench.database import bench_config, drop_database, recreate_database  # noqa: E402
 from sqlalchemy import make_url, text  # noqa: E402
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/meterwise_bench_statements"
@@ -43,17 +43,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
                         help="processes in the parallel pass")
     return parser.parse_args()
-
-
-def bench_config(url):
-    from app.config import Config
-
-    class BenchConfig(Config):
-        SECRET_KEY = "bench"
-        SQLALCHEMY_DATABASE_URI = url.render_as_string(hide_password=False)
-        SQLALCHEMY_ENGINE_OPTIONS = {}
-
-    return BenchConfig
 
 
 def build_month(session, units: int) -> int:

@@ -6,9 +6,17 @@ pipeline's idempotency makes the replay harmless. Relay commands are published f
 outbox after commit. In maintenance mode (M7) the worker disconnects and keeps its session:
 messages wait in the broker until it resumes.
 
-Environment: DATABASE_URL, MQTT_URL (default mqtt://127.0.0.1:1883), MQTT_CLIENT_ID,
-MQTT_SHARED=1 (join the `$share/<MQTT_SHARE_GROUP>/...` subscription, for WORKERS>1),
-MQTT_TOPIC_PREFIX (tests isolate themselves with it), INGEST_BATCH_SIZE, INGEST_BATCH_WAIT_MS.
+Settings come from app/config.py: DATABASE_URL, MQTT_URL (empty: mqtt://127.0.0.1:1883),
+MQTT_CLIENT_ID, MQTT_SHARED=1 (join the `$share/<MQTT_SHARE_GROUP>/...` subscription, for
+WORKERS>1), MQTT_TOPIC_PREFIX (tests isolate themselves with it), INGEST_BATCH_SIZE,
+INGEST_BATCH_WAIT_MS, INGEST_HEARTBEAT_SECONDS (how often the worker writes its heartbeat,
+which /healthz reads: client id, backlog, last batch), INGEST_LANES.
+
+Lanes (INGEST_LANES > 1): messages are split by meter (a hash of the topic's serial or
+DevEUI) into lanes, each batching and committing on its own thread and database session.
+Lanes never share a meter, so their row locks do not collide; while one lane waits for
+PostgreSQL another runs Python, which a single loop cannot do. The ledger's per-estate
+chain lock still orders their postings, exactly as between separate worker processes.
 """
 from __future__ import annotations
 
@@ -18,7 +26,9 @@ import os
 import queue
 import signal
 import sys
+import threading
 import time
+import zlib
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -30,8 +40,8 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.metering import credit_control  # noqa: E402
-from app.metering.ingest import Message, ingest, ingest_paused  # noqa: E402
-from app.models import utcnow  # noqa: E402
+from app.metering.ingest import Message, ingest, ingest_paused, record_heartbeat  # noqa: E402
+from app.models import canonical_serial, utcnow  # noqa: E402
 from app.models.metering import DeadLetter  # noqa: E402
 
 log = logging.getLogger("meterwise.ingest")
@@ -42,7 +52,7 @@ ACK_TOPIC = "meters/+/acks"
 
 @dataclass(frozen=True)
 class Settings:
-    """How the worker connects and batches; read from the environment."""
+    """How the worker connects, batches and reports; read from the app's configuration."""
 
     url: str
     client_id: str
@@ -51,17 +61,22 @@ class Settings:
     prefix: str
     batch_size: int
     batch_wait: float
+    heartbeat: float = 5.0
+    lanes: int = 1
 
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_config(cls, config) -> Settings:
+        """Take the worker's settings from app/config.py (its environment variables)."""
         return cls(
-            url=os.environ.get("MQTT_URL") or "mqtt://127.0.0.1:1883",
-            client_id=os.environ.get("MQTT_CLIENT_ID", "meterwise-ingest-1"),
-            shared=os.environ.get("MQTT_SHARED", "") in {"1", "true", "yes"},
-            share_group=os.environ.get("MQTT_SHARE_GROUP", "meterwise"),
-            prefix=os.environ.get("MQTT_TOPIC_PREFIX", ""),
-            batch_size=int(os.environ.get("INGEST_BATCH_SIZE", "500")),
-            batch_wait=int(os.environ.get("INGEST_BATCH_WAIT_MS", "50")) / 1000,
+            url=config.get("MQTT_URL") or "mqtt://127.0.0.1:1883",
+            client_id=config["MQTT_CLIENT_ID"],
+            shared=bool(config["MQTT_SHARED"]),
+            share_group=config["MQTT_SHARE_GROUP"],
+            prefix=config["MQTT_TOPIC_PREFIX"],
+            batch_size=max(int(config["INGEST_BATCH_SIZE"]), 1),
+            batch_wait=int(config["INGEST_BATCH_WAIT_MS"]) / 1000,
+            heartbeat=float(config["INGEST_HEARTBEAT_SECONDS"]),
+            lanes=max(int(config["INGEST_LANES"]), 1),
         )
 
     def subscriptions(self) -> list[str]:
@@ -74,9 +89,13 @@ class IngestWorker:
 
     def __init__(self, app, settings: Settings) -> None:
         self.app, self.settings = app, settings
-        self.inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self.inboxes: list[queue.Queue[mqtt.MQTTMessage]] = [queue.Queue() for _ in range(settings.lanes)]
+        self.counting = threading.Lock()
         self.running = True
         self.paused = False
+        self.connected = False
+        self.started_at = utcnow()
+        self.last_batch_at, self.last_batch_size, self.processed = None, 0, 0
         self.client = self._client()
 
     def _client(self) -> mqtt.Client:
@@ -85,17 +104,19 @@ class IngestWorker:
         client.reconnect_delay_set(min_delay=1, max_delay=30)  # exponential backoff
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_message = lambda _client, _userdata, message: self.inbox.put(message)
+        client.on_message = lambda _client, _userdata, message: self.inboxes[self._lane(message.topic)].put(message)
         return client
 
     def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
         if reason_code.is_failure:
             log.warning("MQTT connect refused: %s", reason_code)
             return
+        self.connected = True
         client.subscribe([(topic, 1) for topic in self.settings.subscriptions()])
         log.info("connected as %s; subscribed to %s", self.settings.client_id, self.settings.subscriptions())
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
+        self.connected = False
         if self.running and not self.paused:
             log.warning("MQTT disconnected (%s); reconnecting with backoff", reason_code)
 
@@ -107,38 +128,74 @@ class IngestWorker:
         self.client.connect_async(parts.hostname or "127.0.0.1", parts.port or 1883, keepalive=30)
         self.client.loop_start()
 
+    def _lane(self, topic: str) -> int:
+        """The lane of a message: one per meter, so that lanes never lock the same meter."""
+        if len(self.inboxes) == 1:
+            return 0
+        parts = topic[len(self.settings.prefix):].split("/")
+        key = canonical_serial(parts[1]) if parts[0] == "meters" and len(parts) > 1 else \
+            (parts[3].lower() if len(parts) > 3 else topic)
+        return zlib.crc32(key.encode()) % len(self.inboxes)
+
     def run(self) -> None:
-        """Work until stopped: batches, outbox, maintenance checks."""
+        """Work until stopped: batches (on lane threads when several), outbox, maintenance checks."""
         self.connect()
-        next_check = 0.0
+        lanes = [threading.Thread(target=self._lane_loop, args=(index,), name=f"lane-{index}", daemon=True)
+                 for index in range(len(self.inboxes))] if len(self.inboxes) > 1 else []
+        for lane in lanes:
+            lane.start()
+        next_check = next_beat = 0.0
         with self.app.app_context():
             while self.running:
                 now = time.monotonic()
                 if now >= next_check:
                     next_check = now + 1.0
                     self._housekeeping()
+                if now >= next_beat:
+                    next_beat = now + self.settings.heartbeat
+                    self._heartbeat()
+                if self.paused or lanes:
+                    time.sleep(0.5 if self.paused else 0.2)
+                    continue
+                self._work(0)
+            for lane in lanes:
+                lane.join(30)
+            self._heartbeat(stopped=True)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _lane_loop(self, index: int) -> None:
+        """One lane's thread: its own app context, so its own database session."""
+        with self.app.app_context():
+            while self.running:
                 if self.paused:
                     time.sleep(0.5)
                     continue
-                batch = self._next_batch()
-                if batch:
-                    self._process(batch)
-        self.client.disconnect()
-        self.client.loop_stop()
+                self._work(index)
+            db.session.remove()
+
+    def _work(self, index: int) -> None:
+        """Take one batch from a lane's inbox and process it."""
+        batch = self._next_batch(self.inboxes[index])
+        if batch:
+            self._process(batch)
+            with self.counting:
+                self.last_batch_at, self.last_batch_size = utcnow(), len(batch)
+                self.processed += len(batch)
 
     def stop(self, *_args) -> None:
         self.running = False
 
-    def _next_batch(self) -> list[mqtt.MQTTMessage]:
+    def _next_batch(self, inbox: queue.Queue) -> list[mqtt.MQTTMessage]:
         try:
-            batch = [self.inbox.get(timeout=0.5)]
+            batch = [inbox.get(timeout=0.5)]
         except queue.Empty:
             return []
         deadline = time.monotonic() + self.settings.batch_wait
         while len(batch) < self.settings.batch_size:
             left = deadline - time.monotonic()
             try:
-                batch.append(self.inbox.get(timeout=max(left, 0)) if left > 0 else self.inbox.get_nowait())
+                batch.append(inbox.get(timeout=max(left, 0)) if left > 0 else inbox.get_nowait())
             except queue.Empty:
                 break
         return batch
@@ -165,6 +222,17 @@ class IngestWorker:
         for message in batch:
             self.client.ack(message.mid, message.qos)
         self._publish_commands()
+
+    def _heartbeat(self, stopped: bool = False) -> None:
+        """Tell /healthz this worker lives: its backlog and last batch (never fatal)."""
+        try:
+            record_heartbeat(db.session, self.settings.client_id, started_at=self.started_at,
+                             connected=self.connected and not self.paused, paused=self.paused,
+                             backlog=sum(inbox.qsize() for inbox in self.inboxes), last_batch_at=self.last_batch_at,
+                             last_batch_size=self.last_batch_size, readings=self.processed, stopped=stopped)
+        except Exception:
+            db.session.rollback()
+            log.exception("could not write the heartbeat")
 
     def _dead_letter(self, message: mqtt.MQTTMessage, error: Exception) -> bool:
         """Keep a message the pipeline crashed on (a locked period, a bug) for staff to replay."""
@@ -220,7 +288,7 @@ class IngestWorker:
             self.paused = True
             self.client.disconnect()
             self.client.loop_stop()
-            self.inbox = queue.Queue()  # unacknowledged: the broker sends them again
+            self.inboxes = [queue.Queue() for _ in self.inboxes]  # unacknowledged: the broker sends them again
         elif not paused and self.paused:
             log.info("maintenance over: resuming")
             self.paused = False
@@ -238,7 +306,7 @@ def main() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
-    worker = IngestWorker(app, Settings.from_env())
+    worker = IngestWorker(app, Settings.from_config(app.config))
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     worker.run()

@@ -3,7 +3,7 @@ import socket
 from urllib.parse import urlparse
 
 from flask import Blueprint, current_app, jsonify
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from app.extensions import csrf, db
 
@@ -48,13 +48,35 @@ def check_mqtt() -> dict:
         return {"status": "error", "error": type(error).__name__}
 
 
+def check_ingest() -> dict:
+    """The MQTT ingest workers' heartbeats; degraded when fewer than INGEST_WORKERS_EXPECTED live."""
+    from datetime import timedelta
+
+    from app.metering.ingest import worker_status
+    from app.models.ingest import IngestHeartbeat
+
+    try:
+        # An empty MQTT_URL still runs workers/mqtt_ingest.py against its default broker,
+        # so only a database without a single heartbeat means ingest is not set up.
+        if not current_app.config.get("MQTT_URL") and db.session.scalar(
+                select(IngestHeartbeat.client_id).limit(1)) is None:
+            return {"status": "not_configured"}
+        stale_after = timedelta(seconds=3 * current_app.config.get("INGEST_HEARTBEAT_SECONDS", 5))
+        return worker_status(db.session, stale_after, current_app.config.get("INGEST_WORKERS_EXPECTED", 0))
+    except Exception as error:  # the database check reports the cause
+        db.session.rollback()
+        return {"status": "unknown", "error": type(error).__name__}
+
+
 @bp.get("/healthz")
 @csrf.exempt
 def healthz():
     database = check_database()
     redis, worker = check_redis_and_workers()
     mqtt = check_mqtt()
-    healthy = database["status"] == "ok" and "error" not in (redis["status"], mqtt["status"])
+    ingest = check_ingest()
+    healthy = (database["status"] == "ok" and "error" not in (redis["status"], mqtt["status"])
+               and ingest["status"] != "too_few")
     body = {"status": "ok" if healthy else "degraded", "database": database, "redis": redis,
-            "mqtt": mqtt, "worker": worker}
+            "mqtt": mqtt, "worker": worker, "ingest": ingest}
     return jsonify(body), 200 if healthy else 503

@@ -8,7 +8,7 @@ priced on its own. Amounts come back unrounded; the caller quantises once per ch
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -32,11 +32,25 @@ class Price:
     kind: str
     rates: dict
     standing_charge: Decimal = Decimal(0)
+    solar_rate: Decimal | None = None  # feed-in: credited per unit a net-metered meter exports
 
     @classmethod
     def of(cls, version: TariffVersion) -> Price:
         return cls(version.effective_from, version.kind, dict(version.rates or {}),
-                   Decimal(version.standing_charge or 0))
+                   Decimal(version.standing_charge or 0),
+                   Decimal(version.solar_rate) if version.solar_rate is not None else None)
+
+
+def unit_price(price: Price | None) -> Decimal | None:
+    """What one kWh/kL is worth under a version in units estates: flat rate or TOU default rate.
+
+    Inclining blocks have no single unit price (units estates cannot sell on them: C1).
+    """
+    if price is None:
+        return None
+    rate = price.rates.get("rate") if price.kind == "flat" else (
+        price.rates.get("default_rate") if price.kind == "tou" else None)
+    return Decimal(str(rate)) if rate not in (None, "") and Decimal(str(rate)) > 0 else None
 
 
 def load_prices(session: Session, estate_ids: set[int]) -> dict[tuple[int, str], list[Price]]:
@@ -63,24 +77,33 @@ def month_start(moment: datetime, tz: ZoneInfo) -> date:
 def charge(prices: Sequence[Price], tz: ZoneInfo, start: datetime, end: datetime,
            quantity: Decimal, used_in_month: dict[date, Decimal]) -> Decimal:
     """Price `quantity` consumed evenly over (start, end]; `used_in_month` feeds and gains blocks."""
+    amount = Decimal(0)
+    for price, piece_start, piece_end, share in _priced_pieces(prices, tz, start, end, quantity):
+        local = piece_start.astimezone(tz)
+        amount += _price_piece(price, local, piece_end.astimezone(tz), share,
+                               used_in_month, local.date().replace(day=1))
+    return amount
+
+
+def _priced_pieces(prices: Sequence[Price], tz: ZoneInfo, start: datetime, end: datetime,
+                   quantity: Decimal) -> Iterator[tuple[Price, datetime, datetime, Decimal]]:
+    """Split (start, end] where the price can change: (version, piece start, piece end, share)."""
     if end <= start:
         raise TariffError("a consumption span must end after it starts")
     pieces = _pieces(prices, tz, start, end)
     total_seconds = Decimal((end - start).total_seconds())
-    amount, left = Decimal(0), quantity
+    left = quantity
     for index, (piece_start, piece_end) in enumerate(pieces):
         if index == len(pieces) - 1:
             share = left  # the last piece takes the remainder: shares always sum to quantity
         else:
             share = quantity * Decimal((piece_end - piece_start).total_seconds()) / total_seconds
         left -= share
-        local = piece_start.astimezone(tz)
-        price = price_on(prices, local.date())
+        local_day = piece_start.astimezone(tz).date()
+        price = price_on(prices, local_day)
         if price is None:
-            raise TariffError(f"no tariff in force on {local.date()}")
-        amount += _price_piece(price, local, piece_end.astimezone(tz), share,
-                               used_in_month, local.date().replace(day=1))
-    return amount
+            raise TariffError(f"no tariff in force on {local_day}")
+        yield price, piece_start, piece_end, share
 
 
 def _price_piece(price: Price, local_start: datetime, local_end: datetime, quantity: Decimal,
@@ -99,29 +122,12 @@ def _price_piece(price: Price, local_start: datetime, local_end: datetime, quant
 
 def _block_amount(price: Price, used: Decimal, quantity: Decimal) -> Decimal:
     """Fill the month's blocks from `used` onwards with `quantity`; a span may cross blocks."""
-    amount, position, remaining, floor = Decimal(0), used, quantity, Decimal(0)
-    for block in price.rates["blocks"]:
-        ceiling = Decimal(block["up_to"]) if block.get("up_to") is not None else None
-        if ceiling is not None and position >= ceiling:
-            floor = ceiling
-            continue
-        room = remaining if ceiling is None else min(remaining, ceiling - max(position, floor))
-        amount += room * Decimal(block["rate"])
-        remaining -= room
-        position += room
-        if remaining <= 0:
-            return amount
-        floor = ceiling
-    raise TariffError("the last block must be open-ended (up_to null)")
+    return sum((room * rate for _, room, rate in _block_split(price, used, quantity)), Decimal(0))
 
 
 def _tou_rate(price: Price, moment: time) -> Decimal:
-    for window in price.rates.get("windows", []):
-        start, end = time.fromisoformat(window["start"]), time.fromisoformat(window["end"])
-        inside = start <= moment < end if start < end else (moment >= start or moment < end)
-        if inside:
-            return Decimal(window["rate"])
-    return Decimal(price.rates["default_rate"])
+    window = _tou_window(price, moment)
+    return Decimal(window["rate"]) if window is not None else Decimal(price.rates["default_rate"])
 
 
 def _pieces(prices: Sequence[Price], tz: ZoneInfo, start: datetime,
@@ -143,3 +149,78 @@ def _pieces(prices: Sequence[Price], tz: ZoneInfo, start: datetime,
         day += timedelta(days=1)
     bounds = [start, *sorted(cuts), end]
     return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+@dataclass(frozen=True)
+class ChargeLine:
+    """One priced piece of a span: its times, tariff version, band or window, quantity and rate."""
+
+    start: datetime
+    end: datetime
+    effective_from: date
+    kind: str
+    band: str  # "flat rate", "block 2: 50-100", "window 22:00-06:00", "outside the windows"
+    quantity: Decimal
+    rate: Decimal
+
+    @property
+    def amount(self) -> Decimal:
+        return self.quantity * self.rate
+
+
+def charge_lines(prices: Sequence[Price], tz: ZoneInfo, start: datetime, end: datetime,
+                 quantity: Decimal, used_in_month: dict[date, Decimal]) -> list[ChargeLine]:
+    """Explain `charge()`: the same pieces and shares, each with the band or window that priced it."""
+    lines: list[ChargeLine] = []
+    for price, piece_start, piece_end, share in _priced_pieces(prices, tz, start, end, quantity):
+        local = piece_start.astimezone(tz)
+
+        def line(band: str, amount_of: Decimal, rate: Decimal) -> ChargeLine:
+            return ChargeLine(piece_start, piece_end, price.effective_from, price.kind, band, amount_of, rate)
+
+        if price.kind == "flat":
+            lines.append(line("flat rate", share, Decimal(price.rates["rate"])))
+        elif price.kind == "tou":
+            middle = (local + (piece_end.astimezone(tz) - local) / 2).time()
+            window = _tou_window(price, middle)
+            if window is None:
+                lines.append(line("outside the windows", share, Decimal(price.rates["default_rate"])))
+            else:
+                lines.append(line(f"window {window['start']}-{window['end']}", share, Decimal(window["rate"])))
+        elif price.kind == "block":
+            month = local.date().replace(day=1)
+            used = used_in_month.get(month, Decimal(0))
+            used_in_month[month] = used + share
+            for band, room, rate in _block_split(price, used, share):
+                lines.append(line(band, room, rate))
+        else:
+            raise TariffError(f"tariff kind must be one of {', '.join(TARIFF_KINDS)}, not {price.kind!r}")
+    return lines
+
+
+def _tou_window(price: Price, moment: time) -> dict | None:
+    """The time-of-use window a local time of day falls in (windows may cross midnight), or None."""
+    for window in price.rates.get("windows", []):
+        start, end = time.fromisoformat(window["start"]), time.fromisoformat(window["end"])
+        if start <= moment < end if start < end else (moment >= start or moment < end):
+            return window
+    return None
+
+
+def _block_split(price: Price, used: Decimal, quantity: Decimal) -> list[tuple[str, Decimal, Decimal]]:
+    """Fill the month's blocks from `used` with `quantity`: (band, quantity, rate) per block touched."""
+    parts, position, remaining, floor = [], used, quantity, Decimal(0)
+    for number, block in enumerate(price.rates["blocks"], start=1):
+        ceiling = Decimal(block["up_to"]) if block.get("up_to") is not None else None
+        if ceiling is not None and position >= ceiling:
+            floor = ceiling
+            continue
+        room = remaining if ceiling is None else min(remaining, ceiling - max(position, floor))
+        upper = f"{ceiling.normalize():f}" if ceiling is not None else "up"
+        parts.append((f"block {number}: {floor.normalize():f}-{upper}", room, Decimal(block["rate"])))
+        remaining -= room
+        position += room
+        if remaining <= 0:
+            return parts
+        floor = ceiling
+    raise TariffError("the last block must be open-ended (up_to null)")

@@ -16,8 +16,12 @@ from app.reports.statement_runs import TRANSACTION_COLUMNS, statement_pdf, unit_
 from app.reports.statements import StatementPeriodError
 
 
-def add_unit_statement_routes(bp: Blueprint, roles: tuple[str, ...]) -> None:
-    """Register statements, statement_download and transactions_export on `bp`."""
+def add_unit_statement_routes(bp: Blueprint, roles: tuple[str, ...], transactions_page=None) -> None:
+    """Register statements, statement_download and transactions_export on `bp`.
+
+    `transactions_page(unit)`, when given, answers the transactions URL without `?format=`
+    (the tenant's history page); with a format it is always the CSV/PDF export.
+    """
 
     def statements(unit_id: int):
         unit = unit_or_404(db.session, current_user, unit_id, roles)
@@ -35,9 +39,12 @@ def add_unit_statement_routes(bp: Blueprint, roles: tuple[str, ...]) -> None:
     def transactions_export(unit_id: int):
         """The unit's transactions (as on its page, up to a year's worth) as CSV or PDF."""
         unit = unit_or_404(db.session, current_user, unit_id, roles)
+        fmt = requested_format()
+        if fmt is None and transactions_page is not None:
+            return transactions_page(unit)
         rows = unit_transactions(db.session, unit)
         return respond(rows, TRANSACTION_COLUMNS, f"Transactions unit {unit.number}",
-                       requested_format() or "csv", subtitle=f"{unit.estate.name} · times in UTC")
+                       fmt or "csv", subtitle=f"{unit.estate.name} · times in UTC")
 
     bp.add_url_rule("/units/<int:unit_id>/statements", view_func=statements)
     bp.add_url_rule("/units/<int:unit_id>/statements/<period>.pdf", view_func=statement_download)

@@ -1,4 +1,4 @@
-"""`flask maintenance on|off` (M7): pause or resume meter-data ingest."""
+"""Metering commands: `flask maintenance on|off` (M7) and `flask api-key create|list|revoke` (M4)."""
 import click
 
 from app.extensions import db
@@ -14,3 +14,57 @@ def maintenance(state: str) -> None:
         set_maintenance(db.session, state == "on")
         db.session.commit()
     click.echo(f"maintenance mode is {'on: ingest paused' if ingest_paused(db.session) else 'off: ingesting'}")
+
+
+@click.group("api-key")
+def api_key_cli() -> None:
+    """Keys for POST /api/v1/readings (cellular gateways)."""
+
+
+@api_key_cli.command("create")
+@click.argument("name")
+def create_key(name: str) -> None:
+    """Create a key and print it once (only its hash is stored)."""
+    from app.audit import Actor, current_actor
+    from app.metering.api_keys import ApiKeyError, issue_api_key
+
+    token = current_actor.set(Actor("system:cli"))
+    try:
+        row, key = issue_api_key(db.session, name)
+    except ApiKeyError as error:
+        raise click.ClickException(str(error)) from error
+    finally:
+        current_actor.reset(token)
+    click.echo(f"API key #{row.id} “{row.name}” (shown once, store it now):\n{key}")
+
+
+@api_key_cli.command("list")
+def list_keys() -> None:
+    """List keys: id, prefix, name, created, last used, revoked."""
+    from app.metering.api_keys import api_keys
+
+    rows = api_keys(db.session)
+    if not rows:
+        click.echo("no API keys")
+    for row in rows:
+        used = row.last_used_at.isoformat(timespec="minutes") if row.last_used_at else "never"
+        state = f"revoked {row.revoked_at.isoformat(timespec='minutes')}" if row.revoked_at else "live"
+        click.echo(f"#{row.id}\t{row.prefix}…\t{row.name}\tcreated {row.created_at.isoformat(timespec='minutes')}"
+                   f"\tlast used {used}\t{state}")
+
+
+@api_key_cli.command("revoke")
+@click.argument("key_id", type=int)
+def revoke_key(key_id: int) -> None:
+    """Revoke a key by its id; requests with it answer 401 from now on."""
+    from app.audit import Actor, current_actor
+    from app.metering.api_keys import ApiKeyError, revoke_api_key
+
+    token = current_actor.set(Actor("system:cli"))
+    try:
+        row = revoke_api_key(db.session, key_id)
+    except ApiKeyError as error:
+        raise click.ClickException(str(error)) from error
+    finally:
+        current_actor.reset(token)
+    click.echo(f"API key #{row.id} “{row.name}” revoked")

@@ -3,6 +3,11 @@
 Commands are written as `RelayCommand` rows in the same transaction as the balance change
 (an outbox); `publish_pending()` sends them after commit and `record_ack()` closes them.
 Payments code calls `after_pocket_change(session, account_ids)` after crediting pockets.
+
+The minimum activation amount is money. In units estates (C1) pockets hold kWh, so the
+balance is valued at today's unit price (`tariffs.unit_price`: flat rate or time-of-use
+default rate, in the estate's local date) before the comparison; with no price in force
+the balance cannot be valued and any positive balance restores supply.
 """
 from __future__ import annotations
 
@@ -11,9 +16,12 @@ import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
+from decimal import Decimal
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.billing import tariffs
 from app.estates import get_setting
 from app.models import Account, Estate, Meter, Wallet, utcnow
 from app.models.metering import MeterAlert, RelayCommand
@@ -36,6 +44,8 @@ def after_pocket_change(session: Session, account_ids: Iterable[int]) -> list[Re
         return []
     meters = session.scalars(select(Meter).where(
         Meter.unit_id.in_({unit_id for _, unit_id, _ in rows}), Meter.role == "unit")).all()
+    units_estates = {estate.id for _, _, estate in rows if estate.wallet_denomination == "units"}
+    prices = tariffs.load_prices(session, units_estates) if units_estates else {}
     commands = []
     for pocket, unit_id, estate in rows:
         session.refresh(pocket, ["balance"])
@@ -46,12 +56,24 @@ def after_pocket_change(session: Session, account_ids: Iterable[int]) -> list[Re
                 _flag_water(session, estate, meter, pocket)
             elif pocket.balance <= 0 and meter.relay_state != "off":
                 commands.append(issue(session, meter, "off", f"balance {pocket.balance} at or below zero"))
-            elif (pocket.balance > 0 and pocket.balance >= estate.minimum_activation_amount
-                  and meter.relay_state == "off"):
-                commands.append(issue(session, meter, "on",
-                                      f"balance {pocket.balance} reached {estate.minimum_activation_amount}"))
+            elif pocket.balance > 0 and meter.relay_state == "off":
+                value, shown = activation_value(estate, pocket, prices.get((estate.id, pocket.utility), []))
+                if value is None or value >= estate.minimum_activation_amount:
+                    commands.append(issue(session, meter, "on",
+                                          f"balance {shown} reached {estate.minimum_activation_amount}"))
     session.flush()
     return commands
+
+
+def activation_value(estate: Estate, pocket: Account, versions: list) -> tuple[Decimal | None, str]:
+    """A pocket's balance in money, to compare with the minimum activation amount, and its label."""
+    if estate.wallet_denomination != "units":
+        return pocket.balance, str(pocket.balance)
+    rate = tariffs.unit_price(tariffs.price_on(versions, utcnow().astimezone(estate.tz).date()))
+    if rate is None:
+        return None, f"{pocket.balance} {pocket.commodity} (no unit price in force)"
+    value = pocket.balance * rate
+    return value, f"{pocket.balance} {pocket.commodity} worth {value:.2f}"
 
 
 def issue(session: Session, meter: Meter, state: str, reason: str) -> RelayCommand:

@@ -7,27 +7,37 @@ and only then acknowledges the messages, so a crash re-delivers and the replay i
 Order independence (several workers on a shared subscription): the batch's meters are row
 locked, readings are unique per (meter, timestamp) and bills are keyed
 `reading:<serial>:<timestamp>`. A reading that arrives after a later one ("late") falls
-inside a span that was already billed; it splits the span's stored consumption and posts
-nothing, so the money billed always equals the register's rise, whatever the order.
+inside a span that was already billed; it splits the span's stored consumption, so the
+quantity billed always equals the register's rise, whatever the order. Under time-of-use and
+block tariffs the split changes the price: the affected spans are priced again as in-order
+arrival would have priced them and the difference is posted as one adjustment keyed
+`reprice:<serial>:<timestamp of the late reading>` (postings are never changed).
+
+Block positions: a span starting at `s` is priced from the consumption rolled up in the local
+month of `s` by readings up to `s` (a reading counts in the month its roll-up bucket is in).
+Batched, unbatched and re-priced spans all follow this one rule, so the totals agree.
 """
 from __future__ import annotations
 
+import os
+import socket
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import ARRAY, Integer, String, any_, bindparam, insert, or_, select, text
+from sqlalchemy import ARRAY, Integer, String, any_, bindparam, func, insert, or_, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.billing import tariffs
+from app.billing import charges, tariffs
 from app.estates import get_setting, put_setting
-from app.ledger import Entry, post_many
+from app.ledger import Entry, pg_array, post_many
 from app.ledger.accounts import open_wallet, system_account
 from app.metering import credit_control, rollups, validation
 from app.metering.decoders import DEFAULT_PROFILES, DecodedReading, DecodeError, decode
 from app.models import Account, Estate, Meter, Reading, Unit, Wallet, utcnow
+from app.models.ingest import IngestHeartbeat
 from app.models.metering import DeadLetter, MeterAlert
 from app.money import UTILITY_UNITS, format_amount, quantize
 
@@ -53,6 +63,7 @@ class IngestReport:
     billed: int = 0
     alerts: int = 0
     dead_letters: list[str] = field(default_factory=list)  # reasons, in message order
+    repriced: int = 0  # adjustments posted because a late reading split a billed span
 
 
 @dataclass
@@ -75,6 +86,8 @@ class _Batch:
     alerts: list[dict] = field(default_factory=list)
     dead: list[dict] = field(default_factory=list)
     advanced: dict[int, tuple[datetime, Decimal]] = field(default_factory=dict)
+    entries: list[Entry] = field(default_factory=list)  # late readings' bills and re-pricings
+    prices: dict[tuple[int, str], list] = field(default_factory=dict)
 
 
 def ingest(session: Session, messages: list[Message], *, now: datetime | None = None,
@@ -141,6 +154,40 @@ def set_maintenance(session: Session, on: bool) -> None:
     put_setting(session, MAINTENANCE_KEY, bool(on))
 
 
+def record_heartbeat(session: Session, client_id: str, *, started_at: datetime, connected: bool, paused: bool,
+                     backlog: int, last_batch_at: datetime | None, last_batch_size: int, readings: int,
+                     stopped: bool = False) -> None:
+    """Store an ingest worker's heartbeat (one row per client id) and commit it."""
+    row = session.get(IngestHeartbeat, client_id)
+    if row is None:
+        row = IngestHeartbeat(client_id=client_id)
+        session.add(row)
+    row.host, row.pid = socket.gethostname()[:255], os.getpid()
+    row.started_at, row.beat_at = started_at, utcnow()
+    row.stopped_at = row.beat_at if stopped else None
+    row.connected, row.paused, row.backlog = connected, paused, backlog
+    row.last_batch_at, row.last_batch_size, row.readings = last_batch_at, last_batch_size, readings
+    session.commit()
+
+
+def worker_status(session: Session, stale_after: timedelta, expected: int = 0) -> dict:
+    """The ingest workers seen within `stale_after`, for /healthz; degraded below `expected` alive."""
+    now = utcnow()
+    rows = session.scalars(select(IngestHeartbeat).where(IngestHeartbeat.beat_at >= now - stale_after,
+                                                         IngestHeartbeat.stopped_at.is_(None))
+                           .order_by(IngestHeartbeat.client_id)).all()
+    workers = [{"client_id": row.client_id, "host": row.host, "pid": row.pid,
+                "seconds_since_beat": round((now - row.beat_at).total_seconds(), 1),
+                "connected": row.connected, "paused": row.paused, "backlog": row.backlog,
+                "last_batch_at": row.last_batch_at.isoformat() if row.last_batch_at else None,
+                "last_batch_size": row.last_batch_size, "readings": row.readings} for row in rows]
+    if expected and len(workers) < expected:
+        status = "too_few"
+    else:
+        status = "ok" if workers else "none_running"
+    return {"status": status, "count": len(workers), "expected": expected, "workers": workers}
+
+
 def replay_dead_letter(session: Session, dead_letter: DeadLetter) -> str:
     """Run a dead letter through the pipeline again; record and return the outcome."""
     report = ingest(session, [Message(dead_letter.topic, dead_letter.payload.encode())],
@@ -202,44 +249,49 @@ def _walk(session: Session, batch: _Batch, report: IngestReport, meter: Meter, e
     """Check one meter's readings in time order against its last register; plan rows and bills."""
     tz = estate.tz
     seen: set[datetime] = set()
+    # The meter's latest reading as the walk advances (written back once, at the end).
+    last_at, last_register = meter.last_reading_at, meter.last_register
     for message, reading in items:
         at, register = reading.taken_at, reading.register
         if at in seen:
             report.duplicates += 1
             continue
         seen.add(at)
-        if meter.last_reading_at is not None and at <= meter.last_reading_at:
-            _late(session, batch, report, meter, tz, message, reading)
+        if last_at is not None and at <= last_at:
+            _late(session, batch, report, meter, estate, message, reading)
             continue
-        refusal = validation.register_refusal(meter.last_register, register)
+        refusal = validation.register_refusal(last_register, register, meter=meter)
         if refusal:
             _dead(batch, message, refusal, meter.serial)
             _alert(batch, meter, "tamper", refusal)
             seen.discard(at)
             continue
         consumption = None
-        if meter.last_register is not None:
-            consumption = register - meter.last_register
-            span = at - meter.last_reading_at
-            for kind, flag in (("gap", validation.gap_flag(meter.last_reading_at, at, meter.interval_minutes)),
-                               ("spike", validation.spike_flag(consumption, span, usual))):
+        if last_register is not None:
+            consumption = validation.consumption_between(last_register, register, meter)
+            span = at - last_at
+            for kind, flag in (("gap", validation.gap_flag(last_at, at, meter.interval_minutes)),
+                               ("spike", validation.spike_flag(consumption, span, usual)),
+                               ("rollover", validation.rollover_flag(last_register, register, meter))):
                 if flag:
                     _alert(batch, meter, kind, flag)
-            if consumption > 0:
-                batch.spans.append(_Span(meter, meter.last_reading_at, at, consumption))
+            if consumption != 0:  # below zero only on net-metered meters: an export (M3)
+                batch.spans.append(_Span(meter, last_at, at, consumption))
         batch.readings.append({"meter_id": meter.id, "taken_at": at, "register": register,
                                "consumption": consumption, "received_at": message.received_at or batch.now})
         rollups.add_to_buckets(batch.totals, meter.id, at, tz, consumption or Decimal(0))
+        last_at, last_register = at, register
+    if (last_at, last_register) != (meter.last_reading_at, meter.last_register):
         # Loaded values follow along without an ORM flush; _advance_meters writes them at once.
-        set_committed_value(meter, "last_reading_at", at)
-        set_committed_value(meter, "last_register", register)
-        batch.advanced[meter.id] = (at, register)
+        set_committed_value(meter, "last_reading_at", last_at)
+        set_committed_value(meter, "last_register", last_register)
+        batch.advanced[meter.id] = (last_at, last_register)
 
 
-def _late(session: Session, batch: _Batch, report: IngestReport, meter: Meter, tz,
+def _late(session: Session, batch: _Batch, report: IngestReport, meter: Meter, estate: Estate,
           message: Message, reading: DecodedReading) -> None:
     """A reading older than the meter's latest: a duplicate, or one that splits a billed span."""
-    at, register = reading.taken_at, reading.register
+    at, register, tz = reading.taken_at, reading.register, estate.tz
     if session.scalar(select(Reading.id).where(Reading.meter_id == meter.id, Reading.taken_at == at)):
         report.duplicates += 1
         return
@@ -253,22 +305,169 @@ def _late(session: Session, batch: _Batch, report: IngestReport, meter: Meter, t
         _dead(batch, message, refusal, meter.serial)
         _alert(batch, meter, "tamper", refusal)
         return
+    plan = _Reprice.before_split(session, batch, meter, estate, before, at, after)
     own = register - before.register if before else None
+    # Roll-ups change at once (not with the batch): spans billed later in this batch and the
+    # re-pricing below read month positions that must include this reading.
+    changes: dict = {}
+    first_span = None
     if after is not None and after.consumption is None:
         # The later reading was the meter's first: its rise from this one was never billed.
         after.consumption = after.register - register
+        rollups.add_to_buckets(changes, meter.id, after.taken_at, tz, after.consumption, 0)
         if after.consumption > 0:
-            batch.spans.append(_Span(meter, at, after.taken_at, after.consumption, late=True))
-        rollups.add_to_buckets(batch.totals, meter.id, after.taken_at, tz, after.consumption, 0)
+            first_span = _Span(meter, at, after.taken_at, after.consumption, late=True)
+            if plan is None:  # billed with the batch (units estates, or nothing to price it)
+                batch.spans.append(first_span)
     elif after is not None and own is not None:
-        # Already billed as part of the later reading's span: move the quantity, post nothing.
+        # Already billed as part of the later reading's span: move the quantity.
         after.consumption -= own
-        rollups.add_to_buckets(batch.totals, meter.id, after.taken_at, tz, -own, 0)
+        rollups.add_to_buckets(changes, meter.id, after.taken_at, tz, -own, 0)
     session.add(Reading(meter_id=meter.id, taken_at=at, register=register, consumption=own,
                         received_at=message.received_at or batch.now))
+    rollups.add_to_buckets(changes, meter.id, at, tz, own or Decimal(0))
     session.flush()
+    rollups.apply(session, changes)
     report.accepted += 1
-    rollups.add_to_buckets(batch.totals, meter.id, at, tz, own or Decimal(0))
+    if plan is not None:
+        plan.post_difference(session, batch, at, first_span)
+
+
+class _Reprice:
+    """What a late reading changes in money: the spans around it, priced before and after."""
+
+    def __init__(self, meter: Meter, estate: Estate, pocket: Account, versions: list,
+                 window: tuple[datetime, datetime], position: Decimal, old: Decimal) -> None:
+        self.meter, self.estate, self.pocket, self.versions = meter, estate, pocket, versions
+        self.window, self.position, self.old = window, position, old
+        self.split_end = window[1]  # the reading after the late one: the adjustment's moment
+        self.ends: list[datetime] = []  # priced spans' ends: each owes its month's standing charge
+
+    @classmethod
+    def before_split(cls, session: Session, batch: _Batch, meter: Meter, estate: Estate,
+                     before: Reading | None, at: datetime, after: Reading | None) -> _Reprice | None:
+        """Price the stored spans the late reading will touch, or None when money cannot change."""
+        if after is None or meter.unit_id is None or meter.role != "unit" \
+                or estate.wallet_denomination == "units":
+            return None  # units estates bill quantities: a split moves no money
+        if (estate.id, meter.utility) not in batch.prices:
+            batch.prices[(estate.id, meter.utility)] = tariffs.load_prices(
+                session, {estate.id}).get((estate.id, meter.utility), [])
+        versions = batch.prices[(estate.id, meter.utility)]
+        if not versions:
+            return None
+        pocket = _pockets(session, {meter.unit_id}).get((meter.unit_id, meter.utility))
+        if pocket is None:
+            return None
+        start = before.taken_at if before is not None else at
+        end = after.taken_at
+        if any(p.kind == "block" for p in versions):
+            # Moving consumption between months, or adding a first span, shifts the block
+            # position of every later span in the month of `after`: price those too.
+            month_end = _month_start(after.taken_at - _TICK, estate.tz, months=1)
+            following = session.scalar(select(Reading.taken_at).where(
+                Reading.meter_id == meter.id, Reading.taken_at >= month_end).order_by(Reading.taken_at).limit(1))
+            end = following or session.scalar(select(Reading.taken_at).where(
+                Reading.meter_id == meter.id).order_by(Reading.taken_at.desc()).limit(1))
+            position = _position(session, meter, estate, start)
+        else:
+            position = Decimal(0)  # flat and time-of-use prices do not depend on it
+        plan = cls(meter, estate, pocket, versions, (start, end), position, Decimal(0))
+        plan.old, plan.split_end = plan._priced(session), after.taken_at
+        return plan
+
+    def _priced(self, session: Session) -> Decimal:
+        """The stored spans in the window priced as in-order arrival prices them."""
+        rows = session.execute(select(Reading.taken_at, Reading.consumption).where(
+            Reading.meter_id == self.meter.id, Reading.taken_at >= self.window[0],
+            Reading.taken_at <= self.window[1]).order_by(Reading.taken_at)).all()
+        tz, total = self.estate.tz, Decimal(0)
+        positions: dict[date, Decimal] = defaultdict(Decimal)
+        self.ends = []
+        if rows:
+            positions[_month_of_span(rows[0][0], tz)] = self.position
+        for (start, _), (end, consumption) in zip(rows, rows[1:]):
+            if consumption is not None and consumption > 0:
+                amount = _price_span(self.versions, self.estate, start, end, consumption,
+                                     positions[_month_of_span(start, tz)])
+                if amount is not None:
+                    total += amount
+                    self.ends.append(end)
+            positions[_month_of_reading(end, tz)] += consumption or Decimal(0)
+        return total
+
+    def post_difference(self, session: Session, batch: _Batch, at: datetime, first_span: _Span | None) -> None:
+        """Queue what brings the billed total to the in-order total: a bill for a span nobody
+        billed (the meter's first reading got an earlier one) and an adjustment for the rest."""
+        difference = self._priced(session) - self.old
+        meter, estate = self.meter, self.estate
+        revenue = system_account(session, estate, "revenue", meter.utility, utility=meter.utility)
+        if first_span is not None:
+            # In-order arrival bills this span at the month position of its start: the window's.
+            amount = _price_span(self.versions, estate, first_span.start, first_span.end,
+                                 first_span.quantity, self.position)
+            if amount is None:
+                _alert(batch, meter, "no_tariff", f"{format_amount(first_span.quantity, UTILITY_UNITS[meter.utility])}"
+                       f" to {first_span.end.isoformat()} not billed: no tariff")
+            elif amount:
+                batch.entries.append(_consumption_entry(estate, meter, self.pocket, revenue, first_span, amount))
+                difference -= amount
+        # Keyed per meter and month: the months already charged replay and post nothing.
+        for end in self.ends:
+            batch.entries += _standing_charge(estate, meter, self.pocket, revenue, self.versions, end)
+        if difference == 0:
+            return
+        moment = at.astimezone(UTC)
+        batch.entries.append(Entry(
+            estate_id=estate.id, kind="adjustment", idempotency_key=f"reprice:{meter.serial}:{moment.isoformat()}",
+            legs=[(self.pocket.id, -difference), (revenue.id, difference)], occurred_at=self.split_end,
+            memo=f"{meter.utility.replace('_', ' ').capitalize()} re-priced on meter {meter.serial}: "
+                 f"late reading at {moment:%Y-%m-%d %H:%M} UTC",
+        ))
+
+
+_TICK = timedelta(microseconds=1)
+
+
+def _month_start(moment: datetime, tz, months: int = 0) -> datetime:
+    """The start (an instant) of the local month `moment` falls in, `months` later."""
+    local = moment.astimezone(tz)
+    year, month = divmod(local.year * 12 + local.month - 1 + months, 12)
+    return datetime(year, month + 1, 1, tzinfo=tz).astimezone(UTC)
+
+
+def _month_of_span(start: datetime, tz) -> date:
+    """The local month a span starting at `start` takes its block position from."""
+    return start.astimezone(tz).date().replace(day=1)
+
+
+def _month_of_reading(moment: datetime, tz) -> date:
+    """The local month a reading's consumption is rolled up in (a boundary closes the month before)."""
+    return (moment - _TICK).astimezone(tz).date().replace(day=1)
+
+
+def _position(session: Session, meter: Meter, estate: Estate, start: datetime) -> Decimal:
+    """Consumption of the readings in the local month of `start`, up to `start`."""
+    since = _month_start(start, estate.tz)
+    return session.scalar(select(func.coalesce(func.sum(Reading.consumption), 0)).where(
+        Reading.meter_id == meter.id, Reading.taken_at > since, Reading.taken_at <= start)) or Decimal(0)
+
+
+def _price_span(versions: list, estate: Estate, start: datetime, end: datetime, quantity: Decimal,
+                position: Decimal) -> Decimal | None:
+    """A span's charge rounded once, from the block position given; None when no tariff covers it."""
+    tz = estate.tz
+    if not versions:
+        return None
+    first_day = start.astimezone(tz).date()
+    price = tariffs.price_on(versions, first_day)
+    if price is None:
+        return None
+    if price.kind == "flat" and price is tariffs.price_on(versions, end.astimezone(tz).date()):
+        # One flat rate over the whole span: what charge() adds up piece by piece, in one step.
+        return quantize(quantity * Decimal(price.rates["rate"]), estate.currency)
+    return quantize(tariffs.charge(versions, tz, start, end, quantity, {_month_of_span(start, tz): position}),
+                    estate.currency)
 
 
 _ADVANCE_METERS = text(
@@ -283,8 +482,8 @@ def _advance_meters(session: Session, advanced: dict[int, tuple[datetime, Decima
         return
     ids = sorted(advanced)
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(_ADVANCE_METERS, {"ids": ids, "ats": [advanced[i][0] for i in ids],
-                                          "registers": [advanced[i][1] for i in ids]})
+        session.execute(_ADVANCE_METERS, {"ids": pg_array(ids), "ats": pg_array(advanced[i][0] for i in ids),
+                                          "registers": pg_array(advanced[i][1] for i in ids)})
         return
     table = Meter.__table__
     session.execute(table.update().where(table.c.id == bindparam("meter"))
@@ -305,7 +504,7 @@ def _insert_readings(session: Session, batch: _Batch) -> set[tuple[int, datetime
         return set()
     if session.get_bind().dialect.name == "postgresql":
         rows = session.execute(_INSERT_READINGS, {
-            name: [row[name] for row in batch.readings]
+            name: pg_array([row[name] for row in batch.readings])
             for name in ("meter_id", "taken_at", "register", "consumption", "received_at")}).all()
         return {(meter_id, taken_at.astimezone(UTC)) for meter_id, taken_at in rows}
     from sqlalchemy.dialects.sqlite import insert as dialect_insert
@@ -319,16 +518,18 @@ def _bill(session: Session, batch: _Batch, report: IngestReport, spans: list[_Sp
           estates: dict[int, Estate]) -> list[int]:
     """Price each span and post the charges through the ledger; return the pockets charged."""
     spans = [s for s in spans if s.meter.unit_id is not None and s.meter.role == "unit"]
-    if not spans:
+    if not spans and not batch.entries:
         return []
-    pockets = _pockets(session, {s.meter.unit_id for s in spans})
-    prices = tariffs.load_prices(session, {s.meter.estate_id for s in spans})
+    pockets = _pockets(session, {s.meter.unit_id for s in spans}) if spans else {}
+    prices = tariffs.load_prices(session, {s.meter.estate_id for s in spans}) if spans else {}
     blocks = [s for s in spans if any(p.kind == "block" for p in prices.get((s.meter.estate_id, s.meter.utility), ()))]
     used = _used_in_month(session, blocks, estates)
     counterparts: dict[tuple[int, str], Account] = {}
+    zones = {estate_id: estate.tz for estate_id, estate in estates.items()}
     entries: list[Entry] = []
     for span in spans:
         meter, estate = span.meter, estates[span.meter.estate_id]
+        tz = zones[estate.id]
         pocket = pockets.get((meter.unit_id, meter.utility))
         if pocket is None:
             continue
@@ -339,45 +540,70 @@ def _bill(session: Session, batch: _Batch, report: IngestReport, spans: list[_Sp
                 session, estate, kind, meter.utility, utility=meter.utility,
                 commodity=UTILITY_UNITS[meter.utility] if units_mode else None)
         counterpart = counterparts[(estate.id, meter.utility, kind)]
-        quantity_text = format_amount(span.quantity, UTILITY_UNITS[meter.utility])
+        if span.quantity < 0:  # a net-metered export: credited at the solar rate (C5)
+            used[meter.id][_month_of_reading(span.end, tz)] += span.quantity  # as roll-ups count it
+            entries += charges.export_credit_entries(estate, meter, pocket, counterpart,
+                                                     prices.get((estate.id, meter.utility), []), span.end, -span.quantity)
+            continue
+        versions = prices.get((estate.id, meter.utility)) or []
         if units_mode:
             amount = quantize(span.quantity, pocket.commodity)
         else:
-            versions = prices.get((estate.id, meter.utility))
-            if not versions or tariffs.price_on(versions, span.start.astimezone(estate.tz).date()) is None:
-                _alert(batch, meter, "no_tariff", f"{quantity_text} to {span.end.isoformat()} not billed: no tariff")
+            positions = used[meter.id]
+            amount = _price_span(versions, estate, span.start, span.end, span.quantity,
+                                 positions[_month_of_span(span.start, tz)])
+            # The next span's position counts this one where roll-ups count it.
+            positions[_month_of_reading(span.end, tz)] += span.quantity
+            if amount is None:
+                _alert(batch, meter, "no_tariff", f"{format_amount(span.quantity, UTILITY_UNITS[meter.utility])}"
+                       f" to {span.end.isoformat()} not billed: no tariff")
                 continue
-            amount = quantize(tariffs.charge(versions, estate.tz, span.start, span.end, span.quantity,
-                                             used[meter.id]), estate.currency)
-            entries += _standing_charge(estate, meter, pocket, counterpart, versions, span.end)
+        entries += _standing_charge(estate, meter, pocket, counterpart, versions, span.end)
         if amount == 0:
             continue
-        entries.append(Entry(
-            estate_id=estate.id, kind="consumption",
-            idempotency_key=f"reading:{meter.serial}:{span.end.astimezone(UTC).isoformat()}",
-            legs=[(pocket.id, -amount), (counterpart.id, amount)], occurred_at=span.end,
-            memo=f"{meter.utility.replace('_', ' ').capitalize()} {quantity_text} on meter {meter.serial}",
-        ))
+        entries.append(_consumption_entry(estate, meter, pocket, counterpart, span, amount))
+    entries = _without_repeats(entries + batch.entries)
     posted = post_many(session, entries)
     report.billed += sum(1 for e, p in zip(entries, posted, strict=True) if p.created and e.kind == "consumption")
+    report.repriced += sum(1 for e, p in zip(entries, posted, strict=True) if p.created and e.kind == "adjustment")
     # Credit control only looks at pockets in estates that switched it on.
-    return sorted({pockets[(s.meter.unit_id, s.meter.utility)].id for s in spans
-                   if (s.meter.unit_id, s.meter.utility) in pockets
-                   and estates[s.meter.estate_id].feature_enabled("credit_control")})
+    charged = {pockets[(s.meter.unit_id, s.meter.utility)].id for s in spans
+               if (s.meter.unit_id, s.meter.utility) in pockets
+               and estates[s.meter.estate_id].feature_enabled("credit_control")}
+    return sorted(charged | {e.legs[0][0] for e in batch.entries
+                             if estates[e.estate_id].feature_enabled("credit_control")})
+
+
+def _without_repeats(entries: list[Entry]) -> list[Entry]:
+    """Drop exact repeats (a meter's standing charge for the month comes with each of its spans)."""
+    # The ledger would replay them anyway, after validating each: a third of a batch's entries.
+    seen: dict[str, tuple] = {}
+    kept = []
+    for entry in entries:
+        legs = tuple(entry.legs)
+        if seen.get(entry.idempotency_key) == legs:
+            continue
+        seen.setdefault(entry.idempotency_key, legs)
+        kept.append(entry)
+    return kept
+
+
+def _consumption_entry(estate: Estate, meter: Meter, pocket: Account, counterpart: Account, span: _Span,
+                       amount: Decimal) -> Entry:
+    """The bill for one span, keyed by the reading that closed it."""
+    quantity_text = format_amount(span.quantity, UTILITY_UNITS[meter.utility])
+    return Entry(
+        estate_id=estate.id, kind="consumption",
+        idempotency_key=f"reading:{meter.serial}:{span.end.astimezone(UTC).isoformat()}",
+        legs=[(pocket.id, -amount), (counterpart.id, amount)], occurred_at=span.end,
+        memo=f"{meter.utility.replace('_', ' ').capitalize()} {quantity_text} on meter {meter.serial}",
+    )
 
 
 def _standing_charge(estate: Estate, meter: Meter, pocket: Account, revenue: Account,
                      versions: list, moment: datetime) -> list[Entry]:
-    """The month's standing charge, once per meter and local month (keyed, so replays are free)."""
-    local = moment.astimezone(estate.tz)
-    price = tariffs.price_on(versions, local.date())
-    amount = quantize(price.standing_charge, estate.currency) if price else Decimal(0)
-    if amount <= 0:
-        return []
-    return [Entry(estate_id=estate.id, kind="standing_charge",
-                  idempotency_key=f"standing:{meter.serial}:{local:%Y-%m}",
-                  legs=[(pocket.id, -amount), (revenue.id, amount)], occurred_at=moment,
-                  memo=f"{meter.utility.replace('_', ' ').capitalize()} standing charge {local:%b %Y}")]
+    """The month's standing charge, once per meter and local month, in money or in units."""
+    return charges.standing_charge_entries(estate, meter, pocket, revenue, versions, moment)
 
 
 def _pockets(session: Session, unit_ids: set[int]) -> dict[tuple[int, str], Account]:
@@ -396,11 +622,10 @@ def _used_in_month(session: Session, spans: list[_Span], estates: dict[int, Esta
     wanted: set[tuple[int, datetime]] = set()
     for span in spans:
         tz = estates[span.meter.estate_id].tz
-        for moment in (span.start, span.end):
-            local = moment.astimezone(tz)
-            wanted.add((span.meter.id, datetime(local.year, local.month, 1, tzinfo=tz).astimezone(UTC)))
+        for month in (_month_of_span(span.start, tz), _month_of_reading(span.end, tz)):
+            wanted.add((span.meter.id, datetime(month.year, month.month, 1, tzinfo=tz).astimezone(UTC)))
     stored = rollups.month_totals(session, wanted)
-    used: dict[int, dict[date, Decimal]] = defaultdict(dict)
+    used: dict[int, dict[date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     estate_of = {span.meter.id: span.meter.estate_id for span in spans}
     for (meter_id, start), total in stored.items():
         used[meter_id][start.astimezone(estates[estate_of[meter_id]].tz).date()] = total

@@ -1,4 +1,5 @@
-"""Meter-data queries (M6) and the staff overviews: periods, meter status, dead letters, commands."""
+"""Meter-data queries (M6) and the staff overviews: periods, meter status, dead letters, commands,
+and one meter's own readings, commands and dead letters for its detail page."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.models import Estate, Meter, Reading, Unit, utcnow
@@ -15,7 +16,12 @@ from app.models.metering import DeadLetter, RelayCommand
 PERIODS = ("last_30_minutes", "today", "this_week", "this_month", "last_month")
 PERIOD_LABELS = {"last_30_minutes": "Last 30 minutes", "today": "Today", "this_week": "This week",
                  "this_month": "This month", "last_month": "Last month"}
+# When a meter counts as offline: the one rule every page showing online/offline uses.
 OFFLINE_AFTER = timedelta(hours=2)  # or three missed intervals, whichever is longer
+# Meters whose readings arrive by a daily vendor import (Koios, once a night for the day before)
+# hold readings up to ~36 h old just before the next import; two days without one is a real gap.
+IMPORTED_PROTOCOLS = ("sparkmeter",)
+IMPORTED_OFFLINE_AFTER = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -78,12 +84,37 @@ def meter_periods(session: Session, meter: Meter, now: datetime | None = None) -
     return [consumption_in(session, meter, period, now) for period in PERIODS]
 
 
+def offline_after(protocol: str | None, interval_minutes: int | None) -> timedelta:
+    """How long a meter of this protocol and interval may go without a reading and stay online."""
+    if protocol in IMPORTED_PROTOCOLS:
+        return IMPORTED_OFFLINE_AFTER
+    return max(OFFLINE_AFTER, timedelta(minutes=3 * (interval_minutes or 0)))
+
+
+def reading_is_recent(last_reading_at: datetime | None, protocol: str | None, interval_minutes: int | None,
+                      now: datetime) -> bool:
+    """Online: a last reading no older than the meter's protocol and interval allow."""
+    return last_reading_at is not None and now - last_reading_at <= offline_after(protocol, interval_minutes)
+
+
 def is_online(meter: Meter, now: datetime) -> bool:
-    """A meter is online when its last reading is recent for its reporting interval."""
-    if meter.last_reading_at is None:
-        return False
-    allowed = max(OFFLINE_AFTER, timedelta(minutes=3 * (meter.interval_minutes or 0)))
-    return now - meter.last_reading_at <= allowed
+    """A meter is online when its last reading is recent for its protocol and reporting interval."""
+    return reading_is_recent(meter.last_reading_at, meter.protocol, meter.interval_minutes, now)
+
+
+def online_meter_count(session: Session, estate_id: int, now: datetime | None = None) -> int:
+    """How many of an estate's meters are online, by is_online's rule, counted in SQL."""
+    now = now or utcnow()
+    kinds = session.execute(select(Meter.protocol, Meter.interval_minutes).where(
+        Meter.estate_id == estate_id).distinct()).all()
+    if not kinds:
+        return 0
+    # One cutoff per (protocol, interval) the estate has: portable, no interval arithmetic in SQL.
+    recent = or_(*(and_(Meter.protocol == protocol,
+                        Meter.interval_minutes.is_(None) if interval is None else Meter.interval_minutes == interval,
+                        Meter.last_reading_at >= now - offline_after(protocol, interval))
+                   for protocol, interval in kinds))
+    return session.scalar(select(func.count(Meter.id)).where(Meter.estate_id == estate_id, recent)) or 0
 
 
 @dataclass(frozen=True)
@@ -124,3 +155,21 @@ def relay_commands(session: Session, estate_ids: list[int], limit: int = 200) ->
     return list(session.execute(
         select(RelayCommand, Meter).join(Meter, Meter.id == RelayCommand.meter_id)
         .where(Meter.estate_id.in_(estate_ids)).order_by(RelayCommand.id.desc()).limit(limit)).all())
+
+
+def meter_commands(session: Session, meter_id: int, limit: int = 50) -> list[RelayCommand]:
+    """One meter's newest relay commands."""
+    return list(session.scalars(select(RelayCommand).where(RelayCommand.meter_id == meter_id)
+                                .order_by(RelayCommand.id.desc()).limit(limit)))
+
+
+def meter_dead_letters(session: Session, meter: Meter, limit: int = 50) -> list[DeadLetter]:
+    """One meter's newest dead letters (matched by its canonical serial)."""
+    return list(session.scalars(select(DeadLetter).where(DeadLetter.meter_serial == meter.serial)
+                                .order_by(DeadLetter.id.desc()).limit(limit)))
+
+
+def recent_readings(session: Session, meter_id: int, limit: int = 20) -> list[Reading]:
+    """One meter's newest stored readings."""
+    return list(session.scalars(select(Reading).where(Reading.meter_id == meter_id)
+                                .order_by(Reading.taken_at.desc()).limit(limit)))

@@ -8,9 +8,10 @@ from functools import lru_cache
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from app.ledger import pg_array
 from app.models.metering import ConsumptionRollup
 
 Bucket = tuple[int, str, datetime]  # meter id, grain, period start (UTC)
@@ -62,7 +63,8 @@ def apply(session: Session, totals: dict[Bucket, list]) -> None:
     rows = [{"meter_id": m, "grain": g, "period_start": s, "consumption": c, "readings": n}
             for (m, g, s), (c, n) in sorted(totals.items())]
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(_UPSERT, {name: [row[name] for row in rows] for name in rows[0]})
+        # Array literals (as the readings insert): psycopg's list dumper checks every element.
+        session.execute(_UPSERT, {name: pg_array([row[name] for row in rows]) for name in rows[0]})
         return
     from sqlalchemy.dialects.sqlite import insert
     statement = insert(table)
@@ -109,3 +111,49 @@ def _one_of(session: Session, column, values):
     from app.metering.ingest import one_of  # the pipeline's IN helper; imported late (cycle)
 
     return one_of(session, column, values)
+
+
+# Rebuilding (demo seed, repairs): the same buckets as bucket_starts(), computed in SQL.
+# A reading stamped exactly on a boundary belongs to the period before it, hence the
+# microsecond; `AT TIME ZONE` twice turns a local period start back into an instant.
+_REBUILD = text(
+    "INSERT INTO consumption_rollups (meter_id, grain, period_start, consumption, readings)"
+    " SELECT r.meter_id, CAST(:grain AS varchar),"
+    " date_trunc(CAST(:grain AS text), (r.taken_at - interval '1 microsecond') AT TIME ZONE e.timezone) AT TIME ZONE e.timezone,"
+    " coalesce(sum(r.consumption), 0), count(*)"
+    " FROM readings r JOIN meters m ON m.id = r.meter_id JOIN estates e ON e.id = m.estate_id"
+    " WHERE (CAST(:all_meters AS boolean) OR r.meter_id = ANY(CAST(:meter_ids AS integer[])))"
+    " GROUP BY 1, 3")
+
+
+def rebuild(session: Session, meter_ids: Iterable[int] | None = None) -> int:
+    """Recompute the hour, day and month roll-ups of these meters (all when None) from their readings."""
+    from app.models import Estate, Meter, Reading
+
+    ids = None if meter_ids is None else sorted(set(meter_ids))
+    table = ConsumptionRollup.__table__
+    delete = table.delete()
+    if ids is not None:
+        if not ids:
+            return 0
+        delete = delete.where(table.c.meter_id.in_(ids))
+    session.execute(delete)
+    if session.get_bind().dialect.name == "postgresql":
+        for grain in ("hour", "day", "month"):
+            session.execute(_REBUILD, {"grain": grain, "all_meters": ids is None, "meter_ids": ids or []})
+        count = select(func.count(ConsumptionRollup.id))
+        if ids is not None:
+            count = count.where(ConsumptionRollup.meter_id.in_(ids))
+        return session.scalar(count)
+    # SQLite has no time zones: stream the readings through the ingest path's own bucketing.
+    zones = dict(session.execute(select(Meter.id, Estate.timezone).join(Estate, Estate.id == Meter.estate_id)).all())
+    query = select(Reading.meter_id, Reading.taken_at, Reading.consumption)
+    if ids is not None:
+        query = query.where(Reading.meter_id.in_(ids))
+    totals: dict[Bucket, list] = {}
+    tz_cache: dict[str, ZoneInfo] = {}
+    for meter_id, taken_at, consumption in session.execute(query.execution_options(yield_per=20_000)):
+        tz = tz_cache.setdefault(zones[meter_id], ZoneInfo(zones[meter_id]))
+        add_to_buckets(totals, meter_id, taken_at, tz, consumption or Decimal(0))
+    apply(session, totals)
+    return len(totals)

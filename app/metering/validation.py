@@ -2,6 +2,17 @@
 
 A rule that refuses returns the reason (the message goes to the dead letters); a rule that
 flags returns the alert text (the reading is kept and billed, the meter gets an alert).
+
+Registers that may legitimately fall (`register_refusal(..., meter=...)`, `consumption_between`):
+- Rollover: a register wraps at its size (`meter.register_digits` whole digits; unset, the
+  previous reading's own digit count), so 99999.999 then 00000.123 is 0.124 consumed, not
+  tamper. Only a small wrap counts (at most ROLLOVER_MAX_SHARE of the register's range):
+  150 then 100 would be a 99,950 kWh "wrap" and stays a rollback. Every accepted wrap raises
+  an informational "rollover" alert (`rollover_flag`): a replaced meter starting again near
+  zero looks the same to the register.
+- Net metering: a bidirectional meter (solar, M3/C5) nets exports against imports, so its
+  register may fall; the fall is exported energy, credited at the tariff's solar rate.
+Out-of-order (late) readings keep the strict rule: they are compared without `meter`.
 """
 from __future__ import annotations
 
@@ -13,6 +24,8 @@ MAX_AGE = timedelta(days=400)  # older than this is a replay of archived data or
 SPIKE_FACTOR = Decimal(10)  # this many times the meter's usual hourly use is a spike
 SPIKE_FLOOR_PER_HOUR = Decimal("1")  # below this much per hour nothing is a spike
 GAP_INTERVALS = 3  # this many missed intervals (or hours, without an interval) is a gap
+ROLLOVER_MAX_SHARE = Decimal("0.01")  # a wrap bigger than 1% of the register's range is a rollback
+FROZEN_INTERVALS = 6  # this many intervals (or hours) on one register value while occupied is frozen
 
 
 def timestamp_refusal(taken_at: datetime, now: datetime) -> str | None:
@@ -35,9 +48,14 @@ def interval_refusal(taken_at: datetime, interval_minutes: int | None) -> str | 
 
 
 def register_refusal(previous: Decimal | None, register: Decimal,
-                     following: Decimal | None = None) -> str | None:
-    """A register never goes backwards: below its predecessor or above its successor is tamper."""
+                     following: Decimal | None = None, *, meter=None) -> str | None:
+    """A register never goes backwards: below its predecessor or above its successor is tamper.
+
+    With `meter`, a wrap at the register's size and a net-metered meter's export are allowed.
+    """
     if previous is not None and register < previous:
+        if meter is not None and (meter.bidirectional or rollover(previous, register, meter.register_digits)):
+            return None
         return f"register went backwards from {previous} to {register} (rollback or tamper)"
     if following is not None and register > following:
         return f"register {register} is above the later reading's {following} (rollback or tamper)"
@@ -64,3 +82,62 @@ def gap_flag(previous_at: datetime | None, taken_at: datetime, interval_minutes:
     if taken_at - previous_at > step * GAP_INTERVALS:
         return f"no readings between {previous_at.isoformat()} and {taken_at.isoformat()}"
     return None
+
+
+def register_modulus(previous: Decimal, digits: int | None) -> Decimal:
+    """Where a register wraps: 10**digits, or past the previous reading's own whole digits."""
+    if digits:
+        return Decimal(10) ** digits
+    return Decimal(10) ** max(len(str(int(previous))), 1)
+
+
+def rollover(previous: Decimal, register: Decimal, digits: int | None) -> Decimal | None:
+    """The consumption across a register wrap, or None when the fall is no plausible wrap."""
+    if register >= previous:
+        return None
+    modulus = register_modulus(previous, digits)
+    if previous >= modulus or register < 0:
+        return None  # a register cannot show more digits than it has
+    wrapped = modulus - previous + register
+    return wrapped if wrapped <= modulus * ROLLOVER_MAX_SHARE else None
+
+
+def consumption_between(previous: Decimal, register: Decimal, meter=None) -> Decimal:
+    """Consumption from one register to the next: the wrap when it wrapped, negative when exported."""
+    if meter is not None and register < previous:
+        wrapped = rollover(previous, register, meter.register_digits)
+        if wrapped is not None:
+            return wrapped
+    return register - previous
+
+
+def rollover_flag(previous: Decimal, register: Decimal, meter) -> str | None:
+    """Flag a register wrap, so staff can tell a wrap from a meter replaced without a record."""
+    if meter is None or register >= previous:
+        return None
+    wrapped = rollover(previous, register, meter.register_digits)
+    if wrapped is None:
+        return None
+    return (f"register rolled over from {previous} to {register} at {register_modulus(previous, meter.register_digits)}"
+            f" ({wrapped} counted as consumption); if the meter was replaced instead, correct the reading")
+
+
+def frozen_flag(recent: list[tuple[datetime, Decimal]], interval_minutes: int | None,
+                intervals: int = FROZEN_INTERVALS) -> str | None:
+    """Flag a register stuck on one value for `intervals` intervals (newest reading first).
+
+    Only meaningful while the unit is occupied; the caller checks that.
+    """
+    if len(recent) < 2:
+        return None
+    step = timedelta(minutes=interval_minutes or 60)
+    newest_at, value = recent[0]
+    since = newest_at
+    for at, register in recent:  # the unchanged run, back from the newest reading
+        if register != value:
+            break
+        since = at
+    if newest_at - since < step * intervals:
+        return None
+    return (f"register stuck at {value} from {since:%Y-%m-%d %H:%M} to {newest_at:%Y-%m-%d %H:%M} UTC "
+            f"({intervals}+ intervals) while the unit is occupied")

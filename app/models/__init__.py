@@ -5,7 +5,7 @@ from app.models.ledger import Account, LedgerChain, LedgerTransaction, Posting, 
 from app.models.meter import Meter, Reading, canonical_serial
 from app.models.metering import ConsumptionRollup, DeadLetter, MeterAlert, RelayCommand, TariffVersion  # noqa: F401
 from app.models.operations import AuditLog, JobRun, Notification
-from app.models.sources import ThunderCloudHeartbeat, ThunderCloudPayment, UispClient, UispInvoice, UispPayment, UispService  # noqa: F401
+from app.models.sources import KoiosPayment, ThunderCloudExport, ThunderCloudHeartbeat, ThunderCloudPayment, UispClient, UispInvoice, UispPayment, UispService  # noqa: F401,E501
 from app.models.people import Person, RoleGrant, Tenancy, UnitOwnership, User
 
 __all__ = [
@@ -16,3 +16,6 @@ __all__ = [
 ]
 from app.models.statements import Statement, StatementDelivery  # noqa: E402,F401
 from app.models.payments import Payment, SmsMessage  # noqa: E402,F401
+from app.models.budget_alerts import BudgetAlertSent, BudgetAlertSetting  # noqa: E402,F401
+from app.models.ingest import IngestHeartbeat  # noqa: E402,F401
+from app.models.reporting import PocketFlowTotal, PocketFlowWatermark  # noqa: E402,F401

@@ -76,7 +76,7 @@ class LedgerChain(Base):
 
 class LedgerTransaction(Base):
     __tablename__ = "ledger_transactions"
-    __table_args__ = (UniqueConstraint("estate_id", "seq"),)
+    __table_args__ = (UniqueConstraint("estate_id", "seq"), Index("ix_ledger_transactions_occurred_at", "occurred_at"))
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
                                     primary_key=True)

@@ -37,6 +37,8 @@ class Meter(Base):
     dev_eui: Mapped[str | None] = mapped_column(String(32), unique=True)
     relay_state: Mapped[str] = mapped_column(String(8), default="unknown")
     interval_minutes: Mapped[int | None]  # None: readings at any time are accepted
+    register_digits: Mapped[int | None]  # whole digits before the register wraps; None: inferred
+    bidirectional: Mapped[bool] = mapped_column(default=False)  # net-metered: may export (solar)
     last_reading_at: Mapped[datetime | None]
     last_register: Mapped[Decimal | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -3,14 +3,15 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, utcnow
 
 TARIFF_KINDS = ("flat", "block", "tou")
 ROLLUP_GRAINS = ("hour", "day", "month")
-ALERT_KINDS = ("tamper", "spike", "gap", "water_credit_limit", "relay_no_ack")
+ALERT_KINDS = ("tamper", "spike", "gap", "frozen", "rollover", "water_credit_limit", "relay_no_ack",
+               "no_tariff")
 RELAY_COMMAND_STATUSES = ("pending", "published", "acknowledged", "timed_out")
 
 
@@ -20,6 +21,9 @@ class TariffVersion(Base):
     `rates` by kind: flat {"rate": "2.85"}; block {"blocks": [{"up_to": "50", "rate": "1.5"},
     {"up_to": null, "rate": "2.5"}]} (per month); tou {"default_rate": "2.5", "windows":
     [{"start": "22:00", "end": "06:00", "rate": "1.2"}]} (local time, may cross midnight).
+    `solar_rate` is the feed-in rate credited per unit a net-metered meter exports (C5).
+    A version is billed by its date alone; `activated_at` and `notice_sent_at` record that the
+    schedule job announced it N days ahead and switched it on (app/billing/schedule.py).
     """
 
     __tablename__ = "tariff_versions"
@@ -32,14 +36,20 @@ class TariffVersion(Base):
     kind: Mapped[str] = mapped_column(String(8), default="flat")
     rates: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     standing_charge: Mapped[Decimal] = mapped_column(default=Decimal("0"))  # per month
+    solar_rate: Mapped[Decimal | None]  # per kWh exported by net-metered meters
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    notice_sent_at: Mapped[datetime | None]
+    activated_at: Mapped[datetime | None]
 
 
 class ConsumptionRollup(Base):
     """Consumption per meter per local hour, day or month, kept up to date on ingest (M5)."""
 
     __tablename__ = "consumption_rollups"
-    __table_args__ = (UniqueConstraint("meter_id", "grain", "period_start"),)
+    __table_args__ = (UniqueConstraint("meter_id", "grain", "period_start"),
+                      Index("ix_consumption_rollups_month_period_start", "period_start", "meter_id",
+                            postgresql_where=text("grain = 'month'"), sqlite_where=text("grain = 'month'")))
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"))
@@ -74,6 +84,8 @@ class MeterAlert(Base):
     kind: Mapped[str] = mapped_column(String(24))
     detail: Mapped[str] = mapped_column(String(500), default="")
     raised_at: Mapped[datetime] = mapped_column(default=utcnow)
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
 class RelayCommand(Base):
@@ -103,5 +115,7 @@ class IngestApiKey(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16), default="")  # shown to tell keys apart
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]

@@ -3,7 +3,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, String, event, inspect, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -39,7 +39,9 @@ class User(UserMixin, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     person: Mapped[Person | None] = relationship()
-    grants: Mapped[list["RoleGrant"]] = relationship(back_populates="user", lazy="selectin")
+    # Loaded only when asked for: an owner may hold hundreds of unit grants, and a request
+    # needs just the set of roles (role_set), which is one small DISTINCT query.
+    grants: Mapped[list["RoleGrant"]] = relationship(back_populates="user")
 
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users
@@ -56,13 +58,27 @@ class User(UserMixin, Base):
         return bool(self.password_hash) and check_password_hash(self.password_hash, password)
 
     @property
+    def role_set(self) -> frozenset[str]:
+        """Return the roles the user holds anywhere, computed once per loaded instance."""
+        cached = self.__dict__.get("_role_set")
+        if cached is None:
+            state = inspect(self)
+            if "grants" in self.__dict__ or state.session is None or state.key is None:
+                cached = frozenset(grant.role for grant in self.grants)
+            else:
+                cached = frozenset(state.session.scalars(
+                    select(RoleGrant.role).where(RoleGrant.user_id == self.id).distinct()))
+            self.__dict__["_role_set"] = cached
+        return cached
+
+    @property
     def is_staff(self) -> bool:
-        return any(grant.role == "staff" for grant in self.grants)
+        return "staff" in self.role_set
 
     @property
     def roles(self) -> list[str]:
         """The user's roles in the order of ROLES (drives the navigation)."""
-        held = {grant.role for grant in self.grants}
+        held = self.role_set
         return [role for role in ROLES if role in held]
 
     def __repr__(self) -> str:
@@ -89,6 +105,21 @@ class RoleGrant(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     user: Mapped[User] = relationship(back_populates="grants")
+
+
+def _forget_roles(user: User, *_args) -> None:
+    """Drop the cached role set so the next check sees the grants as they are now."""
+    if user is not None:  # expiry may reach an instance already garbage-collected
+        user.__dict__.pop("_role_set", None)
+
+
+# A commit or refresh expires the user, and grants added or removed through the
+# relationship change it: either way the cached role set is stale.
+event.listen(User, "expire", _forget_roles)
+event.listen(User, "refresh", _forget_roles)
+event.listen(User.grants, "append", _forget_roles)
+event.listen(User.grants, "remove", _forget_roles)
+event.listen(User.grants, "bulk_replace", _forget_roles)
 
 
 class UnitOwnership(Base):

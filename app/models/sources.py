@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, utcnow
@@ -139,7 +139,7 @@ class ThunderCloudHeartbeat(Base):
 
 
 class ThunderCloudPayment(Base):
-    """A payment seen as a positive jump in account credit between consecutive heartbeats."""
+    """A payment seen as a positive jump in account credit between consecutive heartbeats, and its unit."""
 
     __tablename__ = "thundercloud_payments"
 
@@ -151,3 +151,55 @@ class ThunderCloudPayment(Base):
     detected_at: Mapped[datetime]
     amount: Mapped[Decimal]
     kwh: Mapped[Decimal]
+    # The unit whose SparkMeter meter has this serial; NULL until one does (matched every import).
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
+
+
+class ThunderCloudExport(Base):
+    """One export file imported (fetched over HTTP or found in the export folder): the fetch cache.
+
+    `name` is "<site>/<YYYY-MM-DD>" for a fetched file (a day is fetched once) and
+    "folder:<file name>" for a dropped file (imported again only when its content changes).
+    """
+
+    __tablename__ = "thundercloud_exports"
+    __table_args__ = (UniqueConstraint("name", "sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    origin: Mapped[str] = mapped_column(String(8))  # "http" or "folder"
+    site: Mapped[str | None] = mapped_column(String(64))
+    day: Mapped[date | None]
+    file_format: Mapped[str] = mapped_column(String(8))  # "csv" or "parquet"
+    size_bytes: Mapped[int]
+    rows: Mapped[int]
+    new_heartbeats: Mapped[int]
+    new_payments: Mapped[int]
+    refused: Mapped[int]
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+KOIOS_PAYMENT_ORIGINS = ("vendor", "meterwise")  # paid at SparkMeter, or our own credit push
+
+
+class KoiosPayment(Base):
+    """A payment listed by Koios, recorded (never credited: see app/sources/koios_payments.py)."""
+
+    __tablename__ = "koios_payments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    koios_id: Mapped[str] = mapped_column(String(64), unique=True)
+    origin: Mapped[str] = mapped_column(String(10))
+    customer_code: Mapped[str | None] = mapped_column(String(64), index=True)
+    amount: Mapped[Decimal]
+    currency: Mapped[str | None] = mapped_column(String(3))
+    paid_at: Mapped[datetime]
+    memo: Mapped[str | None] = mapped_column(String(300))
+    external_id: Mapped[str | None] = mapped_column(String(128))
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))  # our push it mirrors
+    estate_id: Mapped[int | None] = mapped_column(ForeignKey("estates.id"), index=True)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
+    meter_serial: Mapped[str | None] = mapped_column(String(64))
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+    matched_at: Mapped[datetime | None]

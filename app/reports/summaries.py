@@ -4,12 +4,11 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
+from app.metering.queries import online_meter_count, reading_is_recent
 from app.models import Account, Estate, LedgerTransaction, Meter, Posting, Reading, Tenancy, Unit, Wallet, utcnow
-
-ONLINE_WITHIN = timedelta(hours=2)
 
 
 @dataclass
@@ -29,10 +28,12 @@ class MeterView:
     relay_state: str
     last_reading_at: object
     last_register: Decimal | None
+    protocol: str | None = None
+    interval_minutes: int | None = None
 
     @property
     def online(self) -> bool:
-        return self.last_reading_at is not None and utcnow() - self.last_reading_at <= ONLINE_WITHIN
+        return reading_is_recent(self.last_reading_at, self.protocol, self.interval_minutes, utcnow())
 
 
 @dataclass
@@ -67,10 +68,12 @@ def unit_cards(session: Session, units: list[Unit]) -> list[UnitCard]:
     )
     for unit_id, account_id, utility, balance, commodity in pockets:
         cards[unit_id].pockets.append(PocketView(account_id, utility, Decimal(balance), commodity))
-    for meter in session.scalars(select(Meter).where(Meter.unit_id.in_(ids)).order_by(Meter.utility)):
-        cards[meter.unit_id].meters.append(MeterView(
-            meter.id, meter.serial, meter.utility, meter.role, meter.relay_state,
-            meter.last_reading_at, meter.last_register))
+    # Columns, not Meter objects: the owner portfolio shows 25 cards of 4 meters a page.
+    for unit_id, *view in session.execute(
+            select(Meter.unit_id, Meter.id, Meter.serial, Meter.utility, Meter.role, Meter.relay_state,
+                   Meter.last_reading_at, Meter.last_register, Meter.protocol, Meter.interval_minutes)
+            .where(Meter.unit_id.in_(ids)).order_by(Meter.utility)):
+        cards[unit_id].meters.append(MeterView(*view))
     today = date.today()
     tenancies = session.execute(
         select(Tenancy.unit_id, Tenancy.person_id, Tenancy.move_in)
@@ -118,8 +121,7 @@ def estate_figures(session: Session, estate: Estate) -> EstateFigures:
     occupied = session.scalar(select(func.count(Unit.id)).where(
         Unit.estate_id == estate.id, Unit.occupancy_status == "occupied"))
     meters = session.scalar(select(func.count(Meter.id)).where(Meter.estate_id == estate.id))
-    online = session.scalar(select(func.count(Meter.id)).where(
-        Meter.estate_id == estate.id, Meter.last_reading_at >= utcnow() - ONLINE_WITHIN))
+    online = online_meter_count(session, estate.id)
     per_wallet = (
         select(Account.wallet_id, func.min(Account.balance).label("lowest"))
         .where(Account.estate_id == estate.id, Account.kind == "pocket")
@@ -191,16 +193,31 @@ class StatementLine:
 
 
 def recent_pocket_activity(session: Session, account_ids: list[int], limit: int = 10) -> list[StatementLine]:
-    """The latest postings on these pockets, newest first."""
-    if not account_ids:
+    """The latest postings on these pockets, newest first (by occurred_at, then transaction and posting)."""
+    if not account_ids or limit <= 0:
         return []
-    rows = session.execute(
+    # Sorting all of a pocket's postings by occurred_at reads its whole history (one posting per
+    # reading). Instead: the last `limit` postings of each pocket by transaction id (an index walk)
+    # are candidates; the `limit` newest postings overall occurred no earlier than the `limit`-th
+    # newest candidate, so only transactions since that bound are read (occurred_at index).
+    # Back-dated or out-of-order transactions therefore keep their place.
+    latest = [select(Posting.transaction_id).where(Posting.account_id == account_id)
+              .order_by(Posting.transaction_id.desc()).limit(limit).subquery()
+              for account_id in dict.fromkeys(account_ids)]
+    candidates = union_all(*[select(sub.c.transaction_id) for sub in latest]).subquery()
+    bound = session.scalar(
+        select(LedgerTransaction.occurred_at)
+        .where(LedgerTransaction.id.in_(select(candidates.c.transaction_id)))
+        .order_by(LedgerTransaction.occurred_at.desc()).offset(limit - 1).limit(1))
+    query = (
         select(LedgerTransaction.id, LedgerTransaction.occurred_at, LedgerTransaction.kind,
                LedgerTransaction.memo, Account.utility, Posting.amount, Posting.commodity)
         .join(Posting, Posting.transaction_id == LedgerTransaction.id)
         .join(Account, Account.id == Posting.account_id)
         .where(Posting.account_id.in_(account_ids))
-        .order_by(LedgerTransaction.occurred_at.desc(), LedgerTransaction.id.desc())
+        .order_by(LedgerTransaction.occurred_at.desc(), LedgerTransaction.id.desc(), Posting.id.desc())
         .limit(limit)
     )
-    return [StatementLine(r[0], r[1], r[2], r[3], r[4], Decimal(r[5]), r[6]) for r in rows]
+    if bound is not None:  # None: fewer than `limit` postings in all, so no bound is needed
+        query = query.where(LedgerTransaction.occurred_at >= bound)
+    return [StatementLine(r[0], r[1], r[2], r[3], r[4], Decimal(r[5]), r[6]) for r in session.execute(query)]

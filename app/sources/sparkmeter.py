@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -25,13 +26,14 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from app.estates import get_setting, put_setting
-from app.jobs import job
+from app.jobs import enqueue, job
 from app.metering.decoders import HTTP_TOPIC, parse_time
 from app.metering.ingest import Message, ingest
 from app.models import Meter, Reading, canonical_serial
 
 log = logging.getLogger(__name__)
 FIRST_PAGE_SIZE, SMALLEST_PAGE_SIZE = 50, 10
+KOIOS_IMPORT = "koios_import"
 
 
 class KoiosError(RuntimeError):
@@ -46,6 +48,7 @@ class KoiosApi:
         self.base_url = base_url.rstrip("/")
         self.organization = organization
         self.timeout = timeout
+        self.retries, self.backoff = retries, backoff
         self.page_size = FIRST_PAGE_SIZE
         self.http = requests.Session()
         self.http.headers.update({"X-API-KEY": api_key, "X-API-SECRET": api_secret})
@@ -88,6 +91,39 @@ class KoiosApi:
             cursor = paging.get("cursor")
             if not paging.get("has_more") or not cursor:
                 return rows
+
+    def list_payments(self, since: datetime | None = None, per_page: int = 100) -> list[dict]:
+        """Every payment Koios lists (made at or after `since`), following the cursor.
+
+        Assumed shape: INTEGRATIONS.md documents only `GET /api/v1/payments?external_id=X`; the
+        listing is taken to page like customers, `?since=<iso>&per_page=&cursor=` answering
+        `{data, pagination: {count, has_more, cursor}}`. Rows are returned as Koios sent them.
+        """
+        rows: list[dict] = []
+        cursor = None
+        while True:
+            params = {"per_page": per_page, **({"since": since.isoformat()} if since else {}),
+                      **({"cursor": cursor} if cursor else {})}
+            body = self._json(self._get_patiently("/api/v1/payments", params), "payments")
+            data = body.get("data")
+            if not isinstance(data, list):
+                raise KoiosError("payments: the answer carries no list of payments")
+            rows.extend(data)
+            paging = body.get("pagination") or {}
+            cursor = paging.get("cursor")
+            if not paging.get("has_more") or not cursor:
+                return rows
+
+    def _get_patiently(self, path: str, params: dict) -> requests.Response:
+        """GET that also retries read timeouts with exponential backoff (5xx: the adapter retries)."""
+        for attempt in range(self.retries + 1):
+            try:
+                return self.http.get(self.base_url + path, params=params, timeout=(3.05, self.timeout))
+            except requests.RequestException as error:
+                if not _timed_out(error) or attempt == self.retries:
+                    raise KoiosError(f"GET {path}: {error}") from error
+                time.sleep(self.backoff * 2 ** attempt)
+        raise AssertionError("unreachable")
 
     def freshness(self, sites: list[str]) -> dict[str, datetime | None]:
         """The newest reading time Koios holds per site (None: no data)."""
@@ -220,8 +256,14 @@ def _register_before(session: Session, meter_id: int, moment: datetime) -> Decim
     return value if value is not None else Decimal(0)
 
 
-@job("koios_import")
+@job(KOIOS_IMPORT)
 def koios_import_job(session: Session, progress, day: str | None = None) -> str:
     """Worker job: import yesterday's (or `day`'s) Koios readings."""
     when = date.fromisoformat(day) if day else date.today() - timedelta(days=1)
     return import_koios_day(session, KoiosApi.from_config(), when, progress).summary()
+
+
+def start_koios_import(day: date | None = None, user_id: int | None = None):
+    """Start, or join when one is running, the tracked readings import of `day` (default yesterday)."""
+    day = day or date.today() - timedelta(days=1)
+    return enqueue(KOIOS_IMPORT, day.isoformat(), target=f"koios:readings:{day.isoformat()}", user_id=user_id)

@@ -7,6 +7,7 @@ emulators: the app only sees URLs from its configuration.
 """
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -41,3 +42,22 @@ EMULATORS: dict[str, tuple[int, str]] = {
     "koios": (5103, "tests.emulators.koios:create_app"),
     "thundercloud": (5104, "tests.emulators.thundercloud:create_app"),
 }
+
+
+def count_call(emulator) -> int:
+    """Count one request on an emulator (thread-safe), wait its latency; returns the request's number."""
+    with emulator._lock:
+        emulator.calls += 1
+        number = emulator.calls
+    if emulator.latency:
+        time.sleep(emulator.latency)
+    return number
+
+
+def fails_with_503(emulator, number: int) -> bool:
+    """Whether request `number` should answer 503 (`error_every`); stalls it first if `stall_every` says so."""
+    if emulator.error_every and number % emulator.error_every == 0:
+        return True
+    if emulator.stall_every and number % emulator.stall_every == 0:
+        time.sleep(emulator.stall_seconds)
+    return False

@@ -4,6 +4,10 @@ Shapes follow ../shared/INTEGRATIONS.md. Readings are generated deterministicall
 meter and hour. Faults: pages larger than `max_page_ok` answer 504 (a slow gateway),
 every `error_every`-th request answers 503, and `stall_every`-th request stalls for
 `stall_seconds`. Payments are idempotent by external_id (a repeat POST returns the original).
+The payments listing (GET /api/v1/payments without external_id; its shape is assumed to
+page like customers) holds payments made at the vendor (`build(payments=...)`), some for
+customers nobody knows (`unknown_payments`) and some malformed (`malformed_payments`), plus
+those POSTed; `payment_faults` ("503", "timeout") are spent one per listing request.
 Credentials are checked when `api_key` is set (tests); `make run` accepts any.
 """
 from __future__ import annotations
@@ -17,6 +21,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from flask import Flask, jsonify, request
+
+from tests.emulators import count_call, fails_with_503
 
 ORG = "org-emulated"
 
@@ -35,6 +41,9 @@ class KoiosEmulator:
     stall_every: int = 0
     stall_seconds: float = 2.0
     payments: dict[str, dict] = field(default_factory=dict)  # external_id -> payment
+    vendor_payments: list[dict] = field(default_factory=list)  # made at SparkMeter, no external_id
+    payment_faults: list[str] = field(default_factory=list)    # "503" or "timeout", one per listing call
+    listing_calls: int = 0
     calls: int = 0
     historical_calls: list[int] = field(default_factory=list)  # per_page of each call
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -59,7 +68,8 @@ class KoiosEmulator:
         return rows
 
 
-def build(sites: int = 2, meters_per_site: int = 5, latest: datetime | None = None) -> KoiosEmulator:
+def build(sites: int = 2, meters_per_site: int = 5, latest: datetime | None = None, *,
+          payments: int = 0, unknown_payments: int = 0, malformed_payments: int = 0) -> KoiosEmulator:
     """An organisation with `sites` sites of `meters_per_site` meters, one customer per meter."""
     latest = latest or datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     site_ids = [str(uuid.UUID(int=n + 1)) for n in range(sites)]
@@ -67,13 +77,35 @@ def build(sites: int = 2, meters_per_site: int = 5, latest: datetime | None = No
     customers = [{"id": f"cust-{serial}", "code": f"C-{serial}", "name": f"Customer {serial}",
                   "site": site, "meters": [{"serial_number": serial}]}
                  for site in site_ids for serial in meters[site]]
-    return KoiosEmulator(site_ids, meters, customers, {s: latest for s in site_ids})
+    emulator = KoiosEmulator(site_ids, meters, customers, {s: latest for s in site_ids})
+    emulator.vendor_payments = vendor_payments(customers, latest, payments, unknown_payments, malformed_payments)
+    return emulator
+
+
+def vendor_payments(customers: list[dict], latest: datetime, known: int, unknown: int,
+                    malformed: int) -> list[dict]:
+    """Payments made at the vendor over the day before `latest`, one a minute, in time order."""
+    start = latest - timedelta(days=1)
+    rows = []
+    for n in range(known + unknown):
+        code = customers[n % len(customers)]["code"] if n < known and customers else f"C-NOBODY{n}"
+        rows.append({"id": f"kv-{n + 1}", "customer_code": code, "amount": f"{10 + 5 * (n % 4)}.00",
+                     "currency": "LSL", "memo": "cash agent", "external_id": None,
+                     "created": (start + timedelta(minutes=n)).isoformat().replace("+00:00", "Z")})
+    broken = [{"amount": "12,50"}, {"id": None}, {"created": "yesterday"}, {"amount": "-5.00"}]
+    for n in range(malformed):
+        at = (start + timedelta(minutes=known + unknown + n)).isoformat()
+        rows.append({"id": f"kv-bad-{n + 1}", "customer_code": customers[0]["code"] if customers else "C-X",
+                     "amount": "12.50", "currency": "LSL", "created": at, **broken[n % len(broken)]})
+    return rows
 
 
 def create_app(emulator: KoiosEmulator | None = None) -> Flask:
-    """The Koios emulator as a WSGI app (defaults from KOIOS_EMULATOR_SITES / _METERS)."""
+    """The Koios emulator as a WSGI app (defaults from KOIOS_EMULATOR_SITES / _METERS / _PAYMENTS)."""
     emulator = emulator or build(int(os.environ.get("KOIOS_EMULATOR_SITES", "2")),
-                                 int(os.environ.get("KOIOS_EMULATOR_METERS", "5")))
+                                 int(os.environ.get("KOIOS_EMULATOR_METERS", "5")),
+                                 payments=int(os.environ.get("KOIOS_EMULATOR_PAYMENTS", "12")),
+                                 unknown_payments=1, malformed_payments=1)
     app = Flask("koios_emulator")
     app.extensions["koios"] = emulator
 
@@ -82,18 +114,12 @@ def create_app(emulator: KoiosEmulator | None = None) -> Flask:
 
     @app.before_request
     def gate():
-        with emulator._lock:
-            emulator.calls += 1
-            number = emulator.calls
-        if emulator.latency:
-            time.sleep(emulator.latency)
+        number = count_call(emulator)
         if emulator.api_key and (request.headers.get("X-API-KEY") != emulator.api_key
                                  or request.headers.get("X-API-SECRET") != emulator.api_secret):
             return error(401, "invalid credentials")
-        if emulator.error_every and number % emulator.error_every == 0:
+        if fails_with_503(emulator, number):
             return error(503, "service unavailable")
-        if emulator.stall_every and number % emulator.stall_every == 0:
-            time.sleep(emulator.stall_seconds)
         return None
 
     @app.get("/api/v1/customers")
@@ -162,7 +188,40 @@ def create_app(emulator: KoiosEmulator | None = None) -> Flask:
 
     @app.get("/api/v1/payments")
     def find_payment():
+        if "external_id" not in request.args:
+            return list_payments()
         found = emulator.payments.get(request.args.get("external_id", ""))
         return jsonify({"data": found}) if found else error(404, "payment not found")
 
+    def list_payments():
+        with emulator._lock:
+            emulator.listing_calls += 1
+            fault = emulator.payment_faults.pop(0) if emulator.payment_faults else None
+        if fault == "503":
+            return error(503, "service unavailable")
+        if fault == "timeout":
+            time.sleep(emulator.stall_seconds)
+        rows = emulator.vendor_payments + list(emulator.payments.values())
+        since = request.args.get("since")
+        if since:
+            try:
+                moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+            except ValueError:
+                return error(400, "since must be ISO 8601")
+            rows = [r for r in rows if _created(r) is None or _created(r) >= moment]
+        per_page = min(request.args.get("per_page", default=100, type=int), 200)
+        start = int(request.args.get("cursor") or 0)
+        page = rows[start:start + per_page]
+        more = start + per_page < len(rows)
+        return jsonify({"data": page, "pagination": {"count": len(page), "has_more": more,
+                                                     "cursor": str(start + per_page) if more else None}})
+
     return app
+
+
+def _created(row: dict) -> datetime | None:
+    """A listed payment's time, None when it is unreadable (malformed rows are always listed)."""
+    try:
+        return datetime.fromisoformat(str(row.get("created")).replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -154,3 +154,27 @@ def test_spike_is_flagged_but_billed(session, metered):
     assert report.billed == 1
     kinds = set(session.scalars(select(MeterAlert.kind)))
     assert "spike" in kinds and "gap" in kinds
+
+
+def test_a_mid_month_tariff_change_keeps_the_months_one_standing_charge(session, metered):
+    """The month's standing charge is the version in force on the 1st, whichever span posts it."""
+    tz = metered.estate.tz
+    this_month = datetime.now(tz).date().replace(day=1)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    session.execute(TariffVersion.__table__.delete())
+    for since, rate, standing in ((date(2020, 1, 1), "2.00", "10"), (last_month.replace(day=15), "3.00", "25")):
+        session.add(TariffVersion(estate_id=metered.estate.id, utility="electricity", effective_from=since,
+                                  kind="flat", rates={"rate": rate}, standing_charge=Decimal(standing)))
+    session.commit()
+
+    def on(day: int) -> datetime:
+        return datetime.combine(last_month.replace(day=day), datetime.min.time(), tz).replace(hour=10)
+
+    # Separate batches: a span under v1, one across the change with no use, one wholly under v2.
+    for day, register in ((5, "0"), (10, "1"), (16, "1"), (20, "2")):
+        report = ingest(session, [direct("23022673", on(day), register)])
+        session.commit()
+        assert report.dead_letters == []
+    standing = session.scalars(select(LedgerTransaction).where(LedgerTransaction.kind == "standing_charge")).all()
+    assert [t.idempotency_key for t in standing] == [f"standing:23022673:{last_month:%Y-%m}"]
+    assert balance(session, metered.pocket) == Decimal("85.00")  # R100 - R10 standing - 1 kWh at R2 - 1 kWh at R3

@@ -27,15 +27,16 @@ BROKER = ("127.0.0.1", 1883)
 class Worker:
     """`workers/mqtt_ingest.py` as a subprocess on the test database, under a unique topic prefix."""
 
-    def __init__(self, prefix: str, client_id: str, share_group: str = "") -> None:
+    def __init__(self, prefix: str, client_id: str, share_group: str = "", lanes: int = 1) -> None:
         self.prefix, self.client_id, self.process = prefix, client_id, None
-        self.share_group = share_group
+        self.share_group, self.lanes = share_group, lanes
 
     def start(self) -> None:
         env = dict(os.environ, DATABASE_URL=os.environ["TEST_DATABASE_URL"],
                    MQTT_URL=f"mqtt://{BROKER[0]}:{BROKER[1]}", MQTT_CLIENT_ID=self.client_id,
                    MQTT_TOPIC_PREFIX=self.prefix, INGEST_BATCH_SIZE="50", PYTHONPATH=str(ROOT),
-                   MQTT_SHARED="1" if self.share_group else "", MQTT_SHARE_GROUP=self.share_group)
+                   MQTT_SHARED="1" if self.share_group else "", MQTT_SHARE_GROUP=self.share_group,
+                   INGEST_LANES=str(self.lanes))
         self.log = open(f"/tmp/{self.client_id}.log", "ab")  # noqa: SIM115 - closed in stop()
         start = self.log.tell()
         self.process = subprocess.Popen([sys.executable, "workers/mqtt_ingest.py"], cwd=ROOT, env=env,
@@ -263,3 +264,65 @@ def test_a_reading_the_ledger_refuses_is_dead_lettered_not_retried_forever(sessi
         return session.scalar(select(DeadLetter.reason))
     assert "locked" in wait_for(refused)
     assert balance(session, metered.pocket) == Decimal("100")
+
+
+def test_the_worker_beats_and_healthz_counts_it_alive_until_it_stops(app, session, metered, prefix, publisher,
+                                                                     monkeypatch):
+    from app.models.ingest import IngestHeartbeat
+
+    monkeypatch.setitem(app.config, "MQTT_URL", f"mqtt://{BROKER[0]}:{BROKER[1]}")
+    monkeypatch.setitem(app.config, "INGEST_WORKERS_EXPECTED", 1)
+    process = Worker(prefix, f"ingest-test-{uuid.uuid4().hex[:12]}")
+    process.start()
+    try:
+        publisher.reading("23022673", at(60), "100")
+        publisher.reading("23022673", at(30), "101")
+        wait_for(lambda: readings_count(session) == 2)
+
+        def beat_after_batch():
+            session.rollback()
+            row = session.get(IngestHeartbeat, process.client_id)
+            return row if row is not None and row.readings >= 2 else None
+        row = wait_for(beat_after_batch, timeout=15)  # the worker beats every 5 s by default
+        assert row.connected and not row.paused and row.stopped_at is None and row.last_batch_at
+        response = app.test_client().get("/healthz")
+        data = response.get_json()["ingest"]
+        assert response.status_code == 200 and data["status"] == "ok"
+        assert process.client_id in [worker["client_id"] for worker in data["workers"]]
+    finally:
+        process.stop()
+        cleaner = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=process.client_id, clean_session=True)
+        cleaner.connect(*BROKER)
+        cleaner.disconnect()
+    session.rollback()
+    assert session.get(IngestHeartbeat, process.client_id).stopped_at is not None
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503 and response.get_json()["ingest"]["status"] == "too_few"
+
+
+def test_a_worker_with_lanes_bills_every_meter_exactly_once(session, metered, prefix, publisher):
+    serials = [str(80_000 + n) for n in range(12)]
+    for serial in serials:
+        make_meter(session, metered.unit, serial=serial, utility="water")
+    session.commit()
+    process = Worker(prefix, f"ingest-test-{uuid.uuid4().hex[:12]}", lanes=3)
+    process.start()
+    try:
+        steps = 10
+        for step in range(steps):
+            for serial in serials:
+                publisher.reading(serial, at(30 * (steps - step)), str(Decimal("0.5") * step))
+            publisher.reading("23022673", at(30 * (steps - step)), str(100 + step))
+        wait_for(lambda: readings_count(session) == steps * (len(serials) + 1), timeout=60)
+        time.sleep(1.0)
+        assert balance(session, metered.pocket) == Decimal("100") - Decimal(2) * (steps - 1)
+        assert session.scalar(select(func.sum(Reading.consumption))) == \
+            Decimal("0.5") * (steps - 1) * len(serials) + (steps - 1)
+        keys = session.scalars(select(LedgerTransaction.idempotency_key).where(
+            LedgerTransaction.kind == "consumption")).all()
+        assert len(keys) == len(set(keys)) == steps - 1
+    finally:
+        process.stop()
+        cleaner = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=process.client_id, clean_session=True)
+        cleaner.connect(*BROKER)
+        cleaner.disconnect()

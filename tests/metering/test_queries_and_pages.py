@@ -1,4 +1,5 @@
 """M6 period queries, the HTTP readings endpoint (M4) and the staff metering pages."""
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -86,3 +87,54 @@ def test_tenants_cannot_reach_staff_metering(session, metered, app):
     sign_in(client, tenant.email)
     assert client.get("/staff/metering").status_code == 404
     assert client.get("/staff/metering/dead-letters").status_code == 404
+
+
+# --- online / offline: one protocol-aware rule for every page ---------------------------
+
+
+def test_imported_meters_go_offline_after_two_days_others_after_two_hours_or_three_intervals():
+    from app.metering.queries import reading_is_recent
+
+    now = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    hours = lambda n: now - timedelta(hours=n)  # noqa: E731
+    assert reading_is_recent(hours(30), "sparkmeter", 60, now)       # yesterday's Koios import
+    assert reading_is_recent(hours(48), "sparkmeter", 60, now)
+    assert not reading_is_recent(hours(49), "sparkmeter", 60, now)
+    assert not reading_is_recent(hours(3), "mqtt_direct", 30, now)   # 2 h beats 3 x 30 min
+    assert reading_is_recent(hours(2), "mqtt_direct", 30, now)
+    assert reading_is_recent(hours(2.9), "chirpstack", 60, now)      # 3 x 60 min beats 2 h
+    assert not reading_is_recent(hours(3.1), "chirpstack", 60, now)
+    assert not reading_is_recent(hours(2.1), "http", None, now)
+    assert not reading_is_recent(None, "sparkmeter", 60, now)
+
+
+def test_meter_list_unit_cards_and_estate_figures_agree_on_who_is_online(session, metered, app):
+    from app.metering.queries import is_online, meter_rows, online_meter_count
+    from app.reports.summaries import estate_figures, unit_cards
+    from tests.factories import make_meter, make_unit
+
+    now = datetime.now(UTC)
+    cases = {  # serial: (protocol, interval, hours since the last reading, online?)
+        "SM019001": ("sparkmeter", 60, 20, True), "SM019002": ("sparkmeter", 60, 50, False),
+        "7001": ("mqtt_direct", 30, 1, True), "7002": ("mqtt_direct", 30, 20, False),
+        "7003": ("chirpstack", 60, 2.5, True), "7004": ("http", None, 2.5, False)}
+    for number, (serial, (protocol, interval, hours, _)) in enumerate(cases.items()):
+        unit = make_unit(session, metered.estate, number=f"Z{number}")
+        meter = make_meter(session, unit, serial=serial, protocol=protocol, interval_minutes=interval)
+        meter.last_reading_at = now - timedelta(hours=hours)
+    session.commit()  # the metered fixture's own meter has never reported: offline
+    expected = {serial: case[3] for serial, case in cases.items()} | {"23022673": False}
+    rows = meter_rows(session, [metered.estate.id])
+    assert {row.meter.serial: row.online for row in rows} == expected
+    assert all(row.online == is_online(row.meter, now) for row in rows)
+    cards = unit_cards(session, [row.meter.unit for row in rows])
+    assert {m.serial: m.online for card in cards for m in card.meters} == expected
+    assert online_meter_count(session, metered.estate.id) == 3
+    assert estate_figures(session, metered.estate).meters_online == 3
+    staff = make_user(session, "staff")
+    session.commit()
+    client = app.test_client()
+    sign_in(client, staff.email)
+    offline = client.get("/staff/metering?offline=1").get_data(as_text=True)
+    listed = set(re.findall(r'data-label="Meter"><a [^>]*>([^<]+)</a>', offline))
+    assert listed == {serial for serial, online in expected.items() if not online}

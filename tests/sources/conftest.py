@@ -27,6 +27,24 @@ def uisp():
         context.__exit__(None, None, None)
 
 
+@pytest.fixture
+def serve_koios():
+    """`serve_koios(emulator)` serves a Koios emulator (keys "key"/"secret"); returns an API client for it."""
+    from app.sources.sparkmeter import KoiosApi
+    from tests.emulators.koios import create_app
+
+    contexts = []
+
+    def start(emulator):
+        context = serving(create_app(emulator))
+        base = context.__enter__()
+        contexts.append(context)
+        return KoiosApi(base, "key", "secret", "org-emulated", timeout=2, backoff=0.01)
+    yield start
+    for context in contexts:
+        context.__exit__(None, None, None)
+
+
 from tests.web.conftest import _fresh_rate_limits, committed, login, new_client, world  # noqa: E402,F401
 
 

@@ -9,31 +9,23 @@ from sqlalchemy import func, select
 
 from app.models import Reading
 from app.models.metering import DeadLetter
-from app.sources.sparkmeter import KoiosApi, KoiosError, import_koios_day
+from app.sources.sparkmeter import KoiosError, import_koios_day
 from tests import factories
-from tests.emulators.koios import build, create_app
-from tests.emulators import serving
+from tests.emulators.koios import build
 
 DAY = date.today() - timedelta(days=1)
 
 
 @pytest.fixture
-def koios():
+def koios(serve_koios):
     """`koios(**settings)` serves a Koios emulator; returns (emulator, API client)."""
-    contexts = []
-
     def start(sites=2, meters=3, **settings):
         emulator = build(sites, meters)
         emulator.api_key, emulator.api_secret = "key", "secret"
         for name, value in settings.items():
             setattr(emulator, name, value)
-        context = serving(create_app(emulator))
-        base = context.__enter__()
-        contexts.append(context)
-        return emulator, KoiosApi(base, "key", "secret", "org-emulated", timeout=2, backoff=0.01)
-    yield start
-    for context in contexts:
-        context.__exit__(None, None, None)
+        return emulator, serve_koios(emulator)
+    return start
 
 
 @pytest.fixture

@@ -21,10 +21,13 @@ _APP = create_app("test")  # only its url_map is read; create_app does no I/O
 RULES: list[Rule] = sorted(_APP.url_map.iter_rules(), key=lambda r: (r.rule, r.endpoint))
 
 # Parameters that name a scoped object, and where the sweep takes their values from.
-ID_PARAMETERS = {"unit_id", "estate_id", "run_id"}
+ID_PARAMETERS = {"unit_id", "estate_id", "run_id", "tx_id"}  # tx_id: a transaction on the unit's pockets
 # Other parameters the sweep knows how to fill (with a harmless valid value).
 PLAIN_VALUES = {"name": "credit_control", "period": "2026-01",
                 "uisp_client_id": 1}  # staff-only UISP copy: gated by the staff blueprint
+# Staff-only metering objects (meters, alerts, API keys, tariff versions): gated by the staff
+# blueprint; every other role's 404 on them is tested in tests/metering/test_meter_pages.py.
+PLAIN_VALUES |= {"meter_id": 1, "alert_id": 1, "key_id": 1, "version_id": 1}
 # Routes that are public on purpose (their parameters are not object ids).
 PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.accept_invite", "health.healthz"}
 PUBLIC_ENDPOINTS |= {"webhooks.payfast_itn", "webhooks.sms_gateway"}  # own auth; tests/payments
@@ -68,6 +71,8 @@ def build(app, rule: Rule, *, unit: int, estate: int, run: int | None = None) ->
             values[name] = estate
         elif name == "run_id":
             values[name] = run
+        elif name == "tx_id":
+            values[name] = transaction_on(app, unit)
         elif name in PLAIN_VALUES:
             values[name] = PLAIN_VALUES[name]
         else:
@@ -75,6 +80,27 @@ def build(app, rule: Rule, *, unit: int, estate: int, run: int | None = None) ->
                         "teach tests/web/test_scope.py about it")
     with app.test_request_context():
         return url_for(rule.endpoint, **values)
+
+
+def transaction_on(app, unit_id: int) -> int:
+    """A transaction on the unit's electricity pocket (a top-up made the first time it is asked for)."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Account, Posting, Wallet
+    from tests.factories import make_topup
+
+    with app.app_context():
+        pocket = db.session.scalar(select(Account).join(Wallet, Wallet.id == Account.wallet_id).where(
+            Wallet.unit_id == unit_id, Account.utility == "electricity"))
+        if pocket is None:
+            return unit_id  # no such unit: any id is as missing as the unit
+        found = db.session.scalar(select(Posting.transaction_id).where(Posting.account_id == pocket.id).limit(1))
+        if found is None:
+            found = make_topup(db.session, pocket, "1.00").transaction_id
+            db.session.commit()
+        db.session.remove()
+        return found
 
 
 def own_ids(world) -> dict:

@@ -5,3 +5,6 @@ bp = layer_blueprint("owner", "/owner")
 
 from app.layers.owner import views  # noqa: E402,F401
 from app.layers.owner import statements  # noqa: E402,F401
+from app.layers.owner import reconciliation  # noqa: E402,F401
+from app.layers.owner import usage  # noqa: E402,F401
+from app.layers.owner import vacancy  # noqa: E402,F401

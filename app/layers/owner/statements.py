@@ -1,12 +1,11 @@
 """Owner statements: the unit's months and PDFs (shared with tenants), and the portfolio export."""
-from flask_login import current_user
-
-from app.auth.scope import visible_units
 from app.extensions import db
 from app.layers.owner import bp
+from app.layers.owner.selection import current_selection
 from app.layers.unit_statements import add_unit_statement_routes
 from app.money import format_amount
 from app.reports.export import Column, requested_format, respond
+from app.reports.portfolio import all_units
 from app.reports.summaries import unit_cards
 
 ROLES = ("owner",)
@@ -17,8 +16,8 @@ add_unit_statement_routes(bp, ROLES)
 
 @bp.get("/units/export")
 def units_export():
-    """The portfolio table of the owner page as CSV or PDF."""
-    cards = unit_cards(db.session, visible_units(db.session, current_user, ROLES))
+    """The portfolio table of the owner page (all its pages, `?estate=` as on the page) as CSV or PDF."""
+    cards = unit_cards(db.session, all_units(db.session, current_selection().unit_ids))
     return respond(cards, PORTFOLIO_COLUMNS, "My properties", requested_format() or "csv")
 
 

@@ -1,23 +1,26 @@
-"""Owner pages: portfolio of owned units with occupancy, tenant and balances."""
-from flask_login import current_user
+"""Owner pages: the portfolio (O1) with its KPIs and unit table, and one unit's page."""
 
-from app.auth.scope import visible_units
 from app.extensions import db
 from app.htmx import render
 from app.layers import unit_page
 from app.layers.owner import bp
+from app.layers.owner.selection import ROLES, current_selection, int_arg
+from app.reports.portfolio import portfolio_figures, units_page
 from app.reports.summaries import unit_cards
-
-ROLES = ("owner",)
 
 
 @bp.get("/")
 def index():
-    cards = unit_cards(db.session, visible_units(db.session, current_user, ROLES))
-    occupied = sum(1 for c in cards if c.unit.occupancy_status == "occupied")
-    return render("owner/index.html", cards=cards, occupied=occupied)
+    """The portfolio: KPIs over the selected estate (or all) and one page of the unit table."""
+    selection = current_selection()
+    page = int_arg("page", 1, 1)
+    figures = portfolio_figures(db.session, selection.unit_ids)
+    units, pages = units_page(db.session, selection.unit_ids, page, total=figures.units)
+    return render("owner/index.html", "units", selection=selection, figures=figures,
+                  cards=unit_cards(db.session, units), page=min(page, pages), pages=pages)
 
 
 @bp.get("/units/<int:unit_id>")
 def unit(unit_id: int):
+    """One of the owner's units: balances and recent activity."""
     return unit_page(unit_id, ROLES, "owner")

@@ -1,18 +1,25 @@
-"""Staff metering pages: meters and their last reading, dead letters (view, replay), relay
-commands, and the maintenance switch that pauses ingest (M7)."""
+"""Staff metering pages: meters and their last reading, one meter's M6 periods, alerts and
+commands, open alerts (acknowledge), dead letters (view, replay), relay commands, API keys
+for the readings endpoint (create once, revoke), and the maintenance switch (M7)."""
 from __future__ import annotations
 
 from flask import abort, flash, request, url_for
+from flask_login import current_user
 from sqlalchemy import select
 
 from app import audit
 from app.extensions import db
 from app.htmx import redirect, render
 from app.layers.staff import bp
-from app.metering import queries
+from app.metering import alerts, api_keys, queries
 from app.metering.ingest import ingest_paused, replay_dead_letter, set_maintenance
-from app.models import Estate
-from app.models.metering import DeadLetter
+from app.models import Estate, Meter, Unit
+from app.models.metering import DeadLetter, IngestApiKey, MeterAlert
+
+
+def _local(path: str | None) -> str | None:
+    """A same-site path to go back to, or None (never an open redirect)."""
+    return path if path and path.startswith("/") and not path.startswith("//") else None
 
 
 def _estate_ids() -> list[int]:
@@ -61,3 +68,72 @@ def maintenance():
     flash("Maintenance mode is on: ingest is paused and messages wait in the broker." if wanted
           else "Maintenance mode is off: ingest resumes and bills every waiting reading.", "success")
     return redirect(request.form.get("next") or url_for("staff.metering"))
+
+
+@bp.get("/meters/<int:meter_id>")
+def meter(meter_id: int):
+    meter = db.session.get(Meter, meter_id) or abort(404)
+    estate = db.session.get(Estate, meter.estate_id)
+    return render("staff/metering/meter.html", meter=meter, estate=estate,
+                  unit=db.session.get(Unit, meter.unit_id) if meter.unit_id else None,
+                  periods=queries.meter_periods(db.session, meter),
+                  alerts=alerts.meter_alerts(db.session, meter.id),
+                  commands=queries.meter_commands(db.session, meter.id),
+                  letters=queries.meter_dead_letters(db.session, meter),
+                  readings=queries.recent_readings(db.session, meter.id, limit=10),
+                  paused=ingest_paused(db.session))
+
+
+@bp.get("/metering/alerts")
+def meter_alerts():
+    return render("staff/metering/alerts.html", rows=alerts.open_alerts(db.session),
+                  paused=ingest_paused(db.session))
+
+
+@bp.post("/metering/alerts/<int:alert_id>/acknowledge")
+def acknowledge_alert(alert_id: int):
+    db.session.get(MeterAlert, alert_id) or abort(404)
+    back = _local(request.form.get("next")) or url_for("staff.meter_alerts")
+    try:
+        alert = alerts.acknowledge(db.session, alert_id, current_user.id)
+    except alerts.AlertError as error:
+        db.session.rollback()
+        flash(str(error), "error")
+        return redirect(back), 400
+    flash(f"Alert #{alert.id} ({alert.kind.replace('_', ' ')}) acknowledged.", "success")
+    return redirect(back)
+
+
+@bp.get("/metering/api-keys")
+def api_key_list():
+    return render("staff/metering/api_keys.html", keys=api_keys.api_keys(db.session), new_key=None,
+                  paused=ingest_paused(db.session))
+
+
+@bp.post("/metering/api-keys")
+def create_api_key():
+    try:
+        row, key = api_keys.issue_api_key(db.session, request.form.get("name", ""), user_id=current_user.id)
+    except api_keys.ApiKeyError as error:
+        db.session.rollback()
+        flash(str(error), "error")
+        return render("staff/metering/api_keys.html", keys=api_keys.api_keys(db.session), new_key=None,
+                      name=request.form.get("name", ""), paused=ingest_paused(db.session)), 400
+    # Rendered, not redirected: the plain key must never sit in a session cookie or a URL.
+    response = render("staff/metering/api_keys.html", keys=api_keys.api_keys(db.session),
+                      new_key=key, new_row=row, paused=ingest_paused(db.session))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/metering/api-keys/<int:key_id>/revoke")
+def revoke_api_key(key_id: int):
+    db.session.get(IngestApiKey, key_id) or abort(404)
+    try:
+        row = api_keys.revoke_api_key(db.session, key_id)
+    except api_keys.ApiKeyError as error:
+        db.session.rollback()
+        flash(str(error), "error")
+        return redirect(url_for("staff.api_key_list")), 400
+    flash(f"Key “{row.name}” ({row.prefix}…) revoked: requests with it now answer 401.", "success")
+    return redirect(url_for("staff.api_key_list"))

@@ -1,7 +1,7 @@
-"""Staff pages for external sources: refresh from UISP, suspensions, UISP customers."""
+"""Staff pages for external sources: refresh from UISP, suspensions, UISP customers, SparkMeter imports."""
 from datetime import date, timedelta
 
-from flask import abort, current_app, request, url_for
+from flask import abort, current_app, render_template_string, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -9,12 +9,16 @@ from app.extensions import db
 from app.htmx import is_partial, redirect, render
 from app.jobs import enqueue
 from app.layers.staff import bp
-from app.models import Estate
-from app.models.sources import UispClient
+from app.models import Estate, JobRun
+from app.models.sources import KoiosPayment, UispClient
 from app.money import MoneyError, format_amount
+from app.sources.koios_payments import KOIOS_PAYMENTS_IMPORT, recent_koios_payments, start_koios_payments_import
+from app.sources.sparkmeter import KOIOS_IMPORT, start_koios_import
 from app.sources.suspensions import (
     REFRESH_KIND, find_clients, is_stale, job_target, last_full_refresh, refresh_target,
     running_refresh, suspensions)
+from app.sources.thundercloud import (
+    THUNDERCLOUD_IMPORT, recent_thundercloud_payments, start_thundercloud_import, unmatched_payments)
 
 
 @bp.context_processor
@@ -52,7 +56,7 @@ def sources():
         select(UispClient.risky, func.count()).where(UispClient.removed_at.is_(None))
         .group_by(UispClient.risky)).all())
     return render("staff/sources/index.html", counts=counts, suspended=len(suspensions(db.session)),
-                  **_freshness())
+                  **_freshness(), **_sparkmeter())
 
 
 @bp.post("/sources/uisp/refresh")
@@ -102,18 +106,51 @@ def uisp_customer(uisp_client_id: int):
                   **{k: v for k, v in _freshness().items() if k != "running"})
 
 
+def _sparkmeter() -> dict:
+    """What the SparkMeter card shows: each import's latest run and the recent vendor payments."""
+    def latest(kind: str, prefix: str):
+        return db.session.scalar(select(JobRun).where(JobRun.kind == kind, JobRun.target.startswith(prefix))
+                                 .order_by(JobRun.id.desc()).limit(1))
+    yesterday = date.today() - timedelta(days=1)
+    unmatched = db.session.scalar(select(func.count()).select_from(KoiosPayment).where(
+        KoiosPayment.unit_id.is_(None), KoiosPayment.origin == "vendor"))
+    return {"koios_run": latest(KOIOS_IMPORT, "koios:readings:"),
+            "koios_payments_run": latest(KOIOS_PAYMENTS_IMPORT, "koios:payments"),
+            "thundercloud_run": latest(THUNDERCLOUD_IMPORT, "thundercloud:"),
+            "koios_payments": recent_koios_payments(db.session), "koios_unmatched": unmatched,
+            "thundercloud_payments": recent_thundercloud_payments(db.session),
+            "thundercloud_unmatched": unmatched_payments(db.session), "yesterday": yesterday}
+
+
+def _started(run, slot: str):
+    """Answer a SparkMeter button: the progress fragment for htmx, else back to the page."""
+    if is_partial():
+        return render("_job_progress.html", run=run)
+    return redirect(url_for("staff.sources", _anchor=slot))
+
+
+def _refused(message: str):
+    """A 400 whose body htmx shows in the button's status area (see the card's before-swap)."""
+    return render_template_string('<p class="flash flash-error">{{ message }}</p>', message=message), 400
+
+
 @bp.post("/sources/koios/import")
 def import_koios():
-    day = request.form.get("day") or (date.today() - timedelta(days=1)).isoformat()
+    text = request.form.get("day", "").strip()
     try:
-        date.fromisoformat(day)
+        day = date.fromisoformat(text) if text else None
     except ValueError:
-        abort(400)
-    run = enqueue("koios_import", day, target=f"koios:{day}", user_id=current_user.id)
-    return render("_job_progress.html", run=run)
+        return _refused(f"“{text}” is not a date (YYYY-MM-DD).")
+    if day is not None and day >= date.today():
+        return _refused("Choose a day that has ended: yesterday or earlier.")
+    return _started(start_koios_import(day, current_user.id), "koios-readings")
+
+
+@bp.post("/sources/koios/payments")
+def import_koios_payments():
+    return _started(start_koios_payments_import(current_user.id), "koios-payments")
 
 
 @bp.post("/sources/thundercloud/import")
 def import_thundercloud():
-    run = enqueue("thundercloud_import", target="thundercloud:exports", user_id=current_user.id)
-    return render("_job_progress.html", run=run)
+    return _started(start_thundercloud_import(current_user.id), "thundercloud")

@@ -1,10 +1,9 @@
-"""Tenant pages: balances per pocket, supply, last reading, recent activity."""
+"""Tenant landing page: a card per unit the tenant rents, linking to each unit's dashboard."""
 from flask_login import current_user
 
 from app.auth.scope import visible_units
 from app.extensions import db
 from app.htmx import render
-from app.layers import unit_page
 from app.layers.tenant import bp
 from app.reports.summaries import unit_cards
 
@@ -15,8 +14,3 @@ ROLES = ("tenant",)
 def index():
     cards = unit_cards(db.session, visible_units(db.session, current_user, ROLES))
     return render("tenant/index.html", "cards", cards=cards)
-
-
-@bp.get("/units/<int:unit_id>")
-def unit(unit_id: int):
-    return unit_page(unit_id, ROLES, "tenant")

@@ -1,0 +1,56 @@
+"""What an owner page covers: the owner's units, narrowed to the estate picked in the selector."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC
+
+from flask import abort, request
+from flask_login import current_user
+from sqlalchemy import Select, select
+
+from app.auth.scope import estate_or_404, unit_ids_query, visible_estates
+from app.extensions import db
+from app.models import Estate, Unit, utcnow
+
+ROLES = ("owner",)
+
+
+@dataclass
+class Selection:
+    estates: list[Estate]   # the estates the selector offers
+    estate: Estate | None   # the one picked, None for all of them
+    unit_ids: Select        # a SELECT of the ids of the units in view
+
+    @property
+    def estate_id(self) -> int | None:
+        return self.estate.id if self.estate else None
+
+    def current_period(self) -> str:
+        """This month (YYYY-MM) in the picked estate's timezone, else in the first estate's."""
+        estate = self.estate or (self.estates[0] if self.estates else None)
+        return utcnow().astimezone(estate.tz if estate else UTC).strftime("%Y-%m")
+
+
+def int_arg(name: str, default: int, lowest: int, highest: int | None = None) -> int:
+    """A whole-number query parameter within bounds, else 400 with a message saying so."""
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < lowest or (highest is not None and int(raw) > highest):
+        limits = f"from {lowest} to {highest}" if highest is not None else f"{lowest} or more"
+        abort(400, f"{name} must be a whole number {limits}")
+    return int(raw)
+
+
+def current_selection() -> Selection:
+    """The owner's units for this request; `?estate=<id>` outside the owner's grants is a 404."""
+    raw = request.args.get("estate", "").strip()
+    estate = None
+    if raw:
+        if not raw.isdigit():
+            abort(400, "estate must be an estate id")
+        estate = estate_or_404(db.session, current_user, int(raw), ROLES)
+    ids = select(Unit.id) if current_user.is_staff else unit_ids_query(current_user, ROLES)
+    if estate is not None:
+        ids = select(Unit.id).where(Unit.id.in_(ids), Unit.estate_id == estate.id)
+    return Selection(visible_estates(db.session, current_user, ROLES), estate, ids)

@@ -1,0 +1,43 @@
+"""Owner usage analytics (O3): use per unit, top consumers, solar generation vs use."""
+from flask import abort, request
+
+from app.extensions import db
+from app.htmx import render
+from app.layers.owner import bp
+from app.layers.owner.selection import current_selection
+from app.models.meter import UTILITIES
+from app.reports.export import Column, requested_format, respond
+from app.reports.reconciliation import MONTH_PATTERN
+from app.reports.usage_analytics import usage_report, utilities_metered
+
+
+@bp.get("/usage")
+def usage():
+    """One utility's use per unit in one local month (`?utility=`, `?month=YYYY-MM`)."""
+    selection = current_selection()
+    metered = utilities_metered(db.session, selection.unit_ids)
+    utility = request.args.get("utility", "").strip() or (metered[0] if metered else "electricity")
+    if utility not in UTILITIES:
+        abort(400, f"utility must be one of {', '.join(UTILITIES)}")
+    month = request.args.get("month", "").strip() or selection.current_period()
+    found = MONTH_PATTERN.match(month)
+    if not found:
+        abort(400, "month must be written YYYY-MM, for example 2026-03")
+    report = usage_report(db.session, selection.unit_ids, utility, int(found[1]), int(found[2]))
+    fmt = requested_format()
+    if fmt:
+        return respond(report.units, usage_columns(report), f"Usage {utility} {month}", fmt)
+    return render("owner/usage.html", selection=selection, report=report, utilities=metered or [utility],
+                  month=month, in_progress=month == selection.current_period())
+
+
+def usage_columns(report) -> list[Column]:
+    """The per-unit table's columns for this report's utility."""
+    return [
+        Column("Unit", lambda row: row.number),
+        Column("Estate", lambda row: row.estate_name),
+        Column("Status", lambda row: row.status),
+        Column(f"Used ({report.unit.lower()})", lambda row: row.used, numeric=True),
+        Column("Previous month", lambda row: row.previous, numeric=True),
+        Column("Share of total %", lambda row: report.share_of_total(row), numeric=True),
+    ]

@@ -1,0 +1,33 @@
+"""Owner vacancy tracking (O4): status per unit, change history, vacancy rate per month."""
+from app.extensions import db
+from app.htmx import render
+from app.layers.owner import bp
+from app.layers.owner.selection import current_selection, int_arg
+from app.models.estate import OCCUPANCY_STATUSES
+from app.reports.export import Column, requested_format, respond
+from app.reports.vacancy import change_history, current_statuses, vacancy_by_month
+
+
+@bp.get("/vacancy")
+def vacancy():
+    """Units by status now, the last 12 months' vacancy rate and a page of the change history."""
+    selection = current_selection()
+    page = int_arg("page", 1, 1)
+    months = vacancy_by_month(db.session, selection.unit_ids, selection.current_period(), 12)
+    fmt = requested_format()
+    if fmt:
+        return respond(months, VACANCY_COLUMNS, "Vacancy rate", fmt)
+    statuses = current_statuses(db.session, selection.unit_ids)
+    changes, pages = change_history(db.session, selection.unit_ids, page)
+    counts = {status: sum(1 for row in statuses if row.status == status) for status in OCCUPANCY_STATUSES}
+    return render("owner/vacancy.html", "history", selection=selection, months=months, statuses=statuses,
+                  counts=counts, changes=changes, page=min(page, pages), pages=pages)
+
+
+VACANCY_COLUMNS = [
+    Column("Month", lambda m: m.period),
+    Column("Unit-days known", lambda m: m.unit_days, numeric=True),
+    Column("Occupied %", lambda m: m.percent("occupied"), numeric=True),
+    Column("Vacant %", lambda m: m.percent("vacant"), numeric=True),
+    Column("Maintenance %", lambda m: m.percent("maintenance"), numeric=True),
+]

@@ -1,0 +1,288 @@
+"""A unit's transaction history (T3): pocket postings with a running balance, filters and paging,
+and the explanation of one charge (readings, tariff version, bands or time-of-use windows).
+
+The running balance is the pocket's balance after each posting, computed in SQL with a
+window over the unit's pocket postings (in time order, then ledger order), so filters and
+pages never change the figure a row shows and the newest row always equals the cached
+balance. Explanations re-run the pure tariff split (app/billing/tariffs.py) over the
+readings that produced a charge.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.billing import tariffs
+from app.models import Account, Estate, LedgerTransaction, Meter, Posting, Reading, Unit, Wallet
+from app.models.meter import UTILITIES
+from app.models.metering import TariffVersion
+from app.money import UTILITY_UNITS, quantize
+from app.reports.summaries import StatementLine
+from app.reports.usage import local_midnight
+
+PAGE_SIZE = 25
+
+
+class HistoryFilterError(ValueError):
+    """A filter value that cannot be read (bad date, unknown pocket, page out of range)."""
+
+
+@dataclass(frozen=True)
+class HistoryFilters:
+    utility: str | None = None
+    kind: str | None = None
+    date_from: date | None = None  # local dates, both inclusive
+    date_to: date | None = None
+    page: int = 1
+
+    def query_args(self) -> dict[str, str]:
+        """The filters as URL parameters (without the page), for links that keep them."""
+        args = {"utility": self.utility, "kind": self.kind,
+                "from": self.date_from.isoformat() if self.date_from else None,
+                "to": self.date_to.isoformat() if self.date_to else None}
+        return {k: v for k, v in args.items() if v}
+
+
+def parse_filters(args: Mapping[str, str]) -> HistoryFilters:
+    """Read `utility`, `kind`, `from`, `to` (YYYY-MM-DD) and `page` from request arguments."""
+    utility = (args.get("utility") or "").strip() or None
+    if utility is not None and utility not in UTILITIES:
+        raise HistoryFilterError(f"pocket must be one of {', '.join(UTILITIES)}")
+    kind = (args.get("kind") or "").strip() or None
+    if kind is not None and (len(kind) > 32 or not kind.replace("_", "").isalnum()):
+        raise HistoryFilterError("unknown kind of transaction")
+    dates = {}
+    for name in ("from", "to"):
+        text = (args.get(name) or "").strip()
+        try:
+            dates[name] = date.fromisoformat(text) if text else None
+        except ValueError:
+            raise HistoryFilterError(f"'{name}' must be a date like 2026-11-01, not {text!r}") from None
+    if dates["from"] and dates["to"] and dates["from"] > dates["to"]:
+        raise HistoryFilterError("'from' must not be after 'to'")
+    page_text = (args.get("page") or "1").strip()
+    if not page_text.isdigit() or int(page_text) < 1:
+        raise HistoryFilterError("page must be a whole number from 1")
+    return HistoryFilters(utility, kind, dates["from"], dates["to"], int(page_text))
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    transaction_id: int
+    occurred_at: datetime
+    kind: str
+    memo: str
+    utility: str | None
+    amount: Decimal
+    commodity: str
+    balance: Decimal  # the pocket's balance after this posting
+
+    @property
+    def explainable(self) -> bool:
+        return self.kind in ("consumption", "standing_charge")
+
+
+@dataclass
+class HistoryPage:
+    rows: list[HistoryRow]
+    filters: HistoryFilters
+    total: int
+    page_size: int
+    kinds: list[str] = field(default_factory=list)  # kinds present on the unit's pockets
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.page_size))
+
+
+def unit_pocket_ids(session: Session, unit: Unit) -> list[int]:
+    """The ids of the unit's wallet pockets."""
+    return list(session.scalars(select(Account.id).join(Wallet, Wallet.id == Account.wallet_id)
+                                .where(Wallet.unit_id == unit.id)))
+
+
+def transaction_history(session: Session, unit: Unit, filters: HistoryFilters,
+                        page_size: int = PAGE_SIZE) -> HistoryPage:
+    """One page of the unit's pocket postings, newest first, each with its pocket's running balance."""
+    pockets = unit_pocket_ids(session, unit)
+    if not pockets:
+        return HistoryPage([], filters, 0, page_size)
+    order = (LedgerTransaction.occurred_at, LedgerTransaction.id, Posting.id)
+    running = (
+        select(Posting.id.label("posting_id"), Posting.transaction_id, Posting.account_id,
+               Posting.amount, Posting.commodity, LedgerTransaction.occurred_at, LedgerTransaction.kind,
+               LedgerTransaction.memo,
+               func.sum(Posting.amount).over(partition_by=Posting.account_id, order_by=order).label("balance"))
+        .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
+        .where(Posting.account_id.in_(pockets))
+    ).subquery()
+    conditions = []
+    if filters.utility:
+        conditions.append(Account.utility == filters.utility)
+    if filters.kind:
+        conditions.append(running.c.kind == filters.kind)
+    tz = unit.estate.tz
+    if filters.date_from:
+        conditions.append(running.c.occurred_at >= local_midnight(filters.date_from, tz))
+    if filters.date_to:
+        conditions.append(running.c.occurred_at < local_midnight(filters.date_to + timedelta(days=1), tz))
+    base = select(running, Account.utility).join(Account, Account.id == running.c.account_id).where(*conditions)
+    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    pages = max(1, math.ceil(total / page_size))
+    if filters.page > pages:
+        raise HistoryFilterError(f"there are only {pages} page(s)")
+    rows = session.execute(base.order_by(running.c.occurred_at.desc(), running.c.transaction_id.desc(),
+                                         running.c.posting_id.desc())
+                           .limit(page_size).offset((filters.page - 1) * page_size)).mappings()
+    kinds = list(session.scalars(
+        select(LedgerTransaction.kind).join(Posting, Posting.transaction_id == LedgerTransaction.id)
+        .where(Posting.account_id.in_(pockets)).distinct().order_by(LedgerTransaction.kind)))
+    return HistoryPage([HistoryRow(r["transaction_id"], r["occurred_at"], r["kind"], r["memo"], r["utility"],
+                                   Decimal(r["amount"]), r["commodity"], Decimal(r["balance"])) for r in rows],
+                       filters, total, page_size, kinds)
+
+
+# --- why a charge is what it is ---------------------------------------------------------
+
+
+@dataclass
+class Explanation:
+    """A transaction on the unit's pockets and, for a charge, what produced it."""
+
+    transaction: LedgerTransaction
+    estate: Estate
+    lines: list[StatementLine]  # its postings on this unit's pockets
+    meter: Meter | None = None
+    readings: list[Reading] = field(default_factory=list)  # the readings the charge spans
+    span: tuple[datetime, datetime] | None = None
+    quantity: Decimal | None = None
+    version: TariffVersion | None = None
+    charge_lines: list[tariffs.ChargeLine] = field(default_factory=list)
+    recomputed: Decimal | None = None  # the split's total, rounded as the charge was
+    note: str = ""
+
+    @property
+    def charged(self) -> Decimal:
+        return -sum((line.amount for line in self.lines), Decimal(0))
+
+    @property
+    def quantity_unit(self) -> str | None:
+        return UTILITY_UNITS[self.meter.utility] if self.meter else None
+
+
+def explain_transaction(session: Session, unit: Unit, transaction_id: int) -> Explanation | None:
+    """Explain one transaction on the unit's pockets; None if it has no posting on them."""
+    pockets = unit_pocket_ids(session, unit)
+    rows = session.execute(
+        select(Posting, Account.utility).join(Account, Account.id == Posting.account_id)
+        .where(Posting.transaction_id == transaction_id, Posting.account_id.in_(pockets or [0]))
+        .order_by(Posting.id)).all()
+    if not rows:
+        return None
+    transaction = session.get(LedgerTransaction, transaction_id)
+    estate = unit.estate
+    lines = [StatementLine(transaction.id, transaction.occurred_at, transaction.kind, transaction.memo,
+                           utility, Decimal(posting.amount), posting.commodity) for posting, utility in rows]
+    found = Explanation(transaction, estate, lines)
+    key = transaction.idempotency_key
+    if key.startswith("reading:"):
+        _, serial, stamp = key.split(":", 2)
+        _explain_reading(session, found, unit, serial, datetime.fromisoformat(stamp))
+    elif key.startswith("demo:consumption:"):
+        serial, day = key.removeprefix("demo:consumption:").rsplit(":", 1)
+        _explain_day(session, found, unit, serial, date.fromisoformat(day))
+    elif key.startswith("standing:"):
+        serial, month = key.removeprefix("standing:").rsplit(":", 1)
+        found.meter = _unit_meter(session, unit, serial)
+        if found.meter is not None:
+            found.version = _version_on(session, estate, found.meter.utility, date.fromisoformat(f"{month}-01"))
+        found.note = "The tariff's fixed monthly standing charge, taken once a month per meter."
+    return found
+
+
+def _unit_meter(session: Session, unit: Unit, serial: str) -> Meter | None:
+    return session.scalar(select(Meter).where(Meter.serial == serial, Meter.unit_id == unit.id))
+
+
+def _version_on(session: Session, estate: Estate, utility: str, day: date) -> TariffVersion | None:
+    return session.scalar(select(TariffVersion).where(
+        TariffVersion.estate_id == estate.id, TariffVersion.utility == utility,
+        TariffVersion.effective_from <= day).order_by(TariffVersion.effective_from.desc()).limit(1))
+
+
+def _explain_reading(session: Session, found: Explanation, unit: Unit, serial: str, end: datetime) -> None:
+    """A charge billed on one reading: the span from the reading before it, priced again."""
+    meter = found.meter = _unit_meter(session, unit, serial)
+    if meter is None:
+        found.note = f"Meter {serial} is no longer on this unit."
+        return
+    reading = session.scalar(select(Reading).where(Reading.meter_id == meter.id, Reading.taken_at == end))
+    # The span started at the meter's latest reading when the charge was posted: one that
+    # arrived later (and split the span) is not part of this charge.
+    earlier = select(Reading).where(Reading.meter_id == meter.id, Reading.taken_at < end) \
+        .order_by(Reading.taken_at.desc()).limit(1)
+    previous = session.scalar(earlier.where(Reading.received_at <= found.transaction.recorded_at)) \
+        or session.scalar(earlier)
+    if reading is None or previous is None:
+        found.note = "The readings behind this charge are archived."
+        return
+    found.readings = [previous, reading]
+    found.span = (previous.taken_at, reading.taken_at)
+    found.quantity = reading.register - previous.register
+    _price(session, found, meter, previous.taken_at, reading.taken_at, found.quantity)
+
+
+def _explain_day(session: Session, found: Explanation, unit: Unit, serial: str, day: date) -> None:
+    """A day's consumption billed at once (demo history): that day's readings and the tariff."""
+    meter = found.meter = _unit_meter(session, unit, serial)
+    if meter is None:
+        return
+    tz = found.estate.tz
+    start, end = local_midnight(day, tz), local_midnight(day + timedelta(days=1), tz)
+    inside = select(Reading).where(Reading.meter_id == meter.id, Reading.taken_at > start, Reading.taken_at <= end)
+    first = session.scalar(inside.order_by(Reading.taken_at).limit(1))
+    last = session.scalar(inside.order_by(Reading.taken_at.desc()).limit(1))
+    count, quantity = session.execute(select(func.count(Reading.id), func.coalesce(func.sum(Reading.consumption), 0))
+                                      .where(Reading.meter_id == meter.id, Reading.taken_at > start,
+                                             Reading.taken_at <= end)).one()
+    found.note = (f"This day's use was billed in one charge: {count} readings between local midnights. "
+                  "The first and last are shown.")
+    if first is None:
+        found.note = "The readings behind this charge are archived."
+        return
+    found.readings = [first, last] if last is not None and last.id != first.id else [first]
+    found.span = (start, end)
+    found.quantity = Decimal(quantity)
+    _price(session, found, meter, start, end, found.quantity)
+
+
+def _price(session: Session, found: Explanation, meter: Meter, start: datetime, end: datetime,
+           quantity: Decimal) -> None:
+    """Re-run the tariff split over the span, with the month's use before it (inclining blocks)."""
+    estate = found.estate
+    tz = estate.tz
+    found.version = _version_on(session, estate, meter.utility, start.astimezone(tz).date())
+    if estate.wallet_denomination == "units":
+        found.note = found.note or "Units wallets are charged the quantity used; its price was paid at top-up."
+        return
+    prices = tariffs.load_prices(session, {estate.id}).get((estate.id, meter.utility), [])
+    used: dict[date, Decimal] = {}
+    month = start.astimezone(tz).date().replace(day=1)
+    while month <= end.astimezone(tz).date():
+        month_begins = local_midnight(month, tz)
+        used[month] = Decimal(session.scalar(select(func.coalesce(func.sum(Reading.consumption), 0)).where(
+            Reading.meter_id == meter.id, Reading.taken_at > month_begins, Reading.taken_at <= start)) or 0)
+        month = (month + timedelta(days=32)).replace(day=1)
+    try:
+        found.charge_lines = tariffs.charge_lines(prices, tz, start, end, quantity, used)
+    except tariffs.TariffError as error:
+        found.note = f"This charge cannot be priced again: {error}."
+        return
+    found.recomputed = quantize(sum((line.amount for line in found.charge_lines), Decimal(0)), estate.currency)
+
