@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.billing import tariffs
+from app.billing.charges import in_pocket_terms
 from app.models import Unit, utcnow
 from app.models.metering import ConsumptionRollup
 from app.money import UTILITY_UNITS
@@ -24,6 +25,7 @@ from app.reports.summaries import MeterView, StatementLine, UnitCard, recent_poc
 GRAINS = {"daily": "Daily", "weekly": "Weekly", "monthly": "Monthly"}
 PERIODS_SHOWN = {"daily": 30, "weekly": 12, "monthly": 12}
 CREDIT_HISTORY_DAYS = 14  # "days of credit left" looks back over this many complete days
+MAX_CREDIT_MONTHS = 120  # days of credit walks at most this many month ends; beyond, standing charges are left out
 
 
 class UsageError(ValueError):
@@ -166,13 +168,38 @@ def value_at_tariff(prices: list[tariffs.Price], tz: ZoneInfo, now: datetime, qu
         return None
 
 
-def days_of_credit(balance: Decimal, per_day: Decimal | None) -> Decimal | None:
-    """Whole days a balance lasts at a daily spend; 0 when nothing is left, None without a spend."""
+def days_of_credit(balance: Decimal, per_day: Decimal | None, today: date | None = None,
+                   monthly: Decimal = Decimal(0)) -> Decimal | None:
+    """Whole days a balance lasts at a daily spend, counting today; 0 when nothing is left, None without a spend.
+
+    `monthly` (the standing charges, in the balance's terms) comes off on every coming 1st, as
+    billing deducts it with the month's first reading; the walk goes a month at a time.
+    """
     if balance <= 0:
         return Decimal(0)
     if not per_day or per_day <= 0:
         return None
-    return (balance / per_day).quantize(Decimal(1), rounding=ROUND_FLOOR)
+    days = Decimal(0)
+    if monthly > 0 and today is not None:
+        for _ in range(MAX_CREDIT_MONTHS):
+            next_first = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+            to_month_end = per_day * (next_first - today).days
+            if balance < to_month_end:
+                break
+            days += (next_first - today).days
+            balance -= to_month_end + monthly
+            if balance < 0:
+                return days
+            today = next_first
+    return days + (balance / per_day).quantize(Decimal(1), rounding=ROUND_FLOOR)
+
+
+def standing_charge(estate, pocket, versions: list[tariffs.Price], today: date) -> Decimal:
+    """One meter's monthly standing charge under today's version, as the pocket holds it (0 if none)."""
+    price = tariffs.price_on(versions, today) if versions else None
+    if price is None or price.standing_charge <= 0:
+        return Decimal(0)
+    return in_pocket_terms(estate, pocket, price.standing_charge, price) or Decimal(0)
 
 
 def meter_figures(session: Session, meter_ids: list[int], tz: ZoneInfo, first: date, month_start: date,
@@ -237,12 +264,13 @@ def unit_dashboard(session: Session, unit: Unit, now: datetime | None = None) ->
             # A meter younger than the window is averaged over the days it has reported.
             figures.daily_average = history / len(past) if past else None
             figures.recent = sum((recent[m.id] for m in group), Decimal(0))
+            monthly = len(group) * standing_charge(estate, pocket, versions, today)
             if figures.units_mode:
-                figures.days_left = days_of_credit(pocket.balance, figures.daily_average)
+                figures.days_left = days_of_credit(pocket.balance, figures.daily_average, today, monthly)
             else:
                 if figures.daily_average is not None:
                     figures.daily_cost = value_at_tariff(versions, tz, now, figures.daily_average, used_this_month)
-                figures.days_left = days_of_credit(pocket.balance, figures.daily_cost)
+                figures.days_left = days_of_credit(pocket.balance, figures.daily_cost, today, monthly)
         pockets.append(figures)
     activity = recent_pocket_activity(session, [p.account_id for p in card.pockets], limit=10)
     utilities = [p.utility for p in card.pockets if by_utility.get(p.utility)]

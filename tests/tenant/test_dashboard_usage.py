@@ -10,10 +10,12 @@ from decimal import ROUND_FLOOR, Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from app.metering import rollups
-from app.models import Account, Reading
+from app.models import Account, Meter, Reading
 from app.models.metering import ConsumptionRollup, TariffVersion
 from app.money import format_amount
 from app.reports.usage import days_of_credit, local_midnight, period_starts, usage_series
@@ -117,6 +119,59 @@ def test_days_of_credit_left_rules():
     assert days_of_credit(Decimal("0"), Decimal("7")) == 0
     assert days_of_credit(Decimal("-5"), None) == 0, "nothing left is nothing left"
     assert days_of_credit(Decimal("100"), Decimal("0")) is None, "no use: no estimate"
+
+
+def test_days_of_credit_take_the_standing_charge_off_on_each_first():
+    # 10 a day from 25 Nov: 6 days to the month's end (60), then 50 standing on 1 Dec.
+    today = date(2026, 11, 25)
+    assert days_of_credit(Decimal("100"), Decimal("10"), today, Decimal("50")) == 6, "the 1st's charge empties it"
+    assert days_of_credit(Decimal("59"), Decimal("10"), today, Decimal("50")) == 5, "runs out before the 1st"
+    assert days_of_credit(Decimal("200"), Decimal("10"), today, Decimal("50")) == 15  # 200 - 60 - 50 = 90 in Dec
+    # Two month ends: 25 Nov-31 Dec is 37 days (370) plus two charges (100).
+    assert days_of_credit(Decimal("480"), Decimal("10"), today, Decimal("50")) == 37 + 1
+    assert days_of_credit(Decimal("200"), Decimal("10"), today) == 20, "no standing charge: balance / spend"
+
+
+def day_by_day(balance: Decimal, per_day: Decimal, today: date, monthly: Decimal) -> int:
+    """Days of credit the slow way: each coming 1st takes the standing charge, then each day its spend."""
+    days, day = 0, today
+    while days < 5000:
+        if day.day == 1 and day != today:
+            balance -= monthly
+        if balance < per_day:
+            break
+        balance -= per_day
+        days, day = days + 1, day + timedelta(days=1)
+    return days
+
+
+@settings(max_examples=300, deadline=None)  # at most 2,500 days: inside MAX_CREDIT_MONTHS
+@given(balance=st.decimals("0.01", "5000", places=2), per_day=st.decimals("2", "80", places=2),
+       monthly=st.decimals("0", "400", places=2), today=st.dates(date(2024, 1, 1), date(2030, 12, 31)))
+def test_days_of_credit_matches_a_day_by_day_walk(balance, per_day, monthly, today):
+    assert days_of_credit(balance, per_day, today, monthly) == day_by_day(balance, per_day, today, monthly)
+
+
+def test_dashboard_days_left_count_the_standing_charges(committed, login):
+    with committed() as s:
+        kit = factories.make_estate_with_wallet(s, timezone="Africa/Johannesburg")
+        s.add(TariffVersion(estate_id=kit.estate.id, utility="electricity", effective_from=date(2020, 1, 1),
+                            kind="flat", rates={"rate": "2.00"}, standing_charge=Decimal("45.00")))
+        factories.make_meter(s, kit.unit, serial="SC-1")
+        factories.make_topup(s, kit.pocket("electricity"), "1500.00")
+        email = make_login(s, "tenant", unit=kit.unit).email
+        unit_id, pocket_id = kit.unit.id, kit.pocket("electricity").id
+    feed_recent_use(committed, "SC-1", days=15, per_six_hours="2.5")  # 10 kWh (R20) a day
+    block = pocket_block(login(email).get(f"/tenant/units/{unit_id}").get_data(as_text=True), "electricity")
+    today = datetime.now(UTC).astimezone(JOBURG).date()
+    with committed() as s:
+        balance = s.get(Account, pocket_id).balance
+        meter_id = s.scalar(select(Meter.id).where(Meter.serial == "SC-1"))
+        history = day_rollups(s, meter_id, today - timedelta(days=14), today)
+    daily_cost = history / 14 * Decimal("2.00")
+    expected = day_by_day(balance, daily_cost, today, Decimal("45.00"))
+    assert figure(block, "Days of credit left") == f"{expected} days"
+    assert expected < balance / daily_cost, "~55 days always cross a 1st, whose standing charge shortens them"
 
 
 # --- T2: series from the roll-ups -------------------------------------------------------
