@@ -299,21 +299,22 @@ def _late(session: Session, batch: _Batch, report: IngestReport, meter: Meter, e
                              .order_by(Reading.taken_at.desc()).limit(1)).first()
     after = session.scalars(select(Reading).where(Reading.meter_id == meter.id, Reading.taken_at > at)
                             .order_by(Reading.taken_at).limit(1)).first()
-    refusal = validation.register_refusal(before.register if before else None, register,
-                                          after.register if after else None)
+    refusal = validation.late_register_refusal(before.register if before else None, register,
+                                               after.register if after else None,
+                                               after.consumption if after else None, meter=meter)
     if refusal:
         _dead(batch, message, refusal, meter.serial)
         _alert(batch, meter, "tamper", refusal)
         return
     plan = _Reprice.before_split(session, batch, meter, estate, before, at, after)
-    own = register - before.register if before else None
+    own = validation.consumption_between(before.register, register, meter) if before else None
     # Roll-ups change at once (not with the batch): spans billed later in this batch and the
     # re-pricing below read month positions that must include this reading.
     changes: dict = {}
     first_span = None
     if after is not None and after.consumption is None:
         # The later reading was the meter's first: its rise from this one was never billed.
-        after.consumption = after.register - register
+        after.consumption = validation.consumption_between(register, after.register, meter)
         rollups.add_to_buckets(changes, meter.id, after.taken_at, tz, after.consumption, 0)
         if after.consumption > 0:
             first_span = _Span(meter, at, after.taken_at, after.consumption, late=True)

@@ -12,7 +12,11 @@ Registers that may legitimately fall (`register_refusal(..., meter=...)`, `consu
   zero looks the same to the register.
 - Net metering: a bidirectional meter (solar, M3/C5) nets exports against imports, so its
   register may fall; the fall is exported energy, credited at the tariff's solar rate.
-Out-of-order (late) readings keep the strict rule: they are compared without `meter`.
+Out-of-order (late) readings (`late_register_refusal`) must fit between their neighbours:
+each step valid as above and the two parts adding up to what the later reading consumed, so a
+late reading inside a wrap is accepted. A net-metered meter's late readings keep the strict
+rule (never below the earlier, never above the later one), because re-pricing a split export
+is not modelled.
 """
 from __future__ import annotations
 
@@ -26,6 +30,11 @@ SPIKE_FLOOR_PER_HOUR = Decimal("1")  # below this much per hour nothing is a spi
 GAP_INTERVALS = 3  # this many missed intervals (or hours, without an interval) is a gap
 ROLLOVER_MAX_SHARE = Decimal("0.01")  # a wrap bigger than 1% of the register's range is a rollback
 FROZEN_INTERVALS = 6  # this many intervals (or hours) on one register value while occupied is frozen
+
+
+def _plain(value: Decimal) -> str:
+    """A register as people write it: 99990, not 99990.000000 (the column's scale)."""
+    return format(value.normalize(), "f") if value == value.to_integral_value() else format(value, "f").rstrip("0")
 
 
 def timestamp_refusal(taken_at: datetime, now: datetime) -> str | None:
@@ -56,9 +65,31 @@ def register_refusal(previous: Decimal | None, register: Decimal,
     if previous is not None and register < previous:
         if meter is not None and (meter.bidirectional or rollover(previous, register, meter.register_digits)):
             return None
-        return f"register went backwards from {previous} to {register} (rollback or tamper)"
+        return f"register went backwards from {_plain(previous)} to {_plain(register)} (rollback or tamper)"
     if following is not None and register > following:
-        return f"register {register} is above the later reading's {following} (rollback or tamper)"
+        return f"register {_plain(register)} is above the later reading's {_plain(following)} (rollback or tamper)"
+    return None
+
+
+def late_register_refusal(previous: Decimal | None, register: Decimal, following: Decimal | None,
+                          following_consumption: Decimal | None, *, meter=None) -> str | None:
+    """A reading older than the meter's latest must split the span it falls in, not change it.
+
+    `following_consumption` is what the later reading was billed for (None when it was the
+    meter's first). With `meter` (one-way meters only) each step may wrap.
+    """
+    if meter is not None and meter.bidirectional:
+        meter = None  # exports: the strict rule (see the module's docstring)
+    refusal = register_refusal(previous, register, meter=meter) if previous is not None else None
+    if refusal:
+        return refusal
+    if following is not None and register_refusal(register, following, meter=meter):
+        return f"register {_plain(register)} is above the later reading's {_plain(following)} (rollback or tamper)"
+    if None not in (previous, following, following_consumption):
+        parts = consumption_between(previous, register, meter) + consumption_between(register, following, meter)
+        if parts != following_consumption:
+            return (f"register {_plain(register)} does not fit between {_plain(previous)} and {_plain(following)}: "
+                    f"{_plain(parts)} against the {_plain(following_consumption)} already counted (rollback or tamper)")
     return None
 
 

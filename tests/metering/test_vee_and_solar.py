@@ -26,8 +26,25 @@ def test_rollover_is_consumption_but_a_real_fall_is_tamper():
     assert validation.register_refusal(Decimal("99999.999"), Decimal("0.123"), meter=meter) is None
     assert validation.consumption_between(Decimal("99999.999"), Decimal("0.123"), meter) == Decimal("0.124")
     assert "backwards" in validation.register_refusal(Decimal("150"), Decimal("100"), meter=meter)
-    # Without the meter (late readings) the strict rule stands.
+    # Without the meter the strict rule stands.
     assert "backwards" in validation.register_refusal(Decimal("99999.999"), Decimal("0.123"))
+
+
+def test_a_late_reading_must_split_its_span_wraps_included():
+    meter, late = FakeMeter(digits=5), validation.late_register_refusal
+    # 99990 then 10 was a wrap of 20; a late 99995 or 5 splits it into parts adding up to 20.
+    assert late(Decimal("99990"), Decimal("99995"), Decimal("10"), Decimal("20"), meter=meter) is None
+    assert late(Decimal("99990"), Decimal("5"), Decimal("10"), Decimal("20"), meter=meter) is None
+    assert "backwards" in late(Decimal("99990"), Decimal("50000"), Decimal("10"), Decimal("20"), meter=meter)
+    assert "above the later" in late(Decimal("99990"), Decimal("99995"), Decimal("10"), Decimal("20"))
+    # Parts that are each a plausible wrap but add up to more than was counted.
+    assert "does not fit" in late(Decimal("100"), Decimal("99999"), Decimal("150"), Decimal("50"),
+                                  meter=FakeMeter(digits=5))
+    assert late(Decimal("100"), Decimal("120"), Decimal("150"), Decimal("50"), meter=meter) is None
+    assert late(None, Decimal("7"), Decimal("10"), None, meter=meter) is None  # before the meter's first
+    # Net-metered meters keep the strict rule late: a split export is not re-priced.
+    assert "above the later" in late(Decimal("100"), Decimal("104"), Decimal("102"), Decimal("2"),
+                                     meter=FakeMeter(bidirectional=True))
 
 
 def test_only_a_wrap_raises_a_rollover_flag():
@@ -70,6 +87,24 @@ def test_register_rollover_is_billed_as_consumption(session, metered):
     session.commit()
     details = session.scalars(select(MeterAlert.detail).where(MeterAlert.kind == "rollover")).all()
     assert len(details) == 1 and "from 99999.5 to 0.5" in details[0] and "1.0 counted" in details[0]
+
+
+def test_late_readings_inside_a_wrap_split_it_and_bill_nothing_twice(session, metered):
+    metered.meter.register_digits = 5
+    session.commit()
+    ingest(session, [direct("23022673", at(120), "99990"), direct("23022673", at(60), "10")])
+    session.commit()
+    assert balance(session, metered.pocket) == Decimal("60.00")  # 20 kWh at R2.00 across the wrap
+    # Late, before and after the wrap point, then one that fits nowhere.
+    ingest(session, [direct("23022673", at(90), "99995")])
+    ingest(session, [direct("23022673", at(75), "3")])
+    ingest(session, [direct("23022673", at(100), "50000")])
+    session.commit()
+    consumed = dict(session.execute(select(Reading.taken_at, Reading.consumption)
+                                    .where(Reading.meter_id == metered.meter.id)).all())
+    assert consumed == {at(120): None, at(90): Decimal("5"), at(75): Decimal("8"), at(60): Decimal("7")}
+    assert balance(session, metered.pocket) == Decimal("60.00"), "the same 20 kWh, only split"
+    assert "went backwards from 99990 to 50000" in session.scalar(select(DeadLetter.reason))
 
 
 def test_a_real_backwards_register_is_still_refused(session, metered):
