@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.billing import tariffs
+from app.metering import validation
 from app.models import Account, Estate, LedgerTransaction, Meter, Posting, Reading, Unit, Wallet
 from app.models.meter import UTILITIES
 from app.models.metering import TariffVersion
@@ -85,7 +86,7 @@ class HistoryRow:
 
     @property
     def explainable(self) -> bool:
-        return self.kind in ("consumption", "standing_charge")
+        return self.kind in ("consumption", "standing_charge", "solar_export")
 
 
 @dataclass
@@ -164,12 +165,18 @@ class Explanation:
     quantity: Decimal | None = None
     version: TariffVersion | None = None
     charge_lines: list[tariffs.ChargeLine] = field(default_factory=list)
-    recomputed: Decimal | None = None  # the split's total, rounded as the charge was
+    recomputed: Decimal | None = None  # the split's total (or the export's credit), rounded as posted
+    exported: Decimal | None = None  # a net-metered meter's export (M3), credited at the solar rate
+    solar_rate: Decimal | None = None
     note: str = ""
 
     @property
     def charged(self) -> Decimal:
         return -sum((line.amount for line in self.lines), Decimal(0))
+
+    @property
+    def credited(self) -> Decimal:
+        return -self.charged
 
     @property
     def quantity_unit(self) -> str | None:
@@ -234,8 +241,28 @@ def _explain_reading(session: Session, found: Explanation, unit: Unit, serial: s
         return
     found.readings = [previous, reading]
     found.span = (previous.taken_at, reading.taken_at)
-    found.quantity = reading.register - previous.register
+    # Billing's own rule: a register wrap is consumption, a net-metered fall an export.
+    quantity = validation.consumption_between(previous.register, reading.register, meter)
+    if quantity < 0:
+        _price_export(session, found, meter, reading.taken_at, -quantity)
+        return
+    found.quantity = quantity
     _price(session, found, meter, previous.taken_at, reading.taken_at, found.quantity)
+
+
+def _price_export(session: Session, found: Explanation, meter: Meter, end: datetime, exported: Decimal) -> None:
+    """An export credited on one reading: the quantity at the solar rate in force when it ended."""
+    estate = found.estate
+    found.exported = exported
+    found.version = _version_on(session, estate, meter.utility, end.astimezone(estate.tz).date())
+    if found.version is None or found.version.solar_rate is None:
+        found.note = "No solar rate was in force, so this export was recorded without a credit."
+        return
+    found.solar_rate = Decimal(found.version.solar_rate)
+    if estate.wallet_denomination == "units":
+        found.note = "Units wallets get the export's value in units, at the tariff's unit price."
+        return
+    found.recomputed = quantize(exported * found.solar_rate, estate.currency)
 
 
 def _explain_day(session: Session, found: Explanation, unit: Unit, serial: str, day: date) -> None:

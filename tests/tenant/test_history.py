@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from app.billing import tariffs
-from app.models import Account, Estate, LedgerTransaction
+from app.models import Account, Estate, LedgerTransaction, Meter
 from app.models.metering import TariffVersion
 from app.money import format_amount
 from tests import factories
@@ -138,6 +138,33 @@ def test_a_block_tariff_charge_shows_its_readings_and_band_split(home, login, co
     assert re.search(r"block 2: 10-up.*?5\.000 kWh.*?R 3\.00/kWh.*?R 15\.00", second)
     assert "Priced again: <strong>R 18.00" in second and "Charged: <strong>R 18.00" in second
     assert "differs" not in second
+
+
+def test_a_register_wrap_is_explained_as_what_was_billed(home, login, committed):
+    with committed() as s:
+        s.get(Meter, home.electricity_meter).register_digits = 5
+    times = [datetime(2026, 10, 7, h, tzinfo=JOBURG) for h in (10, 12)]
+    feed(committed, [reading("E-1", times[0], "99998"), reading("E-1", times[1], "3")])
+    text = explanation(login(home.tenant), home, charge_for(committed, "E-1", times[1]))
+    assert "Used: <strong class=\"quantity\">5.000 kWh" in text, "the wrap, not 3 - 99998"
+    assert "Priced again: <strong>R 10.00" in text and "Charged: <strong>R 10.00" in text and "differs" not in text
+
+
+def test_a_solar_export_is_explained_at_the_solar_rate(home, login, committed):
+    with committed() as s:
+        s.add(TariffVersion(estate_id=home.estate, utility="electricity", effective_from=date(2026, 10, 1),
+                            kind="flat", rates={"rate": "2.00"}, solar_rate=Decimal("0.85")))
+        s.get(Meter, home.electricity_meter).bidirectional = True
+    times = [datetime(2026, 10, 8, h, tzinfo=JOBURG) for h in (11, 13)]
+    feed(committed, [reading("E-1", times[0], "1000"), reading("E-1", times[1], "996.5")])
+    client = login(home.tenant)
+    tx_id = charge_for(committed, "E-1", times[1])
+    page = html.unescape(client.get(f"/tenant/units/{home.unit}/transactions").get_data(as_text=True))
+    assert "Why this credit?" in page
+    text = explanation(client, home, tx_id)
+    assert "Exported to the grid: <strong class=\"quantity\">3.500 kWh" in text and "Used:" not in text
+    assert "At the solar rate R 0.85/kWh: <strong>R 2.98" in text and "Credited: <strong>R 2.98" in text
+    assert "differs" not in text and "Priced again" not in text
 
 
 def test_a_time_of_use_charge_shows_its_windows(home, login, committed):
