@@ -22,7 +22,7 @@ from decimal import Decimal
 from app.billing.tariffs import Price, price_on, unit_price
 from app.ledger import Entry
 from app.models import Account, Estate, Meter
-from app.money import UTILITY_UNITS, format_amount, quantize
+from app.money import SYMBOLS, UTILITY_UNITS, format_amount, quantize
 
 
 def _label(meter: Meter) -> str:
@@ -83,7 +83,7 @@ def export_credit_entries(estate: Estate, meter: Meter, pocket: Account, counter
     if not amount or amount <= 0:
         return []
     quantity = format_amount(exported, UTILITY_UNITS[meter.utility])
-    rate = format_amount(price.solar_rate, estate.currency)
+    rate = f"{format_amount(price.solar_rate, estate.currency)}/{SYMBOLS[UTILITY_UNITS[meter.utility]]}"
     return [Entry(estate_id=estate.id, kind="solar_export",
                   idempotency_key=f"reading:{meter.serial}:{end.astimezone(UTC).isoformat()}",
                   legs=[(pocket.id, amount), (counterpart.id, -amount)], occurred_at=end,

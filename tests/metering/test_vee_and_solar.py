@@ -135,7 +135,7 @@ def test_net_metered_export_is_credited_at_the_solar_rate(session, metered):
     # 3 kWh imported at R2.00, 2 kWh exported at R0.80.
     assert balance(session, metered.pocket) == Decimal("95.60")
     credit = session.scalar(select(LedgerTransaction).where(LedgerTransaction.kind == "solar_export"))
-    assert "Solar export 2.000 kWh" in credit.memo
+    assert "Solar export 2.000 kWh" in credit.memo and credit.memo.endswith("at R 0.80/kWh")
     ingest(session, [direct("23022673", at(30), "101")])  # a replay credits nothing more
     session.commit()
     assert balance(session, metered.pocket) == Decimal("95.60")
