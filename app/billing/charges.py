@@ -72,15 +72,22 @@ def _month_price(versions: Sequence[Price], day: date) -> Price | None:
     return price
 
 
+def export_credit(estate: Estate, pocket: Account, versions: Sequence[Price], end: datetime,
+                  exported: Decimal) -> tuple[Decimal, Price | None]:
+    """What exporting `exported` (a positive quantity) up to `end` credits, in the pocket's terms
+    (0 without a solar rate), and the version that set the rate."""
+    price = price_on(versions, end.astimezone(estate.tz).date()) if versions else None
+    if price is None or not price.solar_rate or exported <= 0:
+        return Decimal(0), price
+    amount = in_pocket_terms(estate, pocket, exported * price.solar_rate, price)
+    return (amount if amount and amount > 0 else Decimal(0)), price
+
+
 def export_credit_entries(estate: Estate, meter: Meter, pocket: Account, counterpart: Account,
                           versions: Sequence[Price], end: datetime, exported: Decimal) -> list[Entry]:
     """Credit `exported` (a positive quantity) at the solar rate of the version in force at `end`."""
-    price = price_on(versions, end.astimezone(estate.tz).date()) if versions else None
-    if price is None or not price.solar_rate or exported <= 0:
-        return []
-    value = exported * price.solar_rate
-    amount = in_pocket_terms(estate, pocket, value, price)
-    if not amount or amount <= 0:
+    amount, price = export_credit(estate, pocket, versions, end, exported)
+    if not amount:
         return []
     quantity = format_amount(exported, UTILITY_UNITS[meter.utility])
     rate = f"{format_amount(price.solar_rate, estate.currency)}/{SYMBOLS[UTILITY_UNITS[meter.utility]]}"

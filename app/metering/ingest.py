@@ -11,7 +11,9 @@ inside a span that was already billed; it splits the span's stored consumption, 
 quantity billed always equals the register's rise, whatever the order. Under time-of-use and
 block tariffs the split changes the price: the affected spans are priced again as in-order
 arrival would have priced them and the difference is posted as one adjustment keyed
-`reprice:<serial>:<timestamp of the late reading>` (postings are never changed).
+`reprice:<serial>:<timestamp of the late reading>` (postings are never changed). On a
+net-metered meter the split can also turn part of an import into an export (or back), which
+moves money at the solar rate in any estate, units estates included: the same adjustment.
 
 Block positions: a span starting at `s` is priced from the consumption rolled up in the local
 month of `s` by readings up to `s` (a reading counts in the month its roll-up bucket is in).
@@ -68,7 +70,12 @@ class IngestReport:
 
 @dataclass
 class _Span:
-    """Consumption to bill: the register's rise over (start, end] on one meter."""
+    """Consumption to bill: the register's rise over (start, end] on one meter.
+
+    Every span, even one with nothing to bill, carries the standing charge of the local month
+    its end falls in (once per meter and month), so which months are charged depends on the
+    readings a meter sent, never on the order they arrived in.
+    """
 
     meter: Meter
     start: datetime
@@ -275,8 +282,8 @@ def _walk(session: Session, batch: _Batch, report: IngestReport, meter: Meter, e
                                ("rollover", validation.rollover_flag(last_register, register, meter))):
                 if flag:
                     _alert(batch, meter, kind, flag)
-            if consumption != 0:  # below zero only on net-metered meters: an export (M3)
-                batch.spans.append(_Span(meter, last_at, at, consumption))
+            # Below zero only on net-metered meters: an export (M3).
+            batch.spans.append(_Span(meter, last_at, at, consumption))
         batch.readings.append({"meter_id": meter.id, "taken_at": at, "register": register,
                                "consumption": consumption, "received_at": message.received_at or batch.now})
         rollups.add_to_buckets(batch.totals, meter.id, at, tz, consumption or Decimal(0))
@@ -316,14 +323,15 @@ def _late(session: Session, batch: _Batch, report: IngestReport, meter: Meter, e
         # The later reading was the meter's first: its rise from this one was never billed.
         after.consumption = validation.consumption_between(register, after.register, meter)
         rollups.add_to_buckets(changes, meter.id, after.taken_at, tz, after.consumption, 0)
-        if after.consumption > 0:
-            first_span = _Span(meter, at, after.taken_at, after.consumption, late=True)
-            if plan is None:  # billed with the batch (units estates, or nothing to price it)
-                batch.spans.append(first_span)
+        first_span = _Span(meter, at, after.taken_at, after.consumption, late=True)
+        if plan is None:  # billed with the batch (units estates, or nothing to price it)
+            batch.spans.append(first_span)
     elif after is not None and own is not None:
         # Already billed as part of the later reading's span: move the quantity.
         after.consumption -= own
         rollups.add_to_buckets(changes, meter.id, after.taken_at, tz, -own, 0)
+        if plan is None:  # the new span (before, at] bills nothing more, but owes its month's standing charge
+            batch.spans.append(_Span(meter, before.taken_at, at, Decimal(0), late=True))
     session.add(Reading(meter_id=meter.id, taken_at=at, register=register, consumption=own,
                         received_at=message.received_at or batch.now))
     rollups.add_to_buckets(changes, meter.id, at, tz, own or Decimal(0))
@@ -342,20 +350,22 @@ class _Reprice:
         self.meter, self.estate, self.pocket, self.versions = meter, estate, pocket, versions
         self.window, self.position, self.old = window, position, old
         self.split_end = window[1]  # the reading after the late one: the adjustment's moment
-        self.ends: list[datetime] = []  # priced spans' ends: each owes its month's standing charge
+        self.ends: list[datetime] = []  # the window's span ends: each owes its month's standing charge
+        self.counterpart: Account | None = None  # revenue, or units issued in units estates
 
     @classmethod
     def before_split(cls, session: Session, batch: _Batch, meter: Meter, estate: Estate,
                      before: Reading | None, at: datetime, after: Reading | None) -> _Reprice | None:
         """Price the stored spans the late reading will touch, or None when money cannot change."""
+        units_mode = estate.wallet_denomination == "units"
         if after is None or meter.unit_id is None or meter.role != "unit" \
-                or estate.wallet_denomination == "units":
-            return None  # units estates bill quantities: a split moves no money
+                or (units_mode and not meter.bidirectional):
+            return None  # units estates bill quantities: a split moves none, unless it moves an export
         if (estate.id, meter.utility) not in batch.prices:
             batch.prices[(estate.id, meter.utility)] = tariffs.load_prices(
                 session, {estate.id}).get((estate.id, meter.utility), [])
         versions = batch.prices[(estate.id, meter.utility)]
-        if not versions:
+        if not versions and not units_mode:
             return None
         pocket = _pockets(session, {meter.unit_id}).get((meter.unit_id, meter.utility))
         if pocket is None:
@@ -374,8 +384,20 @@ class _Reprice:
         else:
             position = Decimal(0)  # flat and time-of-use prices do not depend on it
         plan = cls(meter, estate, pocket, versions, (start, end), position, Decimal(0))
+        plan.counterpart = system_account(
+            session, estate, "units_issued" if units_mode else "revenue", meter.utility, utility=meter.utility,
+            commodity=UTILITY_UNITS[meter.utility] if units_mode else None)
         plan.old, plan.split_end = plan._priced(session), after.taken_at
         return plan
+
+    def _value(self, start: datetime, end: datetime, quantity: Decimal, position: Decimal) -> Decimal | None:
+        """What one span takes from the pocket, in its terms: the bill, or minus an export's
+        credit (as `_bill` posts them); None when no tariff prices the consumption."""
+        if quantity < 0:
+            return -charges.export_credit(self.estate, self.pocket, self.versions, end, -quantity)[0]
+        if self.estate.wallet_denomination == "units":
+            return quantize(quantity, self.pocket.commodity)
+        return _price_span(self.versions, self.estate, start, end, quantity, position)
 
     def _priced(self, session: Session) -> Decimal:
         """The stored spans in the window priced as in-order arrival prices them."""
@@ -388,12 +410,10 @@ class _Reprice:
         if rows:
             positions[_month_of_span(rows[0][0], tz)] = self.position
         for (start, _), (end, consumption) in zip(rows, rows[1:]):
-            if consumption is not None and consumption > 0:
-                amount = _price_span(self.versions, self.estate, start, end, consumption,
-                                     positions[_month_of_span(start, tz)])
-                if amount is not None:
-                    total += amount
-                    self.ends.append(end)
+            self.ends.append(end)
+            if consumption:
+                amount = self._value(start, end, consumption, positions[_month_of_span(start, tz)])
+                total += amount or Decimal(0)
             positions[_month_of_reading(end, tz)] += consumption or Decimal(0)
         return total
 
@@ -401,27 +421,29 @@ class _Reprice:
         """Queue what brings the billed total to the in-order total: a bill for a span nobody
         billed (the meter's first reading got an earlier one) and an adjustment for the rest."""
         difference = self._priced(session) - self.old
-        meter, estate = self.meter, self.estate
-        revenue = system_account(session, estate, "revenue", meter.utility, utility=meter.utility)
+        meter, estate, counterpart = self.meter, self.estate, self.counterpart
         if first_span is not None:
             # In-order arrival bills this span at the month position of its start: the window's.
-            amount = _price_span(self.versions, estate, first_span.start, first_span.end,
-                                 first_span.quantity, self.position)
+            amount = self._value(first_span.start, first_span.end, first_span.quantity, self.position)
             if amount is None:
                 _alert(batch, meter, "no_tariff", f"{format_amount(first_span.quantity, UTILITY_UNITS[meter.utility])}"
                        f" to {first_span.end.isoformat()} not billed: no tariff")
+            elif first_span.quantity < 0:
+                batch.entries += charges.export_credit_entries(estate, meter, self.pocket, counterpart, self.versions,
+                                                               first_span.end, -first_span.quantity)
+                difference -= amount
             elif amount:
-                batch.entries.append(_consumption_entry(estate, meter, self.pocket, revenue, first_span, amount))
+                batch.entries.append(_consumption_entry(estate, meter, self.pocket, counterpart, first_span, amount))
                 difference -= amount
         # Keyed per meter and month: the months already charged replay and post nothing.
         for end in self.ends:
-            batch.entries += _standing_charge(estate, meter, self.pocket, revenue, self.versions, end)
+            batch.entries += _standing_charge(estate, meter, self.pocket, counterpart, self.versions, end)
         if difference == 0:
             return
         moment = at.astimezone(UTC)
         batch.entries.append(Entry(
             estate_id=estate.id, kind="adjustment", idempotency_key=f"reprice:{meter.serial}:{moment.isoformat()}",
-            legs=[(self.pocket.id, -difference), (revenue.id, difference)], occurred_at=self.split_end,
+            legs=[(self.pocket.id, -difference), (counterpart.id, difference)], occurred_at=self.split_end,
             memo=f"{meter.utility.replace('_', ' ').capitalize()} re-priced on meter {meter.serial}: "
                  f"late reading at {moment:%Y-%m-%d %H:%M} UTC",
         ))
@@ -541,12 +563,15 @@ def _bill(session: Session, batch: _Batch, report: IngestReport, spans: list[_Sp
                 session, estate, kind, meter.utility, utility=meter.utility,
                 commodity=UTILITY_UNITS[meter.utility] if units_mode else None)
         counterpart = counterparts[(estate.id, meter.utility, kind)]
+        versions = prices.get((estate.id, meter.utility)) or []
+        entries += _standing_charge(estate, meter, pocket, counterpart, versions, span.end)
         if span.quantity < 0:  # a net-metered export: credited at the solar rate (C5)
             used[meter.id][_month_of_reading(span.end, tz)] += span.quantity  # as roll-ups count it
-            entries += charges.export_credit_entries(estate, meter, pocket, counterpart,
-                                                     prices.get((estate.id, meter.utility), []), span.end, -span.quantity)
+            entries += charges.export_credit_entries(estate, meter, pocket, counterpart, versions,
+                                                     span.end, -span.quantity)
             continue
-        versions = prices.get((estate.id, meter.utility)) or []
+        if span.quantity == 0:
+            continue
         if units_mode:
             amount = quantize(span.quantity, pocket.commodity)
         else:
@@ -559,7 +584,6 @@ def _bill(session: Session, batch: _Batch, report: IngestReport, spans: list[_Sp
                 _alert(batch, meter, "no_tariff", f"{format_amount(span.quantity, UTILITY_UNITS[meter.utility])}"
                        f" to {span.end.isoformat()} not billed: no tariff")
                 continue
-        entries += _standing_charge(estate, meter, pocket, counterpart, versions, span.end)
         if amount == 0:
             continue
         entries.append(_consumption_entry(estate, meter, pocket, counterpart, span, amount))

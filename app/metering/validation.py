@@ -14,9 +14,7 @@ Registers that may legitimately fall (`register_refusal(..., meter=...)`, `consu
   register may fall; the fall is exported energy, credited at the tariff's solar rate.
 Out-of-order (late) readings (`late_register_refusal`) must fit between their neighbours:
 each step valid as above and the two parts adding up to what the later reading consumed, so a
-late reading inside a wrap is accepted. A net-metered meter's late readings keep the strict
-rule (never below the earlier, never above the later one), because re-pricing a split export
-is not modelled.
+late reading inside a wrap, or on a net-metered meter below or above both, is accepted.
 """
 from __future__ import annotations
 
@@ -76,10 +74,8 @@ def late_register_refusal(previous: Decimal | None, register: Decimal, following
     """A reading older than the meter's latest must split the span it falls in, not change it.
 
     `following_consumption` is what the later reading was billed for (None when it was the
-    meter's first). With `meter` (one-way meters only) each step may wrap.
+    meter's first). With `meter` each step may wrap, or fall on a net-metered meter.
     """
-    if meter is not None and meter.bidirectional:
-        meter = None  # exports: the strict rule (see the module's docstring)
     refusal = register_refusal(previous, register, meter=meter) if previous is not None else None
     if refusal:
         return refusal

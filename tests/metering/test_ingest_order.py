@@ -1,6 +1,8 @@
 """Arrival order never changes the money: the same readings in order or shuffled, in any batches,
-leave the same pocket balance under flat, time-of-use and inclining block tariffs, with or
-without the register wrapping at its size in between."""
+leave the same pocket balance under flat, time-of-use and inclining block tariffs: on one-way
+meters, with or without the register wrapping at its size, and on net-metered meters whose
+register also falls (exports credited at the solar rate)."""
+import itertools
 import random
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -27,7 +29,7 @@ RATES = {
 
 readings_strategy = st.lists(
     st.tuples(st.integers(-96, 96),  # half hours from a local month boundary (two days either side)
-              st.decimals(Decimal("0.001"), Decimal("4"), places=3)),
+              st.decimals(Decimal("0"), Decimal("4"), places=3)),  # 0: a register that did not move
     min_size=2, max_size=9, unique_by=lambda item: item[0])
 
 
@@ -42,39 +44,43 @@ def month_boundary(tz) -> datetime:
 def tariffed(request, session):
     kit = make_estate_with_wallet(session)
     session.add(TariffVersion(estate_id=kit.estate.id, utility="electricity", effective_from=date(2020, 1, 1),
-                              kind=request.param, rates=RATES[request.param], standing_charge=Decimal("5")))
+                              kind=request.param, rates=RATES[request.param], standing_charge=Decimal("5"),
+                              solar_rate=Decimal("0.73")))
     session.commit()
     return kit
 
 
-def metered_unit(session, kit, register_digits=None):
+def metered_unit(session, kit, register_digits=None, bidirectional=False):
     """A fresh unit with its own wallet and meter in the kit's estate (one per arrival order)."""
     unit = make_unit(session, kit.estate)
     wallet = make_wallet(session, unit)
     meter = make_meter(session, unit, serial=unique("M"))
-    meter.register_digits = register_digits
+    meter.register_digits, meter.bidirectional = register_digits, bidirectional
     session.commit()
     return meter, next(p for p in wallet.pockets if p.utility == "electricity")
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(readings=readings_strategy, seed=st.integers(0, 2**32 - 1), wraps=st.booleans())
-def test_shuffled_arrival_bills_what_in_order_arrival_bills(session, tariffed, readings, seed, wraps):
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(readings=readings_strategy, seed=st.integers(0, 2**32 - 1), mode=st.sampled_from(("plain", "wraps", "net")))
+def test_shuffled_arrival_bills_what_in_order_arrival_bills(session, tariffed, readings, seed, mode):
     boundary = month_boundary(tariffed.estate.tz)
-    # A 4-digit register started just below 10,000 wraps within the first few readings.
-    start, digits = (Decimal("9998"), 4) if wraps else (Decimal("1000"), None)
+    # A 4-digit register started just below 10,000 wraps within the first few readings; a
+    # net-metered one moves between -2 and +2 a step, so it exports as often as it imports.
+    start, digits = (Decimal("9998"), 4) if mode == "wraps" else (Decimal("1000"), None)
     register, used, series = start, Decimal(0), []
     for offset, rise in sorted(readings):
-        register, used = (register + rise) % 10_000 if wraps else register + rise, used + rise
+        rise = rise - 2 if mode == "net" else rise
+        register, used = (register + rise) % 10_000 if mode == "wraps" else register + rise, used + rise
         series.append((boundary + timedelta(minutes=30 * offset), register))
-    used -= sorted(readings)[0][1]  # the first reading only sets the starting register
+    used -= sorted(readings)[0][1] - (2 if mode == "net" else 0)  # the first reading only sets the register
 
-    in_order, in_order_pocket = metered_unit(session, tariffed, digits)
+    meters = {"register_digits": digits, "bidirectional": mode == "net"}
+    in_order, in_order_pocket = metered_unit(session, tariffed, **meters)
     for moment, value in series:
         ingest(session, [direct(in_order.serial, moment, str(value))])
         session.commit()
 
-    shuffled, shuffled_pocket = metered_unit(session, tariffed, digits)
+    shuffled, shuffled_pocket = metered_unit(session, tariffed, **meters)
     chaos = random.Random(seed)
     arrivals = series[:]
     chaos.shuffle(arrivals)
@@ -94,6 +100,24 @@ def test_shuffled_arrival_bills_what_in_order_arrival_bills(session, tariffed, r
         LedgerTransaction.kind == "adjustment",
         LedgerTransaction.idempotency_key.like(f"reprice:{shuffled.serial}:%"))).all()
     assert len(keys) == len(set(keys)) <= len(series)
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_standing_charges_follow_the_readings_not_their_order(session, tariffed, order):
+    """A month's standing charge comes with any span ending in it, even one that used nothing:
+    in order, the span into the new month used nothing; out of order it once carried the use."""
+    boundary = month_boundary(tariffed.estate.tz)
+    series = [(boundary - timedelta(minutes=30), "998.001"), (boundary, "998.002"),
+              (boundary + timedelta(minutes=30), "998.002")]
+    meter, pocket = metered_unit(session, tariffed)
+    for index in order:
+        ingest(session, [direct(meter.serial, *series[index])])
+        session.commit()
+    months = session.scalars(select(LedgerTransaction.idempotency_key).where(
+        LedgerTransaction.kind == "standing_charge", LedgerTransaction.idempotency_key.like(f"standing:{meter.serial}:%"))
+        .order_by(LedgerTransaction.idempotency_key)).all()
+    assert len(months) == 2, months  # the month the boundary closes, and the one after it
+    assert balance(session, pocket) == Decimal("-10.00"), "two R5 standing charges; 0.002 kWh rounds to nothing"
 
 
 def test_a_late_reading_under_time_of_use_posts_one_adjustment(session):

@@ -42,9 +42,9 @@ def test_a_late_reading_must_split_its_span_wraps_included():
                                   meter=FakeMeter(digits=5))
     assert late(Decimal("100"), Decimal("120"), Decimal("150"), Decimal("50"), meter=meter) is None
     assert late(None, Decimal("7"), Decimal("10"), None, meter=meter) is None  # before the meter's first
-    # Net-metered meters keep the strict rule late: a split export is not re-priced.
-    assert "above the later" in late(Decimal("100"), Decimal("104"), Decimal("102"), Decimal("2"),
-                                     meter=FakeMeter(bidirectional=True))
+    # A net-metered meter may go above both neighbours (an import, then an export).
+    assert late(Decimal("100"), Decimal("104"), Decimal("102"), Decimal("2"),
+                meter=FakeMeter(bidirectional=True)) is None
 
 
 def test_only_a_wrap_raises_a_rollover_flag():
@@ -139,6 +139,45 @@ def test_net_metered_export_is_credited_at_the_solar_rate(session, metered):
     ingest(session, [direct("23022673", at(30), "101")])  # a replay credits nothing more
     session.commit()
     assert balance(session, metered.pocket) == Decimal("95.60")
+
+
+def test_a_late_reading_that_turns_an_export_into_import_and_export_is_repriced(session, metered):
+    version = session.scalar(select(TariffVersion))
+    version.solar_rate = Decimal("0.80")
+    metered.meter.bidirectional = True
+    session.commit()
+    ingest(session, [direct("23022673", at(120), "100"), direct("23022673", at(60), "98")])
+    session.commit()
+    assert balance(session, metered.pocket) == Decimal("101.60")  # 2 kWh exported at R0.80
+    # It went up to 101 first: 1 kWh bought at R2.00, then 3 kWh exported (R2.40).
+    report = ingest(session, [direct("23022673", at(90), "101")])
+    session.commit()
+    assert (report.accepted, report.repriced) == (1, 1)
+    assert balance(session, metered.pocket) == Decimal("100.40")
+    consumed = dict(session.execute(select(Reading.taken_at, Reading.consumption)).all())
+    assert (consumed[at(90)], consumed[at(60)]) == (Decimal("1"), Decimal("-3"))
+    # Before the meter's first reading: an export span of its own, credited as such.
+    ingest(session, [direct("23022673", at(150), "101.5")])
+    session.commit()
+    assert balance(session, metered.pocket) == Decimal("101.60")  # and 1.5 kWh exported at R0.80 (R1.20)
+    credit = session.scalar(select(LedgerTransaction).where(
+        LedgerTransaction.idempotency_key == f"reading:23022673:{at(120).isoformat()}"))
+    assert credit.kind == "solar_export" and "1.500 kWh" in credit.memo
+
+
+def test_units_estates_reprice_a_split_export_in_units(session):
+    kit, meter, pocket = units_estate(session)
+    session.scalar(select(TariffVersion)).solar_rate = Decimal("1.00")  # half the unit price
+    meter.bidirectional = True
+    session.commit()
+    ingest(session, [direct("7700", at(120), "50"), direct("7700", at(60), "46")])
+    session.commit()
+    assert balance(session, pocket) == Decimal("102.000")  # 4 kWh exported, worth 2 kWh of credit
+    ingest(session, [direct("7700", at(90), "52")])  # 2 kWh used (2 units), then 6 exported (3 units)
+    session.commit()
+    assert balance(session, pocket) == Decimal("101.000")
+    adjustment = session.scalars(select(LedgerTransaction).where(LedgerTransaction.kind == "adjustment")).one()
+    assert adjustment.idempotency_key == f"reprice:7700:{at(90).isoformat()}"
 
 
 def test_export_without_a_solar_rate_is_recorded_not_credited(session, metered):
