@@ -345,13 +345,13 @@ def _late(session: Session, batch: _Batch, report: IngestReport, meter: Meter, e
 class _Reprice:
     """What a late reading changes in money: the spans around it, priced before and after."""
 
-    def __init__(self, meter: Meter, estate: Estate, pocket: Account, versions: list,
+    def __init__(self, meter: Meter, estate: Estate, pocket: Account, counterpart: Account, versions: list,
                  window: tuple[datetime, datetime], position: Decimal, old: Decimal) -> None:
         self.meter, self.estate, self.pocket, self.versions = meter, estate, pocket, versions
+        self.counterpart = counterpart  # revenue, or units issued in units estates
         self.window, self.position, self.old = window, position, old
         self.split_end = window[1]  # the reading after the late one: the adjustment's moment
         self.ends: list[datetime] = []  # the window's span ends: each owes its month's standing charge
-        self.counterpart: Account | None = None  # revenue, or units issued in units estates
 
     @classmethod
     def before_split(cls, session: Session, batch: _Batch, meter: Meter, estate: Estate,
@@ -383,10 +383,8 @@ class _Reprice:
             position = _position(session, meter, estate, start)
         else:
             position = Decimal(0)  # flat and time-of-use prices do not depend on it
-        plan = cls(meter, estate, pocket, versions, (start, end), position, Decimal(0))
-        plan.counterpart = system_account(
-            session, estate, "units_issued" if units_mode else "revenue", meter.utility, utility=meter.utility,
-            commodity=UTILITY_UNITS[meter.utility] if units_mode else None)
+        plan = cls(meter, estate, pocket, _counterpart(session, estate, meter.utility), versions, (start, end),
+                   position, Decimal(0))
         plan.old, plan.split_end = plan._priced(session), after.taken_at
         return plan
 
@@ -557,12 +555,9 @@ def _bill(session: Session, batch: _Batch, report: IngestReport, spans: list[_Sp
         if pocket is None:
             continue
         units_mode = estate.wallet_denomination == "units"
-        kind = "units_issued" if units_mode else "revenue"
-        if (estate.id, meter.utility, kind) not in counterparts:
-            counterparts[(estate.id, meter.utility, kind)] = system_account(
-                session, estate, kind, meter.utility, utility=meter.utility,
-                commodity=UTILITY_UNITS[meter.utility] if units_mode else None)
-        counterpart = counterparts[(estate.id, meter.utility, kind)]
+        if (estate.id, meter.utility) not in counterparts:
+            counterparts[(estate.id, meter.utility)] = _counterpart(session, estate, meter.utility)
+        counterpart = counterparts[(estate.id, meter.utility)]
         versions = prices.get((estate.id, meter.utility)) or []
         entries += _standing_charge(estate, meter, pocket, counterpart, versions, span.end)
         if span.quantity < 0:  # a net-metered export: credited at the solar rate (C5)
@@ -597,6 +592,14 @@ def _bill(session: Session, batch: _Batch, report: IngestReport, spans: list[_Sp
                and estates[s.meter.estate_id].feature_enabled("credit_control")}
     return sorted(charged | {e.legs[0][0] for e in batch.entries
                              if estates[e.estate_id].feature_enabled("credit_control")})
+
+
+def _counterpart(session: Session, estate: Estate, utility: str) -> Account:
+    """Where a pocket's charges go: revenue, or the units-issued account in units estates."""
+    if estate.wallet_denomination == "units":
+        return system_account(session, estate, "units_issued", utility, utility=utility,
+                              commodity=UTILITY_UNITS[utility])
+    return system_account(session, estate, "revenue", utility, utility=utility)
 
 
 def _without_repeats(entries: list[Entry]) -> list[Entry]:

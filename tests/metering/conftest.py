@@ -9,7 +9,8 @@ import pytest
 from app.metering.ingest import Message
 from app.models import Account, Estate, Meter, Unit
 from app.models.metering import TariffVersion
-from tests.factories import make_estate_with_wallet, make_meter, make_topup
+from tests.factories import make_estate_with_wallet, make_meter, make_topup, make_user
+from tests.web.conftest import sign_in
 
 
 def at(minutes_ago: int) -> datetime:
@@ -62,3 +63,21 @@ def _forget_request_actor():
     token = current_actor.set(SYSTEM)
     yield
     current_actor.reset(token)
+
+
+@pytest.fixture
+def fresh_rate_limits(app):
+    """Tests that sign in start from untouched login rate limits."""
+    from app.extensions import limiter
+
+    limiter.reset()
+
+
+@pytest.fixture
+def staff_client(session, metered, app, fresh_rate_limits):
+    """A test client signed in as staff (with the `metered` estate present)."""
+    staff = make_user(session, "staff")
+    session.commit()
+    client = app.test_client()
+    assert sign_in(client, staff.email).status_code == 302
+    return client

@@ -12,22 +12,7 @@ from tests.factories import make_user
 from tests.metering.conftest import at, direct
 from tests.web.conftest import csrf_from, sign_in
 
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits(app):
-    """Each test signs in: start from untouched login rate limits."""
-    from app.extensions import limiter
-
-    limiter.reset()
-
-
-@pytest.fixture
-def staff_client(session, metered, app):
-    staff = make_user(session, "staff")
-    session.commit()
-    client = app.test_client()
-    assert sign_in(client, staff.email).status_code == 302
-    return client
+pytestmark = pytest.mark.usefixtures("fresh_rate_limits")
 
 
 def test_meter_detail_shows_periods_alerts_commands_and_dead_letters(session, metered, staff_client):

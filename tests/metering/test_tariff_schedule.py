@@ -17,26 +17,11 @@ from tests.factories import make_period, make_user
 from tests.metering.conftest import at, balance, direct
 from tests.web.conftest import csrf_from, sign_in
 
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits(app):
-    """Each test signs in: start from untouched login rate limits."""
-    from app.extensions import limiter
-
-    limiter.reset()
+pytestmark = pytest.mark.usefixtures("fresh_rate_limits")
 
 
 def versions(session) -> int:
     return session.scalar(select(func.count(TariffVersion.id)))
-
-
-@pytest.fixture
-def staff_client(session, metered, app):
-    staff = make_user(session, "staff")
-    session.commit()
-    client = app.test_client()
-    assert sign_in(client, staff.email).status_code == 302
-    return client
 
 
 def form(metered, days_ahead=45, **fields) -> dict:
