@@ -78,6 +78,8 @@ class Config:
                                            "sandbox.payfast.co.za,w1w.payfast.co.za,w2w.payfast.co.za")
     SMS_GATEWAY_USER = os.environ.get("SMS_GATEWAY_USER", "gateway")
     SMS_GATEWAY_PASSWORD = os.environ.get("SMS_GATEWAY_PASSWORD", "")  # empty: the endpoint refuses all
+    # Only SMS from these sender ids may credit (case-insensitive); see app/payments/mpesa_sms.py.
+    MPESA_SENDERS = os.environ.get("MPESA_SENDERS", "MPESA,M-PESA")
     KOIOS_URL = os.environ.get("KOIOS_URL", "http://127.0.0.1:5103")
     KOIOS_API_KEY = os.environ.get("KOIOS_API_KEY", "")
     KOIOS_API_SECRET = os.environ.get("KOIOS_API_SECRET", "")

@@ -36,13 +36,25 @@ def sms_gateway():
         raw = request.get_data()
         if request.headers.get("Content-Encoding", "").lower() == "gzip":
             raw = _gunzip(raw)
-        body = json.loads(raw or b"{}")
-        if not isinstance(body, dict):
-            raise ValueError("the body must be a JSON object")
-        return jsonify(mpesa_sms.handle_gateway_post(db.session, body))
+        body = _parse_json(raw)
+        answer = mpesa_sms.handle_gateway_post(db.session, body,
+                                               senders=current_app.config["MPESA_SENDERS"])
     except (ValueError, OSError) as error:
         db.session.rollback()
         return jsonify({"error": True, "message": str(error)}), 400
+    return jsonify(answer)
+
+
+def _parse_json(raw: bytes) -> dict:
+    """The gateway's JSON object; ValueError when the body as a whole cannot be read."""
+    try:
+        # An integer too long for Python's int() stays text, for the message to refuse.
+        body = json.loads(raw or b"{}", parse_int=lambda digits: int(digits) if len(digits) <= 40 else digits)
+    except RecursionError:  # e.g. 100,000 nested "[": Python's parser gives up
+        raise ValueError("the body is nested too deeply to read") from None
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    return body
 
 
 MAX_GATEWAY_BODY = 2 * 1024 * 1024  # far above a gateway poll; refuses gzip bombs

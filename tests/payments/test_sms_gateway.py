@@ -186,7 +186,7 @@ def test_one_phone_paying_into_many_units_is_flagged(app, kit, client, committed
         db.session.remove()
     assert statuses == {"credited"}  # flagged for staff, still credited
     assert reasons[:3] == [None, None, None]
-    assert reasons[3] == "suspicious: 26650001111 paid into 4 units in 30 days"
+    assert reasons[3] == "suspicious: +26650001111 paid into 4 units in 30 days"
 
 
 def test_gzip_bomb_is_refused_with_400_and_nothing_read(client):
@@ -198,3 +198,121 @@ def test_gzip_bomb_is_refused_with_400_and_nothing_read(client):
         **auth(), "Content-Type": "application/json", "Content-Encoding": "gzip"})
     assert response.status_code == 400
     assert response.get_json() == {"error": True, "message": "the body is too large"}
+
+
+# --- only M-PESA's sender ids may credit (issue 11, item 1) --------------------------------
+
+SPOOF = ("5L956Z39DJ Confirmed. on 9/12/18 at 8:59 AM M500.00 received from 27820000001 - "
+         "Mallory X 27820000001.New M-Pesa balance is M900.00 Reference: {ref}.")
+
+
+def relay_from(client, sender, *messages):
+    body = {"messages": [{"id": mid, "from": sender, "content": text, "sms_sent": 1544338740000}
+                         for mid, text in messages]}
+    response = client.post(URL, json=body, headers=auth())
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def test_a_look_alike_from_an_ordinary_phone_is_flagged_audited_and_never_credited(
+        app, kit, client, login):
+    from app.models import AuditLog
+    answer = relay_from(client, "+27820000001", ("spoof-1", SPOOF.format(ref=kit.unit_number)))
+    assert answer["messages"] == []  # no receipt either
+    assert balance(app, kit.pocket_id) == 0
+    assert mpesa_postings(app) == 0
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Payment)) == 0
+        row = db.session.scalar(select(SmsMessage))
+        assert row.outcome == "suspicious"
+        assert row.reason == ("suspicious: sent by +27820000001, not by an M-PESA sender id "
+                              "(M-PESA, MPESA); not credited")
+        audit = db.session.scalar(select(AuditLog).where(AuditLog.action == "sms.suspicious"))
+        assert (audit.entity_type, audit.entity_id) == ("SmsMessage", str(row.id))
+        assert audit.new["from"] == "+27820000001" and audit.new["amount"] == "500.00"
+        db.session.remove()
+    page = login(kit.staff_email).get("/staff/payments").get_data(as_text=True)
+    assert 'id="suspicious-sms"' in page
+    assert "+27820000001" in page and "not by an M-PESA sender id" in page
+
+
+@pytest.mark.parametrize("sender", ["MPESA", "M-PESA", "mpesa", " M-Pesa "])
+def test_the_provider_sender_ids_credit_in_any_case(app, kit, client, sender):
+    relay_from(client, sender, ("sms-1", DOCUMENTED))
+    assert balance(app, kit.pocket_id) == Decimal("1.00")
+
+
+def test_mpesa_senders_setting_replaces_the_default(app, kit, client, monkeypatch):
+    monkeypatch.setitem(app.config, "MPESA_SENDERS", "VodaMPESA, MPESA-LS")
+    relay_from(client, "MPESA", ("sms-1", DOCUMENTED))
+    assert balance(app, kit.pocket_id) == 0
+    relay_from(client, "mpesa-ls", ("sms-2", DOCUMENTED))
+    assert balance(app, kit.pocket_id) == Decimal("1.00")
+
+
+def test_an_estate_setting_narrows_the_senders_for_its_units(app, kit, client, committed):
+    from app.estates import put_setting
+    from app.models import AuditLog
+    with committed() as s:
+        put_setting(s, "mpesa_senders", "M-PESA", estate_id=kit.estate_id)
+        put_setting(s, "mpesa_senders", "MPESA, SOMEONE", estate_id=None)  # can only narrow
+    relay_from(client, "MPESA", ("sms-1", DOCUMENTED))
+    assert balance(app, kit.pocket_id) == 0
+    relay_from(client, "SOMEONE", ("sms-2", DOCUMENTED))  # in no configured list
+    assert balance(app, kit.pocket_id) == 0
+    with app.app_context():
+        outcomes = db.session.execute(select(SmsMessage.gateway_id, SmsMessage.outcome)
+                                      .order_by(SmsMessage.id)).all()
+        assert outcomes == [("sms-1", "suspicious"), ("sms-2", "suspicious")]
+        audit = db.session.scalar(select(AuditLog).where(AuditLog.action == "sms.suspicious"))
+        assert audit.estate_id == kit.estate_id
+        db.session.remove()
+    relay_from(client, "M-PESA", ("sms-3", DOCUMENTED))
+    assert balance(app, kit.pocket_id) == Decimal("1.00")
+
+
+# --- phones matched as whole E.164 numbers (issue 11, item 14) -----------------------------
+
+def test_lesotho_and_benin_local_numbers_with_the_same_digits_never_cross_match(app, kit, client,
+                                                                               committed):
+    """Kit's Lesotho tenant is +266 5775 5403; a Benin tenant has the same 8 local digits."""
+    from datetime import date
+
+    from app.models import Person, Tenancy
+    from app.payments.mpesa_sms import match_unit
+    from tests import factories
+    with committed() as s:
+        benin = factories.make_estate_with_wallet(s, currency="XOF", country="BJ")
+        person = Person(full_name="Koffi Adjovi", phone="57 75 54 03")  # written locally in Benin
+        s.add(person)
+        s.flush()
+        s.add(Tenancy(unit_id=benin.unit.id, person_id=person.id, move_in=date(2024, 1, 1)))
+        benin_unit = benin.unit.id
+    with app.app_context():
+        def unit_for(phone, currency=None):
+            unit, _ = match_unit(db.session, None, phone, currency=currency)
+            return unit.id if unit else None
+        assert unit_for("26657755403") == kit.unit_id         # as M-PESA writes the payer
+        assert unit_for("+229 01 57 75 54 03") == benin_unit
+        assert unit_for("22957755403") == benin_unit          # Benin's old 8-digit form
+        assert unit_for("57755403", "LSL") == kit.unit_id     # local: read where the money is
+        assert unit_for("57755403", "XOF") == benin_unit
+        assert unit_for("57755403") is None                   # local, no currency: ambiguous
+        assert unit_for("26657755404") is None and unit_for("2665775540") is None
+        db.session.remove()
+    relay(client, ("sms-1", DOCUMENTED))
+    assert balance(app, kit.pocket_id) == Decimal("1.00")
+    with app.app_context():
+        assert db.session.scalar(select(Payment.payer_phone)) == "+26657755403"
+        db.session.remove()
+
+
+def test_a_longer_number_ending_in_the_tenants_digits_is_not_the_tenant(app, kit, client):
+    # The old rule compared only the last 8 digits: +27 61 5775 5403 "was" +266 5775 5403.
+    stranger = DOCUMENTED.replace("26657755403", "27657755403")
+    relay(client, ("sms-1", stranger))
+    assert balance(app, kit.pocket_id) == 0
+    with app.app_context():
+        payment = db.session.scalar(select(Payment))
+        assert (payment.status, payment.payer_phone) == ("unmatched", "+27657755403")
+        db.session.remove()

@@ -14,7 +14,7 @@ from app.models.meter import UTILITIES
 from app.models.payments import PAYMENT_STATUSES, PROVIDERS, Payment
 from app.payments import eft
 from app.payments.credit import PaymentError
-from app.payments.mpesa_sms import assign_payment
+from app.payments.mpesa_sms import assign_payment, suspicious_messages
 from app.payments.vendor_credit import push_payment, vendor_customer_code
 
 PAGE_SIZE = 100
@@ -32,9 +32,10 @@ def payments():
     rows = db.session.scalars(query).all()
     units = db.session.execute(select(Unit.id, Unit.number, Estate.name).join(Estate)
                                .order_by(Estate.name, Unit.number)).all()
+    suspicious = suspicious_messages(db.session) if provider in ("", "mpesa") else []
     return render("staff/payments/index.html", "payment_table", rows=rows, units=units,
                   providers=PROVIDERS, statuses=PAYMENT_STATUSES, utilities=UTILITIES,
-                  provider=provider, status=status, report=None)
+                  provider=provider, status=status, report=None, suspicious=suspicious)
 
 
 @bp.post("/payments/assign")
