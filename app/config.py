@@ -32,6 +32,8 @@ class Config:
     INGEST_BATCH_WAIT_MS = int(os.environ.get("INGEST_BATCH_WAIT_MS", "50"))
     INGEST_HEARTBEAT_SECONDS = float(os.environ.get("INGEST_HEARTBEAT_SECONDS", "5"))
     INGEST_LANES = int(os.environ.get("INGEST_LANES", "1"))  # batching threads per worker, split by meter
+    # Where the ingest worker writes a message it could not even dead-letter, then acknowledges it.
+    INGEST_SPOOL_PATH = os.environ.get("INGEST_SPOOL_PATH", str(INSTANCE_DIR / "ingest-spool.jsonl"))
     INGEST_WORKERS_EXPECTED = int(os.environ.get("INGEST_WORKERS_EXPECTED", "0"))  # /healthz degrades below
     MAIL_URL = os.environ.get("MAIL_URL", "")  # empty: emails are written to the log
     MAIL_FROM = os.environ.get("MAIL_FROM", "Meterwise <no-reply@meterwise.local>")

@@ -17,10 +17,22 @@ DevEUI) into lanes, each batching and committing on its own thread and database 
 Lanes never share a meter, so their row locks do not collide; while one lane waits for
 PostgreSQL another runs Python, which a single loop cannot do. The ledger's per-estate
 chain lock still orders their postings, exactly as between separate worker processes.
+
+A failing batch (issue 11): a database connection error (the server restarted, the backend
+was terminated, a deadlock) is the database's fault, not the messages': the worker reconnects
+and runs the same batch again, acknowledging nothing meanwhile. Any other failure is some
+message's own content: the batch is halved, and halved again, until the message that fails on
+its own is alone; it is dead-lettered and the rest commit (about 2·log2(N) batch attempts for
+one bad message in N, where retrying one by one took N). A dead letter always fits
+(`dead_letter_row`); should even its insert fail, the message goes to the spool file
+(INGEST_SPOOL_PATH, one JSON line with the payload in base64) and is acknowledged, so that one
+message never holds the broker's in-flight window.
 """
 from __future__ import annotations
 
+import base64
 import gc
+import json
 import logging
 import os
 import queue
@@ -30,6 +42,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlparse
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -40,14 +53,27 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.metering import credit_control  # noqa: E402
-from app.metering.ingest import Message, ingest, ingest_paused, record_heartbeat  # noqa: E402
+from app.metering.ingest import Message, dead_letter_row, ingest, ingest_paused, record_heartbeat  # noqa: E402
 from app.models import canonical_serial, utcnow  # noqa: E402
 from app.models.metering import DeadLetter  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError  # noqa: E402
 
 log = logging.getLogger("meterwise.ingest")
 
 READING_TOPICS = ("application/+/device/+/event/up", "meters/+/readings")
 ACK_TOPIC = "meters/+/acks"
+# A batch that keeps failing with a "connection" error while the database answers a ping is
+# failing on its content after all (a statement timeout, say): after this many tries, bisect.
+TRANSIENT_RETRIES = 3
+
+
+def is_connection_error(error: BaseException) -> bool:
+    """Whether the database, not the batch, failed: a lost or refused connection, a terminated
+    backend (AdminShutdown), a deadlock or serialization failure (psycopg's OperationalError)."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, OperationalError | InterfaceError)
 
 
 @dataclass(frozen=True)
@@ -63,6 +89,7 @@ class Settings:
     batch_wait: float
     heartbeat: float = 5.0
     lanes: int = 1
+    spool_path: str = "instance/ingest-spool.jsonl"
 
     @classmethod
     def from_config(cls, config) -> Settings:
@@ -77,6 +104,7 @@ class Settings:
             batch_wait=int(config["INGEST_BATCH_WAIT_MS"]) / 1000,
             heartbeat=float(config["INGEST_HEARTBEAT_SECONDS"]),
             lanes=max(int(config["INGEST_LANES"]), 1),
+            spool_path=config["INGEST_SPOOL_PATH"],
         )
 
     def subscriptions(self) -> list[str]:
@@ -201,27 +229,69 @@ class IngestWorker:
         return batch
 
     def _process(self, batch: list[mqtt.MQTTMessage]) -> None:
-        """One transaction per batch; acknowledge only after commit."""
-        try:
-            self._ingest(batch)
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            log.exception("batch of %d failed; retrying message by message", len(batch))
-            for message in batch:
-                try:
-                    self._ingest([message])
-                    db.session.commit()
-                except Exception as error:
-                    db.session.rollback()
-                    log.exception("message on %s failed; dead-lettered", message.topic)
-                    if not self._dead_letter(message, error):
-                        continue  # not even that: unacknowledged, re-delivered after a reconnect
+        """One transaction per batch; acknowledge only after commit; isolate what fails on its own."""
+        if self._settle(batch):
+            self._publish_commands()
+
+    def _settle(self, messages: list[mqtt.MQTTMessage]) -> bool:
+        """Commit `messages` and acknowledge them, or halve them until the failing one is alone
+        and dead-letter it. Return whether anything committed (False also when stopping)."""
+        error = self._attempt(messages)
+        if error is None:
+            for message in messages:
                 self.client.ack(message.mid, message.qos)
-            return
-        for message in batch:
-            self.client.ack(message.mid, message.qos)
-        self._publish_commands()
+            return True
+        if error is _STOPPING:
+            return False  # unacknowledged: the broker sends them again
+        if len(messages) == 1:
+            self._dead_letter(messages[0], error)
+            return False
+        log.warning("batch of %d failed (%s); halving it to find the message", len(messages), error)
+        middle = len(messages) // 2
+        left = self._settle(messages[:middle])
+        return self._settle(messages[middle:]) or left
+
+    def _attempt(self, messages: list[mqtt.MQTTMessage]):
+        """Run and commit one batch: None when it committed, else the error it failed with on its
+        own. Connection errors are waited out and the batch run again."""
+        transient = 0
+        while True:
+            try:
+                self._ingest(messages)
+                db.session.commit()
+                return None
+            except Exception as error:
+                self._rollback()
+                if not is_connection_error(error):
+                    return error
+                transient += 1
+                log.warning("database connection failed during a batch of %d (%s); retrying it",
+                            len(messages), error.__class__.__name__)
+                if not self._wait_for_database():
+                    return _STOPPING
+                if transient > TRANSIENT_RETRIES:
+                    return error  # the database answers, yet this batch keeps failing: its content
+
+    def _rollback(self) -> None:
+        try:
+            db.session.rollback()
+        except Exception:  # the connection is gone; the pool hands out a fresh one next time
+            db.session.remove()
+
+    def _wait_for_database(self) -> bool:
+        """Back off until the database answers (False when the worker is stopping meanwhile)."""
+        delay = 0.2
+        while self.running:
+            time.sleep(delay)
+            try:
+                db.session.execute(text("SELECT 1"))
+                db.session.rollback()
+                return True
+            except Exception as error:
+                self._rollback()
+                log.warning("database still unavailable (%s); next try in %.1f s", error.__class__.__name__, delay)
+                delay = min(delay * 2, 30)
+        return False
 
     def _heartbeat(self, stopped: bool = False) -> None:
         """Tell /healthz this worker lives: its backlog and last batch (never fatal)."""
@@ -234,17 +304,38 @@ class IngestWorker:
             db.session.rollback()
             log.exception("could not write the heartbeat")
 
-    def _dead_letter(self, message: mqtt.MQTTMessage, error: Exception) -> bool:
-        """Keep a message the pipeline crashed on (a locked period, a bug) for staff to replay."""
+    def _dead_letter(self, message: mqtt.MQTTMessage, error: Exception) -> None:
+        """Keep a message the pipeline failed on (a locked period, a bug) for staff to replay, and
+        acknowledge it; when even the dead letter cannot be written, spool it to a file first."""
+        log.error("message on %s failed on its own (%s); dead-lettered", message.topic, error)
+        row = dead_letter_row(message.topic, message.payload, f"pipeline error: {error}", None, utcnow())
+        for _ in range(TRANSIENT_RETRIES + 1):
+            try:
+                db.session.add(DeadLetter(**row))
+                db.session.commit()
+                break
+            except Exception as failure:
+                self._rollback()
+                if is_connection_error(failure):
+                    if self._wait_for_database():
+                        continue
+                    return  # stopping: unacknowledged, the broker sends it again
+                log.exception("could not dead-letter the message on %s; spooling it", message.topic)
+                self._spool(message, row["reason"])
+                break
+        self.client.ack(message.mid, message.qos)
+
+    def _spool(self, message: mqtt.MQTTMessage, reason: str) -> None:
+        """Append the message to the local spool file (the last resort; never raises)."""
+        line = json.dumps({"at": utcnow().isoformat(), "topic": message.topic, "reason": reason,
+                           "payload_base64": base64.b64encode(message.payload).decode()})
         try:
-            db.session.add(DeadLetter(topic=message.topic[:300], reason=f"pipeline error: {error}"[:500],
-                                      payload=message.payload.decode("utf-8", "replace")))
-            db.session.commit()
-            return True
-        except Exception:
-            db.session.rollback()
-            log.exception("could not dead-letter the message on %s", message.topic)
-            return False
+            path = Path(self.settings.spool_path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as spool:
+                spool.write(line + "\n")
+        except OSError:
+            log.exception("could not spool either; the message was: %s", line)
 
     def _ingest(self, batch: list[mqtt.MQTTMessage]) -> None:
         prefix = self.settings.prefix
@@ -296,6 +387,9 @@ class IngestWorker:
             self.connect()
         if not self.paused:
             self._publish_commands()
+
+
+_STOPPING = object()  # _attempt's answer when the worker stops while waiting for the database
 
 
 def main() -> None:

@@ -1,7 +1,13 @@
-"""POST /api/v1/readings (M4): cellular gateways post JSON readings with an X-API-Key header."""
+"""POST /api/v1/readings (M4): cellular gateways post JSON readings with an X-API-Key header.
+
+Bad input never gives a 5xx: a body that is not JSON (or nested too deeply to read) is a 400,
+a reading the pipeline cannot use is refused with its reason (and dead-lettered), a batch the
+ledger refuses is a 409 and a database that is unreachable a 503; nothing is half-written.
+"""
 import json
 
 from flask import Blueprint, jsonify, request
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.extensions import csrf, db
 from app.ledger import LedgerError
@@ -11,6 +17,22 @@ from app.metering.ingest import Message, ingest, ingest_paused
 
 bp = Blueprint("readings_api", __name__, url_prefix="/api/v1")
 MAX_READINGS = 1000
+
+
+def _body():
+    """The request's JSON, or None when it is not JSON (deep nesting included)."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:  # json raises it, not ValueError, past its nesting limit
+        return None
+
+
+def _encoded(item) -> bytes:
+    """One reading as the pipeline takes it: JSON bytes (what cannot be re-encoded, a string)."""
+    try:
+        return json.dumps(item).encode()
+    except (RecursionError, ValueError):
+        return b'"reading nested too deeply"'
 
 
 @bp.post("/readings")
@@ -23,18 +45,23 @@ def post_readings():
         response = jsonify(error="ingest is paused for maintenance; retry later")
         response.headers["Retry-After"] = "60"
         return response, 503
-    body = request.get_json(silent=True)
+    body = _body()
     items = body.get("readings") if isinstance(body, dict) and "readings" in body else [body]
     if body is None or not isinstance(items, list) or not items:
         return jsonify(error="send a JSON reading object or {\"readings\": [...]}"), 400
     if len(items) > MAX_READINGS:
         return jsonify(error=f"at most {MAX_READINGS} readings per request"), 413
-    messages = [Message(HTTP_TOPIC, json.dumps(item).encode()) for item in items]
+    messages = [Message(HTTP_TOPIC, _encoded(item)) for item in items]
     try:
         report = ingest(db.session, messages)
     except LedgerError as error:  # e.g. a reading in a locked period: nothing is stored
         db.session.rollback()
         return jsonify(error=f"the ledger refused the batch: {error}"), 409
+    except (OperationalError, InterfaceError):  # the database, not the readings: send them again
+        db.session.rollback()
+        response = jsonify(error="the database is unavailable; retry later")
+        response.headers["Retry-After"] = "30"
+        return response, 503
     db.session.commit()
     return jsonify(accepted=report.accepted, duplicates=report.duplicates, billed=report.billed,
                    refused=report.dead_letters), 200

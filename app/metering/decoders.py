@@ -1,6 +1,14 @@
 """Decoders (M2): pure functions from a topic and raw payload to one register reading.
 
 Registers come out in the utility's billing unit: kWh for energy, kL for water (1 m³ = 1 kL).
+Anything that cannot be read, or would not fit the columns it goes to (a meter id over 64
+characters, a register beyond numeric(20,6), a time no calendar holds, a NUL in an id), is a
+`DecodeError` naming what was wrong: a refusal for the dead letters, never a crash.
+
+ChirpStack uplinks: ChirpStack's `time` is when the gateway heard the uplink, not when the
+meter read its register. The device's own timestamp in the decoded `object` (the profile's
+`time_field`, else `time` or `timestamp`) wins when there is one. `deduplicationId` names the
+uplink (`uplink_id`), so a replayed uplink is stored once whatever time it carries.
 """
 from __future__ import annotations
 
@@ -28,6 +36,10 @@ REGISTER_FIELDS = ("register", "energy", "total_energy", "energy_kwh", "volume",
 DEFAULT_PROFILES: dict[str, dict[str, str]] = {
     "default": {"field": "energy", "unit": "kWh"},
 }
+OBJECT_TIME_FIELDS = ("time", "timestamp")
+MAX_ID = 64  # meters.serial, dead_letters.meter_serial, readings.uplink_id
+MAX_REGISTER = Decimal(10) ** 14  # numeric(20, 6) holds 14 whole digits
+EUI = re.compile(r"^[0-9a-f]{1,32}$")
 UNIT_VALUE = re.compile(r"^\s*(?P<number>[-+]?\d+(?:\.\d+)?)\s*(?P<unit>[A-Za-z³0-9]+)?\s*$")
 
 
@@ -44,6 +56,7 @@ class DecodedReading:
     serial: str | None = None
     dev_eui: str | None = None
     frame_counter: int | None = None
+    uplink_id: str | None = None  # ChirpStack's deduplicationId
     extras: tuple[tuple[str, str], ...] = ()
 
 
@@ -62,24 +75,35 @@ def decode(topic: str, payload: bytes | str,
 
 def decode_chirpstack(document: dict[str, Any], profiles: dict[str, dict[str, str]],
                       topic_eui: str | None = None) -> DecodedReading:
-    """Decode a ChirpStack v4 uplink event (deviceInfo.devEui, object, time, fCnt)."""
-    info = document.get("deviceInfo") or {}
-    eui = str(info.get("devEui") or topic_eui or "").strip().lower()
+    """Decode a ChirpStack v4 uplink event (deviceInfo.devEui, object, time, fCnt, deduplicationId)."""
+    info = document.get("deviceInfo")
+    info = info if isinstance(info, dict) else {}
+    raw_eui = info.get("devEui") or topic_eui or ""
+    eui = raw_eui.strip().lower() if isinstance(raw_eui, str) else ""
     if not eui:
         raise DecodeError("uplink has no deviceInfo.devEui")
+    if not EUI.match(eui):
+        raise DecodeError(f"DevEUI {_short(raw_eui)} is not up to 32 hexadecimal digits")
     decoded = document.get("object")
     if not isinstance(decoded, dict):
         raise DecodeError("uplink has no decoded object (is a codec set on the device profile?)")
-    profile = profiles.get(str(info.get("deviceProfileName") or "")) or profiles.get("default") \
+    name = info.get("deviceProfileName")
+    profile = profiles.get(name if isinstance(name, str) else "") or profiles.get("default") \
         or DEFAULT_PROFILES["default"]
     field, unit = profile.get("field", "energy"), profile.get("unit", "kWh")
     if field not in decoded:
         raise DecodeError(f"uplink object has no {field!r} field")
     register = register_value(decoded[field], unit)
-    return DecodedReading(
-        taken_at=parse_time(document.get("time")), register=register, dev_eui=eui,
-        frame_counter=int(document.get("fCnt") or 0),
-    )
+    time_field = profile.get("time_field") or next((name for name in OBJECT_TIME_FIELDS if name in decoded), None)
+    if time_field and decoded.get(time_field) is not None:
+        taken_at = parse_time(decoded[time_field])  # the device's own clock
+    else:
+        taken_at = parse_time(document.get("time"))  # when the gateway heard it
+    uplink_id = document.get("deduplicationId")
+    if uplink_id is not None:
+        uplink_id = _identifier(uplink_id, "deduplicationId")
+    return DecodedReading(taken_at=taken_at, register=register, dev_eui=eui,
+                          frame_counter=_counter(document.get("fCnt")), uplink_id=uplink_id)
 
 
 def decode_direct(document: dict[str, Any], topic_serial: str | None) -> DecodedReading:
@@ -87,15 +111,17 @@ def decode_direct(document: dict[str, Any], topic_serial: str | None) -> Decoded
     raw_id = document.get("meter") or document.get("meter_id") or document.get("serial") or topic_serial
     if raw_id in (None, ""):
         raise DecodeError("reading names no meter")
+    serial = canonical_serial(_identifier(raw_id, "meter id"))
     field = next((name for name in REGISTER_FIELDS if name in document), None)
     if field is None:
         raise DecodeError(f"reading has none of the register fields {', '.join(REGISTER_FIELDS)}")
-    extras = tuple(sorted((k, str(v)) for k, v in document.items()
-                          if k not in {field, "meter", "meter_id", "serial", "time", "timestamp"}))
+    extras = tuple(sorted((k[:100], str(v)[:100]) for k, v in document.items()
+                          if isinstance(v, str | int | float) and not isinstance(v, bool)
+                          and k not in {field, "meter", "meter_id", "serial", "time", "timestamp"}))
     return DecodedReading(
         taken_at=parse_time(document.get("time", document.get("timestamp"))),
         register=register_value(document[field], None),
-        serial=canonical_serial(str(raw_id)), extras=extras,
+        serial=serial, extras=extras,
     )
 
 
@@ -103,19 +129,28 @@ def register_value(value: Any, default_unit: str | None) -> Decimal:
     """Read "3.01 kWh", "3010 Wh", 3.01 (with a default unit) as kWh or kL."""
     if isinstance(value, bool) or value is None:
         raise DecodeError(f"register {value!r} is not a number")
-    match = UNIT_VALUE.match(str(value))
+    if not isinstance(value, str | int | float):
+        raise DecodeError(f"register {_short(value)} is not a number with a unit")
+    try:
+        text = str(value)
+    except ValueError:  # an int beyond Python's digit limit
+        raise DecodeError("register is not a number") from None
+    match = UNIT_VALUE.match(text) if len(text) <= 100 else None
     if match is None:
-        raise DecodeError(f"register {value!r} is not a number with a unit")
+        raise DecodeError(f"register {_short(value)} is not a number with a unit")
     unit = (match["unit"] or default_unit or "").lower()
     if unit not in REGISTER_UNITS:
-        raise DecodeError(f"register {value!r} has no energy or volume unit")
+        raise DecodeError(f"register {_short(value)} has no energy or volume unit")
     try:
         number = Decimal(match["number"])
     except InvalidOperation:
-        raise DecodeError(f"register {value!r} is not a number") from None
+        raise DecodeError(f"register {_short(value)} is not a number") from None
     if number < 0:
-        raise DecodeError(f"register {value!r} is negative")
-    return number * REGISTER_UNITS[unit]
+        raise DecodeError(f"register {_short(value)} is negative")
+    register = number * REGISTER_UNITS[unit]
+    if register >= MAX_REGISTER:
+        raise DecodeError(f"register {_short(value)} is beyond {MAX_REGISTER:,.0f}")
+    return register
 
 
 def parse_time(value: Any) -> datetime:
@@ -123,8 +158,13 @@ def parse_time(value: Any) -> datetime:
     if value is None or isinstance(value, bool):
         raise DecodeError("reading has no time")
     if isinstance(value, int | float):
-        return datetime.fromtimestamp(int(value), UTC)
-    text = str(value).strip()
+        try:
+            return datetime.fromtimestamp(int(value), UTC)
+        except (OverflowError, OSError, ValueError):  # NaN, Infinity, beyond year 9999
+            raise DecodeError(f"epoch time {_short(value)} is not a time") from None
+    if not isinstance(value, str):
+        raise DecodeError(f"time {_short(value)} is neither ISO 8601 nor epoch seconds")
+    text = value.strip()
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
     # ChirpStack sends nanoseconds; Python keeps microseconds.
@@ -132,17 +172,46 @@ def parse_time(value: Any) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise DecodeError(f"time {value!r} is not ISO 8601") from None
+        raise DecodeError(f"time {_short(value)} is not ISO 8601") from None
     if moment.tzinfo is None:
-        raise DecodeError(f"time {value!r} has no timezone")
-    return moment.astimezone(UTC)
+        raise DecodeError(f"time {_short(value)} has no timezone")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is past the calendar's end in UTC
+        raise DecodeError(f"time {_short(value)} is out of range") from None
+
+
+def _identifier(value: Any, name: str) -> str:
+    """An id as text: a string or whole number, at most MAX_ID characters, no control characters."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise DecodeError(f"{name} {_short(value)} is not a string or number")
+    text = str(value).strip() if isinstance(value, str) else str(value)
+    if not text or len(text) > MAX_ID:
+        raise DecodeError(f"{name} {_short(value)} is empty or longer than {MAX_ID} characters")
+    if any(ord(char) < 32 or char == "\x7f" for char in text):
+        raise DecodeError(f"{name} {_short(value)} contains control characters")
+    return text
+
+
+def _counter(value: Any) -> int:
+    """ChirpStack's fCnt; missing or unreadable counts as 0 (as ChirpStack omits 0)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32 else 0
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """A value for a refusal reason: repr (NUL and controls escaped), cut to `limit` characters."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # deep nesting; an int beyond the digit limit
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _json(payload: bytes | str) -> dict[str, Any]:
     try:
         document = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise DecodeError(f"malformed JSON: {error}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise DecodeError(f"malformed JSON: {_short(str(error), 200)[1:-1]}") from None
     if not isinstance(document, dict):
         raise DecodeError("payload is not a JSON object")
     return document

@@ -95,6 +95,7 @@ class _Batch:
     advanced: dict[int, tuple[datetime, Decimal]] = field(default_factory=dict)
     entries: list[Entry] = field(default_factory=list)  # late readings' bills and re-pricings
     prices: dict[tuple[int, str], list] = field(default_factory=dict)
+    stored_uplinks: set[tuple[int, str]] = field(default_factory=set)  # (meter id, deduplicationId) already kept
 
 
 def ingest(session: Session, messages: list[Message], *, now: datetime | None = None,
@@ -120,13 +121,17 @@ def ingest(session: Session, messages: list[Message], *, now: datetime | None = 
             _dead(batch, message, f"unknown meter {reading.serial or reading.dev_eui}",
                   reading.serial or reading.dev_eui)
             continue
+        # Only meters that stamp readings on their boundaries are held to them (LoRaWAN
+        # devices send on free-running timers and are billed at their own times).
+        interval = meter.interval_minutes if meter.reports_on_boundaries else None
         refusal = (validation.timestamp_refusal(reading.taken_at, batch.now)
-                   or validation.interval_refusal(reading.taken_at, meter.interval_minutes))
+                   or validation.interval_refusal(reading.taken_at, interval))
         if refusal:
             _dead(batch, message, refusal, meter.serial)
             continue
         per_meter[meter.id].append((message, reading))
         by_id[meter.id] = meter
+    batch.stored_uplinks = _stored_uplinks(session, per_meter)
     usual = rollups.usual_per_hour(session, set(by_id), batch.now - HISTORY) if by_id else {}
     for meter_id, items in per_meter.items():
         meter = by_id[meter_id]
@@ -197,8 +202,8 @@ def worker_status(session: Session, stale_after: timedelta, expected: int = 0) -
 
 def replay_dead_letter(session: Session, dead_letter: DeadLetter) -> str:
     """Run a dead letter through the pipeline again; record and return the outcome."""
-    report = ingest(session, [Message(dead_letter.topic, dead_letter.payload.encode())],
-                    keep_dead_letters=False)
+    payload = dead_letter.raw_payload if dead_letter.raw_payload is not None else dead_letter.payload.encode()
+    report = ingest(session, [Message(dead_letter.topic, bytes(payload))], keep_dead_letters=False)
     if report.dead_letters:
         outcome = f"refused again: {report.dead_letters[0]}"
     elif report.duplicates:
@@ -221,11 +226,39 @@ def one_of(session: Session, column, values, item_type=Integer):
     return column.in_(list(values))
 
 
+READABLE_PAYLOAD = 20_000  # characters of the readable copy; the raw bytes are kept whole
+
+
+def _text(value: str, limit: int | None = None) -> str:
+    """Text a PostgreSQL text column takes: NUL removed (it cannot store one), cut to `limit`."""
+    value = value.replace("\x00", "")
+    return value[:limit] if limit else value
+
+
+def dead_letter_row(topic: str, payload: bytes | str, reason: str, serial: str | None,
+                    received_at: datetime) -> dict:
+    """A dead letter's column values that always fit: raw bytes kept, text bounded and NUL-free."""
+    raw = payload if isinstance(payload, bytes) else str(payload).encode("utf-8", "surrogateescape")
+    return {"topic": _text(str(topic), 300), "raw_payload": raw,
+            "payload": _text(raw.decode("utf-8", "replace"), READABLE_PAYLOAD),
+            "reason": _text(str(reason), 500) or "refused",
+            "meter_serial": _text(serial, 64) or None if serial else None, "received_at": received_at}
+
+
 def _dead(batch: _Batch, message: Message, reason: str, serial: str | None) -> None:
-    payload = message.payload.decode("utf-8", "replace") if isinstance(message.payload, bytes) \
-        else str(message.payload)
-    batch.dead.append({"topic": message.topic[:300], "payload": payload, "reason": reason[:500],
-                       "meter_serial": serial, "received_at": message.received_at or batch.now})
+    batch.dead.append(dead_letter_row(message.topic, message.payload, reason, serial,
+                                      message.received_at or batch.now))
+
+
+def _stored_uplinks(session: Session, per_meter: dict[int, list[tuple[Message, DecodedReading]]]) -> set:
+    """The batch's (meter, deduplicationId) pairs already stored: replayed ChirpStack uplinks."""
+    wanted = {(meter_id, r.uplink_id) for meter_id, items in per_meter.items() for _, r in items if r.uplink_id}
+    if not wanted:
+        return set()
+    rows = session.execute(select(Reading.meter_id, Reading.uplink_id).where(
+        one_of(session, Reading.meter_id, {m for m, _ in wanted}),
+        one_of(session, Reading.uplink_id, {u for _, u in wanted}, String))).all()
+    return {(meter_id, uplink) for meter_id, uplink in rows} & wanted
 
 
 def _alert(batch: _Batch, meter: Meter, kind: str, detail: str) -> None:
@@ -256,14 +289,17 @@ def _walk(session: Session, batch: _Batch, report: IngestReport, meter: Meter, e
     """Check one meter's readings in time order against its last register; plan rows and bills."""
     tz = estate.tz
     seen: set[datetime] = set()
+    uplinks = {u for m, u in batch.stored_uplinks if m == meter.id}
     # The meter's latest reading as the walk advances (written back once, at the end).
     last_at, last_register = meter.last_reading_at, meter.last_register
     for message, reading in items:
         at, register = reading.taken_at, reading.register
-        if at in seen:
+        if at in seen or reading.uplink_id in uplinks:
             report.duplicates += 1
             continue
         seen.add(at)
+        if reading.uplink_id:
+            uplinks.add(reading.uplink_id)
         if last_at is not None and at <= last_at:
             _late(session, batch, report, meter, estate, message, reading)
             continue
@@ -272,6 +308,7 @@ def _walk(session: Session, batch: _Batch, report: IngestReport, meter: Meter, e
             _dead(batch, message, refusal, meter.serial)
             _alert(batch, meter, "tamper", refusal)
             seen.discard(at)
+            uplinks.discard(reading.uplink_id)
             continue
         consumption = None
         if last_register is not None:
@@ -285,7 +322,8 @@ def _walk(session: Session, batch: _Batch, report: IngestReport, meter: Meter, e
             # Below zero only on net-metered meters: an export (M3).
             batch.spans.append(_Span(meter, last_at, at, consumption))
         batch.readings.append({"meter_id": meter.id, "taken_at": at, "register": register,
-                               "consumption": consumption, "received_at": message.received_at or batch.now})
+                               "consumption": consumption, "received_at": message.received_at or batch.now,
+                               "uplink_id": reading.uplink_id})
         rollups.add_to_buckets(batch.totals, meter.id, at, tz, consumption or Decimal(0))
         last_at, last_register = at, register
     if (last_at, last_register) != (meter.last_reading_at, meter.last_register):
@@ -333,7 +371,7 @@ def _late(session: Session, batch: _Batch, report: IngestReport, meter: Meter, e
         if plan is None:  # the new span (before, at] bills nothing more, but owes its month's standing charge
             batch.spans.append(_Span(meter, before.taken_at, at, Decimal(0), late=True))
     session.add(Reading(meter_id=meter.id, taken_at=at, register=register, consumption=own,
-                        received_at=message.received_at or batch.now))
+                        received_at=message.received_at or batch.now, uplink_id=reading.uplink_id))
     rollups.add_to_buckets(changes, meter.id, at, tz, own or Decimal(0))
     session.flush()
     rollups.apply(session, changes)
@@ -512,11 +550,14 @@ def _advance_meters(session: Session, advanced: dict[int, tuple[datetime, Decima
                     [{"meter": i, "at": advanced[i][0], "register": advanced[i][1]} for i in ids])
 
 
+_READING_COLUMNS = ("meter_id", "taken_at", "register", "consumption", "received_at", "uplink_id")
+# No conflict target: a replay clashes on (meter, time) or on (meter, deduplicationId).
 _INSERT_READINGS = text(
-    "INSERT INTO readings (meter_id, taken_at, register, consumption, received_at)"
+    "INSERT INTO readings (meter_id, taken_at, register, consumption, received_at, uplink_id)"
     " SELECT * FROM unnest(CAST(:meter_id AS integer[]), CAST(:taken_at AS timestamptz[]),"
-    " CAST(:register AS numeric[]), CAST(:consumption AS numeric[]), CAST(:received_at AS timestamptz[]))"
-    " ON CONFLICT (meter_id, taken_at) DO NOTHING RETURNING meter_id, taken_at")
+    " CAST(:register AS numeric[]), CAST(:consumption AS numeric[]), CAST(:received_at AS timestamptz[]),"
+    " CAST(:uplink_id AS varchar[]))"
+    " ON CONFLICT DO NOTHING RETURNING meter_id, taken_at")
 
 
 def _insert_readings(session: Session, batch: _Batch) -> set[tuple[int, datetime]]:
@@ -526,10 +567,10 @@ def _insert_readings(session: Session, batch: _Batch) -> set[tuple[int, datetime
     if session.get_bind().dialect.name == "postgresql":
         rows = session.execute(_INSERT_READINGS, {
             name: pg_array([row[name] for row in batch.readings])
-            for name in ("meter_id", "taken_at", "register", "consumption", "received_at")}).all()
+            for name in _READING_COLUMNS}).all()
         return {(meter_id, taken_at.astimezone(UTC)) for meter_id, taken_at in rows}
     from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    statement = (dialect_insert(Reading).on_conflict_do_nothing(index_elements=["meter_id", "taken_at"])
+    statement = (dialect_insert(Reading).on_conflict_do_nothing()
                  .returning(Reading.meter_id, Reading.taken_at))
     rows = session.execute(statement, batch.readings).all()
     return {(meter_id, taken_at.astimezone(UTC)) for meter_id, taken_at in rows}

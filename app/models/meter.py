@@ -3,7 +3,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, utcnow
@@ -39,11 +39,20 @@ class Meter(Base):
     interval_minutes: Mapped[int | None]  # None: readings at any time are accepted
     register_digits: Mapped[int | None]  # whole digits before the register wraps; None: inferred
     bidirectional: Mapped[bool] = mapped_column(default=False)  # net-metered: may export (solar)
+    # Stamps its readings on the interval's boundaries (:00 and :30 for half-hourly), as the
+    # PowerCMS-style HTTP meters do; those readings off a boundary are refused. Other meters
+    # (LoRaWAN devices on free-running timers) are accepted at their own time. Unset, it is true
+    # except for ChirpStack meters (see __init__).
+    reports_on_boundaries: Mapped[bool] = mapped_column(default=True, server_default=true())
     last_reading_at: Mapped[datetime | None]
     last_register: Mapped[Decimal | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     unit: Mapped["Unit | None"] = relationship(back_populates="meters")
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("reports_on_boundaries", kwargs.get("protocol") != "chirpstack")
+        super().__init__(**kwargs)
 
     def __repr__(self) -> str:
         return f"<Meter {self.serial} {self.utility}>"
@@ -53,11 +62,12 @@ class Reading(Base):
     """A register value at a moment; unique per meter and timestamp (the replay guard)."""
 
     __tablename__ = "readings"
-    __table_args__ = (UniqueConstraint("meter_id", "taken_at"),)
+    __table_args__ = (UniqueConstraint("meter_id", "taken_at"), UniqueConstraint("meter_id", "uplink_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"))
     taken_at: Mapped[datetime]
     register: Mapped[Decimal]
     consumption: Mapped[Decimal | None]  # since the previous reading, in the utility's unit
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)  # when ingest stored it
+    uplink_id: Mapped[str | None] = mapped_column(String(64))  # ChirpStack's deduplicationId

@@ -27,11 +27,13 @@ def test_array_literals_reach_postgresql_unchanged(session, values, kind):
 def test_worker_settings_come_from_the_app_config(app, monkeypatch):
     for name, value in {"MQTT_URL": "", "MQTT_CLIENT_ID": "ingest-7", "MQTT_SHARED": True,
                         "MQTT_SHARE_GROUP": "g", "MQTT_TOPIC_PREFIX": "p/", "INGEST_BATCH_SIZE": 2000,
-                        "INGEST_BATCH_WAIT_MS": 30, "INGEST_HEARTBEAT_SECONDS": 2.5, "INGEST_LANES": 3}.items():
+                        "INGEST_BATCH_WAIT_MS": 30, "INGEST_HEARTBEAT_SECONDS": 2.5, "INGEST_LANES": 3,
+                        "INGEST_SPOOL_PATH": "/tmp/spool.jsonl"}.items():
         monkeypatch.setitem(app.config, name, value)
     settings = Settings.from_config(app.config)
     assert settings == Settings(url="mqtt://127.0.0.1:1883", client_id="ingest-7", shared=True, share_group="g",
-                                prefix="p/", batch_size=2000, batch_wait=0.03, heartbeat=2.5, lanes=3)
+                                prefix="p/", batch_size=2000, batch_wait=0.03, heartbeat=2.5, lanes=3,
+                                spool_path="/tmp/spool.jsonl")
     assert settings.subscriptions()[0] == "$share/g/p/application/+/device/+/event/up"
 
 

@@ -326,3 +326,19 @@ def test_a_worker_with_lanes_bills_every_meter_exactly_once(session, metered, pr
         cleaner = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=process.client_id, clean_session=True)
         cleaner.connect(*BROKER)
         cleaner.disconnect()
+
+
+def test_poison_messages_with_nul_bytes_never_stall_the_stream(session, metered, worker, publisher):
+    from app.models.metering import DeadLetter
+
+    # More poison than Mosquitto's stock 20 messages in flight: each must be settled, not left unacknowledged.
+    for number in range(20):
+        body = b'{"meter": "23022673", "time": "' + at(30).isoformat().encode() + b'", "energy": "1\x00' \
+            + str(number).encode() + b' kWh"}'
+        publisher.client.publish(f"{publisher.prefix}meters/23022673/readings", body, qos=1).wait_for_publish(5)
+    for step in range(50):
+        publisher.reading("23022673", at(30 * (50 - step)), str(100 + step))
+    wait_for(lambda: readings_count(session) == 50, timeout=30)
+    letters = session.scalars(select(DeadLetter)).all()
+    assert len(letters) == 20 and all(b"\x00" in bytes(letter.raw_payload) for letter in letters)
+    wait_for(lambda: balance(session, metered.pocket) == Decimal("100") - 2 * 49)
