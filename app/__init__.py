@@ -34,9 +34,13 @@ def create_app(config: str | type | None = None) -> Flask:
     app.config.from_object(CONFIGS[config] if isinstance(config, str) else config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    from app.routing import install_converters
+
+    install_converters(app)  # before the blueprints add their `<int:...>` routes
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
+    register_security_headers(app)
     register_template_helpers(app)
     register_commands(app)
     return app
@@ -113,7 +117,13 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
+    from app.extensions import db
+
     def render_error(code: int, title: str, message: str):
+        # The failed request may have left the transaction aborted (PostgreSQL then refuses
+        # every statement) or half-done; the page's own queries (the signed-in user's
+        # roles for the menu) need a clean one, and nothing of the failed request is kept.
+        db.session.rollback()
         return render_template("error.html", code=code, title=title, message=message), code
 
     @app.errorhandler(CSRFError)
@@ -138,6 +148,39 @@ def register_errorhandlers(app: Flask) -> None:
     def server_error(error):
         return render_error(500, "Something went wrong", "The error was logged. Nothing was "
                             "half-saved; try again in a moment.")
+
+
+def content_security_policy(config) -> str:
+    """The CSP of every response: our own scripts, styles and requests only; never framed."""
+    from urllib.parse import urlsplit
+
+    # The PayFast checkout page posts its signed form to PayFast's process URL.
+    payfast = urlsplit(config.get("PAYFAST_PROCESS_URL") or "")
+    form_targets = " ".join(["'self'"] + ([f"{payfast.scheme}://{payfast.netloc}"] if payfast.netloc else []))
+    return "; ".join([
+        "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self'",
+        "object-src 'none'", "base-uri 'self'", f"form-action {form_targets}",
+        "frame-ancestors 'none'",
+    ])
+
+
+def register_security_headers(app: Flask) -> None:
+    """Send the security headers on every response, pages, files and errors alike."""
+    headers = {
+        "Content-Security-Policy": content_security_policy(app.config),
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
+        # Same-origin only: paths such as /invite/<token> must not reach other sites.
+        "Referrer-Policy": "same-origin",
+    }
+    if app.config.get("HSTS_MAX_AGE"):  # production only: dev and tests speak plain HTTP
+        headers["Strict-Transport-Security"] = f"max-age={app.config['HSTS_MAX_AGE']}; includeSubDomains"
+
+    @app.after_request
+    def add_security_headers(response):
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        return response
 
 
 def register_template_helpers(app: Flask) -> None:

@@ -90,7 +90,7 @@ def meter_alerts():
                   paused=ingest_paused(db.session))
 
 
-@bp.post("/metering/alerts/<int:alert_id>/acknowledge")
+@bp.post("/metering/alerts/<bigint:alert_id>/acknowledge")
 def acknowledge_alert(alert_id: int):
     db.session.get(MeterAlert, alert_id) or abort(404)
     back = _local(request.form.get("next")) or url_for("staff.meter_alerts")
