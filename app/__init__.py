@@ -131,6 +131,12 @@ def register_errorhandlers(app: Flask) -> None:
         return render_error(400, "Form expired", "The form was missing its security token or it "
                             "expired. Go back, reload the page and try again.")
 
+    from app.periods import InvalidPeriod
+
+    @app.errorhandler(InvalidPeriod)
+    def invalid_period(error):
+        return render_error(400, "Not a month", str(error))
+
     @app.errorhandler(400)
     def bad_request(error):
         return render_error(400, "Bad request", getattr(error, "description", "") or "The request was not understood.")
