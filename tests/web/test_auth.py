@@ -6,6 +6,7 @@ from flask import url_for
 from sqlalchemy import select
 
 from app.auth.invites import invite_link
+from app.auth.redirects import safe_next
 from app.models import AuditLog, User
 from tests import factories
 from tests.web.conftest import csrf_from, page_token, sign_in
@@ -108,6 +109,46 @@ def test_next_parameter_never_leaves_the_site(world, new_client, target):
     location = response.headers["Location"]
     assert "evil.example" not in location and "javascript" not in location
     assert path_of(response) == "/tenant/"
+
+
+EVIL_TARGETS = ["https://evil.example/", "//evil.example/steal", "https:/evil.example", "/\\evil.example",
+                "/\tevil.example", "/\x7f/evil.example", "javascript:alert(1)", "evil.example", ""]
+
+
+@pytest.mark.parametrize("target", EVIL_TARGETS)
+def test_safe_next_refuses_anything_but_a_same_site_path(target):
+    assert safe_next(target) is None
+
+
+def test_safe_next_keeps_a_same_site_path():
+    assert safe_next("/staff/metering/alerts?page=2") == "/staff/metering/alerts?page=2"
+
+
+@pytest.mark.parametrize("target", ["//evil.example", "https://evil.example/x", "/\\evil.example"])
+def test_maintenance_switch_never_redirects_off_site(world, login, target):
+    client = login(world.emails["staff"])
+    token = csrf_from(client.get("/staff/metering").get_data(as_text=True))
+    response = client.post("/staff/metering/maintenance", data={"on": "0", "next": target, "csrf_token": token})
+    assert response.status_code == 302
+    assert "evil.example" not in response.headers["Location"]
+    assert path_of(response) == "/staff/metering"
+    back = client.post("/staff/metering/maintenance", data={"on": "0", "next": "/staff/metering/alerts",
+                                                            "csrf_token": token})
+    assert path_of(back) == "/staff/metering/alerts"
+
+
+def test_every_next_the_app_reads_goes_through_safe_next():
+    """A new view reading `next` without the check fails here, before it can redirect off-site."""
+    import re
+    from pathlib import Path
+
+    app_dir = Path(__file__).resolve().parents[2] / "app"
+    reads = re.compile(r"""(request\.(?:args|form|values)(?:\.get\(|\[)\s*["']next["'])""")
+    unchecked = [f"{path.relative_to(app_dir)}:{line_no}"
+                 for path in sorted(app_dir.rglob("*.py"))
+                 for line_no, line in enumerate(path.read_text().splitlines(), 1)
+                 for _ in reads.finditer(line) if "safe_next(" not in line]
+    assert not unchecked, "`next` read without safe_next():\n" + "\n".join(unchecked)
 
 
 def test_passwords_are_stored_hashed(committed):
