@@ -65,8 +65,10 @@ def register_extensions(app: Flask) -> None:
     login_manager.session_protection = "strong"
 
     @login_manager.user_loader
-    def load_user(user_id: str):
-        return db.session.get(models.User, int(user_id))
+    def load_user(token: str):
+        from app.auth.sessions import user_for_session
+
+        return user_for_session(db.session, token)
 
     @app.before_request
     def remember_actor() -> None:

@@ -7,6 +7,7 @@ from app import audit
 from app.auth.forms import LoginForm, SetPasswordForm
 from app.auth.invites import InviteInvalid, user_from_invite
 from app.auth.redirects import safe_next
+from app.auth.sessions import end_sessions
 from app.extensions import db, limiter
 from app.models import User, utcnow
 
@@ -66,6 +67,13 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    user = current_user._get_current_object()
+    # Server-side: a copy of this session's cookie (and every other session of the user)
+    # no longer signs anyone in.
+    end_sessions(db.session, user)
+    audit.record(db.session, "user.logout", user,
+                 actor=audit.Actor(user.email, user.id, request.remote_addr))
+    db.session.commit()
     logout_user()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))

@@ -172,6 +172,55 @@ def test_logout_ends_the_session(world, login):
     assert client.get("/owner/").status_code == 302
 
 
+def session_cookie(client) -> str:
+    cookie = client.get_cookie("session")
+    assert cookie is not None, "the client holds no session cookie"
+    return cookie.value
+
+
+def test_a_copy_of_the_session_cookie_is_dead_after_logout(world, login, new_client, committed):
+    """Logout ends the session on the server: replaying the old cookie opens nothing."""
+    client = login(world.emails["staff"])
+    assert client.get("/staff/").status_code == 200
+    stolen = session_cookie(client)
+    token = csrf_from(client.get("/staff/").get_data(as_text=True))
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    # From the same address and browser: Flask-Login's "strong" protection already refuses
+    # a cookie moved elsewhere, and would hide whether logout ended anything.
+    replay = new_client(client.environ_base["REMOTE_ADDR"])
+    replay.set_cookie("session", stolen)
+    response = replay.get("/staff/")
+    assert response.status_code == 302 and path_of(response) == "/login"
+    with committed() as s:
+        assert s.scalar(select(AuditLog.action).where(AuditLog.action == "user.logout"))
+
+
+def test_logout_ends_the_users_other_sessions_and_a_new_sign_in_works(world, login):
+    phone, laptop = login(world.emails["tenant"]), login(world.emails["tenant"])
+    token = csrf_from(phone.get("/tenant/").get_data(as_text=True))
+    phone.post("/logout", data={"csrf_token": token})
+    assert laptop.get("/tenant/").status_code == 302  # every session of the user ends
+    again = login(world.emails["tenant"])
+    assert again.get("/tenant/").status_code == 200
+    assert login(world.emails["owner"]).get("/owner/").status_code == 200  # others untouched
+
+
+def test_a_session_from_before_session_versions_is_refused(world, new_client, app, committed):
+    """A cookie holding a bare user id (signed before the upgrade) must sign in again."""
+    from flask.sessions import SecureCookieSessionInterface
+    from flask_login.utils import _create_identifier
+
+    with committed() as s:
+        user_id = s.scalar(select(User.id).where(User.email == world.emails["staff"]))
+    client = new_client()
+    with app.test_request_context(environ_base=client.environ_base):
+        identifier = _create_identifier()  # as Flask-Login's "strong" protection expects it
+    serializer = SecureCookieSessionInterface().get_signing_serializer(app)
+    client.set_cookie("session", serializer.dumps({"_user_id": str(user_id), "_fresh": True, "_id": identifier}))
+    response = client.get("/staff/")
+    assert response.status_code == 302 and path_of(response) == "/login"
+
+
 def test_logout_by_get_is_not_allowed(world, login):
     client = login(world.emails["owner"])
     assert client.get("/logout").status_code == 405
