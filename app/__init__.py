@@ -121,11 +121,25 @@ def register_blueprints(app: Flask) -> None:
 def register_errorhandlers(app: Flask) -> None:
     from app.extensions import db
 
+    def transaction_failed() -> bool:
+        """Whether the request's transaction can no longer run a statement."""
+        session = db.session()  # the request's Session behind the scoped proxy
+        if not session.in_transaction():
+            return False
+        if not session.is_active:  # a failed flush
+            return True
+        raw = session.connection().connection.driver_connection
+        status = getattr(getattr(raw, "info", None), "transaction_status", None)  # psycopg 3
+        return status is not None and status.name == "INERROR"  # PostgreSQL: "transaction is aborted"
+
     def render_error(code: int, title: str, message: str):
-        # The failed request may have left the transaction aborted (PostgreSQL then refuses
-        # every statement) or half-done; the page's own queries (the signed-in user's
-        # roles for the menu) need a clean one, and nothing of the failed request is kept.
-        db.session.rollback()
+        # The page's own queries (the signed-in user's roles for the menu) need a working
+        # transaction: a failed one would make the error page fail too. A 500 discards the
+        # request's work whatever its state; a 4xx only when its transaction failed (tests
+        # share one session between their data and the request, and the views commit
+        # explicitly, so nothing uncommitted of a refused request is ever kept).
+        if code >= 500 or transaction_failed():
+            db.session.rollback()
         return render_template("error.html", code=code, title=title, message=message), code
 
     @app.errorhandler(CSRFError)

@@ -130,3 +130,21 @@ def test_the_500_page_renders_after_a_failed_query(world, failing_app):
     # The page is ours, with the signed-in menu (its queries ran after the rollback).
     assert "Something went wrong" in page and "Sign out" in page
     assert_security_headers(response)
+
+
+def test_a_404_after_a_failed_query_renders_too(world, failing_app):
+    @failing_app.get("/broken-then-missing")
+    @login_required
+    def broken_then_missing():
+        from flask import abort
+        from sqlalchemy.exc import DataError
+
+        try:
+            db.session.execute(text("SELECT 1 / 0"))
+        except DataError:
+            abort(404)  # a view that turns a failed lookup into 404 without rolling back
+
+    client = failing_app.test_client()
+    assert sign_in(client, world.emails["staff"]).status_code == 302
+    response = client.get("/broken-then-missing")
+    assert response.status_code == 404 and "Sign out" in response.get_data(as_text=True)
