@@ -34,9 +34,13 @@ def create_app(config: str | type | None = None) -> Flask:
     app.config.from_object(CONFIGS[config] if isinstance(config, str) else config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    from app.routing import install_converters
+
+    install_converters(app)  # before the blueprints add their `<int:...>` routes
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
+    register_security_headers(app)
     register_template_helpers(app)
     register_commands(app)
     return app
@@ -61,8 +65,10 @@ def register_extensions(app: Flask) -> None:
     login_manager.session_protection = "strong"
 
     @login_manager.user_loader
-    def load_user(user_id: str):
-        return db.session.get(models.User, int(user_id))
+    def load_user(token: str):
+        from app.auth.sessions import user_for_session
+
+        return user_for_session(db.session, token)
 
     @app.before_request
     def remember_actor() -> None:
@@ -113,13 +119,39 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
+    from app.extensions import db
+
+    def transaction_failed() -> bool:
+        """Whether the request's transaction can no longer run a statement."""
+        session = db.session()  # the request's Session behind the scoped proxy
+        if not session.in_transaction():
+            return False
+        if not session.is_active:  # a failed flush
+            return True
+        raw = session.connection().connection.driver_connection
+        status = getattr(getattr(raw, "info", None), "transaction_status", None)  # psycopg 3
+        return status is not None and status.name == "INERROR"  # PostgreSQL: "transaction is aborted"
+
     def render_error(code: int, title: str, message: str):
+        # The page's own queries (the signed-in user's roles for the menu) need a working
+        # transaction: a failed one would make the error page fail too. A 500 discards the
+        # request's work whatever its state; a 4xx only when its transaction failed (tests
+        # share one session between their data and the request, and the views commit
+        # explicitly, so nothing uncommitted of a refused request is ever kept).
+        if code >= 500 or transaction_failed():
+            db.session.rollback()
         return render_template("error.html", code=code, title=title, message=message), code
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):
         return render_error(400, "Form expired", "The form was missing its security token or it "
                             "expired. Go back, reload the page and try again.")
+
+    from app.periods import InvalidPeriod
+
+    @app.errorhandler(InvalidPeriod)
+    def invalid_period(error):
+        return render_error(400, "Not a month", str(error))
 
     @app.errorhandler(400)
     def bad_request(error):
@@ -138,6 +170,39 @@ def register_errorhandlers(app: Flask) -> None:
     def server_error(error):
         return render_error(500, "Something went wrong", "The error was logged. Nothing was "
                             "half-saved; try again in a moment.")
+
+
+def content_security_policy(config) -> str:
+    """The CSP of every response: our own scripts, styles and requests only; never framed."""
+    from urllib.parse import urlsplit
+
+    # The PayFast checkout page posts its signed form to PayFast's process URL.
+    payfast = urlsplit(config.get("PAYFAST_PROCESS_URL") or "")
+    form_targets = " ".join(["'self'"] + ([f"{payfast.scheme}://{payfast.netloc}"] if payfast.netloc else []))
+    return "; ".join([
+        "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self'",
+        "object-src 'none'", "base-uri 'self'", f"form-action {form_targets}",
+        "frame-ancestors 'none'",
+    ])
+
+
+def register_security_headers(app: Flask) -> None:
+    """Send the security headers on every response, pages, files and errors alike."""
+    headers = {
+        "Content-Security-Policy": content_security_policy(app.config),
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
+        # Same-origin only: paths such as /invite/<token> must not reach other sites.
+        "Referrer-Policy": "same-origin",
+    }
+    if app.config.get("HSTS_MAX_AGE"):  # production only: dev and tests speak plain HTTP
+        headers["Strict-Transport-Security"] = f"max-age={app.config['HSTS_MAX_AGE']}; includeSubDomains"
+
+    @app.after_request
+    def add_security_headers(response):
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        return response
 
 
 def register_template_helpers(app: Flask) -> None:

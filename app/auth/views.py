@@ -1,6 +1,4 @@
 """Login, logout, invite acceptance, and the home redirect to the user's first layer."""
-from urllib.parse import urlsplit
-
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
@@ -8,6 +6,8 @@ from sqlalchemy import func, select
 from app import audit
 from app.auth.forms import LoginForm, SetPasswordForm
 from app.auth.invites import InviteInvalid, user_from_invite
+from app.auth.redirects import safe_next
+from app.auth.sessions import end_sessions
 from app.extensions import db, limiter
 from app.models import User, utcnow
 
@@ -59,28 +59,21 @@ def login():
         audit.record(db.session, "user.login", user,
                      actor=audit.Actor(user.email, user.id, request.remote_addr))
         db.session.commit()
-        return redirect(_safe_next(request.args.get("next")) or home_for(user))
+        return redirect(safe_next(request.args.get("next")) or home_for(user))
     status = 400 if request.method == "POST" else 200
     return render_template("auth/login.html", form=form), status
-
-
-def _safe_next(target: str | None) -> str | None:
-    """Only follow same-site relative paths after login (no open redirect)."""
-    if not target:
-        return None
-    # Browsers read "\" as "/" (so "/\evil.example" is "//evil.example") and drop tabs and
-    # newlines inside URLs: refuse both rather than guess what a browser would make of them.
-    if "\\" in target or any(ord(char) < 32 for char in target):
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return None
-    return target
 
 
 @bp.post("/logout")
 @login_required
 def logout():
+    user = current_user._get_current_object()
+    # Server-side: a copy of this session's cookie (and every other session of the user)
+    # no longer signs anyone in.
+    end_sessions(db.session, user)
+    audit.record(db.session, "user.logout", user,
+                 actor=audit.Actor(user.email, user.id, request.remote_addr))
+    db.session.commit()
     logout_user()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))

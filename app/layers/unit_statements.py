@@ -11,6 +11,7 @@ from flask_login import current_user
 from app.auth.scope import unit_or_404
 from app.extensions import db
 from app.htmx import render
+from app.periods import parse_period
 from app.reports.export import requested_format, respond
 from app.reports.statement_runs import TRANSACTION_COLUMNS, statement_pdf, unit_statement_months, unit_transactions
 from app.reports.statements import StatementPeriodError
@@ -30,6 +31,7 @@ def add_unit_statement_routes(bp: Blueprint, roles: tuple[str, ...], transaction
 
     def statement_download(unit_id: int, period: str):
         unit = unit_or_404(db.session, current_user, unit_id, roles)
+        parse_period(period)  # a malformed month is a 400 before any query sees it
         try:
             pdf, filename, _ = statement_pdf(db.session, unit, period)
         except StatementPeriodError:

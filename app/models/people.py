@@ -37,6 +37,8 @@ class User(UserMixin, Base):
     person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
     last_login_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Part of every session's id; bumping it ends them all (app/auth/sessions.py).
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     person: Mapped[Person | None] = relationship()
     # Loaded only when asked for: an owner may hold hundreds of unit grants, and a request
@@ -46,6 +48,10 @@ class User(UserMixin, Base):
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users
         return self.active
+
+    def get_id(self) -> str:
+        """The id Flask-Login keeps in the session: with the session version, so logout can end it."""
+        return f"{self.id}:{self.session_version}"  # read back by app.auth.sessions.user_for_session
 
     @property
     def display_name(self) -> str:

@@ -23,13 +23,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
-from app.estates import PERIOD_PATTERN, get_setting
+from app.estates import get_setting
 from app.ledger import _planned_for_these_values  # the ledger's guard against generic plans
 from app.models import (
     Account, Estate, LedgerTransaction, Meter, Person, Posting, Reading, Tenancy, Unit,
     UnitOwnership, Wallet, utcnow,
 )
 from app.money import UTILITY_UNITS, quantize
+from app.periods import InvalidPeriod, parse_period
 
 DEFAULT_BRAND_COLOUR = "#0f766e"
 CATEGORIES = ("topups", "consumption", "standing_charges", "levies", "adjustments")
@@ -60,9 +61,10 @@ def category_of(kind: str) -> str:
 
 def month_bounds(period: str, timezone: str) -> tuple[datetime, datetime]:
     """The UTC instants where an estate's local month starts and the next one starts."""
-    if not PERIOD_PATTERN.match(period or ""):
-        raise StatementPeriodError("a month is written YYYY-MM")
-    year, month = int(period[:4]), int(period[5:])
+    try:
+        year, month = parse_period(period)
+    except InvalidPeriod as error:  # callers (jobs, views) handle the statement's own error
+        raise StatementPeriodError(str(error)) from error
     tz = ZoneInfo(timezone)
     start = datetime(year, month, 1, tzinfo=tz)
     end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=tz)

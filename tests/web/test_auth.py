@@ -6,6 +6,7 @@ from flask import url_for
 from sqlalchemy import select
 
 from app.auth.invites import invite_link
+from app.auth.redirects import safe_next
 from app.models import AuditLog, User
 from tests import factories
 from tests.web.conftest import csrf_from, page_token, sign_in
@@ -110,6 +111,46 @@ def test_next_parameter_never_leaves_the_site(world, new_client, target):
     assert path_of(response) == "/tenant/"
 
 
+EVIL_TARGETS = ["https://evil.example/", "//evil.example/steal", "https:/evil.example", "/\\evil.example",
+                "/\tevil.example", "/\x7f/evil.example", "javascript:alert(1)", "evil.example", ""]
+
+
+@pytest.mark.parametrize("target", EVIL_TARGETS)
+def test_safe_next_refuses_anything_but_a_same_site_path(target):
+    assert safe_next(target) is None
+
+
+def test_safe_next_keeps_a_same_site_path():
+    assert safe_next("/staff/metering/alerts?page=2") == "/staff/metering/alerts?page=2"
+
+
+@pytest.mark.parametrize("target", ["//evil.example", "https://evil.example/x", "/\\evil.example"])
+def test_maintenance_switch_never_redirects_off_site(world, login, target):
+    client = login(world.emails["staff"])
+    token = csrf_from(client.get("/staff/metering").get_data(as_text=True))
+    response = client.post("/staff/metering/maintenance", data={"on": "0", "next": target, "csrf_token": token})
+    assert response.status_code == 302
+    assert "evil.example" not in response.headers["Location"]
+    assert path_of(response) == "/staff/metering"
+    back = client.post("/staff/metering/maintenance", data={"on": "0", "next": "/staff/metering/alerts",
+                                                            "csrf_token": token})
+    assert path_of(back) == "/staff/metering/alerts"
+
+
+def test_every_next_the_app_reads_goes_through_safe_next():
+    """A new view reading `next` without the check fails here, before it can redirect off-site."""
+    import re
+    from pathlib import Path
+
+    app_dir = Path(__file__).resolve().parents[2] / "app"
+    reads = re.compile(r"""(request\.(?:args|form|values)(?:\.get\(|\[)\s*["']next["'])""")
+    unchecked = [f"{path.relative_to(app_dir)}:{line_no}"
+                 for path in sorted(app_dir.rglob("*.py"))
+                 for line_no, line in enumerate(path.read_text().splitlines(), 1)
+                 for _ in reads.finditer(line) if "safe_next(" not in line]
+    assert not unchecked, "`next` read without safe_next():\n" + "\n".join(unchecked)
+
+
 def test_passwords_are_stored_hashed(committed):
     with committed() as s:
         user = factories.make_user(s, "tenant", estate=factories.make_estate(s))
@@ -129,6 +170,55 @@ def test_logout_ends_the_session(world, login):
     assert response.status_code == 302 and path_of(response) == "/login"
     assert "You are signed out." in client.get("/login").get_data(as_text=True)
     assert client.get("/owner/").status_code == 302
+
+
+def session_cookie(client) -> str:
+    cookie = client.get_cookie("session")
+    assert cookie is not None, "the client holds no session cookie"
+    return cookie.value
+
+
+def test_a_copy_of_the_session_cookie_is_dead_after_logout(world, login, new_client, committed):
+    """Logout ends the session on the server: replaying the old cookie opens nothing."""
+    client = login(world.emails["staff"])
+    assert client.get("/staff/").status_code == 200
+    stolen = session_cookie(client)
+    token = csrf_from(client.get("/staff/").get_data(as_text=True))
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    # From the same address and browser: Flask-Login's "strong" protection already refuses
+    # a cookie moved elsewhere, and would hide whether logout ended anything.
+    replay = new_client(client.environ_base["REMOTE_ADDR"])
+    replay.set_cookie("session", stolen)
+    response = replay.get("/staff/")
+    assert response.status_code == 302 and path_of(response) == "/login"
+    with committed() as s:
+        assert s.scalar(select(AuditLog.action).where(AuditLog.action == "user.logout"))
+
+
+def test_logout_ends_the_users_other_sessions_and_a_new_sign_in_works(world, login):
+    phone, laptop = login(world.emails["tenant"]), login(world.emails["tenant"])
+    token = csrf_from(phone.get("/tenant/").get_data(as_text=True))
+    phone.post("/logout", data={"csrf_token": token})
+    assert laptop.get("/tenant/").status_code == 302  # every session of the user ends
+    again = login(world.emails["tenant"])
+    assert again.get("/tenant/").status_code == 200
+    assert login(world.emails["owner"]).get("/owner/").status_code == 200  # others untouched
+
+
+def test_a_session_from_before_session_versions_is_refused(world, new_client, app, committed):
+    """A cookie holding a bare user id (signed before the upgrade) must sign in again."""
+    from flask.sessions import SecureCookieSessionInterface
+    from flask_login.utils import _create_identifier
+
+    with committed() as s:
+        user_id = s.scalar(select(User.id).where(User.email == world.emails["staff"]))
+    client = new_client()
+    with app.test_request_context(environ_base=client.environ_base):
+        identifier = _create_identifier()  # as Flask-Login's "strong" protection expects it
+    serializer = SecureCookieSessionInterface().get_signing_serializer(app)
+    client.set_cookie("session", serializer.dumps({"_user_id": str(user_id), "_fresh": True, "_id": identifier}))
+    response = client.get("/staff/")
+    assert response.status_code == 302 and path_of(response) == "/login"
 
 
 def test_logout_by_get_is_not_allowed(world, login):

@@ -292,3 +292,44 @@ def test_job_progress_is_only_for_its_starter(app, world, login, committed):
     staff = login(world.emails["staff"])
     for run in ids:
         assert staff.get(url[run]).status_code == 200
+
+
+# --- ids beyond what their column holds -------------------------------------------------
+
+def _id_converters(rule: Rule) -> dict:
+    from werkzeug.routing.converters import IntegerConverter  # Flask's own and ours
+
+    return {name: converter for name, converter in rule._converters.items()
+            if isinstance(converter, IntegerConverter)}
+
+
+OVERSIZED_ID_RULES = [r for r in RULES if _id_converters(r) and r.endpoint != "static"]
+
+
+def test_every_id_route_is_bounded_by_its_column():
+    """Guards the sweep below: every `<int:...>` route found, bigint ids only where the column is."""
+    from app.routing import BigIntegerIdConverter, IntegerIdConverter
+
+    assert {"tenant.unit", "portal.job_progress", "staff.meter"} <= {r.endpoint for r in OVERSIZED_ID_RULES}
+    bigints = {(r.endpoint, name) for r in OVERSIZED_ID_RULES
+               for name, converter in _id_converters(r).items() if isinstance(converter, BigIntegerIdConverter)}
+    assert bigints == {("tenant.transaction", "tx_id"), ("staff.acknowledge_alert", "alert_id")}
+    assert all(isinstance(c, IntegerIdConverter) for r in OVERSIZED_ID_RULES for c in _id_converters(r).values())
+
+
+@pytest.mark.parametrize("rule", OVERSIZED_ID_RULES, ids=rule_id)
+def test_an_id_beyond_its_column_is_404_not_500(app, world, login, rule):
+    """2**31 on an `integer` id, 2**63 on a `bigint` one: nothing has that id, so 404."""
+    from app.routing import INTEGER_MAX, BigIntegerIdConverter
+
+    client = login(world.emails[layer_of(rule) or "staff"])
+    token = csrf_from(client.get("/notifications").get_data(as_text=True))
+    converters = _id_converters(rule)
+    for name in converters:
+        values = {arg: (PLAIN_VALUES.get(arg) or 1) for arg in rule.arguments}
+        values[name] = 2**63 if isinstance(converters[name], BigIntegerIdConverter) else INTEGER_MAX + 1
+        with app.test_request_context():
+            url = url_for(rule.endpoint, **values)
+        method = "GET" if "GET" in rule.methods else "POST"
+        response = client.open(url, method=method, headers={"X-CSRFToken": token})
+        assert response.status_code == 404, f"{method} {url} -> {response.status_code}"

@@ -6,9 +6,10 @@ from flask_login import current_user
 
 from app.auth.scope import estate_or_404
 from app.extensions import db
-from app.estates import PERIOD_PATTERN, recent_periods
+from app.estates import recent_periods
 from app.htmx import render
 from app.layers.body_corporate import bp
+from app.periods import parse_period
 from app.reports.audit_report import build_audit_report, render_audit_report
 from app.reports.statements import StatementPeriodError
 
@@ -30,8 +31,8 @@ def reports(estate_id: int):
 def audit_report(estate_id: int, period: str):
     estate = estate_or_404(db.session, current_user, estate_id, ROLES)
     last = request.args.get("to") or period
-    if not PERIOD_PATTERN.match(last):
-        abort(400, "the last month is written YYYY-MM")
+    parse_period(period)
+    parse_period(last)
     try:
         report = build_audit_report(db.session, estate, period, last)
     except StatementPeriodError as error:

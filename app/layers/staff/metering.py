@@ -8,6 +8,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app import audit
+from app.auth.redirects import safe_next
 from app.extensions import db
 from app.htmx import redirect, render
 from app.layers.staff import bp
@@ -15,11 +16,6 @@ from app.metering import alerts, api_keys, queries
 from app.metering.ingest import ingest_paused, replay_dead_letter, set_maintenance
 from app.models import Estate, Meter, Unit
 from app.models.metering import DeadLetter, IngestApiKey, MeterAlert
-
-
-def _local(path: str | None) -> str | None:
-    """A same-site path to go back to, or None (never an open redirect)."""
-    return path if path and path.startswith("/") and not path.startswith("//") else None
 
 
 def _estate_ids() -> list[int]:
@@ -67,7 +63,7 @@ def maintenance():
     db.session.commit()
     flash("Maintenance mode is on: ingest is paused and messages wait in the broker." if wanted
           else "Maintenance mode is off: ingest resumes and bills every waiting reading.", "success")
-    return redirect(request.form.get("next") or url_for("staff.metering"))
+    return redirect(safe_next(request.form.get("next")) or url_for("staff.metering"))
 
 
 @bp.get("/meters/<int:meter_id>")
@@ -90,10 +86,10 @@ def meter_alerts():
                   paused=ingest_paused(db.session))
 
 
-@bp.post("/metering/alerts/<int:alert_id>/acknowledge")
+@bp.post("/metering/alerts/<bigint:alert_id>/acknowledge")
 def acknowledge_alert(alert_id: int):
     db.session.get(MeterAlert, alert_id) or abort(404)
-    back = _local(request.form.get("next")) or url_for("staff.meter_alerts")
+    back = safe_next(request.form.get("next")) or url_for("staff.meter_alerts")
     try:
         alert = alerts.acknowledge(db.session, alert_id, current_user.id)
     except alerts.AlertError as error:

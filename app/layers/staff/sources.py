@@ -5,6 +5,7 @@ from flask import abort, current_app, render_template_string, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from app.auth.redirects import safe_next
 from app.extensions import db
 from app.htmx import is_partial, redirect, render
 from app.jobs import enqueue
@@ -75,9 +76,7 @@ def refresh_uisp():
     run = enqueue(REFRESH_KIND, target, target=job_target(target), user_id=current_user.id)
     if is_partial():
         return render("_job_progress.html", run=run)
-    back = request.form.get("next", "")
-    local = back.startswith("/") and not back.startswith("//")  # never off-site
-    return redirect(back if local else url_for("staff.sources"))
+    return redirect(safe_next(request.form.get("next")) or url_for("staff.sources"))
 
 
 @bp.get("/sources/suspensions")

@@ -5,16 +5,16 @@ from flask import abort, request, send_file
 from flask_login import current_user
 from sqlalchemy import select
 
-from app.estates import PERIOD_PATTERN
 from app.extensions import db
 from app.htmx import render
 from app.layers.staff import bp
 from app.models import Estate, JobRun, Unit
+from app.periods import parse_period
 from app.reports.export import Column, requested_format, respond
 from app.reports.statement_runs import (
     JOB_KIND, estate_statement_rows, job_target, month_label, start_run, statement_pdf,
 )
-from app.reports.statements import StatementPeriodError, last_complete_period, month_bounds, previous_period
+from app.reports.statements import StatementPeriodError, last_complete_period, previous_period
 
 STATEMENT_COLUMNS = [
     Column("Unit", lambda r: r.unit_number),
@@ -38,7 +38,8 @@ def statements():
         abort(404)
     latest = last_complete_period(estate)
     period = request.args.get("period") or latest
-    if not PERIOD_PATTERN.match(period) or period > latest:
+    parse_period(period)
+    if period > latest:
         abort(400, "choose a month that has ended (YYYY-MM)")
     rows = estate_statement_rows(db.session, estate, period)
     fmt = requested_format()
@@ -57,10 +58,7 @@ def statements():
 @bp.post("/estates/<int:estate_id>/statements/<period>")
 def run_statements(estate_id: int, period: str):
     estate = db.session.get(Estate, estate_id) or abort(404)
-    try:
-        month_bounds(period, estate.timezone)
-    except StatementPeriodError as error:
-        abort(400, str(error))
+    parse_period(period)
     if period > last_complete_period(estate):
         abort(400, f"{period} has not ended in {estate.name}")
     run = start_run(estate, period, user_id=current_user.id)
@@ -74,6 +72,7 @@ def statement_download(unit_id: int, period: str):
 
 
 def _send_statement(unit: Unit, period: str):
+    parse_period(period)
     try:
         pdf, filename, _ = statement_pdf(db.session, unit, period)
     except StatementPeriodError:

@@ -23,7 +23,7 @@ def transactions_page(unit: Unit):
                   utilities=UTILITIES, layer="tenant")
 
 
-@bp.get("/units/<int:unit_id>/transactions/<int:tx_id>")
+@bp.get("/units/<int:unit_id>/transactions/<bigint:tx_id>")
 def transaction(unit_id: int, tx_id: int):
     unit = unit_or_404(db.session, current_user, unit_id, ROLES)
     explanation = explain_transaction(db.session, unit, tx_id)
