@@ -11,6 +11,7 @@ from app.config import CONFIGS, INSTANCE_DIR
 # Modules that define @job functions; workers and inline runs need them registered.
 JOB_MODULES = [
     "app.ledger.verify",
+    "app.ledger.anchors",
     "app.notify",
     "app.reports.statement_runs",
     "app.payments.vendor_credit",

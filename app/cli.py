@@ -11,10 +11,21 @@ from app.extensions import db
 ledger_cli = AppGroup("ledger", help="Inspect the ledger.")
 
 
+def _anchor(ctx, param, values):
+    from app.ledger.anchors import AnchorFormatError, parse_anchor
+
+    try:
+        return [parse_anchor(value) for value in values]
+    except AnchorFormatError as error:
+        raise click.BadParameter(str(error)) from None
+
+
 @ledger_cli.command("verify")
 @click.option("--estate", "estate_code", help="Only this estate's chain (its code).")
-def ledger_verify(estate_code: str | None) -> None:
-    """Recompute hash chains and cached balances; exit 1 if anything is broken."""
+@click.option("--anchor", "anchors", multiple=True, callback=_anchor, metavar="ESTATE:SEQ:HASH",
+              help="A chain head printed on a statement or in the anchor email; repeatable.")
+def ledger_verify(estate_code: str | None, anchors) -> None:
+    """Recompute hash chains and cached balances and check anchors; exit 1 if anything is broken."""
     from app.ledger.verify import summarise, verify_ledger
     from app.models import Estate
 
@@ -24,7 +35,7 @@ def ledger_verify(estate_code: str | None) -> None:
         if estate is None:
             raise click.ClickException(f"no estate with code {estate_code!r}")
         estate_id = estate.id
-    report = verify_ledger(db.session, estate_id)
+    report = verify_ledger(db.session, estate_id, anchors)
     click.echo(summarise(report))
     sys.exit(0 if report.ok else 1)
 

@@ -37,6 +37,8 @@ class Config:
     INGEST_WORKERS_EXPECTED = int(os.environ.get("INGEST_WORKERS_EXPECTED", "0"))  # /healthz degrades below
     MAIL_URL = os.environ.get("MAIL_URL", "")  # empty: emails are written to the log
     MAIL_FROM = os.environ.get("MAIL_FROM", "Meterwise <no-reply@meterwise.local>")
+    # Where the daily ledger anchors (each estate's chain head) are emailed; empty: not sent.
+    LEDGER_ANCHOR_EMAIL = os.environ.get("LEDGER_ANCHOR_EMAIL", "")
     PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000")
 
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", 16 * 1024 * 1024))  # uploads, webhooks

@@ -8,7 +8,8 @@ How the database is handled
 - Tests commit for real: deferred constraint triggers fire only at COMMIT, and a web
   request commits its own unit of work. Isolation comes from emptying every table
   (TRUNCATE ... RESTART IDENTITY CASCADE; row triggers do not fire on TRUNCATE) after each
-  test that used the app, so ids start at 1 again in every test.
+  test that used the app, so ids start at 1 again in every test. The ledger's own TRUNCATE
+  triggers are disabled for that one transaction only (ALTER TABLE ... DISABLE TRIGGER).
 - Only a database whose name contains "test" is ever emptied.
 
 Fixtures
@@ -38,6 +39,10 @@ from sqlalchemy.engine import make_url
 from app import create_app
 from app.config import TestConfig
 from app.extensions import db
+
+
+LEDGER_TRUNCATE_TRIGGERS = (("postings", "postings_no_truncate"),
+                            ("ledger_transactions", "ledger_transactions_no_truncate"))
 
 
 def _database_url() -> str:
@@ -101,8 +106,15 @@ def empty_database(app) -> None:
             # A connection left inside a transaction (a leaked Session, a thread) would make
             # TRUNCATE wait forever; fail loudly instead.
             conn.execute(text("SET lock_timeout = '10s'"))
+            # The ledger refuses TRUNCATE (migration 0016); the owner may switch that off,
+            # and only inside this transaction: the triggers are back on when it commits.
+            guarded = [(t, trigger) for t, trigger in LEDGER_TRUNCATE_TRIGGERS if t in tables]
+            for table, trigger in guarded:
+                conn.execute(text(f'ALTER TABLE "{table}" DISABLE TRIGGER {trigger}'))
             conn.execute(text("TRUNCATE {} RESTART IDENTITY CASCADE".format(
                 ", ".join(f'"{name}"' for name in tables))))
+            for table, trigger in guarded:
+                conn.execute(text(f'ALTER TABLE "{table}" ENABLE TRIGGER {trigger}'))
             conn.commit()
 
 

@@ -92,3 +92,12 @@ def pocket_flows() -> str | None:
 
 # Every 10 minutes: an owner's page then folds at most ten minutes of postings itself.
 register(pocket_flows, queue_name="low", cron="*/10 * * * *")
+
+
+def ledger_anchors() -> str | None:
+    """Email each estate's ledger chain head to LEDGER_ANCHOR_EMAIL (C3 anchors kept off-site)."""
+    return _start("ledger_anchor_email")
+
+
+# Daily, early morning UTC: one email with every estate's head (nothing sent when unset).
+register(ledger_anchors, queue_name="low", cron="15 3 * * *")

@@ -6,7 +6,8 @@ Design overview (the rules, each guarded in Python and, where marked, by the dat
    estates) the legs sum to exactly zero. [DB: deferred zero-sum trigger on PostgreSQL]
 2. Amounts are Decimal, quantised to the commodity's minor units (app.money). Never float.
 3. Postings and transactions are append-only: corrections are `reverse()` entries.
-   [DB: UPDATE/DELETE triggers on PostgreSQL and SQLite]
+   [DB: UPDATE/DELETE triggers on PostgreSQL and SQLite; TRUNCATE triggers on PostgreSQL]
+   Each estate's chain head is also published outside the database (app.ledger.anchors).
 4. Every transaction has a unique idempotency key formed from its cause
    (`payfast:<pf_payment_id>`, `reading:<meter>:<ts>`); posting the same key again returns
    the original transaction and writes nothing; the same key with other legs is an error.

@@ -1,5 +1,6 @@
 """Checks the ledger: hash chains, zero-sum, and cached balances against postings (C3)."""
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -8,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.jobs import job
 from app.ledger import GENESIS_HASH, transaction_hash
+from app.ledger.anchors import Anchor, anchor_problem
 from app.models import Account, Estate, LedgerChain, LedgerTransaction, Posting
 
 BATCH = 2000
@@ -46,16 +48,25 @@ class VerifyReport:
     chains: list[ChainReport] = field(default_factory=list)
     balance_mismatches: list[BalanceMismatch] = field(default_factory=list)
     unbalanced_transaction_ids: list[int] = field(default_factory=list)
+    anchor_problems: list[str] = field(default_factory=list)
+    anchors_held: list[Anchor] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return (all(chain.ok for chain in self.chains) and not self.balance_mismatches
-                and not self.unbalanced_transaction_ids)
+                and not self.unbalanced_transaction_ids and not self.anchor_problems)
 
 
-def verify_ledger(session: Session, estate_id: int | None = None) -> VerifyReport:
-    """Recompute every hash chain and cached balance; report the first broken link per estate."""
+def verify_ledger(session: Session, estate_id: int | None = None,
+                  anchors: Sequence[Anchor] = ()) -> VerifyReport:
+    """Recompute every hash chain and cached balance, and check each anchor kept outside the database."""
     report = VerifyReport()
+    for anchor in anchors:
+        problem = anchor_problem(session, anchor)
+        if problem:
+            report.anchor_problems.append(problem)
+        else:
+            report.anchors_held.append(anchor)
     estates = select(Estate).order_by(Estate.id)
     if estate_id is not None:
         estates = estates.where(Estate.id == estate_id)
@@ -159,6 +170,9 @@ def summarise(report: VerifyReport) -> str:
                      f"but its postings sum to {mismatch.from_postings}")
     for transaction_id in report.unbalanced_transaction_ids:
         lines.append(f"transaction {transaction_id} does not sum to zero")
+    for anchor in report.anchors_held:
+        lines.append(f"{anchor.estate_code}: anchor seq {anchor.seq} holds")
+    lines.extend(report.anchor_problems)
     lines.append("LEDGER OK" if report.ok else "LEDGER BROKEN")
     return "\n".join(lines)
 

@@ -10,8 +10,10 @@ import csv
 import io
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
+from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
 from app import audit
@@ -27,6 +29,13 @@ COLUMN_ALIASES = {
     "bank_ref": ("bank_ref", "bank reference", "transaction id", "id"),
 }
 MAX_ROWS = 5000
+MAX_CELL = 1000  # characters: far more than any bank writes, far less than the csv limit
+# payments.amount is numeric(20, 6): at most 14 digits before the point.
+AMOUNT_LIMIT = Decimal(10) ** 14
+_CSV_PROBLEMS = {
+    "new-line character seen in unquoted field": "a line break inside a field that is not in quotes",
+    "field larger than field limit": "a field longer than the CSV reader's limit",
+}
 
 
 class StatementError(ValueError):
@@ -59,16 +68,32 @@ def record_deposit(session: Session, *, bank_ref: str, amount: str, reference: s
 
 def import_statement(session: Session, text: str, user_id: int | None) -> ImportReport:
     """Import a bank statement CSV: each good row becomes a payment waiting for confirmation."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    columns = _columns(reader.fieldnames or [])
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        header = next(reader, [])
+    except csv.Error as error:
+        raise StatementError(f"the header line cannot be read: {_csv_problem(error)}") from None
+    columns = _columns(header)
     report = ImportReport()
     seen: set[str] = set()
-    for line, row in enumerate(reader, start=2):
-        if line - 1 > MAX_ROWS:
-            raise StatementError(f"a statement may have at most {MAX_ROWS} rows")
-        values = {name: (row.get(column) or "").strip() for name, column in columns.items()}
-        if not any(values.values()):
+    rows = 0
+    while True:
+        # Read row by row: a line the csv module cannot parse is that row's error, not the file's.
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            report.rows.append(RowResult(reader.line_num, "error",
+                                         f"the line cannot be read as CSV: {_csv_problem(error)}"))
             continue
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        rows += 1
+        if rows > MAX_ROWS:
+            raise StatementError(f"a statement may have at most {MAX_ROWS} rows")
+        values = {name: (row[index] if index < len(row) else "").strip() for name, index in columns.items()}
         if values["bank_ref"] in seen:
             report.rows.append(RowResult(line, "duplicate", f"bank reference {values['bank_ref']} "
                                          "appears earlier in this file"))
@@ -83,6 +108,11 @@ def import_statement(session: Session, text: str, user_id: int | None) -> Import
         except (PaymentError, MoneyError, ValueError) as error:
             savepoint.rollback()
             report.rows.append(RowResult(line, "error", str(error)))
+        except DataError as error:
+            # A value the checks above let through but the database refuses: this row only.
+            savepoint.rollback()
+            report.rows.append(RowResult(line, "error", "the row cannot be stored: "
+                                         + str(error.orig).splitlines()[0][:200]))
         else:
             savepoint.commit()
             seen.add(values["bank_ref"])
@@ -131,6 +161,12 @@ class _Duplicate(ValueError):
 
 def _new_payment(session: Session, bank_ref: str, amount: str, reference: str, paid_on: str,
                  user_id: int | None) -> Payment:
+    for name, text in (("bank reference", bank_ref), ("amount", amount), ("reference", reference),
+                       ("date", paid_on)):
+        if "\x00" in text:
+            raise PaymentError(f"the {name} contains a NUL character")
+        if len(text) > MAX_CELL:
+            raise PaymentError(f"the {name} is longer than {MAX_CELL} characters")
     bank_ref = bank_ref.strip()
     if not bank_ref or len(bank_ref) > 64:
         raise PaymentError("a bank reference of 1 to 64 characters is required")
@@ -141,6 +177,8 @@ def _new_payment(session: Session, bank_ref: str, amount: str, reference: str, p
     value = to_decimal(amount)
     if value <= 0:
         raise PaymentError(f"amount {amount!r} is not a positive number")
+    if value >= AMOUNT_LIMIT or value.as_tuple().exponent < -6:
+        raise PaymentError(f"amount {amount!r} is not a bank amount (at most 14 digits and 6 decimals)")
     when = _parse_date(paid_on)
     unit, why = match_unit(session, reference.strip() or None, None)
     payment = Payment(
@@ -157,9 +195,17 @@ def _new_payment(session: Session, bank_ref: str, amount: str, reference: str, p
     return payment
 
 
-def _columns(header: list[str]) -> dict[str, str]:
-    """Map our column names to the file's headers; refuse files missing any."""
-    by_lower = {name.strip().lower(): name for name in header if name}
+def _csv_problem(error: csv.Error) -> str:
+    """The csv module's complaint in words a staff member can act on."""
+    text = str(error)
+    return next((plain for known, plain in _CSV_PROBLEMS.items() if text.startswith(known)), text)
+
+
+def _columns(header: list[str]) -> dict[str, int]:
+    """Map our column names to the file's header positions; refuse files missing any."""
+    by_lower: dict[str, int] = {}
+    for index, name in enumerate(header):
+        by_lower.setdefault(name.strip().lower(), index)
     found, missing = {}, []
     for name, aliases in COLUMN_ALIASES.items():
         column = next((by_lower[a] for a in aliases if a in by_lower), None)

@@ -1,13 +1,15 @@
 """PayFast (P1, P4): the signed checkout form and the ITN handler that credits the wallet.
 
 Facts from PayFast's documentation (../shared/INTEGRATIONS.md): the checkout signature
-uses PayFast's fixed field order (empty fields left out); the ITN signature uses the
-fields in the order they were posted, up to `signature`; both append the passphrase.
+uses PayFast's fixed field order (empty fields left out, values trimmed as PayFast's own
+generator does); the ITN signature uses every posted field but `signature`, in the order
+posted, with the values exactly as posted (never trimmed); both append the passphrase.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 import socket
 from collections.abc import Sequence
@@ -28,17 +30,31 @@ from app.payments.credit import PaymentError, credit_payment
 
 log = logging.getLogger(__name__)
 
-# PayFast's fixed order for the checkout form's signature.
+# PayFast's documented order of the checkout form's attributes (merchant, customer,
+# transaction, options, payment method, recurring billing); the signature follows it.
 CHECKOUT_FIELD_ORDER = (
-    "merchant_id", "merchant_key", "return_url", "cancel_url", "notify_url",
+    "merchant_id", "merchant_key", "return_url", "cancel_url", "notify_url", "notify_method",
     "name_first", "name_last", "email_address", "cell_number",
     "m_payment_id", "amount", "item_name", "item_description",
     "custom_int1", "custom_int2", "custom_int3", "custom_int4", "custom_int5",
     "custom_str1", "custom_str2", "custom_str3", "custom_str4", "custom_str5",
-    "email_confirmation", "confirmation_address", "payment_method",
+    "email_confirmation", "confirmation_address", "currency", "payment_method",
+    "subscription_type", "billing_date", "recurring_amount", "frequency", "cycles",
+    "subscription_notify_email", "subscription_notify_webhook", "subscription_notify_buyer",
 )
 AMOUNT_TOLERANCE = Decimal("0.01")
 VALIDATE_TIMEOUT_SECONDS = 10
+# Bounds checked before the database sees an ITN: PayFast's longest field is 255 characters;
+# m_payment_id and pf_payment_id must fit the columns they are looked up in and stored to.
+MAX_ITN_VALUE = 1000
+MAX_ITN_FIELDS = 100
+ITN_COLUMN_LIMITS = {"m_payment_id": 32, "pf_payment_id": 64}
+PAYER_NAME_LIMIT = 200
+_AMOUNT = re.compile(r"-?\d{1,13}(\.\d{1,6})?")
+
+
+class UnknownCheckoutField(ValueError):
+    """A checkout field PayFast does not document: it cannot be signed, so it is not sent."""
 
 
 @dataclass(frozen=True)
@@ -70,16 +86,9 @@ class ItnOutcome:
 
 # --- signatures --------------------------------------------------------------------------
 
-def param_string(fields: Sequence[tuple[str, str]], *, skip_empty: bool = False) -> str:
-    """`key=quote_plus(value)` joined by `&`, stopping at `signature`."""
-    parts = []
-    for key, value in fields:
-        if key == "signature":
-            break
-        if skip_empty and (value is None or str(value).strip() == ""):
-            continue
-        parts.append(f"{key}={quote_plus(str(value).strip())}")
-    return "&".join(parts)
+def param_string(fields: Sequence[tuple[str, str]]) -> str:
+    """The ITN parameter string: every field but `signature`, in order, values exactly as posted."""
+    return "&".join(f"{key}={quote_plus(str(value))}" for key, value in fields if key != "signature")
 
 
 def sign(params: str, passphrase: str) -> str:
@@ -90,9 +99,13 @@ def sign(params: str, passphrase: str) -> str:
 
 
 def checkout_signature(fields: dict[str, str], passphrase: str) -> str:
-    """Sign checkout fields in PayFast's fixed order, empty fields left out."""
-    ordered = [(name, fields[name]) for name in CHECKOUT_FIELD_ORDER if name in fields]
-    return sign(param_string(ordered, skip_empty=True), passphrase)
+    """Sign every checkout field in PayFast's documented order, empty fields left out."""
+    unknown = sorted(set(fields) - set(CHECKOUT_FIELD_ORDER) - {"signature"})
+    if unknown:
+        raise UnknownCheckoutField(f"PayFast does not document the checkout field(s) {', '.join(unknown)}")
+    ordered = [(name, str(fields[name]).strip()) for name in CHECKOUT_FIELD_ORDER
+               if name in fields and fields[name] is not None and str(fields[name]).strip()]
+    return sign("&".join(f"{key}={quote_plus(value)}" for key, value in ordered), passphrase)
 
 
 # --- checkout (P4) ------------------------------------------------------------------------
@@ -128,7 +141,8 @@ def start_checkout(session: Session, settings: PayfastSettings, *, unit: Unit, u
         "item_name": f"{utility.replace('_', ' ').capitalize()} top-up unit {unit.number}",
         "custom_int1": str(unit.id), "custom_str1": utility,
     }
-    fields = {k: v for k, v in fields.items() if v}
+    # Posted exactly as signed: PayFast trims values before checking the signature.
+    fields = {k: v.strip() for k, v in fields.items() if v and v.strip()}
     fields["signature"] = checkout_signature(fields, settings.passphrase)
     return payment, fields
 
@@ -141,15 +155,17 @@ def handle_itn(session: Session, settings: PayfastSettings, fields: Sequence[tup
     form = dict(fields)
     if not source_allowed(source_ip, settings.valid_sources):
         return _reject(session, 403, f"ITN from {source_ip} is not from a PayFast host", form)
+    problem = malformed(fields)
+    if problem:
+        return _reject(session, 400, problem, form)
     if form.get("signature", "").lower() != sign(param_string(fields), settings.passphrase):
         return _reject(session, 400, "signature does not match", form)
     payment = session.scalar(select(Payment).where(Payment.checkout_id == form.get("m_payment_id", "")))
     if payment is None:
         return _reject(session, 400, f"unknown m_payment_id {form.get('m_payment_id')!r}", form)
-    try:
-        gross = to_decimal(form.get("amount_gross", ""))
-    except MoneyError:
+    if not _AMOUNT.fullmatch(form.get("amount_gross", "")):
         return _reject(session, 400, f"amount_gross {form.get('amount_gross')!r} is not a number", form)
+    gross = to_decimal(form["amount_gross"])
     if abs(gross - payment.amount) > AMOUNT_TOLERANCE:
         return _reject(session, 400, f"amount_gross {gross} does not match {payment.amount:.2f}", form)
     pf_payment_id = form.get("pf_payment_id", "").strip()
@@ -173,8 +189,8 @@ def handle_itn(session: Session, settings: PayfastSettings, fields: Sequence[tup
     payment.provider_ref = pf_payment_id
     payment.paid_at = utcnow()
     payment.raw = form
-    name = " ".join(filter(None, (form.get("name_first"), form.get("name_last"))))
-    payment.payer_name = payment.payer_name or name or None
+    name = " ".join(filter(None, (form.get("name_first", "").strip(), form.get("name_last", "").strip())))
+    payment.payer_name = payment.payer_name or name[:PAYER_NAME_LIMIT] or None
     try:
         created = credit_payment(session, payment)
     except PaymentError as error:
@@ -182,6 +198,24 @@ def handle_itn(session: Session, settings: PayfastSettings, fields: Sequence[tup
         return _reject(session, 400, str(error), form)
     session.commit()
     return ItnOutcome(200, "credited" if created else "duplicate ITN: already credited", created)
+
+
+def malformed(fields: Sequence[tuple[str, str]]) -> str | None:
+    """Why an ITN's fields cannot be genuine (repeated, NUL, too long), or None."""
+    if len(fields) > MAX_ITN_FIELDS:
+        return f"an ITN has at most {MAX_ITN_FIELDS} fields"
+    seen = set()
+    for key, value in fields:
+        if key in seen:
+            # dict(fields) keeps the last copy; the signature covers both: never genuine.
+            return f"field {_shown(key)} is posted more than once"
+        seen.add(key)
+        if "\x00" in key or "\x00" in value:
+            return f"field {_shown(key)} contains a NUL character"
+        limit = ITN_COLUMN_LIMITS.get(key, MAX_ITN_VALUE)
+        if len(key) > MAX_ITN_VALUE or len(value) > limit:
+            return f"field {_shown(key)} is longer than {limit} characters"
+    return None
 
 
 def source_allowed(ip: str | None, sources: Sequence[str]) -> bool:
@@ -221,11 +255,19 @@ def _reject(session: Session, code: int, reason: str, form: dict[str, str]) -> I
                 form.get("m_payment_id"), form.get("pf_payment_id"))
     session.rollback()
     audit.record(session, "payment.itn_refused", "PayFast ITN",
-                 new={"reason": reason, "m_payment_id": form.get("m_payment_id"),
-                      "pf_payment_id": form.get("pf_payment_id"),
-                      "amount_gross": form.get("amount_gross")})
+                 new={"reason": _shown(reason, 300), "m_payment_id": _shown(form.get("m_payment_id")),
+                      "pf_payment_id": _shown(form.get("pf_payment_id")),
+                      "amount_gross": _shown(form.get("amount_gross"))})
     session.commit()
     return ItnOutcome(code, reason)
+
+
+def _shown(value: str | None, limit: int = 80) -> str | None:
+    """A posted value as it may be logged and audited: NUL removed, cut to `limit`."""
+    if value is None:
+        return None
+    value = value.replace("\x00", "")
+    return value if len(value) <= limit else value[:limit] + "..."
 
 
 def _is_ip(text: str) -> bool:

@@ -20,6 +20,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from app.estates import get_setting
+from app.ledger.anchors import Anchor, anchor_line, chain_head
 from app.ledger.verify import summarise, verify_ledger
 from app.models import Account, Estate, FinancialPeriod, LedgerTransaction, Meter, Posting, Reading, utcnow
 from app.money import quantize
@@ -83,6 +84,7 @@ class AuditReport:
     variances: list[Variance] = field(default_factory=list)
     verified_ok: bool = False
     verification: str = ""
+    chain_head: Anchor | None = None  # printed as the ledger anchor
 
     @property
     def all_locked(self) -> bool:
@@ -114,6 +116,7 @@ def build_audit_report(session: Session, estate: Estate, first: str, last: str |
     _add_variances(session, report)
     verification = verify_ledger(session, estate.id)
     report.verified_ok, report.verification = verification.ok, summarise(verification)
+    report.chain_head = chain_head(session, estate.id)
     return report
 
 
@@ -189,9 +192,10 @@ def render_audit_report(session: Session, report: AuditReport) -> bytes:
     title = f"{estate.name} - Audit report"
     subtitle = f"{span} · {estate.currency} · times in {estate.timezone}"
     footer = f"Generated {utcnow().astimezone(tz):%d %b %Y %H:%M} · Meterwise ledger"
+    anchor = anchor_line(report.chain_head)
 
     def furniture(canvas, d):
-        page_band(canvas, d, colour, title, subtitle, footer)
+        page_band(canvas, d, colour, title, subtitle, footer, anchor)
 
     story = [Paragraph("Ledger verification", H2),
              Paragraph(("<b>Verified: the hash chain is intact and every cached balance equals its "
@@ -199,6 +203,11 @@ def render_audit_report(session: Session, report: AuditReport) -> bytes:
                        "<b>VERIFICATION FAILED: see the details below.</b>", BODY)]
     story += [Paragraph(pdf_text(line).replace("&", "&amp;").replace("<", "&lt;"), SMALL)
               for line in report.verification.splitlines()]
+    if report.chain_head is not None:
+        story.append(Paragraph(
+            f"Chain head when this report was made: <font face='Courier'>{report.chain_head}</font>. "
+            "Keep this page: <font face='Courier'>flask ledger verify --anchor</font> followed by it "
+            "proves later that no transaction up to it was removed or rewritten.", SMALL))
     story += [Paragraph("Months and period locking", H2),
               data_table(["Month", "Status"], report.months, widths=[40 * mm, 40 * mm])]
     if not report.all_locked:

@@ -22,6 +22,7 @@ from reportlab.platypus import (
     Flowable, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle,
 )
 
+from app.ledger.anchors import anchor_line
 from app.models import utcnow
 from app.money import format_amount
 from app.reports.statements import CATEGORIES, CATEGORY_LABELS, StatementData
@@ -66,8 +67,9 @@ def _escape(text: object) -> str:
 # --- shared page furniture ---------------------------------------------------------------
 
 
-def page_band(canvas, doc, colour: colors.Color, title: str, subtitle: str, footer: str) -> None:
-    """The coloured title band on every page, and the footer with page numbers."""
+def page_band(canvas, doc, colour: colors.Color, title: str, subtitle: str, footer: str,
+              anchor: str = "") -> None:
+    """The coloured title band on every page, the footer with page numbers, and the ledger anchor."""
     width, height = doc.pagesize
     canvas.saveState()
     canvas.setFillColor(colour)
@@ -81,6 +83,10 @@ def page_band(canvas, doc, colour: colors.Color, title: str, subtitle: str, foot
     canvas.setFont("Helvetica", 7.5)
     canvas.drawString(doc.leftMargin, 10 * mm, pdf_text(footer))
     canvas.drawRightString(width - doc.rightMargin, 10 * mm, f"Page {doc.page}")
+    if anchor:
+        # Above the footer, inside the bottom margin; fixed-width so the hash reads and copies cleanly.
+        canvas.setFont("Courier", 7)
+        canvas.drawString(doc.leftMargin, 13.5 * mm, pdf_text(anchor))
     canvas.restoreState()
 
 
@@ -155,9 +161,10 @@ def render_statement(data: StatementData, *, provisional: bool = False,
         subtitle += " · PROVISIONAL (not yet issued)"
     footer = (f"Issued {issued:%d %b %Y %H:%M} ({data.timezone}) · figures from the Meterwise "
               f"ledger · ref {data.figures_sha256()[:12]}")
+    anchor = anchor_line(data.chain_head)
 
     def furniture(canvas, d):
-        page_band(canvas, d, colour, title, subtitle, footer)
+        page_band(canvas, d, colour, title, subtitle, footer, anchor)
 
     doc.build(_statement_story(data, colour, tz, provisional), onFirstPage=furniture,
               onLaterPages=furniture)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app.estates import get_setting
 from app.ledger import _planned_for_these_values  # the ledger's guard against generic plans
+from app.ledger.anchors import Anchor, chain_head
 from app.models import (
     Account, Estate, LedgerTransaction, Meter, Person, Posting, Reading, Tenancy, Unit,
     UnitOwnership, Wallet, utcnow,
@@ -149,6 +150,8 @@ class StatementData:
     owners: list[str] = field(default_factory=list)
     pockets: list[PocketFigures] = field(default_factory=list)
     topups: list[TopupLine] = field(default_factory=list)
+    # The estate's chain head when the statement was made: printed as the ledger anchor.
+    chain_head: Anchor | None = None
 
     @property
     def units_mode(self) -> bool:
@@ -207,6 +210,9 @@ def load_statements(session: Session, estate: Estate, period: str,
     }
     if not statements:
         return []
+    head = chain_head(session, estate.id)
+    for statement in statements.values():
+        statement.chain_head = head
     postgres = session.get_bind().dialect.name == "postgresql"
     # psycopg prepares a statement run five times and PostgreSQL then reuses a generic plan,
     # which for one unit's postings was a scan of the estate's whole ledger (0.5 s a statement).

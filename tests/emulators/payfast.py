@@ -21,13 +21,17 @@ from werkzeug.routing import Map, Rule
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
+# PayFast's documented attribute order (kept apart from the app's copy on purpose: the
+# emulator stands for PayFast, so a mistake in the app's list shows up as a mismatch).
 CHECKOUT_FIELD_ORDER = (
-    "merchant_id", "merchant_key", "return_url", "cancel_url", "notify_url",
+    "merchant_id", "merchant_key", "return_url", "cancel_url", "notify_url", "notify_method",
     "name_first", "name_last", "email_address", "cell_number",
     "m_payment_id", "amount", "item_name", "item_description",
     "custom_int1", "custom_int2", "custom_int3", "custom_int4", "custom_int5",
     "custom_str1", "custom_str2", "custom_str3", "custom_str4", "custom_str5",
-    "email_confirmation", "confirmation_address", "payment_method",
+    "email_confirmation", "confirmation_address", "currency", "payment_method",
+    "subscription_type", "billing_date", "recurring_amount", "frequency", "cycles",
+    "subscription_notify_email", "subscription_notify_webhook", "subscription_notify_buyer",
 )
 ITN_FIELD_ORDER = (
     "m_payment_id", "pf_payment_id", "payment_status", "item_name", "item_description",
@@ -38,9 +42,15 @@ ITN_FIELD_ORDER = (
 )
 
 
-def _params(pairs, skip_empty: bool) -> str:
+def _checkout_params(pairs) -> str:
+    """Checkout: values trimmed, empty ones left out (PayFast's documented generator)."""
     return "&".join(f"{k}={quote_plus(str(v).strip())}" for k, v in pairs
-                    if k != "signature" and not (skip_empty and not str(v).strip()))
+                    if k != "signature" and str(v).strip())
+
+
+def _itn_params(pairs) -> str:
+    """ITN: every field but the signature, in order, values exactly as sent."""
+    return "&".join(f"{k}={quote_plus(str(v))}" for k, v in pairs if k != "signature")
 
 
 def _sign(params: str, passphrase: str) -> str:
@@ -70,7 +80,7 @@ class PayfastState:
                   "name_first": checkout.get("name_first", "Test"),
                   "name_last": checkout.get("name_last", "Payer")}
         fields = [(name, values.get(name, "")) for name in ITN_FIELD_ORDER]
-        params = _params(fields, skip_empty=False)
+        params = _itn_params(fields)
         fields.append(("signature", _sign(params, self.passphrase)))
         with self._lock:
             self.vouched.add(params)
@@ -100,8 +110,11 @@ class PayfastEmulator:
     def checkout(self, request: Request) -> Response:
         """The hosted payment page: check the signature, offer Pay and Cancel."""
         form = request.form
+        unknown = sorted(set(form) - set(CHECKOUT_FIELD_ORDER) - {"signature"})
+        if unknown:
+            return Response(f"Unknown field(s): {', '.join(unknown)}", 400, mimetype="text/plain")
         ordered = [(k, form[k]) for k in CHECKOUT_FIELD_ORDER if k in form]
-        if form.get("signature") != _sign(_params(ordered, skip_empty=True), self.state.passphrase):
+        if form.get("signature") != _sign(_checkout_params(ordered), self.state.passphrase):
             return Response("Signature mismatch: the merchant's checkout form is not signed correctly",
                             400, mimetype="text/plain")
         hidden = "".join(f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import Account, LedgerTransaction
 from app.models.payments import Payment
+from app.payments.credit import PaymentError
 from app.payments.eft import StatementError, confirm_payments, import_statement, record_deposit
 
 
@@ -100,4 +101,46 @@ def test_units_mode_estate_sells_units_at_the_price_in_force(app, committed):
         confirm_payments(db.session, [paid.id, late.id], user_id=None)
         # 100 / 2.00 = 50 kWh before the rise, 100 / 2.50 = 40 kWh after it.
         assert pocket_balance(pocket_id) == Decimal("90.000")
+        db.session.remove()
+
+
+def test_unreadable_and_oversized_rows_are_refused_one_by_one(app, kit):
+    # Each of these gave a 500 for the whole upload (issue 11 item 6); now each is its row's error.
+    lines = [
+        "Date,Amount,Reference,Bank_Ref",
+        f"2026-11-02,10.00,{kit.unit_number},OK1",
+        f"2026-11-02,10.00,{kit.unit_number}\rX,CR1",          # line break in an unquoted field
+        f"2026-11-02,10.00,{'x' * 140_000},BIG1",                # over the csv module's field limit
+        f"2026-11-02,1e30,{kit.unit_number},OVER1",              # beyond numeric(20, 6)
+        f"2026-11-02,10.00,{kit.unit_number},NUL\x001",          # NUL in the bank reference
+        f"2026-11-02,10.00,A\x00B,NUL2",                         # NUL in the reference
+        f"2026-11-02,0.0000001,{kit.unit_number},TINY1",         # more places than the column keeps
+        f"2026-11-02,{'9' * 2000},{kit.unit_number},LONG1",      # an absurdly long amount
+        f"2026-11-03,20.00,{kit.unit_number},OK2",
+    ]
+    with app.app_context():
+        report = import_statement(db.session, "\n".join(lines) + "\n", user_id=None)
+        assert [(r.line, r.status) for r in report.rows] == [
+            (2, "imported"), (3, "error"), (4, "error"), (5, "error"), (6, "error"), (7, "error"),
+            (8, "error"), (9, "error"), (10, "imported")]
+        messages = [r.message for r in report.rows]
+        assert "a line break inside a field that is not in quotes" in messages[1]
+        assert "longer than the CSV reader's limit" in messages[2]
+        assert "not a bank amount" in messages[3]
+        assert "bank reference contains a NUL character" in messages[4]
+        assert "reference contains a NUL character" in messages[5]
+        assert "not a bank amount" in messages[6]
+        assert "amount is longer than 1000 characters" in messages[7]
+        refs = db.session.scalars(select(Payment.provider_ref).order_by(Payment.id)).all()
+        assert refs == ["OK1", "OK2"]
+        db.session.remove()
+
+
+def test_a_deposit_beyond_the_amount_column_is_refused(app, kit):
+    with app.app_context():
+        with pytest.raises(PaymentError, match="not a bank amount"):
+            record_deposit(db.session, bank_ref="DEP-1", amount="123456789012345678", reference="x",
+                           paid_on="2026-11-20", user_id=None)
+        db.session.rollback()
+        assert db.session.scalar(select(func.count()).select_from(Payment)) == 0
         db.session.remove()

@@ -63,6 +63,41 @@ def replace(fields, name, value):
     return [(k, value if k == name else v) for k, v in fields]
 
 
+def test_checkout_signs_every_documented_field_in_payfast_order():
+    # Given in scrambled order; PayFast's documented order decides the parameter string.
+    fields = {"cycles": "0", "subscription_notify_buyer": "true", "frequency": "3",
+              "recurring_amount": "100.00", "billing_date": "2026-12-01", "subscription_type": "1",
+              "payment_method": "cc", "currency": "ZAR", "item_name": "Levy", "amount": "100.00",
+              "m_payment_id": "abc", "notify_method": "POST", "merchant_key": "46f0cd694581a",
+              "merchant_id": "10000100", "subscription_notify_email": "true",
+              "subscription_notify_webhook": "true"}
+    expected = payfast.sign(
+        "merchant_id=10000100&merchant_key=46f0cd694581a&notify_method=POST&m_payment_id=abc"
+        "&amount=100.00&item_name=Levy&currency=ZAR&payment_method=cc&subscription_type=1"
+        "&billing_date=2026-12-01&recurring_amount=100.00&frequency=3&cycles=0"
+        "&subscription_notify_email=true&subscription_notify_webhook=true"
+        "&subscription_notify_buyer=true", "pass phrase")
+    assert payfast.checkout_signature(fields, "pass phrase") == expected
+
+
+def test_checkout_refuses_a_field_it_cannot_sign():
+    with pytest.raises(payfast.UnknownCheckoutField, match="recurring_amout"):
+        payfast.checkout_signature({"merchant_id": "1", "amount": "5.00", "recurring_amout": "5"}, "p")
+
+
+def test_the_gateway_accepts_a_subscription_checkout_the_app_signed(payfast_gateway):
+    import requests
+
+    fields = {"merchant_id": "10000100", "merchant_key": "46f0cd694581a",
+              "return_url": "http://x/r", "notify_url": "http://x/n", "notify_method": "POST",
+              "m_payment_id": "abc", "amount": "100.00", "item_name": "Levy", "currency": "ZAR",
+              "subscription_type": "1", "billing_date": "2026-12-01", "recurring_amount": "100.00",
+              "frequency": "3", "cycles": "0", "subscription_notify_email": "true"}
+    fields["signature"] = payfast.checkout_signature(fields, PASSPHRASE)
+    answer = requests.post(f"{payfast_gateway.base_url}/eng/process", data=fields, timeout=5)
+    assert answer.status_code == 200, answer.text
+
+
 def test_checkout_signature_uses_payfast_field_order():
     fields = {"merchant_id": "10000100", "merchant_key": "46f0cd694581a", "amount": "100.00",
               "item_name": "Test", "m_payment_id": "abc", "email_address": ""}
@@ -149,6 +184,29 @@ def test_cancelled_payment_is_recorded_and_not_credited(app, kit, payfast_gatewa
     with app.app_context():
         assert db.session.scalar(select(Payment.status)) == "cancelled"
         db.session.remove()
+
+
+def test_padded_values_are_verified_exactly_as_posted(app, kit, payfast_gateway, client):
+    # PayFast signs what it posts, spaces included: trimming before checking refuses it.
+    checkout = {**start_payment(app, kit, "60.00"), "item_name": "  padded item  ",
+                "name_first": "Thabo ", "name_last": " Mokoena"}
+    itn = payfast_gateway.state.make_itn(checkout)
+    response = post_itn(client, itn)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert balance(app, kit.pocket_id) == Decimal("60.00")
+    with app.app_context():
+        assert db.session.scalar(select(Payment.payer_name)) == "Thabo Mokoena"
+        db.session.remove()
+
+
+def test_a_field_repeated_after_the_signature_is_refused(app, kit, payfast_gateway, client):
+    # The signature covers both copies, but dict() would act on the second: never genuine.
+    itn = payfast_gateway.state.make_itn(start_payment(app, kit, "60.00"))
+    forged = itn + [("m_payment_id", "someone-else")]
+    response = post_itn(client, forged)
+    assert response.status_code == 400
+    assert "posted more than once" in response.get_data(as_text=True)
+    assert balance(app, kit.pocket_id) == 0
 
 
 def test_unknown_payment_id_is_refused(app, kit, payfast_gateway, client):
