@@ -4,14 +4,14 @@ Each session stores "<user id>:<session_version>"; logout bumps the version, so 
 an old session cookie no longer signs anyone in. Existing sessions (no version) end once.
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0014
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0015'
-down_revision = '0012'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 

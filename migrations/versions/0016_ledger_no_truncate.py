@@ -9,13 +9,13 @@ suite's cleanup does exactly that, inside its own transaction). PostgreSQL only:
 no TRUNCATE, and its DELETE triggers already cover `DELETE FROM` without a WHERE.
 
 Revision ID: 0016
-Revises: 0012
+Revises: 0015
 """
 from alembic import op
 
 
 revision = '0016'
-down_revision = '0012'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 
