@@ -6,8 +6,8 @@ numbering plan of the country it was written in (an estate's ISO 3166 country) a
 the whole international number, so two numbers are the same only when every digit is.
 
 The `phonenumbers` package is not a dependency: the plans below cover the estates' countries
-and the M-PESA markets, and a number already in international form ("+…", "00…") is
-accepted for any country.
+(ZA, LS, BJ), the M-PESA markets and the neighbours whose currencies we hold; a number
+already in international form ("+…", "00…") is accepted for any country.
 """
 from __future__ import annotations
 
@@ -46,6 +46,11 @@ PLANS: dict[str, NumberingPlan] = {
     "BJ": NumberingPlan("229", frozenset({10}), legacy_prefix="01", legacy_length=8),
     "KE": NumberingPlan("254", frozenset({9}), trunk_prefix="0"),
     "TZ": NumberingPlan("255", frozenset({9}), trunk_prefix="0"),
+    # Neighbours whose currencies app/money.py knows.
+    "NA": NumberingPlan("264", frozenset({8, 9}), trunk_prefix="0"),
+    "BW": NumberingPlan("267", frozenset({7, 8})),
+    "SZ": NumberingPlan("268", frozenset({8})),
+    "SN": NumberingPlan("221", frozenset({9})),
 }
 _PLAN_BY_CODE = {plan.calling_code: plan for plan in PLANS.values()}
 _SEPARATORS = re.compile(r"[\s\-./()\u00a0]")

@@ -225,7 +225,7 @@ class RelayedSms:
     """One gateway message with every field bounded; `problem` is why it is refused."""
 
     key: str  # the gateway id, or a digest when it has none or an over-long one
-    sender: str  # whole, for the trust check; stored cut to the column
+    sender: str  # exactly as relayed (stripped), for the trust check; stored cleaned and cut
     content: str
     sent_at: datetime | None
     problem: str | None
@@ -249,13 +249,14 @@ def read_message(message: Any) -> RelayedSms:
         problem = problem or "the sender is not text"
     gateway_id = _clean(raw_id or "").strip()
     if not gateway_id:
-        problem = "the message has no id"
+        problem = ("the message id is not text" if raw_id is None and message.get("id") is not None
+                   else "the message has no id")
         key = _digest(_dump(message))
     elif len(gateway_id) > SmsMessage.__table__.c.gateway_id.type.length:
         key = _digest(gateway_id)  # still identifies the message, so re-deliveries match
     else:
         key = gateway_id
-    return RelayedSms(key, _clean(sender or "").strip(), content,
+    return RelayedSms(key, (sender or "").strip(), content,
                       _from_epoch_ms(message.get("sms_sent")), problem)
 
 
@@ -322,7 +323,7 @@ def receive_message(session: Session, message: Any, *,
         return None
     savepoint = session.begin_nested()
     try:
-        row = SmsMessage(gateway_id=sms.key, from_number=_fit(sms.sender, SmsMessage.from_number),
+        row = SmsMessage(gateway_id=sms.key, from_number=_fit(_clean(sms.sender), SmsMessage.from_number),
                          content=sms.content, sent_at=sms.sent_at, outcome="ignored")
         session.add(row)
         session.flush()
@@ -337,22 +338,22 @@ def receive_message(session: Session, message: Any, *,
         savepoint.rollback()
         if session.scalar(select(SmsMessage.id).where(SmsMessage.gateway_id == sms.key)):
             return None  # the same message arrived twice at once: the other copy won
-        return _refuse(session, sms, "it conflicts with a payment stored at the same moment")
+        return _refuse(session, sms, "conflicts with a payment stored at the same moment")
     except (OperationalError, InterfaceError):
         raise  # the database, not the message, failed: the gateway retries the poll
     except Exception as error:  # one poison message must never block the others
         savepoint.rollback()
         log.exception("SMS %s could not be processed", sms.key)
-        return _refuse(session, sms, f"it could not be processed ({type(error).__name__})")
+        return _refuse(session, sms, f"could not be processed ({type(error).__name__})")
     savepoint.commit()
     return row
 
 
 def _refuse(session: Session, sms: RelayedSms, reason: str) -> SmsMessage | None:
     """Store a message that failed as refused, so the gateway's retry is not processed again."""
-    row = SmsMessage(gateway_id=sms.key, from_number=_fit(sms.sender, SmsMessage.from_number),
+    row = SmsMessage(gateway_id=sms.key, from_number=_fit(_clean(sms.sender), SmsMessage.from_number),
                      content=sms.content, sent_at=sms.sent_at, outcome="refused",
-                     reason=_fit(f"refused: {reason}", SmsMessage.reason))
+                     reason=_fit(reason, SmsMessage.reason))
     stored = _contained(session, "refusal", lambda: (session.add(row), session.flush()))
     return row if stored else None
 
@@ -381,7 +382,7 @@ def _act_on(session: Session, row: SmsMessage, sender: str, trusted: frozenset[s
         log.info("SMS %s from %s ignored: %s", row.gateway_id, row.from_number, reason)
         return
     if sender.upper() not in trusted:
-        _flag_spoofed(session, row, parsed, f"sent by {sender or 'no sender'}, not by an M-PESA "
+        _flag_spoofed(session, row, parsed, f"sent by {_clean(sender) or 'no sender'}, not by an M-PESA "
                       f"sender id ({', '.join(sorted(trusted)) or 'none configured'})", None)
         return
     problem = _out_of_bounds(parsed)
@@ -400,7 +401,7 @@ def _act_on(session: Session, row: SmsMessage, sender: str, trusted: frozenset[s
         return
     unit, why = match_unit(session, parsed.reference, parsed.phone, currency=parsed.currency)
     if unit is not None and sender.upper() not in estate_sender_ids(session, unit.estate_id, trusted):
-        _flag_spoofed(session, row, parsed, f"sent by {sender}, not by a sender id "
+        _flag_spoofed(session, row, parsed, f"sent by {_clean(sender)}, not by a sender id "
                       f"{unit.estate.name} accepts", unit.estate_id)
         return
     payment = Payment(
