@@ -41,10 +41,6 @@ from app.config import TestConfig
 from app.extensions import db
 
 
-LEDGER_TRUNCATE_TRIGGERS = (("postings", "postings_no_truncate"),
-                            ("ledger_transactions", "ledger_transactions_no_truncate"))
-
-
 def _database_url() -> str:
     return os.environ.get("TEST_DATABASE_URL") or TestConfig.SQLALCHEMY_DATABASE_URI
 
@@ -95,6 +91,15 @@ def _user_tables(app) -> list[str]:
         )))
 
 
+def _truncate_triggers(app) -> list[tuple[str, str]]:
+    """(table, trigger) of every user trigger that fires on TRUNCATE (the ledger's, 0016)."""
+    with app.app_context(), db.engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(text(
+            "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+            "AND NOT t.tgisinternal AND (t.tgtype & 32) <> 0 ORDER BY 1, 2"))]
+
+
 def empty_database(app) -> None:
     """Remove every row of every table, and reset the id sequences."""
     tables = app.extensions["meterwise_test_tables"]
@@ -108,13 +113,13 @@ def empty_database(app) -> None:
             conn.execute(text("SET lock_timeout = '10s'"))
             # The ledger refuses TRUNCATE (migration 0016); the owner may switch that off,
             # and only inside this transaction: the triggers are back on when it commits.
-            guarded = [(t, trigger) for t, trigger in LEDGER_TRUNCATE_TRIGGERS if t in tables]
+            guarded = app.extensions["meterwise_truncate_triggers"]
             for table, trigger in guarded:
-                conn.execute(text(f'ALTER TABLE "{table}" DISABLE TRIGGER {trigger}'))
+                conn.execute(text(f'ALTER TABLE "{table}" DISABLE TRIGGER "{trigger}"'))
             conn.execute(text("TRUNCATE {} RESTART IDENTITY CASCADE".format(
                 ", ".join(f'"{name}"' for name in tables))))
             for table, trigger in guarded:
-                conn.execute(text(f'ALTER TABLE "{table}" ENABLE TRIGGER {trigger}'))
+                conn.execute(text(f'ALTER TABLE "{table}" ENABLE TRIGGER "{trigger}"'))
             conn.commit()
 
 
@@ -131,6 +136,7 @@ def app():
     app = create_app(Config)
     _migrate(app)
     app.extensions["meterwise_test_tables"] = _user_tables(app)
+    app.extensions["meterwise_truncate_triggers"] = _truncate_triggers(app)
     empty_database(app)  # a previous run may have been interrupted
     yield app
     empty_database(app)

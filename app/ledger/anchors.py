@@ -118,8 +118,10 @@ def send_anchor_email(session: Session, progress, now: datetime | None = None) -
     lines += [f"{a.estate_code}  seq {a.seq}  hash {a.hash}  at {when}" for a in anchors] or [
         "No estate has ledger transactions yet."]
     if anchors:
-        lines += ["", "To check the ledger still holds them:",
-                  "flask ledger verify " + " ".join(f"--anchor {a}" for a in anchors)]
+        # One anchor per line: the command stays copyable with any number of estates.
+        lines += ["", "To check the ledger still holds them:", "flask ledger verify \\"]
+        lines += [f"  --anchor {a}" + (" \\" if i < len(anchors) - 1 else "")
+                  for i, a in enumerate(anchors)]
     message.set_content("\n".join(lines) + "\n")
     send_email(message)
     audit.record(session, "ledger.anchors_sent", "Ledger anchors",

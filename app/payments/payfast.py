@@ -8,6 +8,7 @@ posted, with the values exactly as posted (never trimmed); both append the passp
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -158,7 +159,8 @@ def handle_itn(session: Session, settings: PayfastSettings, fields: Sequence[tup
     problem = malformed(fields)
     if problem:
         return _reject(session, 400, problem, form)
-    if form.get("signature", "").lower() != sign(param_string(fields), settings.passphrase):
+    if not hmac.compare_digest(form.get("signature", "").lower().encode(),
+                               sign(param_string(fields), settings.passphrase).encode()):
         return _reject(session, 400, "signature does not match", form)
     payment = session.scalar(select(Payment).where(Payment.checkout_id == form.get("m_payment_id", "")))
     if payment is None:
