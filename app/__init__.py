@@ -114,6 +114,10 @@ def register_blueprints(app: Flask) -> None:
 
 def register_errorhandlers(app: Flask) -> None:
     def render_error(code: int, title: str, message: str):
+        from app.htmx import is_partial
+
+        if is_partial():  # htmx swaps a 400 into the element that asked: the message alone
+            return render_template("_refusal.html", message=message), code
         return render_template("error.html", code=code, title=title, message=message), code
 
     @app.errorhandler(CSRFError)

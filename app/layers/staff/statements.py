@@ -8,6 +8,7 @@ from sqlalchemy import select
 from app.estates import PERIOD_PATTERN
 from app.extensions import db
 from app.htmx import render
+from app.layers.portal import job_panel
 from app.layers.staff import bp
 from app.models import Estate, JobRun, Unit
 from app.reports.export import Column, requested_format, respond
@@ -50,7 +51,9 @@ def statements():
         months.append(previous_period(months[-1]))
     run = db.session.scalar(select(JobRun).where(
         JobRun.kind == JOB_KIND, JobRun.target == job_target(estate, period)).order_by(JobRun.id.desc()))
-    return render("staff/statements/index.html", estates=estates, estate=estate, period=period,
+    part = request.args.get("part")  # a section fetching itself again after a run
+    return render("staff/statements/index.html", part if part in ("run_form", "units") else None,
+                  estates=estates, estate=estate, period=period,
                   months=months, rows=rows, run=run, month_label=month_label)
 
 
@@ -64,7 +67,7 @@ def run_statements(estate_id: int, period: str):
     if period > last_complete_period(estate):
         abort(400, f"{period} has not ended in {estate.name}")
     run = start_run(estate, period, user_id=current_user.id)
-    return render("_job_progress.html", run=run)
+    return job_panel(run)
 
 
 @bp.get("/units/<int:unit_id>/statements/<period>.pdf")
