@@ -77,12 +77,12 @@ def refresh_uisp():
         estate = db.session.get(Estate, request.form.get("estate_id", type=int) or 0) or abort(404)
         target = refresh_target("estate", estate.id)
     elif kind == "client":
-        client_id = request.form.get("client_id", type=int) or abort(400)
+        client_id = request.form.get("client_id", type=int) or abort(400, "Choose the customer to refresh.")
         target = refresh_target("client", client_id)
     elif kind == "all":
         target = refresh_target("all")
     else:
-        abort(400)
+        abort(400, "Choose what to refresh: everything, an estate or a customer.")
     run = enqueue(REFRESH_KIND, target, target=job_target(target), user_id=current_user.id)
     if is_partial():
         return job_panel(run)

@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from app import audit
 from app.extensions import db
-from app.htmx import redirect, render
+from app.htmx import redirect, refuse, render
 from app.jobs import enqueue
 from app.layers.portal import job_panel
 from app.layers.staff import bp
@@ -40,8 +40,7 @@ def set_period(estate_id: int, period: str):
         set_period_status(db.session, estate, period, request.form.get("status", ""))
     except EstateRuleError as error:
         db.session.rollback()
-        flash(str(error), "error")
-        return redirect(url_for("staff.ledger")), 400
+        return refuse(ledger, str(error))
     db.session.commit()
     flash(f"{estate.name} {period} is now {request.form['status']}.", "success")
     return redirect(url_for("staff.ledger"))
