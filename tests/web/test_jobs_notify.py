@@ -386,3 +386,10 @@ def test_email_gives_up_after_the_last_attempt(app, monkeypatch, committed, reci
     email = rows_of(committed)[0]
     assert (email["status"], email["attempts"]) == ("failed", MAX_EMAIL_ATTEMPTS)
     assert email["error"]
+
+
+def test_email_without_mail_url_is_recorded_as_written_to_the_log(app, monkeypatch, committed, recipient):
+    monkeypatch.setitem(app.config, "MAIL_URL", "")
+    send(committed, recipient)
+    email_row = [r for r in rows_of(committed) if r["channel"] == "email"][0]
+    assert (email_row["status"], email_row["sent_at"], email_row["error"]) == ("logged", None, None)

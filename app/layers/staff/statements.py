@@ -22,6 +22,7 @@ STATEMENT_COLUMNS = [
     Column("Issued", lambda r: r.issued_at),
     Column("PDF SHA-256", lambda r: r.pdf_sha256),
     Column("Emails sent", lambda r: r.sent, numeric=True),
+    Column("Emails written to log", lambda r: r.logged, numeric=True),
     Column("Emails waiting", lambda r: r.pending, numeric=True),
     Column("Emails failed", lambda r: r.failed, numeric=True),
     Column("Flag", lambda r: r.discrepancy),
