@@ -63,7 +63,7 @@ def _address(channel: str, user: User | None, person: Person | None) -> str | No
 def deliver_email(session: Session, progress, notification_id: int) -> str:
     """Send one email notification; failures are counted and retried by the queue."""
     row = session.get(Notification, notification_id)
-    if row is None or row.status == "sent":
+    if row is None or row.status in (SENT, LOGGED):
         return "nothing to send"
     row.attempts += 1
     message = EmailMessage()
