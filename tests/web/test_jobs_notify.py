@@ -393,3 +393,21 @@ def test_email_without_mail_url_is_recorded_as_written_to_the_log(app, monkeypat
     send(committed, recipient)
     email_row = [r for r in rows_of(committed) if r["channel"] == "email"][0]
     assert (email_row["status"], email_row["sent_at"], email_row["error"]) == ("logged", None, None)
+
+
+def test_a_finished_job_panel_tells_the_page_once_a_running_one_does_not(app, world, login, committed):
+    import json
+
+    with committed() as s:
+        done = JobRun(kind="uisp_refresh", target="uisp:all", status="done", result="ok")
+        running = JobRun(kind="uisp_refresh", target="uisp:all", status="running")
+        s.add_all([done, running])
+        s.flush()
+        done_id, running_id = done.id, running.id
+    staff = login(world.emails["staff"])
+    polled = staff.get(f"/jobs/{done_id}", headers={"HX-Request": "true"})
+    events = json.loads(polled.headers["HX-Trigger"])
+    detail = {"id": done_id, "kind": "uisp_refresh", "job_target": "uisp:all", "status": "done"}
+    assert events == {"job-finished": detail, "job-finished-uisp-refresh": detail}
+    still = staff.get(f"/jobs/{running_id}", headers={"HX-Request": "true"})
+    assert "HX-Trigger" not in still.headers and "hx-trigger=\"load delay:1s\"" in still.get_data(as_text=True)
