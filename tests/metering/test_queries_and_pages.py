@@ -155,4 +155,4 @@ def test_meter_list_unit_cards_and_estate_figures_agree_on_who_is_online(session
     assert listed == {serial for serial, state in expected.items() if state in ("offline", "import_overdue")}
     overview = client.get("/staff/").get_data(as_text=True)
     assert "<dt>Meters online</dt><dd>2 / 5" in overview
-    assert "<dt>Meters imported daily</dt><dd>2 " in overview
+    assert "<dt>Meters imported daily</dt><dd>2</dd>" in overview
