@@ -133,3 +133,13 @@ def test_a_refused_htmx_request_answers_the_message_alone(kit, staff):
     assert response.status_code == 400
     assert body.strip().startswith('<p class="flash flash-error" role="alert">') and "<html" not in body
     assert "has not ended" in body
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(st.binary(max_size=300), st.text(alphabet="date,amount;reference\tbank_ref\n\"x1-", max_size=120)
+                      .map(str.encode)))
+def test_any_small_upload_is_reported_or_refused_never_a_server_error(staff, body):
+    response = upload(staff, body)
+    assert response.status_code in (200, 400)
+    if response.status_code == 400:
+        assert field_error(response.get_data(as_text=True), "statement")

@@ -2,6 +2,8 @@
 statement upload and deposit entry, confirming EFT rows, and the SparkMeter credit push."""
 from __future__ import annotations
 
+import csv
+
 from flask import abort, flash, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
@@ -79,7 +81,7 @@ def eft_statement():
     try:
         report = eft.import_statement(db.session, upload.read().decode("utf-8-sig", "replace"),
                                       current_user.id)
-    except eft.StatementError as error:
+    except (eft.StatementError, csv.Error) as error:  # csv.Error: a file the csv module cannot read
         db.session.rollback()
         return _page("eft", "", errors={"statement": f"{upload.filename} was not imported: {error}."},
                      code=400)
