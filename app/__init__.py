@@ -141,6 +141,10 @@ def register_errorhandlers(app: Flask) -> None:
         # explicitly, so nothing uncommitted of a refused request is ever kept).
         if code >= 500 or transaction_failed():
             db.session.rollback()
+        from app.htmx import is_partial
+
+        if is_partial():  # htmx swaps a 400 into the element that asked: the message alone
+            return render_template("_refusal.html", message=message), code
         return render_template("error.html", code=code, title=title, message=message), code
 
     @app.errorhandler(CSRFError)

@@ -33,3 +33,17 @@ def redirect(location: str) -> Response:
         response.headers["HX-Redirect"] = location
         return response
     return flask_redirect(location)
+
+
+def refuse(page, message: str) -> Response:
+    """Show the page again with `message` as an error, status 400.
+
+    `page` is the GET view that renders it. Never a redirect: a redirect sent with 400 is
+    not followed, so the browser shows a bare "Redirecting…" page and the message is lost.
+    """
+    from flask import flash
+
+    flash(message, "error")
+    response = make_response(page())
+    response.status_code = 400
+    return response

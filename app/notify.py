@@ -63,7 +63,7 @@ def _address(channel: str, user: User | None, person: Person | None) -> str | No
 def deliver_email(session: Session, progress, notification_id: int) -> str:
     """Send one email notification; failures are counted and retried by the queue."""
     row = session.get(Notification, notification_id)
-    if row is None or row.status == "sent":
+    if row is None or row.status in (SENT, LOGGED):
         return "nothing to send"
     row.attempts += 1
     message = EmailMessage()
@@ -72,23 +72,29 @@ def deliver_email(session: Session, progress, notification_id: int) -> str:
     message["Subject"] = row.subject
     message.set_content(row.body)
     try:
-        send_email(message)
+        outcome = send_email(message)
     except (OSError, smtplib.SMTPException) as error:
         row.error = f"{type(error).__name__}: {error}"
         row.status = "failed" if row.attempts >= MAX_EMAIL_ATTEMPTS else "pending"
         session.commit()
         raise
-    row.status, row.sent_at, row.error = "sent", utcnow(), None
+    row.status, row.sent_at, row.error = outcome, utcnow() if outcome == SENT else None, None
     session.commit()
-    return f"sent to {row.to_address}"
+    return f"sent to {row.to_address}" if outcome == SENT else f"written to the log for {row.to_address} (MAIL_URL unset)"
 
 
-def send_email(message: EmailMessage) -> None:
-    """Send over SMTP per MAIL_URL, or write the message to the log when it is unset."""
+SENT, LOGGED = "sent", "logged"  # what send_email did: handed to SMTP, or only written to the log
+
+
+def send_email(message: EmailMessage) -> str:
+    """Send over SMTP per MAIL_URL and return "sent", or write it to the log and return "logged".
+
+    A failure to send raises (OSError, SMTPException): the caller records it as failed.
+    """
     url = current_app.config.get("MAIL_URL")
     if not url:
-        log.info("email (MAIL_URL unset, not sent):\n%s", message)
-        return
+        log.info("email (MAIL_URL unset, not sent):\n%s", describe_email(message))
+        return LOGGED
     parts = urlparse(url)
     smtp_class = smtplib.SMTP_SSL if parts.scheme == "smtps" else smtplib.SMTP
     with smtp_class(parts.hostname, parts.port or (465 if parts.scheme == "smtps" else 25),
@@ -98,3 +104,18 @@ def send_email(message: EmailMessage) -> None:
         if parts.username:
             smtp.login(unquote(parts.username), unquote(parts.password or ""))
         smtp.send_message(message)
+    return SENT
+
+
+def describe_email(message: EmailMessage) -> str:
+    """The message as a person reads it: headers, text, and each attachment's name and size.
+
+    An attachment's bytes are left out: one statement PDF was a hundred lines of base64."""
+    lines = [f"{name}: {message[name]}" for name in ("From", "To", "Subject") if message[name]]
+    body = message.get_body(preferencelist=("plain",))
+    lines += ["", body.get_content().rstrip() if body is not None else ""]
+    for part in message.iter_attachments():
+        size = len(part.get_payload(decode=True) or b"")
+        lines.append(f"[attachment {part.get_filename() or 'unnamed'} · {part.get_content_type()} · "
+                     f"{size:,} bytes]")
+    return "\n".join(lines)

@@ -1,5 +1,7 @@
 """Pages every signed-in user shares: job progress and in-app notifications."""
-from flask import Blueprint, abort
+import json
+
+from flask import Blueprint, Response, abort
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -16,7 +18,25 @@ def job_progress(run_id: int):
     run = db.session.get(JobRun, run_id)
     if run is None or not (current_user.is_staff or run.created_by_user_id == current_user.id):
         abort(404)
-    return render("_job_progress.html", run=run)
+    return job_panel(run)
+
+
+def job_panel(run: JobRun) -> Response:
+    """Render a job's progress panel; once it has finished, tell the page (HX-Trigger).
+
+    A panel polls only while its job runs, and an inline job is finished when the
+    starting POST answers, so the event fires once per run: the page's sections
+    listen with ``hx-trigger="job-finished from:body"`` and fetch their own fragment.
+    The kind also gets its own event (``job-finished-uisp-refresh``) for a section that
+    cares about one job only, since filters in hx-trigger would need eval.
+    """
+    response = render("_job_progress.html", run=run)
+    if run is not None and run.finished:
+        # Not "target": htmx would read it as the selector of the element to fire on.
+        detail = {"id": run.id, "kind": run.kind, "job_target": run.target, "status": run.status}
+        response.headers["HX-Trigger"] = json.dumps({
+            "job-finished": detail, f"job-finished-{run.kind.replace('_', '-')}": detail})
+    return response
 
 
 @bp.get("/notifications")

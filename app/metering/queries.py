@@ -97,16 +97,46 @@ def reading_is_recent(last_reading_at: datetime | None, protocol: str | None, in
     return last_reading_at is not None and now - last_reading_at <= offline_after(protocol, interval_minutes)
 
 
+def is_imported(protocol: str | None) -> bool:
+    """Whether a vendor's daily import feeds the meter (SparkMeter via Koios or ThunderCloud)."""
+    return protocol in IMPORTED_PROTOCOLS
+
+
+def feed_status(last_reading_at: datetime | None, protocol: str | None, interval_minutes: int | None,
+                now: datetime) -> str:
+    """What a page may say about a meter's feed: online or offline for live meters; imported, or
+    import_overdue, for vendor-fed ones — a day-old import says nothing about being online now."""
+    recent = reading_is_recent(last_reading_at, protocol, interval_minutes, now)
+    if is_imported(protocol):
+        return "imported" if recent else "import_overdue"
+    return "online" if recent else "offline"
+
+
 def is_online(meter: Meter, now: datetime) -> bool:
-    """A meter is online when its last reading is recent for its protocol and reporting interval."""
-    return reading_is_recent(meter.last_reading_at, meter.protocol, meter.interval_minutes, now)
+    """A live meter is online when its last reading is recent for its protocol and interval;
+    a vendor-fed meter never is (see feed_status)."""
+    return feed_status(meter.last_reading_at, meter.protocol, meter.interval_minutes, now) == "online"
+
+
+def last_imports(session: Session, meter_ids: list[int]) -> dict[int, datetime]:
+    """When each vendor-fed meter's readings last arrived (its last import), by meter id."""
+    if not meter_ids:
+        return {}
+    return dict(session.execute(select(Reading.meter_id, func.max(Reading.received_at))
+                                .where(Reading.meter_id.in_(meter_ids)).group_by(Reading.meter_id)).all())
+
+
+def imported_meter_count(session: Session, estate_id: int) -> int:
+    """How many of an estate's meters a vendor import feeds (never counted online)."""
+    return session.scalar(select(func.count(Meter.id)).where(
+        Meter.estate_id == estate_id, Meter.protocol.in_(IMPORTED_PROTOCOLS))) or 0
 
 
 def online_meter_count(session: Session, estate_id: int, now: datetime | None = None) -> int:
-    """How many of an estate's meters are online, by is_online's rule, counted in SQL."""
+    """How many of an estate's live meters are online, by is_online's rule, counted in SQL."""
     now = now or utcnow()
     kinds = session.execute(select(Meter.protocol, Meter.interval_minutes).where(
-        Meter.estate_id == estate_id).distinct()).all()
+        Meter.estate_id == estate_id, Meter.protocol.not_in(IMPORTED_PROTOCOLS)).distinct()).all()
     if not kinds:
         return 0
     # One cutoff per (protocol, interval) the estate has: portable, no interval arithmetic in SQL.
@@ -122,7 +152,17 @@ class MeterRow:
     meter: Meter
     estate_code: str
     unit_number: str | None
-    online: bool
+    status: str  # feed_status: online, offline, imported, import_overdue
+    last_import_at: datetime | None = None
+
+    @property
+    def online(self) -> bool:
+        return self.status == "online"
+
+    @property
+    def stale(self) -> bool:
+        """Offline, or a vendor import overdue: what "only offline meters" lists."""
+        return self.status in ("offline", "import_overdue")
 
 
 def meter_rows(session: Session, estate_ids: list[int], now: datetime | None = None,
@@ -133,8 +173,11 @@ def meter_rows(session: Session, estate_ids: list[int], now: datetime | None = N
         select(Meter, Estate.code, Unit.number).join(Estate, Estate.id == Meter.estate_id)
         .outerjoin(Unit, Unit.id == Meter.unit_id).where(Meter.estate_id.in_(estate_ids))
         .order_by(Meter.last_reading_at.asc().nulls_first(), Meter.serial)).all()
-    result = [MeterRow(meter, code, number, is_online(meter, now)) for meter, code, number in rows]
-    return [row for row in result if not row.online] if only_offline else result
+    imports = last_imports(session, [meter.id for meter, _, _ in rows if is_imported(meter.protocol)])
+    result = [MeterRow(meter, code, number,
+                       feed_status(meter.last_reading_at, meter.protocol, meter.interval_minutes, now),
+                       imports.get(meter.id)) for meter, code, number in rows]
+    return [row for row in result if row.stale] if only_offline else result
 
 
 def dead_letters(session: Session, limit: int = 200, unreplayed_only: bool = False) -> list[DeadLetter]:

@@ -9,7 +9,7 @@ from app.models.base import Base, utcnow
 
 JOB_STATUSES = ("queued", "running", "done", "failed")
 NOTIFICATION_CHANNELS = ("in_app", "email", "sms")
-NOTIFICATION_STATUSES = ("pending", "sent", "failed")
+NOTIFICATION_STATUSES = ("pending", "sent", "logged", "failed")  # logged: MAIL_URL unset, only written to the log
 
 
 class AuditLog(Base):

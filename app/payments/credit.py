@@ -21,7 +21,14 @@ PROVIDER_LABELS = {"payfast": "PayFast", "mpesa": "M-PESA", "eft": "EFT"}
 
 
 class PaymentError(Exception):
-    """The payment cannot be credited as asked; nothing was written."""
+    """The payment cannot be credited as asked; nothing was written.
+
+    `field` names the form field at fault, when one is, so a form shows the message next to it.
+    """
+
+    def __init__(self, message: str = "", *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 def credit_payment(session: Session, payment: Payment, *, user_id: int | None = None) -> bool:

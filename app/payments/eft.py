@@ -154,6 +154,8 @@ def confirm_payments(session: Session, payment_ids: list[int], user_id: int | No
 
 
 class _Duplicate(ValueError):
+    field = "bank_ref"  # a typed-in deposit shows it next to the bank reference
+
     def __init__(self, message: str, payment_id: int):
         super().__init__(message)
         self.payment_id = payment_id
@@ -169,16 +171,20 @@ def _new_payment(session: Session, bank_ref: str, amount: str, reference: str, p
             raise PaymentError(f"the {name} is longer than {MAX_CELL} characters")
     bank_ref = bank_ref.strip()
     if not bank_ref or len(bank_ref) > 64:
-        raise PaymentError("a bank reference of 1 to 64 characters is required")
+        raise PaymentError("a bank reference of 1 to 64 characters is required", field="bank_ref")
     existing = session.scalar(select(Payment.id).where(Payment.provider == "eft",
                                                        Payment.provider_ref == bank_ref))
     if existing is not None:
         raise _Duplicate(f"bank reference {bank_ref} was imported before", existing)
-    value = to_decimal(amount)
+    try:
+        value = to_decimal(amount)
+    except MoneyError as error:
+        raise PaymentError(str(error), field="amount") from None
     if value <= 0:
-        raise PaymentError(f"amount {amount!r} is not a positive number")
+        raise PaymentError(f"amount {amount!r} is not a positive number", field="amount")
     if value >= AMOUNT_LIMIT or value.as_tuple().exponent < -6:
-        raise PaymentError(f"amount {amount!r} is not a bank amount (at most 14 digits and 6 decimals)")
+        raise PaymentError(f"amount {amount!r} is not a bank amount (at most 14 digits and 6 decimals)",
+                           field="amount")
     when = _parse_date(paid_on)
     unit, why = match_unit(session, reference.strip() or None, None)
     payment = Payment(
@@ -226,4 +232,4 @@ def _parse_date(text: str) -> date:
             return datetime.strptime(text, pattern).date()
         except ValueError:
             continue
-    raise PaymentError(f"date {text!r} is not YYYY-MM-DD or DD/MM/YYYY")
+    raise PaymentError(f"date {text!r} is not YYYY-MM-DD or DD/MM/YYYY", field="paid_on")

@@ -116,8 +116,8 @@ def ensure_deliveries(session: Session, statement: Statement, timezone: str) -> 
     session.flush()
 
 
-def deliver(session: Session, delivery: StatementDelivery, estate: Estate, unit_number: str) -> bool:
-    """Email one statement with its PDF; record the outcome; True when it was sent."""
+def deliver(session: Session, delivery: StatementDelivery, estate: Estate, unit_number: str) -> str:
+    """Email one statement with its PDF; record and return the outcome: sent, logged or failed."""
     statement = delivery.statement
     label = month_label(statement.period)
     message = EmailMessage()
@@ -131,13 +131,14 @@ def deliver(session: Session, delivery: StatementDelivery, estate: Estate, unit_
                            filename=statement_filename(estate.code, unit_number, statement.period))
     delivery.attempts += 1
     try:
-        send_email(message)
+        outcome = send_email(message)
     except (OSError, smtplib.SMTPException) as error:
         delivery.error = f"{type(error).__name__}: {error}"
         delivery.status = "failed" if delivery.attempts >= MAX_ATTEMPTS else "pending"
-        return False
-    delivery.status, delivery.sent_at, delivery.error = "sent", utcnow(), None
-    return True
+        return "failed"
+    delivery.status, delivery.error = outcome, None
+    delivery.sent_at = utcnow() if outcome == "sent" else None
+    return outcome
 
 
 def month_label(period: str) -> str:
@@ -180,17 +181,18 @@ def generate_monthly_statements(session: Session, progress, estate_id: int, peri
             log.exception("statement for unit %s %s failed", data.unit_number, period)
             progress.error(f"Unit {data.unit_number}: {type(error).__name__}: {error}")
         progress.step()
-    sent, failed = _send_pending(session, progress, estate, period)
+    emails = _send_pending(session, progress, estate, period)
     summary = (f"{estate.name} {period}: {len(statements)} statements ({counts['issued']} issued, "
                f"{counts['archived']} already archived, {counts['changed']} flagged, "
-               f"{counts['error']} failed); {sent} emails sent, {failed} not sent")
-    if failed:
+               f"{counts['error']} failed); emails: {emails['sent']} sent, "
+               f"{emails['logged']} written to the log (MAIL_URL unset), {emails['failed']} failed")
+    if emails["failed"]:
         raise StatementDeliveryFailed(summary)
     return summary
 
 
-def _send_pending(session: Session, progress, estate: Estate, period: str) -> tuple[int, int]:
-    """Send every delivery of the month that is still pending; commit each outcome."""
+def _send_pending(session: Session, progress, estate: Estate, period: str) -> dict[str, int]:
+    """Send every delivery of the month that is still pending; commit each outcome; count them."""
     pending = session.execute(
         select(StatementDelivery, Unit.number)
         .join(Statement, Statement.id == StatementDelivery.statement_id)
@@ -199,16 +201,15 @@ def _send_pending(session: Session, progress, estate: Estate, period: str) -> tu
                StatementDelivery.status == "pending")
         .order_by(Unit.number, StatementDelivery.id)
     ).all()
-    sent = failed = 0
+    counts = {"sent": 0, "logged": 0, "failed": 0}
     for delivery, unit_number in pending:
-        if deliver(session, delivery, estate, unit_number):
-            sent += 1
-        else:
-            failed += 1
+        outcome = deliver(session, delivery, estate, unit_number)
+        counts[outcome] += 1
+        if outcome == "failed":
             progress.error(f"Unit {unit_number}: email to {delivery.to_address} not sent "
                            f"(attempt {delivery.attempts} of {MAX_ATTEMPTS}): {delivery.error}")
         session.commit()
-    return sent, failed
+    return counts
 
 
 def start_run(estate: Estate, period: str, user_id: int | None = None):
@@ -307,6 +308,7 @@ class EstateStatementRow:
     pdf_sha256: str | None = None
     discrepancy: str | None = None
     sent: int = 0
+    logged: int = 0
     pending: int = 0
     failed: int = 0
     last_error: str | None = None
@@ -330,7 +332,7 @@ def estate_statement_rows(session: Session, estate: Estate, period: str) -> list
             .order_by(StatementDelivery.id)):
         row = by_statement[delivery.statement_id]
         setattr(row, delivery.status, getattr(row, delivery.status) + 1)
-        if delivery.status != "sent" and delivery.error:
+        if delivery.status not in ("sent", "logged") and delivery.error:
             row.last_error = f"{delivery.to_address}: {delivery.error}"
     return list(rows.values())
 

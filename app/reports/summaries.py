@@ -7,7 +7,7 @@ from decimal import Decimal
 from sqlalchemy import and_, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from app.metering.queries import online_meter_count, reading_is_recent
+from app.metering.queries import feed_status, imported_meter_count, last_imports, online_meter_count
 from app.models import Account, Estate, LedgerTransaction, Meter, Posting, Reading, Tenancy, Unit, Wallet, utcnow
 
 
@@ -30,10 +30,16 @@ class MeterView:
     last_register: Decimal | None
     protocol: str | None = None
     interval_minutes: int | None = None
+    last_import_at: object = None  # vendor-fed meters: when their readings last arrived
+
+    @property
+    def status(self) -> str:
+        """online / offline, or imported / import_overdue for vendor-fed meters (feed_status)."""
+        return feed_status(self.last_reading_at, self.protocol, self.interval_minutes, utcnow())
 
     @property
     def online(self) -> bool:
-        return reading_is_recent(self.last_reading_at, self.protocol, self.interval_minutes, utcnow())
+        return self.status == "online"
 
 
 @dataclass
@@ -74,6 +80,11 @@ def unit_cards(session: Session, units: list[Unit]) -> list[UnitCard]:
                    Meter.last_reading_at, Meter.last_register, Meter.protocol, Meter.interval_minutes)
             .where(Meter.unit_id.in_(ids)).order_by(Meter.utility)):
         cards[unit_id].meters.append(MeterView(*view))
+    imported = [m for card in cards.values() for m in card.meters if m.status in ("imported", "import_overdue")]
+    if imported:  # one query, only where a vendor import feeds a meter
+        imports = last_imports(session, [m.id for m in imported])
+        for meter in imported:
+            meter.last_import_at = imports.get(meter.id)
     today = date.today()
     tenancies = session.execute(
         select(Tenancy.unit_id, Tenancy.person_id, Tenancy.move_in)
@@ -96,11 +107,16 @@ class EstateFigures:
     units: int
     occupied: int
     meters: int
-    meters_online: int
+    meters_online: int  # live meters only
     wallets_in_credit: int
     wallets: int
     pocket_totals: dict[str, tuple[Decimal, str]]  # utility -> (sum, commodity)
     revenue: dict[str, Decimal]  # account name -> balance (billed consumption, levies)
+    meters_imported: int = 0  # fed by a vendor's daily import: neither online nor offline
+
+    @property
+    def meters_live(self) -> int:
+        return self.meters - self.meters_imported
 
     @property
     def occupancy_percent(self) -> int:
@@ -108,7 +124,7 @@ class EstateFigures:
 
     @property
     def online_percent(self) -> int:
-        return round(100 * self.meters_online / self.meters) if self.meters else 0
+        return round(100 * self.meters_online / self.meters_live) if self.meters_live else 0
 
     @property
     def good_standing_percent(self) -> int:
@@ -144,7 +160,8 @@ def estate_figures(session: Session, estate: Estate) -> EstateFigures:
             .order_by(Account.name))
     }
     return EstateFigures(estate, units or 0, occupied or 0, meters or 0, online or 0,
-                         in_credit or 0, wallets or 0, totals, revenue)
+                         in_credit or 0, wallets or 0, totals, revenue,
+                         meters_imported=imported_meter_count(session, estate.id))
 
 
 @dataclass

@@ -109,32 +109,50 @@ def test_imported_meters_go_offline_after_two_days_others_after_two_hours_or_thr
 
 
 def test_meter_list_unit_cards_and_estate_figures_agree_on_who_is_online(session, metered, app):
+    """Vendor-fed (SparkMeter) meters are never "online": a day-old import says nothing about now.
+    They say "imported daily, last import …", and the Overview counts only live meters online."""
     from app.metering.queries import is_online, meter_rows, online_meter_count
+    from app.models import Reading
     from app.reports.summaries import estate_figures, unit_cards
     from tests.factories import make_meter, make_unit
 
     now = datetime.now(UTC)
-    cases = {  # serial: (protocol, interval, hours since the last reading, online?)
-        "SM019001": ("sparkmeter", 60, 20, True), "SM019002": ("sparkmeter", 60, 50, False),
-        "7001": ("mqtt_direct", 30, 1, True), "7002": ("mqtt_direct", 30, 20, False),
-        "7003": ("chirpstack", 60, 2.5, True), "7004": ("http", None, 2.5, False)}
+    cases = {  # serial: (protocol, interval, hours since the last reading, feed status)
+        "SM019001": ("sparkmeter", 60, 43, "imported"), "SM019002": ("sparkmeter", 60, 50, "import_overdue"),
+        "7001": ("mqtt_direct", 30, 1, "online"), "7002": ("mqtt_direct", 30, 20, "offline"),
+        "7003": ("chirpstack", 60, 2.5, "online"), "7004": ("http", None, 2.5, "offline")}
     for number, (serial, (protocol, interval, hours, _)) in enumerate(cases.items()):
         unit = make_unit(session, metered.estate, number=f"Z{number}")
         meter = make_meter(session, unit, serial=serial, protocol=protocol, interval_minutes=interval)
         meter.last_reading_at = now - timedelta(hours=hours)
+        if serial == "SM019001":  # last night's import brought readings up to 43 h ago
+            session.flush()
+            session.add(Reading(meter_id=meter.id, taken_at=meter.last_reading_at, register=Decimal("5"),
+                                received_at=now - timedelta(hours=5)))
     session.commit()  # the metered fixture's own meter has never reported: offline
-    expected = {serial: case[3] for serial, case in cases.items()} | {"23022673": False}
+    expected = {serial: case[3] for serial, case in cases.items()} | {"23022673": "offline"}
     rows = meter_rows(session, [metered.estate.id])
-    assert {row.meter.serial: row.online for row in rows} == expected
+    assert {row.meter.serial: row.status for row in rows} == expected
     assert all(row.online == is_online(row.meter, now) for row in rows)
     cards = unit_cards(session, [row.meter.unit for row in rows])
-    assert {m.serial: m.online for card in cards for m in card.meters} == expected
-    assert online_meter_count(session, metered.estate.id) == 3
-    assert estate_figures(session, metered.estate).meters_online == 3
+    assert {m.serial: m.status for card in cards for m in card.meters} == expected
+    assert online_meter_count(session, metered.estate.id) == 2
+    figures = estate_figures(session, metered.estate)
+    assert (figures.meters_online, figures.meters_live, figures.meters_imported) == (2, 5, 2)
     staff = make_user(session, "staff")
     session.commit()
     client = app.test_client()
     sign_in(client, staff.email)
+    page = client.get("/staff/metering").get_data(as_text=True)
+    status = {serial: cell for serial, cell in re.findall(
+        r'data-label="Meter"><a [^>]*>([^<]+)</a>.*?<td data-label="Status">(.*?)</td>', page, re.S)}
+    assert "imported daily" in status["SM019001"] and "last import 5 h ago" in status["SM019001"]
+    assert "online" not in status["SM019001"]
+    assert "import overdue" in status["SM019002"] and "last import never" in status["SM019002"]
+    assert ">online<" in status["7001"] and ">offline<" in status["7002"]
     offline = client.get("/staff/metering?offline=1").get_data(as_text=True)
     listed = set(re.findall(r'data-label="Meter"><a [^>]*>([^<]+)</a>', offline))
-    assert listed == {serial for serial, online in expected.items() if not online}
+    assert listed == {serial for serial, state in expected.items() if state in ("offline", "import_overdue")}
+    overview = client.get("/staff/").get_data(as_text=True)
+    assert "<dt>Meters online</dt><dd>2 / 5" in overview
+    assert "<dt>Meters imported daily</dt><dd>2</dd>" in overview

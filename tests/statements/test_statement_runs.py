@@ -16,7 +16,7 @@ from app.jobs import enqueue
 from app.ledger import Entry, post
 from app.models import JobRun, Person, Statement, StatementDelivery, Tenancy, UnitOwnership
 from app.reports.pdf import render_statement
-from app.reports.statement_runs import JOB_KIND, schedule_monthly_statements, start_run
+from app.reports.statement_runs import JOB_KIND, estate_statement_rows, schedule_monthly_statements, start_run
 from app.reports.statements import statement_for
 from tests.factories import make_estate_with_wallet, make_unit, make_wallet
 
@@ -202,3 +202,26 @@ def test_schedule_starts_the_last_complete_month_once(session, smtp):
     started = schedule_monthly_statements(session)
     assert len(started) == 1 and started[0].startswith(kit.estate.code)
     assert schedule_monthly_statements(session) == []  # everything issued and sent
+
+
+def test_without_mail_url_the_run_says_emails_were_written_to_the_log_not_sent(session, app, caplog, monkeypatch):
+    monkeypatch.setitem(app.config, "MAIL_URL", "")
+    kit = month_of_activity(session)
+    with caplog.at_level("INFO", logger="app.notify"):
+        run = start_run(kit.estate, PERIOD)
+    session.expire_all()
+    run = session.get(JobRun, run.id)
+    assert run.status == "done", (run.errors, run.result)
+    assert "emails: 0 sent, 2 written to the log (MAIL_URL unset), 0 failed" in run.result
+    statement = session.scalar(select(Statement).where(Statement.unit_id == kit.unit.id))
+    assert {(d.status, d.sent_at) for d in statement.deliveries} == {("logged", None)}
+    logged = "\n".join(r.getMessage() for r in caplog.records if "MAIL_URL unset" in r.getMessage())
+    name = f"statement-{kit.estate.code}-{kit.unit.number}-{PERIOD}.pdf"
+    assert f"[attachment {name} · application/pdf · {len(statement.pdf):,} bytes]" in logged
+    assert "Content-Transfer-Encoding: base64" not in logged and len(logged.splitlines()) < 40
+    rows = {row.unit_number: row for row in estate_statement_rows(session, kit.estate, PERIOD)}
+    assert (rows[kit.unit.number].sent, rows[kit.unit.number].logged) == (0, 2)
+
+    start_run(kit.estate, PERIOD)  # a re-run does not write them to the log again
+    session.expire_all()
+    assert {d.attempts for d in session.scalars(select(StatementDelivery))} == {1}

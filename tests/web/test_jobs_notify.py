@@ -386,3 +386,28 @@ def test_email_gives_up_after_the_last_attempt(app, monkeypatch, committed, reci
     email = rows_of(committed)[0]
     assert (email["status"], email["attempts"]) == ("failed", MAX_EMAIL_ATTEMPTS)
     assert email["error"]
+
+
+def test_email_without_mail_url_is_recorded_as_written_to_the_log(app, monkeypatch, committed, recipient):
+    monkeypatch.setitem(app.config, "MAIL_URL", "")
+    send(committed, recipient)
+    email_row = [r for r in rows_of(committed) if r["channel"] == "email"][0]
+    assert (email_row["status"], email_row["sent_at"], email_row["error"]) == ("logged", None, None)
+
+
+def test_a_finished_job_panel_tells_the_page_once_a_running_one_does_not(app, world, login, committed):
+    import json
+
+    with committed() as s:
+        done = JobRun(kind="uisp_refresh", target="uisp:all", status="done", result="ok")
+        running = JobRun(kind="uisp_refresh", target="uisp:all", status="running")
+        s.add_all([done, running])
+        s.flush()
+        done_id, running_id = done.id, running.id
+    staff = login(world.emails["staff"])
+    polled = staff.get(f"/jobs/{done_id}", headers={"HX-Request": "true"})
+    events = json.loads(polled.headers["HX-Trigger"])
+    detail = {"id": done_id, "kind": "uisp_refresh", "job_target": "uisp:all", "status": "done"}
+    assert events == {"job-finished": detail, "job-finished-uisp-refresh": detail}
+    still = staff.get(f"/jobs/{running_id}", headers={"HX-Request": "true"})
+    assert "HX-Trigger" not in still.headers and "hx-trigger=\"load delay:1s\"" in still.get_data(as_text=True)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app import audit
 from app.auth.redirects import safe_next
 from app.extensions import db
-from app.htmx import redirect, render
+from app.htmx import redirect, refuse, render
 from app.layers.staff import bp
 from app.metering import alerts, api_keys, queries
 from app.metering.ingest import ingest_paused, replay_dead_letter, set_maintenance
@@ -41,8 +41,7 @@ def dead_letters():
 def replay():
     letter = db.session.get(DeadLetter, request.form.get("dead_letter_id", type=int) or 0) or abort(404)
     if letter.replayed_at is not None and letter.replay_outcome and not letter.replay_outcome.startswith("refused"):
-        flash("That message was already replayed successfully.", "error")
-        return redirect(url_for("staff.dead_letters")), 400
+        return refuse(dead_letters, "That message was already replayed successfully.")
     outcome = replay_dead_letter(db.session, letter)
     audit.record(db.session, "dead_letter.replay", letter, new={"outcome": outcome})
     db.session.commit()
@@ -94,8 +93,7 @@ def acknowledge_alert(alert_id: int):
         alert = alerts.acknowledge(db.session, alert_id, current_user.id)
     except alerts.AlertError as error:
         db.session.rollback()
-        flash(str(error), "error")
-        return redirect(back), 400
+        return refuse(meter_alerts, str(error))
     flash(f"Alert #{alert.id} ({alert.kind.replace('_', ' ')}) acknowledged.", "success")
     return redirect(back)
 
@@ -129,7 +127,6 @@ def revoke_api_key(key_id: int):
         row = api_keys.revoke_api_key(db.session, key_id)
     except api_keys.ApiKeyError as error:
         db.session.rollback()
-        flash(str(error), "error")
-        return redirect(url_for("staff.api_key_list")), 400
+        return refuse(api_key_list, str(error))
     flash(f"Key “{row.name}” ({row.prefix}…) revoked: requests with it now answer 401.", "success")
     return redirect(url_for("staff.api_key_list"))

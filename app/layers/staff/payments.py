@@ -2,6 +2,8 @@
 statement upload and deposit entry, confirming EFT rows, and the SparkMeter credit push."""
 from __future__ import annotations
 
+import csv
+
 from flask import abort, flash, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
@@ -22,8 +24,12 @@ PAGE_SIZE = 100
 
 @bp.get("/payments")
 def payments():
-    provider = request.args.get("provider", "")
-    status = request.args.get("status", "")
+    return _page(request.args.get("provider", ""), request.args.get("status", ""))
+
+
+def _page(provider: str, status: str, *, report=None, errors=None, form=None, code: int = 200):
+    """The payments page (or its table for htmx); a refused form comes back with `errors`
+    keyed by field and what was typed in `form`, with status 400."""
     query = select(Payment).order_by(Payment.id.desc()).limit(PAGE_SIZE)
     if provider in PROVIDERS:
         query = query.where(Payment.provider == provider)
@@ -33,9 +39,22 @@ def payments():
     units = db.session.execute(select(Unit.id, Unit.number, Estate.name).join(Estate)
                                .order_by(Estate.name, Unit.number)).all()
     suspicious = suspicious_messages(db.session) if provider in ("", "mpesa") else []
-    return render("staff/payments/index.html", "payment_table", rows=rows, units=units,
-                  providers=PROVIDERS, statuses=PAYMENT_STATUSES, utilities=UTILITIES,
-                  provider=provider, status=status, report=None, suspicious=suspicious)
+    response = render("staff/payments/index.html", "payment_table", suspicious=suspicious,
+                      rows=rows, units=units, providers=PROVIDERS, statuses=PAYMENT_STATUSES,
+                      utilities=UTILITIES, provider=provider, status=status, report=report,
+                      errors=errors or {}, form=form or {})
+    response.status_code = code
+    return response
+
+
+def _refused(message: str, provider: str = "", status: str = ""):
+    """Bad input on a row's action: roll back, show the page again with the reason, 400.
+
+    Rendered, not redirected: a redirect with status 400 is never followed, so the browser
+    showed a bare "Redirecting…" page and the flashed message was lost."""
+    db.session.rollback()
+    flash(message, "error")
+    return _page(provider, status, code=400)
 
 
 @bp.post("/payments/assign")
@@ -44,14 +63,11 @@ def assign():
     unit = db.session.get(Unit, request.form.get("unit_id", type=int) or 0)
     utility = request.form.get("utility", "electricity")
     if unit is None or utility not in UTILITIES:
-        flash("Choose a unit and a utility.", "error")
-        return redirect(url_for("staff.payments", status="unmatched")), 400
+        return _refused("Choose a unit and a utility.", status="unmatched")
     try:
         created = assign_payment(db.session, payment, unit, utility, current_user.id)
     except PaymentError as error:
-        db.session.rollback()
-        flash(f"Not assigned: {error}", "error")
-        return redirect(url_for("staff.payments", status="unmatched")), 400
+        return _refused(f"Not assigned: {error}", status="unmatched")
     flash(f"Payment {payment.provider_ref} credited to unit {unit.number}." if created
           else f"Payment {payment.provider_ref} was already credited; nothing changed.", "success")
     _push_and_report(payment)
@@ -62,33 +78,32 @@ def assign():
 def eft_statement():
     upload = request.files.get("statement")
     if upload is None or not upload.filename:
-        flash("Choose a CSV bank statement to upload.", "error")
-        return redirect(url_for("staff.payments", provider="eft")), 400
+        return _page("eft", "", errors={"statement": "Choose a CSV bank statement to upload."}, code=400)
     try:
         report = eft.import_statement(db.session, upload.read().decode("utf-8-sig", "replace"),
                                       current_user.id)
-    except eft.StatementError as error:
+    except (eft.StatementError, csv.Error) as error:  # csv.Error: a file the csv module cannot read
         db.session.rollback()
-        flash(f"Statement not imported: {error}", "error")
-        return redirect(url_for("staff.payments", provider="eft")), 400
-    rows = db.session.scalars(select(Payment).where(Payment.provider == "eft")
-                              .order_by(Payment.id.desc()).limit(PAGE_SIZE)).all()
-    return render("staff/payments/index.html", rows=rows, report=report, units=[],
-                  providers=PROVIDERS, statuses=PAYMENT_STATUSES, utilities=UTILITIES,
-                  provider="eft", status="")
+        return _page("eft", "", errors={"statement": f"{upload.filename} was not imported: {error}."},
+                     code=400)
+    return _page("eft", "", report=report)
+
+
+DEPOSIT_FIELDS = ("bank_ref", "reference", "amount", "paid_on")
 
 
 @bp.post("/payments/eft/deposit")
 def eft_deposit():
-    form = request.form
+    form = {name: request.form.get(name, "") for name in DEPOSIT_FIELDS}
     try:
-        payment = eft.record_deposit(db.session, bank_ref=form.get("bank_ref", ""),
-                                     amount=form.get("amount", ""), reference=form.get("reference", ""),
-                                     paid_on=form.get("paid_on", ""), user_id=current_user.id)
+        payment = eft.record_deposit(db.session, bank_ref=form["bank_ref"], amount=form["amount"],
+                                     reference=form["reference"], paid_on=form["paid_on"],
+                                     user_id=current_user.id)
     except (PaymentError, ValueError) as error:
         db.session.rollback()
-        flash(f"Deposit not recorded: {error}", "error")
-        return redirect(url_for("staff.payments", provider="eft")), 400
+        field = getattr(error, "field", None)
+        return _page("eft", "", errors={field if field in DEPOSIT_FIELDS else "deposit": f"Not recorded: {error}."},
+                     form=form, code=400)
     flash(f"Deposit {payment.provider_ref} recorded ({payment.status_reason}); confirm it to credit.",
           "success")
     return redirect(url_for("staff.payments", provider="eft", status=payment.status))
@@ -98,8 +113,7 @@ def eft_deposit():
 def eft_confirm():
     ids = [int(value) for value in request.form.getlist("payment_id") if value.isdigit()]
     if not ids:
-        flash("Tick the deposits to confirm.", "error")
-        return redirect(url_for("staff.payments", provider="eft", status="to_confirm")), 400
+        return _refused("Tick the deposits to confirm.", provider="eft", status="to_confirm")
     outcomes = eft.confirm_payments(db.session, ids, current_user.id)
     credited = [pid for pid, outcome in outcomes if outcome == "credited"]
     problems = [f"#{pid}: {outcome}" for pid, outcome in outcomes if outcome != "credited"]
@@ -114,8 +128,7 @@ def eft_confirm():
 def vendor_push():
     payment = _payment_from_form()
     if not vendor_customer_code(db.session, payment):
-        flash("This payment's unit has no SparkMeter meter.", "error")
-        return redirect(url_for("staff.payments")), 400
+        return _refused("This payment's unit has no SparkMeter meter.")
     _push_and_report(payment)
     return redirect(url_for("staff.payments"))
 

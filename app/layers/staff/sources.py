@@ -1,7 +1,7 @@
 """Staff pages for external sources: refresh from UISP, suspensions, UISP customers, SparkMeter imports."""
 from datetime import date, timedelta
 
-from flask import abort, current_app, render_template_string, request, url_for
+from flask import abort, current_app, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -9,6 +9,7 @@ from app.auth.redirects import safe_next
 from app.extensions import db
 from app.htmx import is_partial, redirect, render
 from app.jobs import enqueue
+from app.layers.portal import job_panel
 from app.layers.staff import bp
 from app.models import Estate, JobRun
 from app.models.sources import KoiosPayment, UispClient
@@ -51,13 +52,23 @@ def _freshness() -> dict:
             "estates": db.session.scalars(select(Estate).order_by(Estate.name)).all()}
 
 
+# The sources page's sections that fetch themselves again when a job finishes (?part=).
+SOURCES_PARTS = ("uisp_copy", "koios_payments", "thundercloud_payments")
+
+
 @bp.get("/sources")
 def sources():
     counts = dict(db.session.execute(
         select(UispClient.risky, func.count()).where(UispClient.removed_at.is_(None))
         .group_by(UispClient.risky)).all())
-    return render("staff/sources/index.html", counts=counts, suspended=len(suspensions(db.session)),
-                  **_freshness(), **_sparkmeter())
+    part = request.args.get("part")
+    return render("staff/sources/index.html", part if part in SOURCES_PARTS else None,
+                  counts=counts, suspended=len(suspensions(db.session)), **_freshness(), **_sparkmeter())
+
+
+@bp.get("/sources/uisp/freshness")
+def uisp_freshness():
+    return render("staff/sources/_freshness.html", **_freshness())
 
 
 @bp.post("/sources/uisp/refresh")
@@ -67,15 +78,15 @@ def refresh_uisp():
         estate = db.session.get(Estate, request.form.get("estate_id", type=int) or 0) or abort(404)
         target = refresh_target("estate", estate.id)
     elif kind == "client":
-        client_id = request.form.get("client_id", type=int) or abort(400)
+        client_id = request.form.get("client_id", type=int) or abort(400, "Choose the customer to refresh.")
         target = refresh_target("client", client_id)
     elif kind == "all":
         target = refresh_target("all")
     else:
-        abort(400)
+        abort(400, "Choose what to refresh: everything, an estate or a customer.")
     run = enqueue(REFRESH_KIND, target, target=job_target(target), user_id=current_user.id)
     if is_partial():
-        return render("_job_progress.html", run=run)
+        return job_panel(run)
     return redirect(safe_next(request.form.get("next")) or url_for("staff.sources"))
 
 
@@ -100,7 +111,7 @@ def uisp_customers():
 def uisp_customer(uisp_client_id: int):
     client = db.session.scalar(select(UispClient).where(UispClient.uisp_id == uisp_client_id)) or abort(404)
     estate = db.session.get(Estate, client.estate_id) if client.estate_id else None
-    return render("staff/sources/customer.html", client=client, estate=estate, today=date.today(),
+    return render("staff/sources/customer.html", "details", client=client, estate=estate, today=date.today(),
                   running=running_refresh(db.session, refresh_target("client", uisp_client_id)),
                   **{k: v for k, v in _freshness().items() if k != "running"})
 
@@ -124,13 +135,13 @@ def _sparkmeter() -> dict:
 def _started(run, slot: str):
     """Answer a SparkMeter button: the progress fragment for htmx, else back to the page."""
     if is_partial():
-        return render("_job_progress.html", run=run)
+        return job_panel(run)
     return redirect(url_for("staff.sources", _anchor=slot))
 
 
 def _refused(message: str):
     """A 400 whose body htmx shows in the button's status area (see the card's before-swap)."""
-    return render_template_string('<p class="flash flash-error">{{ message }}</p>', message=message), 400
+    return render("_refusal.html", message=message), 400
 
 
 @bp.post("/sources/koios/import")

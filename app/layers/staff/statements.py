@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.htmx import render
+from app.layers.portal import job_panel
 from app.layers.staff import bp
 from app.models import Estate, JobRun, Unit
 from app.periods import parse_period
@@ -21,6 +22,7 @@ STATEMENT_COLUMNS = [
     Column("Issued", lambda r: r.issued_at),
     Column("PDF SHA-256", lambda r: r.pdf_sha256),
     Column("Emails sent", lambda r: r.sent, numeric=True),
+    Column("Emails written to log", lambda r: r.logged, numeric=True),
     Column("Emails waiting", lambda r: r.pending, numeric=True),
     Column("Emails failed", lambda r: r.failed, numeric=True),
     Column("Flag", lambda r: r.discrepancy),
@@ -51,7 +53,9 @@ def statements():
         months.append(previous_period(months[-1]))
     run = db.session.scalar(select(JobRun).where(
         JobRun.kind == JOB_KIND, JobRun.target == job_target(estate, period)).order_by(JobRun.id.desc()))
-    return render("staff/statements/index.html", estates=estates, estate=estate, period=period,
+    part = request.args.get("part")  # a section fetching itself again after a run
+    return render("staff/statements/index.html", part if part in ("run_form", "units") else None,
+                  estates=estates, estate=estate, period=period,
                   months=months, rows=rows, run=run, month_label=month_label)
 
 
@@ -62,7 +66,7 @@ def run_statements(estate_id: int, period: str):
     if period > last_complete_period(estate):
         abort(400, f"{period} has not ended in {estate.name}")
     run = start_run(estate, period, user_id=current_user.id)
-    return render("_job_progress.html", run=run)
+    return job_panel(run)
 
 
 @bp.get("/units/<int:unit_id>/statements/<period>.pdf")

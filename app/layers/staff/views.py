@@ -5,8 +5,9 @@ from sqlalchemy import select
 
 from app import audit
 from app.extensions import db
-from app.htmx import redirect, render
+from app.htmx import redirect, refuse, render
 from app.jobs import enqueue
+from app.layers.portal import job_panel
 from app.layers.staff import bp
 from app.models import FEATURE_DEFAULTS, AuditLog, Estate, JobRun
 from app.estates import EstateRuleError, recent_periods, set_period_status
@@ -18,7 +19,8 @@ def index():
     estates = db.session.scalars(select(Estate).order_by(Estate.name)).all()
     jobs = db.session.scalars(select(JobRun).order_by(JobRun.id.desc()).limit(8)).all()
     events = db.session.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(12)).all()
-    return render("staff/index.html", figures=[estate_figures(db.session, e) for e in estates],
+    part = "activity" if request.args.get("part") == "activity" else None  # refetched after a job
+    return render("staff/index.html", part, figures=[] if part else [estate_figures(db.session, e) for e in estates],
                   jobs=jobs, events=events, features=FEATURE_DEFAULTS)
 
 
@@ -38,8 +40,7 @@ def set_period(estate_id: int, period: str):
         set_period_status(db.session, estate, period, request.form.get("status", ""))
     except EstateRuleError as error:
         db.session.rollback()
-        flash(str(error), "error")
-        return redirect(url_for("staff.ledger")), 400
+        return refuse(ledger, str(error))
     db.session.commit()
     flash(f"{estate.name} {period} is now {request.form['status']}.", "success")
     return redirect(url_for("staff.ledger"))
@@ -48,7 +49,7 @@ def set_period(estate_id: int, period: str):
 @bp.post("/ledger/verify")
 def verify_ledger():
     run = enqueue("ledger_verify", user_id=current_user.id)
-    return render("_job_progress.html", run=run)
+    return job_panel(run)
 
 
 @bp.post("/estates/<int:estate_id>/features/<name>")
