@@ -244,6 +244,28 @@ def test_unknown_feature_flag_is_404(portfolio, login):
     assert client.post(url, data={"enabled": "1", "csrf_token": token}).status_code == 404
 
 
+def test_flags_no_code_reads_are_neither_shown_nor_switchable(portfolio, login):
+    client = login(portfolio.emails["staff"])
+    page = body(client.get("/staff/"))
+    assert "Credit control" in page and "Statements" in page
+    assert "Levies auto deduct" not in page
+    token = csrf_from(client.get("/staff/").get_data(as_text=True))
+    url = f"/staff/estates/{portfolio.estate_id}/features/levies_auto_deduct"
+    assert client.post(url, data={"enabled": "1", "csrf_token": token}).status_code == 404
+
+
+def test_live_feature_list_is_exactly_the_flags_the_code_reads():
+    import pathlib
+    import re
+
+    from app.models import FEATURE_DEFAULTS, LIVE_FEATURES
+
+    read = set()
+    for path in pathlib.Path("app").rglob("*.py"):
+        read |= set(re.findall(r"feature_enabled\(\"(\w+)\"\)", path.read_text()))
+    assert read == set(LIVE_FEATURES) and read <= set(FEATURE_DEFAULTS)
+
+
 def htmx_post(client, url: str, page: str = "/staff/ledger"):
     token = csrf_from(client.get(page).get_data(as_text=True))
     return client.post(url, headers={"HX-Request": "true", "X-CSRFToken": token})

@@ -8,7 +8,7 @@ from app.extensions import db
 from app.htmx import redirect, render
 from app.jobs import enqueue
 from app.layers.staff import bp
-from app.models import FEATURE_DEFAULTS, AuditLog, Estate, JobRun
+from app.models import LIVE_FEATURES, AuditLog, Estate, JobRun
 from app.estates import EstateRuleError, recent_periods, set_period_status
 from app.reports.summaries import estate_figures
 
@@ -19,7 +19,7 @@ def index():
     jobs = db.session.scalars(select(JobRun).order_by(JobRun.id.desc()).limit(8)).all()
     events = db.session.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(12)).all()
     return render("staff/index.html", figures=[estate_figures(db.session, e) for e in estates],
-                  jobs=jobs, events=events, features=FEATURE_DEFAULTS)
+                  jobs=jobs, events=events, features=LIVE_FEATURES)
 
 
 @bp.get("/ledger")
@@ -54,7 +54,7 @@ def verify_ledger():
 @bp.post("/estates/<int:estate_id>/features/<name>")
 def set_feature(estate_id: int, name: str):
     estate = db.session.get(Estate, estate_id) or abort(404)
-    if name not in FEATURE_DEFAULTS:
+    if name not in LIVE_FEATURES:  # unknown, or a flag no code reads yet
         abort(404)
     wanted = request.form.get("enabled") == "1"
     before = estate.feature_enabled(name)
