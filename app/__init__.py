@@ -141,9 +141,11 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_template_helpers(app: Flask) -> None:
+    from app import labels
     from app.presenters import install
 
     install(app)
+    labels.install(app)
 
 
 def register_commands(app: Flask) -> None:
