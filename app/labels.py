@@ -14,9 +14,10 @@ UTILITY = {"electricity": "Electricity", "water": "Water", "hot_water": "Hot wat
 LABELS: dict[str, dict[str, str]] = {
     "utility": UTILITY,
     "pocket": UTILITY,  # a wallet's pockets are named after their utility
+    "commodity": {"KWH": "kWh", "KL": "kL"},  # currency codes (ZAR, LSL) stand as they are
     "transaction": {
         "topup": "Top-up", "consumption": "Use", "standing_charge": "Standing charge",
-        "solar_export": "Solar export credit", "adjustment": "Re-priced reading",
+        "solar_export": "Solar export credit", "adjustment": "Adjustment",
         "reversal": "Correction", "levy": "Levy", "settlement": "Settlement", "refund": "Refund",
     },
     "job": {
@@ -42,10 +43,15 @@ LABELS: dict[str, dict[str, str]] = {
         "water_credit_limit": "Water past its credit limit", "no_tariff": "No tariff in force",
         "low": "Low balance", "critical": "Critical balance", "high_usage": "High use",
     },
-    "tariff": {"flat": "Flat rate", "inclining_block": "Inclining block", "time_of_use": "Time of use"},
+    "tariff": {"flat": "Flat rate", "block": "Inclining blocks", "tou": "Time of use"},
+    "period_status": {"open": "Open", "closed": "Closed", "locked": "Locked"},
+    "protocol": {"chirpstack": "LoRaWAN (ChirpStack)", "mqtt_direct": "Direct MQTT", "http": "HTTP gateway",
+                 "modbus": "Modbus/RS485", "sparkmeter": "SparkMeter"},
     "feature": {"credit_control": "Credit control", "statements": "Monthly statements",
                 "levies_auto_deduct": "Levies auto-deduct"},
 }
+
+VERBATIM = {"commodity"}  # kinds whose unknown codes read best as they are
 
 
 def label(kind: str, value: str | None) -> str:
@@ -54,7 +60,9 @@ def label(kind: str, value: str | None) -> str:
         return ""
     value = str(value)
     known = LABELS.get(kind, {}).get(value)
-    return known if known is not None else value.replace("_", " ").capitalize()
+    if known is not None:
+        return known
+    return value if kind in VERBATIM else value.replace("_", " ").capitalize()
 
 
 def job_result(run) -> list[str]:

@@ -7,6 +7,7 @@ from app import audit
 from app.extensions import db
 from app.htmx import redirect, render
 from app.jobs import enqueue
+from app.labels import label
 from app.layers.staff import bp
 from app.models import LIVE_FEATURES, AuditLog, Estate, JobRun
 from app.estates import EstateRuleError, recent_periods, set_period_status
@@ -63,6 +64,6 @@ def set_feature(estate_id: int, name: str):
         audit.record(db.session, "estate.feature", estate, old={name: before}, new={name: wanted},
                      estate_id=estate.id)
         db.session.commit()
-    flash(f"{name.replace('_', ' ').capitalize()} is {'on' if wanted else 'off'} for {estate.name}.",
+    flash(f"{label('feature', name)} is {'on' if wanted else 'off'} for {estate.name}.",
           "success")
     return redirect(url_for("staff.index"))
