@@ -10,6 +10,7 @@ from sqlalchemy import select
 from app import audit
 from app.extensions import db
 from app.htmx import redirect, render
+from app.labels import label
 from app.layers.staff import bp
 from app.metering import alerts, api_keys, queries
 from app.metering.ingest import ingest_paused, replay_dead_letter, set_maintenance
@@ -100,7 +101,7 @@ def acknowledge_alert(alert_id: int):
         db.session.rollback()
         flash(str(error), "error")
         return redirect(back), 400
-    flash(f"Alert #{alert.id} ({alert.kind.replace('_', ' ')}) acknowledged.", "success")
+    flash(f"Alert #{alert.id} ({label('alert', alert.kind).lower()}) acknowledged.", "success")
     return redirect(back)
 
 
