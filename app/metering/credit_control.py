@@ -56,6 +56,7 @@ def after_pocket_change(session: Session, account_ids: Iterable[int]) -> list[Re
     units_estates = {estate.id for _, _, estate in rows if estate.wallet_denomination == "units"}
     prices = tariffs.load_prices(session, units_estates) if units_estates else {}
     commands = []
+    told: set[tuple[int, str]] = set()  # a unit with two electricity meters hears once
     for pocket, unit_id, estate in rows:
         session.refresh(pocket, ["balance"])
         for meter in meters:
@@ -65,13 +66,17 @@ def after_pocket_change(session: Session, account_ids: Iterable[int]) -> list[Re
                 _flag_water(session, estate, meter, pocket)
             elif pocket.balance <= 0 and meter.relay_state != "off":
                 commands.append(issue(session, meter, "off", f"balance {pocket.balance} at or below zero"))
-                tell_tenants(session, estate, unit_id, pocket, "off")
+                if (pocket.id, "off") not in told:
+                    told.add((pocket.id, "off"))
+                    tell_tenants(session, estate, unit_id, pocket, "off")
             elif pocket.balance > 0 and meter.relay_state == "off":
                 value, shown = activation_value(estate, pocket, prices.get((estate.id, pocket.utility), []))
                 if value is None or value >= estate.minimum_activation_amount:
                     commands.append(issue(session, meter, "on",
                                           f"balance {shown} reached {estate.minimum_activation_amount}"))
-                    tell_tenants(session, estate, unit_id, pocket, "on")
+                    if (pocket.id, "on") not in told:
+                        told.add((pocket.id, "on"))
+                        tell_tenants(session, estate, unit_id, pocket, "on")
     session.flush()
     return commands
 

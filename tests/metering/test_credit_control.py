@@ -154,3 +154,18 @@ def test_supply_notice_waits_for_the_commit_and_vanishes_with_a_rollback(session
     assert sent == []  # nothing leaves before the commit
     session.rollback()
     assert supply_notices(session) == [] and sent == []
+
+
+def test_a_unit_with_two_electricity_meters_hears_of_the_cut_once(session, metered):
+    from app.models import Tenancy
+    from tests.factories import make_user
+
+    enable(session, metered)
+    make_meter(session, metered.unit, serial="23022674")
+    tenant = make_user(session, "tenant", unit=metered.unit)
+    session.add(Tenancy(unit_id=metered.unit.id, person_id=tenant.person.id, move_in=date(2020, 1, 1)))
+    session.commit()
+    ingest(session, [direct("23022673", at(90), "100"), direct("23022673", at(60), "160")])
+    session.commit()
+    assert sorted(state for _, state in commands(session)) == ["off", "off"]
+    assert [channel for channel, _, _ in supply_notices(session)] == ["in_app", "email"]
