@@ -1,7 +1,7 @@
 """Human labels for the codes stored in rows: utilities (pockets), ledger transaction kinds,
 job kinds, statuses, alert, tariff and feature kinds; and job results as sentences.
 
-`label(kind, value)` is the one lookup, registered as the Jinja filter `label`
+`label(kind, value)` is the one lookup, registered as the Jinja filter `label`:
 `{{ row.utility | label("utility") }}`. A code without an entry falls back to a readable
 form of itself ("hot_water" -> "Hot water"), so a new code never reaches a page as snake_case.
 """

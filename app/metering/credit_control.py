@@ -82,7 +82,7 @@ def after_pocket_change(session: Session, account_ids: Iterable[int]) -> list[Re
 
 
 def topup_channels(session: Session, estate: Estate, unit: Unit) -> list[str]:
-    """How a tenant of the unit can top up, as sentences' parts: portal link, M-PESA if configured."""
+    """How a tenant of the unit can top up, as phrases: the portal link, M-PESA when configured."""
     from flask import current_app
 
     # Built from the URL map, not url_for: ingest workers bill outside a request.
