@@ -211,9 +211,11 @@ def register_security_headers(app: Flask) -> None:
 
 
 def register_template_helpers(app: Flask) -> None:
+    from app import labels
     from app.presenters import install
 
     install(app)
+    labels.install(app)
 
 
 def register_commands(app: Flask) -> None:

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from app.audit import record
 from app.auth.scope import unit_ids_query
 from app.jobs import job
+from app.labels import UTILITY
 from app.models import Account, Meter, Unit, User, Wallet, utcnow
 from app.models.budget_alerts import ALERT_CHANNELS, ALERT_FREQUENCIES, BudgetAlertSent, BudgetAlertSetting
 from app.models.metering import ConsumptionRollup
@@ -39,7 +40,7 @@ HIGH_USAGE_FACTOR = Decimal("1.5")
 AVERAGE_DAYS = 30
 MIN_HISTORY_DAYS = 7
 MAX_THRESHOLD = Decimal("1000000")
-LABELS = {"electricity": "electricity", "water": "water", "hot_water": "hot water", "solar": "solar"}
+LABELS = {code: text.lower() for code, text in UTILITY.items()}  # in sentences: "your hot water balance"
 
 
 class AlertSettingsError(ValueError):

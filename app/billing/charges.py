@@ -20,13 +20,14 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from app.billing.tariffs import Price, price_on, unit_price
+from app.labels import label
 from app.ledger import Entry
 from app.models import Account, Estate, Meter
 from app.money import SYMBOLS, UTILITY_UNITS, format_amount, quantize
 
 
 def _label(meter: Meter) -> str:
-    return meter.utility.replace("_", " ").capitalize()
+    return label("utility", meter.utility)
 
 
 def in_pocket_terms(estate: Estate, pocket: Account, value: Decimal, price: Price | None) -> Decimal | None:

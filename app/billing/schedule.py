@@ -27,6 +27,7 @@ from app import audit
 from app.billing.tariffs import Price, charge
 from app.estates import get_setting
 from app.jobs import job
+from app.labels import LABELS, label
 from app.models import Estate, FinancialPeriod, Meter, Person, Tenancy, Unit, User, UnitOwnership, utcnow
 from app.models.meter import UTILITIES
 from app.models.metering import TARIFF_KINDS, ConsumptionRollup, TariffVersion
@@ -35,7 +36,7 @@ from app.money import SYMBOLS, UTILITY_UNITS, format_amount, quantize
 NOTICE_DAYS_SETTING = "tariff_notice_days"
 DEFAULT_NOTICE_DAYS = 30
 FORM_ROWS = 5  # block bands and time-of-use windows offered on the form
-KIND_LABELS = {"flat": "Flat rate", "block": "Inclining blocks", "tou": "Time of use"}
+KIND_LABELS = LABELS["tariff"]  # one place for labels: app/labels.py
 
 
 class TariffFormError(ValueError):
@@ -213,7 +214,7 @@ def parse_version(session: Session, form: Mapping, now: datetime | None = None) 
         if utility in UTILITIES and session.scalar(select(TariffVersion.id).where(
                 TariffVersion.estate_id == estate.id, TariffVersion.utility == utility,
                 TariffVersion.effective_from == effective_from)):
-            errors.append(f"A {utility.replace('_', ' ')} tariff already starts on {effective_from.isoformat()}.")
+            errors.append(f"A {label('utility', utility).lower()} tariff already starts on {effective_from.isoformat()}.")
     if errors:
         raise TariffFormError(errors)
     return {"estate_id": estate.id, "utility": utility, "kind": kind, "effective_from": effective_from,
@@ -437,7 +438,7 @@ def send_notice(session: Session, version: TariffVersion, now: datetime) -> int:
     for unit, person, user in _recipients(session, estate.id, now.astimezone(estate.tz).date()):
         impact = report.get(unit.id)
         context = {"estate": estate, "unit": unit, "version": version,
-                   "utility": version.utility.replace("_", " "),
+                   "utility": label("utility", version.utility).lower(),
                    "prices": describe(version, estate.currency),
                    "old_cost": format_amount(impact.old_cost, estate.currency)
                    if impact and impact.old_cost is not None else None,

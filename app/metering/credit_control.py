@@ -3,6 +3,10 @@
 Commands are written as `RelayCommand` rows in the same transaction as the balance change
 (an outbox); `publish_pending()` sends them after commit and `record_ack()` closes them.
 Payments code calls `after_pocket_change(session, account_ids)` after crediting pockets.
+Each relay transition tells the unit's current tenants ("Supply cut"/"Supply restored",
+through `notify()`) with the balance and the estate's top-up channels: the portal's top-up
+page and, when the estate has an `mpesa_paybill` setting, the paybill and account reference.
+A reading that finds the relay already in the wanted state sends nothing.
 
 The minimum activation amount is money. In units estates (C1) pockets hold kWh, so the
 balance is valued at today's unit price (`tariffs.unit_price`: flat rate or time-of-use
@@ -12,6 +16,7 @@ the balance cannot be valued and any positive balance restores supply.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -23,10 +28,14 @@ from sqlalchemy.orm import Session
 
 from app.billing import tariffs
 from app.estates import get_setting
-from app.models import Account, Estate, Meter, Wallet, utcnow
+from app.labels import label
+from app.models import Account, Estate, Meter, Unit, Wallet, utcnow
 from app.models.metering import MeterAlert, RelayCommand
+from app.money import format_amount
 
+log = logging.getLogger(__name__)
 ACK_TIMEOUT = timedelta(minutes=5)
+MPESA_PAYBILL_KEY = "mpesa_paybill"  # estate setting: the paybill number tenants pay into
 
 
 def after_pocket_change(session: Session, account_ids: Iterable[int]) -> list[RelayCommand]:
@@ -47,6 +56,7 @@ def after_pocket_change(session: Session, account_ids: Iterable[int]) -> list[Re
     units_estates = {estate.id for _, _, estate in rows if estate.wallet_denomination == "units"}
     prices = tariffs.load_prices(session, units_estates) if units_estates else {}
     commands = []
+    told: set[tuple[int, str]] = set()  # a unit with two electricity meters hears once
     for pocket, unit_id, estate in rows:
         session.refresh(pocket, ["balance"])
         for meter in meters:
@@ -56,13 +66,54 @@ def after_pocket_change(session: Session, account_ids: Iterable[int]) -> list[Re
                 _flag_water(session, estate, meter, pocket)
             elif pocket.balance <= 0 and meter.relay_state != "off":
                 commands.append(issue(session, meter, "off", f"balance {pocket.balance} at or below zero"))
+                if (pocket.id, "off") not in told:
+                    told.add((pocket.id, "off"))
+                    tell_tenants(session, estate, unit_id, pocket, "off")
             elif pocket.balance > 0 and meter.relay_state == "off":
                 value, shown = activation_value(estate, pocket, prices.get((estate.id, pocket.utility), []))
                 if value is None or value >= estate.minimum_activation_amount:
                     commands.append(issue(session, meter, "on",
                                           f"balance {shown} reached {estate.minimum_activation_amount}"))
+                    if (pocket.id, "on") not in told:
+                        told.add((pocket.id, "on"))
+                        tell_tenants(session, estate, unit_id, pocket, "on")
     session.flush()
     return commands
+
+
+def topup_channels(session: Session, estate: Estate, unit: Unit) -> list[str]:
+    """How a tenant of the unit can top up, as phrases: the portal link, M-PESA when configured."""
+    from flask import current_app
+
+    # Built from the URL map, not url_for: ingest workers bill outside a request.
+    path = current_app.url_map.bind("topup").build("tenant.topup", {"unit_id": unit.id})
+    channels = [f"online at {current_app.config['PUBLIC_URL'].rstrip('/')}{path}"]
+    paybill = get_setting(session, MPESA_PAYBILL_KEY, estate.id, default=None)
+    if paybill:
+        channels.append(f"by M-PESA to paybill {paybill}, account {estate.code}-{unit.number}")
+    return channels
+
+
+def tell_tenants(session: Session, estate: Estate, unit_id: int, pocket: Account, state: str) -> None:
+    """Tell the unit's tenants their supply was cut or restored; emails leave after commit."""
+    from app.models import User
+    from app.notify import notify
+    from app.payments.credit import current_tenant_persons
+
+    unit = session.get(Unit, unit_id)
+    try:
+        context = {"state": state, "unit": unit, "estate": estate,
+                   "utility": label("utility", pocket.utility),
+                   "balance": format_amount(Decimal(pocket.balance), pocket.commodity),
+                   "minimum": format_amount(estate.minimum_activation_amount, estate.currency)
+                   if estate.minimum_activation_amount > 0 else None,
+                   "channels": topup_channels(session, estate, unit)}
+        for person in current_tenant_persons(session, unit_id):
+            user = session.scalar(select(User).where(User.person_id == person.id, User.active.is_(True)))
+            notify(session, "supply_change", context, user=user, person=person,
+                   channels=("in_app", "email", "sms") if user else ("email", "sms"))
+    except RuntimeError:  # no application context (a bare script): notices need templates
+        log.warning("supply %s notice for unit %s not sent: no application context", state, unit_id)
 
 
 def activation_value(estate: Estate, pocket: Account, versions: list) -> tuple[Decimal | None, str]:

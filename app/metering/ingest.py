@@ -34,6 +34,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.billing import charges, tariffs
 from app.estates import get_setting, put_setting
+from app.labels import label
 from app.ledger import Entry, pg_array, post_many
 from app.ledger.accounts import open_wallet, system_account
 from app.metering import credit_control, rollups, validation
@@ -480,7 +481,7 @@ class _Reprice:
         batch.entries.append(Entry(
             estate_id=estate.id, kind="adjustment", idempotency_key=f"reprice:{meter.serial}:{moment.isoformat()}",
             legs=[(self.pocket.id, -difference), (counterpart.id, difference)], occurred_at=self.split_end,
-            memo=f"{meter.utility.replace('_', ' ').capitalize()} re-priced on meter {meter.serial}: "
+            memo=f"{label('utility', meter.utility)} re-priced on meter {meter.serial}: "
                  f"late reading at {moment:%Y-%m-%d %H:%M} UTC",
         ))
 
@@ -665,7 +666,7 @@ def _consumption_entry(estate: Estate, meter: Meter, pocket: Account, counterpar
         estate_id=estate.id, kind="consumption",
         idempotency_key=f"reading:{meter.serial}:{span.end.astimezone(UTC).isoformat()}",
         legs=[(pocket.id, -amount), (counterpart.id, amount)], occurred_at=span.end,
-        memo=f"{meter.utility.replace('_', ' ').capitalize()} {quantity_text} on meter {meter.serial}",
+        memo=f"{label('utility', meter.utility)} {quantity_text} on meter {meter.serial}",
     )
 
 

@@ -1,6 +1,7 @@
 """All models, importable from one place (Alembic's autogenerate sees them all)."""
 from app.models.base import Base, utcnow
-from app.models.estate import FEATURE_DEFAULTS, Estate, FinancialPeriod, OccupancyChange, Setting, Unit
+from app.models.estate import (FEATURE_DEFAULTS, LIVE_FEATURES, Estate, FinancialPeriod, OccupancyChange,
+                               Setting, Unit)
 from app.models.ledger import Account, LedgerChain, LedgerTransaction, Posting, Wallet
 from app.models.meter import Meter, Reading, canonical_serial
 from app.models.metering import ConsumptionRollup, DeadLetter, MeterAlert, RelayCommand, TariffVersion  # noqa: F401
@@ -9,7 +10,8 @@ from app.models.sources import KoiosPayment, ThunderCloudExport, ThunderCloudHea
 from app.models.people import Person, RoleGrant, Tenancy, UnitOwnership, User
 
 __all__ = [
-    "FEATURE_DEFAULTS", "Account", "AuditLog", "Base", "Estate", "FinancialPeriod", "JobRun",
+    "FEATURE_DEFAULTS", "LIVE_FEATURES", "Account", "AuditLog", "Base", "Estate", "FinancialPeriod",
+    "JobRun",
     "LedgerChain", "LedgerTransaction", "Meter", "Notification", "OccupancyChange", "Person",
     "Posting", "Reading", "RoleGrant", "Setting", "Tenancy", "Unit", "UnitOwnership", "User",
     "Wallet", "canonical_serial", "utcnow",

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.labels import label
 from app.ledger import Entry, post
 from app.ledger.accounts import open_wallet, system_account
 from app.models import Estate, Tenancy, Unit, utcnow
@@ -138,7 +139,7 @@ def _send_receipt(session: Session, payment: Payment, unit: Unit, estate: Estate
     context = {"payment": payment, "unit": unit, "estate": estate,
                "amount": format_amount(payment.amount, estate.currency),
                "balance": format_amount(Decimal(balance), commodity),
-               "utility": (payment.utility or "").replace("_", " ")}
+               "utility": label("pocket", payment.utility).lower()}
     try:
         if payment.payer_phone:
             # The payer may be no one we know: a transient person only carries the number.

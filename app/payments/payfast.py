@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.labels import label
 from app.models import Unit, User, utcnow
 from app.models.payments import Payment
 from app.money import MoneyError, quantize, to_decimal
@@ -139,7 +140,7 @@ def start_checkout(session: Session, settings: PayfastSettings, *, unit: Unit, u
         "return_url": return_url, "cancel_url": cancel_url, "notify_url": notify_url,
         "email_address": payment.payer_email or "",
         "m_payment_id": payment.checkout_id, "amount": f"{value:.2f}",
-        "item_name": f"{utility.replace('_', ' ').capitalize()} top-up unit {unit.number}",
+        "item_name": f"{label('utility', utility)} top-up unit {unit.number}",
         "custom_int1": str(unit.id), "custom_str1": utility,
     }
     # Posted exactly as signed: PayFast trims values before checking the signature.

@@ -20,6 +20,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from app.estates import get_setting
+from app.labels import label
 from app.ledger.anchors import Anchor, anchor_line, chain_head
 from app.ledger.verify import summarise, verify_ledger
 from app.models import Account, Estate, FinancialPeriod, LedgerTransaction, Meter, Posting, Reading, utcnow
@@ -215,7 +216,7 @@ def render_audit_report(session: Session, report: AuditReport) -> bytes:
                                "staff ledger page before the AGM.", SMALL))
     story += [Paragraph("Summary by kind of transaction", H2),
               data_table(["Kind", "Transactions", "Value moved"],
-                         [[k.kind, str(k.count), _moved(k.moved)] for k in report.kinds] or [["-", "0", "-"]],
+                         [[label("transaction", k.kind), str(k.count), _moved(k.moved)] for k in report.kinds] or [["-", "0", "-"]],
                          widths=[60 * mm, 30 * mm, 90 * mm], numeric=(1, 2))]
     story += [Paragraph("Balance changes", H2), data_table(
         ["Account", "Opening", "Movement", "Closing"],

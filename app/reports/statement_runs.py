@@ -348,13 +348,14 @@ def unit_transactions(session: Session, unit: Unit, limit: int = 5000):
 
 
 def _transaction_columns():
+    from app.labels import label
     from app.reports.export import Column, money_column
 
     return [
         Column("When (UTC)", lambda r: r.occurred_at),
-        Column("Kind", lambda r: r.kind),
+        Column("Kind", lambda r: label("transaction", r.kind)),
         Column("Description", lambda r: r.memo),
-        Column("Pocket", lambda r: (r.utility or "").replace("_", " ")),
+        Column("Pocket", lambda r: label("pocket", r.utility)),
         money_column("Amount", lambda r: r.amount, lambda r: r.commodity),
         Column("Transaction", lambda r: r.transaction_id, numeric=True),
     ]

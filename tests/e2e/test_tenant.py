@@ -47,7 +47,7 @@ def test_tenant_dashboard_charts_history_and_alerts(live_server, open_page, shot
     explanation = page.locator(".explanation").first
     explanation.wait_for()
     text = explanation.inner_text()
-    assert "Tariff:" in text and "flat tariff in force from" in text and "Meter" in text
+    assert "Tariff:" in text and "Flat rate tariff in force from" in text and "Meter" in text
     page.screenshot(path=str(shots / "tenant-history-1280.png"), full_page=True)
 
     # Budget alerts: a bad threshold is refused, a good one saved.

@@ -99,3 +99,73 @@ def test_water_is_never_cut_but_flagged_past_its_credit_limit(session, metered):
     session.commit()
     assert session.scalar(select(MeterAlert.kind)) == "water_credit_limit"
     assert commands(session) == []
+
+
+def supply_notices(session) -> list[tuple[str, str, str]]:
+    from app.models import Notification
+
+    return [(n.channel, n.subject, n.body) for n in session.scalars(
+        select(Notification).where(Notification.template == "supply_change").order_by(Notification.id))]
+
+
+def test_tenant_hears_once_of_the_cut_and_once_of_the_restore_with_balance_and_how_to_pay(session, metered):
+    from app.models import Tenancy
+    from tests.factories import make_user
+
+    enable(session, metered, minimum="30")
+    tenant = make_user(session, "tenant", unit=metered.unit, phone="+27820000001")
+    session.add(Tenancy(unit_id=metered.unit.id, person_id=tenant.person.id, move_in=date(2020, 1, 1)))
+    put_setting(session, credit_control.MPESA_PAYBILL_KEY, "400200", metered.estate.id)
+    session.commit()
+    ingest(session, [direct("23022673", at(120), "100"), direct("23022673", at(90), "160")])
+    ingest(session, [direct("23022673", at(60), "161")])  # still cut: no second notice
+    session.commit()
+    notices = supply_notices(session)
+    assert [(channel, subject) for channel, subject, _ in notices] == [
+        (c, f"Supply cut: electricity at unit {metered.unit.number}") for c in ("in_app", "email", "sms")]
+    body = notices[1][2]
+    assert "switched off: the balance is R -20.00." in body
+    assert f"/tenant/topup?unit_id={metered.unit.id}" in body
+    assert f"M-PESA to paybill 400200, account {metered.estate.code}-{metered.unit.number}" in body
+    assert "worth at least R 30.00" in body
+
+    make_topup(session, metered.pocket, "60.00")  # R38: above the minimum, relay on
+    credit_control.after_pocket_change(session, [metered.pocket.id])
+    make_topup(session, metered.pocket, "10.00")  # already on: nothing more to say
+    credit_control.after_pocket_change(session, [metered.pocket.id])
+    session.commit()
+    subjects = [subject for _, subject, _ in supply_notices(session)]
+    assert subjects.count(f"Supply restored: electricity at unit {metered.unit.number}") == 3
+    assert len(subjects) == 6
+
+
+def test_supply_notice_waits_for_the_commit_and_vanishes_with_a_rollback(session, metered, monkeypatch):
+    from app import notify as notify_module
+    from app.models import Tenancy
+    from tests.factories import make_user
+
+    sent = []
+    monkeypatch.setattr(notify_module, "send_email", sent.append)
+    enable(session, metered)
+    tenant = make_user(session, "tenant", unit=metered.unit)
+    session.add(Tenancy(unit_id=metered.unit.id, person_id=tenant.person.id, move_in=date(2020, 1, 1)))
+    session.commit()
+    ingest(session, [direct("23022673", at(90), "100"), direct("23022673", at(60), "160")])
+    assert sent == []  # nothing leaves before the commit
+    session.rollback()
+    assert supply_notices(session) == [] and sent == []
+
+
+def test_a_unit_with_two_electricity_meters_hears_of_the_cut_once(session, metered):
+    from app.models import Tenancy
+    from tests.factories import make_user
+
+    enable(session, metered)
+    make_meter(session, metered.unit, serial="23022674")
+    tenant = make_user(session, "tenant", unit=metered.unit)
+    session.add(Tenancy(unit_id=metered.unit.id, person_id=tenant.person.id, move_in=date(2020, 1, 1)))
+    session.commit()
+    ingest(session, [direct("23022673", at(90), "100"), direct("23022673", at(60), "160")])
+    session.commit()
+    assert sorted(state for _, state in commands(session)) == ["off", "off"]
+    assert [channel for channel, _, _ in supply_notices(session)] == ["in_app", "email"]

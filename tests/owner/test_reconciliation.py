@@ -48,8 +48,8 @@ def test_the_page_highlights_shortfalls_and_totals(landlord, login):
 def test_export_and_bad_input(landlord, login):
     client = login(landlord.owner)
     csv = client.get("/owner/reconciliation?months=3&format=csv").get_data(as_text=True)
-    assert f"{period(-1)},electricity,100.00,KES,70.00,KES,-30.00,KES,yes" in csv
-    assert "Total,electricity,85.50,KES,450.00,KES,364.50,KES,\r\n" in csv
+    assert f"{period(-1)},Electricity,100.00,KES,70.00,KES,-30.00,KES,yes" in csv
+    assert "Total,Electricity,85.50,KES,450.00,KES,364.50,KES,\r\n" in csv
     assert client.get("/owner/reconciliation?months=3&format=pdf").mimetype == "application/pdf"
     for bad in ("months=0", "months=37", "months=x", "format=xls"):
         assert client.get(f"/owner/reconciliation?{bad}").status_code == 400, bad

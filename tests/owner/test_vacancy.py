@@ -66,8 +66,8 @@ def test_vacancy_page_status_history_and_scope(landlord, login, committed):
     statuses = table_with(html, "Since")
     assert [row[0] for row in statuses.texts()] == ["P1", "P2", "P3"]
     history = table_with(html, "New status")
-    assert [row[1:] for row in history.texts()] == [["P2", "Protea Park", "vacant"], ["P2", "Protea Park", "occupied"],
-                                                     ["P2", "Protea Park", "occupied"]]
+    assert [row[1:] for row in history.texts()] == [["P2", "Protea Park", "Vacant"], ["P2", "Protea Park", "Occupied"],
+                                                     ["P2", "Protea Park", "Occupied"]]
     rate = table_with(html, "Days")
     assert [row[0] for row in rate.texts()][-1] == period(0) and len(rate.rows) == 12
     assert "P4" not in body(response)

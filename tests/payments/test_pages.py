@@ -111,7 +111,7 @@ def test_staff_upload_a_statement_and_confirm(app, kit, login):
         "csrf_token": token, "statement": (io.BytesIO(csv), "statement.csv")},
         content_type="multipart/form-data").get_data(as_text=True)
     assert table_with(report, "Line").texts() == [
-        ["2", "imported", f"matched to unit {kit.unit_number}"], ["3", "error", "'oops' is not a number"]]
+        ["2", "Imported", f"matched to unit {kit.unit_number}"], ["3", "Refused", "'oops' is not a number"]]
     assert balance(app, kit.pocket_id) == 0
     with app.app_context():
         payment_id = db.session.scalar(select(Payment.id).where(Payment.provider_ref == "B1"))

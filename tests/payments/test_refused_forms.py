@@ -127,7 +127,7 @@ def test_other_staff_forms_refused_render_their_page(app, kit, staff):
 
 
 def test_a_refused_htmx_request_answers_the_message_alone(kit, staff):
-    response = staff.post(f"/staff/estates/{kit.estate_id}/statements/2999-01",
+    response = staff.post(f"/staff/estates/{kit.estate_id}/statements/2099-01",
                           data={"csrf_token": staff.token}, headers={"HX-Request": "true"})
     body = response.get_data(as_text=True)
     assert response.status_code == 400

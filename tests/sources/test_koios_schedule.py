@@ -67,7 +67,7 @@ def test_a_second_press_joins_the_running_import(world, login, committed, koios_
     running_id = runs(committed, "koios_payments_import")[0][0]
     assert f'id="job-{running_id}"' in page  # the page shows the run in progress
     html = staff.post("/staff/sources/koios/payments", headers=htmx(staff)).get_data(as_text=True)
-    assert f'id="job-{running_id}"' in html and "running" in html
+    assert f'id="job-{running_id}"' in html and "· Running" in html
     assert len(runs(committed, "koios_payments_import")) == 1
     day = (date.today() - timedelta(days=1)).isoformat()
     with committed() as s:

@@ -58,7 +58,7 @@ def test_a_second_press_joins_the_running_refresh(world, login, committed, uisp_
         s.add(JobRun(kind="uisp_refresh", target="uisp:all", status="running"))
     staff = login(world.emails["staff"])
     html = press(staff, scope="all").get_data(as_text=True)
-    assert 'id="job-1"' in html and "running" in html
+    assert 'id="job-1"' in html and "· Running" in html
     with committed() as s:
         assert s.scalar(select(func.count()).select_from(JobRun)) == 1
     assert 'id="job-1"' in staff.get("/staff/sources").get_data(as_text=True)  # shown on the page

@@ -122,12 +122,12 @@ def test_exports_of_unit_transactions_and_owner_portfolio(app, committed, login)
     assert response.headers["Content-Disposition"].endswith('.csv"')
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
     assert [(r["Kind"], r["Amount"], r["Amount unit"]) for r in rows] == [
-        ("consumption", "-28.50", "ZAR"), ("consumption", "-57.00", "ZAR"), ("topup", "1234.50", "ZAR")]
+        ("Use", "-28.50", "ZAR"), ("Use", "-57.00", "ZAR"), ("Top-up", "1234.50", "ZAR")]
     pdf = client.get(url(app, "owner.transactions_export", unit_id=mine, format="pdf"))
     assert "R 1 234.50" in pdf_text(pdf.data) and f"Transactions unit {number}" in pdf_text(pdf.data)
     assert client.get(url(app, "owner.transactions_export", unit_id=theirs, format="csv")).status_code == 404
     portfolio = client.get(url(app, "owner.units_export", format="csv")).get_data(as_text=True)
-    assert number in portfolio and "electricity R 1 149.00".replace(" 1 ", " 1\u202f") in portfolio
+    assert number in portfolio and "Electricity R 1 149.00".replace(" 1 ", " 1\u202f") in portfolio
 
 
 def test_csv_cells_that_look_like_formulas_are_written_as_text():

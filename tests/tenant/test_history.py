@@ -133,7 +133,7 @@ def test_a_block_tariff_charge_shows_its_readings_and_band_split(home, login, co
     second = explanation(client, home, charge_for(committed, "E-1", times[2]))
     assert "Meter E-1" in second
     assert "1\u202f008.000 kWh" in second and "1\u202f015.000 kWh" in second, "the readings before and after"
-    assert "block tariff in force from 01 Oct 2026" in second
+    assert "Inclining blocks tariff in force from 01 Oct 2026" in second
     assert re.search(r"block 1: 0-10.*?2\.000 kWh.*?R 1\.50/kWh.*?R 3\.00", second)
     assert re.search(r"block 2: 10-up.*?5\.000 kWh.*?R 3\.00/kWh.*?R 15\.00", second)
     assert "Priced again: <strong>R 18.00" in second and "Charged: <strong>R 18.00" in second

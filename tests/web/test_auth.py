@@ -37,6 +37,16 @@ def test_login_redirects_to_the_users_own_layer(world, new_client, role):
     assert client.get(LANDING[role]).status_code == 200
 
 
+def test_login_page_promises_only_the_invites_that_exist(app, new_client):
+    # Staff invite with `flask invite`; no agent page sends invites yet, so the page names staff.
+    page = new_client().get("/login").get_data(as_text=True)
+    assert "managing agent" not in page.lower()
+    assert "Meterwise staff email you an invite link" in page
+    assert "invite" in app.cli.commands
+    assert not [r for r in app.url_map.iter_rules() if r.endpoint.startswith("agent.")
+                and "invite" in r.rule]
+
+
 def test_login_without_any_role_lands_on_no_access(world, new_client):
     client = new_client()
     response = sign_in(client, world.emails["nobody"])

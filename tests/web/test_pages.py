@@ -166,6 +166,29 @@ def test_family_sees_the_total_over_their_wallets(portfolio, login):
     assert f"R 1{NARROW_NBSP}234.50" in page and "R 100.00" in page
 
 
+def test_family_totals_name_the_utility_unit_and_estates_they_add_up(committed, login):
+    with committed() as s:
+        maseru = factories.make_estate_with_wallet(s, name="Maseru Heights", currency="LSL",
+                                                   denomination="units")
+        sunbird = factories.make_estate_with_wallet(s, name="Sunbird Estate")
+        jacaranda = factories.make_estate_with_wallet(s, name="Jacaranda Heights")
+        factories.make_topup(s, maseru.pocket("electricity"), "40.5",
+                             clearing=maseru.accounts.units_issued["electricity"])
+        factories.make_topup(s, sunbird.pocket("electricity"), "100.00", clearing=sunbird.accounts.clearing)
+        factories.make_topup(s, jacaranda.pocket("electricity"), "20.00", clearing=jacaranda.accounts.clearing)
+        email = make_login(s, "family", unit=maseru.unit,
+                           grants=[("family", sunbird.unit), ("family", jacaranda.unit)]).email
+    page = body(login(email).get("/family/"))
+    together = page[page.index("All wallets together"):page.index("</section>", page.index("All wallets"))]
+    assert "Electricity · kWh · Maseru Heights <small class=\"muted\">1 wallet</small>" in together
+    assert "40.500 kWh" in together
+    # Two rand estates add up into one total that names both; kWh never joins a rand total.
+    assert "Electricity · ZAR · " in together and "R 120.00" in together
+    line = together[together.index("Electricity · ZAR"):]
+    assert {"Sunbird Estate", "Jacaranda Heights"} <= set(re.split(r", | <", line.split(" · ")[2]))
+    assert "2 wallets" in line
+
+
 @pytest.mark.parametrize("role,path", [("agent", "/agent/"), ("body_corporate", "/body-corporate/"),
                                        ("staff", "/staff/")])
 def test_estate_figures_are_counted_from_the_data(portfolio, login, role, path):
@@ -244,6 +267,28 @@ def test_unknown_feature_flag_is_404(portfolio, login):
     assert client.post(url, data={"enabled": "1", "csrf_token": token}).status_code == 404
 
 
+def test_flags_no_code_reads_are_neither_shown_nor_switchable(portfolio, login):
+    client = login(portfolio.emails["staff"])
+    page = body(client.get("/staff/"))
+    assert "Credit control" in page and "Statements" in page
+    assert "Levies auto deduct" not in page
+    token = csrf_from(client.get("/staff/").get_data(as_text=True))
+    url = f"/staff/estates/{portfolio.estate_id}/features/levies_auto_deduct"
+    assert client.post(url, data={"enabled": "1", "csrf_token": token}).status_code == 404
+
+
+def test_live_feature_list_is_exactly_the_flags_the_code_reads():
+    import pathlib
+    import re
+
+    from app.models import FEATURE_DEFAULTS, LIVE_FEATURES
+
+    read = set()
+    for path in pathlib.Path("app").rglob("*.py"):
+        read |= set(re.findall(r"feature_enabled\(\"(\w+)\"\)", path.read_text()))
+    assert read == set(LIVE_FEATURES) and read <= set(FEATURE_DEFAULTS)
+
+
 def htmx_post(client, url: str, page: str = "/staff/ledger"):
     token = csrf_from(client.get(page).get_data(as_text=True))
     return client.post(url, headers={"HX-Request": "true", "X-CSRFToken": token})
@@ -255,7 +300,7 @@ def test_ledger_verify_button_runs_the_job_and_shows_ledger_ok(portfolio, login,
     assert response.status_code == 200
     fragment = response.get_data(as_text=True)
     assert "<html" not in fragment and fragment.lstrip().startswith('<div id="job-')
-    assert "LEDGER OK" in fragment and "done" in fragment
+    assert "LEDGER OK" in fragment and "Ledger verification</strong> · Finished" in fragment
     assert "hx-get" not in fragment, "a finished job stops polling"
     with committed() as s:
         run = s.scalar(select(JobRun).where(JobRun.kind == "ledger_verify"))

@@ -7,6 +7,7 @@ from app.htmx import render
 from app.layers import unit_page
 from app.layers.family import bp
 from app.reports.summaries import unit_cards
+from app.reports.wallet_totals import commodity_totals
 
 ROLES = ("family",)
 
@@ -14,12 +15,7 @@ ROLES = ("family",)
 @bp.get("/")
 def index():
     cards = unit_cards(db.session, visible_units(db.session, current_user, ROLES))
-    total = {}
-    for card in cards:
-        for pocket in card.pockets:
-            key = (pocket.utility, pocket.commodity)
-            total[key] = total.get(key, 0) + pocket.balance
-    return render("family/index.html", cards=cards, total=total)
+    return render("family/index.html", cards=cards, totals=commodity_totals(cards))
 
 
 @bp.get("/units/<int:unit_id>")

@@ -1,6 +1,7 @@
 """Owner revenue reconciliation (O2): billed vs collected per utility and month, with export."""
 from app.extensions import db
 from app.htmx import render
+from app.labels import label
 from app.layers.owner import bp
 from app.layers.owner.selection import current_selection, int_arg
 from app.money import UTILITY_UNITS
@@ -25,7 +26,7 @@ def reconciliation():
 
 RECONCILIATION_COLUMNS = [
     Column("Month", lambda line: line.period or "Total"),
-    Column("Utility", lambda line: line.utility.replace("_", " ")),
+    Column("Utility", lambda line: label("utility", line.utility)),
     money_column("Billed", lambda line: line.billed, lambda line: line.commodity),
     money_column("Collected", lambda line: line.collected, lambda line: line.commodity),
     money_column("Difference", lambda line: line.difference, lambda line: line.commodity),

@@ -1,5 +1,6 @@
 """Owner statements: the unit's months and PDFs (shared with tenants), and the portfolio export."""
 from app.extensions import db
+from app.labels import label
 from app.layers.owner import bp
 from app.layers.owner.selection import current_selection
 from app.layers.unit_statements import add_unit_statement_routes
@@ -24,9 +25,9 @@ def units_export():
 PORTFOLIO_COLUMNS = [
     Column("Unit", lambda c: c.unit.number),
     Column("Estate", lambda c: c.estate.name),
-    Column("Status", lambda c: c.unit.occupancy_status),
+    Column("Status", lambda c: label("occupancy", c.unit.occupancy_status)),
     Column("Tenant", lambda c: c.tenant_name),
     Column("Balances", lambda c: "; ".join(
-        f"{p.utility.replace('_', ' ')} {format_amount(p.balance, p.commodity)}" for p in c.pockets)),
+        f"{label('pocket', p.utility)} {format_amount(p.balance, p.commodity)}" for p in c.pockets)),
     Column("Last reading (UTC)", lambda c: c.last_reading_at),
 ]

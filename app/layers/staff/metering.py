@@ -11,6 +11,7 @@ from app import audit
 from app.auth.redirects import safe_next
 from app.extensions import db
 from app.htmx import redirect, refuse, render
+from app.labels import label
 from app.layers.staff import bp
 from app.metering import alerts, api_keys, queries
 from app.metering.ingest import ingest_paused, replay_dead_letter, set_maintenance
@@ -94,7 +95,7 @@ def acknowledge_alert(alert_id: int):
     except alerts.AlertError as error:
         db.session.rollback()
         return refuse(meter_alerts, str(error))
-    flash(f"Alert #{alert.id} ({alert.kind.replace('_', ' ')}) acknowledged.", "success")
+    flash(f"Alert #{alert.id} ({label('alert', alert.kind).lower()}) acknowledged.", "success")
     return redirect(back)
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from app.billing import schedule
 from app.extensions import db
 from app.htmx import redirect, render
+from app.labels import label
 from app.layers.staff import bp
 from app.models import Estate
 from app.models.meter import UTILITIES
@@ -43,7 +44,7 @@ def create_tariff():
     except schedule.TariffFormError as error:
         db.session.rollback()
         return render("staff/tariffs/new.html", **_form_context(request.form, error.errors)), 400
-    flash(f"{version.utility.replace('_', ' ').capitalize()} tariff from {version.effective_from:%-d %b %Y} saved; "
+    flash(f"{label('utility', version.utility)} tariff from {version.effective_from:%-d %b %Y} saved; "
           "residents are told ahead of it and it switches on by itself.", "success")
     return redirect(url_for("staff.tariff", version_id=version.id))
 

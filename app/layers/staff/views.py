@@ -7,9 +7,10 @@ from app import audit
 from app.extensions import db
 from app.htmx import redirect, refuse, render
 from app.jobs import enqueue
+from app.labels import label
 from app.layers.portal import job_panel
 from app.layers.staff import bp
-from app.models import FEATURE_DEFAULTS, AuditLog, Estate, JobRun
+from app.models import LIVE_FEATURES, AuditLog, Estate, JobRun
 from app.estates import EstateRuleError, recent_periods, set_period_status
 from app.reports.summaries import estate_figures
 
@@ -21,7 +22,7 @@ def index():
     events = db.session.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(12)).all()
     part = "activity" if request.args.get("part") == "activity" else None  # refetched after a job
     return render("staff/index.html", part, figures=[] if part else [estate_figures(db.session, e) for e in estates],
-                  jobs=jobs, events=events, features=FEATURE_DEFAULTS)
+                  jobs=jobs, events=events, features=LIVE_FEATURES)
 
 
 @bp.get("/ledger")
@@ -55,7 +56,7 @@ def verify_ledger():
 @bp.post("/estates/<int:estate_id>/features/<name>")
 def set_feature(estate_id: int, name: str):
     estate = db.session.get(Estate, estate_id) or abort(404)
-    if name not in FEATURE_DEFAULTS:
+    if name not in LIVE_FEATURES:  # unknown, or a flag no code reads yet
         abort(404)
     wanted = request.form.get("enabled") == "1"
     before = estate.feature_enabled(name)
@@ -64,6 +65,6 @@ def set_feature(estate_id: int, name: str):
         audit.record(db.session, "estate.feature", estate, old={name: before}, new={name: wanted},
                      estate_id=estate.id)
         db.session.commit()
-    flash(f"{name.replace('_', ' ').capitalize()} is {'on' if wanted else 'off'} for {estate.name}.",
+    flash(f"{label('feature', name)} is {'on' if wanted else 'off'} for {estate.name}.",
           "success")
     return redirect(url_for("staff.index"))

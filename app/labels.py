@@ -1,0 +1,86 @@
+"""Human labels for the codes stored in rows: utilities (pockets), ledger transaction kinds,
+job kinds, statuses, alert, tariff and feature kinds; and job results as sentences.
+
+`label(kind, value)` is the one lookup, registered as the Jinja filter `label`:
+`{{ row.utility | label("utility") }}`. A code without an entry falls back to a readable
+form of itself ("hot_water" -> "Hot water"), so a new code never reaches a page as snake_case.
+"""
+from __future__ import annotations
+
+from flask import Flask
+
+UTILITY = {"electricity": "Electricity", "water": "Water", "hot_water": "Hot water", "solar": "Solar"}
+
+LABELS: dict[str, dict[str, str]] = {
+    "utility": UTILITY,
+    "pocket": UTILITY,  # a wallet's pockets are named after their utility
+    "commodity": {"KWH": "kWh", "KL": "kL"},  # currency codes (ZAR, LSL) stand as they are
+    "transaction": {
+        "topup": "Top-up", "consumption": "Use", "standing_charge": "Standing charge",
+        "solar_export": "Solar export credit", "adjustment": "Adjustment",
+        "reversal": "Correction", "levy": "Levy", "settlement": "Settlement", "refund": "Refund",
+    },
+    "job": {
+        "uisp_refresh": "Refresh from UISP", "koios_import": "Koios readings import",
+        "koios_payments_import": "Koios payments import", "thundercloud_import": "ThunderCloud import",
+        "generate_monthly_statements": "Monthly statements", "ledger_verify": "Ledger verification",
+        "budget_alerts": "Budget alerts", "meter_watch": "Meter watch (frozen registers)",
+        "tariff_schedule": "Tariff notices and activation", "vendor_credit_push": "Credit push to SparkMeter",
+        "pocket_flows": "Pocket roll-ups", "deliver_email": "Email delivery",
+    },
+    "job_status": {"queued": "Waiting to start", "running": "Running", "done": "Finished",
+                   "failed": "Failed"},
+    "payment_status": {"credited": "Received", "pending": "Waiting for payment",
+                       "unmatched": "Not matched to a unit", "to_confirm": "To confirm",
+                       "failed": "Failed", "cancelled": "Cancelled"},
+    "command_status": {"pending": "Queued", "published": "Sent, not yet acknowledged",
+                       "acknowledged": "Acknowledged", "timed_out": "No acknowledgement"},
+    "import_status": {"imported": "Imported", "duplicate": "Already imported", "error": "Refused"},
+    "occupancy": {"occupied": "Occupied", "vacant": "Vacant", "maintenance": "Maintenance"},
+    "alert": {
+        "tamper": "Register went backwards", "rollover": "Register rolled over", "spike": "Spike",
+        "gap": "Gap in readings", "frozen": "Frozen register", "relay_no_ack": "Relay did not acknowledge",
+        "water_credit_limit": "Water past its credit limit", "no_tariff": "No tariff in force",
+        "low": "Low balance", "critical": "Critical balance", "high_usage": "High use",
+    },
+    "tariff": {"flat": "Flat rate", "block": "Inclining blocks", "tou": "Time of use"},
+    "period_status": {"open": "Open", "closed": "Closed", "locked": "Locked"},
+    "protocol": {"chirpstack": "LoRaWAN (ChirpStack)", "mqtt_direct": "Direct MQTT", "http": "HTTP gateway",
+                 "modbus": "Modbus/RS485", "sparkmeter": "SparkMeter"},
+    "feature": {"credit_control": "Credit control", "statements": "Monthly statements",
+                "levies_auto_deduct": "Levies auto-deduct"},
+}
+
+VERBATIM = {"commodity"}  # kinds whose unknown codes read best as they are
+
+
+def label(kind: str, value: str | None) -> str:
+    """Return the human label of a stored code of this kind ("" for None)."""
+    if value is None or value == "":
+        return ""
+    value = str(value)
+    known = LABELS.get(kind, {}).get(value)
+    if known is not None:
+        return known
+    return value if kind in VERBATIM else value.replace("_", " ").capitalize()
+
+
+def job_result(run) -> list[str]:
+    """A finished job's outcome as sentences a person reads; a failure never shows its traceback."""
+    if run.status == "failed":
+        return []  # the errors list says what went wrong; the traceback is for the log
+    sentences = []
+    for line in (run.result or "").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        line = line[0].upper() + line[1:]
+        sentences.append(line if line[-1] in ".!?" else line + ".")
+    return sentences
+
+
+def install(app: Flask) -> None:
+    """Register `label` as a filter and `job_result` as a global."""
+    # As a filter the value comes first: {{ row.kind | label("transaction") }}.
+    app.add_template_filter(lambda value, kind: label(kind, value), "label")
+    app.add_template_global(job_result, "job_result")
