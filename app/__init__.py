@@ -173,7 +173,7 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def content_security_policy(config) -> str:
-    """The CSP of every response: our own scripts, styles and requests only; never framed."""
+    """The CSP of every page: our own scripts, styles and requests only; never framed."""
     from urllib.parse import urlsplit
 
     # The PayFast checkout page posts its signed form to PayFast's process URL.
@@ -187,7 +187,7 @@ def content_security_policy(config) -> str:
 
 
 def register_security_headers(app: Flask) -> None:
-    """Send the security headers on every response, pages, files and errors alike."""
+    """Send the security headers on every response, pages, files and errors alike (CSP on pages)."""
     policy = content_security_policy(app.config)
     headers = {
         "X-Content-Type-Options": "nosniff",
