@@ -178,7 +178,7 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def content_security_policy(config) -> str:
-    """The CSP of every response: our own scripts, styles and requests only; never framed."""
+    """The CSP of every page: our own scripts, styles and requests only; never framed."""
     from urllib.parse import urlsplit
 
     # The PayFast checkout page posts its signed form to PayFast's process URL.
@@ -192,9 +192,9 @@ def content_security_policy(config) -> str:
 
 
 def register_security_headers(app: Flask) -> None:
-    """Send the security headers on every response, pages, files and errors alike."""
+    """Send the security headers on every response, pages, files and errors alike (CSP on pages)."""
+    policy = content_security_policy(app.config)
     headers = {
-        "Content-Security-Policy": content_security_policy(app.config),
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
         # Same-origin only: paths such as /invite/<token> must not reach other sites.
@@ -207,6 +207,10 @@ def register_security_headers(app: Flask) -> None:
     def add_security_headers(response):
         for name, value in headers.items():
             response.headers.setdefault(name, value)
+        # Documents only: on a PDF the policy would stop Chrome's own viewer from showing
+        # it (object-src, and the viewer's inline styles); CSV and JSON run nothing anyway.
+        if response.mimetype in ("text/html", "image/svg+xml"):
+            response.headers.setdefault("Content-Security-Policy", policy)
         return response
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from app.models import Estate, RoleGrant, Unit, User
+from app.routing import INTEGER_MAX
 
 
 def unit_ids_query(user: User, roles: Iterable[str]) -> Select:
@@ -50,6 +51,8 @@ def visible_estates(session: Session, user: User, roles: Iterable[str]) -> list[
 
 def unit_or_404(session: Session, user: User, unit_id: int, roles: Iterable[str]) -> Unit:
     """Return the unit if the user's grants in these roles cover it, else abort with 404."""
+    if not 0 < unit_id <= INTEGER_MAX:  # ids from forms and query strings: no such unit, not a 500
+        abort(404)
     unit = session.get(Unit, unit_id)
     if unit is None:
         abort(404)
@@ -64,6 +67,8 @@ def unit_or_404(session: Session, user: User, unit_id: int, roles: Iterable[str]
 
 def estate_or_404(session: Session, user: User, estate_id: int, roles: Iterable[str]) -> Estate:
     """Return the estate if the user's grants in these roles reach it, else abort with 404."""
+    if not 0 < estate_id <= INTEGER_MAX:  # ids from forms and query strings: no such estate
+        abort(404)
     estate = session.get(Estate, estate_id)
     if estate is None:
         abort(404)

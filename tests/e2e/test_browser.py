@@ -124,3 +124,34 @@ def test_every_layer_landing_page_works_at_phone_and_desktop_width(live_server, 
         if viewport is PHONE:
             page_fits(page)
         page.screenshot(path=str(shots / f"{role}-{name}.png"), full_page=True)
+
+
+def test_staff_pages_run_under_the_content_security_policy(live_server, open_page):
+    """No CSP refusal in the console on the staff pages, and data-confirm asks before it posts
+    (the confirm() that was an inline onclick, now in static/js/meterwise.js)."""
+    page = open_page(DESKTOP)
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    sign_in(page, live_server, "staff")
+    for path in ("/staff/", "/staff/sources", "/staff/ledger", "/staff/metering"):
+        response = page.goto(live_server.url + path)
+        assert response.status == 200 and "script-src 'self'" in response.headers["content-security-policy"]
+    asked: list[str] = []
+
+    def answer(dialog, accept: bool):
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, False))
+    page.get_by_role("button", name="Pause ingest").click()
+    page.wait_for_timeout(300)
+    assert asked == ["Pause ingest for maintenance?"]
+    assert page.get_by_role("button", name="Pause ingest").is_visible(), "cancelled: nothing posted"
+    page.once("dialog", lambda dialog: answer(dialog, True))
+    page.get_by_role("button", name="Pause ingest").click()
+    page.get_by_role("button", name="Resume ingest").wait_for()
+    page.get_by_role("button", name="Resume ingest").click()  # no question to resume
+    page.get_by_role("button", name="Pause ingest").wait_for()
+    assert len(asked) == 2
+    assert errors == [], errors

@@ -40,6 +40,15 @@ def test_running_statements_for_a_bad_period_is_refused(world, login):
         assert response.status_code == 400, f"{url} -> {response.status_code}"
 
 
+def test_closing_a_bad_period_is_refused(world, login):
+    client = login(world.emails["staff"])
+    token = csrf_from(client.get("/notifications").get_data(as_text=True))
+    for period in BAD_PERIODS:
+        url = f"/staff/estates/{world.estate1}/periods/{period}"
+        response = client.post(url, data={"status": "closed"}, headers={"X-CSRFToken": token})
+        assert response.status_code == 400, f"{url} -> {response.status_code}"
+
+
 def test_a_good_period_still_gives_the_pdf(world, login):
     response = login(world.emails["tenant"]).get(f"/tenant/units/{world.unit_a}/statements/2026-01.pdf")
     assert response.status_code == 200 and response.mimetype == "application/pdf"

@@ -333,3 +333,14 @@ def test_an_id_beyond_its_column_is_404_not_500(app, world, login, rule):
         method = "GET" if "GET" in rule.methods else "POST"
         response = client.open(url, method=method, headers={"X-CSRFToken": token})
         assert response.status_code == 404, f"{method} {url} -> {response.status_code}"
+
+
+def test_an_oversized_id_from_a_form_or_query_string_is_404_at_the_scope_check(app, world, login):
+    """Ids that come in forms and query strings reach the scope helpers, which bound them too."""
+    owner = login(world.emails["owner"])
+    assert owner.get("/owner/?estate=2147483648").status_code == 404
+    tenant = login(world.emails["tenant"])
+    token = csrf_from(tenant.get("/notifications").get_data(as_text=True))
+    response = tenant.post("/tenant/topup", data={"unit_id": "2147483648", "utility": "electricity",
+                                                  "amount": "100", "csrf_token": token})
+    assert response.status_code == 404

@@ -50,6 +50,14 @@ def test_pages_and_error_pages_carry_the_security_headers(world, login, new_clie
     assert "Strict-Transport-Security" not in page.headers  # plain HTTP outside production
 
 
+def test_a_pdf_gets_the_headers_but_no_policy_that_would_blank_chromes_viewer(world, login):
+    response = login(world.emails["tenant"]).get(f"/tenant/units/{world.unit_a}/statements/2026-01.pdf")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert "Content-Security-Policy" not in response.headers
+
+
 def test_the_checkout_form_may_post_to_payfast_only(world, new_client, app):
     csp = csp_of(new_client().get("/login"))
     assert csp["form-action"] == "'self' http://127.0.0.1:5101"  # TestConfig's PAYFAST_PROCESS_URL

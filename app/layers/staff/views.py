@@ -11,6 +11,7 @@ from app.labels import label
 from app.layers.portal import job_panel
 from app.layers.staff import bp
 from app.models import LIVE_FEATURES, AuditLog, Estate, JobRun
+from app.periods import parse_period
 from app.estates import EstateRuleError, recent_periods, set_period_status
 from app.reports.summaries import estate_figures
 
@@ -37,6 +38,7 @@ def ledger():
 @bp.post("/estates/<int:estate_id>/periods/<period>")
 def set_period(estate_id: int, period: str):
     estate = db.session.get(Estate, estate_id) or abort(404)
+    parse_period(period)  # "2026-11\n" would pass the estates' own "$" pattern
     try:
         set_period_status(db.session, estate, period, request.form.get("status", ""))
     except EstateRuleError as error:
