@@ -27,6 +27,7 @@ LABELS: dict[str, dict[str, str]] = {
         "budget_alerts": "Budget alerts", "meter_watch": "Meter watch (frozen registers)",
         "tariff_schedule": "Tariff notices and activation", "vendor_credit_push": "Credit push to SparkMeter",
         "pocket_flows": "Pocket roll-ups", "deliver_email": "Email delivery",
+        "ledger_anchor_email": "Ledger anchor email",
     },
     "job_status": {"queued": "Waiting to start", "running": "Running", "done": "Finished",
                    "failed": "Failed"},
