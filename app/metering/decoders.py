@@ -33,6 +33,8 @@ REGISTER_UNITS: dict[str, Decimal] = {
 REGISTER_FIELDS = ("register", "energy", "total_energy", "energy_kwh", "volume", "total_volume")
 # Which field of a ChirpStack `object` holds the register, per device profile name;
 # "default" applies to profiles not listed. Overridden by the `chirpstack_profiles` setting.
+# An optional "time_field" names the object field with the device's own timestamp (else
+# `time` or `timestamp` when present, else ChirpStack's reception `time`).
 DEFAULT_PROFILES: dict[str, dict[str, str]] = {
     "default": {"field": "energy", "unit": "kWh"},
 }

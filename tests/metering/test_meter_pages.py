@@ -1,6 +1,7 @@
 """Staff meter detail (M6 periods, alerts, commands, dead letters), the open-alert list with its
 audited acknowledge, and API key management on a page and on the command line (M4)."""
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -47,6 +48,28 @@ def test_staff_acknowledge_an_alert_with_csrf_and_it_is_audited(session, metered
     assert again.status_code == 400
     missing = staff_client.post("/staff/metering/alerts/987654/acknowledge", data={"csrf_token": csrf_from(page)})
     assert missing.status_code == 404
+
+
+def test_staff_switch_a_meter_to_its_own_timestamps_and_ingest_follows(session, metered, staff_client):
+    from app.models import Meter
+
+    metered.meter.interval_minutes = 30
+    session.commit()
+    off_boundary = [direct("23022673", at(60) + timedelta(seconds=53), "100"),
+                    direct("23022673", at(30) + timedelta(seconds=51), "101")]
+    page = staff_client.get(f"/staff/meters/{metered.meter.id}").get_data(as_text=True)
+    assert "On the interval's boundaries" in page
+    url = f"/staff/meters/{metered.meter.id}/boundaries"
+    assert staff_client.post(url, data={"on": "0"}).status_code == 400  # no CSRF token
+    assert ingest(session, off_boundary).accepted == 0  # a PowerCMS-style meter keeps the rule
+    session.rollback()
+    assert staff_client.post(url, data={"on": "0", "csrf_token": csrf_from(page)}).status_code == 302
+    session.expire_all()
+    assert session.get(Meter, metered.meter.id).reports_on_boundaries is False
+    assert session.scalar(select(AuditLog.action).where(AuditLog.action == "meter.reports_on_boundaries"))
+    assert "At the meter's own time" in staff_client.get(f"/staff/meters/{metered.meter.id}").get_data(as_text=True)
+    report = ingest(session, off_boundary)
+    assert (report.accepted, report.dead_letters) == (2, [])
 
 
 def test_api_key_is_shown_once_listed_by_prefix_and_revoked_to_401(session, metered, staff_client, client):
@@ -105,7 +128,7 @@ def test_non_staff_get_404_on_the_new_metering_pages(session, metered, app, role
         assert client.get(url).status_code == 404, url
     token = csrf_from(client.get("/notifications").get_data(as_text=True))
     for url in (f"/staff/metering/alerts/{alert_id}/acknowledge", "/staff/metering/api-keys",
-                f"/staff/metering/api-keys/{key_id}/revoke"):
+                f"/staff/metering/api-keys/{key_id}/revoke", f"/staff/meters/{metered.meter.id}/boundaries"):
         assert client.post(url, data={"name": "x", "csrf_token": token}).status_code == 404, url
     session.expire_all()
     assert session.get(MeterAlert, alert_id).acknowledged_at is None

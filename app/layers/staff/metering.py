@@ -13,7 +13,7 @@ from app.extensions import db
 from app.htmx import redirect, refuse, render
 from app.labels import label
 from app.layers.staff import bp
-from app.metering import alerts, api_keys, queries
+from app.metering import alerts, api_keys, meter_settings, queries
 from app.metering.ingest import ingest_paused, replay_dead_letter, set_maintenance
 from app.models import Estate, Meter, Unit
 from app.models.metering import DeadLetter, IngestApiKey, MeterAlert
@@ -78,6 +78,16 @@ def meter(meter_id: int):
                   letters=queries.meter_dead_letters(db.session, meter),
                   readings=queries.recent_readings(db.session, meter.id, limit=10),
                   paused=ingest_paused(db.session))
+
+
+@bp.post("/meters/<int:meter_id>/boundaries")
+def meter_boundaries(meter_id: int):
+    meter = db.session.get(Meter, meter_id) or abort(404)
+    on = request.form.get("on") == "1"
+    meter_settings.set_reports_on_boundaries(db.session, meter, on)
+    flash(f"Meter {meter.serial}: readings off its interval's boundaries are now refused." if on
+          else f"Meter {meter.serial}: readings are now accepted at the meter's own time.", "success")
+    return redirect(url_for("staff.meter", meter_id=meter.id))
 
 
 @bp.get("/metering/alerts")
