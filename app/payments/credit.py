@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.estates import get_setting
 from app.ledger import Entry, post
 from app.ledger.accounts import open_wallet, system_account
 from app.models import Estate, Tenancy, Unit, utcnow
@@ -18,10 +19,40 @@ from app.money import format_amount, quantize
 
 log = logging.getLogger(__name__)
 PROVIDER_LABELS = {"payfast": "PayFast", "mpesa": "M-PESA", "eft": "EFT"}
+# The largest single payment any path accepts: the estate setting, else the global setting,
+# else the PAYMENT_MAX_AMOUNT config value (50 000 by default).
+MAX_AMOUNT_SETTING = "payment_max_amount"
+DEFAULT_MAX_AMOUNT = "50000"
 
 
 class PaymentError(Exception):
     """The payment cannot be credited as asked; nothing was written."""
+
+
+class AmountOutOfRange(PaymentError):
+    """The amount is not positive, or above the payment ceiling."""
+
+
+def payment_ceiling(session: Session, estate_id: int | None) -> Decimal:
+    """The largest amount one payment may have in this estate (or anywhere, for None)."""
+    try:
+        from flask import current_app
+        fallback = current_app.config.get("PAYMENT_MAX_AMOUNT", DEFAULT_MAX_AMOUNT)
+    except RuntimeError:  # no application context: a bare script keeps the default
+        fallback = DEFAULT_MAX_AMOUNT
+    return Decimal(str(get_setting(session, MAX_AMOUNT_SETTING, estate_id, default=fallback)))
+
+
+def check_amount(session: Session, amount: Decimal, estate: Estate | None) -> Decimal:
+    """Refuse an amount that is not positive or above the ceiling; every payment path calls this."""
+    if amount <= 0:
+        raise AmountOutOfRange(f"amount {amount} is not a positive number: only positive amounts can be credited")
+    ceiling = payment_ceiling(session, estate.id if estate is not None else None)
+    if amount > ceiling:
+        def shown(value: Decimal) -> str:
+            return format_amount(value, estate.currency) if estate is not None else f"{value:.2f}"
+        raise AmountOutOfRange(f"{shown(amount)} is above the largest payment accepted ({shown(ceiling)})")
+    return amount
 
 
 def credit_payment(session: Session, payment: Payment, *, user_id: int | None = None) -> bool:
@@ -37,9 +68,7 @@ def credit_payment(session: Session, payment: Payment, *, user_id: int | None = 
     utility = payment.utility or UTILITIES[0]
     if utility not in UTILITIES:
         raise PaymentError(f"unknown utility {utility!r}")
-    amount = quantize(payment.amount, estate.currency)
-    if amount <= 0:
-        raise PaymentError("only positive amounts can be credited")
+    amount = check_amount(session, quantize(payment.amount, estate.currency), estate)
     pocket = open_wallet(session, unit).pocket(utility)
     clearing = system_account(session, estate, "clearing", payment.provider,
                               name=f"{PROVIDER_LABELS.get(payment.provider, payment.provider)} clearing")

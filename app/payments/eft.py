@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.models.payments import Payment
-from app.money import MoneyError, to_decimal
-from app.payments.credit import PaymentError, credit_payment
+from app.money import MoneyError, parse_amount, to_decimal
+from app.payments.credit import PaymentError, check_amount, credit_payment
 from app.payments.mpesa_sms import match_unit
 
 COLUMN_ALIASES = {
@@ -52,7 +52,7 @@ class ImportReport:
 def record_deposit(session: Session, *, bank_ref: str, amount: str, reference: str,
                    paid_on: str, user_id: int | None) -> Payment:
     """Record one bank deposit a staff member typed in; it waits for confirmation."""
-    payment = _new_payment(session, bank_ref, amount, reference, paid_on, user_id)
+    payment = _new_payment(session, bank_ref, amount, reference, paid_on, user_id, typed=True)
     session.commit()
     return payment
 
@@ -130,7 +130,7 @@ class _Duplicate(ValueError):
 
 
 def _new_payment(session: Session, bank_ref: str, amount: str, reference: str, paid_on: str,
-                 user_id: int | None) -> Payment:
+                 user_id: int | None, *, typed: bool = False) -> Payment:
     bank_ref = bank_ref.strip()
     if not bank_ref or len(bank_ref) > 64:
         raise PaymentError("a bank reference of 1 to 64 characters is required")
@@ -138,11 +138,12 @@ def _new_payment(session: Session, bank_ref: str, amount: str, reference: str, p
                                                        Payment.provider_ref == bank_ref))
     if existing is not None:
         raise _Duplicate(f"bank reference {bank_ref} was imported before", existing)
-    value = to_decimal(amount)
-    if value <= 0:
-        raise PaymentError(f"amount {amount!r} is not a positive number")
-    when = _parse_date(paid_on)
     unit, why = match_unit(session, reference.strip() or None, None)
+    estate = unit.estate if unit else None
+    # A person typing follows the form rules; a bank's file may write "1,000.00".
+    value = parse_amount(amount, estate.currency if estate else "ZAR") if typed else to_decimal(amount)
+    value = check_amount(session, value, estate)
+    when = _parse_date(paid_on)
     payment = Payment(
         provider="eft", provider_ref=bank_ref, reference=reference.strip()[:100] or None,
         amount=value, status="to_confirm" if unit else "unmatched", status_reason=why,

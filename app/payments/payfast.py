@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.models import Unit, User, utcnow
 from app.models.payments import Payment
-from app.money import MoneyError, quantize, to_decimal
-from app.payments.credit import PaymentError, credit_payment
+from app.money import MoneyError, parse_amount, quantize, to_decimal
+from app.payments.credit import PaymentError, check_amount, credit_payment
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +103,12 @@ def start_checkout(session: Session, settings: PayfastSettings, *, unit: Unit, u
     """Record a pending payment and return it with the signed form fields for PayFast."""
     estate = unit.estate
     try:
-        value = quantize(to_decimal(amount), estate.currency)
+        value = quantize(parse_amount(amount, estate.currency), estate.currency)
     except MoneyError as error:
         raise PaymentError(str(error)) from None
     if value < Decimal("5"):
         raise PaymentError("the smallest top-up is 5.00")
-    if value > Decimal("50000"):
-        raise PaymentError("the largest top-up is 50 000.00")
+    check_amount(session, value, estate)
     payment = Payment(
         provider="payfast", checkout_id=secrets.token_hex(8), estate_id=estate.id,
         unit_id=unit.id, utility=utility, amount=value, currency=estate.currency,

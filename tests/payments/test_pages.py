@@ -73,7 +73,12 @@ def test_topup_refuses_bad_amounts_and_foreign_units(app, kit, login, committed)
     token = csrf_from(tenant.get("/tenant/topup").get_data(as_text=True))
     bad = tenant.post("/tenant/topup", data={"unit_id": kit.unit_id, "utility": "electricity",
                                              "amount": "abc", "csrf_token": token})
-    assert bad.status_code == 400 and "is not a number" in bad.get_data(as_text=True)
+    assert bad.status_code == 400 and "is not an amount" in bad.get_data(as_text=True)
+    for amount, reason in (("1e3", "no spaces, signs, exponents"), ("12.345", "at most 2 decimals"),
+                           ("50000.01", "above the largest payment accepted")):
+        refused = tenant.post("/tenant/topup", data={"unit_id": kit.unit_id, "utility": "electricity",
+                                                     "amount": amount, "csrf_token": token})
+        assert refused.status_code == 400 and reason in refused.get_data(as_text=True), amount
     foreign = tenant.post("/tenant/topup", data={"unit_id": other, "utility": "electricity",
                                                  "amount": "100", "csrf_token": token})
     assert foreign.status_code == 404
