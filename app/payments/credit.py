@@ -98,6 +98,9 @@ def credit_payment(session: Session, payment: Payment, *, user_id: int | None = 
                           "amount": str(amount), "key": payment.idempotency_key})
         _after_pocket_change(session, [pocket.id])
         _send_receipt(session, payment, unit, estate, pocket.id)
+        # P5, decided here for every provider: a SparkMeter meter only supplies what Koios holds.
+        from app.payments.vendor_credit import queue_vendor_push
+        queue_vendor_push(session, payment)
     return posted.created
 
 

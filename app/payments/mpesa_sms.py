@@ -237,8 +237,6 @@ def _act_on(session: Session, row: SmsMessage) -> None:
     else:
         row.reason = f"matched by {why}"
         _flag_one_phone_many_units(session, payment)
-        from app.payments.vendor_credit import queue_vendor_push
-        queue_vendor_push(session, payment)
 
 
 def _flag_one_phone_many_units(session: Session, payment: Payment) -> None:

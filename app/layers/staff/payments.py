@@ -53,7 +53,7 @@ def assign():
         return redirect(url_for("staff.payments", status="unmatched")), 400
     flash(f"Payment {payment.provider_ref} credited to unit {unit.number}." if created
           else f"Payment {payment.provider_ref} was already credited; nothing changed.", "success")
-    _push_and_report(payment)
+    _report_push(payment)
     return redirect(url_for("staff.payments", status="unmatched"))
 
 
@@ -105,7 +105,7 @@ def eft_confirm():
     flash(f"{len(credited)} deposit(s) credited." + (f" Not credited: {'; '.join(problems)}" if problems else ""),
           "success" if not problems else "error")
     for pid in credited:
-        _push_and_report(db.session.get(Payment, pid))
+        _report_push(db.session.get(Payment, pid))
     return redirect(url_for("staff.payments", provider="eft"))
 
 
@@ -115,7 +115,9 @@ def vendor_push():
     if not vendor_customer_code(db.session, payment):
         flash("This payment's unit has no SparkMeter meter.", "error")
         return redirect(url_for("staff.payments")), 400
-    _push_and_report(payment)
+    result = push_payment(db.session, payment)
+    db.session.commit()
+    flash(f"SparkMeter: {result.message}", "success" if result.ok else "error")
     return redirect(url_for("staff.payments"))
 
 
@@ -123,10 +125,11 @@ def _payment_from_form() -> Payment:
     return db.session.get(Payment, request.form.get("payment_id", type=int) or 0) or abort(404)
 
 
-def _push_and_report(payment: Payment) -> None:
-    """Staff entries push to SparkMeter at once and show the result (P5)."""
-    if payment.status != "credited" or not vendor_customer_code(db.session, payment):
-        return
-    result = push_payment(db.session, payment)
-    db.session.commit()
-    flash(f"SparkMeter: {result.message}", "success" if result.ok else "error")
+def _report_push(payment: Payment) -> None:
+    """Say where the SparkMeter push that crediting queued stands (P5)."""
+    db.session.refresh(payment)
+    if payment.vendor_push_status == "queued":
+        flash("SparkMeter: the credit push is queued; its result shows in the list.", "success")
+    elif payment.vendor_push_status:
+        flash(f"SparkMeter: {payment.vendor_push_result or payment.vendor_push_status}",
+              "success" if payment.vendor_push_status == "pushed" else "error")
