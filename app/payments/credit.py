@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.estates import get_setting
 from app.ledger import Entry, post
-from app.ledger.accounts import open_wallet, system_account
+from app.ledger.accounts import metered_utilities, open_wallet, system_account
 from app.models import Estate, Tenancy, Unit, utcnow
 from app.models.meter import UTILITIES
 from app.models.payments import Payment
@@ -65,11 +65,12 @@ def credit_payment(session: Session, payment: Payment, *, user_id: int | None = 
     estate = session.get(Estate, unit.estate_id)
     if payment.currency and payment.currency != estate.currency:
         raise PaymentError(f"the payment is in {payment.currency}; {estate.name} uses {estate.currency}")
-    utility = payment.utility or UTILITIES[0]
+    # A payment that names no pocket goes to the unit's first metered one (electricity first).
+    utility = payment.utility or (metered_utilities(session, unit.id) or UTILITIES)[0]
     if utility not in UTILITIES:
         raise PaymentError(f"unknown utility {utility!r}")
     amount = check_amount(session, quantize(payment.amount, estate.currency), estate)
-    pocket = open_wallet(session, unit).pocket(utility)
+    pocket = open_wallet(session, unit, (utility,)).pocket(utility)  # only the pocket posted to
     clearing = system_account(session, estate, "clearing", payment.provider,
                               name=f"{PROVIDER_LABELS.get(payment.provider, payment.provider)} clearing")
     legs: list[tuple[int, Decimal]] = [(clearing.id, -amount)]

@@ -59,7 +59,7 @@ def test_tenant_tops_up_through_payfast_end_to_end(app, kit, payfast_gateway, lo
 def test_checkout_form_with_a_tampered_amount_is_refused_by_the_gateway(app, kit, payfast_gateway, login):
     tenant = login(kit.tenant_email)
     token = csrf_from(tenant.get("/tenant/topup").get_data(as_text=True))
-    html = tenant.post("/tenant/topup", data={"unit_id": kit.unit_id, "utility": "water",
+    html = tenant.post("/tenant/topup", data={"unit_id": kit.unit_id, "utility": "electricity",
                                               "amount": "50", "csrf_token": token}).get_data(as_text=True)
     fields = [(k, "5.00" if k == "amount" else v) for k, v in hidden_fields(html)]
     assert requests.post(f"{payfast_gateway.base_url}/eng/process", data=fields, timeout=10).status_code == 400
