@@ -94,6 +94,11 @@ def test_abandoned_checkouts_expire_and_a_late_itn_still_credits_once(app, kit, 
     assert "Show 1 expired checkout" in page
     shown = table_with(tenant.get("/tenant/payments?expired=1").get_data(as_text=True), "Amount").texts()
     assert [row[-1] for row in shown] == ["waiting for PayFast", "expired (not paid)"]
+    staff = login(kit.staff_email)
+    listed = table_with(staff.get("/staff/payments").get_data(as_text=True), "Provider ref").texts()
+    assert [row[7] for row in listed] == ["pending"]
+    listed = table_with(staff.get("/staff/payments?status=expired").get_data(as_text=True), "Provider ref").texts()
+    assert [(row[6], row[7]) for row in listed] == [("M 30.00", "expired")]
 
     itn = payfast_gateway.state.make_itn(abandoned)  # PayFast completes it after all
     assert post_itn(client, itn).status_code == 200

@@ -1,11 +1,13 @@
-"""Staff payment pages: the list with filters, the unmatched queue's assign form, EFT
-statement upload and deposit entry, confirming EFT rows, and the SparkMeter credit push."""
+"""Staff payment pages: the list with filters, the unmatched queue of every source with its
+one assign form, EFT statement upload and deposit entry, confirming EFT rows, and the
+SparkMeter credit push."""
 from __future__ import annotations
 
 from flask import abort, flash, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from app.auth.scope import unit_or_404
 from app.extensions import db
 from app.htmx import redirect, render
 from app.layers.staff import bp
@@ -14,47 +16,58 @@ from app.models.meter import UTILITIES
 from app.models.payments import PAYMENT_STATUSES, PROVIDERS, Payment
 from app.payments import eft
 from app.payments.credit import PaymentError
-from app.payments.mpesa_sms import assign_payment
+from app.payments.payfast import checkout_expiry_cutoff
+from app.payments.unmatched import SOURCES as UNMATCHED_SOURCES, assign_unmatched, unmatched_payments
 from app.payments.vendor_credit import push_payment, vendor_customer_code
 
 PAGE_SIZE = 100
+
+
+STATUS_FILTERS = (*PAYMENT_STATUSES, "expired")  # "expired": a derived state of "pending"
 
 
 @bp.get("/payments")
 def payments():
     provider = request.args.get("provider", "")
     status = request.args.get("status", "")
+    cutoff = checkout_expiry_cutoff()
     query = select(Payment).order_by(Payment.id.desc()).limit(PAGE_SIZE)
     if provider in PROVIDERS:
         query = query.where(Payment.provider == provider)
-    if status in PAYMENT_STATUSES:
-        query = query.where(Payment.status == status)
+    if status == "expired":
+        query = query.where(Payment.expired(cutoff))
+    elif status in PAYMENT_STATUSES:
+        query = query.where(Payment.status == status, Payment.not_expired(cutoff))
+    else:
+        query = query.where(Payment.not_expired(cutoff))  # abandoned checkouts: under "expired"
     rows = db.session.scalars(query).all()
-    units = db.session.execute(select(Unit.id, Unit.number, Estate.name).join(Estate)
-                               .order_by(Estate.name, Unit.number)).all()
-    return render("staff/payments/index.html", "payment_table", rows=rows, units=units,
-                  providers=PROVIDERS, statuses=PAYMENT_STATUSES, utilities=UTILITIES,
+    return render("staff/payments/index.html", "payment_table", rows=rows, units=_unit_choices(),
+                  unmatched=unmatched_payments(db.session), expired_before=cutoff,
+                  providers=PROVIDERS, statuses=STATUS_FILTERS, utilities=UTILITIES,
                   provider=provider, status=status, report=None)
 
 
 @bp.post("/payments/assign")
 def assign():
-    payment = _payment_from_form()
-    unit = db.session.get(Unit, request.form.get("unit_id", type=int) or 0)
+    """One assign flow for every unmatched payment (M-PESA, EFT, Koios, ThunderCloud)."""
+    source = request.form.get("source", "payment")
+    row_id = request.form.get("payment_id", type=int) or 0
+    unit_id = request.form.get("unit_id", type=int) or 0
     utility = request.form.get("utility", "electricity")
-    if unit is None or utility not in UTILITIES:
+    if source not in UNMATCHED_SOURCES or not row_id or not unit_id or utility not in UTILITIES:
         flash("Choose a unit and a utility.", "error")
-        return redirect(url_for("staff.payments", status="unmatched")), 400
+        return redirect(url_for("staff.payments", _anchor="unmatched")), 400
+    unit = unit_or_404(db.session, current_user, unit_id, ("staff",))
     try:
-        created = assign_payment(db.session, payment, unit, utility, current_user.id)
+        outcome = assign_unmatched(db.session, source, row_id, unit, utility, user_id=current_user.id)
     except PaymentError as error:
         db.session.rollback()
         flash(f"Not assigned: {error}", "error")
-        return redirect(url_for("staff.payments", status="unmatched")), 400
-    flash(f"Payment {payment.provider_ref} credited to unit {unit.number}." if created
-          else f"Payment {payment.provider_ref} was already credited; nothing changed.", "success")
-    _report_push(payment)
-    return redirect(url_for("staff.payments", status="unmatched"))
+        return redirect(url_for("staff.payments", _anchor="unmatched")), 400
+    flash(outcome.message, "success")
+    if source == "payment":
+        _report_push(db.session.get(Payment, row_id))
+    return redirect(url_for("staff.payments", _anchor="unmatched"))
 
 
 @bp.post("/payments/eft/statement")
@@ -72,8 +85,9 @@ def eft_statement():
         return redirect(url_for("staff.payments", provider="eft")), 400
     rows = db.session.scalars(select(Payment).where(Payment.provider == "eft")
                               .order_by(Payment.id.desc()).limit(PAGE_SIZE)).all()
-    return render("staff/payments/index.html", rows=rows, report=report, units=[],
-                  providers=PROVIDERS, statuses=PAYMENT_STATUSES, utilities=UTILITIES,
+    return render("staff/payments/index.html", rows=rows, report=report, units=_unit_choices(),
+                  unmatched=unmatched_payments(db.session), expired_before=checkout_expiry_cutoff(),
+                  providers=PROVIDERS, statuses=STATUS_FILTERS, utilities=UTILITIES,
                   provider="eft", status="")
 
 
@@ -119,6 +133,11 @@ def vendor_push():
     db.session.commit()
     flash(f"SparkMeter: {result.message}", "success" if result.ok else "error")
     return redirect(url_for("staff.payments"))
+
+
+def _unit_choices() -> list:
+    return db.session.execute(select(Unit.id, Unit.number, Estate.name).join(Estate)
+                              .order_by(Estate.name, Unit.number)).all()
 
 
 def _payment_from_form() -> Payment:
