@@ -148,7 +148,7 @@ def _new_payment(session: Session, bank_ref: str, amount: str, reference: str, p
         provider="eft", provider_ref=bank_ref, reference=reference.strip()[:100] or None,
         amount=value, status="to_confirm" if unit else "unmatched", status_reason=why,
         unit_id=unit.id if unit else None, estate_id=unit.estate_id if unit else None,
-        currency=unit.estate.currency if unit else None, utility="electricity" if unit else None,
+        currency=unit.estate.currency if unit else None, utility=None,  # credit_payment: the metered pocket
         paid_at=datetime.combine(when, time(12), UTC), created_by_user_id=user_id,
     )
     session.add(payment)
