@@ -197,3 +197,18 @@ def test_assign_refuses_bad_input_with_4xx(app, kit, login):
         assert response.status_code in (302, 400, 404), response.status_code
     post()
     assert balance(app, kit.pocket_id) == 0
+
+
+def test_topup_amounts_never_answer_5xx(app, kit, login):
+    from hypothesis import HealthCheck, given, settings, strategies as st
+    tenant = login(kit.tenant_email)
+    token = csrf_from(tenant.get("/tenant/topup").get_data(as_text=True))
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.one_of(st.text(max_size=16), st.decimals(allow_nan=True, allow_infinity=True).map(str)),
+           st.sampled_from(["electricity", "solar", "", "gas"]))
+    def post(amount, utility):
+        response = tenant.post("/tenant/topup", data={"unit_id": kit.unit_id, "utility": utility,
+                                                      "amount": amount, "csrf_token": token})
+        assert response.status_code in (200, 400), (amount, response.status_code)
+    post()
