@@ -30,7 +30,7 @@ from app.labels import UTILITY
 from app.models import Account, Meter, Unit, User, Wallet, utcnow
 from app.models.budget_alerts import ALERT_CHANNELS, ALERT_FREQUENCIES, BudgetAlertSent, BudgetAlertSetting
 from app.models.metering import ConsumptionRollup
-from app.money import MoneyError, UTILITY_UNITS, format_amount, quantize, to_decimal
+from app.money import MoneyError, UTILITY_UNITS, format_amount, parse_amount, quantize
 from app.notify import notify
 from app.reports.usage import local_midnight
 
@@ -79,9 +79,10 @@ def save_settings(session: Session, user: User, unit: Unit, *, thresholds: Mappi
         if not text:
             continue  # no threshold: no low or critical alert for this pocket
         try:
-            value = quantize(to_decimal(text), pockets[utility].commodity)
-        except MoneyError:
-            errors[field] = f"Enter the threshold as a number, like 50 or 50.00 (not {text!r})."
+            value = quantize(parse_amount(text, pockets[utility].commodity, allow_negative=True),
+                             pockets[utility].commodity)
+        except MoneyError as error:
+            errors[field] = f"Enter the threshold as a number, like 50 or 50.00 ({error})."
             continue
         if value <= 0 or value > MAX_THRESHOLD:
             errors[field] = "The threshold must be more than 0 and at most 1 000 000."

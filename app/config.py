@@ -80,6 +80,10 @@ class Config:
     PAYFAST_VALIDATE_URL = os.environ.get("PAYFAST_VALIDATE_URL", "http://127.0.0.1:5101/eng/query/validate")
     PAYFAST_VALID_SOURCES = os.environ.get("PAYFAST_VALID_SOURCES", "127.0.0.1,www.payfast.co.za,"
                                            "sandbox.payfast.co.za,w1w.payfast.co.za,w2w.payfast.co.za")
+    # The largest single payment on any path (estate setting `payment_max_amount` overrides it).
+    PAYMENT_MAX_AMOUNT = os.environ.get("PAYMENT_MAX_AMOUNT", "50000")
+    # A PayFast checkout with no ITN after this long shows as expired (a late ITN still credits).
+    CHECKOUT_EXPIRY_MINUTES = int(os.environ.get("CHECKOUT_EXPIRY_MINUTES", "60"))
     SMS_GATEWAY_USER = os.environ.get("SMS_GATEWAY_USER", "gateway")
     SMS_GATEWAY_PASSWORD = os.environ.get("SMS_GATEWAY_PASSWORD", "")  # empty: the endpoint refuses all
     # Only SMS from these sender ids may credit (case-insensitive); see app/payments/mpesa_sms.py.

@@ -33,7 +33,7 @@ LABELS: dict[str, dict[str, str]] = {
                    "failed": "Failed"},
     "payment_status": {"credited": "Received", "pending": "Waiting for payment",
                        "unmatched": "Not matched to a unit", "to_confirm": "To confirm",
-                       "failed": "Failed", "cancelled": "Cancelled"},
+                       "failed": "Failed", "cancelled": "Cancelled", "expired": "Expired (never paid)"},
     "command_status": {"pending": "Queued", "published": "Sent, not yet acknowledged",
                        "acknowledged": "Acknowledged", "timed_out": "No acknowledgement"},
     "import_status": {"imported": "Imported", "duplicate": "Already imported", "error": "Refused"},

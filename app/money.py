@@ -1,4 +1,5 @@
 """Decimal money and quantities: parsing, quantising to minor units, formatting. Never float."""
+import re
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 # Minor units per commodity. Currencies follow ISO 4217; energy and water units are
@@ -17,6 +18,13 @@ class MoneyError(ValueError):
     """An amount that cannot be read as a decimal number."""
 
 
+# What a person may type as an amount: ASCII digits, then at most one decimal separator (dot
+# or comma) and its decimals. No signs, exponents, spaces or thousands separators: "1,234"
+# could be 1.234 or 1234, so it is refused rather than guessed.
+_TYPED_AMOUNT = re.compile(r"(?P<sign>-)?(?P<whole>[0-9]+)(?:[.,](?P<fraction>[0-9]+))?", re.ASCII)
+MAX_TYPED_LENGTH = 24
+
+
 def minor_units(commodity: str) -> int:
     """Return the number of decimal places kept for a currency or unit."""
     try:
@@ -31,8 +39,40 @@ def quantize(amount: Decimal | int | str, commodity: str) -> Decimal:
     return value.quantize(Decimal(1).scaleb(-minor_units(commodity)), rounding=ROUND_HALF_EVEN)
 
 
+def parse_amount(text: str | None, commodity: str, *, allow_negative: bool = False,
+                 places: int | None = None) -> Decimal:
+    """Read an amount a person typed into a form, exactly; MoneyError says what is wrong.
+
+    `places` overrides the commodity's minor units (a tariff rate may have more decimals).
+    """
+    places = minor_units(commodity) if places is None else places
+    raw = "" if text is None else str(text)
+    typed = raw.strip()
+    if not typed:
+        raise MoneyError("enter an amount")
+    example = "100" if places == 0 else "100." + "5" * min(places, 2)
+    found = _TYPED_AMOUNT.fullmatch(typed) if len(typed) <= MAX_TYPED_LENGTH else None
+    if found is None:
+        raise MoneyError(f"{typed!r} is not an amount: use digits with at most one decimal "
+                         f"point or comma, like {example} (no spaces, signs, exponents or "
+                         "thousands separators)")
+    if found["sign"] and not allow_negative:
+        raise MoneyError(f"{typed!r}: the amount cannot be negative")
+    fraction = found["fraction"]
+    if fraction is not None and len(fraction) > places:
+        if places == 0:
+            raise MoneyError(f"{typed!r}: {commodity.upper()} amounts have no decimals")
+        raise MoneyError(f"{typed!r}: {commodity.upper()} amounts have at most {places} decimals "
+                         "(thousands separators are not accepted)")
+    return Decimal(f"{found['sign'] or ''}{found['whole']}" + (f".{fraction}" if fraction else ""))
+
+
 def to_decimal(amount: Decimal | int | str) -> Decimal:
-    """Read a Decimal from user or wire input; floats are refused."""
+    """Read a Decimal from wire input or code; floats and exponents are refused.
+
+    Forms use `parse_amount()`, which is strict; this also reads provider text such as
+    "1,234.50" (thousands separators) and "12,50" (a decimal comma).
+    """
     if isinstance(amount, float):
         raise MoneyError("floats are not accepted for money; pass a string or Decimal")
     if isinstance(amount, Decimal):
@@ -43,6 +83,8 @@ def to_decimal(amount: Decimal | int | str) -> Decimal:
             text = text.replace(",", ".")  # "12,50": a decimal comma, as written in ZA and LS
         else:
             text = text.replace(",", "")  # "1,234.50": thousands separators
+        if any(letter in text for letter in "eE"):
+            raise MoneyError(f"{amount!r} is not a plain decimal number (exponents are refused)")
         try:
             value = Decimal(text)
         except InvalidOperation:

@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -31,10 +31,11 @@ from app.labels import LABELS, label
 from app.models import Estate, FinancialPeriod, Meter, Person, Tenancy, Unit, User, UnitOwnership, utcnow
 from app.models.meter import UTILITIES
 from app.models.metering import TARIFF_KINDS, ConsumptionRollup, TariffVersion
-from app.money import SYMBOLS, UTILITY_UNITS, format_amount, quantize
+from app.money import SYMBOLS, UTILITY_UNITS, MoneyError, format_amount, parse_amount, quantize
 
 NOTICE_DAYS_SETTING = "tariff_notice_days"
 DEFAULT_NOTICE_DAYS = 30
+RATE_PLACES = 6  # a rate per kWh or kL may be finer than a cent
 FORM_ROWS = 5  # block bands and time-of-use windows offered on the form
 KIND_LABELS = LABELS["tariff"]  # one place for labels: app/labels.py
 
@@ -65,17 +66,17 @@ def earliest_effective_date(session: Session, estate: Estate, now: datetime | No
 
 def _number(text: str | None, label: str, errors: list[str], *, required: bool = True,
             positive: bool = True) -> Decimal | None:
-    text = (text or "").strip().replace(",", ".")
+    text = (text or "").strip()
     if not text:
         if required:
             errors.append(f"{label} is required.")
         return None
     try:
-        value = Decimal(text)
-    except InvalidOperation:
-        errors.append(f"{label} must be a number, not “{text}”.")
+        value = parse_amount(text, "ZAR", places=RATE_PLACES, allow_negative=True)
+    except MoneyError as error:
+        errors.append(f"{label} must be a number, not “{text}”: {error}.")
         return None
-    if not value.is_finite() or value < 0 or (positive and value == 0):
+    if value < 0 or (positive and value == 0):
         errors.append(f"{label} must be {'above' if positive else 'at least'} zero.")
         return None
     return value

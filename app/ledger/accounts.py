@@ -1,8 +1,14 @@
-"""Opening accounts: a unit's wallet with its pockets, and an estate's system accounts."""
+"""Opening accounts: a unit's wallet with its pockets, and an estate's system accounts.
+
+Pockets open on demand (C1): for the utilities the unit has meters of, or when something
+posts to one (a top-up, a charge, a levy). A unit is never given pockets it cannot use.
+"""
+from collections.abc import Iterable
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Account, Estate, Unit, Wallet
+from app.models import Account, Estate, Meter, Posting, Unit, Wallet
 from app.models.meter import UTILITIES
 from app.money import UTILITY_UNITS
 
@@ -12,8 +18,25 @@ def pocket_commodity(estate: Estate, utility: str) -> str:
     return UTILITY_UNITS[utility] if estate.wallet_denomination == "units" else estate.currency
 
 
-def open_wallet(session: Session, unit: Unit, utilities: tuple[str, ...] = UTILITIES) -> Wallet:
-    """Return the unit's wallet, creating it and any missing pockets."""
+def metered_utilities(session: Session, unit_id: int) -> tuple[str, ...]:
+    """The utilities the unit has a meter of, in pocket order."""
+    found = set(session.scalars(select(Meter.utility).where(Meter.unit_id == unit_id)))
+    return tuple(utility for utility in UTILITIES if utility in found)
+
+
+def idle_pocket_ids(session: Session, account_ids: Iterable[int]) -> set[int]:
+    """Of these pockets, the ones nothing was ever posted to."""
+    ids = set(account_ids)
+    if not ids:
+        return set()
+    posted = set(session.scalars(select(Posting.account_id).where(Posting.account_id.in_(ids)).distinct()))
+    return ids - posted
+
+
+def open_wallet(session: Session, unit: Unit, utilities: tuple[str, ...] | None = None) -> Wallet:
+    """Return the unit's wallet, creating it and the named pockets (default: its metered ones)."""
+    if utilities is None:
+        utilities = metered_utilities(session, unit.id)
     wallet = session.scalar(select(Wallet).where(Wallet.unit_id == unit.id))
     if wallet is None:
         wallet = Wallet(estate_id=unit.estate_id, unit_id=unit.id)

@@ -406,7 +406,7 @@ class _Reprice:
         versions = batch.prices[(estate.id, meter.utility)]
         if not versions and not units_mode:
             return None
-        pocket = _pockets(session, {meter.unit_id}).get((meter.unit_id, meter.utility))
+        pocket = _pockets(session, {(meter.unit_id, meter.utility)}).get((meter.unit_id, meter.utility))
         if pocket is None:
             return None
         start = before.taken_at if before is not None else at
@@ -583,7 +583,7 @@ def _bill(session: Session, batch: _Batch, report: IngestReport, spans: list[_Sp
     spans = [s for s in spans if s.meter.unit_id is not None and s.meter.role == "unit"]
     if not spans and not batch.entries:
         return []
-    pockets = _pockets(session, {s.meter.unit_id for s in spans}) if spans else {}
+    pockets = _pockets(session, {(s.meter.unit_id, s.meter.utility) for s in spans}) if spans else {}
     prices = tariffs.load_prices(session, {s.meter.estate_id for s in spans}) if spans else {}
     blocks = [s for s in spans if any(p.kind == "block" for p in prices.get((s.meter.estate_id, s.meter.utility), ()))]
     used = _used_in_month(session, blocks, estates)
@@ -676,13 +676,15 @@ def _standing_charge(estate: Estate, meter: Meter, pocket: Account, revenue: Acc
     return charges.standing_charge_entries(estate, meter, pocket, revenue, versions, moment)
 
 
-def _pockets(session: Session, unit_ids: set[int]) -> dict[tuple[int, str], Account]:
-    """The pockets of these units by (unit id, utility); wallets are opened when missing."""
+def _pockets(session: Session, wanted: set[tuple[int, str]]) -> dict[tuple[int, str], Account]:
+    """The pockets by (unit id, utility) of the meters billed; missing ones are opened (on demand)."""
+    unit_ids = {unit_id for unit_id, _ in wanted}
     rows = session.execute(select(Wallet.unit_id, Account).join(Account, Account.wallet_id == Wallet.id)
                            .where(one_of(session, Wallet.unit_id, unit_ids))).all()
     found = {(unit_id, account.utility): account for unit_id, account in rows}
-    for unit_id in unit_ids - {u for u, _ in found}:
-        wallet = open_wallet(session, session.get(Unit, unit_id))
+    for unit_id in sorted({u for u, _ in wanted - set(found)}):
+        missing = tuple(utility for u, utility in sorted(wanted - set(found)) if u == unit_id)
+        wallet = open_wallet(session, session.get(Unit, unit_id), missing)
         found.update({(unit_id, pocket.utility): pocket for pocket in wallet.pockets})
     return found
 

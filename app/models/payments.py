@@ -11,7 +11,7 @@ from app.models.estate import Estate, Unit
 
 PROVIDERS = ("payfast", "mpesa", "eft")
 PAYMENT_STATUSES = (
-    "pending",      # PayFast checkout started, waiting for the ITN
+    "pending",      # PayFast checkout started, waiting for the ITN (shown "expired" when too old)
     "to_confirm",   # EFT row matched to a unit, waiting for staff to confirm
     "unmatched",    # money received, nobody identified: waits in the staff queue
     "credited",     # posted to a pocket through the ledger
@@ -60,6 +60,24 @@ class Payment(Base):
     @property
     def idempotency_key(self) -> str:
         return f"{self.provider}:{self.provider_ref}"
+
+    # An unpaid checkout older than the expiry cutoff is "expired": derived when read, never
+    # stored, so no job has to run and a late ITN still credits (the row stays "pending").
+    def shown_status(self, expired_before: datetime) -> str:
+        """The status a person sees: 'expired' for a checkout left unpaid past the cutoff."""
+        if self.status == "pending" and self.created_at < expired_before:
+            return "expired"
+        return self.status
+
+    @classmethod
+    def expired(cls, expired_before: datetime):
+        """SQL condition: an unpaid checkout started before the cutoff."""
+        return (cls.status == "pending") & (cls.created_at < expired_before)
+
+    @classmethod
+    def not_expired(cls, expired_before: datetime):
+        """SQL condition: anything but an expired checkout."""
+        return (cls.status != "pending") | (cls.created_at >= expired_before)
 
     def __repr__(self) -> str:
         return f"<Payment {self.provider}:{self.provider_ref} {self.amount} {self.status}>"

@@ -9,9 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.estates import get_setting
 from app.labels import label
 from app.ledger import Entry, post
-from app.ledger.accounts import open_wallet, system_account
+from app.ledger.accounts import metered_utilities, open_wallet, system_account
 from app.models import Estate, Tenancy, Unit, utcnow
 from app.models.meter import UTILITIES
 from app.models.payments import Payment
@@ -19,6 +20,10 @@ from app.money import format_amount, quantize
 
 log = logging.getLogger(__name__)
 PROVIDER_LABELS = {"payfast": "PayFast", "mpesa": "M-PESA", "eft": "EFT"}
+# The largest single payment any path accepts: the estate setting, else the global setting,
+# else the PAYMENT_MAX_AMOUNT config value (50 000 by default).
+MAX_AMOUNT_SETTING = "payment_max_amount"
+DEFAULT_MAX_AMOUNT = "50000"
 
 
 class PaymentError(Exception):
@@ -32,6 +37,32 @@ class PaymentError(Exception):
         self.field = field
 
 
+class AmountOutOfRange(PaymentError):
+    """The amount is not positive, or above the payment ceiling."""
+
+
+def payment_ceiling(session: Session, estate_id: int | None) -> Decimal:
+    """The largest amount one payment may have in this estate (or anywhere, for None)."""
+    try:
+        from flask import current_app
+        fallback = current_app.config.get("PAYMENT_MAX_AMOUNT", DEFAULT_MAX_AMOUNT)
+    except RuntimeError:  # no application context: a bare script keeps the default
+        fallback = DEFAULT_MAX_AMOUNT
+    return Decimal(str(get_setting(session, MAX_AMOUNT_SETTING, estate_id, default=fallback)))
+
+
+def check_amount(session: Session, amount: Decimal, estate: Estate | None) -> Decimal:
+    """Refuse an amount that is not positive or above the ceiling; every payment path calls this."""
+    if amount <= 0:
+        raise AmountOutOfRange(f"amount {amount} is not a positive number: only positive amounts can be credited")
+    ceiling = payment_ceiling(session, estate.id if estate is not None else None)
+    if amount > ceiling:
+        def shown(value: Decimal) -> str:
+            return format_amount(value, estate.currency) if estate is not None else f"{value:.2f}"
+        raise AmountOutOfRange(f"{shown(amount)} is above the largest payment accepted ({shown(ceiling)})")
+    return amount
+
+
 def credit_payment(session: Session, payment: Payment, *, user_id: int | None = None) -> bool:
     """Post the payment into its unit's pocket once; return False when it was already credited."""
     if payment.provider_ref is None:
@@ -42,13 +73,12 @@ def credit_payment(session: Session, payment: Payment, *, user_id: int | None = 
     estate = session.get(Estate, unit.estate_id)
     if payment.currency and payment.currency != estate.currency:
         raise PaymentError(f"the payment is in {payment.currency}; {estate.name} uses {estate.currency}")
-    utility = payment.utility or UTILITIES[0]
+    # A payment that names no pocket goes to the unit's first metered one (electricity first).
+    utility = payment.utility or (metered_utilities(session, unit.id) or UTILITIES)[0]
     if utility not in UTILITIES:
         raise PaymentError(f"unknown utility {utility!r}")
-    amount = quantize(payment.amount, estate.currency)
-    if amount <= 0:
-        raise PaymentError("only positive amounts can be credited")
-    pocket = open_wallet(session, unit).pocket(utility)
+    amount = check_amount(session, quantize(payment.amount, estate.currency), estate)
+    pocket = open_wallet(session, unit, (utility,)).pocket(utility)  # only the pocket posted to
     clearing = system_account(session, estate, "clearing", payment.provider,
                               name=f"{PROVIDER_LABELS.get(payment.provider, payment.provider)} clearing")
     legs: list[tuple[int, Decimal]] = [(clearing.id, -amount)]
@@ -77,6 +107,9 @@ def credit_payment(session: Session, payment: Payment, *, user_id: int | None = 
                           "amount": str(amount), "key": payment.idempotency_key})
         _after_pocket_change(session, [pocket.id])
         _send_receipt(session, payment, unit, estate, pocket.id)
+        # P5, decided here for every provider: a SparkMeter meter only supplies what Koios holds.
+        from app.payments.vendor_credit import queue_vendor_push
+        queue_vendor_push(session, payment)
     return posted.created
 
 

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.models.payments import Payment
-from app.money import MoneyError, to_decimal
-from app.payments.credit import PaymentError, credit_payment
+from app.money import MoneyError, parse_amount, to_decimal
+from app.payments.credit import PaymentError, check_amount, credit_payment
 from app.payments.mpesa_sms import match_unit
 
 COLUMN_ALIASES = {
@@ -61,7 +61,7 @@ class ImportReport:
 def record_deposit(session: Session, *, bank_ref: str, amount: str, reference: str,
                    paid_on: str, user_id: int | None) -> Payment:
     """Record one bank deposit a staff member typed in; it waits for confirmation."""
-    payment = _new_payment(session, bank_ref, amount, reference, paid_on, user_id)
+    payment = _new_payment(session, bank_ref, amount, reference, paid_on, user_id, typed=True)
     session.commit()
     return payment
 
@@ -162,7 +162,7 @@ class _Duplicate(ValueError):
 
 
 def _new_payment(session: Session, bank_ref: str, amount: str, reference: str, paid_on: str,
-                 user_id: int | None) -> Payment:
+                 user_id: int | None, *, typed: bool = False) -> Payment:
     for name, text in (("bank reference", bank_ref), ("amount", amount), ("reference", reference),
                        ("date", paid_on)):
         if "\x00" in text:
@@ -176,22 +176,23 @@ def _new_payment(session: Session, bank_ref: str, amount: str, reference: str, p
                                                        Payment.provider_ref == bank_ref))
     if existing is not None:
         raise _Duplicate(f"bank reference {bank_ref} was imported before", existing)
+    unit, why = match_unit(session, reference.strip() or None, None)
+    estate = unit.estate if unit else None
+    # A person typing follows the form rules; a bank's file may write "1,000.00".
     try:
-        value = to_decimal(amount)
+        value = parse_amount(amount, estate.currency if estate else "ZAR") if typed else to_decimal(amount)
     except MoneyError as error:
         raise PaymentError(str(error), field="amount") from None
-    if value <= 0:
-        raise PaymentError(f"amount {amount!r} is not a positive number", field="amount")
-    if value >= AMOUNT_LIMIT or value.as_tuple().exponent < -6:
+    if value >= AMOUNT_LIMIT or value.as_tuple().exponent < -6:  # beyond the amount column
         raise PaymentError(f"amount {amount!r} is not a bank amount (at most 14 digits and 6 decimals)",
                            field="amount")
+    value = check_amount(session, value, estate)
     when = _parse_date(paid_on)
-    unit, why = match_unit(session, reference.strip() or None, None)
     payment = Payment(
         provider="eft", provider_ref=bank_ref, reference=reference.strip()[:100] or None,
         amount=value, status="to_confirm" if unit else "unmatched", status_reason=why,
         unit_id=unit.id if unit else None, estate_id=unit.estate_id if unit else None,
-        currency=unit.estate.currency if unit else None, utility="electricity" if unit else None,
+        currency=unit.estate.currency if unit else None, utility=None,  # credit_payment: the metered pocket
         paid_at=datetime.combine(when, time(12), UTC), created_by_user_id=user_id,
     )
     session.add(payment)

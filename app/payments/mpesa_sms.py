@@ -426,8 +426,6 @@ def _act_on(session: Session, row: SmsMessage, sender: str, trusted: frozenset[s
     else:
         row.reason = f"matched by {why}"
         _flag_one_phone_many_units(session, payment)
-        from app.payments.vendor_credit import queue_vendor_push
-        queue_vendor_push(session, payment)
 
 
 def _out_of_bounds(parsed: MpesaConfirmation) -> str | None:

@@ -15,6 +15,7 @@ import secrets
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from urllib.parse import quote_plus
@@ -25,10 +26,11 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.labels import label
+from app.ledger.accounts import metered_utilities
 from app.models import Unit, User, utcnow
 from app.models.payments import Payment
-from app.money import MoneyError, quantize, to_decimal
-from app.payments.credit import PaymentError, credit_payment
+from app.money import MoneyError, parse_amount, quantize, to_decimal
+from app.payments.credit import PaymentError, check_amount, credit_payment
 
 log = logging.getLogger(__name__)
 
@@ -115,16 +117,21 @@ def checkout_signature(fields: dict[str, str], passphrase: str) -> str:
 def start_checkout(session: Session, settings: PayfastSettings, *, unit: Unit, utility: str,
                    amount: str, user: User, return_url: str, cancel_url: str,
                    notify_url: str) -> tuple[Payment, dict[str, str]]:
-    """Record a pending payment and return it with the signed form fields for PayFast."""
+    """Record a pending payment and return it with the signed form fields for PayFast.
+
+    "{checkout_id}" in `cancel_url` becomes the checkout's id, so the return names it.
+    """
     estate = unit.estate
+    if utility not in metered_utilities(session, unit.id):
+        # A pocket with no meter could never be spent: top-ups go to pockets a meter draws on.
+        raise PaymentError(f"unit {unit.number} has no {utility.replace('_', ' ')} meter to top up")
     try:
-        value = quantize(to_decimal(amount), estate.currency)
+        value = quantize(parse_amount(amount, estate.currency), estate.currency)
     except MoneyError as error:
         raise PaymentError(str(error)) from None
     if value < Decimal("5"):
         raise PaymentError("the smallest top-up is 5.00")
-    if value > Decimal("50000"):
-        raise PaymentError("the largest top-up is 50 000.00")
+    check_amount(session, value, estate)
     payment = Payment(
         provider="payfast", checkout_id=secrets.token_hex(8), estate_id=estate.id,
         unit_id=unit.id, utility=utility, amount=value, currency=estate.currency,
@@ -137,7 +144,8 @@ def start_checkout(session: Session, settings: PayfastSettings, *, unit: Unit, u
                  new={"unit": unit.number, "utility": utility, "amount": str(value)})
     fields = {
         "merchant_id": settings.merchant_id, "merchant_key": settings.merchant_key,
-        "return_url": return_url, "cancel_url": cancel_url, "notify_url": notify_url,
+        "return_url": return_url, "notify_url": notify_url,
+        "cancel_url": cancel_url.replace("{checkout_id}", payment.checkout_id),
         "email_address": payment.payer_email or "",
         "m_payment_id": payment.checkout_id, "amount": f"{value:.2f}",
         "item_name": f"{label('utility', utility)} top-up unit {unit.number}",
@@ -147,6 +155,34 @@ def start_checkout(session: Session, settings: PayfastSettings, *, unit: Unit, u
     fields = {k: v.strip() for k, v in fields.items() if v and v.strip()}
     fields["signature"] = checkout_signature(fields, settings.passphrase)
     return payment, fields
+
+
+def checkout_expiry_cutoff(now: datetime | None = None, minutes: int | None = None) -> datetime:
+    """Checkouts started before this moment and still unpaid show as expired (setting
+    CHECKOUT_EXPIRY_MINUTES, 60 by default); a late ITN for one is still credited once."""
+    if minutes is None:
+        from flask import current_app
+        minutes = int(current_app.config.get("CHECKOUT_EXPIRY_MINUTES", 60))
+    return (now or utcnow()) - timedelta(minutes=minutes)
+
+
+def cancel_checkout(session: Session, checkout_id: str, user: User) -> Payment | None:
+    """Mark the user's own unpaid checkout cancelled when PayFast sends them back; commits.
+
+    Returns the payment, or None when the id is not one of the user's checkouts. An ITN that
+    still arrives for it (PayFast completed it after all) credits it as usual.
+    """
+    payment = session.scalar(select(Payment).where(
+        Payment.checkout_id == checkout_id, Payment.provider == "payfast",
+        Payment.created_by_user_id == user.id).with_for_update())
+    if payment is None:
+        return None
+    if payment.status == "pending":
+        audit.record(session, "payment.status", payment, old={"status": "pending"},
+                     new={"status": "cancelled"}, estate_id=payment.estate_id)
+        payment.status, payment.status_reason = "cancelled", "cancelled at PayFast by the payer"
+        session.commit()
+    return payment
 
 
 # --- ITN (P1) -----------------------------------------------------------------------------

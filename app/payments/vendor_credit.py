@@ -1,9 +1,11 @@
 """Credit push to vendor meters (P5): a credited payment on a SparkMeter-managed unit is
 forwarded to Koios as a payment, idempotent by external id (`meterwise:<payment id>`).
 
-Webhook payments are pushed by a job after commit; staff entries push synchronously and
-show the result. Before any retry the payment is looked up by external id, so a push whose
-answer was lost is never sent twice.
+`credit_payment()` queues the push for every payment it credits, whatever the provider
+(PayFast, M-PESA, EFT, a staff assignment): a job pushes it once the credit commits, and the
+staff payments page shows the outcome and offers "Push to SparkMeter" again after a failure.
+A push holds the payment's row lock, so the job and a staff retry never push at once, and the
+payment is looked up by external id first, so a push whose answer was lost is never sent twice.
 """
 from __future__ import annotations
 
@@ -103,6 +105,10 @@ def push_payment(session: Session, payment: Payment, client: KoiosPayments | Non
         return PushResult(False, "the unit has no SparkMeter meter")
     if payment.status != "credited":
         return PushResult(False, "only credited payments are forwarded")
+    # Wait for a push of the same payment running elsewhere (the job, a staff retry).
+    session.refresh(payment, ["vendor_push_status", "vendor_push_result"], with_for_update=True)
+    if payment.vendor_push_status == "pushed":
+        return PushResult(True, payment.vendor_push_result or "already pushed")
     config = current_app.config
     client = client or KoiosPayments(config["KOIOS_URL"], config["KOIOS_API_KEY"],
                                      config["KOIOS_API_SECRET"])

@@ -7,6 +7,7 @@ from decimal import Decimal
 from sqlalchemy import and_, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
+from app.ledger.accounts import idle_pocket_ids
 from app.metering.queries import feed_status, imported_meter_count, last_imports, online_meter_count
 from app.models import Account, Estate, LedgerTransaction, Meter, Posting, Reading, Tenancy, Unit, Wallet, utcnow
 
@@ -85,6 +86,7 @@ def unit_cards(session: Session, units: list[Unit]) -> list[UnitCard]:
         imports = last_imports(session, [m.id for m in imported])
         for meter in imported:
             meter.last_import_at = imports.get(meter.id)
+    _hide_unused_pockets(session, cards.values())
     today = date.today()
     tenancies = session.execute(
         select(Tenancy.unit_id, Tenancy.person_id, Tenancy.move_in)
@@ -99,6 +101,25 @@ def unit_cards(session: Session, units: list[Unit]) -> list[UnitCard]:
         for tenancy in tenancies:
             cards[tenancy.unit_id].tenant_name = names.get(tenancy.person_id)
     return [cards[u.id] for u in units]
+
+
+def _hide_unused_pockets(session: Session, cards) -> None:
+    """Leave out empty pockets no meter draws on and nothing ever posted to (opened in the past
+    for every utility); a pocket with money or history stays, metered or not."""
+    candidates = {p.account_id for card in cards for p in card.pockets
+                  if p.balance == 0 and p.utility not in {m.utility for m in card.meters}}
+    idle = idle_pocket_ids(session, candidates)
+    if idle:
+        for card in cards:
+            card.pockets = [p for p in card.pockets if p.account_id not in idle]
+
+
+def pocket_choices(session: Session, unit: Unit) -> list[str]:
+    """The utilities of the unit's pockets worth offering in a filter, in pocket order."""
+    from app.models.meter import UTILITIES
+    (card,) = unit_cards(session, [unit])
+    shown = {p.utility for p in card.pockets}
+    return [utility for utility in UTILITIES if utility in shown]
 
 
 @dataclass

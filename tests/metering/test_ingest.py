@@ -178,3 +178,23 @@ def test_a_mid_month_tariff_change_keeps_the_months_one_standing_charge(session,
     standing = session.scalars(select(LedgerTransaction).where(LedgerTransaction.kind == "standing_charge")).all()
     assert [t.idempotency_key for t in standing] == [f"standing:23022673:{last_month:%Y-%m}"]
     assert balance(session, metered.pocket) == Decimal("85.00")  # R100 - R10 standing - 1 kWh at R2 - 1 kWh at R3
+
+
+def test_billing_opens_only_the_pocket_of_the_meter_billed(session, metered):
+    """A water meter added to a unit whose wallet has only electricity: its first bill opens
+    the water pocket, and no other pocket appears (pockets open on demand, issue 12 item 2)."""
+    from app.models import Account, Wallet
+    wallet = session.scalar(select(Wallet).where(Wallet.unit_id == metered.unit.id))
+    for pocket in list(wallet.pockets):
+        if pocket.utility != "electricity":
+            wallet.pockets.remove(pocket)
+            session.delete(pocket)
+    session.add(TariffVersion(estate_id=metered.estate.id, utility="water", effective_from=date(2020, 1, 1),
+                              kind="flat", rates={"rate": "10.00"}))
+    make_meter(session, metered.unit, serial="W-77", utility="water")
+    session.commit()
+    ingest(session, [direct("W-77", at(60), "5.000"), direct("W-77", at(0), "5.500")])
+    session.commit()
+    pockets = dict(session.execute(select(Account.utility, Account.balance)
+                                   .where(Account.wallet_id == wallet.id)).all())
+    assert pockets == {"electricity": Decimal("100.00"), "water": Decimal("-5.00")}

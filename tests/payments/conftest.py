@@ -44,6 +44,7 @@ def kit(committed) -> Kit:
 
     with committed() as s:
         made = factories.make_estate_with_wallet(s, currency="LSL", name="Ha Thetsane")
+        factories.make_meter(s, made.unit)  # an electricity meter: the pocket top-ups go to
         tenant = make_login(s, "tenant", unit=made.unit, phone="+266 5775 5403",
                             full_name="Tamer Teker")
         from datetime import date

@@ -143,4 +143,34 @@ def test_a_deposit_beyond_the_amount_column_is_refused(app, kit):
                            paid_on="2026-11-20", user_id=None)
         db.session.rollback()
         assert db.session.scalar(select(func.count()).select_from(Payment)) == 0
+
+
+def test_one_ceiling_refuses_oversized_rows_and_credits(app, kit):
+    from app.estates import put_setting
+    from app.payments.credit import PaymentError, credit_payment
+    with app.app_context():
+        report = import_statement(db.session, "\n".join([
+            "Date,Amount,Reference,Bank_Ref",
+            f"2026-11-02,99999999999.00,{kit.unit_number},BIG1",
+            "2026-11-02,50000.01,NOBODY,BIG2",                   # unmatched: the global ceiling
+            f"2026-11-02,50000.00,{kit.unit_number},OK1",
+            f"2026-11-02,1e3,{kit.unit_number},EXP1",
+        ]), user_id=None)
+        assert [(r.line, r.status) for r in report.rows] == [
+            (2, "error"), (3, "error"), (4, "imported"), (5, "error")]
+        assert "above the largest payment accepted (M 50\u202f000.00)" in report.rows[0].message, [r.message for r in report.rows]
+        assert "above the largest payment accepted (50000.00)" in report.rows[1].message
+        assert "exponents" in report.rows[3].message
+        assert db.session.scalar(select(func.count()).select_from(Payment)) == 1
+        # The ceiling is one setting per estate, and the crediting path checks it too.
+        put_setting(db.session, "payment_max_amount", "1000", kit.estate_id)
+        db.session.commit()
+        payment = db.session.get(Payment, report.rows[2].payment_id)
+        with pytest.raises(PaymentError, match="above the largest payment accepted"):
+            credit_payment(db.session, payment)
+        db.session.rollback()
+        assert pocket_balance(kit.pocket_id) == 0
+        with pytest.raises(PaymentError, match=r"M 1\u202f000.00"):
+            record_deposit(db.session, bank_ref="DEP-9", amount="1000.50", reference=kit.unit_number,
+                           paid_on="2026-11-20", user_id=None)
         db.session.remove()

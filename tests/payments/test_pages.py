@@ -59,7 +59,7 @@ def test_tenant_tops_up_through_payfast_end_to_end(app, kit, payfast_gateway, lo
 def test_checkout_form_with_a_tampered_amount_is_refused_by_the_gateway(app, kit, payfast_gateway, login):
     tenant = login(kit.tenant_email)
     token = csrf_from(tenant.get("/tenant/topup").get_data(as_text=True))
-    html = tenant.post("/tenant/topup", data={"unit_id": kit.unit_id, "utility": "water",
+    html = tenant.post("/tenant/topup", data={"unit_id": kit.unit_id, "utility": "electricity",
                                               "amount": "50", "csrf_token": token}).get_data(as_text=True)
     fields = [(k, "5.00" if k == "amount" else v) for k, v in hidden_fields(html)]
     assert requests.post(f"{payfast_gateway.base_url}/eng/process", data=fields, timeout=10).status_code == 400
@@ -73,7 +73,12 @@ def test_topup_refuses_bad_amounts_and_foreign_units(app, kit, login, committed)
     token = csrf_from(tenant.get("/tenant/topup").get_data(as_text=True))
     bad = tenant.post("/tenant/topup", data={"unit_id": kit.unit_id, "utility": "electricity",
                                              "amount": "abc", "csrf_token": token})
-    assert bad.status_code == 400 and "is not a number" in bad.get_data(as_text=True)
+    assert bad.status_code == 400 and "is not an amount" in bad.get_data(as_text=True)
+    for amount, reason in (("1e3", "no spaces, signs, exponents"), ("12.345", "at most 2 decimals"),
+                           ("50000.01", "above the largest payment accepted")):
+        refused = tenant.post("/tenant/topup", data={"unit_id": kit.unit_id, "utility": "electricity",
+                                                     "amount": amount, "csrf_token": token})
+        assert refused.status_code == 400 and reason in refused.get_data(as_text=True), amount
     foreign = tenant.post("/tenant/topup", data={"unit_id": other, "utility": "electricity",
                                                  "amount": "100", "csrf_token": token})
     assert foreign.status_code == 404
@@ -132,3 +137,78 @@ def test_payment_pages_are_closed_to_other_roles(app, kit, login, committed):
     assert client.get("/staff/payments").status_code == 404
     assert "SEEN-BY-KIT" not in client.get("/tenant/payments").get_data(as_text=True)
     assert "No payments yet." in client.get("/tenant/payments").get_data(as_text=True)
+
+
+def test_one_assign_flow_for_every_unmatched_payment(app, kit, login, committed):
+    """SMS, EFT, Koios and ThunderCloud rows wait in one queue with one assign form; ours are
+    credited through credit_payment, vendor ones recorded against the unit (paid at SparkMeter)."""
+    from datetime import timedelta
+
+    from app.models import AuditLog, LedgerTransaction, utcnow
+    from app.models.sources import KoiosPayment, ThunderCloudPayment
+    now = utcnow()
+    with committed() as s:
+        s.add(Payment(provider="eft", provider_ref="EFT-UN", amount=Decimal("70"), status="unmatched",
+                      reference="WHO?", paid_at=now - timedelta(hours=3)))
+        s.add(KoiosPayment(koios_id="kv-13", origin="vendor", customer_code="C-NOBODY", amount=Decimal("15"),
+                           currency="LSL", paid_at=now - timedelta(hours=2)))
+        s.add(ThunderCloudPayment(heartbeat_id="hb-9", previous_heartbeat_id="hb-8", meter_serial="SM-X",
+                                  detected_at=now - timedelta(hours=1), amount=Decimal("12.50"), kwh=Decimal("5")))
+    staff = login(kit.staff_email)
+    page = staff.get("/staff/payments").get_data(as_text=True)
+    queue = table_with(page, "Why unmatched").texts()
+    assert [(row[1], row[2]) for row in queue] == [("ThunderCloud", "hb-9"), ("Koios", "kv-13"), ("EFT", "EFT-UN")]
+    assert page.count("Assign (record only)") == 2 and page.count("Assign and credit") == 1
+    token = csrf_from(page)
+    with app.app_context():
+        ids = {"koios": db.session.scalar(select(KoiosPayment.id)),
+               "thundercloud": db.session.scalar(select(ThunderCloudPayment.id)),
+               "payment": db.session.scalar(select(Payment.id))}
+        db.session.remove()
+    for source, row_id in ids.items():
+        form = {"source": source, "payment_id": row_id, "unit_id": kit.unit_id, "utility": "electricity"}
+        assert staff.post("/staff/payments/assign", data=form).status_code == 400  # no CSRF token
+        assert staff.post("/staff/payments/assign", data={**form, "csrf_token": token}).status_code == 302
+        assert staff.post("/staff/payments/assign", data={**form, "csrf_token": token}).status_code == 302
+    assert balance(app, kit.pocket_id) == Decimal("70.00")  # only our own payment is credited
+    with app.app_context():
+        assert db.session.scalar(select(KoiosPayment.unit_id)) == kit.unit_id
+        assert db.session.scalar(select(ThunderCloudPayment.unit_id)) == kit.unit_id
+        assert db.session.scalars(select(LedgerTransaction.idempotency_key)).all() == ["eft:EFT-UN"]
+        assigned = db.session.scalars(select(AuditLog.entity_type).where(AuditLog.action == "payment.assigned")
+                                      .order_by(AuditLog.id)).all()
+        assert assigned == ["KoiosPayment", "ThunderCloudPayment", "Payment"]  # once each
+        db.session.remove()
+    assert "Nothing waits for a unit." in staff.get("/staff/payments").get_data(as_text=True)
+
+
+def test_assign_refuses_bad_input_with_4xx(app, kit, login):
+    from hypothesis import HealthCheck, given, settings, strategies as st
+    staff = login(kit.staff_email)
+    token = csrf_from(staff.get("/staff/payments").get_data(as_text=True))
+    text = st.one_of(st.text(max_size=12), st.integers(-5, 10**12).map(str))
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.sampled_from(["payment", "koios", "thundercloud", "other", ""]), text, text, text)
+    def post(source, payment_id, unit_id, utility):
+        response = staff.post("/staff/payments/assign", data={
+            "csrf_token": token, "source": source, "payment_id": payment_id, "unit_id": unit_id,
+            "utility": utility})
+        assert response.status_code in (302, 400, 404), response.status_code
+    post()
+    assert balance(app, kit.pocket_id) == 0
+
+
+def test_topup_amounts_never_answer_5xx(app, kit, login):
+    from hypothesis import HealthCheck, given, settings, strategies as st
+    tenant = login(kit.tenant_email)
+    token = csrf_from(tenant.get("/tenant/topup").get_data(as_text=True))
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.one_of(st.text(max_size=16), st.decimals(allow_nan=True, allow_infinity=True).map(str)),
+           st.sampled_from(["electricity", "solar", "", "gas"]))
+    def post(amount, utility):
+        response = tenant.post("/tenant/topup", data={"unit_id": kit.unit_id, "utility": utility,
+                                                      "amount": amount, "csrf_token": token})
+        assert response.status_code in (200, 400), (amount, response.status_code)
+    post()

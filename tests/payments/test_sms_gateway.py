@@ -157,12 +157,11 @@ def test_gzip_body_is_read_and_failed_receipts_record_why(app, kit, client):
 def test_payment_restores_supply_under_credit_control(app, kit, client, committed):
     from app.models import Estate, Meter
     from app.models.metering import RelayCommand
-    from tests import factories
     with committed() as s:
         estate = s.get(Estate, kit.estate_id)
         estate.features = {"credit_control": True}
         estate.minimum_activation_amount = Decimal("1.00")
-        meter = factories.make_meter(s, s.get(Unit, kit.unit_id))
+        meter = s.scalar(select(Meter).where(Meter.unit_id == kit.unit_id))  # the kit's own meter
         meter.relay_state = "off"
     relay(client, ("sms-1", DOCUMENTED))
     with app.app_context():

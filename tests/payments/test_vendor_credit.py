@@ -146,3 +146,44 @@ def test_push_against_the_shared_koios_emulator(app, committed, monkeypatch):
     assert first.ok and again.ok, (first, again)
     (pushed,) = emulator.payments.values()
     assert (pushed["customer_code"], pushed["amount"]) == (f"C-{serial}", "25.00")
+
+
+def test_payfast_topup_on_a_sparkmeter_unit_is_pushed_to_koios(app, kit, committed, payfast_gateway,
+                                                                client, monkeypatch):
+    """Every credited payment goes through the same push, whatever its provider (here PayFast)."""
+    from app.estates import put_setting
+    from app.models import Unit
+    from tests.emulators.koios import build, create_app
+    from tests.payments.test_payfast import post_itn, start_payment
+    emulator = build(sites=1, meters_per_site=1)
+    emulator.api_key, emulator.api_secret = "k", "s"
+    serial = emulator.meters[emulator.sites[0]][0]
+    with committed() as s:
+        factories.make_meter(s, s.get(Unit, kit.unit_id), protocol="sparkmeter", serial=serial)
+        put_setting(s, "sparkmeter_customer_code", "C-{serial}", kit.estate_id)
+    with serving(create_app(emulator)) as base:
+        monkeypatch.setitem(app.config, "KOIOS_URL", base)
+        monkeypatch.setitem(app.config, "KOIOS_API_KEY", "k")
+        monkeypatch.setitem(app.config, "KOIOS_API_SECRET", "s")
+        itn = payfast_gateway.state.make_itn(start_payment(app, kit, amount="120.00"))
+        assert post_itn(client, itn).status_code == 200
+        assert post_itn(client, itn).status_code == 200  # a duplicate ITN pushes nothing more
+    (pushed,) = emulator.payments.values()
+    assert (pushed["customer_code"], pushed["amount"]) == (f"C-{serial}", "120.00")
+    with app.app_context():
+        payment = db.session.scalar(select(Payment).where(Payment.provider == "payfast"))
+        assert (payment.status, payment.vendor_push_status) == ("credited", "pushed")
+        assert pushed["external_id"] == f"meterwise:{payment.id}"
+        db.session.remove()
+
+
+def test_staff_confirmed_eft_is_pushed_by_the_same_queue(app, koios, sparkmeter_unit):
+    from app.payments.eft import confirm_payments, record_deposit
+    with app.app_context():
+        payment = record_deposit(db.session, bank_ref="EFT-SM", amount="40", reference=sparkmeter_unit,
+                                 paid_on="2026-11-20", user_id=None)
+        assert confirm_payments(db.session, [payment.id], user_id=None) == [(payment.id, "credited")]
+        db.session.refresh(payment)
+        assert payment.vendor_push_status == "pushed"
+        db.session.remove()
+    assert koios.creates == 1

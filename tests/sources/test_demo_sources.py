@@ -21,6 +21,11 @@ def count(session, model, *where) -> int:
 
 def test_demo_minigrid_takes_the_default_koios_readings_and_payments(session):
     logins = {role: email for role, email, _ in seed(session, days=1)}
+    # Pockets open on demand: no demo unit has a pocket for a utility it has no meter of.
+    from app.models import Account, Wallet
+    metered = select(Meter.id).where(Meter.unit_id == Wallet.unit_id, Meter.utility == Account.utility)
+    assert session.scalars(select(Account.code).join(Wallet, Wallet.id == Account.wallet_id)
+                           .where(~metered.exists())).all() == []
     emulator_app = create_app()  # the defaults `python -m tests.emulators` serves
     emulator = emulator_app.extensions["koios"]
     estate = session.scalar(select(Estate).where(Estate.code == "TPM"))

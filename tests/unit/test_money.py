@@ -2,7 +2,7 @@
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from app.money import MoneyError, format_amount, minor_units, quantize, to_decimal
 
@@ -89,3 +89,60 @@ def test_quantize_is_within_half_a_minor_unit_and_stable(amount, commodity):
 ])
 def test_decimal_comma_and_thousands_separators(text, expected):
     assert to_decimal(text) == expected
+
+
+# --- typed amounts (forms): parse_amount is strict -------------------------------------
+
+@pytest.mark.parametrize(("text", "commodity", "expected"), [
+    ("100", "ZAR", "100"), ("100.5", "ZAR", "100.5"), ("12,50", "LSL", "12.50"),
+    (" 7.25 ", "ZAR", "7.25"), ("1500", "XOF", "1500"), ("0.125", "KWH", "0.125"),
+])
+def test_typed_amounts_are_read_exactly(text, commodity, expected):
+    from app.money import parse_amount
+    assert parse_amount(text, commodity) == Decimal(expected)
+
+
+@pytest.mark.parametrize(("text", "commodity", "reason"), [
+    ("1e3", "ZAR", "exponents"), ("1E3", "ZAR", "exponents"), ("NaN", "ZAR", "not an amount"),
+    ("Infinity", "ZAR", "not an amount"), ("-10", "ZAR", "negative"), ("+10", "ZAR", "signs"),
+    ("1,234.50", "ZAR", "thousands"), ("1 234", "ZAR", "spaces"), ("1,234", "ZAR", "at most 2"),
+    ("12.345", "ZAR", "at most 2"), ("1500.5", "XOF", "no decimals"), ("1500.", "ZAR", "not an amount"),
+    (".5", "ZAR", "not an amount"), ("", "ZAR", "enter an amount"), ("１２", "ZAR", "not an amount"),
+    ("0x10", "ZAR", "not an amount"), ("1_000", "ZAR", "not an amount"), ("9" * 40, "ZAR", "not an amount"),
+])
+def test_typed_amounts_refuse_anything_else_with_a_reason(text, commodity, reason):
+    from app.money import parse_amount
+    with pytest.raises(MoneyError, match=reason):
+        parse_amount(text, commodity)
+
+
+def test_exponents_are_refused_on_the_wire_too():
+    with pytest.raises(MoneyError, match="exponent"):
+        to_decimal("1e3")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet="0123456789.,-+eE \t_xnaNIfity", max_size=12),
+       st.sampled_from(["ZAR", "XOF", "KWH"]))
+def test_typed_amounts_are_digits_with_one_separator_or_refused(text, commodity):
+    from app.money import parse_amount
+    import re
+    places = minor_units(commodity)
+    pattern = r"[0-9]+" + (rf"([.,][0-9]{{1,{places}}})?" if places else "")
+    try:
+        value = parse_amount(text, commodity)
+    except MoneyError as error:
+        assert not re.fullmatch(pattern, text.strip()), (text, error)
+        assert str(error)  # every refusal says why
+    else:
+        assert re.fullmatch(pattern, text.strip()), text
+        assert value == Decimal(text.strip().replace(",", "."))
+        assert quantize(value, commodity) == value  # never more decimals than the currency has
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.decimals(min_value=0, max_value=10**9, places=2, allow_nan=False, allow_infinity=False),
+       st.sampled_from([".", ","]))
+def test_every_plain_amount_reads_back(amount, separator):
+    from app.money import parse_amount
+    assert parse_amount(f"{amount:.2f}".replace(".", separator), "ZAR") == amount

@@ -89,8 +89,9 @@ def test_tenant_sees_balances_supply_and_last_reading(portfolio, login):
     page = body(login(portfolio.emails["tenant"]).get("/tenant/"))
     assert "My unit" in page and "Unit 7A" in page and "Jacaranda Heights" in page
     pockets = dict(re.findall(r'pocket-name">([^<]+)</span> <span class="pocket-balance">([^<]+)<', page))
+    # Pockets with money show, metered or not; the empty solar pocket no meter uses does not.
     assert pockets == {"Electricity": "R 100.00", "Water": f"R 1{NARROW_NBSP}234.50",
-                       "Hot water": "R -12.25", "Solar": "R 0.00"}
+                       "Hot water": "R -12.25"}
     assert re.search(r'class="pocket negative"> <span class="pocket-name">Hot water', page), \
         "a negative pocket is marked"
     assert "Supply on" in page

@@ -1,5 +1,6 @@
-"""Staff payment pages: the list with filters, the unmatched queue's assign form, EFT
-statement upload and deposit entry, confirming EFT rows, and the SparkMeter credit push."""
+"""Staff payment pages: the list with filters, the unmatched queue of every source with its
+one assign form, EFT statement upload and deposit entry, confirming EFT rows, and the
+SparkMeter credit push."""
 from __future__ import annotations
 
 import csv
@@ -8,6 +9,7 @@ from flask import abort, flash, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from app.auth.scope import unit_or_404
 from app.extensions import db
 from app.htmx import redirect, render
 from app.layers.staff import bp
@@ -16,10 +18,15 @@ from app.models.meter import UTILITIES
 from app.models.payments import PAYMENT_STATUSES, PROVIDERS, Payment
 from app.payments import eft
 from app.payments.credit import PaymentError
-from app.payments.mpesa_sms import assign_payment, suspicious_messages
+from app.payments.mpesa_sms import suspicious_messages
+from app.payments.payfast import checkout_expiry_cutoff
+from app.payments.unmatched import SOURCES as UNMATCHED_SOURCES, assign_unmatched, unmatched_payments
 from app.payments.vendor_credit import push_payment, vendor_customer_code
 
 PAGE_SIZE = 100
+
+
+STATUS_FILTERS = (*PAYMENT_STATUSES, "expired")  # "expired": a derived state of "pending"
 
 
 @bp.get("/payments")
@@ -30,19 +37,22 @@ def payments():
 def _page(provider: str, status: str, *, report=None, errors=None, form=None, code: int = 200):
     """The payments page (or its table for htmx); a refused form comes back with `errors`
     keyed by field and what was typed in `form`, with status 400."""
+    cutoff = checkout_expiry_cutoff()
     query = select(Payment).order_by(Payment.id.desc()).limit(PAGE_SIZE)
     if provider in PROVIDERS:
         query = query.where(Payment.provider == provider)
-    if status in PAYMENT_STATUSES:
-        query = query.where(Payment.status == status)
+    if status == "expired":
+        query = query.where(Payment.expired(cutoff))
+    elif status in PAYMENT_STATUSES:
+        query = query.where(Payment.status == status, Payment.not_expired(cutoff))
+    else:
+        query = query.where(Payment.not_expired(cutoff))  # abandoned checkouts: under "expired"
     rows = db.session.scalars(query).all()
-    units = db.session.execute(select(Unit.id, Unit.number, Estate.name).join(Estate)
-                               .order_by(Estate.name, Unit.number)).all()
     suspicious = suspicious_messages(db.session) if provider in ("", "mpesa") else []
-    response = render("staff/payments/index.html", "payment_table", suspicious=suspicious,
-                      rows=rows, units=units, providers=PROVIDERS, statuses=PAYMENT_STATUSES,
-                      utilities=UTILITIES, provider=provider, status=status, report=report,
-                      errors=errors or {}, form=form or {})
+    response = render("staff/payments/index.html", "payment_table", rows=rows, units=_unit_choices(),
+                      unmatched=unmatched_payments(db.session), expired_before=cutoff, suspicious=suspicious,
+                      providers=PROVIDERS, statuses=STATUS_FILTERS, utilities=UTILITIES,
+                      provider=provider, status=status, report=report, errors=errors or {}, form=form or {})
     response.status_code = code
     return response
 
@@ -59,19 +69,22 @@ def _refused(message: str, provider: str = "", status: str = ""):
 
 @bp.post("/payments/assign")
 def assign():
-    payment = _payment_from_form()
-    unit = db.session.get(Unit, request.form.get("unit_id", type=int) or 0)
+    """One assign flow for every unmatched payment (M-PESA, EFT, Koios, ThunderCloud)."""
+    source = request.form.get("source", "payment")
+    row_id = request.form.get("payment_id", type=int) or 0
+    unit_id = request.form.get("unit_id", type=int) or 0
     utility = request.form.get("utility", "electricity")
-    if unit is None or utility not in UTILITIES:
-        return _refused("Choose a unit and a utility.", status="unmatched")
+    if source not in UNMATCHED_SOURCES or not row_id or not unit_id or utility not in UTILITIES:
+        return _refused("Choose a unit and a utility.")
+    unit = unit_or_404(db.session, current_user, unit_id, ("staff",))
     try:
-        created = assign_payment(db.session, payment, unit, utility, current_user.id)
+        outcome = assign_unmatched(db.session, source, row_id, unit, utility, user_id=current_user.id)
     except PaymentError as error:
-        return _refused(f"Not assigned: {error}", status="unmatched")
-    flash(f"Payment {payment.provider_ref} credited to unit {unit.number}." if created
-          else f"Payment {payment.provider_ref} was already credited; nothing changed.", "success")
-    _push_and_report(payment)
-    return redirect(url_for("staff.payments", status="unmatched"))
+        return _refused(f"Not assigned: {error}")
+    flash(outcome.message, "success")
+    if source == "payment":
+        _report_push(db.session.get(Payment, row_id))
+    return redirect(url_for("staff.payments", _anchor="unmatched"))
 
 
 @bp.post("/payments/eft/statement")
@@ -120,7 +133,7 @@ def eft_confirm():
     flash(f"{len(credited)} deposit(s) credited." + (f" Not credited: {'; '.join(problems)}" if problems else ""),
           "success" if not problems else "error")
     for pid in credited:
-        _push_and_report(db.session.get(Payment, pid))
+        _report_push(db.session.get(Payment, pid))
     return redirect(url_for("staff.payments", provider="eft"))
 
 
@@ -129,18 +142,26 @@ def vendor_push():
     payment = _payment_from_form()
     if not vendor_customer_code(db.session, payment):
         return _refused("This payment's unit has no SparkMeter meter.")
-    _push_and_report(payment)
+    result = push_payment(db.session, payment)
+    db.session.commit()
+    flash(f"SparkMeter: {result.message}", "success" if result.ok else "error")
     return redirect(url_for("staff.payments"))
+
+
+def _unit_choices() -> list:
+    return db.session.execute(select(Unit.id, Unit.number, Estate.name).join(Estate)
+                              .order_by(Estate.name, Unit.number)).all()
 
 
 def _payment_from_form() -> Payment:
     return db.session.get(Payment, request.form.get("payment_id", type=int) or 0) or abort(404)
 
 
-def _push_and_report(payment: Payment) -> None:
-    """Staff entries push to SparkMeter at once and show the result (P5)."""
-    if payment.status != "credited" or not vendor_customer_code(db.session, payment):
-        return
-    result = push_payment(db.session, payment)
-    db.session.commit()
-    flash(f"SparkMeter: {result.message}", "success" if result.ok else "error")
+def _report_push(payment: Payment) -> None:
+    """Say where the SparkMeter push that crediting queued stands (P5)."""
+    db.session.refresh(payment)
+    if payment.vendor_push_status == "queued":
+        flash("SparkMeter: the credit push is queued; its result shows in the list.", "success")
+    elif payment.vendor_push_status:
+        flash(f"SparkMeter: {payment.vendor_push_result or payment.vendor_push_status}",
+              "success" if payment.vendor_push_status == "pushed" else "error")

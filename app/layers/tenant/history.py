@@ -8,7 +8,7 @@ from app.htmx import render
 from app.layers.tenant import bp
 from app.layers.tenant.views import ROLES
 from app.models import Unit
-from app.models.meter import UTILITIES
+from app.reports.summaries import pocket_choices
 from app.reports.history import HistoryFilterError, explain_transaction, parse_filters, transaction_history
 
 
@@ -20,7 +20,7 @@ def transactions_page(unit: Unit):
     except HistoryFilterError as error:
         abort(400, str(error))
     return render("tenant/transactions.html", "history", unit=unit, history=history,
-                  utilities=UTILITIES, layer="tenant")
+                  utilities=pocket_choices(db.session, unit), layer="tenant")
 
 
 @bp.get("/units/<int:unit_id>/transactions/<bigint:tx_id>")
