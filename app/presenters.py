@@ -3,8 +3,9 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from flask import Flask, url_for
+from flask import Flask, g, has_request_context, url_for
 from flask_login import current_user
+from sqlalchemy import select
 
 from app.models import utcnow
 from app.money import format_amount
@@ -24,10 +25,46 @@ def money(amount: Decimal | None, commodity: str) -> str:
     return "—" if amount is None else format_amount(Decimal(amount), commodity)
 
 
-def local_time(moment: datetime | None, timezone: str = "UTC", fmt: str = "%d %b %Y %H:%M") -> str:
+def viewer_timezones() -> list[str]:
+    """The timezones of the estates the signed-in person reaches (every estate for staff), once per request."""
+    if not has_request_context() or not current_user.is_authenticated:
+        return []
+    zones = g.get("_viewer_timezones")
+    if zones is None:
+        from app.auth.scope import estate_ids_query
+        from app.extensions import db
+        from app.models import Estate
+
+        query = select(Estate.timezone).distinct()
+        if not current_user.is_staff:
+            query = query.where(Estate.id.in_(estate_ids_query(current_user, current_user.roles)))
+        zones = g._viewer_timezones = sorted(db.session.scalars(query))
+    return zones
+
+
+def display_timezone(timezone: str | None = None) -> str:
+    """The zone a time is shown in: the one given (an estate's), else the viewer's only zone, else UTC."""
+    if timezone:
+        return timezone
+    zones = viewer_timezones()
+    return zones[0] if len(zones) == 1 else "UTC"
+
+
+def local_time(moment: datetime | None, timezone: str | None = None, fmt: str = "%d %b %Y %H:%M") -> str:
+    """Every time a person sees: in the estate's zone, labelled when the viewer spans several zones.
+
+    Without a zone the viewer's own is used (a tenant's estate); a clock time is labelled
+    ("22:03 SAST") whenever it is not plainly the viewer's one zone: staff across estates,
+    or anyone without an estate, always know which zone a time is in.
+    """
     if moment is None:
         return "never"
-    return moment.astimezone(ZoneInfo(timezone)).strftime(fmt)
+    zone = display_timezone(timezone)
+    local = moment.astimezone(ZoneInfo(zone))
+    text = local.strftime(fmt)
+    if "%H" in fmt and viewer_timezones() != [zone]:
+        text += f" {local.tzname()}"
+    return text
 
 
 def age(moment: datetime | None) -> str:

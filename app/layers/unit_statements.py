@@ -12,6 +12,7 @@ from app.auth.scope import unit_or_404
 from app.extensions import db
 from app.htmx import render
 from app.reports.export import requested_format, respond
+from app.reports.history import viewer_windows
 from app.reports.statement_runs import TRANSACTION_COLUMNS, statement_pdf, unit_statement_months, unit_transactions
 from app.reports.statements import StatementPeriodError
 
@@ -42,9 +43,10 @@ def add_unit_statement_routes(bp: Blueprint, roles: tuple[str, ...], transaction
         fmt = requested_format()
         if fmt is None and transactions_page is not None:
             return transactions_page(unit)
-        rows = unit_transactions(db.session, unit)
-        return respond(rows, TRANSACTION_COLUMNS, f"Transactions unit {unit.number}",
-                       fmt or "csv", subtitle=f"{unit.estate.name} · times in UTC")
+        rows = unit_transactions(db.session, unit, windows=viewer_windows(db.session, current_user, unit))
+        return respond(rows, TRANSACTION_COLUMNS, f"Transactions unit {unit.number}", fmt or "csv",
+                       subtitle=f"{unit.estate.name} · times in {unit.estate.timezone}",
+                       timezone=unit.estate.timezone)
 
     bp.add_url_rule("/units/<int:unit_id>/statements", view_func=statements)
     bp.add_url_rule("/units/<int:unit_id>/statements/<period>.pdf", view_func=statement_download)
