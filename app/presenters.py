@@ -42,27 +42,35 @@ def viewer_timezones() -> list[str]:
     return zones
 
 
-def display_timezone(timezone: str | None = None) -> str:
-    """The zone a time is shown in: the one given (an estate's), else the viewer's only zone, else UTC."""
+def _one_clock(zones: list[str], moment: datetime) -> bool:
+    """Whether these zones all show the same clock time and abbreviation at `moment`."""
+    shown = {(moment.astimezone(ZoneInfo(z)).utcoffset(), moment.astimezone(ZoneInfo(z)).tzname()) for z in zones}
+    return len(shown) == 1
+
+
+def display_timezone(timezone: str | None = None, moment: datetime | None = None) -> str:
+    """The zone a time is shown in: the one given (an estate's), else the viewer's zone when all
+    their estates keep one clock (Maseru and Johannesburg do), else UTC."""
     if timezone:
         return timezone
     zones = viewer_timezones()
-    return zones[0] if len(zones) == 1 else "UTC"
+    return zones[0] if zones and _one_clock(zones, moment or utcnow()) else "UTC"
 
 
 def local_time(moment: datetime | None, timezone: str | None = None, fmt: str = "%d %b %Y %H:%M") -> str:
-    """Every time a person sees: in the estate's zone, labelled when the viewer spans several zones.
+    """Every time a person sees: in the estate's zone, labelled when the viewer's zones differ.
 
     Without a zone the viewer's own is used (a tenant's estate); a clock time is labelled
-    ("22:03 SAST") whenever it is not plainly the viewer's one zone: staff across estates,
-    or anyone without an estate, always know which zone a time is in.
+    ("20:03 GMT") whenever it is not plainly on the viewer's one clock: staff across estates
+    in different zones, or anyone without an estate, always know which zone a time is in.
     """
     if moment is None:
         return "never"
-    zone = display_timezone(timezone)
+    zone = display_timezone(timezone, moment)
     local = moment.astimezone(ZoneInfo(zone))
     text = local.strftime(fmt)
-    if "%H" in fmt and viewer_timezones() != [zone]:
+    zones = viewer_timezones()
+    if "%H" in fmt and not (zones and _one_clock([*zones, zone], moment)):
         text += f" {local.tzname()}"
     return text
 

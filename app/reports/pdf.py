@@ -387,18 +387,18 @@ def render_receipt_pdf(receipt) -> bytes:
     def furniture(canvas, d):
         page_band(canvas, d, colors.HexColor("#0f766e"), title, subtitle, footer)
 
-    facts = [["Receipt number", line.receipt], ["Paid", f"{line.at.astimezone(tz):%d %b %Y %H:%M} ({estate.timezone})"],
+    facts = [["Paid", f"{line.at.astimezone(tz):%d %b %Y %H:%M} ({estate.timezone})"],
              ["Unit", f"{line.unit.number}, {estate.name}"], ["Method", line.method],
              ["Payer reference", line.reference or "-"], ["Amount", pdf_amount(line.amount, line.currency)],
              ["Status", line.status]]
     if receipt.payer:
-        facts.insert(5, ["Paid by", receipt.payer])
-    story = [data_table(["", ""], facts, widths=[45 * mm, 135 * mm]), Spacer(1, 4 * mm),
+        facts.insert(4, ["Paid by", receipt.payer])
+    story = [data_table(["Receipt number", line.receipt], facts, widths=[45 * mm, 135 * mm]), Spacer(1, 4 * mm),
              Paragraph("Credited", H2),
              data_table(["Pocket", "Credited", "New balance"],
                         [[(p.utility or "-").replace("_", " ").capitalize(), pdf_amount(p.amount, p.commodity),
                           pdf_amount(p.balance_after, p.commodity)] for p in receipt.parts],
-                        widths=[60 * mm, 60 * mm, 60 * mm], numeric=(1, 2))]
+                        widths=[60 * mm, 60 * mm, 60 * mm], numeric=(1, 2)), Spacer(1, 2 * mm)]
     if receipt.memo:
         story.append(Paragraph(_escape(receipt.memo), SMALL))
     if receipt.note:

@@ -10,7 +10,7 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Paragraph
 
-from app.models import Account, Notification, User
+from app.models import Account, Notification, RoleGrant, User
 from app.reports.pdf import data_table, render_table_pdf
 from tests import factories
 from tests.web.conftest import make_login
@@ -107,6 +107,13 @@ def test_the_local_time_filter_labels_only_when_the_zone_is_not_plainly_the_view
         assert local_time(moment, None, "%d %b %Y") == "03 Nov 2026"
     with app.test_request_context():  # nobody signed in: UTC, labelled
         assert local_time(moment) == "03 Nov 2026 20:03 UTC"
+    with committed() as s:  # Maseru keeps Johannesburg's clock: one clock, no label
+        maseru = factories.make_estate(s, timezone="Africa/Maseru", currency="LSL")
+        s.add(RoleGrant(user_id=home.tenant_id, role="tenant", estate_id=maseru.id))
+    with app.test_request_context():
+        login_user(committed_user(committed, home.tenant_id))
+        assert local_time(moment) == "03 Nov 2026 22:03"
+        assert local_time(moment, "Africa/Maseru") == "03 Nov 2026 22:03"
 
 
 def committed_user(committed, user_id: int) -> User:
