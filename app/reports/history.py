@@ -59,6 +59,11 @@ def tenancy_windows(session: Session, unit: Unit, person_id: int) -> list[Window
             for move_in, move_out in tenancies]
 
 
+def overlaps(start: datetime, end: datetime, windows: list[Window] | None) -> bool:
+    """Whether [start, end) shares any moment with the windows (None: unrestricted)."""
+    return windows is None or any(begin < end and (stop is None or start < stop) for begin, stop in windows)
+
+
 def within(column, windows: list[Window] | None) -> ColumnElement[bool] | None:
     """A condition keeping `column` (a UTC instant) inside the windows; None when unrestricted."""
     if windows is None:

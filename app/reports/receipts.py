@@ -147,35 +147,46 @@ def _ledger_lines(session, units, windows, limit, transaction_ids: list[int] | N
     found: dict[int, dict] = {}
     for leg in legs:
         entry = found.setdefault(leg.transaction_id, {"at": leg.occurred_at, "paid": Decimal(0), "currency": None,
-                                                      "key": None, "unit_id": None, "pockets": [], "pocket_sum": Decimal(0)})
+                                                      "key": None, "units": {}})
         if leg.kind == "clearing":
             entry["paid"] -= Decimal(leg.amount)
             entry["currency"] = leg.commodity
             entry["key"] = leg.code.split(":", 1)[-1]
         elif leg.kind == "pocket" and leg.unit_id is not None:
-            entry["unit_id"] = leg.unit_id
-            entry["pockets"].append(leg.utility)
-            entry["pocket_sum"] += Decimal(leg.amount)
+            share = entry["units"].setdefault(leg.unit_id, {"pockets": [], "sum": Decimal(0), "commodity": leg.commodity})
+            share["pockets"].append(leg.utility)
+            share["sum"] += Decimal(leg.amount)
     unit_of = {u.id: u for u in session.scalars(select(Unit).where(
-        Unit.id.in_({e["unit_id"] for e in found.values() if e["unit_id"]})))}
+        Unit.id.in_({uid for e in found.values() for uid in e["units"]})))}
     lines = []
     for transaction_id in ids:
         entry = found[transaction_id]
-        unit = unit_of[entry["unit_id"]]
+        # One top-up may feed several units' wallets (a family's): show the viewer's unit and its share.
+        unit_id = next((uid for uid in entry["units"] if units is None or (
+            uid in windows and _inside(entry["at"], windows[uid]))), None)
+        if unit_id is None:
+            continue
+        unit, share = unit_of[unit_id], entry["units"][unit_id]
         payment = payments.get(transaction_id)
         amount, currency = entry["paid"], entry["currency"]
-        if payment is not None:
+        if len(entry["units"]) > 1 and share["commodity"] == unit.estate.currency:
+            amount, currency = share["sum"], share["commodity"]
+        elif payment is not None:
             amount, currency = Decimal(payment.amount), payment.currency or unit.estate.currency
         elif currency is None:  # no clearing leg: the pockets' sum is what was paid
-            amount, currency = entry["pocket_sum"], unit.estate.currency
+            amount, currency = share["sum"], unit.estate.currency
         lines.append(PaymentLine(
             receipt=f"T{transaction_id}", unit=unit, at=entry["at"],
             method=method_label(payment.provider if payment else entry["key"]),
             reference=(payment.reference or payment.provider_ref) if payment else None,
             amount=amount, currency=currency,
             status="reversed" if transaction_id in reversed_ids else "received",
-            pockets=list(dict.fromkeys(entry["pockets"]))))
+            pockets=list(dict.fromkeys(share["pockets"]))))
     return lines
+
+
+def _inside(moment: datetime, windows: list[Window] | None) -> bool:
+    return windows is None or any(begin <= moment and (stop is None or moment < stop) for begin, stop in windows)
 
 
 def _koios_lines(session, units, windows, limit, row_id: int | None = None) -> list[PaymentLine]:

@@ -7,11 +7,17 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from urllib.parse import quote
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pypdf import PdfReader
 from sqlalchemy import select
 
-from app.models import Account, KoiosPayment, LedgerTransaction, Tenancy, ThunderCloudHeartbeat, ThunderCloudPayment, Unit
+from app.models import (
+    Account, KoiosPayment, LedgerTransaction, Tenancy, ThunderCloudHeartbeat, ThunderCloudPayment, Unit, User,
+)
 from app.models.payments import Payment
 from app.payments.credit import credit_payment
 from tests import factories
@@ -40,7 +46,8 @@ def test_a_new_tenant_sees_nothing_of_the_previous_tenancy(home, handover, login
     history = client.get(f"/tenant/units/{home.unit}/transactions").get_data(as_text=True)
     assert "Bongani top-up" in history and "PayFast top-up" not in history and "EFT" not in history
     assert client.get(f"/tenant/units/{home.unit}/transactions/{handover['old_tx']}").status_code == 404
-    assert client.get(f"/tenant/units/{home.unit}/transactions/{handover['new_tx']}").status_code == 200
+    detail = client.get(f"/tenant/units/{home.unit}/transactions/{handover['new_tx']}")
+    assert detail.status_code == 200 and f"/tenant/payments/T{handover['new_tx']}" in detail.get_data(as_text=True)
     for fmt in ("csv", "pdf"):
         export = client.get(f"/tenant/units/{home.unit}/transactions?format={fmt}")
         text = export.get_data(as_text=True) if fmt == "csv" else _pdf_text(export.data)
@@ -50,6 +57,11 @@ def test_a_new_tenant_sees_nothing_of_the_previous_tenancy(home, handover, login
     payments = client.get("/tenant/payments").get_data(as_text=True)
     assert "R 80.00" in payments and "R 500.00" not in payments
     assert client.get(f"/tenant/payments/T{handover['old_tx']}").status_code == 404
+    # Monthly statements: only the months the tenancy touches (September was Ayanda's alone).
+    statements = client.get(f"/tenant/units/{home.unit}/statements").get_data(as_text=True)
+    assert "/statements/2026-10.pdf" in statements and "/statements/2026-09.pdf" not in statements
+    assert client.get(f"/tenant/units/{home.unit}/statements/2026-09.pdf").status_code == 404
+    assert client.get(f"/tenant/units/{home.unit}/statements/2026-10.pdf").status_code == 200
 
 
 def test_the_previous_tenant_keeps_their_own_months_and_staff_see_all(home, handover, login):
@@ -57,6 +69,7 @@ def test_the_previous_tenant_keeps_their_own_months_and_staff_see_all(home, hand
     history = ayanda.get(f"/tenant/units/{home.unit}/transactions").get_data(as_text=True)
     assert "PayFast top-up" in history and "Bongani top-up" not in history
     assert ayanda.get(f"/tenant/units/{home.unit}/transactions/{handover['new_tx']}").status_code == 404
+    assert ayanda.get(f"/tenant/units/{home.unit}/statements/2026-09.pdf").status_code == 200
     staff = login(handover["staff"])
     for tx in (handover["old_tx"], handover["new_tx"]):
         assert staff.get(f"/tenant/units/{home.unit}/transactions/{tx}").status_code == 200
@@ -104,7 +117,7 @@ def paid(home, committed):
 def test_my_payments_lists_every_payment_whatever_its_provider(home, paid, login):
     client = login(home.tenant)
     response = client.get("/tenant/payments")
-    rows = [r for r in table_with(response.get_data(as_text=True), "Method").texts() if len(r) >= 7]
+    rows = [r[1:] for r in table_with(response.get_data(as_text=True), "Method").texts() if len(r) >= 8]
     seen = [(r[2], r[5], r[6]) for r in rows]
     assert seen == [
         ("PayFast", "R 33.00", "waiting for PayFast"),
@@ -146,6 +159,47 @@ def test_another_units_receipt_is_404(home, paid, login, committed):
     assert client.get(f"/tenant/payments/T{paid['mpesa_tx']}").status_code == 404
     assert client.get(f"/tenant/payments/K{paid['koios']}").status_code == 404
     assert "No payments yet" in client.get("/tenant/payments").get_data(as_text=True)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(number=st.text(min_size=1, max_size=24))
+def test_any_receipt_number_is_answered_without_a_server_error(home, login, number):
+    client = _client_once(login, home.tenant)
+    response = client.get("/tenant/payments/" + quote(number, safe=""))
+    assert response.status_code in (200, 404, 308), (number, response.status_code)
+
+
+_clients: dict = {}
+
+
+def _client_once(login, email):
+    """One signed-in client for all of hypothesis' examples (signing in is rate limited)."""
+    key = (id(login), email)
+    if key not in _clients:
+        _clients.clear()
+        _clients[key] = login(email)
+    return _clients[key]
+
+
+def test_a_top_up_shared_with_another_unit_shows_each_tenant_their_share(home, login, committed):
+    from app.ledger import Entry, post
+
+    with committed() as s:
+        unit = s.get(Unit, home.unit)
+        sibling = factories.make_unit(s, unit.estate, number="P2")
+        pocket = factories.make_wallet(s, sibling).pocket("electricity")
+        brother = make_login(s, "tenant", unit=sibling).email
+        s.add(Tenancy(unit_id=sibling.id, person_id=s.scalar(select(User.person_id).where(User.email == brother)),
+                      move_in=date(2026, 1, 1)))
+        post(s, Entry(estate_id=unit.estate_id, kind="topup", idempotency_key="test:family:1",
+                      legs=[(home.clearing, Decimal("-100.00")), (home.pocket, Decimal("60.00")),
+                            (pocket.id, Decimal("40.00"))],
+                      occurred_at=datetime(2026, 11, 2, 9, tzinfo=UTC), memo="Family top-up"))
+        number = unit.number
+    mine = table_with(login(home.tenant).get("/tenant/payments").get_data(as_text=True), "Method").texts()
+    theirs = table_with(login(brother).get("/tenant/payments").get_data(as_text=True), "Method").texts()
+    assert [r[2] for r in mine if "R 60.00" in r] == [number] and not any("R 100.00" in r for r in mine)
+    assert [r[2] for r in theirs if len(r) > 5] == ["P2"] and any("R 40.00" in r for r in theirs)
 
 
 def _pdf_text(data: bytes) -> str:
