@@ -28,6 +28,7 @@ from app.models import (
     User, Wallet,
 )
 from app.models.payments import Payment
+from app.money import format_amount
 from app.reports.history import Window, viewer_windows, within
 
 ROLES = ("tenant",)
@@ -264,7 +265,7 @@ def find_receipt(session: Session, user: User, number: str) -> Receipt | None:
         ThunderCloudHeartbeat.heartbeat_id == row.heartbeat_id))
     return Receipt(line, estate, [ReceiptPart("electricity", line.amount, line.currency,
                                               Decimal(after) if after is not None else None)],
-                   memo=f"{row.kwh} kWh on meter {row.meter_serial}",
+                   memo=f"{format_amount(Decimal(row.kwh), 'KWH')} on meter {row.meter_serial}",
                    note="Seen by ThunderCloud as a rise in the SparkMeter meter's credit; the balance is the "
                         "meter account's credit right after it.")
 
