@@ -100,7 +100,7 @@ def test_the_local_time_filter_labels_only_when_the_zone_is_not_plainly_the_view
 
     moment = datetime(2026, 11, 3, 20, 3, tzinfo=UTC)
     with app.test_request_context():
-        login_user(committed_user(committed, home.tenant_id))
+        login_user(_user(home.tenant_id))
         assert local_time(moment) == "03 Nov 2026 22:03"
         assert local_time(moment, "Africa/Johannesburg") == "03 Nov 2026 22:03"
         assert local_time(moment, "Africa/Abidjan") == "03 Nov 2026 20:03 GMT"
@@ -111,12 +111,12 @@ def test_the_local_time_filter_labels_only_when_the_zone_is_not_plainly_the_view
         maseru = factories.make_estate(s, timezone="Africa/Maseru", currency="LSL")
         s.add(RoleGrant(user_id=home.tenant_id, role="tenant", estate_id=maseru.id))
     with app.test_request_context():
-        login_user(committed_user(committed, home.tenant_id))
+        login_user(_user(home.tenant_id))
         assert local_time(moment) == "03 Nov 2026 22:03"
         assert local_time(moment, "Africa/Maseru") == "03 Nov 2026 22:03"
 
 
-def committed_user(committed, user_id: int) -> User:
+def _user(user_id: int) -> User:
     from app.extensions import db
 
     return db.session.get(User, user_id)
