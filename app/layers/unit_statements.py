@@ -13,8 +13,9 @@ from app.extensions import db
 from app.htmx import render
 from app.periods import parse_period
 from app.reports.export import requested_format, respond
+from app.reports.history import overlaps, viewer_windows
 from app.reports.statement_runs import TRANSACTION_COLUMNS, statement_pdf, unit_statement_months, unit_transactions
-from app.reports.statements import StatementPeriodError
+from app.reports.statements import StatementPeriodError, month_bounds
 
 
 def add_unit_statement_routes(bp: Blueprint, roles: tuple[str, ...], transactions_page=None) -> None:
@@ -24,15 +25,23 @@ def add_unit_statement_routes(bp: Blueprint, roles: tuple[str, ...], transaction
     (the tenant's history page); with a format it is always the CSV/PDF export.
     """
 
+    def visible(unit, period: str, windows) -> bool:
+        """A tenant gets the months their tenancy touches; others every month."""
+        start, end = month_bounds(period, unit.estate.timezone)
+        return overlaps(start, end, windows)
+
     def statements(unit_id: int):
         unit = unit_or_404(db.session, current_user, unit_id, roles)
-        return render("statements/unit.html", unit=unit,
-                      months=unit_statement_months(db.session, unit), layer=bp.name)
+        windows = viewer_windows(db.session, current_user, unit)
+        months = [m for m in unit_statement_months(db.session, unit) if visible(unit, m.period, windows)]
+        return render("statements/unit.html", unit=unit, months=months, layer=bp.name)
 
     def statement_download(unit_id: int, period: str):
         unit = unit_or_404(db.session, current_user, unit_id, roles)
         parse_period(period)  # a malformed month is a 400 before any query sees it
         try:
+            if not visible(unit, period, viewer_windows(db.session, current_user, unit)):
+                abort(404)
             pdf, filename, _ = statement_pdf(db.session, unit, period)
         except StatementPeriodError:
             abort(404)
@@ -44,9 +53,10 @@ def add_unit_statement_routes(bp: Blueprint, roles: tuple[str, ...], transaction
         fmt = requested_format()
         if fmt is None and transactions_page is not None:
             return transactions_page(unit)
-        rows = unit_transactions(db.session, unit)
-        return respond(rows, TRANSACTION_COLUMNS, f"Transactions unit {unit.number}",
-                       fmt or "csv", subtitle=f"{unit.estate.name} · times in UTC")
+        rows = unit_transactions(db.session, unit, windows=viewer_windows(db.session, current_user, unit))
+        return respond(rows, TRANSACTION_COLUMNS, f"Transactions unit {unit.number}", fmt or "csv",
+                       subtitle=f"{unit.estate.name} · times in {unit.estate.timezone}",
+                       timezone=unit.estate.timezone)
 
     bp.add_url_rule("/units/<int:unit_id>/statements", view_func=statements)
     bp.add_url_rule("/units/<int:unit_id>/statements/<period>.pdf", view_func=statement_download)

@@ -12,9 +12,10 @@ import io
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Response, abort, request
 
@@ -57,18 +58,25 @@ def requested_format() -> str | None:
 
 
 def respond(rows: Iterable[Any], columns: Sequence[Column], title: str, fmt: str, *,
-            subtitle: str = "") -> Response:
-    """The rows as a CSV or PDF download named after the title."""
+            subtitle: str = "", timezone: str | None = None) -> Response:
+    """The rows as a CSV or PDF download named after the title, times in `timezone`.
+
+    Without a zone the viewer's is used (their estate's, else UTC; app/presenters.py), and
+    the PDF says which zone its times are in.
+    """
+    from app.presenters import display_timezone
+
     rows = list(rows)
+    zone = ZoneInfo(display_timezone(timezone))
     slug = re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-").lower() or "report"
     if fmt == "csv":
-        body = to_csv(rows, columns).encode("utf-8-sig")  # the BOM makes Excel read UTF-8
+        body = to_csv(rows, columns, zone).encode("utf-8-sig")  # the BOM makes Excel read UTF-8
         mimetype = "text/csv"
     elif fmt == "pdf":
-        table = [[_pdf_cell(column.value(row)) for column in columns] for row in rows]
+        table = [[_pdf_cell(column.value(row), zone) for column in columns] for row in rows]
         numeric = [i for i, column in enumerate(columns) if column.numeric]
         body = render_table_pdf(title, [c.label for c in columns], table, subtitle=subtitle,
-                                numeric=numeric)
+                                numeric=numeric, timezone=zone.key)
         mimetype = "application/pdf"
     else:
         abort(400, f"format must be one of {', '.join(FORMATS)}")
@@ -78,8 +86,8 @@ def respond(rows: Iterable[Any], columns: Sequence[Column], title: str, fmt: str
     return response
 
 
-def to_csv(rows: Iterable[Any], columns: Sequence[Column]) -> str:
-    """The table as CSV text; money columns become an amount and a commodity column."""
+def to_csv(rows: Iterable[Any], columns: Sequence[Column], zone: ZoneInfo = UTC) -> str:
+    """The table as CSV text; money columns become an amount and a commodity column; times in `zone`."""
     out = io.StringIO()
     writer = csv.writer(out)
     rows = list(rows)
@@ -99,17 +107,19 @@ def to_csv(rows: Iterable[Any], columns: Sequence[Column]) -> str:
                 cells += ["" if value.amount is None else str(quantize(value.amount, value.commodity)),
                           value.commodity]
             else:
-                cells.append(_csv_cell(value))
+                cells.append(_csv_cell(value, zone))
                 if i in money_columns:
                     cells.append("")
         writer.writerow(cells)
     return out.getvalue()
 
 
-def _csv_cell(value: Any) -> str:
+def _csv_cell(value: Any, zone: ZoneInfo) -> str:
     if value is None:
         return ""
-    if isinstance(value, (datetime, date)):
+    if isinstance(value, datetime):  # ISO with the zone's offset: still machine-readable
+        return value.astimezone(zone).isoformat()
+    if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, (Decimal, int)):
         return str(value)
@@ -118,13 +128,13 @@ def _csv_cell(value: Any) -> str:
     return "'" + text if text.startswith(_UNSAFE_START) else text
 
 
-def _pdf_cell(value: Any) -> str:
+def _pdf_cell(value: Any, zone: ZoneInfo) -> str:
     if value is None:
         return "-"
     if isinstance(value, _Money):
         return "-" if value.amount is None else format_amount(value.amount, value.commodity)
     if isinstance(value, datetime):
-        return value.strftime("%d %b %Y %H:%M")
+        return value.astimezone(zone).strftime("%d %b %Y %H:%M")
     if isinstance(value, date):
         return value.strftime("%d %b %Y")
     return str(value)

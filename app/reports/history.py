@@ -6,6 +6,11 @@ window over the unit's pocket postings (in time order, then ledger order), so fi
 pages never change the figure a row shows and the newest row always equals the cached
 balance. Explanations re-run the pure tariff split (app/billing/tariffs.py) over the
 readings that produced a charge.
+
+A tenant sees only the unit's history during their own tenancies (`viewer_windows`): every
+read here takes those windows, so the list, a transaction's detail, the exports, the
+dashboard's recent activity and My payments never show a previous tenant's entries. Staff
+and the unit's owners, agents, body corporate and utility see it all.
 """
 from __future__ import annotations
 
@@ -15,12 +20,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.auth.scope import unit_ids_query
 from app.billing import tariffs
 from app.metering import validation
-from app.models import Account, Estate, LedgerTransaction, Meter, Posting, Reading, Unit, Wallet
+from app.models import Account, Estate, LedgerTransaction, Meter, Posting, Reading, Tenancy, Unit, User, Wallet
 from app.models.meter import UTILITIES
 from app.models.metering import TariffVersion
 from app.money import UTILITY_UNITS, quantize
@@ -28,6 +34,44 @@ from app.reports.summaries import StatementLine
 from app.reports.usage import local_midnight
 
 PAGE_SIZE = 25
+# Roles that see a unit's whole history; a tenant sees only their own tenancies.
+WHOLE_HISTORY_ROLES = ("owner", "agent", "body_corporate", "utility")
+
+Window = tuple[datetime, datetime | None]  # [start, end) in UTC; end None: still running
+
+
+def viewer_windows(session: Session, user: User, unit: Unit) -> list[Window] | None:
+    """The periods of the unit's history the user may see: None for all, else their tenancies."""
+    if user.is_staff or session.scalar(select(Unit.id).where(
+            Unit.id == unit.id, Unit.id.in_(unit_ids_query(user, WHOLE_HISTORY_ROLES)))) is not None:
+        return None
+    if user.person_id is None:
+        return []
+    return tenancy_windows(session, unit, user.person_id)
+
+
+def tenancy_windows(session: Session, unit: Unit, person_id: int) -> list[Window]:
+    """The person's tenancies of the unit, from local move-in midnight to local move-out midnight."""
+    tz = unit.estate.tz
+    tenancies = session.execute(select(Tenancy.move_in, Tenancy.move_out).where(
+        Tenancy.unit_id == unit.id, Tenancy.person_id == person_id).order_by(Tenancy.move_in)).all()
+    return [(local_midnight(move_in, tz), local_midnight(move_out, tz) if move_out else None)
+            for move_in, move_out in tenancies]
+
+
+def overlaps(start: datetime, end: datetime, windows: list[Window] | None) -> bool:
+    """Whether [start, end) shares any moment with the windows (None: unrestricted)."""
+    return windows is None or any(begin < end and (stop is None or start < stop) for begin, stop in windows)
+
+
+def within(column, windows: list[Window] | None) -> ColumnElement[bool] | None:
+    """A condition keeping `column` (a UTC instant) inside the windows; None when unrestricted."""
+    if windows is None:
+        return None
+    if not windows:
+        return false()
+    return or_(*[and_(column >= start, column < end) if end is not None else column >= start
+                 for start, end in windows])
 
 
 class HistoryFilterError(ValueError):
@@ -109,10 +153,10 @@ def unit_pocket_ids(session: Session, unit: Unit) -> list[int]:
 
 
 def transaction_history(session: Session, unit: Unit, filters: HistoryFilters,
-                        page_size: int = PAGE_SIZE) -> HistoryPage:
-    """One page of the unit's pocket postings, newest first, each with its pocket's running balance."""
+                        page_size: int = PAGE_SIZE, *, windows: list[Window] | None = None) -> HistoryPage:
+    """One page of the unit's pocket postings in the windows, newest first, with running balances."""
     pockets = unit_pocket_ids(session, unit)
-    if not pockets:
+    if not pockets or windows == []:
         return HistoryPage([], filters, 0, page_size)
     order = (LedgerTransaction.occurred_at, LedgerTransaction.id, Posting.id)
     running = (
@@ -124,6 +168,9 @@ def transaction_history(session: Session, unit: Unit, filters: HistoryFilters,
         .where(Posting.account_id.in_(pockets))
     ).subquery()
     conditions = []
+    inside = within(running.c.occurred_at, windows)
+    if inside is not None:
+        conditions.append(inside)
     if filters.utility:
         conditions.append(Account.utility == filters.utility)
     if filters.kind:
@@ -141,9 +188,11 @@ def transaction_history(session: Session, unit: Unit, filters: HistoryFilters,
     rows = session.execute(base.order_by(running.c.occurred_at.desc(), running.c.transaction_id.desc(),
                                          running.c.posting_id.desc())
                            .limit(page_size).offset((filters.page - 1) * page_size)).mappings()
-    kinds = list(session.scalars(
-        select(LedgerTransaction.kind).join(Posting, Posting.transaction_id == LedgerTransaction.id)
-        .where(Posting.account_id.in_(pockets)).distinct().order_by(LedgerTransaction.kind)))
+    kinds_query = select(LedgerTransaction.kind).join(Posting, Posting.transaction_id == LedgerTransaction.id) \
+        .where(Posting.account_id.in_(pockets)).distinct().order_by(LedgerTransaction.kind)
+    if inside is not None:
+        kinds_query = kinds_query.where(within(LedgerTransaction.occurred_at, windows))
+    kinds = list(session.scalars(kinds_query))
     return HistoryPage([HistoryRow(r["transaction_id"], r["occurred_at"], r["kind"], r["memo"], r["utility"],
                                    Decimal(r["amount"]), r["commodity"], Decimal(r["balance"])) for r in rows],
                        filters, total, page_size, kinds)
@@ -183,13 +232,17 @@ class Explanation:
         return UTILITY_UNITS[self.meter.utility] if self.meter else None
 
 
-def explain_transaction(session: Session, unit: Unit, transaction_id: int) -> Explanation | None:
-    """Explain one transaction on the unit's pockets; None if it has no posting on them."""
+def explain_transaction(session: Session, unit: Unit, transaction_id: int, *,
+                        windows: list[Window] | None = None) -> Explanation | None:
+    """Explain one transaction on the unit's pockets; None if it has none there or is outside the windows."""
     pockets = unit_pocket_ids(session, unit)
-    rows = session.execute(
-        select(Posting, Account.utility).join(Account, Account.id == Posting.account_id)
-        .where(Posting.transaction_id == transaction_id, Posting.account_id.in_(pockets or [0]))
-        .order_by(Posting.id)).all()
+    query = (select(Posting, Account.utility).join(Account, Account.id == Posting.account_id)
+             .where(Posting.transaction_id == transaction_id, Posting.account_id.in_(pockets or [0]))
+             .order_by(Posting.id))
+    inside = within(LedgerTransaction.occurred_at, windows)
+    if inside is not None:
+        query = query.join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id).where(inside)
+    rows = session.execute(query).all()
     if not rows:
         return None
     transaction = session.get(LedgerTransaction, transaction_id)

@@ -18,6 +18,7 @@ from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import (
     Flowable, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle,
 )
@@ -36,6 +37,8 @@ H2 = ParagraphStyle("h2", parent=BODY, fontName="Helvetica-Bold", fontSize=11, l
                     spaceBefore=8, spaceAfter=4)
 CELL = ParagraphStyle("cell", parent=BODY, fontSize=8.5, leading=10.5)
 CELL_RIGHT = ParagraphStyle("cell_right", parent=CELL, alignment=TA_RIGHT)
+CELL_HEAD = ParagraphStyle("cell_head", parent=CELL, fontName="Helvetica-Bold")
+CELL_HEAD_RIGHT = ParagraphStyle("cell_head_right", parent=CELL_HEAD, alignment=TA_RIGHT)
 GRID = colors.HexColor("#d0d5dd")
 SHADE = colors.HexColor("#f2f4f7")
 NEGATIVE = colors.HexColor("#b42318")
@@ -96,17 +99,64 @@ def report_document(buffer: BytesIO, title: str, pagesize=A4) -> SimpleDocTempla
                              bottomMargin=17 * mm, invariant=1)
 
 
+PADDING = 12  # a Table cell's default left and right padding (6 pt each)
+PORTRAIT_WIDTH = A4[0] - 30 * mm  # the frame inside report_document's margins
+LANDSCAPE_WIDTH = A4[1] - 30 * mm
+
+
+def _natural_widths(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[float]:
+    """Each column's width on one line: its widest cell or heading, with padding."""
+    widths = [stringWidth(h, "Helvetica-Bold", 8.5) for h in header]
+    for row in rows:
+        for i, value in enumerate(row):
+            width = stringWidth(value, "Helvetica", 8.5)
+            if width > widths[i]:
+                widths[i] = width
+    return [w + PADDING for w in widths]
+
+
+def fitted_widths(natural: Sequence[float], available: float) -> list[float]:
+    """Column widths that add up to at most `available`: narrow columns keep their width,
+    the wide ones share what is left equally (and wrap)."""
+    if sum(natural) <= available:
+        return list(natural)
+    widths = list(natural)
+    left, order = available, sorted(range(len(natural)), key=lambda i: natural[i])
+    for position, index in enumerate(order):
+        share = left / (len(order) - position)
+        if natural[index] > share:
+            for rest in order[position:]:
+                widths[rest] = share
+            break
+        left -= natural[index]
+    return widths
+
+
 def data_table(header: Sequence[str], rows: Sequence[Sequence[object]], *, widths=None,
                numeric: Sequence[int] = (), colour: colors.Color | None = None,
-               bold_rows: Sequence[int] = (), wrap: Sequence[int] = ()) -> Table:
-    """A report table: shaded header, right-aligned numeric columns, header repeated per page.
+               bold_rows: Sequence[int] = (), wrap: Sequence[int] = (),
+               available: float = PORTRAIT_WIDTH) -> Table:
+    """A report table that fits its frame: shaded header, right-aligned numeric columns,
+    header repeated per page.
 
-    Cells are plain strings (fast); only `wrap` columns become Paragraphs that wrap.
+    Widths are the ones given, else each column's natural width, shrunk to fit `available`.
+    Cells are plain strings (fast); a column becomes wrapping Paragraphs when asked (`wrap`)
+    or when its text is wider than its column, so no cell runs past the page edge.
     """
-    body = [[pdf_text(h) for h in header]]
-    for row in rows:
-        body.append([Paragraph(_escape(value), CELL_RIGHT if i in numeric else CELL) if i in wrap
-                     else pdf_text(value)
+    head = [pdf_text(h) for h in header]
+    cells = [[pdf_text(value) for value in row] for row in rows]
+    natural = _natural_widths(head, cells)
+    if widths is None:
+        widths = fitted_widths(natural, available)
+    wrapping = set(wrap) | {i for i, width in enumerate(widths) if natural[i] > width + 0.01}
+    on_colour = {"textColor": colors.white} if colour else {}
+    head_styles = (ParagraphStyle("head", parent=CELL_HEAD, **on_colour),
+                   ParagraphStyle("head_right", parent=CELL_HEAD_RIGHT, **on_colour)) if wrapping else ()
+    body = [[Paragraph(_escape(h), head_styles[i in numeric]) if i in wrapping else h
+             for i, h in enumerate(head)]]
+    for row in cells:
+        body.append([Paragraph(_escape(value), CELL_RIGHT if i in numeric else CELL) if i in wrapping
+                     else value
                      for i, value in enumerate(row)])
     table = Table(body, colWidths=widths, repeatRows=1)
     style = [
@@ -128,17 +178,20 @@ def data_table(header: Sequence[str], rows: Sequence[Sequence[object]], *, width
 
 
 def render_table_pdf(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]], *,
-                     subtitle: str = "", numeric: Sequence[int] = ()) -> bytes:
-    """A plain report PDF of one table (A6 exports); landscape when the table is wide."""
+                     subtitle: str = "", numeric: Sequence[int] = (), timezone: str = "UTC") -> bytes:
+    """A plain report PDF of one table (A6 exports) that fits the page: portrait when the
+    columns fit on one line, else landscape with the widest columns wrapped."""
     buffer = BytesIO()
-    pagesize = landscape(A4) if len(columns) > 6 else A4
+    natural = sum(_natural_widths([pdf_text(c) for c in columns], [[pdf_text(v) for v in r] for r in rows]))
+    pagesize, available = (A4, PORTRAIT_WIDTH) if natural <= PORTRAIT_WIDTH else (landscape(A4), LANDSCAPE_WIDTH)
     doc = report_document(buffer, title, pagesize)
-    generated = f"Generated {utcnow():%d %b %Y %H:%M} UTC by Meterwise · {len(rows)} rows"
+    now = utcnow().astimezone(ZoneInfo(timezone))
+    generated = f"Generated {now:%d %b %Y %H:%M} by Meterwise · times in {timezone} · {len(rows)} rows"
 
     def furniture(canvas, d):
         page_band(canvas, d, colors.HexColor("#0f766e"), title, subtitle, generated)
 
-    story = [data_table(columns, rows, numeric=numeric)] if rows else [
+    story = [data_table(columns, rows, numeric=numeric, available=available)] if rows else [
         Paragraph("No rows.", BODY)]
     doc.build(story, onFirstPage=furniture, onLaterPages=furniture)
     return buffer.getvalue()
@@ -323,3 +376,39 @@ def _topup_section(data: StatementData, tz: ZoneInfo) -> list:
             f"and {len(data.topups) - len(shown)} more top-ups; every one is in your transaction "
             "history in the portal.", SMALL))
     return story
+
+
+# --- a payment receipt ------------------------------------------------------------------
+
+
+def render_receipt_pdf(receipt) -> bytes:
+    """One payment's receipt (app.reports.receipts.Receipt) on an A4 page, in the estate's timezone."""
+    line, estate = receipt.line, receipt.estate
+    buffer = BytesIO()
+    doc = report_document(buffer, f"Receipt {line.receipt}")
+    tz = ZoneInfo(estate.timezone)
+    title = f"{estate.name} - Payment receipt"
+    subtitle = f"Receipt {line.receipt} · Unit {line.unit.number}"
+    footer = f"Generated {utcnow().astimezone(tz):%d %b %Y %H:%M} ({estate.timezone}) by Meterwise"
+
+    def furniture(canvas, d):
+        page_band(canvas, d, colors.HexColor("#0f766e"), title, subtitle, footer)
+
+    facts = [["Paid", f"{line.at.astimezone(tz):%d %b %Y %H:%M} ({estate.timezone})"],
+             ["Unit", f"{line.unit.number}, {estate.name}"], ["Method", line.method],
+             ["Payer reference", line.reference or "-"], ["Amount", pdf_amount(line.amount, line.currency)],
+             ["Status", line.status]]
+    if receipt.payer:
+        facts.insert(4, ["Paid by", receipt.payer])
+    story = [data_table(["Receipt number", line.receipt], facts, widths=[45 * mm, 135 * mm]), Spacer(1, 4 * mm),
+             Paragraph("Credited", H2),
+             data_table(["Pocket", "Credited", "New balance"],
+                        [[(p.utility or "-").replace("_", " ").capitalize(), pdf_amount(p.amount, p.commodity),
+                          pdf_amount(p.balance_after, p.commodity)] for p in receipt.parts],
+                        widths=[60 * mm, 60 * mm, 60 * mm], numeric=(1, 2)), Spacer(1, 2 * mm)]
+    if receipt.memo:
+        story.append(Paragraph(_escape(receipt.memo), SMALL))
+    if receipt.note:
+        story.append(Paragraph(_escape(receipt.note), SMALL))
+    doc.build(story, onFirstPage=furniture, onLaterPages=furniture)
+    return buffer.getvalue()

@@ -337,14 +337,14 @@ def estate_statement_rows(session: Session, estate: Estate, period: str) -> list
     return list(rows.values())
 
 
-def unit_transactions(session: Session, unit: Unit, limit: int = 5000):
-    """A unit's pocket postings, newest first (the rows of its transactions export)."""
+def unit_transactions(session: Session, unit: Unit, limit: int = 5000, *, windows=None):
+    """A unit's pocket postings in the viewer's windows, newest first (its transactions export)."""
     from app.models import Account, Wallet
     from app.reports.summaries import recent_pocket_activity
 
     pockets = session.scalars(select(Account.id).join(Wallet, Wallet.id == Account.wallet_id)
                               .where(Wallet.unit_id == unit.id)).all()
-    return recent_pocket_activity(session, list(pockets), limit=limit)
+    return recent_pocket_activity(session, list(pockets), limit=limit, windows=windows)
 
 
 def _transaction_columns():
@@ -352,7 +352,7 @@ def _transaction_columns():
     from app.reports.export import Column, money_column
 
     return [
-        Column("When (UTC)", lambda r: r.occurred_at),
+        Column("When", lambda r: r.occurred_at),
         Column("Kind", lambda r: label("transaction", r.kind)),
         Column("Description", lambda r: r.memo),
         Column("Pocket", lambda r: label("pocket", r.utility)),

@@ -230,16 +230,24 @@ class StatementLine:
     commodity: str
 
 
-def recent_pocket_activity(session: Session, account_ids: list[int], limit: int = 10) -> list[StatementLine]:
-    """The latest postings on these pockets, newest first (by occurred_at, then transaction and posting)."""
-    if not account_ids or limit <= 0:
+def recent_pocket_activity(session: Session, account_ids: list[int], limit: int = 10, *,
+                           windows=None) -> list[StatementLine]:
+    """The latest postings on these pockets (in the viewer's windows), newest first."""
+    from app.reports.history import within
+
+    if not account_ids or limit <= 0 or windows == []:
         return []
+    inside = within(LedgerTransaction.occurred_at, windows)
     # Sorting all of a pocket's postings by occurred_at reads its whole history (one posting per
     # reading). Instead: the last `limit` postings of each pocket by transaction id (an index walk)
     # are candidates; the `limit` newest postings overall occurred no earlier than the `limit`-th
     # newest candidate, so only transactions since that bound are read (occurred_at index).
     # Back-dated or out-of-order transactions therefore keep their place.
-    latest = [select(Posting.transaction_id).where(Posting.account_id == account_id)
+    # A tenant's windows filter the candidates too, so the bound holds for what they may see.
+    candidate = select(Posting.transaction_id)
+    if inside is not None:
+        candidate = candidate.join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id).where(inside)
+    latest = [candidate.where(Posting.account_id == account_id)
               .order_by(Posting.transaction_id.desc()).limit(limit).subquery()
               for account_id in dict.fromkeys(account_ids)]
     candidates = union_all(*[select(sub.c.transaction_id) for sub in latest]).subquery()
@@ -258,4 +266,6 @@ def recent_pocket_activity(session: Session, account_ids: list[int], limit: int 
     )
     if bound is not None:  # None: fewer than `limit` postings in all, so no bound is needed
         query = query.where(LedgerTransaction.occurred_at >= bound)
+    if inside is not None:
+        query = query.where(inside)
     return [StatementLine(r[0], r[1], r[2], r[3], r[4], Decimal(r[5]), r[6]) for r in session.execute(query)]

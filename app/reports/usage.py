@@ -229,7 +229,7 @@ def meter_figures(session: Session, meter_ids: list[int], tz: ZoneInfo, first: d
     return recent, per_meter_day, month_total
 
 
-def unit_dashboard(session: Session, unit: Unit, now: datetime | None = None) -> UnitDashboard:
+def unit_dashboard(session: Session, unit: Unit, now: datetime | None = None, *, windows=None) -> UnitDashboard:
     """The tenant dashboard of one unit: pockets with their figures, supply, meters, recent activity."""
     now = now or utcnow()
     card = unit_cards(session, [unit])[0]
@@ -272,7 +272,7 @@ def unit_dashboard(session: Session, unit: Unit, now: datetime | None = None) ->
                     figures.daily_cost = value_at_tariff(versions, tz, now, figures.daily_average, used_this_month)
                 figures.days_left = days_of_credit(pocket.balance, figures.daily_cost, today, monthly)
         pockets.append(figures)
-    activity = recent_pocket_activity(session, [p.account_id for p in card.pockets], limit=10)
+    activity = recent_pocket_activity(session, [p.account_id for p in card.pockets], limit=10, windows=windows)
     utilities = [p.utility for p in card.pockets if by_utility.get(p.utility)]
     utilities += [u for u in by_utility if u not in utilities]
     return UnitDashboard(card, pockets, activity, utilities, now, recent_since,

@@ -1,12 +1,13 @@
 """Statement pages: downloads are scope-checked, staff see runs and failures, AGM report, exports."""
 import csv
 import io
+from datetime import date
 from decimal import Decimal
 
 from flask import url_for
 from sqlalchemy import select
 
-from app.models import Statement, Unit
+from app.models import Statement, Tenancy, Unit
 from tests.factories import make_estate_with_wallet, make_period
 from tests.statements.test_statement_runs import PERIOD, month_of_activity, pdf_text
 from tests.web.conftest import make_login
@@ -21,7 +22,10 @@ def test_tenant_downloads_own_statements_and_not_a_neighbours(app, committed, lo
     with committed() as s:
         kit = month_of_activity(s)
         other = make_estate_with_wallet(s)
-        tenant = make_login(s, "tenant", unit=kit.unit).email
+        login_user = make_login(s, "tenant", unit=kit.unit)
+        # A tenant gets the months their tenancy touches (app/reports/history.py).
+        s.add(Tenancy(unit_id=kit.unit.id, person_id=login_user.person_id, move_in=date(2025, 6, 1)))
+        tenant = login_user.email
         ids = kit.unit.id, other.unit.id
     mine, theirs = ids
     client = login(tenant)

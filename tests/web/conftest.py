@@ -14,13 +14,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from html.parser import HTMLParser
+from datetime import date
 from itertools import count
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
 from app.extensions import db, limiter
+from app.models import Tenancy, User
 from tests import factories
 
 _client_addresses = count(10)
@@ -151,7 +154,12 @@ def world(committed) -> World:
             emails[role] = make_login(s, role, estate=kit1.estate).email
         emails["staff"] = make_login(s, "staff").email
         emails["nobody"] = make_login(s).email
-        tenant_b = make_login(s, "tenant", unit=unit_b).email
+        tenant_b = make_login(s, "tenant", unit=unit_b)
+        # A tenant sees the unit's history during their tenancy only (app/reports/history.py).
+        for email, unit in ((emails["tenant"], unit_a), (tenant_b.email, unit_b)):
+            person_id = s.scalar(select(User.person_id).where(User.email == email))
+            s.add(Tenancy(unit_id=unit.id, person_id=person_id, move_in=date(2020, 1, 1)))
+        tenant_b = tenant_b.email
         return World(kit1.estate.id, kit2.estate.id, unit_a.id, unit_a2.id, unit_b.id,
                      kit1.estate.name, kit2.estate.name, unit_a.number, unit_b.number,
                      emails, tenant_b)

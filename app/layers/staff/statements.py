@@ -47,7 +47,7 @@ def statements():
     fmt = requested_format()
     if fmt:
         return respond(rows, STATEMENT_COLUMNS, f"Statements {estate.code} {period}", fmt,
-                       subtitle=f"{estate.name} · {month_label(period)}")
+                       subtitle=f"{estate.name} · {month_label(period)}", timezone=estate.timezone)
     months = [latest]
     while len(months) < 12:
         months.append(previous_period(months[-1]))

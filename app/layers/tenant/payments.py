@@ -1,40 +1,50 @@
-"""Tenant payment pages: top-up through PayFast (P4) and the payment history (T3).
+"""Tenant payment pages: top-up through PayFast (P4), My payments and each payment's receipt (T3, P6).
 
 Family members topping up within their limits (F3) waits for the family limits; only
 tenants top up here for now.
 """
 from __future__ import annotations
 
-from flask import current_app, flash, request, url_for
-from flask_login import current_user
-from sqlalchemy import func, select
+from io import BytesIO
 
-from app.auth.scope import unit_ids_query, unit_or_404, visible_units
+from flask import abort, current_app, flash, request, send_file, url_for
+from flask_login import current_user
+
+from app.auth.scope import unit_or_404, visible_units
 from app.extensions import db
 from app.htmx import render
 from app.layers.tenant import bp
 from app.ledger.accounts import metered_utilities
 from app.models.meter import UTILITIES
-from app.models.payments import Payment
 from app.payments import payfast
 from app.payments.credit import PaymentError
+from app.reports.export import requested_format
+from app.reports.pdf import render_receipt_pdf
+from app.reports.receipts import expired_checkouts, find_receipt, my_payments
 
 ROLES = ("tenant",)
 
 
 @bp.get("/payments")
 def payments():
-    query = select(Payment).where(Payment.status.in_(("credited", "pending", "failed", "cancelled")))
-    if not current_user.is_staff:
-        query = query.where(Payment.unit_id.in_(unit_ids_query(current_user, ROLES)))
     cutoff = payfast.checkout_expiry_cutoff()
     show_expired = request.args.get("expired") == "1"
-    expired = db.session.scalar(select(func.count()).select_from(query.where(Payment.expired(cutoff)).subquery()))
-    if not show_expired:
-        query = query.where(Payment.not_expired(cutoff))
-    rows = db.session.scalars(query.order_by(Payment.id.desc()).limit(100)).all()
-    return render("tenant/payments/history.html", rows=rows, expired_before=cutoff,
-                  expired_count=expired, show_expired=show_expired)
+    return render("tenant/payments/history.html",
+                  rows=my_payments(db.session, current_user, expired_before=cutoff, show_expired=show_expired),
+                  expired_count=expired_checkouts(db.session, current_user, cutoff), show_expired=show_expired)
+
+
+@bp.get("/payments/<receipt_number>")
+def receipt(receipt_number: str):
+    found = find_receipt(db.session, current_user, receipt_number)
+    if found is None:
+        abort(404)
+    if requested_format() == "pdf":
+        return send_file(BytesIO(render_receipt_pdf(found)), mimetype="application/pdf",
+                         download_name=f"receipt-{receipt_number}.pdf", max_age=0)
+    if requested_format() is not None:
+        abort(400, "a receipt downloads as PDF only (format=pdf)")
+    return render("tenant/payments/receipt.html", r=found)
 
 
 @bp.get("/topup")
