@@ -23,6 +23,7 @@ from reportlab.platypus import (
     Flowable, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle,
 )
 
+from app.labels import label
 from app.ledger.anchors import anchor_line
 from app.models import utcnow
 from app.money import format_amount
@@ -397,7 +398,7 @@ def render_receipt_pdf(receipt) -> bytes:
     facts = [["Paid", f"{line.at.astimezone(tz):%d %b %Y %H:%M} ({estate.timezone})"],
              ["Unit", f"{line.unit.number}, {estate.name}"], ["Method", line.method],
              ["Payer reference", line.reference or "-"], ["Amount", pdf_amount(line.amount, line.currency)],
-             ["Status", line.status]]
+             ["Status", label("payment_line", line.status)]]
     if receipt.payer:
         facts.insert(4, ["Paid by", receipt.payer])
     story = [data_table(["Receipt number", line.receipt], facts, widths=[45 * mm, 135 * mm]), Spacer(1, 4 * mm),

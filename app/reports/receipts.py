@@ -36,8 +36,7 @@ LIMIT = 100
 METHOD_LABELS = {"payfast": "PayFast", "mpesa": "M-PESA", "eft": "Bank transfer (EFT)",
                  "koios": "SparkMeter (Koios)", "thundercloud": "SparkMeter (ThunderCloud)",
                  "manual": "Recorded by staff", "staff": "Recorded by staff", "payments": "Payment"}
-WAITING_LABELS = {"pending": "waiting for PayFast", "failed": "failed", "cancelled": "cancelled",
-                  "expired": "expired (not paid)"}
+WAITING = ("pending", "failed", "cancelled")  # checkouts that never reached a wallet
 _RECEIPT = re.compile(r"^([TKC])(\d{1,12})$")
 
 
@@ -59,7 +58,7 @@ class PaymentLine:
     reference: str | None  # what the payer typed, else the provider's id for the money
     amount: Decimal
     currency: str
-    status: str  # "received", "recorded at SparkMeter", "reversed", "waiting for PayFast", ...
+    status: str  # a code labelled by app.labels ("payment_line"): received, recorded, reversed, pending, expired, ...
     pockets: list[str] = field(default_factory=list)  # utilities credited
 
     @property
@@ -203,7 +202,7 @@ def _koios_lines(session, units, windows, limit, row_id: int | None = None) -> l
     if row_id is not None:
         query = query.where(KoiosPayment.id == row_id)
     return [PaymentLine(f"K{row.id}", unit, row.paid_at, method_label("koios"), row.memo or row.koios_id,
-                        Decimal(row.amount), row.currency or unit.estate.currency, "recorded at SparkMeter",
+                        Decimal(row.amount), row.currency or unit.estate.currency, "recorded",
                         ["electricity"])
             for row, unit in session.execute(query)]
 
@@ -217,12 +216,12 @@ def _thundercloud_lines(session, units, windows, limit, row_id: int | None = Non
     if row_id is not None:
         query = query.where(ThunderCloudPayment.id == row_id)
     return [PaymentLine(f"C{row.id}", unit, row.detected_at, method_label("thundercloud"), row.heartbeat_id,
-                        Decimal(row.amount), unit.estate.currency, "recorded at SparkMeter", ["electricity"])
+                        Decimal(row.amount), unit.estate.currency, "recorded", ["electricity"])
             for row, unit in session.execute(query)]
 
 
 def _waiting_query(user, units, windows):
-    query = select(Payment, Unit).join(Unit, Unit.id == Payment.unit_id).where(Payment.status.in_(tuple(WAITING_LABELS)))
+    query = select(Payment, Unit).join(Unit, Unit.id == Payment.unit_id).where(Payment.status.in_(WAITING))
     if not user.is_staff:
         query = query.where(Payment.created_by_user_id == user.id,
                             _scoped(Payment.unit_id, Payment.created_at, units, windows))
@@ -236,7 +235,7 @@ def _waiting_lines(session, user, units, windows, limit, expired_before=None, sh
         query = query.where(Payment.not_expired(expired_before))
     return [PaymentLine(None, unit, payment.created_at, method_label(payment.provider), payment.reference,
                         Decimal(payment.amount), payment.currency or unit.estate.currency,
-                        WAITING_LABELS[payment.shown_status(expired_before) if expired_before else payment.status],
+                        payment.shown_status(expired_before) if expired_before else payment.status,
                         [payment.utility] if payment.utility else [])
             for payment, unit in session.execute(query)]
 

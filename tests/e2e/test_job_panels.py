@@ -39,7 +39,7 @@ def test_statement_run_and_uisp_refresh_update_their_pages_in_place(live_server,
     total = before[2]
     page.evaluate("window.loadedOnce = true")  # a reload would forget this
     page.get_by_role("button", name="Issue statements now").click()
-    expect(page.locator("#statement-run")).to_contain_text("done", timeout=60_000)
+    expect(page.locator("#statement-run")).to_contain_text("Finished", timeout=60_000)
     expect(units).to_contain_text(f"{total} of {total} issued", timeout=10_000)
     expect(page.get_by_role("button", name="Run again (retry unsent emails)")).to_be_visible()
     expect(page.locator("#statement-units")).not_to_contain_text("not issued")
@@ -61,7 +61,7 @@ def test_statement_run_and_uisp_refresh_update_their_pages_in_place(live_server,
     expect(customers).to_have_text("0")
     page.evaluate("window.loadedOnce = true")
     page.locator("main").get_by_role("button", name="Refresh from UISP").click()
-    expect(page.locator("#uisp-refresh")).to_contain_text("done", timeout=60_000)
+    expect(page.locator("#uisp-refresh")).to_contain_text("Finished", timeout=60_000)
     expect(page.locator("#uisp-freshness")).to_contain_text("Last full refresh just now", timeout=10_000)
     expect(page.locator(".stale-banner")).to_have_count(0)
     expect(customers).to_have_text("12")

@@ -118,7 +118,7 @@ def test_amounts_that_balance_only_before_rounding_are_refused(session, kit):
     ([("pocket", "10"), ("clearing", "-10"), ("water", "0")], "zero"),
     ([("pocket", "0.001"), ("clearing", "-0.001")], "zero"),  # rounds to nothing
     ([("pocket", 10.0), ("clearing", "-10")], "float"),
-    ([("pocket", "ten"), ("clearing", "-10")], "not a number"),
+    ([("pocket", "ten"), ("clearing", "-10")], "not a plain decimal number"),
 ])
 def test_malformed_entries_are_refused(session, kit, legs, match):
     ids = {"pocket": kit.pocket().id, "clearing": kit.accounts.clearing.id,

@@ -96,9 +96,9 @@ def test_abandoned_checkouts_expire_and_a_late_itn_still_credits_once(app, kit, 
     assert [row[-1] for row in shown] == ["waiting for PayFast", "expired (not paid)"]
     staff = login(kit.staff_email)
     listed = table_with(staff.get("/staff/payments").get_data(as_text=True), "Provider ref").texts()
-    assert [row[7] for row in listed] == ["pending"]
+    assert [row[7] for row in listed] == ["Waiting for payment"]
     listed = table_with(staff.get("/staff/payments?status=expired").get_data(as_text=True), "Provider ref").texts()
-    assert [(row[6], row[7]) for row in listed] == [("M 30.00", "expired")]
+    assert [(row[6], row[7]) for row in listed] == [("M 30.00", "Expired (never paid)")]
 
     itn = payfast_gateway.state.make_itn(abandoned)  # PayFast completes it after all
     assert post_itn(client, itn).status_code == 200

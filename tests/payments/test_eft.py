@@ -111,7 +111,7 @@ def test_unreadable_and_oversized_rows_are_refused_one_by_one(app, kit):
         f"2026-11-02,10.00,{kit.unit_number},OK1",
         f"2026-11-02,10.00,{kit.unit_number}\rX,CR1",          # line break in an unquoted field
         f"2026-11-02,10.00,{'x' * 140_000},BIG1",                # over the csv module's field limit
-        f"2026-11-02,1e30,{kit.unit_number},OVER1",              # beyond numeric(20, 6)
+        f"2026-11-02,1{'0' * 20}.00,{kit.unit_number},OVER1",              # beyond numeric(20, 6)
         f"2026-11-02,10.00,{kit.unit_number},NUL\x001",          # NUL in the bank reference
         f"2026-11-02,10.00,A\x00B,NUL2",                         # NUL in the reference
         f"2026-11-02,0.0000001,{kit.unit_number},TINY1",         # more places than the column keeps

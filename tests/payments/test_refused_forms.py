@@ -64,8 +64,10 @@ def test_no_file_chosen_is_said_next_to_the_file_field(staff):
     assert field_error(response.get_data(as_text=True), "statement") == "Choose a CSV bank statement to upload."
 
 
-@pytest.mark.parametrize("amount, reason", [("abc", "'abc' is not a number"),
-                                            ("-10", "amount '-10' is not a positive number")])
+@pytest.mark.parametrize("amount, reason", [
+    ("abc", "'abc' is not an amount: use digits with at most one decimal point or comma, like 100.55 "
+            "(no spaces, signs, exponents or thousands separators)"),
+    ("-10", "'-10': the amount cannot be negative")])
 def test_a_bad_deposit_amount_is_shown_next_to_the_amount_and_keeps_what_was_typed(app, staff, amount, reason):
     response = staff.post("/staff/payments/eft/deposit", data={
         "csrf_token": staff.token, "bank_ref": "DEP-1", "reference": "A1", "amount": amount,
@@ -100,7 +102,7 @@ def test_row_actions_refused_render_the_page_with_the_reason(staff):
                        ("/staff/payments/assign", {"payment_id": "0"})]:
         response = staff.post(path, data={"csrf_token": staff.token, **data})
         if path.endswith("assign"):
-            assert response.status_code == 404  # an unknown payment
+            assert response.status_code == 400  # no such payment to assign: the page says so
             continue
         page = response.get_data(as_text=True)
         assert response.status_code == 400 and "Redirecting" not in page
