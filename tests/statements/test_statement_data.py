@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from app.ledger import Entry, post, post_many
 from app.ledger.accounts import system_account
 from app.models import LedgerTransaction, Posting
-from app.reports.statements import (
+from app.statements.figures import (
     CATEGORIES, StatementPeriodError, load_statements, month_bounds, next_period, statement_for,
 )
 from tests.factories import make_estate_with_wallet, make_meter, make_unit, make_wallet

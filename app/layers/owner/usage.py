@@ -1,14 +1,15 @@
 """Owner usage analytics (O3): use per unit, top consumers, solar generation vs use."""
 from flask import abort, request
 
+from app.analytics.reconciliation import MONTH_PATTERN
+from app.analytics.usage_analytics import usage_report, utilities_metered
 from app.extensions import db
 from app.htmx import render
+from app.layers.export import requested_format, respond
 from app.layers.owner import bp
 from app.layers.owner.selection import current_selection
 from app.models.meter import UTILITIES
-from app.reports.export import Column, requested_format, respond
-from app.reports.reconciliation import MONTH_PATTERN
-from app.reports.usage_analytics import usage_report, utilities_metered
+from app.reports.export import Column
 
 
 @bp.get("/usage")

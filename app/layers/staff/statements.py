@@ -7,15 +7,16 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.htmx import render
+from app.layers.export import requested_format, respond
 from app.layers.portal import job_panel
 from app.layers.staff import bp
 from app.models import Estate, JobRun, Unit
 from app.periods import parse_period
-from app.reports.export import Column, requested_format, respond
-from app.reports.statement_runs import (
+from app.reports.export import Column
+from app.statements.figures import StatementPeriodError, last_complete_period, previous_period
+from app.statements.runs import (
     JOB_KIND, estate_statement_rows, job_target, month_label, start_run, statement_pdf,
 )
-from app.reports.statements import StatementPeriodError, last_complete_period, previous_period
 
 STATEMENT_COLUMNS = [
     Column("Unit", lambda r: r.unit_number),

@@ -21,9 +21,9 @@ from decimal import Decimal
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.ledger.pocket_flows import fold
 from app.models import Account, Estate, Unit, Wallet
 from app.models.reporting import PocketFlowTotal
-from app.reports.pocket_flows import fold
 
 BILLED_KINDS = ("consumption", "standing_charge")
 COLLECTED_KINDS = ("topup",)

@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.analytics.reconciliation import current_period_filter, pocket_flows
 from app.models import Account, ConsumptionRollup, Estate, Meter, Unit, Wallet, utcnow
 from app.models.estate import OCCUPANCY_STATUSES
 from app.models.meter import UTILITIES
 from app.money import UTILITY_UNITS
-from app.reports.reconciliation import current_period_filter, pocket_flows
 
 UNITS_PER_PAGE = 25
 

@@ -17,10 +17,10 @@ from decimal import Decimal
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from app.analytics.reconciliation import months_back
+from app.analytics.usage_analytics import local_month_bounds
 from app.models import Estate, OccupancyChange, Unit, utcnow
 from app.models.estate import OCCUPANCY_STATUSES
-from app.reports.reconciliation import months_back
-from app.reports.usage_analytics import local_month_bounds
 
 HISTORY_PER_PAGE = 25
 

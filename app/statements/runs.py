@@ -23,10 +23,10 @@ from app import audit
 from app.jobs import enqueue, job
 from app.models import Estate, Person, Statement, StatementDelivery, Tenancy, Unit, UnitOwnership, utcnow
 from app.notify import send_email
-from app.reports.pdf import render_statement
-from app.reports.statements import (
+from app.statements.figures import (
     StatementData, StatementPeriodError, last_complete_period, load_statements, month_bounds,
 )
+from app.statements.pdf import render_statement
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 4
@@ -258,7 +258,7 @@ class MonthRow:
 
 def unit_statement_months(session: Session, unit: Unit, months: int = 12) -> list[MonthRow]:
     """The unit's last `months` months, newest first, with the archived statement where issued."""
-    from app.reports.statements import current_period, previous_period
+    from app.statements.figures import current_period, previous_period
 
     from app.models import Account, LedgerTransaction, Posting, Wallet
 
@@ -291,7 +291,7 @@ def statement_pdf(session: Session, unit: Unit, period: str) -> tuple[bytes, str
     filename = statement_filename(unit.estate.code, unit.number, period)
     if archived is not None:
         return archived.pdf, filename, False
-    from app.reports.statements import statement_for
+    from app.statements.figures import statement_for
 
     data = statement_for(session, unit, period)  # raises StatementPeriodError for future months
     return render_statement(data, provisional=True), filename.replace(".pdf", "-provisional.pdf"), True

@@ -29,7 +29,7 @@ from app.reports.pdf import (
     BODY, H2, SMALL, brand, data_table, page_band, pdf_amount, pdf_text, report_document,
 )
 from app.reports.summaries import BulkComparison
-from app.reports.statements import (
+from app.statements.figures import (
     DEFAULT_BRAND_COLOUR, StatementPeriodError, month_bounds, next_period,
 )
 
