@@ -304,7 +304,8 @@ def raw_meter_figures(session, meter_ids, tz, first, month_start, recent_since):
     """app.reports.usage.meter_figures from raw readings: recent use, per day since `first`, this month."""
     from collections import defaultdict
 
-    from app.reports.usage import _month_add, local_midnight as midnight
+    from app.periods import add_months
+    from app.reports.usage import local_midnight as midnight
 
     recent, per_meter_day, month_total = defaultdict(Decimal), defaultdict(lambda: defaultdict(Decimal)), \
         defaultdict(Decimal)
@@ -318,7 +319,7 @@ def raw_meter_figures(session, meter_ids, tz, first, month_start, recent_since):
                                                                     "since": midnight(first, tz)}):
         per_meter_day[meter_id][day.date()] += Decimal(total or 0)
     for meter_id, total in session.execute(RAW_PER_METER, {
-            "meters": meters, "since": midnight(month_start, tz), "until": midnight(_month_add(month_start, 1), tz)}):
+            "meters": meters, "since": midnight(month_start, tz), "until": midnight(add_months(month_start, 1), tz)}):
         month_total[meter_id] += Decimal(total or 0)
     return recent, per_meter_day, month_total
 
@@ -327,7 +328,7 @@ def raw_month_consumption(session, unit_ids, timezones, now):
     """portfolio.month_consumption from raw readings: this month's use per utility and role."""
     from sqlalchemy import and_, func, or_, select
 
-    from app.analytics.portfolio import month_start
+    from app.periods import month_start
     from app.models import Estate, Meter, Reading
 
     return session.execute(

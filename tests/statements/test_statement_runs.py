@@ -187,8 +187,8 @@ def test_statements_flag_off_issues_nothing(session, smtp):
 def test_a_month_that_has_not_ended_is_refused(session, smtp):
     kit = make_estate_with_wallet(session)
     session.commit()
-    from app.statements.figures import current_period
-    run = enqueue(JOB_KIND, kit.estate.id, current_period(kit.estate), target="now")
+    from app.periods import current_period
+    run = enqueue(JOB_KIND, kit.estate.id, current_period(kit.estate.tz), target="now")
     session.expire_all()
     run = session.get(JobRun, run.id)
     assert run.status == "failed" and any("has not ended" in e for e in run.errors)
