@@ -13,7 +13,7 @@ JOB_MODULES = [
     "app.ledger.verify",
     "app.ledger.anchors",
     "app.notify",
-    "app.reports.statement_runs",
+    "app.statements.runs",
     "app.payments.vendor_credit",
     "app.sources.uisp",
     "app.sources.sparkmeter",
@@ -22,7 +22,7 @@ JOB_MODULES = [
     "app.billing.schedule",
     "app.metering.alerts",
     "app.budget_alerts",
-    "app.reports.pocket_flows",
+    "app.ledger.pocket_flows",
 ]
 
 

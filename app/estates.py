@@ -1,5 +1,4 @@
 """Estate administration writes: occupancy, financial periods, settings. Each is audited."""
-import re
 from typing import Any
 
 from sqlalchemy import select
@@ -8,8 +7,8 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.models import Estate, FinancialPeriod, OccupancyChange, Setting, Unit
 from app.models.estate import OCCUPANCY_STATUSES, PERIOD_STATUSES
+from app.periods import is_period
 
-PERIOD_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 # A period only moves forward: open -> closed -> locked (locked is final, also in the database).
 PERIOD_ORDER = {status: rank for rank, status in enumerate(PERIOD_STATUSES)}
 
@@ -33,7 +32,7 @@ def set_occupancy(session: Session, unit: Unit, status: str, user_id: int | None
 
 def set_period_status(session: Session, estate: Estate, period: str, status: str) -> FinancialPeriod:
     """Close or lock an estate's month (C8); a period never moves back."""
-    if not PERIOD_PATTERN.match(period):
+    if not is_period(period):
         raise EstateRuleError("a period is written YYYY-MM")
     if status not in PERIOD_STATUSES:
         raise EstateRuleError(f"status must be one of {', '.join(PERIOD_STATUSES)}")

@@ -10,12 +10,12 @@ Creates its own PostgreSQL database (BENCH_DATABASE_URL, default meterwise_bench
   consumption postings this month and a top-up per utility; an owner login granted all
   `--units` units one by one; and 100 units of another owner in the same estate;
 - roll-ups rebuilt from the readings (app.metering.rollups.rebuild) and the ledger's pocket
-  postings folded into their monthly roll-ups (app.reports.pocket_flows.fold).
+  postings folded into their monthly roll-ups (app.ledger.pocket_flows.fold).
 It then times, in process (Flask test client, wall time around each request), `--requests`
 requests each of GET /tenant/units/<id>, /tenant/units/<id>/usage?utility=electricity&grain=
 daily|weekly|monthly and /owner/, and as many of each page's baseline, alternating (or
 --sequential). A baseline is the SAME request, rendered the same way, with the roll-up reads the
-view makes (app.reports.usage meter_figures, day_totals, month_totals; app.reports.portfolio
+view makes (app.reports.usage meter_figures, day_totals, month_totals; app.analytics.portfolio
 month_consumption, pocket_flows) swapped for straightforward versions summing raw readings (and
 raw postings) over the same periods. Before timing a page it makes one request each way and checks
 that every swapped read returned the same values and that the two pages rendered identically.
@@ -237,9 +237,9 @@ def seed(session, args, now: datetime) -> dict:
             flush_entries()
     flush_entries(force=True)
     print(f"  ledger: {posted:,} transactions posted in {time.perf_counter() - started:.1f}s")
-    # The owner pages roll pocket postings up lazily (app.reports.pocket_flows); the first
+    # The owner pages roll pocket postings up lazily (app.ledger.pocket_flows); the first
     # read after this much history would fold all of it, so fold now and say what it cost.
-    from app.reports.pocket_flows import fold
+    from app.ledger.pocket_flows import fold
 
     session.execute(text("ANALYZE"))  # bulk-loaded tables: plan the fold with real row counts
     started = time.perf_counter()
@@ -304,7 +304,8 @@ def raw_meter_figures(session, meter_ids, tz, first, month_start, recent_since):
     """app.reports.usage.meter_figures from raw readings: recent use, per day since `first`, this month."""
     from collections import defaultdict
 
-    from app.reports.usage import _month_add, local_midnight as midnight
+    from app.periods import add_months
+    from app.reports.usage import local_midnight as midnight
 
     recent, per_meter_day, month_total = defaultdict(Decimal), defaultdict(lambda: defaultdict(Decimal)), \
         defaultdict(Decimal)
@@ -318,7 +319,7 @@ def raw_meter_figures(session, meter_ids, tz, first, month_start, recent_since):
                                                                     "since": midnight(first, tz)}):
         per_meter_day[meter_id][day.date()] += Decimal(total or 0)
     for meter_id, total in session.execute(RAW_PER_METER, {
-            "meters": meters, "since": midnight(month_start, tz), "until": midnight(_month_add(month_start, 1), tz)}):
+            "meters": meters, "since": midnight(month_start, tz), "until": midnight(add_months(month_start, 1), tz)}):
         month_total[meter_id] += Decimal(total or 0)
     return recent, per_meter_day, month_total
 
@@ -327,8 +328,8 @@ def raw_month_consumption(session, unit_ids, timezones, now):
     """portfolio.month_consumption from raw readings: this month's use per utility and role."""
     from sqlalchemy import and_, func, or_, select
 
+    from app.periods import month_start
     from app.models import Estate, Meter, Reading
-    from app.reports.portfolio import month_start
 
     return session.execute(
         select(Meter.utility, Meter.role, func.coalesce(func.sum(Reading.consumption), 0))
@@ -343,8 +344,8 @@ def raw_pocket_flows(session, unit_ids, period_filter, estate_ids=None):
     from sqlalchemy import func, select
     from sqlalchemy.orm import aliased
 
+    from app.analytics.reconciliation import BILLED_KINDS, COLLECTED_KINDS
     from app.models import Account, LedgerTransaction, Posting, Wallet
-    from app.reports.reconciliation import BILLED_KINDS, COLLECTED_KINDS
 
     period = utcnow_local_period()
     original = aliased(LedgerTransaction)
@@ -373,8 +374,8 @@ RAW_READS = [
     ("app.reports.usage", "meter_figures", raw_meter_figures),
     ("app.reports.usage", "day_totals", raw_day_totals),
     ("app.reports.usage", "month_totals", raw_month_totals),
-    ("app.reports.portfolio", "month_consumption", raw_month_consumption),
-    ("app.reports.portfolio", "pocket_flows", raw_pocket_flows),
+    ("app.analytics.portfolio", "month_consumption", raw_month_consumption),
+    ("app.analytics.portfolio", "pocket_flows", raw_pocket_flows),
 ]
 
 

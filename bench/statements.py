@@ -95,8 +95,8 @@ def render_chunk(args: tuple[str, int, list[int]]) -> int:
     from app import create_app
     from app.extensions import db
     from app.models import Estate
-    from app.reports.pdf import render_statement
-    from app.reports.statements import load_statements
+    from app.statements.figures import load_statements
+    from app.statements.pdf import render_statement
 
     logging.disable(logging.INFO)
     app = create_app(bench_config(make_url(url_text)))
@@ -127,8 +127,8 @@ def main() -> int:
         with app.app_context():
             from app.extensions import db
             from app.models import Estate, Unit
-            from app.reports.pdf import render_statement
-            from app.reports.statements import load_statements, statement_for
+            from app.statements.figures import load_statements, statement_for
+            from app.statements.pdf import render_statement
 
             logging.disable(logging.INFO)
             upgrade()

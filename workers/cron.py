@@ -23,7 +23,7 @@ def _start(kind: str) -> str | None:
 def monthly_statements() -> list[str]:
     """Start last month's statement run of every estate that wants statements (O5, S3)."""
     from app.extensions import db
-    from app.reports.statement_runs import schedule_monthly_statements
+    from app.statements.runs import schedule_monthly_statements
 
     return schedule_monthly_statements(db.session)
 

@@ -11,11 +11,11 @@ from flask_login import current_user
 from app.auth.scope import unit_or_404
 from app.extensions import db
 from app.htmx import render
+from app.layers.export import requested_format, respond
 from app.periods import parse_period
-from app.reports.export import requested_format, respond
 from app.reports.history import overlaps, viewer_windows
-from app.reports.statement_runs import TRANSACTION_COLUMNS, statement_pdf, unit_statement_months, unit_transactions
-from app.reports.statements import StatementPeriodError, month_bounds
+from app.statements.figures import StatementPeriodError, month_bounds
+from app.statements.runs import TRANSACTION_COLUMNS, statement_pdf, unit_statement_months, unit_transactions
 
 
 def add_unit_statement_routes(bp: Blueprint, roles: tuple[str, ...], transactions_page=None) -> None:

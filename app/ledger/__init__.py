@@ -40,6 +40,7 @@ from sqlalchemy.orm.util import identity_key
 
 from app.models import Account, Estate, FinancialPeriod, LedgerChain, LedgerTransaction, Posting, utcnow
 from app.money import MoneyError, quantize, to_decimal
+from app.periods import period_of
 
 GENESIS_HASH = "0" * 64
 ADJUSTMENT_KINDS = frozenset({"adjustment", "reversal"})
@@ -186,11 +187,6 @@ def reverse(
         reverses_id=original.id,
         created_by_user_id=created_by_user_id,
     ))
-
-
-def period_of(moment: datetime, timezone: str) -> str:
-    """Return the YYYY-MM financial period a moment falls in, in the estate's timezone."""
-    return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m")
 
 
 def transaction_hash(

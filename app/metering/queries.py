@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Estate, Meter, Reading, Unit, utcnow
 from app.models.metering import DeadLetter, RelayCommand
+from app.periods import local_month_bounds, shift_month
 
 PERIODS = ("last_30_minutes", "today", "this_week", "this_month", "last_month")
 PERIOD_LABELS = {"last_30_minutes": "Last 30 minutes", "today": "Today", "this_week": "This week",
@@ -51,7 +52,7 @@ def period_bounds(period: str, now: datetime, tz: ZoneInfo) -> tuple[datetime, d
     """A named period's [start, end) in UTC, with days, weeks and months in the estate's timezone."""
     local = now.astimezone(tz)
     midnight = datetime(local.year, local.month, local.day, tzinfo=tz)
-    month = datetime(local.year, local.month, 1, tzinfo=tz)
+    month_start, _ = local_month_bounds(local.year, local.month, tz)
     if period == "last_30_minutes":
         return now - timedelta(minutes=30), now
     if period == "today":
@@ -60,10 +61,9 @@ def period_bounds(period: str, now: datetime, tz: ZoneInfo) -> tuple[datetime, d
         start = datetime.combine(local.date() - timedelta(days=local.weekday()), datetime.min.time(), tz)
         return start.astimezone(UTC), now
     if period == "this_month":
-        return month.astimezone(UTC), now
+        return month_start, now
     if period == "last_month":
-        previous = (month - timedelta(days=1)).replace(day=1)
-        return datetime(previous.year, previous.month, 1, tzinfo=tz).astimezone(UTC), month.astimezone(UTC)
+        return local_month_bounds(*shift_month(local.year, local.month, -1), tz)
     raise ValueError(f"period must be one of {', '.join(PERIODS)}")
 
 

@@ -11,7 +11,7 @@ class PocketFlowTotal(Base):
     """The sum of a pocket's postings in one financial period (YYYY-MM) per transaction kind.
 
     A reversal is counted under the kind of the transaction it reverses. Filled by
-    app.reports.pocket_flows.fold(), which only ever adds transactions it has not seen.
+    app.ledger.pocket_flows.fold(), which only ever adds transactions it has not seen.
     """
 
     __tablename__ = "pocket_flow_totals"

@@ -1,1 +1,1 @@
-"""Queries behind dashboards, and exports."""
+"""Read models behind pages (summaries, usage, history, receipts, wallet totals) and the CSV/PDF table code."""

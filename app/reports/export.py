@@ -1,23 +1,22 @@
 """The one export mechanism for report tables (A6): the same rows and columns as CSV or PDF.
 
-A page that shows a table offers `?format=csv` and `?format=pdf` links; its view builds
-the rows once and, when a format is asked for, returns `respond(rows, columns, title, fmt)`
-instead of the page. CSV keeps numbers machine-readable (plain decimals, ISO times, the
-commodity in its own column); the PDF is the same table with the report page furniture.
+This module builds the files from rows and columns; app.layers.export reads the request
+(`?format=csv|pdf`) and returns them as a download. A page that shows a table offers
+`?format=csv` and `?format=pdf` links; its view builds the rows once and, when a format is
+asked for, returns `respond(rows, columns, title, fmt)` instead of the page. CSV keeps
+numbers machine-readable (plain decimals, ISO times, the commodity in its own column); the
+PDF is the same table with the report page furniture.
 """
 from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
-
-from flask import Response, abort, request
 
 from app.money import format_amount, quantize
 from app.reports.pdf import render_table_pdf
@@ -47,43 +46,13 @@ class _Money:
     commodity: str
 
 
-def requested_format() -> str | None:
-    """The export format a request asks for (`?format=csv|pdf`), None for the page itself."""
-    wanted = request.args.get("format")
-    if wanted is None:
-        return None
-    if wanted not in FORMATS:
-        abort(400, f"format must be one of {', '.join(FORMATS)}")
-    return wanted
-
-
-def respond(rows: Iterable[Any], columns: Sequence[Column], title: str, fmt: str, *,
-            subtitle: str = "", timezone: str | None = None) -> Response:
-    """The rows as a CSV or PDF download named after the title, times in `timezone`.
-
-    Without a zone the viewer's is used (their estate's, else UTC; app/presenters.py), and
-    the PDF says which zone its times are in.
-    """
-    from app.presenters import display_timezone
-
-    rows = list(rows)
-    zone = ZoneInfo(display_timezone(timezone))
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-").lower() or "report"
-    if fmt == "csv":
-        body = to_csv(rows, columns, zone).encode("utf-8-sig")  # the BOM makes Excel read UTF-8
-        mimetype = "text/csv"
-    elif fmt == "pdf":
-        table = [[_pdf_cell(column.value(row), zone) for column in columns] for row in rows]
-        numeric = [i for i, column in enumerate(columns) if column.numeric]
-        body = render_table_pdf(title, [c.label for c in columns], table, subtitle=subtitle,
-                                numeric=numeric, timezone=zone.key)
-        mimetype = "application/pdf"
-    else:
-        abort(400, f"format must be one of {', '.join(FORMATS)}")
-    response = Response(body, mimetype=mimetype)
-    response.headers["Content-Disposition"] = f'attachment; filename="{slug}.{fmt}"'
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+def to_pdf(rows: Iterable[Any], columns: Sequence[Column], title: str, zone: ZoneInfo = UTC, *,
+           subtitle: str = "") -> bytes:
+    """The table as a PDF with the report page furniture, saying which zone its times are in."""
+    table = [[_pdf_cell(column.value(row), zone) for column in columns] for row in rows]
+    numeric = [i for i, column in enumerate(columns) if column.numeric]
+    return render_table_pdf(title, [c.label for c in columns], table, subtitle=subtitle,
+                            numeric=numeric, timezone=zone.key)
 
 
 def to_csv(rows: Iterable[Any], columns: Sequence[Column], zone: ZoneInfo = UTC) -> str:

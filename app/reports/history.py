@@ -30,6 +30,7 @@ from app.models import Account, Estate, LedgerTransaction, Meter, Posting, Readi
 from app.models.meter import UTILITIES
 from app.models.metering import TariffVersion
 from app.money import UTILITY_UNITS, quantize
+from app.periods import add_months, first_day
 from app.reports.summaries import StatementLine
 from app.reports.usage import local_midnight
 
@@ -261,7 +262,7 @@ def explain_transaction(session: Session, unit: Unit, transaction_id: int, *,
         serial, month = key.removeprefix("standing:").rsplit(":", 1)
         found.meter = _unit_meter(session, unit, serial)
         if found.meter is not None:
-            found.version = _version_on(session, estate, found.meter.utility, date.fromisoformat(f"{month}-01"))
+            found.version = _version_on(session, estate, found.meter.utility, first_day(month))
         found.note = "The tariff's fixed monthly standing charge, taken once a month per meter."
     return found
 
@@ -358,7 +359,7 @@ def _price(session: Session, found: Explanation, meter: Meter, start: datetime, 
         month_begins = local_midnight(month, tz)
         used[month] = Decimal(session.scalar(select(func.coalesce(func.sum(Reading.consumption), 0)).where(
             Reading.meter_id == meter.id, Reading.taken_at > month_begins, Reading.taken_at <= start)) or 0)
-        month = (month + timedelta(days=32)).replace(day=1)
+        month = add_months(month, 1)
     try:
         found.charge_lines = tariffs.charge_lines(prices, tz, start, end, quantity, used)
     except tariffs.TariffError as error:

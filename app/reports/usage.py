@@ -20,6 +20,7 @@ from app.billing.charges import in_pocket_terms
 from app.models import Unit, utcnow
 from app.models.metering import ConsumptionRollup
 from app.money import UTILITY_UNITS
+from app.periods import add_months
 from app.reports.summaries import MeterView, StatementLine, UnitCard, recent_pocket_activity, unit_cards
 
 GRAINS = {"daily": "Daily", "weekly": "Weekly", "monthly": "Monthly"}
@@ -46,11 +47,6 @@ def local_midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
 
 
-def _month_add(day: date, months: int) -> date:
-    index = day.year * 12 + day.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
-
-
 def period_starts(grain: str, today: date) -> list[date]:
     """The local start dates of the periods a chart shows, oldest first, the current one last."""
     count = PERIODS_SHOWN.get(grain)
@@ -62,7 +58,7 @@ def period_starts(grain: str, today: date) -> list[date]:
         monday = today - timedelta(days=today.weekday())
         return [monday - timedelta(weeks=count - 1 - i) for i in range(count)]
     first = today.replace(day=1)
-    return [_month_add(first, i - (count - 1)) for i in range(count)]
+    return [add_months(first, i - (count - 1)) for i in range(count)]
 
 
 def _label(grain: str, start: date) -> str:
@@ -110,7 +106,7 @@ def usage_series(session: Session, meter_ids: list[int], grain: str, tz: ZoneInf
     starts = period_starts(grain, today)
     totals: dict[date, Decimal] = defaultdict(Decimal)
     if grain == "monthly":
-        totals.update(month_totals(session, meter_ids, starts[0], _month_add(starts[-1], 1), tz))
+        totals.update(month_totals(session, meter_ids, starts[0], add_months(starts[-1], 1), tz))
     else:
         days = day_totals(session, meter_ids, starts[0], today + timedelta(days=1), tz)
         for day, total in days.items():
@@ -182,7 +178,7 @@ def days_of_credit(balance: Decimal, per_day: Decimal | None, today: date | None
     days = Decimal(0)
     if monthly > 0 and today is not None:
         for _ in range(MAX_CREDIT_MONTHS):
-            next_first = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+            next_first = add_months(today, 1)
             to_month_end = per_day * (next_first - today).days
             if balance < to_month_end:
                 break

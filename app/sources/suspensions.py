@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Estate, JobRun, utcnow
 from app.models.sources import SERVICE_SUSPENDED, UispClient, UispService
+from app.periods import shift_month
 
 REFRESH_KIND = "uisp_refresh"
 
@@ -33,7 +34,7 @@ def grace_date(day: int | None, today: date) -> date | None:
         candidate = date(year, month, min(day, calendar.monthrange(year, month)[1]))
         if candidate >= today:
             return candidate
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        year, month = shift_month(year, month, 1)
     return None
 
 

@@ -122,9 +122,9 @@ def test_the_daily_anchor_email_lists_every_chain_head(app, session, ledger, mon
 
 
 def test_statements_and_the_audit_report_print_the_chain_head(session):
-    from app.reports.audit_report import build_audit_report, render_audit_report
-    from app.reports.pdf import render_statement
-    from app.reports.statements import statement_for
+    from app.statements.audit_report import build_audit_report, render_audit_report
+    from app.statements.figures import statement_for
+    from app.statements.pdf import render_statement
 
     kit = month_of_activity(session)
     head = chain_head(session, kit.estate.id)

@@ -11,9 +11,8 @@ from sqlalchemy import func, select
 from app.ledger import Entry, post, post_many
 from app.ledger.accounts import system_account
 from app.models import LedgerTransaction, Posting
-from app.reports.statements import (
-    CATEGORIES, StatementPeriodError, load_statements, month_bounds, next_period, statement_for,
-)
+from app.periods import next_period
+from app.statements.figures import CATEGORIES, StatementPeriodError, load_statements, month_bounds, statement_for
 from tests.factories import make_estate_with_wallet, make_meter, make_unit, make_wallet
 
 MONTHS = ("2026-01", "2026-02", "2026-03", "2026-04")

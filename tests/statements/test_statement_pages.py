@@ -41,7 +41,7 @@ def test_tenant_downloads_own_statements_and_not_a_neighbours(app, committed, lo
 
 
 def test_owner_gets_the_archived_pdf_once_issued(app, committed, login):
-    from app.reports.statement_runs import start_run
+    from app.statements.runs import start_run
     with committed() as s:
         kit = month_of_activity(s)
         owner = make_login(s, "owner", unit=kit.unit).email
@@ -144,7 +144,7 @@ def test_csv_cells_that_look_like_formulas_are_written_as_text():
 def test_audit_report_says_so_when_the_ledger_does_not_verify(session):
     from sqlalchemy import text
 
-    from app.reports.audit_report import build_audit_report, render_audit_report
+    from app.statements.audit_report import build_audit_report, render_audit_report
     kit = month_of_activity(session)
     session.execute(text("UPDATE accounts SET balance = balance + 1 WHERE id = :id"), {"id": kit.pocket().id})
     session.commit()

@@ -15,9 +15,9 @@ from sqlalchemy import select
 from app.jobs import enqueue
 from app.ledger import Entry, post
 from app.models import JobRun, Person, Statement, StatementDelivery, Tenancy, UnitOwnership
-from app.reports.pdf import render_statement
-from app.reports.statement_runs import JOB_KIND, estate_statement_rows, schedule_monthly_statements, start_run
-from app.reports.statements import statement_for
+from app.statements.figures import statement_for
+from app.statements.pdf import render_statement
+from app.statements.runs import JOB_KIND, estate_statement_rows, schedule_monthly_statements, start_run
 from tests.factories import make_estate_with_wallet, make_unit, make_wallet
 
 PERIOD = "2026-01"
@@ -187,8 +187,8 @@ def test_statements_flag_off_issues_nothing(session, smtp):
 def test_a_month_that_has_not_ended_is_refused(session, smtp):
     kit = make_estate_with_wallet(session)
     session.commit()
-    from app.reports.statements import current_period
-    run = enqueue(JOB_KIND, kit.estate.id, current_period(kit.estate), target="now")
+    from app.periods import current_period
+    run = enqueue(JOB_KIND, kit.estate.id, current_period(kit.estate.tz), target="now")
     session.expire_all()
     run = session.get(JobRun, run.id)
     assert run.status == "failed" and any("has not ended" in e for e in run.errors)

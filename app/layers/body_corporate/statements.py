@@ -5,13 +5,13 @@ from flask import abort, redirect, request, send_file, url_for
 from flask_login import current_user
 
 from app.auth.scope import estate_or_404
-from app.extensions import db
 from app.estates import recent_periods
+from app.extensions import db
 from app.htmx import render
 from app.layers.body_corporate import bp
 from app.periods import parse_period
-from app.reports.audit_report import build_audit_report, render_audit_report
-from app.reports.statements import StatementPeriodError
+from app.statements.audit_report import build_audit_report, render_audit_report
+from app.statements.figures import StatementPeriodError
 
 ROLES = ("body_corporate",)
 

@@ -1,12 +1,13 @@
 """Owner revenue reconciliation (O2): billed vs collected per utility and month, with export."""
+from app.analytics.reconciliation import MAX_MONTHS, reconcile
 from app.extensions import db
 from app.htmx import render
 from app.labels import label
+from app.layers.export import requested_format, respond
 from app.layers.owner import bp
 from app.layers.owner.selection import current_selection, int_arg
 from app.money import UTILITY_UNITS
-from app.reports.export import Column, money_column, requested_format, respond
-from app.reports.reconciliation import MAX_MONTHS, reconcile
+from app.reports.export import Column, money_column
 
 
 @bp.get("/reconciliation")

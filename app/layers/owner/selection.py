@@ -10,7 +10,8 @@ from sqlalchemy import Select, select
 
 from app.auth.scope import estate_or_404, unit_ids_query, visible_estates
 from app.extensions import db
-from app.models import Estate, Unit, utcnow
+from app.models import Estate, Unit
+from app.periods import current_period
 
 ROLES = ("owner",)
 
@@ -28,7 +29,7 @@ class Selection:
     def current_period(self) -> str:
         """This month (YYYY-MM) in the picked estate's timezone, else in the first estate's."""
         estate = self.estate or (self.estates[0] if self.estates else None)
-        return utcnow().astimezone(estate.tz if estate else UTC).strftime("%Y-%m")
+        return current_period(estate.tz if estate else UTC)
 
 
 def int_arg(name: str, default: int, lowest: int, highest: int | None = None) -> int:

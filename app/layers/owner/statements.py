@@ -1,12 +1,13 @@
 """Owner statements: the unit's months and PDFs (shared with tenants), and the portfolio export."""
+from app.analytics.portfolio import all_units
 from app.extensions import db
 from app.labels import label
+from app.layers.export import requested_format, respond
 from app.layers.owner import bp
 from app.layers.owner.selection import current_selection
 from app.layers.unit_statements import add_unit_statement_routes
 from app.money import format_amount
-from app.reports.export import Column, requested_format, respond
-from app.reports.portfolio import all_units
+from app.reports.export import Column
 from app.reports.summaries import unit_cards
 
 ROLES = ("owner",)

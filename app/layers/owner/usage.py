@@ -1,14 +1,15 @@
 """Owner usage analytics (O3): use per unit, top consumers, solar generation vs use."""
 from flask import abort, request
 
+from app.analytics.usage_analytics import usage_report, utilities_metered
 from app.extensions import db
 from app.htmx import render
+from app.layers.export import requested_format, respond
 from app.layers.owner import bp
 from app.layers.owner.selection import current_selection
 from app.models.meter import UTILITIES
-from app.reports.export import Column, requested_format, respond
-from app.reports.reconciliation import MONTH_PATTERN
-from app.reports.usage_analytics import usage_report, utilities_metered
+from app.periods import parse_period
+from app.reports.export import Column
 
 
 @bp.get("/usage")
@@ -20,10 +21,7 @@ def usage():
     if utility not in UTILITIES:
         abort(400, f"utility must be one of {', '.join(UTILITIES)}")
     month = request.args.get("month", "").strip() or selection.current_period()
-    found = MONTH_PATTERN.match(month)
-    if not found:
-        abort(400, "month must be written YYYY-MM, for example 2026-03")
-    report = usage_report(db.session, selection.unit_ids, utility, int(found[1]), int(found[2]))
+    report = usage_report(db.session, selection.unit_ids, utility, *parse_period(month))  # InvalidPeriod: 400
     fmt = requested_format()
     if fmt:
         return respond(report.units, usage_columns(report), f"Usage {utility} {month}", fmt)

@@ -1,11 +1,12 @@
 """Owner vacancy tracking (O4): status per unit, change history, vacancy rate per month."""
+from app.analytics.vacancy import change_history, current_statuses, vacancy_by_month
 from app.extensions import db
 from app.htmx import render
+from app.layers.export import requested_format, respond
 from app.layers.owner import bp
 from app.layers.owner.selection import current_selection, int_arg
 from app.models.estate import OCCUPANCY_STATUSES
-from app.reports.export import Column, requested_format, respond
-from app.reports.vacancy import change_history, current_statuses, vacancy_by_month
+from app.reports.export import Column
 
 
 @bp.get("/vacancy")

@@ -1,11 +1,11 @@
 """Owner pages: the portfolio (O1) with its KPIs and unit table, and one unit's page."""
 
+from app.analytics.portfolio import portfolio_figures, units_page
 from app.extensions import db
 from app.htmx import render
 from app.layers import unit_page
 from app.layers.owner import bp
 from app.layers.owner.selection import ROLES, current_selection, int_arg
-from app.reports.portfolio import portfolio_figures, units_page
 from app.reports.summaries import unit_cards
 
 

@@ -7,15 +7,16 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.htmx import render
+from app.layers.export import requested_format, respond
 from app.layers.portal import job_panel
 from app.layers.staff import bp
 from app.models import Estate, JobRun, Unit
-from app.periods import parse_period
-from app.reports.export import Column, requested_format, respond
-from app.reports.statement_runs import (
+from app.periods import last_complete_period, parse_period, previous_period
+from app.reports.export import Column
+from app.statements.figures import StatementPeriodError
+from app.statements.runs import (
     JOB_KIND, estate_statement_rows, job_target, month_label, start_run, statement_pdf,
 )
-from app.reports.statements import StatementPeriodError, last_complete_period, previous_period
 
 STATEMENT_COLUMNS = [
     Column("Unit", lambda r: r.unit_number),
@@ -38,7 +39,7 @@ def statements():
     estate = db.session.get(Estate, request.args.get("estate_id", type=int) or estates[0].id)
     if estate is None:
         abort(404)
-    latest = last_complete_period(estate)
+    latest = last_complete_period(estate.tz)
     period = request.args.get("period") or latest
     parse_period(period)
     if period > latest:
@@ -63,7 +64,7 @@ def statements():
 def run_statements(estate_id: int, period: str):
     estate = db.session.get(Estate, estate_id) or abort(404)
     parse_period(period)
-    if period > last_complete_period(estate):
+    if period > last_complete_period(estate.tz):
         abort(400, f"{period} has not ended in {estate.name}")
     run = start_run(estate, period, user_id=current_user.id)
     return job_panel(run)

@@ -13,12 +13,12 @@ from flask_login import current_user
 from app.auth.scope import unit_or_404, visible_units
 from app.extensions import db
 from app.htmx import render
+from app.layers.export import requested_format
 from app.layers.tenant import bp
 from app.ledger.accounts import metered_utilities
 from app.models.meter import UTILITIES
 from app.payments import payfast
 from app.payments.credit import PaymentError
-from app.reports.export import requested_format
 from app.reports.pdf import render_receipt_pdf
 from app.reports.receipts import expired_checkouts, find_receipt, my_payments
 

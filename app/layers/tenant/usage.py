@@ -8,12 +8,13 @@ from sqlalchemy import select
 from app.auth.scope import unit_or_404
 from app.extensions import db
 from app.htmx import render
+from app.layers.export import requested_format, respond
 from app.layers.tenant import bp
 from app.layers.tenant.views import ROLES
 from app.models import Meter, Unit
 from app.models.meter import UTILITIES
 from app.money import UTILITY_UNITS
-from app.reports.export import Column, money_column, requested_format, respond
+from app.reports.export import Column, money_column
 from app.reports.usage import GRAINS, usage_series
 
 def usage_columns(quantity_unit: str) -> list[Column]:

@@ -12,7 +12,6 @@ billed is flagged. A surplus is normal for prepaid wallets (credit bought ahead)
 """
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,27 +20,17 @@ from decimal import Decimal
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.ledger.pocket_flows import fold
 from app.models import Account, Estate, Unit, Wallet
 from app.models.reporting import PocketFlowTotal
-from app.reports.pocket_flows import fold
+from app.periods import months_back, period_of
 
 BILLED_KINDS = ("consumption", "standing_charge")
 COLLECTED_KINDS = ("topup",)
-MONTH_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 MAX_MONTHS = 36
 # A shortfall bigger than this share of what was billed is flagged for a closer look.
 FLAG_SHARE = Decimal("0.10")
 COMMODITY_LABELS = {"KWH": "kWh", "KL": "kL"}
-
-
-def months_back(period: str, count: int) -> list[str]:
-    """The `count` YYYY-MM periods ending with `period`, oldest first."""
-    year, month = int(period[:4]), int(period[5:])
-    found = []
-    for _ in range(count):
-        found.append(f"{year:04d}-{month:02d}")
-        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
-    return found[::-1]
 
 
 def pocket_flows(session: Session, unit_ids: Select, period_filter,
@@ -78,9 +67,7 @@ def pocket_flows(session: Session, unit_ids: Select, period_filter,
 
 def current_period_filter(timezones: list[str], now: datetime):
     """A condition on PocketFlowTotal.period: each estate's own current month."""
-    from zoneinfo import ZoneInfo
-
-    return or_(*[and_(Estate.timezone == tz, PocketFlowTotal.period == now.astimezone(ZoneInfo(tz)).strftime("%Y-%m"))
+    return or_(*[and_(Estate.timezone == tz, PocketFlowTotal.period == period_of(now, tz))
                  for tz in timezones]) if timezones else PocketFlowTotal.period == ""
 
 

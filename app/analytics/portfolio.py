@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.analytics.reconciliation import current_period_filter, pocket_flows
 from app.models import Account, ConsumptionRollup, Estate, Meter, Unit, Wallet, utcnow
 from app.models.estate import OCCUPANCY_STATUSES
 from app.models.meter import UTILITIES
 from app.money import UTILITY_UNITS
-from app.reports.reconciliation import current_period_filter, pocket_flows
+from app.periods import month_start  # a local month's start: the roll-ups' key
 
 UNITS_PER_PAGE = 25
 
@@ -49,12 +49,6 @@ class PortfolioFigures:
         if not self.units:
             return None
         return (Decimal(100) * self.by_status.get("vacant", 0) / self.units).quantize(Decimal("0.1"))
-
-
-def month_start(moment: datetime, timezone: str) -> datetime:
-    """The start of the local month a moment falls in, as a UTC instant (the roll-ups' key)."""
-    local = moment.astimezone(ZoneInfo(timezone))
-    return datetime(local.year, local.month, 1, tzinfo=ZoneInfo(timezone)).astimezone(UTC)
 
 
 def portfolio_figures(session: Session, unit_ids: Select, now: datetime | None = None) -> PortfolioFigures:

@@ -19,8 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Estate, OccupancyChange, Unit, utcnow
 from app.models.estate import OCCUPANCY_STATUSES
-from app.reports.reconciliation import months_back
-from app.reports.usage_analytics import local_month_bounds
+from app.periods import month_bounds, months_back
 
 HISTORY_PER_PAGE = 25
 
@@ -89,7 +88,7 @@ def vacancy_by_month(session: Session, unit_ids: Select, last_period: str, month
             for period in periods:
                 key = (period, unit.timezone)
                 if key not in bounds:
-                    bounds[key] = local_month_bounds(int(period[:4]), int(period[5:]), unit.timezone)
+                    bounds[key] = month_bounds(period, unit.timezone)
                 month_start, month_end = bounds[key]
                 overlap = (min(end, month_end) - max(start, month_start)).total_seconds()
                 if overlap > 0 and status in result[period].seconds:

@@ -23,10 +23,9 @@ from app import audit
 from app.jobs import enqueue, job
 from app.models import Estate, Person, Statement, StatementDelivery, Tenancy, Unit, UnitOwnership, utcnow
 from app.notify import send_email
-from app.reports.pdf import render_statement
-from app.reports.statements import (
-    StatementData, StatementPeriodError, last_complete_period, load_statements, month_bounds,
-)
+from app.periods import current_period, last_complete_period, previous_period
+from app.statements.figures import StatementData, StatementPeriodError, load_statements, month_bounds
+from app.statements.pdf import render_statement
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 4
@@ -224,7 +223,7 @@ def schedule_monthly_statements(session: Session) -> list[str]:
     for estate in session.scalars(select(Estate).order_by(Estate.id)):
         if not estate.feature_enabled("statements"):
             continue
-        period = last_complete_period(estate)
+        period = last_complete_period(estate.tz)
         units = session.scalar(select(func.count(Unit.id)).where(Unit.estate_id == estate.id))
         done = session.scalar(select(func.count(Statement.id)).where(
             Statement.estate_id == estate.id, Statement.period == period))
@@ -258,8 +257,6 @@ class MonthRow:
 
 def unit_statement_months(session: Session, unit: Unit, months: int = 12) -> list[MonthRow]:
     """The unit's last `months` months, newest first, with the archived statement where issued."""
-    from app.reports.statements import current_period, previous_period
-
     from app.models import Account, LedgerTransaction, Posting, Wallet
 
     first = session.scalar(
@@ -268,7 +265,7 @@ def unit_statement_months(session: Session, unit: Unit, months: int = 12) -> lis
         .join(Account, Account.id == Posting.account_id)
         .join(Wallet, Wallet.id == Account.wallet_id)
         .where(Wallet.unit_id == unit.id))
-    period = current_period(unit.estate)
+    period = current_period(unit.estate.tz)
     wanted = [period]  # months before the wallet's first movement have nothing to show
     while len(wanted) < months and first is not None and previous_period(period) >= first:
         period = previous_period(period)
@@ -291,7 +288,7 @@ def statement_pdf(session: Session, unit: Unit, period: str) -> tuple[bytes, str
     filename = statement_filename(unit.estate.code, unit.number, period)
     if archived is not None:
         return archived.pdf, filename, False
-    from app.reports.statements import statement_for
+    from app.statements.figures import statement_for
 
     data = statement_for(session, unit, period)  # raises StatementPeriodError for future months
     return render_statement(data, provisional=True), filename.replace(".pdf", "-provisional.pdf"), True

@@ -18,11 +18,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
+from app import periods
 from app.estates import get_setting
 from app.ledger import _planned_for_these_values  # the ledger's guard against generic plans
 from app.ledger.anchors import Anchor, chain_head
@@ -31,7 +31,7 @@ from app.models import (
     UnitOwnership, Wallet, utcnow,
 )
 from app.money import UTILITY_UNITS, quantize
-from app.periods import InvalidPeriod, parse_period
+from app.periods import InvalidPeriod
 
 DEFAULT_BRAND_COLOUR = "#0f766e"
 CATEGORIES = ("topups", "consumption", "standing_charges", "levies", "adjustments")
@@ -63,35 +63,9 @@ def category_of(kind: str) -> str:
 def month_bounds(period: str, timezone: str) -> tuple[datetime, datetime]:
     """The UTC instants where an estate's local month starts and the next one starts."""
     try:
-        year, month = parse_period(period)
+        return periods.month_bounds(period, timezone)
     except InvalidPeriod as error:  # callers (jobs, views) handle the statement's own error
         raise StatementPeriodError(str(error)) from error
-    tz = ZoneInfo(timezone)
-    start = datetime(year, month, 1, tzinfo=tz)
-    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=tz)
-    return start.astimezone(UTC), end.astimezone(UTC)
-
-
-def previous_period(period: str) -> str:
-    """The month before YYYY-MM."""
-    year, month = int(period[:4]), int(period[5:])
-    return f"{year - 1}-12" if month == 1 else f"{year:04d}-{month - 1:02d}"
-
-
-def next_period(period: str) -> str:
-    """The month after YYYY-MM."""
-    year, month = int(period[:4]), int(period[5:])
-    return f"{year + 1}-01" if month == 12 else f"{year:04d}-{month + 1:02d}"
-
-
-def current_period(estate: Estate) -> str:
-    """The estate's current local month."""
-    return utcnow().astimezone(estate.tz).strftime("%Y-%m")
-
-
-def last_complete_period(estate: Estate) -> str:
-    """The estate's most recent month that has ended (what the 1st-of-month run issues)."""
-    return previous_period(current_period(estate))
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -22,16 +22,9 @@ from sqlalchemy.orm import Session
 from app.models import ConsumptionRollup, Estate, Meter, Unit
 from app.models.meter import UTILITIES
 from app.money import UTILITY_UNITS
+from app.periods import add_months, local_month_bounds, shift_month
 
 TOP_CONSUMERS = 5
-
-
-def local_month_bounds(year: int, month: int, timezone: str) -> tuple[datetime, datetime]:
-    """The UTC instants where a local calendar month starts and the next one starts."""
-    tz = ZoneInfo(timezone)
-    following = (year + 1, 1) if month == 12 else (year, month + 1)
-    return (datetime(year, month, 1, tzinfo=tz).astimezone(UTC),
-            datetime(*following, 1, tzinfo=tz).astimezone(UTC))
 
 
 @dataclass
@@ -120,7 +113,7 @@ def usage_report(session: Session, unit_ids: Select, utility: str, year: int, mo
     if not units:
         return report
     timezones = sorted({row.timezone for row in units})
-    previous_month = (year - 1, 12) if month == 1 else (year, month - 1)
+    previous_month = shift_month(year, month, -1)
     this = {tz: local_month_bounds(year, month, tz) for tz in timezones}
     before = {tz: local_month_bounds(*previous_month, tz) for tz in timezones}
 
@@ -158,7 +151,7 @@ def usage_report(session: Session, unit_ids: Select, utility: str, year: int, mo
                           ConsumptionRollup.period_start < this[tz][1]) for tz in timezones]))
         .group_by(ConsumptionRollup.period_start, Estate.timezone, Meter.utility, Meter.role))
     first = date(year, month, 1)
-    length = ((date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)) - first).days
+    length = (add_months(first, 1) - first).days
     days = {first + timedelta(days=i): DayUsage(first + timedelta(days=i), Decimal(0), Decimal(0), Decimal(0))
             for i in range(length)}
     for start, timezone, meter_utility, role, total in daily:

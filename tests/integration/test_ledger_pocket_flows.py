@@ -8,9 +8,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.ledger import Entry, post
+from app.ledger.pocket_flows import fold
 from app.models import Posting
 from app.models.reporting import PocketFlowTotal, PocketFlowWatermark
-from app.reports.pocket_flows import fold
 from tests.factories import make_estate_with_wallet
 from tests.integration.test_ledger_concurrency import run_in_threads
 

@@ -25,13 +25,12 @@ from app.ledger.anchors import Anchor, anchor_line, chain_head
 from app.ledger.verify import summarise, verify_ledger
 from app.models import Account, Estate, FinancialPeriod, LedgerTransaction, Meter, Posting, Reading, utcnow
 from app.money import quantize
+from app.periods import next_period
 from app.reports.pdf import (
     BODY, H2, SMALL, brand, data_table, page_band, pdf_amount, pdf_text, report_document,
 )
 from app.reports.summaries import BulkComparison
-from app.reports.statements import (
-    DEFAULT_BRAND_COLOUR, StatementPeriodError, month_bounds, next_period,
-)
+from app.statements.figures import DEFAULT_BRAND_COLOUR, StatementPeriodError, month_bounds
 
 MAX_MONTHS = 24
 

@@ -1,0 +1,1 @@
+"""Owner analytics across estates: portfolio figures, reconciliation, vacancy and usage reports."""

@@ -1,0 +1,51 @@
+"""Export downloads for the blueprints: `?format=csv|pdf` read from the request, the file returned.
+
+The files themselves are built by app.reports.export (the columns, CSV and PDF tables);
+this module is the request side, so it lives beside the blueprints.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Response, abort, request
+
+from app.reports.export import FORMATS, Column, to_csv, to_pdf
+
+
+def requested_format() -> str | None:
+    """The export format a request asks for (`?format=csv|pdf`), None for the page itself."""
+    wanted = request.args.get("format")
+    if wanted is None:
+        return None
+    if wanted not in FORMATS:
+        abort(400, f"format must be one of {', '.join(FORMATS)}")
+    return wanted
+
+
+def respond(rows: Iterable[Any], columns: Sequence[Column], title: str, fmt: str, *,
+            subtitle: str = "", timezone: str | None = None) -> Response:
+    """The rows as a CSV or PDF download named after the title, times in `timezone`.
+
+    Without a zone the viewer's is used (their estate's, else UTC; app/presenters.py), and
+    the PDF says which zone its times are in.
+    """
+    from app.presenters import display_timezone
+
+    rows = list(rows)
+    zone = ZoneInfo(display_timezone(timezone))
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-").lower() or "report"
+    if fmt == "csv":
+        body = to_csv(rows, columns, zone).encode("utf-8-sig")  # the BOM makes Excel read UTF-8
+        mimetype = "text/csv"
+    elif fmt == "pdf":
+        body = to_pdf(rows, columns, title, zone, subtitle=subtitle)
+        mimetype = "application/pdf"
+    else:
+        abort(400, f"format must be one of {', '.join(FORMATS)}")
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{slug}.{fmt}"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
