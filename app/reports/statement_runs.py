@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.jobs import enqueue, job
 from app.models import Estate, Person, Statement, StatementDelivery, Tenancy, Unit, UnitOwnership, utcnow
-from app.notify import send_email
+from app.notify.email import send_email
 from app.reports.pdf import render_statement
 from app.reports.statements import (
     StatementData, StatementPeriodError, last_complete_period, load_statements, month_bounds,

@@ -7,7 +7,7 @@ from app.auth.scope import unit_ids_query
 from app.models import User
 from app.reports.reconciliation import reconcile
 from tests.owner.conftest import period
-from tests.web.conftest import tables_of
+from tests.helpers import tables_of
 from tests.web.test_pages import body
 
 

@@ -7,7 +7,7 @@ from app.auth.scope import unit_ids_query
 from app.models import User
 from app.reports.usage_analytics import usage_report
 from tests.owner.conftest import local_month, period
-from tests.web.conftest import table_with
+from tests.helpers import table_with
 from tests.web.test_pages import body
 
 

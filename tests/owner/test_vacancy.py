@@ -3,12 +3,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from app.auth.scope import unit_ids_query
-from app.estates import set_occupancy
+from app.estates.status import set_occupancy
 from app.models import Unit
 from app.reports.vacancy import vacancy_by_month
 from tests import factories
 from tests.owner.conftest import NAIROBI, at, period, set_history
-from tests.web.conftest import make_login, table_with
+from tests.helpers import make_login, table_with
 from tests.web.test_pages import body
 
 
