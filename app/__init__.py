@@ -12,7 +12,7 @@ from app.config import CONFIGS, INSTANCE_DIR
 JOB_MODULES = [
     "app.ledger.verify",
     "app.ledger.anchors",
-    "app.notify",
+    "app.notify.email",
     "app.statements.runs",
     "app.payments.vendor_credit",
     "app.sources.uisp",
@@ -21,7 +21,7 @@ JOB_MODULES = [
     "app.sources.thundercloud",
     "app.billing.schedule",
     "app.metering.alerts",
-    "app.budget_alerts",
+    "app.notify.budget_alerts",
     "app.ledger.pocket_flows",
 ]
 

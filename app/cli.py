@@ -83,5 +83,5 @@ def register(app: Flask) -> None:
     from app.metering.cli import api_key_cli, maintenance  # noqa: PLC0415 - metering's commands
     app.cli.add_command(maintenance)
     app.cli.add_command(api_key_cli)
-    from app.budget_alerts import alerts_cli  # noqa: PLC0415 - tenant budget alerts (T4)
+    from app.notify.budget_alerts import alerts_cli  # noqa: PLC0415 - tenant budget alerts (T4)
     app.cli.add_command(alerts_cli)

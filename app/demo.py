@@ -32,7 +32,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from app.audit import Actor, record
-from app.estates import put_setting
+from app.settings import put_setting
 from app.ledger import Entry, post_many
 from app.ledger.accounts import open_wallet, system_account
 from app.models import (
@@ -95,7 +95,7 @@ class EstatePlan:
     # Its readings come from the daily Koios import, so the seeded history stops where
     # yesterday's import begins (see `_clock_for`), and the meters report hourly like Koios.
     sparkmeter_serials: dict[str, str] = field(default_factory=dict)
-    settings: dict[str, str] = field(default_factory=dict)  # estate settings (app.estates)
+    settings: dict[str, str] = field(default_factory=dict)  # estate settings (app.settings)
     bulk_meters: bool = True  # a check meter per supplied utility
     owner_occupied: bool = False  # households own their homes (no investors)
 

@@ -5,11 +5,18 @@ How the database is handled
   TEST_DATABASE_URL environment variable) is created when missing and migrated once per
   run with Alembic, so the ledger's triggers (append-only, deferred zero-sum, period lock)
   are the real ones.
-- Tests commit for real: deferred constraint triggers fire only at COMMIT, and a web
-  request commits its own unit of work. Isolation comes from emptying every table
-  (TRUNCATE ... RESTART IDENTITY CASCADE; row triggers do not fire on TRUNCATE) after each
-  test that used the app, so ids start at 1 again in every test. The ledger's own TRUNCATE
-  triggers are disabled for that one transaction only (ALTER TABLE ... DISABLE TRIGGER).
+- The rule: every test commits for real, and every table is emptied after each test that
+  used the app. There is no savepoint-per-test rollback (../shared/STYLE.md rule 13 still
+  says so; this is what the suite does and why):
+  - the ledger's zero-sum check is a deferred constraint trigger, which fires only at
+    COMMIT: in a test rolled back to a savepoint it would never run;
+  - the code under test commits its own unit of work (a web request, a domain function,
+    a job), and jobs, `Progress` rows and the thread tests open their own Sessions on
+    other connections, which cannot see (or be undone with) one outer transaction.
+  Isolation therefore comes from emptying every table (TRUNCATE ... RESTART IDENTITY
+  CASCADE; row triggers do not fire on TRUNCATE), so ids start at 1 again in every test.
+  The ledger's own TRUNCATE triggers are disabled for that one transaction only
+  (ALTER TABLE ... DISABLE TRIGGER). Factories flush and leave the commit to the test.
 - Only a database whose name contains "test" is ever emptied.
 
 Fixtures
@@ -23,7 +30,8 @@ Fixtures
 - `cli_runner`  `app.test_cli_runner()` for `flask ...` commands.
 - `engine`      the app's engine, for tests that open their own Sessions (threads).
 
-Data comes from `tests/factories.py`.
+Data comes from `tests/factories.py`; helpers that are not fixtures (signing in, CSRF
+tokens, reading tables) are in `tests/helpers.py`.
 """
 from __future__ import annotations
 

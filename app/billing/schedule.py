@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.billing.tariffs import Price, charge
-from app.estates import get_setting
+from app.settings import get_setting
 from app.jobs import job
 from app.labels import LABELS, label
 from app.models import Estate, FinancialPeriod, Meter, Person, Tenancy, Unit, User, UnitOwnership, utcnow

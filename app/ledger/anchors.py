@@ -101,7 +101,7 @@ def anchor_line(anchor: Anchor | None) -> str:
 @job(JOB_KIND)
 def send_anchor_email(session: Session, progress, now: datetime | None = None) -> str:
     """Email every estate's chain head to LEDGER_ANCHOR_EMAIL (daily); commits the audit row."""
-    from app.notify import send_email
+    from app.notify.email import send_email
 
     to = current_app.config.get("LEDGER_ANCHOR_EMAIL", "")
     if not to:

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.billing import tariffs
-from app.estates import get_setting
+from app.settings import get_setting
 from app.labels import label
 from app.models import Account, Estate, Meter, Unit, Wallet, utcnow
 from app.models.metering import MeterAlert, RelayCommand

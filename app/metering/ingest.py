@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.billing import charges, tariffs
-from app.estates import get_setting, put_setting
+from app.settings import get_setting, put_setting
 from app.labels import label
 from app.ledger import Entry, pg_array, post_many
 from app.ledger.accounts import open_wallet, system_account

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.estates import get_setting
+from app.settings import get_setting
 from app.labels import label
 from app.ledger import Entry, post
 from app.ledger.accounts import metered_utilities, open_wallet, system_account

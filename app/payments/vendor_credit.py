@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.estates import get_setting
+from app.settings import get_setting
 from app.jobs import enqueue_after_commit, job
 from app.models import Meter
 from app.models.payments import Payment

@@ -27,7 +27,7 @@ from sqlalchemy import select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.estates import get_setting, put_setting
+from app.settings import get_setting, put_setting
 from app.jobs import enqueue, job
 from app.metering.decoders import DecodeError, parse_time
 from app.models import Meter, Unit, canonical_serial, utcnow

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from app.estates import get_setting, put_setting
+from app.settings import get_setting, put_setting
 from app.jobs import enqueue, job
 from app.metering.decoders import HTTP_TOPIC, parse_time
 from app.metering.ingest import Message, ingest

@@ -19,7 +19,7 @@ from reportlab.platypus import Paragraph, Spacer
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from app.estates import get_setting
+from app.settings import get_setting
 from app.labels import label
 from app.ledger.anchors import Anchor, anchor_line, chain_head
 from app.ledger.verify import summarise, verify_ledger

@@ -23,7 +23,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
 from app import periods
-from app.estates import get_setting
+from app.settings import get_setting
 from app.ledger import _planned_for_these_values  # the ledger's guard against generic plans
 from app.ledger.anchors import Anchor, chain_head
 from app.models import (

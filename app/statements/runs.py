@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.jobs import enqueue, job
 from app.models import Estate, Person, Statement, StatementDelivery, Tenancy, Unit, UnitOwnership, utcnow
-from app.notify import send_email
+from app.notify.email import send_email
 from app.periods import current_period, last_complete_period, previous_period
 from app.statements.figures import StatementData, StatementPeriodError, load_statements, month_bounds
 from app.statements.pdf import render_statement

@@ -6,7 +6,7 @@ from app.analytics.vacancy import vacancy_by_month
 from app.auth.scope import unit_ids_query
 from tests import factories
 from tests.owner.conftest import NAIROBI, at, set_history
-from tests.web.conftest import make_login
+from tests.helpers import make_login
 
 
 def nairobi(*parts) -> datetime:

@@ -92,7 +92,7 @@ def test_the_daily_anchor_email_lists_every_chain_head(app, session, ledger, mon
     make_topup(session, other.pocket(), "5", clearing=other.accounts.clearing)
     session.commit()
     sent = []
-    monkeypatch.setattr("app.notify.send_email", sent.append)
+    monkeypatch.setattr("app.notify.email.send_email", sent.append)
 
     rq_cron._job_data_registry.clear()
     try:

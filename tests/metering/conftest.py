@@ -10,7 +10,7 @@ from app.metering.ingest import Message
 from app.models import Account, Estate, Meter, Unit
 from app.models.metering import TariffVersion
 from tests.factories import make_estate_with_wallet, make_meter, make_topup, make_user
-from tests.web.conftest import sign_in
+from tests.helpers import sign_in
 
 
 def at(minutes_ago: int) -> datetime:

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from app.estates import put_setting
+from app.settings import put_setting
 from app.metering import credit_control
 from app.metering.ingest import Message, ingest
 from app.models import utcnow
@@ -140,7 +140,7 @@ def test_tenant_hears_once_of_the_cut_and_once_of_the_restore_with_balance_and_h
 
 
 def test_supply_notice_waits_for_the_commit_and_vanishes_with_a_rollback(session, metered, monkeypatch):
-    from app import notify as notify_module
+    from app.notify import email as notify_module
     from app.models import Tenancy
     from tests.factories import make_user
 

@@ -11,7 +11,7 @@ from app.models import AuditLog
 from app.models.metering import IngestApiKey, MeterAlert, RelayCommand
 from tests.factories import make_user
 from tests.metering.conftest import at, direct
-from tests.web.conftest import csrf_from, sign_in
+from tests.helpers import csrf_from, sign_in
 
 pytestmark = pytest.mark.usefixtures("fresh_rate_limits")
 

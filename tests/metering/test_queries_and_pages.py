@@ -12,7 +12,7 @@ from app.metering.queries import meter_periods, period_bounds
 from app.models.metering import DeadLetter
 from tests.factories import make_user
 from tests.metering.conftest import at, balance, direct
-from tests.web.conftest import csrf_from, sign_in
+from tests.helpers import csrf_from, sign_in
 
 NAIROBI = ZoneInfo("Africa/Nairobi")
 

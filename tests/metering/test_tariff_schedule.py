@@ -8,14 +8,14 @@ from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
 from app.billing import schedule
-from app.estates import put_setting
+from app.settings import put_setting
 from app.metering.ingest import ingest
 from app.metering.queries import period_bounds
 from app.models import AuditLog, Notification, Tenancy, UnitOwnership, utcnow
 from app.models.metering import ConsumptionRollup, TariffVersion
 from tests.factories import make_period, make_user
 from tests.metering.conftest import at, balance, direct
-from tests.web.conftest import csrf_from, sign_in
+from tests.helpers import csrf_from, sign_in
 
 pytestmark = pytest.mark.usefixtures("fresh_rate_limits")
 

@@ -15,7 +15,8 @@ from app.ledger.accounts import open_wallet
 from app.metering import rollups
 from app.models import OccupancyChange, utcnow
 from tests import factories
-from tests.web.conftest import _fresh_rate_limits, committed, login, make_login, new_client  # noqa: F401
+from tests.helpers import make_login
+from tests.web.conftest import _fresh_rate_limits, committed, login, new_client  # noqa: F401
 
 NAIROBI = ZoneInfo("Africa/Nairobi")
 
@@ -124,6 +125,6 @@ def landlord(committed) -> Landlord:
 
 
 def set_history(session, unit_id: int, changes: list[tuple[datetime, str]]) -> None:
-    """Record occupancy changes as app.estates.set_occupancy would have, at given moments."""
+    """Record occupancy changes as app.estates.status.set_occupancy would have, at given moments."""
     for moment, status in changes:
         session.add(OccupancyChange(unit_id=unit_id, status=status, changed_at=moment))

@@ -3,7 +3,7 @@ from sqlalchemy import select
 
 from app.auth.scope import unit_ids_query
 from app.models import Unit, User
-from tests.web.conftest import table_with
+from tests.helpers import table_with
 from tests.web.test_pages import body
 
 
@@ -55,7 +55,7 @@ def test_the_unit_table_is_paged_and_the_export_has_every_unit(landlord, login, 
 
 def test_staff_see_every_unit_on_the_portfolio(landlord, login, committed):
     with committed() as s:
-        from tests.web.conftest import make_login
+        from tests.helpers import make_login
         staff = make_login(s, "staff").email
         total = len(s.scalars(select(Unit.id)).all())
     page = body(login(staff).get("/owner/"))

@@ -1,6 +1,6 @@
 """O2: the owner reconciliation page: highlighted shortfalls, totals, export and bad input."""
 from tests.owner.conftest import period
-from tests.web.conftest import tables_of
+from tests.helpers import tables_of
 from tests.web.test_pages import body
 
 

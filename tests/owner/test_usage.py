@@ -1,6 +1,6 @@
 """O3: the owner usage page: top consumers, per-unit table, charts, export and bad input."""
 from tests.owner.conftest import period
-from tests.web.conftest import table_with
+from tests.helpers import table_with
 from tests.web.test_pages import body
 
 

@@ -1,8 +1,8 @@
 """O4: the owner vacancy page: status now, change history, paging and scope."""
-from app.estates import set_occupancy
+from app.estates.status import set_occupancy
 from app.models import Unit
 from tests.owner.conftest import at, period, set_history
-from tests.web.conftest import table_with
+from tests.helpers import table_with
 from tests.web.test_pages import body
 
 

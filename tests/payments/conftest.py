@@ -40,7 +40,7 @@ class Kit:
 @pytest.fixture
 def kit(committed) -> Kit:
     """An estate with one rented unit (tenant with a phone) and a staff login."""
-    from tests.web.conftest import make_login
+    from tests.helpers import make_login
 
     with committed() as s:
         made = factories.make_estate_with_wallet(s, currency="LSL", name="Ha Thetsane")

@@ -16,7 +16,7 @@ from tests import factories
 from tests.emulators import serving
 from tests.payments.test_pages import hidden_fields
 from tests.payments.test_payfast import post_itn, start_payment
-from tests.web.conftest import csrf_from, table_with
+from tests.helpers import csrf_from, table_with
 
 
 def pockets_of(unit_id: int) -> list[str]:

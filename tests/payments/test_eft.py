@@ -146,7 +146,7 @@ def test_a_deposit_beyond_the_amount_column_is_refused(app, kit):
 
 
 def test_one_ceiling_refuses_oversized_rows_and_credits(app, kit):
-    from app.estates import put_setting
+    from app.settings import put_setting
     from app.payments.credit import PaymentError, credit_payment
     with app.app_context():
         report = import_statement(db.session, "\n".join([

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import LedgerTransaction
 from app.models.payments import Payment
-from tests.web.conftest import csrf_from
+from tests.helpers import csrf_from
 
 CELL = st.one_of(
     st.text(max_size=20),

@@ -15,7 +15,7 @@ from app.extensions import db
 from app.models import Account
 from app.models.payments import Payment
 from tests.emulators import serving
-from tests.web.conftest import csrf_from, table_with
+from tests.helpers import csrf_from, table_with
 
 
 def hidden_fields(page: str) -> list[tuple[str, str]]:
@@ -126,7 +126,7 @@ def test_staff_upload_a_statement_and_confirm(app, kit, login):
 
 
 def test_payment_pages_are_closed_to_other_roles(app, kit, login, committed):
-    from tests.web.conftest import make_login
+    from tests.helpers import make_login
     with committed() as s:
         from tests import factories
         other = factories.make_estate_with_wallet(s)

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models.metering import IngestApiKey
 from app.models.payments import Payment
-from tests.web.conftest import csrf_from
+from tests.helpers import csrf_from
 
 
 def field_error(page: str, field: str) -> str | None:

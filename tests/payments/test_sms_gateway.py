@@ -250,7 +250,7 @@ def test_mpesa_senders_setting_replaces_the_default(app, kit, client, monkeypatc
 
 
 def test_an_estate_setting_narrows_the_senders_for_its_units(app, kit, client, committed):
-    from app.estates import put_setting
+    from app.settings import put_setting
     from app.models import AuditLog
     with committed() as s:
         put_setting(s, "mpesa_senders", "M-PESA", estate_id=kit.estate_id)

@@ -124,7 +124,7 @@ def _credited_payment(unit_number: str) -> Payment:
 
 
 def test_push_against_the_shared_koios_emulator(app, committed, monkeypatch):
-    from app.estates import put_setting
+    from app.settings import put_setting
     from tests.emulators.koios import build, create_app
     emulator = build(sites=1, meters_per_site=2)
     emulator.api_key, emulator.api_secret = "k", "s"
@@ -151,7 +151,7 @@ def test_push_against_the_shared_koios_emulator(app, committed, monkeypatch):
 def test_payfast_topup_on_a_sparkmeter_unit_is_pushed_to_koios(app, kit, committed, payfast_gateway,
                                                                 client, monkeypatch):
     """Every credited payment goes through the same push, whatever its provider (here PayFast)."""
-    from app.estates import put_setting
+    from app.settings import put_setting
     from app.models import Unit
     from tests.emulators.koios import build, create_app
     from tests.payments.test_payfast import post_itn, start_payment

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from app.estates import put_setting
+from app.settings import put_setting
 from app.jobs import enqueue
 from app.models import JobRun, LedgerTransaction
 from app.models.payments import Payment

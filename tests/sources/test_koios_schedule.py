@@ -14,7 +14,7 @@ from app.models import Estate, JobRun, Meter
 from tests import factories
 from tests.emulators import serving
 from tests.emulators.koios import build, create_app
-from tests.web.conftest import csrf_from, table_with
+from tests.helpers import csrf_from, table_with
 
 CRON_FILE = Path(__file__).resolve().parents[2] / "workers" / "cron.py"
 

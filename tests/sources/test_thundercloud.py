@@ -157,7 +157,7 @@ def test_the_job_matches_waiting_payments_even_when_every_file_is_known(session,
 
 
 def test_the_sources_page_shows_each_payments_unit_or_unmatched(world, committed, login):
-    from tests.web.conftest import table_with
+    from tests.helpers import table_with
 
     with committed() as s:
         units = units_with_meters(s, ["SM010001"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from app.models import Estate, JobRun
-from tests.web.conftest import csrf_from, table_with
+from tests.helpers import csrf_from, table_with
 
 
 def press(client, headers=True, **form):

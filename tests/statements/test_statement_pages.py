@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app.models import Statement, Tenancy, Unit
 from tests.factories import make_estate_with_wallet, make_period
 from tests.statements.test_statement_runs import PERIOD, month_of_activity, pdf_text
-from tests.web.conftest import make_login
+from tests.helpers import make_login
 
 
 def url(app, endpoint, **values):
@@ -67,7 +67,7 @@ def test_staff_page_runs_the_month_and_shows_failed_emails(app, committed, login
     client = login(staff)
     page = client.get(url(app, "staff.statements", estate_id=estate_id, period=PERIOD))
     assert page.status_code == 200 and "not issued" in page.get_data(as_text=True)
-    from tests.web.conftest import csrf_from
+    from tests.helpers import csrf_from
     token = csrf_from(page.get_data(as_text=True))
     saved = app.config["MAIL_URL"]
     app.config["MAIL_URL"] = "smtp://127.0.0.1:1"  # nothing listens: every email fails

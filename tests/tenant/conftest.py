@@ -16,9 +16,8 @@ from app.metering.ingest import Message, ingest
 from app.models import Tenancy
 from app.models.metering import TariffVersion
 from tests import factories
-from tests.web.conftest import (  # noqa: F401  (fixtures)
-    _fresh_rate_limits, committed, login, make_login, new_client, world,
-)
+from tests.helpers import make_login
+from tests.web.conftest import _fresh_rate_limits, committed, login, new_client, world  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(autouse=True)

@@ -9,14 +9,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from app.budget_alerts import check_budget_alerts, save_settings
+from app.notify.budget_alerts import check_budget_alerts, save_settings
 from app.jobs import enqueue
 from app.models import Account, AuditLog, Notification, Unit, User
 from app.models.budget_alerts import BudgetAlertSetting
 from app.models.metering import ConsumptionRollup
 from app.reports.usage import local_midnight
 from tests import factories
-from tests.web.conftest import page_token
+from tests.helpers import page_token
 
 JOBURG = ZoneInfo("Africa/Johannesburg")
 NOW = datetime(2026, 11, 18, 10, 0, tzinfo=JOBURG)

@@ -21,7 +21,7 @@ from app.money import format_amount
 from app.reports.usage import days_of_credit, local_midnight, period_starts, usage_series
 from tests import factories
 from tests.tenant.conftest import feed, reading, register_series
-from tests.web.conftest import make_login
+from tests.helpers import make_login
 
 JOBURG = ZoneInfo("Africa/Johannesburg")
 

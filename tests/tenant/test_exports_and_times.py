@@ -13,7 +13,7 @@ from reportlab.platypus import Paragraph
 from app.models import Account, Notification, RoleGrant, User
 from app.reports.pdf import data_table, render_table_pdf
 from tests import factories
-from tests.web.conftest import make_login
+from tests.helpers import make_login
 
 LONG_MEMO = ("PayFast top-up R 1 250.00: electricity R 800.00, water R 300.00, hot water R 150.00 "
              "(pf-20261101-000042-reference-that-keeps-going) paid from the family account of the Dlamini household")

@@ -16,7 +16,7 @@ from app.models.metering import TariffVersion
 from app.money import format_amount
 from tests import factories
 from tests.tenant.conftest import feed, reading
-from tests.web.conftest import table_with
+from tests.helpers import table_with
 
 JOBURG = ZoneInfo("Africa/Johannesburg")
 

@@ -21,7 +21,7 @@ from app.models import (
 from app.models.payments import Payment
 from app.payments.credit import credit_payment
 from tests import factories
-from tests.web.conftest import make_login, table_with
+from tests.helpers import make_login, table_with
 
 JOBURG = ZoneInfo("Africa/Johannesburg")
 

@@ -5,7 +5,7 @@ import pytest
 
 from app.models import Account, Unit
 from tests import factories
-from tests.web.conftest import csrf_from
+from tests.helpers import csrf_from
 
 PAGES = ["/tenant/units/{unit}", "/tenant/units/{unit}/usage?utility=electricity&grain=daily",
          "/tenant/units/{unit}/usage?utility=electricity&grain=weekly&format=csv",

@@ -9,7 +9,7 @@ from app.auth.invites import invite_link
 from app.auth.redirects import safe_next
 from app.models import AuditLog, User
 from tests import factories
-from tests.web.conftest import csrf_from, page_token, sign_in
+from tests.helpers import csrf_from, page_token, sign_in
 
 LANDING = {
     "staff": "/staff/", "tenant": "/tenant/", "owner": "/owner/", "family": "/family/",

@@ -12,7 +12,7 @@ from app.jobs import enqueue, enqueue_after_commit
 from app.models import JobRun, Notification, Person
 from app.notify import notify
 from tests import factories
-from tests.web.conftest import make_login
+from tests.helpers import make_login
 
 REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
 
@@ -374,7 +374,7 @@ def test_email_with_smtp_down_stays_pending_then_is_delivered(app, monkeypatch, 
 
 
 def test_email_gives_up_after_the_last_attempt(app, monkeypatch, committed, recipient):
-    from app.notify import MAX_EMAIL_ATTEMPTS
+    from app.notify.email import MAX_EMAIL_ATTEMPTS
 
     monkeypatch.setitem(app.config, "MAIL_URL", f"smtp://127.0.0.1:{free_port()}")
     send(committed, recipient, channels=("email",))

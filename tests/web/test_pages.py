@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 from app.models import AuditLog, Estate, JobRun, Reading, Tenancy, utcnow
 from app.money import format_amount
 from tests import factories
-from tests.web.conftest import csrf_from, make_login, table_with
+from tests.helpers import csrf_from, make_login, table_with
 
 
 def body(response) -> str:
@@ -231,7 +231,7 @@ def test_staff_page_lists_every_estate_with_feature_flags(portfolio, login):
 
 def test_feature_toggle_is_audited_with_old_and_new_values_actor_and_ip(portfolio, new_client,
                                                                        committed):
-    from tests.web.conftest import sign_in
+    from tests.helpers import sign_in
 
     client = new_client("10.20.30.40")
     assert sign_in(client, portfolio.emails["staff"]).status_code == 302

@@ -2,7 +2,7 @@
 never a 500 (issue 11, item 10): every such view parses it with app.periods first."""
 import pytest
 
-from tests.web.conftest import csrf_from
+from tests.helpers import csrf_from
 
 BAD_PERIODS = ["9999-12", "2026-11%00", "2026-13", "1999-12", "2026-11%0A"]
 

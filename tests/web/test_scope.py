@@ -15,7 +15,7 @@ from werkzeug.routing import Rule
 from app import create_app
 from app.models import JobRun
 from app.models.people import ROLES
-from tests.web.conftest import csrf_from
+from tests.helpers import csrf_from
 
 _APP = create_app("test")  # only its url_map is read; create_app does no I/O
 RULES: list[Rule] = sorted(_APP.url_map.iter_rules(), key=lambda r: (r.rule, r.endpoint))

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from app import create_app
 from app.config import ProductionConfig, TestConfig
 from app.extensions import db
-from tests.web.conftest import sign_in
+from tests.helpers import sign_in
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 

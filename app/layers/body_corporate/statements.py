@@ -5,8 +5,8 @@ from flask import abort, redirect, request, send_file, url_for
 from flask_login import current_user
 
 from app.auth.scope import estate_or_404
-from app.estates import recent_periods
 from app.extensions import db
+from app.estates.queries import recent_periods
 from app.htmx import render
 from app.layers.body_corporate import bp
 from app.periods import parse_period

@@ -12,7 +12,8 @@ from app.layers.portal import job_panel
 from app.layers.staff import bp
 from app.models import LIVE_FEATURES, AuditLog, Estate, JobRun
 from app.periods import parse_period
-from app.estates import EstateRuleError, recent_periods, set_period_status
+from app.estates.queries import recent_periods
+from app.estates.status import EstateRuleError, set_period_status
 from app.reports.summaries import estate_figures
 
 

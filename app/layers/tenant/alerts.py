@@ -4,7 +4,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.auth.scope import unit_or_404
-from app.budget_alerts import AlertSettingsError, save_settings, settings_for, unit_pockets
+from app.notify.budget_alerts import AlertSettingsError, save_settings, settings_for, unit_pockets
 from app.extensions import db
 from app.htmx import redirect, render
 from app.layers.tenant import bp

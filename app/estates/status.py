@@ -1,11 +1,10 @@
-"""Estate administration writes: occupancy, financial periods, settings. Each is audited."""
-from typing import Any
+"""Status changes of an estate: a unit's occupancy and a financial period's status. Each is audited."""
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.models import Estate, FinancialPeriod, OccupancyChange, Setting, Unit
+from app.models import Estate, FinancialPeriod, OccupancyChange, Unit
 from app.models.estate import OCCUPANCY_STATUSES, PERIOD_STATUSES
 from app.periods import is_period
 
@@ -50,40 +49,3 @@ def set_period_status(session: Session, estate: Estate, period: str, status: str
     audit.record(session, "period.status", row, old={"status": current}, new={"status": status},
                  estate_id=estate.id)
     return row
-
-
-def recent_periods(session: Session, estate: Estate, months: int = 6) -> list[tuple[str, str]]:
-    """The estate's last `months` periods (newest first) with their status."""
-    from app.models import utcnow
-
-    today = utcnow().astimezone(estate.tz)
-    year, month = today.year, today.month
-    names = []
-    for _ in range(months):
-        names.append(f"{year:04d}-{month:02d}")
-        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
-    stored = dict(session.execute(select(FinancialPeriod.period, FinancialPeriod.status).where(
-        FinancialPeriod.estate_id == estate.id, FinancialPeriod.period.in_(names))).all())
-    return [(name, stored.get(name, "open")) for name in names]
-
-
-def get_setting(session: Session, key: str, estate_id: int | None = None, default: Any = None) -> Any:
-    """Return a setting: the estate's own value, else the global one, else `default`."""
-    rows = session.scalars(select(Setting).where(
-        Setting.key == key, (Setting.estate_id == estate_id) | Setting.estate_id.is_(None)))
-    values = {row.estate_id: row.value for row in rows}
-    if estate_id in values:
-        return values[estate_id]
-    return values.get(None, default)
-
-
-def put_setting(session: Session, key: str, value: Any, estate_id: int | None = None) -> None:
-    """Store a setting globally (estate_id None) or for one estate."""
-    row = session.scalar(select(Setting).where(Setting.key == key, Setting.estate_id.is_(estate_id)
-                                               if estate_id is None else Setting.estate_id == estate_id))
-    old = row.value if row else None
-    if row is None:
-        session.add(Setting(key=key, value=value, estate_id=estate_id))
-    else:
-        row.value = value
-    audit.record(session, "setting.put", "Setting", old={key: old}, new={key: value}, estate_id=estate_id)

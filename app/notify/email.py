@@ -1,62 +1,26 @@
-"""Notifications (X4): `notify()` is the one call; in-app rows, email over SMTP, an SMS outbox.
+"""Email notifications: delivery over SMTP by the `deliver_email` job, after the caller commits.
 
-In-app rows are read in the portal. Emails are delivered by a job after the caller commits
-(MAIL_URL smtp[s]://user:pass@host:port; without it they are written to the log). SMS rows
-wait in the outbox, from which the SMS gateway collects them.
+MAIL_URL smtp[s]://user:pass@host:port[?starttls]; without it an email is written to the log
+(`describe_email`) and marked "logged". `send_email` is also used for statements and anchors.
 """
 import logging
 import smtplib
-from collections.abc import Iterable
 from email.message import EmailMessage
-from typing import Any
 from urllib.parse import unquote, urlparse
 
-from flask import current_app, render_template
+from flask import current_app
 from sqlalchemy.orm import Session
 
-from app.jobs import enqueue_after_commit, job
+from app.jobs import job
 from app.models import Notification, Person, User, utcnow
 
 log = logging.getLogger(__name__)
 MAX_EMAIL_ATTEMPTS = 4
 
 
-def notify(session: Session, template: str, context: dict[str, Any], *,
-           user: User | None = None, person: Person | None = None,
-           channels: Iterable[str] = ("in_app", "email")) -> list[Notification]:
-    """Render `templates/notifications/<template>.txt` and queue it on each channel."""
-    person = person or (user.person if user else None)
-    text = render_template(f"notifications/{template}.txt", **context)
-    subject, _, body = text.partition("\n")
-    subject = subject.removeprefix("Subject:").strip()
-    body = body.strip()
-    made = []
-    for channel in channels:
-        address = _address(channel, user, person)
-        if channel != "in_app" and not address:
-            continue  # nobody to send to on this channel
-        row = Notification(
-            user_id=user.id if user else None, person_id=person.id if person else None,
-            channel=channel, template=template, to_address=address,
-            subject=subject, body=body if channel != "sms" else f"{subject}. {body}"[:480],
-            status="sent" if channel == "in_app" else "pending",
-            sent_at=utcnow() if channel == "in_app" else None,
-        )
-        session.add(row)
-        made.append(row)
-    session.flush()
-    for row in made:
-        if row.channel == "email":
-            enqueue_after_commit(session, "deliver_email", row.id, track=False)
-    return made
-
-
-def _address(channel: str, user: User | None, person: Person | None) -> str | None:
-    if channel == "email":
-        return (person.email if person and person.email else None) or (user.email if user else None)
-    if channel == "sms":
-        return person.phone if person else None
-    return None
+def email_address(user: User | None, person: Person | None) -> str | None:
+    """The address an email goes to: the person's own, else the login's."""
+    return (person.email if person and person.email else None) or (user.email if user else None)
 
 
 @job("deliver_email")

@@ -1,0 +1,55 @@
+"""Notifications (X4): `notify()` is the one call; in-app rows, email over SMTP, an SMS outbox.
+
+The package owns every message to a person: `email.py` (SMTP delivery by a job after the
+caller commits), `sms.py` (the outbox the SMS gateway collects), in-app rows (written here,
+read in the portal), and `budget_alerts.py` (tenants' low-balance and high-usage alerts,
+sent through `notify()`). Outgoing webhooks join it.
+"""
+from collections.abc import Iterable
+from typing import Any
+
+from flask import render_template
+from sqlalchemy.orm import Session
+
+from app.jobs import enqueue_after_commit
+from app.models import Notification, Person, User, utcnow
+from app.notify.email import email_address
+from app.notify.sms import sms_address, sms_text
+
+
+def notify(session: Session, template: str, context: dict[str, Any], *,
+           user: User | None = None, person: Person | None = None,
+           channels: Iterable[str] = ("in_app", "email")) -> list[Notification]:
+    """Render `templates/notifications/<template>.txt` and queue it on each channel."""
+    person = person or (user.person if user else None)
+    text = render_template(f"notifications/{template}.txt", **context)
+    subject, _, body = text.partition("\n")
+    subject = subject.removeprefix("Subject:").strip()
+    body = body.strip()
+    made = []
+    for channel in channels:
+        address = _address(channel, user, person)
+        if channel != "in_app" and not address:
+            continue  # nobody to send to on this channel
+        row = Notification(
+            user_id=user.id if user else None, person_id=person.id if person else None,
+            channel=channel, template=template, to_address=address,
+            subject=subject, body=body if channel != "sms" else sms_text(subject, body),
+            status="sent" if channel == "in_app" else "pending",
+            sent_at=utcnow() if channel == "in_app" else None,
+        )
+        session.add(row)
+        made.append(row)
+    session.flush()
+    for row in made:
+        if row.channel == "email":
+            enqueue_after_commit(session, "deliver_email", row.id, track=False)
+    return made
+
+
+def _address(channel: str, user: User | None, person: Person | None) -> str | None:
+    if channel == "email":
+        return email_address(user, person)
+    if channel == "sms":
+        return sms_address(person)
+    return None
