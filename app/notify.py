@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from flask import current_app, render_template
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.jobs import enqueue_after_commit, job
@@ -19,6 +20,17 @@ from app.models import Notification, Person, User, utcnow
 
 log = logging.getLogger(__name__)
 MAX_EMAIL_ATTEMPTS = 4
+
+
+def read_in_app(session: Session, user_id: int, limit: int = 50) -> list[Notification]:
+    """The user's latest in-app notifications, marked read as they are shown; commits once."""
+    rows = session.scalars(select(Notification).where(Notification.user_id == user_id,
+                                                      Notification.channel == "in_app")
+                           .order_by(Notification.id.desc()).limit(limit)).all()
+    for row in rows:
+        row.read_at = row.read_at or utcnow()
+    session.commit()
+    return rows
 
 
 def notify(session: Session, template: str, context: dict[str, Any], *,
