@@ -54,7 +54,7 @@ def set_period_status(session: Session, estate: Estate, period: str, status: str
     return row
 
 
-def set_feature(session: Session, estate: Estate, name: str, wanted: bool) -> bool:
+def set_estate_feature(session: Session, estate: Estate, name: str, wanted: bool) -> bool:
     """Switch one of the estate's feature flags, audited; returns False when nothing changed; commits once."""
     before = estate.feature_enabled(name)
     if before == wanted:

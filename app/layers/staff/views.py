@@ -11,7 +11,7 @@ from app.layers.portal import job_panel
 from app.layers.staff import bp
 from app.models import LIVE_FEATURES, AuditLog, Estate, JobRun
 from app.periods import parse_period
-from app.estates import EstateRuleError, recent_periods, set_feature, set_period_status
+from app.estates import EstateRuleError, recent_periods, set_estate_feature, set_period_status
 from app.reports.summaries import estate_figures
 
 
@@ -59,7 +59,7 @@ def set_feature(estate_id: int, name: str):
     if name not in LIVE_FEATURES:  # unknown, or a flag no code reads yet
         abort(404)
     wanted = request.form.get("enabled") == "1"
-    set_feature(db.session, estate, name, wanted)
+    set_estate_feature(db.session, estate, name, wanted)
     flash(f"{label('feature', name)} is {'on' if wanted else 'off'} for {estate.name}.",
           "success")
     return redirect(url_for("staff.index"))
