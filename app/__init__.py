@@ -120,7 +120,10 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
+    from app.api.problems import is_api_request, problem, register_problem_handlers
     from app.extensions import db
+
+    register_problem_handlers(app)
 
     def transaction_failed() -> bool:
         """Whether the request's transaction can no longer run a statement."""
@@ -141,6 +144,8 @@ def register_errorhandlers(app: Flask) -> None:
         # explicitly, so nothing uncommitted of a refused request is ever kept).
         if code >= 500 or transaction_failed():
             db.session.rollback()
+        if is_api_request():  # the JSON API answers problem+json, pages an HTML page
+            return problem(code, message)
         from app.htmx import is_partial
 
         if is_partial():  # htmx swaps a 400 into the element that asked: the message alone

@@ -9,11 +9,12 @@ import json
 from flask import Blueprint, jsonify, request
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from app.api.problems import problem
 from app.extensions import csrf, db
 from app.ledger import LedgerError
 from app.metering.api_keys import key_is_valid
 from app.metering.decoders import HTTP_TOPIC
-from app.metering.ingest import Message, ingest, ingest_paused
+from app.metering.ingest import Message, ingest_and_commit, ingest_paused
 
 bp = Blueprint("readings_api", __name__, url_prefix="/api/v1")
 MAX_READINGS = 1000
@@ -40,28 +41,23 @@ def _encoded(item) -> bytes:
 def post_readings():
     """Ingest one reading object or {"readings": [...]}; refused ones are reported and dead-lettered."""
     if not key_is_valid(db.session, request.headers.get("X-API-Key")):
-        return jsonify(error="a valid X-API-Key header is required"), 401
+        return problem(401, "a valid X-API-Key header is required")
     if ingest_paused(db.session):
-        response = jsonify(error="ingest is paused for maintenance; retry later")
-        response.headers["Retry-After"] = "60"
-        return response, 503
+        return problem(503, "ingest is paused for maintenance; retry later", headers={"Retry-After": "60"})
     body = _body()
     items = body.get("readings") if isinstance(body, dict) and "readings" in body else [body]
     if body is None or not isinstance(items, list) or not items:
-        return jsonify(error="send a JSON reading object or {\"readings\": [...]}"), 400
+        return problem(400, "send a JSON reading object or {\"readings\": [...]}")
     if len(items) > MAX_READINGS:
-        return jsonify(error=f"at most {MAX_READINGS} readings per request"), 413
+        return problem(413, f"at most {MAX_READINGS} readings per request")
     messages = [Message(HTTP_TOPIC, _encoded(item)) for item in items]
     try:
-        report = ingest(db.session, messages)
+        report = ingest_and_commit(db.session, messages)
     except LedgerError as error:  # e.g. a reading in a locked period: nothing is stored
         db.session.rollback()
-        return jsonify(error=f"the ledger refused the batch: {error}"), 409
+        return problem(409, f"the ledger refused the batch: {error}")
     except (OperationalError, InterfaceError):  # the database, not the readings: send them again
         db.session.rollback()
-        response = jsonify(error="the database is unavailable; retry later")
-        response.headers["Retry-After"] = "30"
-        return response, 503
-    db.session.commit()
+        return problem(503, "the database is unavailable; retry later", headers={"Retry-After": "30"})
     return jsonify(accepted=report.accepted, duplicates=report.duplicates, billed=report.billed,
                    refused=report.dead_letters), 200

@@ -24,6 +24,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.billing import BillingError
 from app.billing.tariffs import Price, charge
 from app.settings import get_setting
 from app.jobs import job
@@ -40,12 +41,17 @@ FORM_ROWS = 5  # block bands and time-of-use windows offered on the form
 KIND_LABELS = LABELS["tariff"]  # one place for labels: app/labels.py
 
 
-class TariffFormError(ValueError):
-    """A tariff version the form cannot save; `errors` lists every problem found."""
+class TariffFormError(BillingError):
+    """A tariff version the form cannot save; `errors` holds every problem found, by form field."""
 
-    def __init__(self, errors: list[str]):
-        super().__init__("; ".join(errors))
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(errors.values()))
         self.errors = errors
+
+
+def _refuse(errors: dict[str, str], field: str, message: str) -> None:
+    """Add a problem with one form field (a field with several keeps them all, in order)."""
+    errors[field] = f"{errors[field]} {message}" if field in errors else message
 
 
 # --- the form ------------------------------------------------------------------------------
@@ -64,29 +70,29 @@ def earliest_effective_date(session: Session, estate: Estate, now: datetime | No
     return (now or utcnow()).astimezone(estate.tz).date() + timedelta(days=notice_days(session, estate.id))
 
 
-def _number(text: str | None, label: str, errors: list[str], *, required: bool = True,
-            positive: bool = True) -> Decimal | None:
+def _number(text: str | None, label: str, errors: dict[str, str], field: str, *,
+            required: bool = True, positive: bool = True) -> Decimal | None:
     text = (text or "").strip()
     if not text:
         if required:
-            errors.append(f"{label} is required.")
+            _refuse(errors, field, f"{label} is required.")
         return None
     try:
         value = parse_amount(text, "ZAR", places=RATE_PLACES, allow_negative=True)
     except MoneyError as error:
-        errors.append(f"{label} must be a number, not “{text}”: {error}.")
+        _refuse(errors, field, f"{label} must be a number, not “{text}”: {error}.")
         return None
     if value < 0 or (positive and value == 0):
-        errors.append(f"{label} must be {'above' if positive else 'at least'} zero.")
+        _refuse(errors, field, f"{label} must be {'above' if positive else 'at least'} zero.")
         return None
     return value
 
 
-def _minutes(text: str, label: str, errors: list[str]) -> int | None:
+def _minutes(text: str, label: str, errors: dict[str, str]) -> int | None:
     try:
         moment = time.fromisoformat(text.strip())
     except ValueError:
-        errors.append(f"{label} must be a time like 06:00, not “{text.strip()}”.")
+        _refuse(errors, "windows", f"{label} must be a time like 06:00, not “{text.strip()}”.")
         return None
     return moment.hour * 60 + moment.minute
 
@@ -100,46 +106,46 @@ def _rows(form: Mapping, *names: str) -> list[tuple[str, ...]]:
     return [row for row in rows if any(cell.strip() for cell in row)]
 
 
-def _blocks(form: Mapping, unit: str, errors: list[str]) -> list[dict]:
+def _blocks(form: Mapping, unit: str, errors: dict[str, str]) -> list[dict]:
     rows = _rows(form, "block_up_to", "block_rate")
     if not rows:
-        errors.append("Add at least one block (the last one open-ended).")
+        _refuse(errors, "blocks", "Add at least one block (the last one open-ended).")
         return []
     blocks, floor = [], Decimal(0)
     for index, (up_to, rate) in enumerate(rows, start=1):
-        value = _number(rate, f"Block {index} rate", errors)
+        value = _number(rate, f"Block {index} rate", errors, "blocks")
         last = index == len(rows)
         if not up_to.strip():
             if not last:
-                errors.append(f"Only the last block may be open-ended; block {index} needs an upper limit.")
+                _refuse(errors, "blocks", f"Only the last block may be open-ended; block {index} needs an upper limit.")
             blocks.append({"up_to": None, "rate": str(value) if value is not None else None})
             continue
-        ceiling = _number(up_to, f"Block {index} upper limit", errors)
+        ceiling = _number(up_to, f"Block {index} upper limit", errors, "blocks")
         if ceiling is not None and ceiling <= floor:
-            errors.append(f"Blocks must go up: block {index} ends at {ceiling} {unit}, "
+            _refuse(errors, "blocks", f"Blocks must go up: block {index} ends at {ceiling} {unit}, "
                           f"not above the previous block's {floor} {unit}.")
         if last:
-            errors.append(f"The last block must be open-ended: leave its upper limit ({up_to.strip()}) empty.")
+            _refuse(errors, "blocks", f"The last block must be open-ended: leave its upper limit ({up_to.strip()}) empty.")
         floor = ceiling if ceiling is not None and ceiling > floor else floor
         blocks.append({"up_to": str(ceiling) if ceiling is not None else None,
                        "rate": str(value) if value is not None else None})
     return blocks
 
 
-def _windows(form: Mapping, errors: list[str]) -> tuple[list[dict], Decimal | None]:
+def _windows(form: Mapping, errors: dict[str, str]) -> tuple[list[dict], Decimal | None]:
     """Time-of-use windows that tile the local day exactly; also their time-weighted average rate."""
     rows = _rows(form, "window_start", "window_end", "window_rate")
     if not rows:
-        errors.append("Add time-of-use windows that together cover the whole day.")
+        _refuse(errors, "windows", "Add time-of-use windows that together cover the whole day.")
         return [], None
     windows, spans, weighted = [], [], Decimal(0)
     for index, (start, end, rate) in enumerate(rows, start=1):
         first, last = _minutes(start, f"Window {index} start", errors), _minutes(end, f"Window {index} end", errors)
-        value = _number(rate, f"Window {index} rate", errors)
+        value = _number(rate, f"Window {index} rate", errors, "windows")
         if first is None or last is None:
             continue
         if first == last:
-            errors.append(f"Window {index} starts and ends at {start.strip()}: it must last some time.")
+            _refuse(errors, "windows", f"Window {index} starts and ends at {start.strip()}: it must last some time.")
             continue
         length = (last - first) % 1440
         # A window crossing midnight is two spans of the day.
@@ -153,13 +159,13 @@ def _windows(form: Mapping, errors: list[str]) -> tuple[list[dict], Decimal | No
     position = 0
     for begin, finish, index in spans:
         if begin < position:
-            errors.append(f"Window {index} overlaps another window at {begin // 60:02d}:{begin % 60:02d}.")
+            _refuse(errors, "windows", f"Window {index} overlaps another window at {begin // 60:02d}:{begin % 60:02d}.")
         elif begin > position:
-            errors.append(f"No window covers {position // 60:02d}:{position % 60:02d} to "
+            _refuse(errors, "windows", f"No window covers {position // 60:02d}:{position % 60:02d} to "
                           f"{begin // 60:02d}:{begin % 60:02d}; windows must cover the whole day.")
         position = max(position, finish)
     if spans and position < 1440:
-        errors.append(f"No window covers {position // 60:02d}:{position % 60:02d} to 24:00; "
+        _refuse(errors, "windows", f"No window covers {position // 60:02d}:{position % 60:02d} to 24:00; "
                       "windows must cover the whole day.")
     average = (weighted / 1440).quantize(Decimal("0.0001")) if weighted else None
     return windows, average
@@ -167,36 +173,36 @@ def _windows(form: Mapping, errors: list[str]) -> tuple[list[dict], Decimal | No
 
 def parse_version(session: Session, form: Mapping, now: datetime | None = None) -> dict:
     """Read and check the staff form; return the version's fields or raise TariffFormError."""
-    errors: list[str] = []
+    errors: dict[str, str] = {}
     estate = None
     try:
         estate = session.get(Estate, int(form.get("estate_id") or 0))
     except ValueError:
         pass
     if estate is None:
-        errors.append("Choose an estate.")
+        _refuse(errors, "estate_id", "Choose an estate.")
     utility = form.get("utility") or ""
     if utility not in UTILITIES:
-        errors.append("Choose a utility.")
+        _refuse(errors, "utility", "Choose a utility.")
     kind = form.get("kind") or ""
     if kind not in TARIFF_KINDS:
-        errors.append("Choose a tariff kind: flat, inclining blocks or time of use.")
+        _refuse(errors, "kind", "Choose a tariff kind: flat, inclining blocks or time of use.")
     effective_from = None
     try:
         effective_from = date.fromisoformat((form.get("effective_from") or "").strip())
     except ValueError:
-        errors.append("Effective from must be a date (YYYY-MM-DD).")
-    standing = _number(form.get("standing_charge"), "Standing charge", errors, required=False, positive=False)
-    solar = _number(form.get("solar_rate"), "Solar feed-in rate", errors, required=False, positive=False)
+        _refuse(errors, "effective_from", "Effective from must be a date (YYYY-MM-DD).")
+    standing = _number(form.get("standing_charge"), "Standing charge", errors, "standing_charge", required=False, positive=False)
+    solar = _number(form.get("solar_rate"), "Solar feed-in rate", errors, "solar_rate", required=False, positive=False)
     unit = UTILITY_UNITS.get(utility, "KWH").replace("KWH", "kWh")
     rates: dict = {}
     if kind == "flat":
-        rate = _number(form.get("rate"), "Rate", errors)
+        rate = _number(form.get("rate"), "Rate", errors, "rate")
         rates = {"rate": str(rate) if rate is not None else None}
     elif kind == "block":
         rates = {"blocks": _blocks(form, unit, errors)}
         if estate is not None and estate.wallet_denomination == "units":
-            errors.append(f"{estate.name} sells prepaid units at one price per unit; inclining blocks "
+            _refuse(errors, "kind", f"{estate.name} sells prepaid units at one price per unit; inclining blocks "
                           "have none. Use a flat or time-of-use tariff.")
     elif kind == "tou":
         windows, average = _windows(form, errors)
@@ -204,18 +210,18 @@ def parse_version(session: Session, form: Mapping, now: datetime | None = None) 
     if estate is not None and effective_from is not None:
         earliest = earliest_effective_date(session, estate, now)
         if effective_from < earliest:
-            errors.append(f"Residents must hear of a new tariff {notice_days(session, estate.id)} days ahead: "
+            _refuse(errors, "effective_from", f"Residents must hear of a new tariff {notice_days(session, estate.id)} days ahead: "
                           f"the earliest effective date is {earliest.isoformat()}.")
         period = f"{effective_from:%Y-%m}"
         locked = session.scalar(select(FinancialPeriod.id).where(
             FinancialPeriod.estate_id == estate.id, FinancialPeriod.period == period,
             FinancialPeriod.status == "locked"))
         if locked:
-            errors.append(f"{estate.name}'s period {period} is locked: no tariff can start inside it.")
+            _refuse(errors, "effective_from", f"{estate.name}'s period {period} is locked: no tariff can start inside it.")
         if utility in UTILITIES and session.scalar(select(TariffVersion.id).where(
                 TariffVersion.estate_id == estate.id, TariffVersion.utility == utility,
                 TariffVersion.effective_from == effective_from)):
-            errors.append(f"A {label('utility', utility).lower()} tariff already starts on {effective_from.isoformat()}.")
+            _refuse(errors, "effective_from", f"A {label('utility', utility).lower()} tariff already starts on {effective_from.isoformat()}.")
     if errors:
         raise TariffFormError(errors)
     return {"estate_id": estate.id, "utility": utility, "kind": kind, "effective_from": effective_from,

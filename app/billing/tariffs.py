@@ -17,10 +17,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.billing import BillingError
 from app.models.metering import TARIFF_KINDS, TariffVersion
 
 
-class TariffError(ValueError):
+class TariffError(BillingError):
     """A tariff version that cannot price consumption (bad kind, rates or windows)."""
 
 

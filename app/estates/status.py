@@ -30,7 +30,7 @@ def set_occupancy(session: Session, unit: Unit, status: str, user_id: int | None
 
 
 def set_period_status(session: Session, estate: Estate, period: str, status: str) -> FinancialPeriod:
-    """Close or lock an estate's month (C8); a period never moves back."""
+    """Close or lock an estate's month (C8); a period never moves back; commits once."""
     if not is_period(period):
         raise EstateRuleError("a period is written YYYY-MM")
     if status not in PERIOD_STATUSES:
@@ -48,4 +48,17 @@ def set_period_status(session: Session, estate: Estate, period: str, status: str
     session.flush()
     audit.record(session, "period.status", row, old={"status": current}, new={"status": status},
                  estate_id=estate.id)
+    session.commit()
     return row
+
+
+def set_estate_feature(session: Session, estate: Estate, name: str, wanted: bool) -> bool:
+    """Switch one of the estate's feature flags, audited; returns False when nothing changed; commits once."""
+    before = estate.feature_enabled(name)
+    if before == wanted:
+        return False
+    estate.features = {**(estate.features or {}), name: wanted}
+    audit.record(session, "estate.feature", estate, old={name: before}, new={name: wanted}, estate_id=estate.id)
+    session.commit()
+    return True
+

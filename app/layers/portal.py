@@ -3,11 +3,11 @@ import json
 
 from flask import Blueprint, Response, abort
 from flask_login import current_user, login_required
-from sqlalchemy import select
 
 from app.extensions import db
 from app.htmx import render
-from app.models import JobRun, Notification, utcnow
+from app.models import JobRun
+from app.notify import read_in_app
 
 bp = Blueprint("portal", __name__)
 
@@ -42,11 +42,4 @@ def job_panel(run: JobRun) -> Response:
 @bp.get("/notifications")
 @login_required
 def notifications():
-    rows = db.session.scalars(
-        select(Notification).where(Notification.user_id == current_user.id,
-                                   Notification.channel == "in_app")
-        .order_by(Notification.id.desc()).limit(50)).all()
-    for row in rows:
-        row.read_at = row.read_at or utcnow()
-    db.session.commit()
-    return render("notifications.html", rows=rows)
+    return render("notifications.html", rows=read_in_app(db.session, current_user.id))

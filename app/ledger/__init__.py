@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ARRAY, BigInteger, Integer, String, any_, bindparam, insert, select, text, update
+from sqlalchemy import BigInteger, String, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -41,6 +40,7 @@ from sqlalchemy.orm.util import identity_key
 from app.models import Account, Estate, FinancialPeriod, LedgerChain, LedgerTransaction, Posting, utcnow
 from app.money import MoneyError, quantize, to_decimal
 from app.periods import period_of
+from app.sql_arrays import matches_any, pg_array, planned_for_these_values
 
 GENESIS_HASH = "0" * 64
 ADJUSTMENT_KINDS = frozenset({"adjustment", "reversal"})
@@ -216,71 +216,8 @@ def transaction_hash(
 # --- internals -------------------------------------------------------------------------
 #
 # On PostgreSQL each step of a batch is one statement whose text does not grow with the
-# batch: lists travel as array parameters (`= ANY(:array)`, `unnest(...)`). An expanded
-# `IN (...)` or a multi-row VALUES made psycopg re-parse thousands of placeholders on every
-# call, which was most of the time spent posting a batch. Other databases (SQLite in
+# batch: lists travel as array parameters (app.sql_arrays). Other databases (SQLite in
 # development) take the portable statements.
-
-
-def pg_array(values: Iterable) -> str:
-    """A PostgreSQL array literal of `values`, for a `CAST(:param AS type[])` parameter."""
-    # psycopg's list dumper tests every element against regular expressions: for the
-    # ingest pipeline's batches that was a tenth of the time. Strings and timestamps are
-    # quoted (backslash and double quote escaped); None is NULL; numbers go as they print.
-    parts: list[str] = []
-    append = parts.append
-    # A batch repeats one timestamp object (recorded_at) many times. The cache holds each
-    # object as well as its text, so no id can be reused by a new object during this call.
-    stamps: dict[int, tuple[datetime, str]] = {}
-    for value in values:
-        kind = type(value)
-        if value is None:
-            append("NULL")
-        elif kind is int or kind is Decimal:
-            append(str(value))
-        elif kind is str:
-            if '"' in value or "\\" in value:
-                value = value.replace("\\", "\\\\").replace('"', '\\"')
-            append(f'"{value}"')
-        elif kind is datetime:
-            cached = stamps.get(id(value))
-            if cached is None:
-                cached = stamps[id(value)] = (value, f'"{value.isoformat()}"')
-            append(cached[1])
-        elif isinstance(value, bool):
-            append("true" if value else "false")
-        elif isinstance(value, int | Decimal):
-            append(str(value))
-        elif isinstance(value, datetime):
-            append(f'"{value.isoformat()}"')
-        else:
-            append('"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"')
-    return "{" + ",".join(parts) + "}"
-
-
-def _one_of(column, values, postgres: bool, item_type=Integer):
-    """`column IN values`, written `column = ANY(:array)` on PostgreSQL."""
-    if postgres:
-        return column == any_(bindparam("values", list(values), type_=ARRAY(item_type), unique=True))
-    return column.in_(values)
-
-
-@contextmanager
-def _planned_for_these_values(session: Session, postgres: bool) -> Iterator[None]:
-    """Keep psycopg from preparing the lookups run inside: plan each for its own array."""
-    # A prepared statement soon runs a cached generic plan. For `key = ANY(:array)` one
-    # made while the table was small is a sequential scan comparing every row with every
-    # element; measured here it cost 0.6 s per 1,000-key batch at 100k transactions.
-    driver = session.connection().connection.driver_connection if postgres else None
-    if not hasattr(driver, "prepare_threshold"):  # psycopg 3 prepares; other drivers do not
-        yield
-        return
-    saved = driver.prepare_threshold
-    driver.prepare_threshold = None
-    try:
-        yield
-    finally:
-        driver.prepare_threshold = saved
 
 
 def _load_timezones(session: Session, ids: set[int]) -> dict[int, str]:
@@ -300,10 +237,10 @@ def _load_accounts(
     for entry in entries:
         for leg in entry.legs:
             ids.add(int(leg[0] if isinstance(leg, tuple) else leg.account_id))
-    with _planned_for_these_values(session, postgres):
+    with planned_for_these_values(session, postgres):
         rows = session.execute(
             select(Account.id, Account.estate_id, Account.commodity)
-            .where(_one_of(Account.id, ids, postgres))
+            .where(matches_any(Account.id, ids, postgres))
         ).all()
     return {row.id: (row.estate_id, row.commodity) for row in rows}
 
@@ -397,11 +334,11 @@ def _existing(session: Session, keys: list[str], postgres: bool) -> dict[str, tu
     found: dict[str, tuple[int, str, list]] = {}
     # SQLite caps the parameters of one statement; a single array parameter has no such cap.
     step = max(len(keys), 1) if postgres else 1000
-    with _planned_for_these_values(session, postgres):
+    with planned_for_these_values(session, postgres):
         for start in range(0, len(keys), step):
             rows = session.execute(
                 select(LedgerTransaction.idempotency_key, LedgerTransaction.id, LedgerTransaction.hash)
-                .where(_one_of(LedgerTransaction.idempotency_key, keys[start:start + step],
+                .where(matches_any(LedgerTransaction.idempotency_key, keys[start:start + step],
                                postgres, String))
             ).all()
             for key, transaction_id, digest in rows:
@@ -411,7 +348,7 @@ def _existing(session: Session, keys: list[str], postgres: bool) -> dict[str, tu
         for start in range(0, len(ids), step):
             rows = session.execute(
                 select(Posting.transaction_id, Posting.account_id, Posting.amount, Posting.commodity)
-                .where(_one_of(Posting.transaction_id, ids[start:start + step], postgres, BigInteger))
+                .where(matches_any(Posting.transaction_id, ids[start:start + step], postgres, BigInteger))
                 .order_by(Posting.id)
             ).all()
             for transaction_id, account_id, amount, commodity in rows:

@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.jobs import job
-from app.metering import validation
+from app.metering import MeteringError, validation
 from app.models import Estate, Meter, Reading, Unit, utcnow
 from app.models.metering import MeterAlert
 
 
-class AlertError(ValueError):
+class AlertError(MeteringError):
     """The alert cannot be acknowledged as asked."""
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.metering import MeteringError
 from app.models import utcnow
 from app.models.metering import IngestApiKey
 
@@ -23,7 +24,7 @@ PREFIX_LENGTH = 12  # "mwk_" and 8 characters of the secret
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 
 
-class ApiKeyError(ValueError):
+class ApiKeyError(MeteringError):
     """The key cannot be created or revoked as asked."""
 
 

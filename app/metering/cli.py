@@ -12,7 +12,6 @@ def maintenance(state: str) -> None:
 
     if state != "status":
         set_maintenance(db.session, state == "on")
-        db.session.commit()
     click.echo(f"maintenance mode is {'on: ingest paused' if ingest_paused(db.session) else 'off: ingesting'}")
 
 

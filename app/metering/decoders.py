@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from app.metering import MeteringError
 from app.models.meter import canonical_serial
 
 CHIRPSTACK_UP = re.compile(r"^application/(?P<app>[^/]+)/device/(?P<eui>[^/]+)/event/up$")
@@ -45,7 +46,7 @@ EUI = re.compile(r"^[0-9a-f]{1,32}$")
 UNIT_VALUE = re.compile(r"^\s*(?P<number>[-+]?\d+(?:\.\d+)?)\s*(?P<unit>[A-Za-z³0-9]+)?\s*$")
 
 
-class DecodeError(ValueError):
+class DecodeError(MeteringError):
     """The payload cannot be read as a reading; the message says what was wrong."""
 
 

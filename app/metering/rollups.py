@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from app.ledger import pg_array
 from app.models.metering import ConsumptionRollup
+from app.sql_arrays import one_of, pg_array
 
 Bucket = tuple[int, str, datetime]  # meter id, grain, period start (UTC)
 
@@ -85,7 +85,7 @@ def month_totals(session: Session, keys: Iterable[tuple[int, datetime]]) -> dict
     starts = {s for _, s in keys}
     rows = session.execute(select(ConsumptionRollup.meter_id, ConsumptionRollup.period_start,
                                   ConsumptionRollup.consumption).where(
-        ConsumptionRollup.grain == "month", _one_of(session, ConsumptionRollup.meter_id, meter_ids),
+        ConsumptionRollup.grain == "month", one_of(session, ConsumptionRollup.meter_id, meter_ids),
         ConsumptionRollup.period_start.in_(starts)))
     found: dict[tuple[int, datetime], Decimal] = defaultdict(Decimal)
     for meter_id, start, consumption in rows:
@@ -96,7 +96,7 @@ def month_totals(session: Session, keys: Iterable[tuple[int, datetime]]) -> dict
 def usual_per_hour(session: Session, meter_ids: set[int], since: datetime) -> dict[int, Decimal]:
     """Each meter's average hourly consumption over its daily roll-ups since a moment."""
     rows = session.execute(select(ConsumptionRollup.meter_id, ConsumptionRollup.consumption).where(
-        ConsumptionRollup.grain == "day", _one_of(session, ConsumptionRollup.meter_id, meter_ids),
+        ConsumptionRollup.grain == "day", one_of(session, ConsumptionRollup.meter_id, meter_ids),
         ConsumptionRollup.period_start >= since))
     sums: dict[int, list] = {}
     for meter_id, consumption in rows:
@@ -105,12 +105,6 @@ def usual_per_hour(session: Session, meter_ids: set[int], since: datetime) -> di
         row[1] += 1
     # Fewer than two days of history says nothing about what is usual.
     return {m: total / (days * 24) for m, (total, days) in sums.items() if days >= 2}
-
-
-def _one_of(session: Session, column, values):
-    from app.metering.ingest import one_of  # the pipeline's IN helper; imported late (cycle)
-
-    return one_of(session, column, values)
 
 
 # Rebuilding (demo seed, repairs): the same buckets as bucket_starts(), computed in SQL.

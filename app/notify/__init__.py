@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from flask import render_template
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.jobs import enqueue_after_commit
@@ -45,6 +46,17 @@ def notify(session: Session, template: str, context: dict[str, Any], *,
         if row.channel == "email":
             enqueue_after_commit(session, "deliver_email", row.id, track=False)
     return made
+
+
+def read_in_app(session: Session, user_id: int, limit: int = 50) -> list[Notification]:
+    """The user's latest in-app notifications, marked read as they are shown; commits once."""
+    rows = session.scalars(select(Notification).where(Notification.user_id == user_id,
+                                                      Notification.channel == "in_app")
+                           .order_by(Notification.id.desc()).limit(limit)).all()
+    for row in rows:
+        row.read_at = row.read_at or utcnow()
+    session.commit()
+    return rows
 
 
 def _address(channel: str, user: User | None, person: Person | None) -> str | None:

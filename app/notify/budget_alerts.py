@@ -64,6 +64,12 @@ def settings_for(session: Session, user: User, unit: Unit) -> BudgetAlertSetting
         BudgetAlertSetting.user_id == user.id, BudgetAlertSetting.unit_id == unit.id))
 
 
+def recent_alerts_sent(session: Session, setting: BudgetAlertSetting, limit: int = 10) -> list[BudgetAlertSent]:
+    """The latest alerts sent under one alert setting, newest first."""
+    return session.scalars(select(BudgetAlertSent).where(BudgetAlertSent.setting_id == setting.id)
+                           .order_by(BudgetAlertSent.id.desc()).limit(limit)).all()
+
+
 def save_settings(session: Session, user: User, unit: Unit, *, thresholds: Mapping[str, str],
                   frequency: str, channels: Iterable[str], high_usage: bool) -> BudgetAlertSetting:
     """Validate and store the user's alert settings for the unit (all or nothing); commits."""

@@ -16,6 +16,7 @@ from app.ledger.accounts import metered_utilities, open_wallet, system_account
 from app.models import Estate, Tenancy, Unit, utcnow
 from app.models.meter import UTILITIES
 from app.models.payments import Payment
+from app.payments import PaymentError
 from app.money import format_amount, quantize
 
 log = logging.getLogger(__name__)
@@ -24,17 +25,6 @@ PROVIDER_LABELS = {"payfast": "PayFast", "mpesa": "M-PESA", "eft": "EFT"}
 # else the PAYMENT_MAX_AMOUNT config value (50 000 by default).
 MAX_AMOUNT_SETTING = "payment_max_amount"
 DEFAULT_MAX_AMOUNT = "50000"
-
-
-class PaymentError(Exception):
-    """The payment cannot be credited as asked; nothing was written.
-
-    `field` names the form field at fault, when one is, so a form shows the message next to it.
-    """
-
-    def __init__(self, message: str = "", *, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
 
 class AmountOutOfRange(PaymentError):

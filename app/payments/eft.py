@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.models.payments import Payment
 from app.money import MoneyError, parse_amount, to_decimal
-from app.payments.credit import PaymentError, check_amount, credit_payment
+from app.payments import PaymentError
+from app.payments.credit import check_amount, credit_payment
 from app.payments.mpesa_sms import match_unit
 
 COLUMN_ALIASES = {
@@ -38,7 +39,7 @@ _CSV_PROBLEMS = {
 }
 
 
-class StatementError(ValueError):
+class StatementError(PaymentError, ValueError):
     """The file as a whole cannot be read (no header, missing columns, too many rows)."""
 
 

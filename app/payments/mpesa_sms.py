@@ -33,7 +33,8 @@ from app.settings import get_setting
 from app.models import Estate, Meter, Notification, Person, Tenancy, Unit, canonical_serial, utcnow
 from app.models.payments import Payment, SmsMessage
 from app.money import MoneyError, to_decimal
-from app.payments.credit import PaymentError, credit_payment
+from app.payments import PaymentError
+from app.payments.credit import credit_payment
 
 log = logging.getLogger(__name__)
 CURRENCY_OF_PREFIX = {"M": "LSL", "KSH": "KES", "KES": "KES", "TSH": "TZS", "R": "ZAR"}
@@ -78,7 +79,7 @@ class MpesaConfirmation:
     reference: str | None
 
 
-class NotAPayment(ValueError):
+class NotAPayment(PaymentError, ValueError):
     """The SMS is not an incoming M-PESA confirmation; the reason says why."""
 
 

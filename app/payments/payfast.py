@@ -30,7 +30,8 @@ from app.ledger.accounts import metered_utilities
 from app.models import Unit, User, utcnow
 from app.models.payments import Payment
 from app.money import MoneyError, parse_amount, quantize, to_decimal
-from app.payments.credit import PaymentError, check_amount, credit_payment
+from app.payments import PaymentError
+from app.payments.credit import check_amount, credit_payment
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def checkout_signature(fields: dict[str, str], passphrase: str) -> str:
 def start_checkout(session: Session, settings: PayfastSettings, *, unit: Unit, utility: str,
                    amount: str, user: User, return_url: str, cancel_url: str,
                    notify_url: str) -> tuple[Payment, dict[str, str]]:
-    """Record a pending payment and return it with the signed form fields for PayFast.
+    """Record a pending payment and return it with the signed form fields for PayFast; commits once.
 
     "{checkout_id}" in `cancel_url` becomes the checkout's id, so the return names it.
     """
@@ -154,6 +155,7 @@ def start_checkout(session: Session, settings: PayfastSettings, *, unit: Unit, u
     # Posted exactly as signed: PayFast trims values before checking the signature.
     fields = {k: v.strip() for k, v in fields.items() if v and v.strip()}
     fields["signature"] = checkout_signature(fields, settings.passphrase)
+    session.commit()
     return payment, fields
 
 

@@ -24,7 +24,8 @@ from app.models import Unit, utcnow
 from app.models.meter import UTILITIES
 from app.models.payments import Payment
 from app.models.sources import KoiosPayment, ThunderCloudPayment
-from app.payments.credit import PROVIDER_LABELS, PaymentError
+from app.payments import PaymentError
+from app.payments.credit import PROVIDER_LABELS
 
 SOURCES = ("payment", "koios", "thundercloud")
 QUEUE_LIMIT = 200

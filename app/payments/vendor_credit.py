@@ -99,7 +99,13 @@ def queue_vendor_push(session: Session, payment: Payment) -> None:
 
 
 def push_payment(session: Session, payment: Payment, client: KoiosPayments | None = None) -> PushResult:
-    """Forward one credited payment to Koios, idempotently; record and return the outcome."""
+    """Forward one credited payment to Koios, idempotently; record and return the outcome; commits once."""
+    result = _push(session, payment, client)
+    session.commit()
+    return result
+
+
+def _push(session: Session, payment: Payment, client: KoiosPayments | None) -> PushResult:
     code = vendor_customer_code(session, payment)
     if code is None:
         return PushResult(False, "the unit has no SparkMeter meter")
@@ -136,7 +142,6 @@ def vendor_credit_push(session: Session, progress, payment_id: int) -> str:
     if payment is None or payment.vendor_push_status == "pushed":
         return "nothing to push"
     result = push_payment(session, payment)
-    session.commit()
     if not result.ok:
         raise KoiosError(result.message)
     return result.message

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.billing import tariffs
 from app.billing.charges import in_pocket_terms
-from app.models import Unit, utcnow
+from app.models import Meter, Unit, utcnow
 from app.models.metering import ConsumptionRollup
 from app.money import UTILITY_UNITS
 from app.periods import add_months
@@ -97,6 +97,12 @@ def _grain_totals(session: Session, grain: str, meter_ids: list[int], first: dat
         local = start.astimezone(tz).date()
         totals[local.replace(day=1) if grain == "month" else local] += Decimal(total)
     return totals
+
+
+def unit_meters(session: Session, unit_id: int) -> list[tuple[str, int]]:
+    """The unit's own meters as (utility, meter id), in utility then id order."""
+    return session.execute(select(Meter.utility, Meter.id).where(
+        Meter.unit_id == unit_id, Meter.role == "unit").order_by(Meter.utility, Meter.id)).all()
 
 
 def usage_series(session: Session, meter_ids: list[int], grain: str, tz: ZoneInfo,

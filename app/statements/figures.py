@@ -24,13 +24,13 @@ from sqlalchemy.orm import Session, aliased
 
 from app import periods
 from app.settings import get_setting
-from app.ledger import _planned_for_these_values  # the ledger's guard against generic plans
 from app.ledger.anchors import Anchor, chain_head
 from app.models import (
     Account, Estate, LedgerTransaction, Meter, Person, Posting, Reading, Tenancy, Unit,
     UnitOwnership, Wallet, utcnow,
 )
 from app.money import UTILITY_UNITS, quantize
+from app.sql_arrays import planned_for_these_values  # the guard against generic plans
 from app.periods import InvalidPeriod
 
 DEFAULT_BRAND_COLOUR = "#0f766e"
@@ -190,7 +190,7 @@ def load_statements(session: Session, estate: Estate, period: str,
     postgres = session.get_bind().dialect.name == "postgresql"
     # psycopg prepares a statement run five times and PostgreSQL then reuses a generic plan,
     # which for one unit's postings was a scan of the estate's whole ledger (0.5 s a statement).
-    with _planned_for_these_values(session, postgres):
+    with planned_for_these_values(session, postgres):
         pockets = _load_pockets(session, estate, statements, unit_ids)
         _add_balances(session, estate, period, pockets, unit_ids)
         _add_topups(session, estate, period, pockets, statements, unit_ids)

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import text
 
-from app.ledger import pg_array
+from app.sql_arrays import pg_array
 from workers.mqtt_ingest import IngestWorker, Settings
 
 TRICKY = ["plain", "", "NULL", 'say "hi"', "back\\slash", "a,b", "{braces}", " spaced ", "ümlaut €", "x\\\"y"]

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
-from app.billing import schedule
+from app.billing import BillingError, schedule
 from app.settings import put_setting
 from app.metering.ingest import ingest
 from app.metering.queries import period_bounds
@@ -219,3 +219,11 @@ def test_billing_picks_the_version_by_date_without_waiting_for_the_job(session, 
     ingest(session, [direct("23022673", at(90), "10"), direct("23022673", at(60), "12")])
     session.commit()
     assert balance(session, metered.pocket) == Decimal("94.00")  # 2 kWh at today's R3.00
+
+
+def test_form_errors_are_keyed_by_field(session, metered):
+    with pytest.raises(schedule.TariffFormError) as refused:
+        schedule.parse_version(session, MultiDict(form(metered, rate="", effective_from="soon")))
+    assert refused.value.errors == {"effective_from": "Effective from must be a date (YYYY-MM-DD).",
+                                    "rate": "Rate is required."}
+    assert isinstance(refused.value, BillingError)

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import Account, LedgerTransaction
 from app.models.payments import Payment
-from app.payments.credit import PaymentError
+from app.payments import PaymentError
 from app.payments.eft import StatementError, confirm_payments, import_statement, record_deposit
 
 
@@ -147,7 +147,8 @@ def test_a_deposit_beyond_the_amount_column_is_refused(app, kit):
 
 def test_one_ceiling_refuses_oversized_rows_and_credits(app, kit):
     from app.settings import put_setting
-    from app.payments.credit import PaymentError, credit_payment
+    from app.payments import PaymentError
+    from app.payments.credit import credit_payment
     with app.app_context():
         report = import_statement(db.session, "\n".join([
             "Date,Amount,Reference,Bank_Ref",

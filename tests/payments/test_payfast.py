@@ -27,7 +27,6 @@ def start_payment(app, kit, amount="150.00") -> dict[str, str]:
             db.session, settings, unit=db.session.get(Unit, kit.unit_id), utility="electricity",
             amount=amount, user=user, return_url="http://x/r", cancel_url="http://x/c",
             notify_url="http://x/n")
-        db.session.commit()
         db.session.remove()
     return fields
 

@@ -7,7 +7,6 @@ from flask import abort, flash, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from app import audit
 from app.auth.redirects import safe_next
 from app.extensions import db
 from app.htmx import redirect, refuse, render
@@ -44,8 +43,6 @@ def replay():
     if letter.replayed_at is not None and letter.replay_outcome and not letter.replay_outcome.startswith("refused"):
         return refuse(dead_letters, "That message was already replayed successfully.")
     outcome = replay_dead_letter(db.session, letter)
-    audit.record(db.session, "dead_letter.replay", letter, new={"outcome": outcome})
-    db.session.commit()
     flash(f"Message #{letter.id}: {outcome}.", "error" if outcome.startswith("refused") else "success")
     return redirect(url_for("staff.dead_letters"))
 
@@ -60,7 +57,6 @@ def relay_commands():
 def maintenance():
     wanted = request.form.get("on") == "1"
     set_maintenance(db.session, wanted)
-    db.session.commit()
     flash("Maintenance mode is on: ingest is paused and messages wait in the broker." if wanted
           else "Maintenance mode is off: ingest resumes and bills every waiting reading.", "success")
     return redirect(safe_next(request.form.get("next")) or url_for("staff.metering"))

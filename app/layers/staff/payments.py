@@ -17,7 +17,7 @@ from app.models import Estate, Unit
 from app.models.meter import UTILITIES
 from app.models.payments import PAYMENT_STATUSES, PROVIDERS, Payment
 from app.payments import eft
-from app.payments.credit import PaymentError
+from app.payments import PaymentError
 from app.payments.mpesa_sms import suspicious_messages
 from app.payments.payfast import checkout_expiry_cutoff
 from app.payments.unmatched import SOURCES as UNMATCHED_SOURCES, assign_unmatched, unmatched_payments
@@ -143,7 +143,6 @@ def vendor_push():
     if not vendor_customer_code(db.session, payment):
         return _refused("This payment's unit has no SparkMeter meter.")
     result = push_payment(db.session, payment)
-    db.session.commit()
     flash(f"SparkMeter: {result.message}", "success" if result.ok else "error")
     return redirect(url_for("staff.payments"))
 

@@ -16,11 +16,11 @@ from app.models.meter import UTILITIES
 from app.models.metering import TARIFF_KINDS, TariffVersion
 
 
-def _form_context(form, errors=()) -> dict:
+def _form_context(form, errors: dict[str, str] | None = None) -> dict:
     estates = db.session.scalars(select(Estate).order_by(Estate.name)).all()
     chosen = next((e for e in estates if str(e.id) == str(form.get("estate_id"))), estates[0] if estates else None)
     return {"estates": estates, "chosen": chosen, "utilities": UTILITIES, "kinds": TARIFF_KINDS,
-            "kind_labels": schedule.KIND_LABELS, "form": form, "errors": list(errors),
+            "kind_labels": schedule.KIND_LABELS, "form": form, "errors": dict(errors or {}),
             "rows": schedule.FORM_ROWS,
             "earliest": schedule.earliest_effective_date(db.session, chosen) if chosen else None,
             "notice_days": schedule.notice_days(db.session, chosen.id) if chosen else None}

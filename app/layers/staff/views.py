@@ -3,7 +3,6 @@ from flask import abort, flash, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from app import audit
 from app.extensions import db
 from app.htmx import redirect, refuse, render
 from app.jobs import enqueue
@@ -13,7 +12,7 @@ from app.layers.staff import bp
 from app.models import LIVE_FEATURES, AuditLog, Estate, JobRun
 from app.periods import parse_period
 from app.estates.queries import recent_periods
-from app.estates.status import EstateRuleError, set_period_status
+from app.estates.status import EstateRuleError, set_estate_feature, set_period_status
 from app.reports.summaries import estate_figures
 
 
@@ -45,7 +44,6 @@ def set_period(estate_id: int, period: str):
     except EstateRuleError as error:
         db.session.rollback()
         return refuse(ledger, str(error))
-    db.session.commit()
     flash(f"{estate.name} {period} is now {request.form['status']}.", "success")
     return redirect(url_for("staff.ledger"))
 
@@ -62,12 +60,7 @@ def set_feature(estate_id: int, name: str):
     if name not in LIVE_FEATURES:  # unknown, or a flag no code reads yet
         abort(404)
     wanted = request.form.get("enabled") == "1"
-    before = estate.feature_enabled(name)
-    if before != wanted:
-        estate.features = {**(estate.features or {}), name: wanted}
-        audit.record(db.session, "estate.feature", estate, old={name: before}, new={name: wanted},
-                     estate_id=estate.id)
-        db.session.commit()
+    set_estate_feature(db.session, estate, name, wanted)
     flash(f"{label('feature', name)} is {'on' if wanted else 'off'} for {estate.name}.",
           "success")
     return redirect(url_for("staff.index"))

@@ -1,15 +1,14 @@
 """Tenant budget alert settings (T4): thresholds per pocket, frequency and channels."""
 from flask import flash, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from app.auth.scope import unit_or_404
-from app.notify.budget_alerts import AlertSettingsError, save_settings, settings_for, unit_pockets
+from app.notify.budget_alerts import AlertSettingsError, recent_alerts_sent, save_settings, settings_for, unit_pockets
 from app.extensions import db
 from app.htmx import redirect, render
 from app.layers.tenant import bp
 from app.layers.tenant.views import ROLES
-from app.models.budget_alerts import ALERT_CHANNELS, ALERT_FREQUENCIES, BudgetAlertSent
+from app.models.budget_alerts import ALERT_CHANNELS, ALERT_FREQUENCIES
 
 
 @bp.get("/units/<int:unit_id>/alerts")
@@ -42,9 +41,6 @@ def save_alerts(unit_id: int):
 
 
 def _page(unit, form, errors, setting):
-    sent = []
-    if setting is not None:
-        sent = db.session.scalars(select(BudgetAlertSent).where(BudgetAlertSent.setting_id == setting.id)
-                                  .order_by(BudgetAlertSent.id.desc()).limit(10)).all()
+    sent = recent_alerts_sent(db.session, setting) if setting is not None else []
     return render("tenant/alerts.html", unit=unit, pockets=unit_pockets(db.session, unit), form=form,
                   errors=errors, frequencies=ALERT_FREQUENCIES, channels=ALERT_CHANNELS, sent=sent)

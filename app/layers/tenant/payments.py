@@ -18,7 +18,7 @@ from app.layers.tenant import bp
 from app.ledger.accounts import metered_utilities
 from app.models.meter import UTILITIES
 from app.payments import payfast
-from app.payments.credit import PaymentError
+from app.payments import PaymentError
 from app.reports.pdf import render_receipt_pdf
 from app.reports.receipts import expired_checkouts, find_receipt, my_payments
 
@@ -74,7 +74,6 @@ def start_topup():
     except PaymentError as error:
         db.session.rollback()
         return _topup_form(str(error), request.form), 400
-    db.session.commit()
     return render("tenant/payments/checkout.html", action=settings.process_url, fields=fields,
                   payment=payment, unit=unit)
 

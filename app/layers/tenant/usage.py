@@ -3,7 +3,6 @@ import json
 
 from flask import abort, request
 from flask_login import current_user
-from sqlalchemy import select
 
 from app.auth.scope import unit_or_404
 from app.extensions import db
@@ -11,11 +10,11 @@ from app.htmx import render
 from app.layers.export import requested_format, respond
 from app.layers.tenant import bp
 from app.layers.tenant.views import ROLES
-from app.models import Meter, Unit
+from app.models import Unit
 from app.models.meter import UTILITIES
 from app.money import UTILITY_UNITS
 from app.reports.export import Column, money_column
-from app.reports.usage import GRAINS, usage_series
+from app.reports.usage import GRAINS, unit_meters, usage_series
 
 def usage_columns(quantity_unit: str) -> list[Column]:
     """The export columns of a usage series in kWh or kL."""
@@ -37,8 +36,7 @@ def chart_context(unit: Unit, meter_ids: list[int], utilities: list[str], utilit
 @bp.get("/units/<int:unit_id>/usage")
 def usage(unit_id: int):
     unit = unit_or_404(db.session, current_user, unit_id, ROLES)
-    meters = db.session.execute(select(Meter.utility, Meter.id).where(
-        Meter.unit_id == unit.id, Meter.role == "unit").order_by(Meter.utility, Meter.id)).all()
+    meters = unit_meters(db.session, unit.id)
     utilities = list(dict.fromkeys(u for u, _ in meters))
     utility = request.args.get("utility") or (utilities[0] if utilities else "electricity")
     grain = request.args.get("grain") or "daily"
