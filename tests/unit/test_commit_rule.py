@@ -16,7 +16,7 @@ def test_views_and_api_endpoints_never_commit():
 
 
 def test_the_domain_functions_views_call_say_they_commit_once():
-    from app.estates import set_estate_feature, set_period_status
+    from app.estates.status import set_estate_feature, set_period_status
     from app.metering.ingest import ingest_and_commit, replay_dead_letter, set_maintenance
     from app.notify import read_in_app
     from app.payments.payfast import start_checkout
