@@ -97,7 +97,9 @@ def test_water_is_never_cut_but_flagged_past_its_credit_limit(session, metered):
     assert session.scalar(select(MeterAlert.id)) is None
     ingest(session, [direct("W1", at(30), "6")])
     session.commit()
-    assert session.scalar(select(MeterAlert.kind)) == "water_credit_limit"
+    # Only the limit alert matters here: near local midnight the two earlier readings fall on two
+    # calendar days, which the spike check counts as enough history to flag this one too.
+    assert "water_credit_limit" in session.scalars(select(MeterAlert.kind)).all()
     assert commands(session) == []
 
 
