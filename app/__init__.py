@@ -108,14 +108,14 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from app.api.health import bp as health_bp
     from app.auth import bp as auth_bp
-    from app.layers import agent, body_corporate, family, owner, portal, staff, tenant, utility
+    from app.layers import admin, agent, body_corporate, family, owner, portal, staff, tenant, utility
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(health_bp)
     from app.api.webhooks import bp as webhooks_bp; app.register_blueprint(webhooks_bp)  # noqa: E702
     from app.api.readings import bp as readings_bp; app.register_blueprint(readings_bp)  # noqa: E702
     app.register_blueprint(portal.bp)
-    for layer in (tenant, owner, family, body_corporate, agent, utility, staff):
+    for layer in (tenant, owner, family, body_corporate, agent, utility, staff, admin):
         app.register_blueprint(layer.bp)
 
 

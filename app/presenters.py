@@ -18,6 +18,7 @@ LAYER_NAV = [  # (role, endpoint, label) in the order the nav shows them
     ("agent", "agent.index", "Agent"),
     ("utility", "utility.index", "Utility"),
     ("staff", "staff.index", "Staff"),
+    ("agent", "admin.index", "Administration"),  # staff administer every estate: see nav_items
 ]
 
 
@@ -106,7 +107,7 @@ def nav_items() -> list[tuple[str, str]]:
         return []
     roles = set(current_user.roles)
     return [(url_for(endpoint), label) for role, endpoint, label in LAYER_NAV
-            if role in roles]
+            if role in roles or (endpoint == "admin.index" and "staff" in roles)]
 
 
 def install(app: Flask) -> None:

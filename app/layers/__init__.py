@@ -6,9 +6,13 @@ from app.auth.scope import require_role
 from app.extensions import login_manager
 
 
-def layer_blueprint(role: str, url_prefix: str) -> Blueprint:
-    """A blueprint whose every route needs a login and the `role` somewhere (else 404)."""
-    bp = Blueprint(role, __name__, url_prefix=url_prefix)
+def layer_blueprint(role: str, url_prefix: str, *, name: str | None = None) -> Blueprint:
+    """A blueprint whose every route needs a login and the `role` somewhere (else 404).
+
+    It is named after the role unless `name` says otherwise (the administration pages are
+    gated by the agent role: `app/layers/admin`).
+    """
+    bp = Blueprint(name or role, __name__, url_prefix=url_prefix)
 
     @bp.before_request
     def gate():

@@ -40,9 +40,14 @@ NON_LAYER_ID_ENDPOINTS = {"portal.job_progress"}  # test_job_progress_is_only_fo
 UNIT_SCOPED_ROLES = {"tenant", "owner", "family"}  # the world grants these on unit A only
 
 
+# Blueprints gated by a role they are not named after (app/layers/admin: staff and agents).
+GATED_BY = {"admin": "agent"}
+
+
 def layer_of(rule: Rule) -> str | None:
-    """The role a rule's blueprint is gated by (blueprint name == role), if it is a layer."""
+    """The role a rule's blueprint is gated by (its name, or GATED_BY), if it is a layer."""
     blueprint = rule.endpoint.split(".", 1)[0]
+    blueprint = GATED_BY.get(blueprint, blueprint)
     return blueprint if blueprint in ROLES else None
 
 
@@ -135,7 +140,7 @@ def test_the_sweep_found_the_routes_it_must_cover():
     """Guards the derivation itself: if it found nothing, the sweep would prove nothing."""
     endpoints = {r.endpoint for r in GET_ID_RULES}
     assert {"tenant.unit", "owner.unit", "family.unit", "agent.estate", "utility.estate",
-            "body_corporate.estate"} <= endpoints
+            "body_corporate.estate", "admin.estate"} <= endpoints
     assert {"staff.set_feature"} <= {r.endpoint for r in POST_ID_RULES}
     assert set(LAYERS) == {"tenant", "owner", "family", "body_corporate", "agent", "utility", "staff"}
 
