@@ -21,6 +21,9 @@ class Person(Base):
     full_name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(254))
     phone: Mapped[str | None] = mapped_column(String(32), index=True)
+    # The estate whose administration registered the person (its agents see them); None for
+    # people made before estate administration existed or registered by staff outside one.
+    estate_id: Mapped[int | None] = mapped_column(ForeignKey("estates.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def __repr__(self) -> str:
