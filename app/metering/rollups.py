@@ -46,6 +46,9 @@ def add_to_buckets(totals: dict[Bucket, list], meter_id: int, moment: datetime, 
 
 
 # PostgreSQL: one statement per batch, columns as arrays (the statement text never grows).
+# Less history than a day says nothing about a meter's usual use (the spike check waits).
+USUAL_MIN_HOURS = 24
+
 _UPSERT = text(
     "INSERT INTO consumption_rollups (meter_id, grain, period_start, consumption, readings)"
     " SELECT * FROM unnest(CAST(:meter_id AS integer[]), CAST(:grain AS varchar[]),"
@@ -94,17 +97,21 @@ def month_totals(session: Session, keys: Iterable[tuple[int, datetime]]) -> dict
 
 
 def usual_per_hour(session: Session, meter_ids: set[int], since: datetime) -> dict[int, Decimal]:
-    """Each meter's average hourly consumption over its daily roll-ups since a moment."""
-    rows = session.execute(select(ConsumptionRollup.meter_id, ConsumptionRollup.consumption).where(
-        ConsumptionRollup.grain == "day", one_of(session, ConsumptionRollup.meter_id, meter_ids),
-        ConsumptionRollup.period_start >= since))
-    sums: dict[int, list] = {}
-    for meter_id, consumption in rows:
-        row = sums.setdefault(meter_id, [Decimal(0), 0])
-        row[0] += consumption
-        row[1] += 1
-    # Fewer than two days of history says nothing about what is usual.
-    return {m: total / (days * 24) for m, (total, days) in sums.items() if days >= 2}
+    """Each meter's average hourly consumption over the hours its roll-ups cover since a moment."""
+    rows = session.execute(select(
+        ConsumptionRollup.meter_id, func.sum(ConsumptionRollup.consumption),
+        func.min(ConsumptionRollup.period_start), func.max(ConsumptionRollup.period_start),
+    ).where(ConsumptionRollup.grain == "hour", one_of(session, ConsumptionRollup.meter_id, meter_ids),
+            ConsumptionRollup.period_start >= since).group_by(ConsumptionRollup.meter_id))
+    usual = {}
+    for meter_id, total, first, last in rows:
+        # The span from the first hour with readings to the end of the last one, not a count
+        # of calendar days: two readings either side of local midnight are two "days" but
+        # an hour of history, which says nothing about what is usual.
+        hours = Decimal((last - first).total_seconds()) / 3600 + 1
+        if hours >= USUAL_MIN_HOURS:
+            usual[meter_id] = (total or Decimal(0)) / hours
+    return usual
 
 
 # Rebuilding (demo seed, repairs): the same buckets as bucket_starts(), computed in SQL.

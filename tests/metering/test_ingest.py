@@ -198,3 +198,15 @@ def test_billing_opens_only_the_pocket_of_the_meter_billed(session, metered):
     pockets = dict(session.execute(select(Account.utility, Account.balance)
                                    .where(Account.wallet_id == wallet.id)).all())
     assert pockets == {"electricity": Decimal("100.00"), "water": Decimal("-5.00")}
+
+
+def test_readings_either_side_of_local_midnight_are_not_history_for_the_spike_check(session, metered):
+    """Two readings an hour apart on two calendar days are an hour of history, not two days."""
+    today = datetime.now(metered.estate.tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    midnight = (today - timedelta(days=1)).astimezone(UTC)
+    ingest(session, [direct("23022673", midnight - timedelta(minutes=30), "100"),
+                     direct("23022673", midnight + timedelta(minutes=30), "101")])
+    session.commit()
+    ingest(session, [direct("23022673", midnight + timedelta(hours=1), "103")])  # 4/hour after 1/hour
+    session.commit()
+    assert "spike" not in set(session.scalars(select(MeterAlert.kind)))
