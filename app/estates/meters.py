@@ -462,3 +462,107 @@ def _actor(user_id: int | None) -> audit.Actor | None:
     if user_id is None or current.user_id == user_id:
         return None
     return audit.Actor(f"user:{user_id}", user_id)
+
+
+# --- reads --------------------------------------------------------------------------------
+
+AGES = {"1h": "Within the last hour", "24h": "Within the last day", "stale": "More than a day ago",
+        "never": "Never"}
+STATES = {"attached": "In service", "detached": "Replaced"}
+LIST_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class MeterFilters:
+    """The meters list's search and filters, as given (unknown values are ignored, not errors)."""
+
+    q: str = ""
+    utility: str = ""
+    role: str = ""
+    protocol: str = ""
+    state: str = ""
+    age: str = ""
+
+    @classmethod
+    def from_args(cls, args) -> MeterFilters:
+        def pick(name: str, allowed) -> str:
+            value = str(args.get(name, "") or "")[:40]
+            return value if value in allowed else ""
+        return cls(q=str(args.get("q", "") or "").strip()[:64], utility=pick("utility", UTILITIES),
+                   role=pick("role", METER_ROLES), protocol=pick("protocol", PROTOCOLS),
+                   state=pick("state", STATES), age=pick("age", AGES))
+
+    def query_args(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v}
+
+
+@dataclass(frozen=True)
+class MeterRow:
+    """One meter in a list: the meter, its unit number and the meter that replaced it."""
+
+    meter: Meter
+    unit_number: str | None
+    replaced_by: str | None
+    replaces: str | None = None
+
+    @property
+    def state(self) -> str:
+        return "detached" if self.meter.detached_at is not None else "attached"
+
+
+def estate_meters(session: Session, estate: Estate, filters: MeterFilters, *,
+                  now: datetime | None = None) -> list[MeterRow]:
+    """The estate's meters matching the filters, by unit then utility (at most LIST_LIMIT)."""
+    from sqlalchemy import or_
+    from sqlalchemy.orm import aliased
+
+    now = now or utcnow()
+    successor = aliased(Meter)
+    query = (select(Meter, Unit.number, successor.serial).outerjoin(Unit, Unit.id == Meter.unit_id)
+             .outerjoin(successor, successor.id == Meter.replaced_by_meter_id)
+             .where(Meter.estate_id == estate.id))
+    if filters.q:
+        pattern = "%" + filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        eui = EUI_SEPARATORS.sub("", filters.q).lower()
+        query = query.where(or_(Meter.serial.ilike(pattern, escape="\\"),
+                                Meter.serial.ilike("%" + canonical_serial(filters.q).replace("%", "") + "%"),
+                                Unit.number.ilike(pattern, escape="\\"),
+                                *([Meter.dev_eui.ilike(f"%{eui}%")] if eui.isalnum() else [])))
+    for name in ("utility", "role", "protocol"):
+        if getattr(filters, name):
+            query = query.where(getattr(Meter, name) == getattr(filters, name))
+    if filters.state == "attached":
+        query = query.where(Meter.detached_at.is_(None))
+    elif filters.state == "detached":
+        query = query.where(Meter.detached_at.is_not(None))
+    if filters.age == "never":
+        query = query.where(Meter.last_reading_at.is_(None))
+    elif filters.age in ("1h", "24h"):
+        query = query.where(Meter.last_reading_at >= now - timedelta(hours=1 if filters.age == "1h" else 24))
+    elif filters.age == "stale":
+        query = query.where(Meter.last_reading_at < now - timedelta(hours=24))
+    rows = session.execute(query.order_by(Unit.number.is_(None), Unit.number, Meter.utility, Meter.id)
+                           .limit(LIST_LIMIT)).all()
+    return [MeterRow(meter, number, replaced_by) for meter, number, replaced_by in rows]
+
+
+def unit_meters(session: Session, unit: Unit) -> list[MeterRow]:
+    """The unit's meters, in service first, each with the meter it replaced or was replaced by."""
+    rows = session.scalars(select(Meter).where(Meter.unit_id == unit.id)
+                           .order_by(Meter.detached_at.is_not(None), Meter.utility, Meter.id)).all()
+    serials = {m.id: m.serial for m in rows}
+    replaces = {m.replaced_by_meter_id: m.serial for m in rows if m.replaced_by_meter_id}
+    return [MeterRow(m, unit.number, serials.get(m.replaced_by_meter_id), replaces.get(m.id)) for m in rows]
+
+
+def meter_of(session: Session, meter_id: int, *, unit: Unit | None = None, estate: Estate | None = None) -> Meter | None:
+    """The meter if it is on this unit (or in this estate), else None: ids from URLs are checked."""
+    from app.routing import INTEGER_MAX
+
+    if not 0 < meter_id <= INTEGER_MAX:
+        return None
+    meter = session.get(Meter, meter_id)
+    if meter is None or (unit is not None and meter.unit_id != unit.id) \
+            or (estate is not None and meter.estate_id != estate.id):
+        return None
+    return meter
