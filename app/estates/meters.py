@@ -524,10 +524,12 @@ def estate_meters(session: Session, estate: Estate, filters: MeterFilters, *,
     if filters.q:
         pattern = "%" + filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         eui = EUI_SEPARATORS.sub("", filters.q).lower()
+        canonical = canonical_serial(filters.q)  # "000023022673" finds 23022673
         query = query.where(or_(Meter.serial.ilike(pattern, escape="\\"),
-                                Meter.serial.ilike("%" + canonical_serial(filters.q).replace("%", "") + "%"),
+                                *([Meter.serial.ilike(f"%{canonical}%")]
+                                  if SERIAL_CHARACTERS.match(canonical) and "_" not in canonical else []),
                                 Unit.number.ilike(pattern, escape="\\"),
-                                *([Meter.dev_eui.ilike(f"%{eui}%")] if eui.isalnum() else [])))
+                                *([Meter.dev_eui.ilike(f"%{eui}%")] if eui.isalnum() and eui.isascii() else [])))
     for name in ("utility", "role", "protocol"):
         if getattr(filters, name):
             query = query.where(getattr(Meter, name) == getattr(filters, name))

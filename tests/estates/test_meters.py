@@ -244,3 +244,22 @@ def test_a_detached_meter_is_not_commanded_by_credit_control(session, kit):
 def test_errors_are_meter_errors(session, kit):
     with pytest.raises(MeterError):
         add_meter(session, kit.unit, {})
+
+
+def test_a_late_reading_on_the_new_meter_and_a_second_swap_keep_the_units_month(session, kit):
+    """Twice replaced in one month (A -> B -> C), with a late reading on B: still the bill of one meter."""
+    old = _history(session, kit, serial="A-1")  # 100 on the 5th, 106 on the 10th
+    b = replace_meter(session, old, "109", last_month_on(kit.estate, 12), unit_meter(serial="B-1"), "0").new
+    ingest(session, [direct("B-1", last_month_on(kit.estate, 18), "4")])
+    session.commit()
+    ingest(session, [direct("B-1", last_month_on(kit.estate, 15), "1")])  # late: splits (12th, 18th]
+    session.commit()
+    replace_meter(session, session.get(Meter, b.id), "6", last_month_on(kit.estate, 20), unit_meter(serial="C-1"), "0")
+    ingest(session, [direct("C-1", last_month_on(kit.estate, 25), "3")])
+    session.commit()
+    # A 9 kWh, B 6 (1 + 3 + 2), C 3: 18 kWh in the month, 10 at R1 and 8 at R3, R10 standing once.
+    assert balance(session, kit.pocket("electricity")) == Decimal("100") - Decimal("10") - Decimal("24") - Decimal("10")
+    session.expire_all()
+    keys = session.scalars(select(LedgerTransaction.idempotency_key).where(
+        LedgerTransaction.kind == "standing_charge")).all()
+    assert keys == [f"standing:A-1:{last_month_on(kit.estate, 1):%Y-%m}"]
