@@ -347,6 +347,7 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     # Readings went in directly (not through ingest), so the roll-ups charts read are built here.
     from app.metering.rollups import rebuild
     rebuild(session)
+    _replaced_meter(session, ids)
     session.commit()
     click.echo(f"Demo seeded in {perf_counter() - started:.1f} s")
     return logins
@@ -1047,3 +1048,50 @@ def _create_logins(session: Session, people: dict[str, Person],
 def _units(seeded: dict[str, SeededEstate], numbers: dict[str, tuple[str, ...]]) -> list[Unit]:
     """Units named by estate code and number."""
     return [seeded[code].units[number] for code, wanted in numbers.items() for number in wanted]
+
+
+REPLACED_METER = ("SUN", "A04", "electricity", 5)  # estate, unit, utility, days ago
+
+
+def _replaced_meter(session: Session, ids: set[str]) -> None:
+    """SUN A04's electricity meter was replaced a few days ago (the meters admin shows a swap).
+
+    The readings after the swap are moved to the new meter, counted from its opening
+    register of 0, as if it had been fitted then (the demo's readings never went through
+    ingest; its daily bills stay keyed by the old serial). The old meter keeps its history
+    and is detached, as `app.estates.meters.replace_meter` leaves it.
+    """
+    from sqlalchemy import update
+
+    from app.metering import rollups
+
+    code, number, utility, days_ago = REPLACED_METER
+    old = session.scalar(select(Meter).join(Unit, Unit.id == Meter.unit_id).join(Estate, Estate.id == Unit.estate_id)
+                         .where(Estate.code == code, Unit.number == number, Meter.utility == utility))
+    if old is None or old.last_reading_at is None:
+        return
+    swap = session.scalar(select(Reading).where(
+        Reading.meter_id == old.id, Reading.taken_at <= old.last_reading_at - timedelta(days=days_ago))
+        .order_by(Reading.taken_at.desc()).limit(1))
+    if swap is None:
+        return
+    new = Meter(estate_id=old.estate_id, unit_id=old.unit_id, utility=old.utility, role=old.role,
+                protocol=old.protocol, interval_minutes=old.interval_minutes, created_at=swap.taken_at,
+                serial=canonical_serial(_fresh(ids, lambda c=iter(range(150_000_000_000, 10**12)): str(next(c)))))
+    session.add(new)
+    session.flush()
+    opening = Decimal(0)
+    session.execute(update(Reading).where(Reading.meter_id == old.id, Reading.taken_at > swap.taken_at)
+                    .values(meter_id=new.id, register=Reading.register - swap.register + opening))
+    session.add(Reading(meter_id=new.id, taken_at=swap.taken_at, register=opening, consumption=None))
+    latest = session.scalars(select(Reading).where(Reading.meter_id == new.id)
+                             .order_by(Reading.taken_at.desc()).limit(1)).first()
+    new.last_reading_at, new.last_register, new.relay_state = latest.taken_at, latest.register, old.relay_state
+    old.last_reading_at, old.last_register = swap.taken_at, swap.register
+    old.detached_at, old.replaced_by_meter_id = swap.taken_at, new.id
+    session.flush()
+    rollups.rebuild(session, [old.id, new.id])
+    record(session, "meter.replace", old, estate_id=old.estate_id, actor=ACTOR,
+           old={"detached_at": None, "replaced_by_meter_id": None},
+           new={"detached_at": swap.taken_at, "replaced_by": new.serial, "closing_register": swap.register,
+                "opening_register": opening})

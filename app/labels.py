@@ -51,6 +51,8 @@ LABELS: dict[str, dict[str, str]] = {
     "period_status": {"open": "Open", "closed": "Closed", "locked": "Locked"},
     "protocol": {"chirpstack": "LoRaWAN (ChirpStack)", "mqtt_direct": "Direct MQTT", "http": "HTTP gateway",
                  "modbus": "Modbus/RS485", "sparkmeter": "SparkMeter"},
+    "meter_role": {"unit": "Unit supply", "bulk": "Estate bulk supply", "solar": "Solar generation"},
+    "meter_state": {"attached": "In service", "detached": "Replaced"},
     "feature": {"credit_control": "Credit control", "statements": "Monthly statements",
                 "levies_auto_deduct": "Levies auto-deduct"},
 }

@@ -10,7 +10,8 @@ Both work in either wallet denomination (C1):
   (feed-in) rate; in units estates that value is converted to units at the unit price.
   Without a solar rate the export is recorded in the readings and roll-ups but not credited.
 
-Keys make replays free: `standing:<serial>:<YYYY-MM>` once per meter and local month,
+Keys make replays free: `standing:<serial>:<YYYY-MM>` once per unit, utility and local month
+(the serial of the first meter in a replacement chain, so a meter swap keeps the key),
 and exports share the reading's own key `reading:<serial>:<timestamp>`.
 """
 from __future__ import annotations
@@ -41,8 +42,13 @@ def in_pocket_terms(estate: Estate, pocket: Account, value: Decimal, price: Pric
 
 
 def standing_charge_entries(estate: Estate, meter: Meter, pocket: Account, counterpart: Account,
-                            versions: Sequence[Price], moment: datetime) -> list[Entry]:
-    """The month's standing charge, once per meter and local month, in the pocket's terms."""
+                            versions: Sequence[Price], moment: datetime, *,
+                            key_serial: str | None = None) -> list[Entry]:
+    """The month's standing charge, once per unit, utility and local month, in the pocket's terms.
+
+    `key_serial` is the serial the month is keyed by (the first meter of a replacement chain:
+    `consumption.standing_serial`); default the meter's own.
+    """
     # A reading stamped exactly on a month boundary closes the month before it (as in roll-ups).
     local = (moment - timedelta(microseconds=1)).astimezone(estate.tz)
     price = _month_price(versions, local.date())
@@ -55,7 +61,7 @@ def standing_charge_entries(estate: Estate, meter: Meter, pocket: Account, count
     if estate.wallet_denomination == "units":
         memo += f": {format_amount(price.standing_charge, estate.currency)} as {format_amount(amount, pocket.commodity)}"
     return [Entry(estate_id=estate.id, kind="standing_charge",
-                  idempotency_key=f"standing:{meter.serial}:{local:%Y-%m}",
+                  idempotency_key=f"standing:{key_serial or meter.serial}:{local:%Y-%m}",
                   legs=[(pocket.id, -amount), (counterpart.id, amount)], occurred_at=moment, memo=memo)]
 
 

@@ -10,6 +10,12 @@ one adjustment keyed `reprice:<serial>:<timestamp of the late reading>`.
 Block positions: a span starting at `s` is priced from the consumption rolled up in the local
 month of `s` by readings up to `s` (a reading counts in the month its roll-up bucket is in).
 Batched, unbatched and re-priced spans all follow this one rule, so the totals agree.
+
+Replaced meters (X6): billing is per unit and utility, not per meter serial. A meter that
+replaced another (`Meter.replaced_by_meter_id` on the old one) continues its predecessors'
+month: their consumption counts in its block position, and the month's standing charge keeps
+the key of the first meter of the chain (`standing:<first serial>:<YYYY-MM>`), so a swap
+mid-month charges it once. A meter never replaced keys as before: stored keys stay valid.
 Nothing here commits: the pipeline's caller commits the batch.
 """
 from __future__ import annotations
@@ -83,6 +89,7 @@ class Reprice:
         self.window, self.position, self.old = window, position, old
         self.split_end = window[1]  # the reading after the late one: the adjustment's moment
         self.ends: list[datetime] = []  # the window's span ends: each owes its month's standing charge
+        self.standing_serial = meter.serial  # the key of its standing charges (the chain's first meter)
 
     @classmethod
     def before_split(cls, session: Session, batch: BillingBatch, meter: Meter, estate: Estate,
@@ -116,6 +123,7 @@ class Reprice:
             position = Decimal(0)  # flat and time-of-use prices do not depend on it
         plan = cls(meter, estate, pocket, _counterpart(session, estate, meter.utility), versions, (start, end),
                    position, Decimal(0))
+        plan.standing_serial = standing_serial(meter, earlier_meters(session, [meter.id]))
         plan.old, plan.split_end = plan._priced(session), after.taken_at
         return plan
 
@@ -165,7 +173,8 @@ class Reprice:
                 difference -= amount
         # Keyed per meter and month: the months already charged replay and post nothing.
         for end in self.ends:
-            batch.entries += _standing_charge(estate, meter, self.pocket, counterpart, self.versions, end)
+            batch.entries += _standing_charge(estate, meter, self.pocket, counterpart, self.versions, end,
+                                              self.standing_serial)
         if difference == 0:
             return
         moment = at.astimezone(UTC)
@@ -198,10 +207,42 @@ def _month_of_reading(moment: datetime, tz) -> date:
 
 
 def _position(session: Session, meter: Meter, estate: Estate, start: datetime) -> Decimal:
-    """Consumption of the readings in the local month of `start`, up to `start`."""
+    """Consumption of the readings in the local month of `start`, up to `start` (with the
+    meters this one replaced: the unit's month continues across a swap)."""
     since = _month_start(start, estate.tz)
+    ids = [meter.id, *(m for m, _ in earlier_meters(session, [meter.id]).get(meter.id, []))]
     return session.scalar(select(func.coalesce(func.sum(Reading.consumption), 0)).where(
-        Reading.meter_id == meter.id, Reading.taken_at > since, Reading.taken_at <= start)) or Decimal(0)
+        Reading.meter_id.in_(ids), Reading.taken_at > since, Reading.taken_at <= start)) or Decimal(0)
+
+
+def earlier_meters(session: Session, meter_ids) -> dict[int, list[tuple[int, str]]]:
+    """The meters each of these replaced, directly or not, as (id, serial), oldest first.
+
+    One query per step back along the chains (none found: one query in all); meters that
+    replaced nothing are absent from the answer.
+    """
+    chains: dict[int, list[tuple[int, str]]] = {}
+    frontier = {meter_id: meter_id for meter_id in set(meter_ids)}  # meter looked behind -> whose chain
+    seen: set[int] = set(frontier)
+    while frontier:
+        rows = session.execute(select(Meter.id, Meter.serial, Meter.replaced_by_meter_id).where(
+            one_of(session, Meter.replaced_by_meter_id, set(frontier)))).all()
+        step = {}
+        for meter_id, serial, replaced_by in rows:
+            if meter_id in seen:
+                continue  # a cycle (hand-edited data) must not loop forever
+            seen.add(meter_id)
+            owner = frontier[replaced_by]
+            chains.setdefault(owner, []).insert(0, (meter_id, serial))
+            step[meter_id] = owner
+        frontier = step
+    return chains
+
+
+def standing_serial(meter: Meter, chains: dict[int, list[tuple[int, str]]]) -> str:
+    """The serial a meter's standing charges are keyed by: the first meter of its chain."""
+    chain = chains.get(meter.id)
+    return chain[0][1] if chain else meter.serial
 
 
 def price_span(versions: list, estate: Estate, start: datetime, end: datetime, quantity: Decimal,
@@ -229,7 +270,8 @@ def bill(session: Session, batch: BillingBatch, spans: list[Span], estates: dict
     pockets = _pockets(session, {(s.meter.unit_id, s.meter.utility) for s in spans}) if spans else {}
     prices = tariffs.load_prices(session, {s.meter.estate_id for s in spans}) if spans else {}
     blocks = [s for s in spans if any(p.kind == "block" for p in prices.get((s.meter.estate_id, s.meter.utility), ()))]
-    used = _used_in_month(session, blocks, estates)
+    chains = earlier_meters(session, {s.meter.id for s in spans})
+    used = _used_in_month(session, blocks, estates, chains)
     counterparts: dict[tuple[int, str], Account] = {}
     zones = {estate_id: estate.tz for estate_id, estate in estates.items()}
     entries: list[Entry] = []
@@ -244,7 +286,8 @@ def bill(session: Session, batch: BillingBatch, spans: list[Span], estates: dict
             counterparts[(estate.id, meter.utility)] = _counterpart(session, estate, meter.utility)
         counterpart = counterparts[(estate.id, meter.utility)]
         versions = prices.get((estate.id, meter.utility)) or []
-        entries += _standing_charge(estate, meter, pocket, counterpart, versions, span.end)
+        entries += _standing_charge(estate, meter, pocket, counterpart, versions, span.end,
+                                    standing_serial(meter, chains))
         if span.quantity < 0:  # a net-metered export: credited at the solar rate (C5)
             used[meter.id][_month_of_reading(span.end, tz)] += span.quantity  # as roll-ups count it
             entries += charges.export_credit_entries(estate, meter, pocket, counterpart, versions,
@@ -313,9 +356,9 @@ def _consumption_entry(estate: Estate, meter: Meter, pocket: Account, counterpar
 
 
 def _standing_charge(estate: Estate, meter: Meter, pocket: Account, revenue: Account,
-                     versions: list, moment: datetime) -> list[Entry]:
-    """The month's standing charge, once per meter and local month, in money or in units."""
-    return charges.standing_charge_entries(estate, meter, pocket, revenue, versions, moment)
+                     versions: list, moment: datetime, key_serial: str) -> list[Entry]:
+    """The month's standing charge, once per unit, utility and local month, in money or in units."""
+    return charges.standing_charge_entries(estate, meter, pocket, revenue, versions, moment, key_serial=key_serial)
 
 
 def _pockets(session: Session, wanted: set[tuple[int, str]]) -> dict[tuple[int, str], Account]:
@@ -331,16 +374,25 @@ def _pockets(session: Session, wanted: set[tuple[int, str]]) -> dict[tuple[int, 
     return found
 
 
-def _used_in_month(session: Session, spans: list[Span], estates: dict[int, Estate]) -> dict[int, dict[date, Decimal]]:
-    """Consumption already rolled up per meter and local month, for inclining blocks."""
+def _used_in_month(session: Session, spans: list[Span], estates: dict[int, Estate],
+                   chains: dict[int, list[tuple[int, str]]]) -> dict[int, dict[date, Decimal]]:
+    """Consumption already rolled up per meter and local month, for inclining blocks; a meter
+    that replaced others counts theirs too (the unit's month carries across the swap)."""
     wanted: set[tuple[int, datetime]] = set()
+    counted_for: dict[int, set[int]] = defaultdict(set)  # meter whose roll-up -> meters it counts for
+    estate_of: dict[int, int] = {}
     for span in spans:
         tz = estates[span.meter.estate_id].tz
-        for month in (_month_of_span(span.start, tz), _month_of_reading(span.end, tz)):
-            wanted.add((span.meter.id, datetime(month.year, month.month, 1, tzinfo=tz).astimezone(UTC)))
+        ids = [span.meter.id, *(m for m, _ in chains.get(span.meter.id, []))]
+        for meter_id in ids:
+            counted_for[meter_id].add(span.meter.id)
+            estate_of[meter_id] = span.meter.estate_id
+            for month in (_month_of_span(span.start, tz), _month_of_reading(span.end, tz)):
+                wanted.add((meter_id, datetime(month.year, month.month, 1, tzinfo=tz).astimezone(UTC)))
     stored = rollups.month_totals(session, wanted)
     used: dict[int, dict[date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    estate_of = {span.meter.id: span.meter.estate_id for span in spans}
     for (meter_id, start), total in stored.items():
-        used[meter_id][start.astimezone(estates[estate_of[meter_id]].tz).date()] = total
+        month = start.astimezone(estates[estate_of[meter_id]].tz).date()
+        for billed in counted_for[meter_id]:
+            used[billed][month] += total
     return used

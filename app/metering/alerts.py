@@ -59,7 +59,8 @@ def flag_frozen_registers(session: Session, now: datetime | None = None,
     """Alert on occupied units' meters whose register stood still for `intervals` intervals."""
     now = now or utcnow()
     meters = session.scalars(select(Meter).join(Unit, Unit.id == Meter.unit_id).where(
-        Unit.occupancy_status == "occupied", Meter.role == "unit", Meter.last_reading_at.is_not(None))).all()
+        Unit.occupancy_status == "occupied", Meter.role == "unit", Meter.last_reading_at.is_not(None),
+        Meter.detached_at.is_(None))).all()
     already = set(session.scalars(select(MeterAlert.meter_id).where(
         MeterAlert.kind == "frozen", MeterAlert.acknowledged_at.is_(None))))
     raised = 0

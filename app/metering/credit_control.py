@@ -51,8 +51,10 @@ def after_pocket_change(session: Session, account_ids: Iterable[int]) -> list[Re
     rows = [row for row in rows if row[2].feature_enabled("credit_control")]
     if not rows:
         return []
+    # A replaced (detached) meter is off the supply: it is never commanded again.
     meters = session.scalars(select(Meter).where(
-        Meter.unit_id.in_({unit_id for _, unit_id, _ in rows}), Meter.role == "unit")).all()
+        Meter.unit_id.in_({unit_id for _, unit_id, _ in rows}), Meter.role == "unit",
+        Meter.detached_at.is_(None))).all()
     units_estates = {estate.id for _, _, estate in rows if estate.wallet_denomination == "units"}
     prices = tariffs.load_prices(session, units_estates) if units_estates else {}
     commands = []

@@ -98,6 +98,9 @@ def ingest(session: Session, messages: list[Message], *, now: datetime | None = 
             _dead(batch, message, f"unknown meter {reading.serial or reading.dev_eui}",
                   reading.serial or reading.dev_eui)
             continue
+        if meter.detached_at is not None:
+            _dead(batch, message, _detached_reason(session, meter), meter.serial)
+            continue
         # Only meters that stamp readings on their boundaries are held to them (LoRaWAN
         # devices send on free-running timers and are billed at their own times).
         interval = meter.interval_minutes if meter.reports_on_boundaries else None
@@ -229,6 +232,14 @@ def dead_letter_row(topic: str, payload: bytes | str, reason: str, serial: str |
 def _dead(batch: _Batch, message: Message, reason: str, serial: str | None) -> None:
     batch.dead.append(dead_letter_row(message.topic, message.payload, reason, serial,
                                       message.received_at or batch.now))
+
+
+def _detached_reason(session: Session, meter: Meter) -> str:
+    """Why a replaced meter's reading is refused: it no longer bills anything."""
+    replaced_by = session.get(Meter, meter.replaced_by_meter_id) if meter.replaced_by_meter_id else None
+    by = f" by meter {replaced_by.serial}" if replaced_by is not None else ""
+    return (f"meter {meter.serial} was detached (replaced{by}) at {meter.detached_at.isoformat()}: "
+            "its readings are no longer billed")
 
 
 def _stored_uplinks(session: Session, per_meter: dict[int, list[tuple[Message, DecodedReading]]]) -> set:

@@ -47,8 +47,18 @@ class Meter(Base):
     last_reading_at: Mapped[datetime | None]
     last_register: Mapped[Decimal | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Replacement (X6): the old meter keeps its unit (its readings and charges stay the unit's
+    # history and explanations still find it) but is detached: credit control no longer
+    # commands it and ingest refuses its readings. Billing continues on the meter that
+    # replaced it (standing charge and block position carry across: app.billing.consumption).
+    detached_at: Mapped[datetime | None]  # the closing reading's time; None: attached
+    replaced_by_meter_id: Mapped[int | None] = mapped_column(ForeignKey("meters.id"), index=True)
 
     unit: Mapped["Unit | None"] = relationship(back_populates="meters")
+
+    @property
+    def attached(self) -> bool:
+        return self.detached_at is None
 
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("reports_on_boundaries", kwargs.get("protocol") != "chirpstack")

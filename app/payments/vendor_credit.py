@@ -84,7 +84,8 @@ def vendor_customer_code(session: Session, payment: Payment) -> str | None:
     if payment.unit_id is None:
         return None
     serial = session.scalar(select(Meter.serial).where(Meter.unit_id == payment.unit_id,
-                                                       Meter.protocol == "sparkmeter").limit(1))
+                                                       Meter.protocol == "sparkmeter",
+                                                       Meter.detached_at.is_(None)).limit(1))
     if serial is None:
         return None
     pattern = get_setting(session, "sparkmeter_customer_code", payment.unit.estate_id, default="{unit}")

@@ -263,7 +263,8 @@ def explain_transaction(session: Session, unit: Unit, transaction_id: int, *,
         found.meter = _unit_meter(session, unit, serial)
         if found.meter is not None:
             found.version = _version_on(session, estate, found.meter.utility, first_day(month))
-        found.note = "The tariff's fixed monthly standing charge, taken once a month per meter."
+        found.note = ("The tariff's fixed monthly standing charge, taken once a month per unit and utility "
+                      "(a meter replaced during the month does not charge it again).")
     return found
 
 
@@ -355,10 +356,13 @@ def _price(session: Session, found: Explanation, meter: Meter, start: datetime, 
     prices = tariffs.load_prices(session, {estate.id}).get((estate.id, meter.utility), [])
     used: dict[date, Decimal] = {}
     month = start.astimezone(tz).date().replace(day=1)
+    # The month's use before the span counts the meters this one replaced (billing's rule).
+    from app.billing.consumption import earlier_meters
+    meter_ids = [meter.id, *(m for m, _ in earlier_meters(session, [meter.id]).get(meter.id, []))]
     while month <= end.astimezone(tz).date():
         month_begins = local_midnight(month, tz)
         used[month] = Decimal(session.scalar(select(func.coalesce(func.sum(Reading.consumption), 0)).where(
-            Reading.meter_id == meter.id, Reading.taken_at > month_begins, Reading.taken_at <= start)) or 0)
+            Reading.meter_id.in_(meter_ids), Reading.taken_at > month_begins, Reading.taken_at <= start)) or 0)
         month = add_months(month, 1)
     try:
         found.charge_lines = tariffs.charge_lines(prices, tz, start, end, quantity, used)

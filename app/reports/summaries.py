@@ -79,7 +79,7 @@ def unit_cards(session: Session, units: list[Unit]) -> list[UnitCard]:
     for unit_id, *view in session.execute(
             select(Meter.unit_id, Meter.id, Meter.serial, Meter.utility, Meter.role, Meter.relay_state,
                    Meter.last_reading_at, Meter.last_register, Meter.protocol, Meter.interval_minutes)
-            .where(Meter.unit_id.in_(ids)).order_by(Meter.utility)):
+            .where(Meter.unit_id.in_(ids), Meter.detached_at.is_(None)).order_by(Meter.utility)):
         cards[unit_id].meters.append(MeterView(*view))
     imported = [m for card in cards.values() for m in card.meters if m.status in ("imported", "import_overdue")]
     if imported:  # one query, only where a vendor import feeds a meter

@@ -22,12 +22,13 @@ RULES: list[Rule] = sorted(_APP.url_map.iter_rules(), key=lambda r: (r.rule, r.e
 
 # Parameters that name a scoped object, and where the sweep takes their values from.
 ID_PARAMETERS = {"unit_id", "estate_id", "run_id", "tx_id"}  # tx_id: a transaction on the unit's pockets
+ID_PARAMETERS |= {"meter_id"}  # a meter on the unit swept (so in its estate): meter_on()
 # Other parameters the sweep knows how to fill (with a harmless valid value).
 PLAIN_VALUES = {"name": "credit_control", "period": "2026-01",
                 "uisp_client_id": 1}  # staff-only UISP copy: gated by the staff blueprint
-# Staff-only metering objects (meters, alerts, API keys, tariff versions): gated by the staff
+# Staff-only metering objects (alerts, API keys, tariff versions): gated by the staff
 # blueprint; every other role's 404 on them is tested in tests/metering/test_meter_pages.py.
-PLAIN_VALUES |= {"meter_id": 1, "alert_id": 1, "key_id": 1, "version_id": 1}
+PLAIN_VALUES |= {"alert_id": 1, "key_id": 1, "version_id": 1}
 # A receipt number names a ledger entry or vendor payment of the viewer's units (tenant only):
 # another unit's or tenancy's receipt is 404, tested in tests/tenant/test_payments_tenancy.py.
 PLAIN_VALUES |= {"receipt_number": "T1"}
@@ -81,6 +82,8 @@ def build(app, rule: Rule, *, unit: int, estate: int, run: int | None = None) ->
             values[name] = run
         elif name == "tx_id":
             values[name] = transaction_on(app, unit)
+        elif name == "meter_id":
+            values[name] = meter_on(app, unit)
         elif name in PLAIN_VALUES:
             values[name] = PLAIN_VALUES[name]
         else:
@@ -106,6 +109,26 @@ def transaction_on(app, unit_id: int) -> int:
         found = db.session.scalar(select(Posting.transaction_id).where(Posting.account_id == pocket.id).limit(1))
         if found is None:
             found = make_topup(db.session, pocket, "1.00").transaction_id
+            db.session.commit()
+        db.session.remove()
+        return found
+
+
+def meter_on(app, unit_id: int) -> int:
+    """A meter on the unit (an electricity meter made the first time it is asked for)."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Meter, Unit
+    from tests.factories import make_meter
+
+    with app.app_context():
+        unit = db.session.get(Unit, unit_id) if 0 < unit_id < 2**31 else None
+        if unit is None:
+            return unit_id  # no such unit: any id is as missing as the unit
+        found = db.session.scalar(select(Meter.id).where(Meter.unit_id == unit_id).limit(1))
+        if found is None:
+            found = make_meter(db.session, unit).id
             db.session.commit()
         db.session.remove()
         return found
