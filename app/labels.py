@@ -51,6 +51,7 @@ LABELS: dict[str, dict[str, str]] = {
     "period_status": {"open": "Open", "closed": "Closed", "locked": "Locked"},
     "protocol": {"chirpstack": "LoRaWAN (ChirpStack)", "mqtt_direct": "Direct MQTT", "http": "HTTP gateway",
                  "modbus": "Modbus/RS485", "sparkmeter": "SparkMeter"},
+    "denomination": {"currency": "Money", "units": "Units (kWh and kL)"},
     "feature": {"credit_control": "Credit control", "statements": "Monthly statements",
                 "levies_auto_deduct": "Levies auto-deduct"},
 }
