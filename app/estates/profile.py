@@ -6,8 +6,9 @@ values of the catalogue settings (`settings_catalog`). Every change is audited w
 and new values; each action commits once.
 
 Form values come in as text keyed by field name: the profile fields by their column name,
-feature flags as `feature_<name>` ("1" = on; absent = off, as a checkbox sends it) and
-settings as `setting_<key>` (empty = not set for this estate; absent = left as it is).
+feature flags as `feature_<name>` ("1" = on; absent = off, as a checkbox sends it, read only
+when `features` is present: the form says it showed the flags) and settings as
+`setting_<key>` (empty = not set for this estate; absent = left as it is).
 
 Once an estate has a ledger posting its currency, wallet denomination and code are fixed:
 posted amounts are in that currency or unit, and published ledger anchors and M-PESA account
@@ -104,12 +105,13 @@ def locked_fields(session: Session, estate: Estate | None) -> dict[str, str]:
 def form_values(session: Session, estate: Estate | None) -> dict[str, str]:
     """The values the form starts with: the estate's own (or a new estate's defaults)."""
     if estate is None:
-        values = dict(NEW_ESTATE_DEFAULTS, code="", name="")
+        values = dict(NEW_ESTATE_DEFAULTS, code="", name="", features="1")
         values.update({f"feature_{name}": "1" if FEATURE_DEFAULTS[name] else "" for name in LIVE_FEATURES})
         values.update({f"setting_{spec.key}": "" for spec in estate_specs()})
         return values
     values = {name: str(getattr(estate, name)) for name in PROFILE_FIELDS}
     values["minimum_activation_amount"] = _amount_text(estate.minimum_activation_amount)
+    values["features"] = "1"
     values.update({f"feature_{name}": "1" if estate.feature_enabled(name) else "" for name in LIVE_FEATURES})
     own = own_settings(session, estate.id)
     values.update({f"setting_{spec.key}": spec.show(own.get(spec.key)) for spec in estate_specs()})
@@ -170,7 +172,7 @@ def update_estate(session: Session, estate: Estate, values: Mapping[str, Any], *
                   user_id: int | None = None) -> EstateSaved:
     """Change an estate's profile, features and own settings from form values; commits once.
 
-    Fields absent from `values` keep their value (feature flags excepted: absent is off).
+    Fields absent from `values` keep their value.
     """
     profile, errors = _read_profile(session, values, estate)
     currency = profile.get("currency", estate.currency)
@@ -315,7 +317,9 @@ _READERS = {"code": _read_code, "name": _read_name, "country": _read_country, "c
 
 
 def _read_features(values: Mapping[str, Any]) -> dict[str, bool]:
-    """The live feature flags, as checkboxes send them."""
+    """The live feature flags, as checkboxes send them (none when the form did not show them)."""
+    if "features" not in values:
+        return {}
     return {name: str(values.get(f"feature_{name}") or "").strip() in ("1", "on", "true") for name in LIVE_FEATURES}
 
 

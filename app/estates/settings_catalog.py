@@ -13,6 +13,9 @@ profiles by `put_setting`); listed so their defaults live here too.
 Not settings, so not listed: the sync cursors the imports keep in the same table
 (`koios.payments.since`, `koios.synced.<site>`).
 
+On the form an empty field means "not set for this estate": the estate's own row is removed
+and the global value, else the default, applies (`SettingSpec.parse` returns None).
+
 Values are stored as the code reads them: whole numbers as int, amounts and percentages as
 decimal strings ("50.00"), lists as lists of strings, text as text, booleans as bool.
 """
@@ -211,8 +214,8 @@ def _senders_problem(senders: list[str]) -> str | None:
 
 
 PAYMENTS, SUPPLY, BILLING, BRANDING, VENDORS, REPORTS, SYSTEM = (
-    "Payments", "Supply and credit control", "Billing and tariffs", "Statements and branding",
-    "Vendors and devices", "Reports", "System")
+    "Payments", "Supply and tariffs", "Supply and tariffs", "Statements and reports",
+    "Vendors and devices", "Statements and reports", "System")
 
 CATALOG: tuple[SettingSpec, ...] = (
     SettingSpec(

@@ -16,7 +16,7 @@ from tests.helpers import csrf_from
 NEW = "/admin/estates/new"
 GOOD = {"code": "NEW-1", "name": "Mopane Village", "country": "LS", "currency": "LSL",
         "timezone": "Africa/Maseru", "fiscal_year_start_month": "4", "wallet_denomination": "currency",
-        "minimum_activation_amount": "20.00", "feature_statements": "1",
+        "minimum_activation_amount": "20.00", "features": "1", "feature_statements": "1",
         "setting_tariff_notice_days": "21", "setting_mpesa_paybill": ""}
 
 
@@ -59,7 +59,7 @@ def test_staff_create_an_estate_from_the_page(world, login, committed):
     assert re.search(r"<dt>Tariff notice \(days\)</dt><dd>21</dd>", overview), "key settings on the overview"
     settings_page = staff.get(_settings_url(estate.id)).get_data(as_text=True)
     assert 'value="21"' in settings_page, "the estate's own value is in the form"
-    assert 'placeholder="50000"' in settings_page, "an unset setting shows what applies"
+    assert 'placeholder="50000 (default)"' in settings_page, "an unset setting shows what applies"
 
 
 def test_bad_input_comes_back_with_the_message_beside_the_field(world, login, committed):
@@ -81,7 +81,7 @@ def test_staff_edit_settings_and_every_change_is_audited(world, login, committed
     url = _settings_url(world.estate2)
     form = staff.get(url).get_data(as_text=True)
     assert 'id="estate-form"' in form
-    response = _post(staff, url, {"name": "Baobab Court II", "feature_statements": "1",
+    response = _post(staff, url, {"name": "Baobab Court II", "features": "1", "feature_statements": "1",
                                   "setting_water_credit_limit": "75", "setting_loss_threshold_percent": "12.5"})
     assert response.status_code == 302
     page = staff.get(url).get_data(as_text=True)

@@ -15,7 +15,7 @@ from tests import factories
 
 GOOD = {"code": "kwa-01", "name": "Kwame Court", "country": "BJ", "currency": "XOF",
         "timezone": "Africa/Porto-Novo", "fiscal_year_start_month": "1", "wallet_denomination": "currency",
-        "minimum_activation_amount": "500", "feature_credit_control": "1"}
+        "minimum_activation_amount": "500", "features": "1", "feature_credit_control": "1"}
 
 
 def _create(session, **changes):
@@ -108,6 +108,7 @@ def test_currency_and_denomination_lock_once_the_estate_has_a_posting(session):
     assert locked_fields(session, estate) == {}
     update_estate(session, estate, {"currency": "EUR", "country": "FR"})  # no posting yet: allowed
     assert (estate.currency, estate.currency_minor_units, pocket.commodity) == ("EUR", 2, "EUR")
+    assert estate.feature_enabled("credit_control"), "a save that did not show the flags leaves them"
     factories.make_topup(session, pocket, "10.00")
     session.commit()
     locked = locked_fields(session, estate)
