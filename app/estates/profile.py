@@ -148,7 +148,7 @@ def setting_rows(session: Session, estate: Estate | None) -> list[SettingRow]:
 def create_estate(session: Session, values: Mapping[str, Any], *, user_id: int | None = None) -> EstateSaved:
     """Create an estate from form values, with its features and own settings; commits once.
 
-    The audit actor is the request's (`app.audit.current_actor`); `user_id` names who asked.
+    Audit rows name the request's actor (`app.audit.current_actor`), which is `user_id` in a view.
     """
     profile, errors = _read_profile(session, values, None)
     features = _read_features(values)
@@ -159,8 +159,7 @@ def create_estate(session: Session, values: Mapping[str, Any], *, user_id: int |
     session.add(estate)
     session.flush()
     audit.record(session, "estate.create", estate, estate_id=estate.id,
-                 new={**profile, "currency_minor_units": estate.currency_minor_units, "features": estate.features,
-                      "by_user_id": user_id})
+                 new={**profile, "currency_minor_units": estate.currency_minor_units, "features": estate.features})
     for key, value in settings.items():
         if value is not None:
             put_setting(session, key, value, estate.id)
@@ -193,8 +192,7 @@ def update_estate(session: Session, estate: Estate, values: Mapping[str, Any], *
     if "currency" in new or "wallet_denomination" in new:
         _recommodity_accounts(session, estate, old_currency, old_denomination)
     if new:
-        new_audit = {**new, "by_user_id": user_id}
-        audit.record(session, "estate.update", estate, old=old, new=new_audit, estate_id=estate.id)
+        audit.record(session, "estate.update", estate, old=old, new=new, estate_id=estate.id)
     changes = {name: (old[name], new[name]) for name in new}
     for name, wanted in _read_features(values).items():
         before = estate.feature_enabled(name)
