@@ -40,7 +40,7 @@ from app.models import (
     UnitOwnership, User, canonical_serial, utcnow,
 )
 from app.models.metering import TariffVersion
-from app.money import UTILITY_UNITS, format_amount, quantize
+from app.money import UTILITY_UNITS, format_amount, minor_units, quantize
 
 SEED = 2026
 SLOT = timedelta(minutes=30)
@@ -406,7 +406,7 @@ def _create_estate(session: Session, plan: EstatePlan) -> Estate:
     """The estate row, with credit control on so cut-off relays make sense."""
     estate = Estate(
         code=plan.code, name=plan.name, country=plan.country, currency=plan.currency,
-        currency_minor_units=2, timezone=plan.timezone,
+        currency_minor_units=minor_units(plan.currency), timezone=plan.timezone,
         fiscal_year_start_month=plan.fiscal_year_start_month,
         wallet_denomination=plan.wallet_denomination,
         minimum_activation_amount=plan.minimum_activation_amount,

@@ -53,6 +53,7 @@ LABELS: dict[str, dict[str, str]] = {
                  "modbus": "Modbus/RS485", "sparkmeter": "SparkMeter"},
     "meter_role": {"unit": "Unit supply", "bulk": "Estate bulk supply", "solar": "Solar generation"},
     "meter_state": {"attached": "In service", "detached": "Replaced"},
+    "denomination": {"currency": "Money", "units": "Units (kWh and kL)"},
     "feature": {"credit_control": "Credit control", "statements": "Monthly statements",
                 "levies_auto_deduct": "Levies auto-deduct"},
 }

@@ -1,14 +1,15 @@
-"""Decimal money and quantities: parsing, quantising to minor units, formatting. Never float."""
+"""Decimal money and quantities: parsing, quantising to minor units, formatting. Never float.
+
+A currency's minor units come from CLDR (Babel's data: XOF 0, ZAR 2, ...); energy and water
+units are held to the watt-hour and the litre.
+"""
 import re
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from functools import lru_cache
 
-# Minor units per commodity. Currencies follow ISO 4217; energy and water units are
-# held to the watt-hour and the litre.
-MINOR_UNITS: dict[str, int] = {
-    "ZAR": 2, "LSL": 2, "NAD": 2, "BWP": 2, "SZL": 2, "KES": 2, "USD": 2, "EUR": 2,
-    "XOF": 0, "UGX": 0, "RWF": 0,
-    "KWH": 3, "KL": 3,
-}
+from babel.numbers import get_currency_precision, is_currency
+
+QUANTITY_MINOR_UNITS: dict[str, int] = {"KWH": 3, "KL": 3}
 UTILITY_UNITS = {"electricity": "KWH", "water": "KL", "hot_water": "KL", "solar": "KWH"}
 SYMBOLS = {"ZAR": "R", "LSL": "M", "NAD": "N$", "BWP": "P", "KES": "KSh", "USD": "$",
            "EUR": "€", "XOF": "CFA", "KWH": "kWh", "KL": "kL"}
@@ -27,10 +28,16 @@ MAX_TYPED_LENGTH = 24
 
 def minor_units(commodity: str) -> int:
     """Return the number of decimal places kept for a currency or unit."""
-    try:
-        return MINOR_UNITS[commodity.upper()]
-    except KeyError:
-        raise MoneyError(f"unknown currency or unit {commodity!r}") from None
+    return _minor_units(str(commodity).upper())
+
+
+@lru_cache(maxsize=512)  # called for every amount quantised: one CLDR look-up per code
+def _minor_units(code: str) -> int:
+    if code in QUANTITY_MINOR_UNITS:
+        return QUANTITY_MINOR_UNITS[code]
+    if len(code) != 3 or not is_currency(code):
+        raise MoneyError(f"unknown currency or unit {code!r}")
+    return get_currency_precision(code)
 
 
 def quantize(amount: Decimal | int | str, commodity: str) -> Decimal:

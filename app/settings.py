@@ -1,4 +1,4 @@
-"""Settings: estate and global values by key (`get_setting`, `put_setting`); each write is audited.
+"""Settings: estate and global values by key (`get_setting`, `put_setting`, `clear_setting`); each write is audited.
 
 An estate's own value wins over the global one (estate_id None). Ingest, billing, payments,
 sources and statements read them; nothing here commits (the caller does).
@@ -32,3 +32,19 @@ def put_setting(session: Session, key: str, value: Any, estate_id: int | None = 
     else:
         row.value = value
     audit.record(session, "setting.put", "Setting", old={key: old}, new={key: value}, estate_id=estate_id)
+
+
+def clear_setting(session: Session, key: str, estate_id: int | None = None) -> bool:
+    """Remove an estate's own value (or the global one), audited; False when there was none."""
+    row = session.scalar(select(Setting).where(Setting.key == key, Setting.estate_id.is_(estate_id)
+                                               if estate_id is None else Setting.estate_id == estate_id))
+    if row is None:
+        return False
+    audit.record(session, "setting.clear", "Setting", old={key: row.value}, new={key: None}, estate_id=estate_id)
+    session.delete(row)
+    return True
+
+
+def own_settings(session: Session, estate_id: int) -> dict[str, Any]:
+    """The values an estate has set itself, by key (without the global ones)."""
+    return {row.key: row.value for row in session.scalars(select(Setting).where(Setting.estate_id == estate_id))}

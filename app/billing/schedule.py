@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.billing import BillingError
 from app.billing.tariffs import Price, charge
+from app.estates.settings_catalog import setting_default
 from app.settings import get_setting
 from app.jobs import job
 from app.labels import LABELS, label
@@ -35,7 +36,7 @@ from app.models.metering import TARIFF_KINDS, ConsumptionRollup, TariffVersion
 from app.money import SYMBOLS, UTILITY_UNITS, MoneyError, format_amount, parse_amount, quantize
 
 NOTICE_DAYS_SETTING = "tariff_notice_days"
-DEFAULT_NOTICE_DAYS = 30
+DEFAULT_NOTICE_DAYS: int = setting_default(NOTICE_DAYS_SETTING)
 RATE_PLACES = 6  # a rate per kWh or kL may be finer than a cent
 FORM_ROWS = 5  # block bands and time-of-use windows offered on the form
 KIND_LABELS = LABELS["tariff"]  # one place for labels: app/labels.py

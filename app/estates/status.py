@@ -54,11 +54,18 @@ def set_period_status(session: Session, estate: Estate, period: str, status: str
 
 def set_estate_feature(session: Session, estate: Estate, name: str, wanted: bool) -> bool:
     """Switch one of the estate's feature flags, audited; returns False when nothing changed; commits once."""
+    changed = switch_feature(session, estate, name, wanted)
+    if changed:
+        session.commit()
+    return changed
+
+
+def switch_feature(session: Session, estate: Estate, name: str, wanted: bool) -> bool:
+    """Switch a feature flag, audited; False when nothing changed; the caller commits."""
     before = estate.feature_enabled(name)
     if before == wanted:
         return False
     estate.features = {**(estate.features or {}), name: wanted}
     audit.record(session, "estate.feature", estate, old={name: before}, new={name: wanted}, estate_id=estate.id)
-    session.commit()
     return True
 

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.billing import tariffs
+from app.estates.settings_catalog import setting_default
 from app.settings import get_setting
 from app.labels import label
 from app.models import Account, Estate, Meter, Unit, Wallet, utcnow
@@ -90,7 +91,7 @@ def topup_channels(session: Session, estate: Estate, unit: Unit) -> list[str]:
     # Built from the URL map, not url_for: ingest workers bill outside a request.
     path = current_app.url_map.bind("topup").build("tenant.topup", {"unit_id": unit.id})
     channels = [f"online at {current_app.config['PUBLIC_URL'].rstrip('/')}{path}"]
-    paybill = get_setting(session, MPESA_PAYBILL_KEY, estate.id, default=None)
+    paybill = get_setting(session, MPESA_PAYBILL_KEY, estate.id, default=setting_default(MPESA_PAYBILL_KEY))
     if paybill:
         channels.append(f"by M-PESA to paybill {paybill}, account {estate.code}-{unit.number}")
     return channels
@@ -141,7 +142,8 @@ def issue(session: Session, meter: Meter, state: str, reason: str) -> RelayComma
 def command_topic(session: Session, meter: Meter) -> str:
     """Where a meter listens: ChirpStack downlink topic, or the direct meter's command topic."""
     if meter.protocol == "chirpstack" and meter.dev_eui:
-        application = get_setting(session, "chirpstack_application_id", meter.estate_id, default="meterwise")
+        application = get_setting(session, "chirpstack_application_id", meter.estate_id,
+                                  default=setting_default("chirpstack_application_id"))
         return f"application/{application}/device/{meter.dev_eui}/command/down"
     return f"meters/{meter.serial}/commands"
 
@@ -197,7 +199,7 @@ def flag_silent_meters(session: Session, now: datetime | None = None,
 
 def _flag_water(session: Session, estate: Estate, meter: Meter, pocket: Account) -> None:
     """Water is never cut: past the estate's credit limit the meter is flagged for arrears."""
-    limit = get_setting(session, "water_credit_limit", estate.id, default="0")
+    limit = get_setting(session, "water_credit_limit", estate.id, default=setting_default("water_credit_limit"))
     if pocket.balance >= -abs(type(pocket.balance)(str(limit))):
         return
     recent = session.scalar(select(MeterAlert.id).where(

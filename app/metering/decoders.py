@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from app.estates.settings_catalog import setting_default
 from app.metering import MeteringError
 from app.models.meter import canonical_serial
 
@@ -36,9 +37,7 @@ REGISTER_FIELDS = ("register", "energy", "total_energy", "energy_kwh", "volume",
 # "default" applies to profiles not listed. Overridden by the `chirpstack_profiles` setting.
 # An optional "time_field" names the object field with the device's own timestamp (else
 # `time` or `timestamp` when present, else ChirpStack's reception `time`).
-DEFAULT_PROFILES: dict[str, dict[str, str]] = {
-    "default": {"field": "energy", "unit": "kWh"},
-}
+DEFAULT_PROFILES: dict[str, dict[str, str]] = setting_default("chirpstack_profiles")  # the catalogue's
 OBJECT_TIME_FIELDS = ("time", "timestamp")
 MAX_ID = 64  # meters.serial, dead_letters.meter_serial, readings.uplink_id
 MAX_REGISTER = Decimal(10) ** 14  # numeric(20, 6) holds 14 whole digits

@@ -28,6 +28,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app import audit
 from app.billing.consumption import Reprice, Span, bill
 from app.ledger import Entry
+from app.estates.settings_catalog import setting_default
 from app.settings import get_setting, put_setting
 from app.metering import credit_control, rollups, validation
 from app.metering.decoders import DEFAULT_PROFILES, DecodedReading, DecodeError, decode
@@ -140,7 +141,7 @@ def ingest(session: Session, messages: list[Message], *, now: datetime | None = 
 
 def ingest_paused(session: Session) -> bool:
     """Whether maintenance mode (M7) holds ingest."""
-    return bool(get_setting(session, MAINTENANCE_KEY, default=False))
+    return bool(get_setting(session, MAINTENANCE_KEY, default=setting_default(MAINTENANCE_KEY)))
 
 
 def set_maintenance(session: Session, on: bool) -> None:

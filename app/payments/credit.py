@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.estates.settings_catalog import setting_default
 from app.settings import get_setting
 from app.labels import label
 from app.ledger import Entry, post
@@ -24,7 +25,7 @@ PROVIDER_LABELS = {"payfast": "PayFast", "mpesa": "M-PESA", "eft": "EFT"}
 # The largest single payment any path accepts: the estate setting, else the global setting,
 # else the PAYMENT_MAX_AMOUNT config value (50 000 by default).
 MAX_AMOUNT_SETTING = "payment_max_amount"
-DEFAULT_MAX_AMOUNT = "50000"
+DEFAULT_MAX_AMOUNT: str = setting_default(MAX_AMOUNT_SETTING)
 
 
 class AmountOutOfRange(PaymentError):

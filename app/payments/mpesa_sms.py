@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from app import audit, phones
+from app.estates.settings_catalog import setting_default
 from app.settings import get_setting
 from app.models import Estate, Meter, Notification, Person, Tenancy, Unit, canonical_serial, utcnow
 from app.models.payments import Payment, SmsMessage
@@ -215,7 +216,7 @@ def sender_ids(value: str | Iterable[str] | None) -> frozenset[str]:
 
 def estate_sender_ids(session: Session, estate_id: int, trusted: frozenset[str]) -> frozenset[str]:
     """The sender ids that may credit in one estate: its setting can only narrow `trusted`."""
-    own = get_setting(session, SENDERS_SETTING, estate_id)
+    own = get_setting(session, SENDERS_SETTING, estate_id, default=setting_default(SENDERS_SETTING))
     return trusted & sender_ids(own) if own else trusted
 
 

@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.estates.settings_catalog import setting_default
 from app.settings import get_setting
 from app.jobs import enqueue_after_commit, job
 from app.models import Meter
@@ -88,7 +89,8 @@ def vendor_customer_code(session: Session, payment: Payment) -> str | None:
                                                        Meter.detached_at.is_(None)).limit(1))
     if serial is None:
         return None
-    pattern = get_setting(session, "sparkmeter_customer_code", payment.unit.estate_id, default="{unit}")
+    pattern = get_setting(session, "sparkmeter_customer_code", payment.unit.estate_id,
+                          default=setting_default("sparkmeter_customer_code"))
     return str(pattern).format(unit=payment.unit.number, serial=serial)
 
 

@@ -22,6 +22,7 @@ from reportlab.platypus import (
     Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle,
 )
 
+from app.estates.settings_catalog import setting_default
 from app.labels import label
 from app.models import utcnow
 from app.money import format_amount
@@ -57,7 +58,7 @@ def brand(colour: str) -> colors.Color:
     try:
         return colors.HexColor(colour)
     except (ValueError, TypeError):
-        return colors.HexColor("#0f766e")
+        return colors.HexColor(setting_default("brand_colour"))
 
 
 def escaped(text: object) -> str:

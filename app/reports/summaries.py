@@ -7,9 +7,11 @@ from decimal import Decimal
 from sqlalchemy import and_, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
+from app.estates.settings_catalog import setting_default
 from app.ledger.accounts import idle_pocket_ids
 from app.metering.queries import feed_status, imported_meter_count, last_imports, online_meter_count
 from app.models import Account, Estate, LedgerTransaction, Meter, Posting, Reading, Tenancy, Unit, Wallet, utcnow
+from app.settings import get_setting
 
 
 @dataclass
@@ -200,6 +202,18 @@ class BulkComparison:
         if not self.bulk:
             return None
         return (100 * self.loss / self.bulk).quantize(Decimal("0.1"))
+
+
+LOSS_THRESHOLD_SETTING = "loss_threshold_percent"
+
+
+def loss_threshold(session: Session, estate_id: int) -> Decimal:
+    """The loss % above which a bulk comparison is marked (estate setting, else the catalogue's 15)."""
+    value = get_setting(session, LOSS_THRESHOLD_SETTING, estate_id, default=setting_default(LOSS_THRESHOLD_SETTING))
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:  # a stored value nobody can read marks as the default does
+        return Decimal(setting_default(LOSS_THRESHOLD_SETTING))
 
 
 def bulk_vs_units(session: Session, estate: Estate, days: int = 30) -> list[BulkComparison]:

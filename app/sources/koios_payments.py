@@ -27,6 +27,7 @@ from sqlalchemy import select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.estates.settings_catalog import setting_default
 from app.settings import get_setting, put_setting
 from app.jobs import enqueue, job
 from app.metering.decoders import DecodeError, parse_time
@@ -92,8 +93,9 @@ def customer_meters(session: Session, customers: list[dict]) -> dict[str, Meter]
     patterns: dict[int, str] = {}
     for meter in meters.values():
         if meter.estate_id not in patterns:
-            patterns[meter.estate_id] = str(get_setting(session, "sparkmeter_customer_code",
-                                                        meter.estate_id, default="{unit}"))
+            patterns[meter.estate_id] = str(get_setting(
+                session, "sparkmeter_customer_code", meter.estate_id,
+                default=setting_default("sparkmeter_customer_code")))
         try:
             code = patterns[meter.estate_id].format(unit=meter.unit.number, serial=meter.serial)
         except (KeyError, IndexError, ValueError):

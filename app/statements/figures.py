@@ -23,6 +23,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
 from app import periods
+from app.estates.settings_catalog import setting_default
 from app.settings import get_setting
 from app.ledger.anchors import Anchor, chain_head
 from app.models import (
@@ -33,7 +34,7 @@ from app.money import UTILITY_UNITS, quantize
 from app.sql_arrays import planned_for_these_values  # the guard against generic plans
 from app.periods import InvalidPeriod
 
-DEFAULT_BRAND_COLOUR = "#0f766e"
+DEFAULT_BRAND_COLOUR: str = setting_default("brand_colour")
 CATEGORIES = ("topups", "consumption", "standing_charges", "levies", "adjustments")
 CATEGORY_LABELS = {"topups": "Top-ups", "consumption": "Consumption",
                    "standing_charges": "Standing charges", "levies": "Levies",

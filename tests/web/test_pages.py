@@ -221,6 +221,17 @@ def test_utility_sees_bulk_against_unit_meters(portfolio, login):
     assert "negative" in row[-1].classes, "a loss above 15 % is highlighted"
 
 
+def test_utility_marks_loss_above_the_estates_own_threshold(portfolio, login, committed):
+    from app.settings import put_setting
+
+    with committed() as s:
+        put_setting(s, "loss_threshold_percent", "20", portfolio.estate_id)
+    page = login(portfolio.emails["utility"]).get("/utility/").get_data(as_text=True)
+    (row,) = [r for r in table_with(page, "Loss %").rows if r[0].text == "Electricity"]
+    assert row[-1].text == "16.7" and "negative" not in row[-1].classes, "16.7 % is under this estate's 20 %"
+    assert "Loss above 20 % is marked." in page
+
+
 def test_staff_page_lists_every_estate_with_feature_flags(portfolio, login):
     page = body(login(portfolio.emails["staff"]).get("/staff/"))
     assert "Jacaranda Heights" in page and "Secret Gardens" in page

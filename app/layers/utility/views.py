@@ -5,7 +5,7 @@ from app.auth.scope import estate_or_404, visible_estates
 from app.extensions import db
 from app.htmx import render
 from app.layers.utility import bp
-from app.reports.summaries import bulk_vs_units, estate_figures
+from app.reports.summaries import bulk_vs_units, estate_figures, loss_threshold
 
 ROLES = ("utility",)
 
@@ -13,12 +13,16 @@ ROLES = ("utility",)
 @bp.get("/")
 def index():
     estates = visible_estates(db.session, current_user, ROLES)
-    rows = [(estate_figures(db.session, e), bulk_vs_units(db.session, e)) for e in estates]
+    rows = [_row(e) for e in estates]
     return render("utility/index.html", rows=rows)
 
 
 @bp.get("/estates/<int:estate_id>")
 def estate(estate_id: int):
     found = estate_or_404(db.session, current_user, estate_id, ROLES)
-    rows = [(estate_figures(db.session, found), bulk_vs_units(db.session, found))]
-    return render("utility/index.html", rows=rows)
+    return render("utility/index.html", rows=[_row(found)])
+
+
+def _row(estate):
+    """One estate's section: figures, bulk comparisons and the loss % its setting marks."""
+    return estate_figures(db.session, estate), bulk_vs_units(db.session, estate), loss_threshold(db.session, estate.id)

@@ -1,0 +1,309 @@
+"""The settings catalogue: every named setting the code reads, with its label, help, type, default and rule.
+
+One entry per setting (`SettingSpec`). The estate form renders, parses and validates estate
+settings from it; code that reads a setting takes its default from here
+(`setting_default(key)`), so a default lives in one place. Adding a setting is one entry in
+`CATALOG`.
+
+`scope="estate"`: set per estate on the estate settings page (an estate's own value wins over
+a global one, `app.settings.get_setting`). `scope="global"`: one value for every estate, set
+where it belongs (maintenance mode on the staff pages and `flask maintenance`, ChirpStack
+profiles by `put_setting`); listed so their defaults live here too.
+
+Not settings, so not listed: the sync cursors the imports keep in the same table
+(`koios.payments.since`, `koios.synced.<site>`).
+
+On the form an empty field means "not set for this estate": the estate's own row is removed
+and the global value, else the default, applies (`SettingSpec.parse` returns None).
+
+Values are stored as the code reads them: whole numbers as int, amounts and percentages as
+decimal strings ("50.00"), lists as lists of strings, text as text, booleans as bool.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from app.money import MoneyError, UTILITY_UNITS, parse_amount
+
+SETTING_TYPES = ("int", "decimal", "percent", "text", "choice", "colour", "bool", "list", "json")
+COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+MAX_TEXT = 200
+
+
+class SettingValueError(ValueError):
+    """A value a setting's rule refuses; the message says what is expected."""
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One setting: how it is shown, read from a form, checked, and what it is when unset."""
+
+    key: str
+    label: str
+    help: str
+    type: str
+    default: Any
+    group: str
+    scope: str = "estate"  # "estate" (on the estate settings page) or "global"
+    minimum: Decimal | int | None = None
+    maximum: Decimal | int | None = None
+    pattern: str | None = None  # the whole value (each item, for a list) must match
+    pattern_hint: str = ""  # what a value that does not match should look like
+    choices: tuple[tuple[str, str], ...] = ()
+    config_key: str | None = None  # app config value that stands in for the default when set
+    amount_of: str | None = None  # "currency" or "water" (the water pocket's commodity)
+    upper: bool = False  # text and list items are kept in upper case
+    check: Callable[[Any], str | None] | None = None  # one more rule; returns the problem
+    placeholder: str = ""
+
+    def __post_init__(self) -> None:
+        if self.type not in SETTING_TYPES:
+            raise ValueError(f"{self.key}: unknown setting type {self.type!r}")
+        if self.scope not in ("estate", "global"):
+            raise ValueError(f"{self.key}: scope is estate or global")
+
+    def fallback(self) -> Any:
+        """The value when neither the estate nor a global setting has one (config first, if named)."""
+        if self.config_key:
+            try:
+                from flask import current_app
+                configured = current_app.config.get(self.config_key)
+            except RuntimeError:  # no application context
+                configured = None
+            if configured not in (None, ""):
+                return configured
+        return setting_default(self.key)
+
+    @property
+    def editable(self) -> bool:
+        """Whether the estate settings page edits it."""
+        return self.scope == "estate" and self.type != "json"
+
+    def commodity(self, currency: str, denomination: str = "currency") -> str | None:
+        """The currency or unit an amount setting is in, for this estate."""
+        if self.amount_of == "currency":
+            return currency
+        if self.amount_of == "water":
+            return UTILITY_UNITS["water"] if denomination == "units" else currency
+        return None
+
+    def parse(self, text: Any, *, currency: str = "USD", denomination: str = "currency") -> Any:
+        """Read what a person typed into the value stored, None for empty (not set here).
+
+        SettingValueError says what is wrong.
+        """
+        if self.type == "bool":
+            return str(text or "").strip().lower() in ("1", "on", "true", "yes")
+        typed = "" if text is None else str(text).strip()
+        if not typed:
+            return None  # not set for this estate: the global value, else the default, applies
+        if len(typed) > MAX_TEXT:
+            raise SettingValueError(f"at most {MAX_TEXT} characters")
+        value = getattr(self, f"_parse_{self.type}")(typed, currency, denomination)
+        if self.check is not None and (problem := self.check(value)):
+            raise SettingValueError(problem)
+        return value
+
+    def show(self, value: Any) -> str:
+        """The value as the form shows it (and as the read-only page prints it)."""
+        if value is None:
+            return ""
+        if self.type == "list":
+            items = value.split(",") if isinstance(value, str) else value
+            return ", ".join(str(item).strip() for item in items if str(item).strip())
+        if self.type == "choice":
+            return dict(self.choices).get(str(value), str(value))
+        if self.type == "bool":
+            return "Yes" if value else "No"
+        return str(value)
+
+    # --- one reader per type ----------------------------------------------------------------
+
+    def _in_range(self, value: Decimal | int, shown: str) -> None:
+        if self.minimum is not None and value < self.minimum:
+            raise SettingValueError(f"{shown} is below the minimum, {self.minimum}")
+        if self.maximum is not None and value > self.maximum:
+            raise SettingValueError(f"{shown} is above the maximum, {self.maximum}")
+
+    def _parse_int(self, typed: str, currency: str, denomination: str) -> int:
+        if not re.fullmatch(r"-?[0-9]{1,9}", typed, re.ASCII):
+            raise SettingValueError(f"{typed!r} is not a whole number: use digits, like {self.default}")
+        value = int(typed)
+        self._in_range(value, str(value))
+        return value
+
+    def _parse_decimal(self, typed: str, currency: str, denomination: str) -> str:
+        commodity = self.commodity(currency, denomination) or "USD"
+        negative = self.minimum is not None and self.minimum < 0
+        try:
+            value = parse_amount(typed, commodity, allow_negative=negative)
+        except MoneyError as error:
+            raise SettingValueError(str(error)) from None
+        self._in_range(value, str(value))
+        return str(value)
+
+    def _parse_percent(self, typed: str, currency: str, denomination: str) -> str:
+        found = re.fullmatch(r"[0-9]{1,3}(?:[.,][0-9])?", typed.removesuffix("%").strip(), re.ASCII)
+        if found is None:
+            raise SettingValueError(f"{typed!r} is not a percentage: use a number like 15 or 12.5")
+        value = Decimal(found[0].replace(",", "."))
+        self._in_range(value, f"{value} %")
+        return str(value)
+
+    def _parse_text(self, typed: str, currency: str, denomination: str) -> str:
+        value = typed.upper() if self.upper else typed
+        if self.pattern and not re.fullmatch(self.pattern, value):
+            raise SettingValueError(f"{typed!r}: {self.pattern_hint or 'not an accepted value'}")
+        return value
+
+    def _parse_choice(self, typed: str, currency: str, denomination: str) -> str:
+        if typed not in dict(self.choices):
+            raise SettingValueError("choose one of the listed values")
+        return typed
+
+    def _parse_colour(self, typed: str, currency: str, denomination: str) -> str:
+        if not COLOUR.fullmatch(typed):
+            raise SettingValueError(f"{typed!r} is not a colour: write it as # and six hex digits, like {self.default}")
+        return typed.lower()
+
+    def _parse_list(self, typed: str, currency: str, denomination: str) -> list[str]:
+        items = [item.strip() for item in typed.split(",") if item.strip()]
+        value = [item.upper() for item in items] if self.upper else items
+        for item in value:
+            if self.pattern and not re.fullmatch(self.pattern, item):
+                raise SettingValueError(f"{item!r}: {self.pattern_hint or 'not an accepted value'}")
+        return list(dict.fromkeys(value))  # each once, in the order typed
+
+    def _parse_json(self, typed: str, currency: str, denomination: str) -> Any:
+        raise SettingValueError("this setting is not set from a form")
+
+
+# --- extra rules ---------------------------------------------------------------------------
+
+def _customer_code_problem(pattern: str) -> str | None:
+    """A SparkMeter customer-code pattern must name the unit or the meter, and nothing else."""
+    names = set(re.findall(r"\{([^{}]*)\}", pattern))
+    if not names & {"unit", "serial"}:
+        return "include {unit} (the unit number) or {serial} (the SparkMeter meter's serial)"
+    if names - {"unit", "serial"}:
+        return "only {unit} and {serial} can be filled in"
+    try:
+        pattern.format(unit="1", serial="SM1")
+    except (KeyError, IndexError, ValueError):
+        return "braces must be {unit} or {serial}; write a literal brace twice"
+    return None
+
+
+def _senders_problem(senders: list[str]) -> str | None:
+    """An estate may only narrow the trusted sender ids (MPESA_SENDERS), never add to them."""
+    try:
+        from flask import current_app
+        trusted = current_app.config.get("MPESA_SENDERS", "MPESA,M-PESA")
+    except RuntimeError:  # no application: the shipped default
+        trusted = "MPESA,M-PESA"
+    allowed = {item.strip().upper() for item in str(trusted).split(",") if item.strip()}
+    outside = [sender for sender in senders if sender not in allowed]
+    if outside:
+        return (f"{', '.join(outside)} {'is' if len(outside) == 1 else 'are'} not a trusted sender "
+                f"(trusted: {', '.join(sorted(allowed))}); an estate can only narrow that list")
+    return None
+
+
+PAYMENTS, SUPPLY, BILLING, BRANDING, VENDORS, REPORTS, SYSTEM = (
+    "Payments", "Supply and tariffs", "Supply and tariffs", "Statements and reports",
+    "Vendors and devices", "Statements and reports", "System")
+
+CATALOG: tuple[SettingSpec, ...] = (
+    SettingSpec(
+        "payment_max_amount", "Largest single payment",
+        "Payments above this (top-up, SMS, EFT row, assignment) are refused, in the estate's "
+        "currency.",
+        "decimal", "50000", PAYMENTS, minimum=Decimal("1"), maximum=Decimal("100000000"),
+        amount_of="currency", config_key="PAYMENT_MAX_AMOUNT"),
+    SettingSpec(
+        "mpesa_paybill", "M-PESA paybill number",
+        "Told to tenants with a cut or restore notice, with the account ESTATE-UNIT. Empty: "
+        "no M-PESA instructions.",
+        "text", None, PAYMENTS, pattern=r"[0-9]{5,7}", pattern_hint="a paybill number is 5 to 7 digits",
+        placeholder="e.g. 400200"),
+    SettingSpec(
+        "mpesa_senders", "Trusted M-PESA senders",
+        "SMS sender ids whose confirmations may credit this estate's units, comma-separated. "
+        "Empty: every sender trusted system-wide (MPESA_SENDERS); this can only narrow that list.",
+        "list", None, PAYMENTS, pattern=r"[A-Z0-9-]{1,11}",
+        pattern_hint="a sender id is 1 to 11 letters, digits or hyphens", upper=True,
+        check=_senders_problem, placeholder="e.g. MPESA"),
+    SettingSpec(
+        "water_credit_limit", "Water credit limit",
+        "Water is never cut off: when the water pocket is this far below zero, the meter is "
+        "flagged for arrears. In the estate's currency, or kL when wallets hold units.",
+        "decimal", "0", SUPPLY, minimum=Decimal("0"), maximum=Decimal("10000000"), amount_of="water"),
+    SettingSpec(
+        "tariff_notice_days", "Tariff notice (days)",
+        "Residents hear of a new tariff this many days before it starts; it is also the "
+        "earliest start date staff can give a new version.",
+        "int", 30, BILLING, minimum=0, maximum=365),
+    SettingSpec(
+        "brand_colour", "Brand colour",
+        "The colour of the estate's statements and AGM audit reports.",
+        "colour", "#0f766e", BRANDING),
+    SettingSpec(
+        "loss_threshold_percent", "Loss threshold (%)",
+        "The utility page marks a bulk meter's loss in red when more than this share of what "
+        "it measured is not accounted for by unit meters.",
+        "percent", "15", REPORTS, minimum=Decimal("0"), maximum=Decimal("100")),
+    SettingSpec(
+        "sparkmeter_customer_code", "SparkMeter customer code",
+        "How a unit's SparkMeter customer code is formed, for the credit push and payments "
+        "import: {unit} is the unit number, {serial} the meter's serial (e.g. C-{serial}).",
+        "text", "{unit}", VENDORS, check=_customer_code_problem, placeholder="{unit}"),
+    SettingSpec(
+        "chirpstack_application_id", "ChirpStack application",
+        "The ChirpStack application the estate's LoRaWAN meters belong to; relay commands are "
+        "published to application/<this>/device/<DevEUI>/command/down.",
+        "text", "meterwise", VENDORS, pattern=r"[A-Za-z0-9_.:-]{1,64}",
+        pattern_hint="letters, digits, '-', '_', '.' or ':' (no spaces or slashes), at most 64"),
+    SettingSpec(
+        "chirpstack_profiles", "ChirpStack decoding profiles",
+        "Per device profile, the field of the decoded uplink that holds the register and its unit.",
+        "json", {"default": {"field": "energy", "unit": "kWh"}}, SYSTEM, scope="global"),
+    SettingSpec(
+        "ingest_maintenance", "Maintenance mode",
+        "While on, ingest holds readings (staff pages and `flask maintenance on|off`).",
+        "bool", False, SYSTEM, scope="global"),
+)
+
+BY_KEY: dict[str, SettingSpec] = {spec.key: spec for spec in CATALOG}
+if len(BY_KEY) != len(CATALOG):  # pragma: no cover - a catalogue with a key twice is a typo
+    raise RuntimeError("a setting key is listed twice in the catalogue")
+
+
+def spec_for(key: str) -> SettingSpec:
+    """The catalogue entry of a setting (KeyError for a key nobody declared)."""
+    return BY_KEY[key]
+
+
+def setting_default(key: str) -> Any:
+    """A setting's value when nobody has set it (a copy, so callers cannot change the catalogue's)."""
+    default = BY_KEY[key].default
+    if isinstance(default, (dict, list)):
+        import copy
+        return copy.deepcopy(default)
+    return default
+
+
+def estate_specs() -> tuple[SettingSpec, ...]:
+    """The settings the estate settings page edits, in catalogue order."""
+    return tuple(spec for spec in CATALOG if spec.editable)
+
+
+def grouped(specs: tuple[SettingSpec, ...] | None = None) -> list[tuple[str, list[SettingSpec]]]:
+    """Settings by group, groups in the order they first appear."""
+    groups: dict[str, list[SettingSpec]] = {}
+    for spec in specs if specs is not None else estate_specs():
+        groups.setdefault(spec.group, []).append(spec)
+    return list(groups.items())

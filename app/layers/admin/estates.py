@@ -1,0 +1,76 @@
+"""Estate pages of the administration: a new estate, and an estate's profile and settings.
+
+Staff create and edit; an agent may read their estate's settings (no form), and a POST from
+an agent is a 404 like every staff-only action.
+"""
+from flask import flash, request, url_for
+from flask_login import current_user
+
+from app.auth.scope import estate_or_404
+from app.estates import choices
+from app.estates.profile import (EstateError, create_estate, form_values, locked_fields, setting_rows,
+                                 update_estate)
+from app.estates.settings_catalog import grouped
+from app.extensions import db
+from app.htmx import redirect, render
+from app.layers.admin import ROLES, bp, staff_only
+from app.models.estate import LIVE_FEATURES, WALLET_DENOMINATIONS
+
+
+@bp.get("/estates/new")
+def new_estate():
+    staff_only()
+    return _form(None, form_values(db.session, None), {})
+
+
+@bp.post("/estates/new")
+def create_estate_view():
+    staff_only()
+    values = request.form.to_dict()
+    try:
+        saved = create_estate(db.session, values, user_id=current_user.id)
+    except EstateError as error:
+        db.session.rollback()
+        return _form(None, values, error.errors), 400
+    flash(f"{saved.estate.name} ({saved.estate.code}) is created.", "success")
+    return redirect(url_for("admin.estate", estate_id=saved.estate.id))
+
+
+@bp.get("/estates/<int:estate_id>/settings")
+def estate_settings(estate_id: int):
+    estate = estate_or_404(db.session, current_user, estate_id, ROLES)
+    if not current_user.is_staff:
+        return render("admin/estate_settings_view.html", estate=estate, rows=setting_rows(db.session, estate),
+                      features=LIVE_FEATURES, country_name=choices.country_name(estate.country),
+                      currency_name=choices.currency_name(estate.currency))
+    return _form(estate, form_values(db.session, estate), {})
+
+
+@bp.post("/estates/<int:estate_id>/settings")
+def save_estate_settings(estate_id: int):
+    estate = estate_or_404(db.session, current_user, estate_id, ROLES)
+    staff_only()
+    values = request.form.to_dict()
+    try:
+        saved = update_estate(db.session, estate, values, user_id=current_user.id)
+    except EstateError as error:
+        db.session.rollback()
+        return _form(estate, values, error.errors), 400
+    changed = len(saved.changes)
+    flash(f"{estate.name}: {changed} change{'s' if changed != 1 else ''} saved." if changed
+          else f"{estate.name}: nothing changed.", "success")
+    return redirect(url_for("admin.estate_settings", estate_id=estate.id))
+
+
+def _form(estate, values, errors):
+    """The estate form (new or edit) with its values and the messages beside each field."""
+    rows = {row.spec.key: row for row in setting_rows(db.session, estate)}
+    country = values.get("country") or (estate.country if estate else "ZA")
+    return render(
+        "admin/estate_form.html", estate=estate, form=values, errors=errors,
+        locked=locked_fields(db.session, estate), groups=grouped(), rows=rows,
+        countries=choices.countries(), currencies=choices.currencies(),
+        timezone_groups=choices.timezones_for(str(country).upper()[:2]),
+        denominations=WALLET_DENOMINATIONS, features=LIVE_FEATURES,
+        months=["January", "February", "March", "April", "May", "June", "July", "August",
+                "September", "October", "November", "December"])

@@ -1,0 +1,4 @@
+"""Estate administration fixtures: the web helpers of tests/web (committed, login, world, ...)."""
+from __future__ import annotations
+
+from tests.web.conftest import _fresh_rate_limits, committed, login, new_client, world  # noqa: F401  (fixtures)
