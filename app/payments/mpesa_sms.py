@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from app import audit, phones
+from app.estates.account_numbers import unit_by_account_number
 from app.settings import get_setting
 from app.models import Estate, Meter, Notification, Person, Tenancy, Unit, canonical_serial, utcnow
 from app.models.payments import Payment, SmsMessage
@@ -136,7 +137,7 @@ def normalise_phone(raw: str) -> str:
 
 def match_unit(session: Session, reference: str | None, phone: str | None, *,
                currency: str | None = None) -> tuple[Unit | None, str]:
-    """Find the unit a payment is for: by reference (unit number or meter serial), then phone."""
+    """Find the unit a payment is for: by reference (account number, meter serial or unit number), then phone."""
     if reference:
         unit = _unit_by_reference(session, reference)
         if unit is not None:
@@ -149,6 +150,10 @@ def match_unit(session: Session, reference: str | None, phone: str | None, *,
 
 
 def _unit_by_reference(session: Session, reference: str) -> Unit | None:
+    # An account number is unique across estates and made to be quoted (capitals or not, spaces ignored).
+    unit = unit_by_account_number(session, reference)
+    if unit is not None:
+        return unit
     ref = reference.strip().upper()
     meter = session.scalar(select(Meter).where(Meter.serial == canonical_serial(ref),
                                                Meter.unit_id.is_not(None)))
