@@ -4,6 +4,8 @@ unit, and one unit's page (details, edit, occupancy with its history, account nu
 The unit page hosts the other areas' components (meters, people, tariff class, notes), each
 an `admin/_unit_slot_*.html` include that loads itself. The work is in app/estates/units.py.
 """
+from decimal import Decimal
+
 from flask import flash, request, url_for
 from flask_login import current_user
 
@@ -28,7 +30,8 @@ COLUMNS = (
     Column("Address", lambda r: r.unit.address or ""),
     Column("Latitude", lambda r: r.unit.latitude, numeric=True),
     Column("Longitude", lambda r: r.unit.longitude, numeric=True),
-    Column("Floor area (m²)", lambda r: r.unit.floor_area_m2, numeric=True),
+    Column("Floor area (m²)", lambda r: None if r.unit.floor_area_m2 is None
+           else r.unit.floor_area_m2.quantize(Decimal("0.01")), numeric=True),
     Column("Meters", lambda r: ", ".join(label("utility", u) for u in r.utilities)),
 )
 
