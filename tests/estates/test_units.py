@@ -246,3 +246,16 @@ def test_a_reference_matches_an_account_number_ignoring_spaces_and_capitals(sess
     session.commit()
     assert match_unit(session, " 0001 mak ", None)[0] is unit
     assert match_unit(session, "0002MAK", None)[0] is None
+
+
+def test_supply_notices_quote_the_account_number_as_the_mpesa_account(app, session):
+    from app.metering.credit_control import MPESA_PAYBILL_KEY, topup_channels
+
+    estate = factories.make_estate(session, code="MAK")
+    old, new = factories.make_unit(session, estate, number="1"), factories.make_unit(session, estate, number="2")
+    assign_account_numbers(session, estate, [new])
+    put_setting(session, MPESA_PAYBILL_KEY, "400200", estate.id)
+    session.commit()
+    with app.test_request_context():
+        assert topup_channels(session, estate, new)[-1] == "by M-PESA to paybill 400200, account 0001MAK"
+        assert topup_channels(session, estate, old)[-1] == "by M-PESA to paybill 400200, account MAK-1"
