@@ -237,6 +237,14 @@ def test_an_sms_payment_quoting_the_account_number_credits_that_unit(session):
     assert (payment.status, payment.unit_id) == ("credited", kit.unit.id)
     assert session.scalar(select(SmsMessage.reason)) == "matched by reference 0001MAK"
     assert kit.pocket("electricity").balance == Decimal("1.00")
+    # Typed with a space, the account number still names the unit.
+    spaced = text.replace("0001mak", "0001 mak").replace("5L956Z39DJ", "5L956Z39DK")
+    assert spaced != text and spaced.endswith("Reference: 0001 mak.")
+    handle_gateway_post(session, {"messages": [{"id": "sms-2", "from": "MPESA", "content": spaced}]})
+    session.expire_all()
+    second = session.scalar(select(Payment).where(Payment.provider_ref == "5L956Z39DK"))
+    assert (second.status, second.unit_id, second.reference) == ("credited", kit.unit.id, "0001MAK")
+    assert kit.pocket("electricity").balance == Decimal("2.00")
 
 
 def test_a_reference_matches_an_account_number_ignoring_spaces_and_capitals(session):
