@@ -13,7 +13,7 @@ from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from app.estates.account_numbers import assign_account_numbers
-from app.models import Estate, OccupancyChange, Person, Tenancy, Unit
+from app.models import Estate, OccupancyChange, Tenancy, Unit
 from tests import factories
 from tests.helpers import csrf_from, table_with
 from tests.web.conftest import _fresh_rate_limits, committed, login, new_client, world  # noqa: F401
