@@ -60,6 +60,11 @@ def test_staff_search_and_filter_the_units_list(world, estate_a, login):
     rows = {row[0]: row for row in table_with(page, "Account number").texts()}
     assert rows[estate_a["a2_number"]][1:4] == [estate_a["a2"], "Vacant", "Ngũgĩ Wa Thiong'o"]
     assert rows[world.unit_a_number][4:] == ["12 Protea Road, Midrand", "Water"]
+    # The filter form asks htmx for the table alone.
+    fragment = staff.get(f"/admin/estates/{world.estate1}/units?status=vacant", headers={"HX-Request": "true"})
+    html = fragment.get_data(as_text=True)
+    assert html.lstrip().startswith('<section id="unit-table"') and "<h1>" not in html
+    assert "HX-Request" in fragment.headers["Vary"]
 
 
 def test_hundreds_of_units_come_in_pages(world, committed, login):
