@@ -343,6 +343,7 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     ids: set[str] = set()  # meter serials and DevEUIs handed out, both unique in the database
     seeded = {plan.code: _seed_estate(session, plan, _clock_for(plan, clock, days), rng, people,
                                       taken, ids) for plan in ESTATES}
+    _place_units(session, seeded)
     logins = _create_logins(session, people, seeded)
     # Readings went in directly (not through ingest), so the roll-ups charts read are built here.
     from app.metering.rollups import rebuild
@@ -351,6 +352,35 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     session.commit()
     click.echo(f"Demo seeded in {perf_counter() - started:.1f} s")
     return logins
+
+
+# A few addresses, and the mini-grid's connections on the map (around Thaba-Putsoa, Lesotho).
+DEMO_ADDRESSES = {
+    "SUN": {"A01": "Block A, 14 Protea Road, Sunbird Estate, Midrand, 1685",
+            "A03": "Block A, 14 Protea Road, Sunbird Estate, Midrand, 1685",
+            "C01": "Block C, 16 Protea Road, Sunbird Estate, Midrand, 1685"},
+    "MAS": {"101": "Flat 101, Maseru Heights, Kingsway, Maseru 100",
+            "204": "Flat 204, Maseru Heights, Kingsway, Maseru 100"},
+}
+MINIGRID_VILLAGES = {"HN": ("Ha Nkoe", Decimal("-29.512400"), Decimal("27.903100")),
+                     "HM": ("Ha Mosa", Decimal("-29.498700"), Decimal("27.941800"))}
+
+
+def _place_units(session: Session, seeded: dict[str, SeededEstate]) -> None:
+    """Every demo unit gets its account number from the estate's pattern; a few an address and GPS."""
+    from app.estates.account_numbers import assign_account_numbers
+
+    for code, estate_seed in seeded.items():
+        for number, address in DEMO_ADDRESSES.get(code, {}).items():
+            estate_seed.units[number].address = address
+        if code == "TPM":
+            for number, unit in estate_seed.units.items():
+                village, latitude, longitude = MINIGRID_VILLAGES[number[:2]]
+                step = Decimal("0.000650") * int(number[2:])  # houses a short walk apart
+                unit.address = f"House {int(number[2:])}, {village}, Thaba-Putsoa"
+                unit.latitude, unit.longitude = latitude + step, longitude - step / 2
+        units = sorted(estate_seed.units.values(), key=lambda unit: (len(unit.number), unit.number))
+        assign_account_numbers(session, estate_seed.estate, units)
 
 
 def _clock_for(plan: EstatePlan, clock: Clock, days: int) -> Clock:

@@ -93,7 +93,9 @@ def topup_channels(session: Session, estate: Estate, unit: Unit) -> list[str]:
     channels = [f"online at {current_app.config['PUBLIC_URL'].rstrip('/')}{path}"]
     paybill = get_setting(session, MPESA_PAYBILL_KEY, estate.id, default=setting_default(MPESA_PAYBILL_KEY))
     if paybill:
-        channels.append(f"by M-PESA to paybill {paybill}, account {estate.code}-{unit.number}")
+        # The unit's account number is what it was given to quote; older units use CODE-number.
+        account = unit.account_number or f"{estate.code}-{unit.number}"
+        channels.append(f"by M-PESA to paybill {paybill}, account {account}")
     return channels
 
 

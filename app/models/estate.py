@@ -4,7 +4,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, utcnow
@@ -62,13 +62,21 @@ class Estate(Base):
 
 class Unit(Base):
     __tablename__ = "units"
-    __table_args__ = (UniqueConstraint("estate_id", "number"),)
+    __table_args__ = (UniqueConstraint("estate_id", "number"), UniqueConstraint("estate_id", "account_sequence"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     estate_id: Mapped[int] = mapped_column(ForeignKey("estates.id"), index=True)
     number: Mapped[str] = mapped_column(String(32))
     floor_area_m2: Mapped[Decimal | None]
     occupancy_status: Mapped[str] = mapped_column(String(16), default="vacant")
+    address: Mapped[str | None] = mapped_column(Text)
+    # GPS position in decimal degrees (WGS 84), both or neither (app/estates/units.py checks).
+    latitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
+    longitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
+    # What payers quote (SMS, EFT): unique across estates; made from the estate's pattern
+    # (app/estates/account_numbers.py). NULL for units made before account numbers existed.
+    account_number: Mapped[str | None] = mapped_column(String(32), unique=True)
+    account_sequence: Mapped[int | None]  # the pattern's {seq} the number was made from
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     estate: Mapped[Estate] = relationship(back_populates="units")

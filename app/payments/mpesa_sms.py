@@ -19,7 +19,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from app import audit, phones
 from app.estates.settings_catalog import setting_default
+from app.estates.account_numbers import unit_by_account_number
 from app.settings import get_setting
 from app.models import Estate, Meter, Notification, Person, Tenancy, Unit, canonical_serial, utcnow
 from app.models.payments import Payment, SmsMessage
@@ -66,6 +67,8 @@ _PHONE = re.compile(r"(?<!\d)(?P<phone>\+?\d{8,15})(?!\d)")
 _REFERENCE = re.compile(
     r"\b(?:Reference|Ref\.?|Account(?:\s+(?:Number|No\.?))?|Acc(?:ount)?\.?\s*No\.?)\s*[:#]?\s*"
     r"(?P<ref>[A-Za-z0-9/-]+)", re.IGNORECASE)
+_SPACED_REFERENCE = re.compile(
+    r"\bReference:?\s*(?P<ref>[A-Za-z0-9/-]+(?:[ ][A-Za-z0-9/-]+){1,3})\s*\.?\s*$", re.IGNORECASE)
 _NAME_AFTER_PHONE = re.compile(r"\+?\d{8,15}\s*-\s*(?P<name>[A-Za-z][A-Za-z .'-]*?)\s*(?:\+?\d{8,15})?\s*\.")
 _NAME_BEFORE_PHONE = re.compile(r"from\s+(?P<name>[A-Za-z][A-Za-z .'-]*?)\s+\+?\d{8,15}", re.IGNORECASE)
 
@@ -78,6 +81,9 @@ class MpesaConfirmation:
     phone: str | None
     sender: str | None
     reference: str | None
+    # The reference as written when it ends the message in several words ("Reference: 0045 MAK."):
+    # tried, spaces removed, as an account number before `reference` (its first word) is.
+    spaced_reference: str | None = None
 
 
 class NotAPayment(PaymentError, ValueError):
@@ -93,8 +99,8 @@ def parse_confirmation(text: str) -> MpesaConfirmation:
         raise NotAPayment("not an incoming payment confirmation")
     found = _DOCUMENTED.search(text)
     if found:
-        return _confirmation(found["txn"], found["cur"], found["amount"], found["phone"],
-                             found["name"], found["ref"])
+        return _with_spaced_reference(text, _confirmation(found["txn"], found["cur"], found["amount"],
+                                                          found["phone"], found["name"], found["ref"]))
     txn = _TXN.search(text)
     amount = _AMOUNT.search(text)
     if not txn:
@@ -107,9 +113,15 @@ def parse_confirmation(text: str) -> MpesaConfirmation:
     name = _NAME_AFTER_PHONE.search(text) or _NAME_BEFORE_PHONE.search(text)
     if not phone and not reference:
         raise NotAPayment("neither a phone number nor a reference")
-    return _confirmation(txn["txn"], amount["cur"], amount["amount"],
-                         phone["phone"] if phone else None, name["name"] if name else None,
-                         reference["ref"] if reference else None)
+    return _with_spaced_reference(text, _confirmation(
+        txn["txn"], amount["cur"], amount["amount"], phone["phone"] if phone else None,
+        name["name"] if name else None, reference["ref"] if reference else None))
+
+
+def _with_spaced_reference(text: str, parsed: MpesaConfirmation) -> MpesaConfirmation:
+    """Keep a reference of several words that ends the message (an account number typed with spaces)."""
+    found = _SPACED_REFERENCE.search(text)
+    return replace(parsed, spaced_reference=found["ref"].upper()) if found else parsed
 
 
 def _confirmation(txn: str, currency: str, amount: str, phone: str | None, name: str | None,
@@ -137,7 +149,7 @@ def normalise_phone(raw: str) -> str:
 
 def match_unit(session: Session, reference: str | None, phone: str | None, *,
                currency: str | None = None) -> tuple[Unit | None, str]:
-    """Find the unit a payment is for: by reference (unit number or meter serial), then phone."""
+    """Find the unit a payment is for: by reference (account number, meter serial or unit number), then phone."""
     if reference:
         unit = _unit_by_reference(session, reference)
         if unit is not None:
@@ -150,6 +162,10 @@ def match_unit(session: Session, reference: str | None, phone: str | None, *,
 
 
 def _unit_by_reference(session: Session, reference: str) -> Unit | None:
+    # An account number is unique across estates and made to be quoted (capitals or not, spaces ignored).
+    unit = unit_by_account_number(session, reference)
+    if unit is not None:
+        return unit
     ref = reference.strip().upper()
     meter = session.scalar(select(Meter).where(Meter.serial == canonical_serial(ref),
                                                Meter.unit_id.is_not(None)))
@@ -401,7 +417,12 @@ def _act_on(session: Session, row: SmsMessage, sender: str, trusted: frozenset[s
             row.reason += f" with amount {existing.amount:.2f}, now {parsed.amount:.2f}: suspicious"
             log.warning("M-PESA %s seen twice with different amounts", parsed.txn_id)
         return
-    unit, why = match_unit(session, parsed.reference, parsed.phone, currency=parsed.currency)
+    unit = unit_by_account_number(session, parsed.spaced_reference) if parsed.spaced_reference else None
+    if unit is not None:
+        why = f"account number {unit.account_number}"
+        parsed = replace(parsed, reference=unit.account_number)
+    else:
+        unit, why = match_unit(session, parsed.reference, parsed.phone, currency=parsed.currency)
     if unit is not None and sender.upper() not in estate_sender_ids(session, unit.estate_id, trusted):
         _flag_spoofed(session, row, parsed, f"sent by {_clean(sender)}, not by a sender id "
                       f"{unit.estate.name} accepts", unit.estate_id)

@@ -25,3 +25,4 @@ def staff_only() -> None:
 from app.layers.admin import views  # noqa: E402,F401
 from app.layers.admin import meters  # noqa: E402,F401
 from app.layers.admin import estates  # noqa: E402,F401
+from app.layers.admin import units  # noqa: E402,F401
