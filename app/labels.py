@@ -51,6 +51,11 @@ LABELS: dict[str, dict[str, str]] = {
     "period_status": {"open": "Open", "closed": "Closed", "locked": "Locked"},
     "protocol": {"chirpstack": "LoRaWAN (ChirpStack)", "mqtt_direct": "Direct MQTT", "http": "HTTP gateway",
                  "modbus": "Modbus/RS485", "sparkmeter": "SparkMeter"},
+    "role": {"staff": "Staff", "tenant": "Tenant", "owner": "Owner", "family": "Family",
+             "body_corporate": "Body corporate", "agent": "Managing agent", "utility": "Utility"},
+    "login_status": {"none": "No login", "invited": "Invited (no password yet)", "active": "Active",
+                     "inactive": "Deactivated"},
+    "unit_link": {"tenancy": "Tenancy", "ownership": "Ownership"},
     "feature": {"credit_control": "Credit control", "statements": "Monthly statements",
                 "levies_auto_deduct": "Levies auto-deduct"},
 }
