@@ -45,9 +45,10 @@ def home_country(session: Session, user: User) -> str | None:
 
 def alert_settings(session: Session, user: User) -> list[tuple[BudgetAlertSetting, Unit]]:
     """The user's budget alert settings with their units, by estate and unit number."""
-    return list(session.execute(
+    rows = session.execute(
         select(BudgetAlertSetting, Unit).join(Unit, Unit.id == BudgetAlertSetting.unit_id)
-        .where(BudgetAlertSetting.user_id == user.id).order_by(Unit.estate_id, Unit.number)).tuples())
+        .where(BudgetAlertSetting.user_id == user.id).order_by(Unit.estate_id, Unit.number))
+    return [(setting, unit) for setting, unit in rows]
 
 
 def save_account(session: Session, user: User, values: Mapping[str, str | None],

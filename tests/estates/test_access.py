@@ -207,3 +207,15 @@ def test_unit_people_component_adds_a_tenant_with_an_invite_and_ends_it(world, l
     assert response.status_code == 200 and "taken away" in response.get_data(as_text=True)
     assert agent.post(url + "/end", data={"csrf_token": token, "kind": "tenancy", "row_id": "99999999999",
                                           "end": today}).status_code == 404
+
+
+def test_the_functions_the_pages_call_say_they_commit_once():
+    from app.auth.account import save_account
+    from app.auth.passwords import request_reset, reset_password
+    from app.estates.people import create_person as create, update_own_contact, update_person
+
+    functions = (create, update_person, update_own_contact, access.grant_role, access.resend_invite,
+                 access.revoke_grant, access.add_tenant, access.add_owner, access.end_tenancy,
+                 access.end_ownership, access.set_login_active, save_account, request_reset, reset_password)
+    for function in functions:
+        assert "commits once" in function.__doc__, function.__name__
