@@ -1067,6 +1067,14 @@ def _create_registered_people(session: Session, seeded: dict[str, SeededEstate])
     session.add_all([person, user, RoleGrant(user=user, role="family", unit_id=unit.id)])
     session.flush()
     record(session, "user.invited", user, estate_id=estate.id, actor=ACTOR, new={"email": email})
+    # The demo tenant's budget alerts, so My account shows how they reach them.
+    from app.models import BudgetAlertSetting
+
+    code, number = TENANT_LOGINS["tenant"]
+    tenant = session.scalar(select(User).where(User.email == _login_email("tenant")))
+    session.add(BudgetAlertSetting(user_id=tenant.id, unit_id=seeded[code].units[number].id,
+                                   thresholds={"electricity": "50.00"}, frequency="daily",
+                                   channels=["in_app", "email"]))
 
 
 def _units(seeded: dict[str, SeededEstate], numbers: dict[str, tuple[str, ...]]) -> list[Unit]:
