@@ -173,14 +173,35 @@ def register_person(session: Session, estate: Estate, values: Mapping[str, str |
 
 
 def update_person(session: Session, estate: Estate, person: Person, values: Mapping[str, str | None], *,
-                  user_id: int | None = None) -> dict[str, dict]:
+                  actor: User | None = None, user_id: int | None = None) -> dict[str, dict]:
     """Edit a person's name, email and phone (their login's email follows); commits once.
 
+    An agent (`actor` not staff) may not move the email of a login that reaches past the
+    estates they administer: with a reset link sent to the new address they would take it over.
     Returns {"old": ..., "new": ...} of the fields that changed (empty when nothing did).
     """
     clean = clean_values(values, estate.country)
     _refuse_duplicates(session, estate, clean, person.id)
+    if actor is not None and not actor.is_staff and clean["email"] != person.email:
+        login = session.scalar(select(User).where(User.person_id == person.id).order_by(User.id).limit(1))
+        if login is not None and _reaches_past(session, login, actor):
+            raise PersonInvalid({"email": "This login has access outside the estates you administer: "
+                                          "they change their email on My account, or Meterwise staff do."})
     return _apply(session, person, clean, estate_id=estate.id)
+
+
+def _reaches_past(session: Session, login: User, actor: User) -> bool:
+    """Whether the login holds a grant outside the estates the actor administers (or staff)."""
+    from app.auth.scope import estate_ids_query
+
+    mine = estate_ids_query(actor, ("agent",))
+    unit_estate = select(Unit.estate_id).where(Unit.id == RoleGrant.unit_id).scalar_subquery()
+    outside = session.scalar(select(RoleGrant.id).where(
+        RoleGrant.user_id == login.id,
+        or_(RoleGrant.role == "staff",
+            (RoleGrant.estate_id.is_not(None)) & RoleGrant.estate_id.not_in(mine),
+            (RoleGrant.unit_id.is_not(None)) & unit_estate.not_in(mine))).limit(1))
+    return outside is not None
 
 
 def _apply(session: Session, person: Person, clean: dict, *, estate_id: int | None) -> dict[str, dict]:

@@ -114,3 +114,20 @@ def test_search_finds_by_name_email_and_phone_digits(session, estate):
     assert [r.person.full_name for r in estate_people(session, estate, search="073 123")] == ["Amahle Zulu"]
     assert [r.person.full_name for r in estate_people(session, estate, search="100%_")] == []
     assert len(estate_people(session, estate, role="none")) == 2
+
+
+def test_an_agent_cannot_move_the_email_of_a_login_that_reaches_other_estates(session, estate):
+    other = factories.make_estate(session)
+    agent = factories.make_user(session, "agent", estate=estate, password=None)
+    owner = factories.make_user(session, "owner", estate=estate, email="owner@example.com",
+                                grants=[("owner", other)])
+    local = factories.make_user(session, "tenant", unit=factories.make_unit(session, estate), email="local@example.com")
+    session.commit()
+    with pytest.raises(PersonInvalid, match="outside the estates you administer"):
+        update_person(session, estate, owner.person, {"full_name": "Owner", "email": "agent-own@example.com"},
+                      actor=agent)
+    session.rollback()
+    assert update_person(session, estate, owner.person, {"full_name": "Renamed", "email": "owner@example.com"},
+                         actor=agent)["new"] == {"full_name": "Renamed"}
+    assert update_person(session, estate, local.person, {"full_name": "Local", "email": "new-local@example.com"},
+                         actor=agent)["new"]["email"] == "new-local@example.com"

@@ -145,7 +145,8 @@ def person(estate_id: int, person_id: int):
         return _person_page(estate, found)
     values = _values()
     try:
-        result = people_domain.update_person(db.session, estate, found, values, user_id=current_user.id)
+        result = people_domain.update_person(db.session, estate, found, values, actor=current_user,
+                                             user_id=current_user.id)
     except PersonError as error:
         db.session.rollback()
         return _person_page(estate, found, form=values, errors=error.errors, status=400)
