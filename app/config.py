@@ -54,6 +54,7 @@ class Config:
     RATELIMIT_HEADERS_ENABLED = True
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "5 per minute;30 per hour")
     INVITE_MAX_AGE_SECONDS = int(os.environ.get("INVITE_MAX_AGE_SECONDS", 7 * 24 * 3600))
+    PASSWORD_RESET_MAX_AGE_SECONDS = int(os.environ.get("PASSWORD_RESET_MAX_AGE_SECONDS", 3600))
     UISP_URL = os.environ.get("UISP_URL", "http://127.0.0.1:5102/crm/api/v1.0")  # sources: UISP CRM
     UISP_APP_KEY = os.environ.get("UISP_APP_KEY", "dev-uisp-key")
     UISP_TIMEOUT = float(os.environ.get("UISP_TIMEOUT", "10"))

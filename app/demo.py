@@ -345,6 +345,7 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
                                       taken, ids) for plan in ESTATES}
     _place_units(session, seeded)
     logins = _create_logins(session, people, seeded)
+    _create_registered_people(session, seeded)
     # Readings went in directly (not through ingest), so the roll-ups charts read are built here.
     from app.metering.rollups import rebuild
     rebuild(session)
@@ -1073,6 +1074,38 @@ def _create_logins(session: Session, people: dict[str, Person],
         logins.append((role, user.email, password))
     session.flush()
     return logins
+
+
+# People registered by an estate's administration (admin People page): no role yet, and one
+# invited login that has not chosen a password.
+REGISTERED_PEOPLE = (
+    ("SUN", "Thandeka Mokoena", None, "+27821234501"),
+    ("SUN", "Pieter van Wyk", "pieter.vanwyk@example.test", None),
+    ("SUN", "Naledi Khumalo", "naledi.khumalo@example.test", "+27831234502"),
+    ("MAS", "Lerato Mohapi", None, "+26658001234"),
+)
+INVITED_PERSON = ("SUN", "Ayanda Dlamini", "ayanda.dlamini@example.test", "+27841234503")
+
+
+def _create_registered_people(session: Session, seeded: dict[str, SeededEstate]) -> None:
+    for code, name, email, phone in REGISTERED_PEOPLE:
+        session.add(Person(full_name=name, email=email, phone=phone, estate_id=seeded[code].estate.id))
+    code, name, email, phone = INVITED_PERSON
+    estate = seeded[code].estate
+    person = Person(full_name=name, email=email, phone=phone, estate_id=estate.id)
+    user = User(email=email, person=person, password_hash=None)
+    unit = next(iter(seeded[code].units.values()))
+    session.add_all([person, user, RoleGrant(user=user, role="family", unit_id=unit.id)])
+    session.flush()
+    record(session, "user.invited", user, estate_id=estate.id, actor=ACTOR, new={"email": email})
+    # The demo tenant's budget alerts, so My account shows how they reach them.
+    from app.models import BudgetAlertSetting
+
+    code, number = TENANT_LOGINS["tenant"]
+    tenant = session.scalar(select(User).where(User.email == _login_email("tenant")))
+    session.add(BudgetAlertSetting(user_id=tenant.id, unit_id=seeded[code].units[number].id,
+                                   thresholds={"electricity": "50.00"}, frequency="daily",
+                                   channels=["in_app", "email"]))
 
 
 def _units(seeded: dict[str, SeededEstate], numbers: dict[str, tuple[str, ...]]) -> list[Unit]:

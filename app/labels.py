@@ -54,6 +54,11 @@ LABELS: dict[str, dict[str, str]] = {
     "meter_role": {"unit": "Unit supply", "bulk": "Estate bulk supply", "solar": "Solar generation"},
     "meter_state": {"attached": "In service", "detached": "Replaced"},
     "denomination": {"currency": "Money", "units": "Units (kWh and kL)"},
+    "role": {"staff": "Staff", "tenant": "Tenant", "owner": "Owner", "family": "Family",
+             "body_corporate": "Body corporate", "agent": "Managing agent", "utility": "Utility"},
+    "login_status": {"none": "No login", "invited": "Invited (no password yet)", "active": "Active",
+                     "inactive": "Deactivated"},
+    "unit_link": {"tenancy": "Tenancy", "ownership": "Ownership"},
     "feature": {"credit_control": "Credit control", "statements": "Monthly statements",
                 "levies_auto_deduct": "Levies auto-deduct"},
 }

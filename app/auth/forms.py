@@ -16,3 +16,9 @@ class SetPasswordForm(FlaskForm):
         DataRequired(), Length(min=10, max=200, message="Use at least 10 characters.")])
     confirm = PasswordField("Repeat the password", validators=[
         DataRequired(), EqualTo("password", message="The two passwords differ.")])
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(message="Enter the email you sign in with."),
+                                            Length(max=254)],
+                       render_kw={"autocomplete": "username"})

@@ -4,8 +4,9 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 
 from app import audit
-from app.auth.forms import LoginForm, SetPasswordForm
+from app.auth.forms import ForgotPasswordForm, LoginForm, SetPasswordForm
 from app.auth.invites import InviteInvalid, user_from_invite
+from app.auth.passwords import ResetInvalid, request_reset, reset_password, user_from_reset
 from app.auth.redirects import safe_next
 from app.auth.sessions import end_sessions
 from app.extensions import db, limiter
@@ -96,6 +97,46 @@ def accept_invite(token: str):
         return redirect(home_for(user))
     status = 400 if request.method == "POST" else 200
     return render_template("auth/set_password.html", form=form, user=user), status
+
+
+def _reset_email_key() -> str:
+    return "reset-email:" + (request.form.get("email") or "").strip().lower()[:254]
+
+
+RESET_SENT = ("If that address has a Meterwise login, we have emailed it a link to choose a new "
+              "password. The link works once, for {minutes} minutes.")
+
+
+@bp.route("/forgot-password", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_login_limit, methods=["POST"], key_func=_reset_email_key)
+def forgot_password():
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        request_reset(db.session, form.email.data)  # the same answer whether or not it has a login
+        minutes = current_app.config["PASSWORD_RESET_MAX_AGE_SECONDS"] // 60
+        return render_template("auth/forgot_password.html", form=None, sent=RESET_SENT.format(minutes=minutes))
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/forgot_password.html", form=form, sent=None), status
+
+
+@bp.route("/reset-password/<token>", methods=["GET", "POST"], endpoint="reset_password")
+def reset_password_page(token: str):
+    try:
+        user = user_from_reset(db.session, token)
+    except ResetInvalid as error:
+        return render_template("auth/invite_invalid.html", message=str(error), title="Reset link",
+                               again=True), 400
+    form = SetPasswordForm()
+    if form.validate_on_submit():
+        reset_password(db.session, user, form.password.data,
+                       actor=audit.Actor(user.email, user.id, request.remote_addr))
+        login_user(user)
+        flash("Your new password is set. Other devices signed in as you are signed out.", "success")
+        return redirect(home_for(user))
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/set_password.html", form=form, user=user,
+                           title="Choose a new password"), status
 
 
 @bp.get("/no-access")

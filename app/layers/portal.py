@@ -43,3 +43,43 @@ def job_panel(run: JobRun) -> Response:
 @login_required
 def notifications():
     return render("notifications.html", rows=read_in_app(db.session, current_user.id))
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account():
+    """My account: the signed-in person's email, phone and alert channels."""
+    from flask import flash, request, url_for
+
+    from app.htmx import redirect
+
+    from app.auth.account import AccountError, alert_settings, save_account
+    from app.models.budget_alerts import ALERT_CHANNELS
+
+    user = current_user._get_current_object()
+    errors: dict[str, str] = {}
+    form = {"email": user.person.email if user.person and user.person.email else user.email,
+            "phone": user.person.phone if user.person else ""}
+    status = 200
+    if request.method == "POST":
+        form = {"email": request.form.get("email", "")[:400], "phone": request.form.get("phone", "")[:400]}
+        chosen = {}
+        for key in request.form:
+            prefix, _, number = key.partition("_")
+            if prefix == "channels" and number.isascii() and number.isdigit() and len(number) < 10:
+                chosen[int(number)] = request.form.getlist(key)
+        try:
+            changed = save_account(db.session, user, form, chosen)
+        except AccountError as error:
+            db.session.rollback()
+            errors, status = error.errors, 400
+        else:
+            flash("Your account is saved." if changed else "Nothing changed.", "success")
+            return redirect(url_for("portal.account"))
+    settings = alert_settings(db.session, user)
+    shown = {setting.id: (request.form.getlist(f"channels_{setting.id}") if status == 400
+                          else list(setting.channels or [])) for setting, _unit in settings}
+    response = render("account.html", "account_form", user=user, form=form, errors=errors,
+                      settings=settings, shown=shown, channels=ALERT_CHANNELS)
+    response.status_code = status
+    return response

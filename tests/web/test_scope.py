@@ -23,6 +23,7 @@ RULES: list[Rule] = sorted(_APP.url_map.iter_rules(), key=lambda r: (r.rule, r.e
 # Parameters that name a scoped object, and where the sweep takes their values from.
 ID_PARAMETERS = {"unit_id", "estate_id", "run_id", "tx_id"}  # tx_id: a transaction on the unit's pockets
 ID_PARAMETERS |= {"meter_id"}  # a meter on the unit swept (so in its estate): meter_on()
+ID_PARAMETERS |= {"person_id"}  # a person registered to the estate (admin People pages)
 # Other parameters the sweep knows how to fill (with a harmless valid value).
 PLAIN_VALUES = {"name": "credit_control", "period": "2026-01",
                 "uisp_client_id": 1}  # staff-only UISP copy: gated by the staff blueprint
@@ -34,6 +35,7 @@ PLAIN_VALUES |= {"alert_id": 1, "key_id": 1, "version_id": 1}
 PLAIN_VALUES |= {"receipt_number": "T1"}
 # Routes that are public on purpose (their parameters are not object ids).
 PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.accept_invite", "health.healthz"}
+PUBLIC_ENDPOINTS |= {"auth.forgot_password", "auth.reset_password"}  # tests/web/test_accounts.py
 PUBLIC_ENDPOINTS |= {"webhooks.payfast_itn", "webhooks.sms_gateway"}  # own auth; tests/payments
 PUBLIC_ENDPOINTS |= {"readings_api.post_readings"}  # X-API-Key auth; tests/metering
 # Routes outside the layer blueprints that take an id, and how each is checked.
@@ -84,6 +86,8 @@ def build(app, rule: Rule, *, unit: int, estate: int, run: int | None = None) ->
             values[name] = transaction_on(app, unit)
         elif name == "meter_id":
             values[name] = meter_on(app, unit)
+        elif name == "person_id":
+            values[name] = person_of(app, estate)
         elif name in PLAIN_VALUES:
             values[name] = PLAIN_VALUES[name]
         else:
@@ -130,6 +134,24 @@ def meter_on(app, unit_id: int) -> int:
         if found is None:
             found = make_meter(db.session, unit).id
             db.session.commit()
+def person_of(app, estate_id: int) -> int:
+    """A person registered to the estate (made the first time it is asked for)."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Estate, Person
+
+    with app.app_context():
+        if db.session.get(Estate, estate_id) is None:
+            db.session.remove()
+            return estate_id  # no such estate: any id is as missing as the estate
+        found = db.session.scalar(select(Person.id).where(Person.estate_id == estate_id).limit(1))
+        if found is None:
+            person = Person(full_name=f"Sweep person {estate_id}", phone=f"+2782{estate_id:07d}",
+                            estate_id=estate_id)
+            db.session.add(person)
+            db.session.commit()
+            found = person.id
         db.session.remove()
         return found
 
