@@ -307,3 +307,19 @@ def test_the_file_reader_only_ever_refuses(data):
         assert str(refusal)
         return
     assert all(isinstance(cell, str) for _, row in table.rows for cell in row.values())
+
+
+def test_rows_the_ledger_refuses_at_commit_are_rejected_and_the_batch_still_completes(session, estates):
+    from app.models import utcnow
+    from app.periods import period_of
+
+    a, _ = estates
+    report = import_file(session, a, "opening_balances", "o.csv", b"unit,utility,amount\nA1,electricity,10\nA2,water,5\n")
+    factories.make_period(session, a, period_of(utcnow(), a.timezone), "locked")
+    session.commit()
+    commit_import(session, report.batch)
+    assert outcomes(session, report.batch) == [(2, "reject"), (3, "reject")]
+    from app.estates.imports import report_for
+    assert all("refused it at commit" in messages[0] for _, messages in report_for(session, report.batch).rejected)
+    assert report.batch.status == "committed"
+    assert session.scalar(select(func.count(LedgerTransaction.id))) == 0
