@@ -23,6 +23,7 @@ JOB_MODULES = [
     "app.metering.alerts",
     "app.notify.budget_alerts",
     "app.ledger.pocket_flows",
+    "app.estates.imports",
 ]
 
 

@@ -80,6 +80,8 @@ def register(app: Flask) -> None:
     app.cli.add_command(ledger_cli)
     app.cli.add_command(seed_demo)
     app.cli.add_command(invite)
+    from app.estates.cli import import_command  # noqa: PLC0415 - the estates' commands
+    app.cli.add_command(import_command)
     from app.metering.cli import api_key_cli, maintenance  # noqa: PLC0415 - metering's commands
     app.cli.add_command(maintenance)
     app.cli.add_command(api_key_cli)

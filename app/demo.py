@@ -351,6 +351,7 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     rebuild(session)
     _replaced_meter(session, ids)
     session.commit()
+    _seed_imports(session, seeded["SUN"])
     click.echo(f"Demo seeded in {perf_counter() - started:.1f} s")
     return logins
 
@@ -1158,3 +1159,24 @@ def _replaced_meter(session: Session, ids: set[str]) -> None:
            old={"detached_at": None, "replaced_by_meter_id": None},
            new={"detached_at": swap.taken_at, "replaced_by": new.serial, "closing_register": swap.register,
                 "opening_register": opening})
+def _seed_imports(session: Session, sun: SeededEstate) -> None:
+    """Administration → Imports: one committed people import and one staged meters preview with rejects."""
+    from app.estates.imports import import_file
+    from app.models import User
+
+    agent = session.scalar(select(User.id).where(User.email == _login_email("agent")))
+    estate = sun.estate
+    units = sorted(sun.units)
+    people = ("email,full_name,phone\n"
+              "zoe.dupont@example.com,Zoë Dupont,082 555 0199\n"
+              "ngugi@example.com,Ngũgĩ wa Thiong'o,+254 712 555 010\n"
+              ",日本 花子,083 555 0123\n").encode("utf-8")
+    import_file(session, estate, "persons", "new-residents.csv", people, dry_run=False, user_id=agent)
+    meters = ("unit;serial;utility;role;protocol;dev_eui;interval_minutes;register_digits;bidirectional\n"
+              f"{units[0]};00770001;water;unit;mqtt_direct;;30;6;no\n"
+              f"{units[1]};770002;electricity;;;;30;;\n"
+              f"{units[1]};0770002;electricity;;;;30;;\n"
+              "Z99;770003;electricity;;;;;;\n"
+              f"{units[2]};770004;gas;;;;;;\n"
+              f"=HYPERLINK(\"http://example.com\");770005;water;;;;;;\n").encode("cp1252")
+    import_file(session, estate, "meters", "meter-register.csv", meters, dry_run=True, user_id=agent)

@@ -15,6 +15,7 @@ ACCOUNT_KINDS = (
     "levy",          # body corporate levies
     "party",         # settlement parties (operator, utility, ...)
     "suspense",      # unmatched money waiting for staff
+    "opening_balance",  # the counterpart of balances brought over from a previous system (imports)
 )
 
 

@@ -24,6 +24,7 @@ RULES: list[Rule] = sorted(_APP.url_map.iter_rules(), key=lambda r: (r.rule, r.e
 ID_PARAMETERS = {"unit_id", "estate_id", "run_id", "tx_id"}  # tx_id: a transaction on the unit's pockets
 ID_PARAMETERS |= {"meter_id"}  # a meter on the unit swept (so in its estate): meter_on()
 ID_PARAMETERS |= {"person_id"}  # a person registered to the estate (admin People pages)
+ID_PARAMETERS |= {"import_id"}  # an import (ImportBatch) of the estate, made the first time it is asked for
 # Other parameters the sweep knows how to fill (with a harmless valid value).
 PLAIN_VALUES = {"name": "credit_control", "period": "2026-01",
                 "uisp_client_id": 1}  # staff-only UISP copy: gated by the staff blueprint
@@ -33,6 +34,7 @@ PLAIN_VALUES |= {"alert_id": 1, "key_id": 1, "version_id": 1}
 # A receipt number names a ledger entry or vendor payment of the viewer's units (tenant only):
 # another unit's or tenancy's receipt is 404, tested in tests/tenant/test_payments_tenancy.py.
 PLAIN_VALUES |= {"receipt_number": "T1"}
+PLAIN_VALUES |= {"kind": "units"}  # an import kind (admin imports templates): a name, not an object
 # Routes that are public on purpose (their parameters are not object ids).
 PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.accept_invite", "health.healthz"}
 PUBLIC_ENDPOINTS |= {"auth.forgot_password", "auth.reset_password"}  # tests/web/test_accounts.py
@@ -88,6 +90,8 @@ def build(app, rule: Rule, *, unit: int, estate: int, run: int | None = None) ->
             values[name] = meter_on(app, unit)
         elif name == "person_id":
             values[name] = person_of(app, estate)
+        elif name == "import_id":
+            values[name] = import_of(app, estate)
         elif name in PLAIN_VALUES:
             values[name] = PLAIN_VALUES[name]
         else:
@@ -152,6 +156,23 @@ def person_of(app, estate_id: int) -> int:
             db.session.add(person)
             db.session.commit()
             found = person.id
+def import_of(app, estate_id: int) -> int:
+    """An import of the estate (a staged one made the first time it is asked for)."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Estate, ImportBatch
+
+    with app.app_context():
+        if db.session.get(Estate, estate_id) is None:
+            return estate_id  # no such estate: any id is as missing as the estate
+        found = db.session.scalar(select(ImportBatch.id).where(ImportBatch.estate_id == estate_id).limit(1))
+        if found is None:
+            batch = ImportBatch(estate_id=estate_id, kind="units", file_name="sweep.csv", sha256="0" * 64,
+                                status="staged", ignored_columns=[])
+            db.session.add(batch)
+            db.session.commit()
+            found = batch.id
         db.session.remove()
         return found
 

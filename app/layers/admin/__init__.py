@@ -27,3 +27,4 @@ from app.layers.admin import meters  # noqa: E402,F401
 from app.layers.admin import estates  # noqa: E402,F401
 from app.layers.admin import units  # noqa: E402,F401
 from app.layers.admin import people  # noqa: E402,F401
+from app.layers.admin import imports  # noqa: E402,F401
