@@ -268,7 +268,7 @@ def _carry_out(session: Session, correction: Correction, *, user_id: int, now: d
         new = _reassigned_payment(session, payment, correction)
         try:
             credit_payment(session, new, user_id=user_id)
-        except LedgerError as error:
+        except (LedgerError, PaymentError) as error:
             raise BadTarget(f"The new credit was refused: {error}", field="unit_id") from None
         correction.new_payment_id = new.id
         unit = session.get(Unit, new.unit_id)
