@@ -29,6 +29,8 @@ LABELS: dict[str, dict[str, str]] = {
         "pocket_flows": "Pocket roll-ups", "deliver_email": "Email delivery",
         "ledger_anchor_email": "Ledger anchor email", "vendor_credit_reversal": "Reversal at SparkMeter",
     },
+    "meter_status": {"online": "Online", "offline": "Offline", "imported": "Imported daily",
+                     "import_overdue": "Import overdue"},
     "correction_kind": {"reverse": "Reversal", "reassign": "Reassignment to another unit"},
     "correction_status": {"pending": "Waiting for approval", "done": "Posted", "declined": "Declined"},
     "vendor_reversal": {"queued": "Queued", "reversed": "Reversed at SparkMeter", "failed": "Failed",

@@ -22,6 +22,7 @@ RULES: list[Rule] = sorted(_APP.url_map.iter_rules(), key=lambda r: (r.rule, r.e
 
 # Parameters that name a scoped object, and where the sweep takes their values from.
 ID_PARAMETERS = {"unit_id", "estate_id", "run_id", "tx_id"}  # tx_id: a transaction on the unit's pockets
+ID_PARAMETERS |= {"person_id"}  # a person registered to the estate in the same URL (person_of)
 # Other parameters the sweep knows how to fill (with a harmless valid value).
 PLAIN_VALUES = {"name": "credit_control", "period": "2026-01",
                 "uisp_client_id": 1}  # staff-only UISP copy: gated by the staff blueprint
@@ -31,6 +32,8 @@ PLAIN_VALUES |= {"meter_id": 1, "alert_id": 1, "key_id": 1, "version_id": 1}
 # A receipt number names a ledger entry or vendor payment of the viewer's units (tenant only):
 # another unit's or tenancy's receipt is 404, tested in tests/tenant/test_payments_tenancy.py.
 PLAIN_VALUES |= {"receipt_number": "T1"}
+# Staff corrections (reversal requests): gated by the staff blueprint; tests/payments/test_corrections.py.
+PLAIN_VALUES |= {"correction_id": 1}
 # Routes that are public on purpose (their parameters are not object ids).
 PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.accept_invite", "health.healthz"}
 PUBLIC_ENDPOINTS |= {"webhooks.payfast_itn", "webhooks.sms_gateway"}  # own auth; tests/payments
@@ -81,6 +84,8 @@ def build(app, rule: Rule, *, unit: int, estate: int, run: int | None = None) ->
             values[name] = run
         elif name == "tx_id":
             values[name] = transaction_on(app, unit)
+        elif name == "person_id":
+            values[name] = person_of(app, estate)
         elif name in PLAIN_VALUES:
             values[name] = PLAIN_VALUES[name]
         else:
@@ -107,6 +112,26 @@ def transaction_on(app, unit_id: int) -> int:
         if found is None:
             found = make_topup(db.session, pocket, "1.00").transaction_id
             db.session.commit()
+        db.session.remove()
+        return found
+
+
+def person_of(app, estate_id: int) -> int:
+    """A person registered to the estate (made the first time it is asked for)."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Estate, Person
+
+    with app.app_context():
+        if db.session.get(Estate, estate_id) is None:
+            return estate_id  # no such estate: any id is as missing as the estate
+        found = db.session.scalar(select(Person.id).where(Person.estate_id == estate_id).limit(1))
+        if found is None:
+            person = Person(full_name=f"Registered to estate {estate_id}", estate_id=estate_id)
+            db.session.add(person)
+            db.session.commit()
+            found = person.id
         db.session.remove()
         return found
 
