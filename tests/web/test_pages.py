@@ -210,7 +210,7 @@ def test_agent_estate_page_lists_every_unit(portfolio, login):
     response = login(portfolio.emails["agent"]).get(f"/agent/estates/{portfolio.estate_id}")
     units = table_with(response.get_data(as_text=True), "Tenant")
     rows = {row[0]: row[1:3] for row in units.texts()}
-    assert rows == {"7A": ["occupied", "Thandi Nkosi"], "7B": ["vacant", "—"]}
+    assert rows == {"7A": ["Occupied", "Thandi Nkosi"], "7B": ["Vacant", "—"]}  # labels, not stored codes
 
 
 def test_utility_sees_bulk_against_unit_meters(portfolio, login):
