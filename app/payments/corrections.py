@@ -250,6 +250,8 @@ def _carry_out(session: Session, correction: Correction, *, user_id: int, now: d
                          memo=f"Reversal of #{original.id}: {correction.reason}"[:500])
     except LedgerError as error:
         raise NotReversible(f"The ledger refused the reversal: {error}") from None
+    if not posted.created:  # another staff member's reversal committed first: nothing more to do
+        raise NotReversible(f"Transaction #{original.id} was already reversed by #{posted.transaction_id}.")
     was = correction.status
     correction.status, correction.reversal_transaction_id = "done", posted.transaction_id
     if correction.requested_by_user_id != user_id:

@@ -96,3 +96,17 @@ def test_the_note_forms_never_fail_with_a_500(world, login, body, person, unit):
         response = client.post(url, data={"csrf_token": token, "body": body})
         assert response.status_code in (200, 400, 404), (url, response.status_code)
         assert client.get(url).status_code in (200, 404)
+
+
+def test_the_unit_and_person_pages_slots_load_the_notes_component(app, world, people):
+    from flask import render_template
+    from app.models import Person
+    with app.test_request_context():
+        unit = db.session.get(Unit, world.unit_a)
+        html = render_template("admin/_unit_slot_notes.html", unit=unit, estate=unit.estate)
+        assert f'hx-get="/admin/units/{unit.id}/notes"' in html and 'hx-trigger="load"' in html
+        assert f'href="/admin/units/{unit.id}/notes"' in html  # without JavaScript: a plain link
+        person = db.session.get(Person, people["tenant"])
+        html = render_template("admin/_person_slot_notes.html", person=person, estate=unit.estate)
+        assert f'hx-get="/admin/estates/{world.estate1}/people/{person.id}/notes"' in html
+        db.session.remove()

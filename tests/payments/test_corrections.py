@@ -299,3 +299,19 @@ def test_postings_table_and_corrections_link_from_the_payments_page(app, book, l
     client = login(book.staff_email)
     html = client.get("/staff/payments").get_data(as_text=True)
     assert f"/staff/transactions/{book.small_tx}" in html
+
+
+def test_a_reversal_that_lost_a_race_credits_nothing_twice(app, book, monkeypatch):
+    """Two staff submit at once: both pass the checks, the ledger's key lets one reversal through."""
+    from app.ledger import reverse
+    with app.app_context():
+        reverse(db.session, book.small_tx, memo="the other staff member's reversal")
+        db.session.commit()
+        monkeypatch.setattr("app.payments.corrections.why_not_reversible", lambda *_: None)
+        with pytest.raises(NotReversible, match="already reversed"):
+            request_reversal(db.session, book.small_tx, "Neighbour's unit", user_id=book.staff,
+                             target_unit_id=book.other_unit_id)
+        db.session.rollback()
+        assert _pocket_balance(book.other_unit_id) == Decimal("0")
+        assert db.session.scalar(select(func.count()).select_from(Payment)) == 2
+        db.session.remove()
