@@ -143,4 +143,4 @@ def _decide(correction_id: int, action):
 
 def _int(text: str) -> int | None:
     text = (text or "").strip()
-    return int(text) if text.isdigit() and 0 < int(text) < 2**31 else None
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 2**31 else None  # "²" is a digit too

@@ -155,7 +155,7 @@ def eft_deposit():
 
 @bp.post("/payments/eft/confirm")
 def eft_confirm():
-    ids = [int(value) for value in request.form.getlist("payment_id") if value.isdigit()]
+    ids = [int(value) for value in request.form.getlist("payment_id") if value.isascii() and value.isdigit()]
     if not ids:
         return _refused("Tick the deposits to confirm.", provider="eft", status="to_confirm")
     outcomes = eft.confirm_payments(db.session, ids, current_user.id)
