@@ -346,7 +346,8 @@ def test_every_id_route_is_bounded_by_its_column():
     assert {"tenant.unit", "portal.job_progress", "staff.meter"} <= {r.endpoint for r in OVERSIZED_ID_RULES}
     bigints = {(r.endpoint, name) for r in OVERSIZED_ID_RULES
                for name, converter in _id_converters(r).items() if isinstance(converter, BigIntegerIdConverter)}
-    assert bigints == {("tenant.transaction", "tx_id"), ("staff.acknowledge_alert", "alert_id")}
+    assert bigints == {("tenant.transaction", "tx_id"), ("staff.acknowledge_alert", "alert_id"),
+                       ("staff.transaction", "tx_id"), ("staff.reverse_transaction", "tx_id")}
     assert all(isinstance(c, IntegerIdConverter) for r in OVERSIZED_ID_RULES for c in _id_converters(r).values())
 
 
