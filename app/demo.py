@@ -346,6 +346,7 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     _place_units(session, seeded)
     logins = _create_logins(session, people, seeded)
     _create_registered_people(session, seeded)
+    _seed_corrections(session, seeded)
     # Readings went in directly (not through ingest), so the roll-ups charts read are built here.
     from app.metering.rollups import rebuild
     rebuild(session)
@@ -1107,6 +1108,52 @@ def _create_registered_people(session: Session, seeded: dict[str, SeededEstate])
     session.add(BudgetAlertSetting(user_id=tenant.id, unit_id=seeded[code].units[number].id,
                                    thresholds={"electricity": "50.00"}, frequency="daily",
                                    channels=["in_app", "email"]))
+def _seed_corrections(session: Session, seeded: dict[str, SeededEstate]) -> None:
+    """Staff corrections (issue 14 item 7): a reversed deposit with its reason, a reassignment
+    waiting for the demo staff login's approval (asked by a second staff member), case notes."""
+    from app.models import CaseNote, Payment
+    from app.payments.corrections import record_correction
+    from app.payments.credit import credit_payment
+
+    sun = seeded["SUN"]
+    staff = session.scalar(select(User).where(User.email == _login_email("staff")))
+    second = User(email="operations@demo.meterwise.local",
+                  person=Person(full_name="Naledi Operations", email="operations@demo.meterwise.local"))
+    session.add_all([second, RoleGrant(user=second, role="staff")])
+    session.flush()
+    now = datetime.now(UTC)
+
+    def deposit(ref: str, unit: Unit, amount: str, days_ago: int) -> Payment:
+        payment = Payment(provider="eft", provider_ref=ref, reference=f"SUN-{unit.number}", unit_id=unit.id,
+                          estate_id=unit.estate_id, utility="electricity", amount=Decimal(amount),
+                          currency="ZAR", status="to_confirm", payer_name="Demo deposit",
+                          paid_at=now - timedelta(days=days_ago))
+        session.add(payment)
+        session.flush()
+        credit_payment(session, payment, user_id=staff.id)
+        return payment
+
+    twice = deposit("FNB-DEMO-0412", sun.units["A04"], "150.00", 3)
+    record_correction(session, twice.transaction_id, user_id=staff.id,
+                      reason="The bank statement and the deposit slip both recorded this deposit: posted twice.")
+    wrong = deposit("FNB-DEMO-0477", sun.units["B01"], "2500.00", 2)
+    record_correction(session, wrong.transaction_id, user_id=second.id, target_unit_id=sun.units["B03"].id,
+                      target_utility="electricity",
+                      reason="The tenant of B03 quoted B01 as the reference; the lease and the payer's name say B03.")
+    agent = session.scalar(select(User).where(User.email == _login_email("agent")))
+    tenant = session.scalar(select(User).where(User.email == _login_email("tenant")))
+    session.add_all([
+        CaseNote(estate_id=sun.estate.id, unit_id=sun.units["A03"].id, author_user_id=agent.id,
+                 created_at=now - timedelta(days=5),
+                 body="Geyser element replaced by the landlord's plumber; hot water use should drop from next week."),
+        CaseNote(estate_id=sun.estate.id, unit_id=sun.units["A03"].id, author_user_id=staff.id,
+                 created_at=now - timedelta(days=1),
+                 body="Tenant phoned about the water charge: explained the inclining blocks; no dispute raised."),
+        CaseNote(estate_id=sun.estate.id, person_id=tenant.person_id, author_user_id=agent.id,
+                 created_at=now - timedelta(days=2),
+                 body="Prefers SMS to email for notices. Works night shifts: call after 14:00."),
+    ])
+    session.flush()
 
 
 def _units(seeded: dict[str, SeededEstate], numbers: dict[str, tuple[str, ...]]) -> list[Unit]:

@@ -10,6 +10,7 @@
   change their occupancy, each audited and committed once.
 - `account_numbers.py`: account numbers from the estate's pattern (`account_number_pattern`),
   unique across estates, that SMS and EFT payments quote; `assign_account_numbers()` for imports.
+- `notes.py`: case notes on units and people (append-only), read by staff and the estate's agents.
 
 The estate administration (estates, units, meters and their replacement, people, grants,
 the CSV import mechanism, tenancies) joins this package. Settings live in `app/settings.py`.

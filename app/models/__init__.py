@@ -22,3 +22,4 @@ from app.models.budget_alerts import BudgetAlertSent, BudgetAlertSetting  # noqa
 from app.models.ingest import IngestHeartbeat  # noqa: E402,F401
 from app.models.reporting import PocketFlowTotal, PocketFlowWatermark  # noqa: E402,F401
 from app.models.imports import ImportBatch, ImportRow  # noqa: E402,F401
+from app.models.corrections import CaseNote, Correction  # noqa: E402,F401

@@ -17,6 +17,7 @@ PAYMENT_STATUSES = (
     "credited",     # posted to a pocket through the ledger
     "failed",       # provider reported failure
     "cancelled",    # payer cancelled
+    "reversed",     # its credit was reversed by staff (a correction; reassigned: see the new payment)
 )
 VENDOR_PUSH_STATUSES = ("queued", "pushed", "failed")
 
@@ -49,6 +50,9 @@ class Payment(Base):
         BigInteger().with_variant(Integer, "sqlite"), ForeignKey("ledger_transactions.id"))
     created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A payment credited to the wrong unit is reversed and credited again as a new payment
+    # (its own ledger key and Koios external id) that points back here.
+    reassigned_from_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
     vendor_push_status: Mapped[str | None] = mapped_column(String(8))
     vendor_push_result: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -68,6 +68,18 @@ class KoiosPayments:
             return None
         return response.json().get("data") or None
 
+    def reverse(self, payment_id: str, external_id: str, memo: str) -> dict | None:
+        """POST /api/v1/payments/{id}/reverse: a reversal with its own external id."""
+        response = self._call("POST", f"/api/v1/payments/{payment_id}/reverse",
+                              json={"external_id": external_id, "memo": memo})
+        if not response.ok:
+            errors = response.json().get("errors") if response.content else None
+            title = errors[0].get("title") if errors else response.text[:200]
+            raise KoiosError(f"Koios refused the reversal ({response.status_code}): {title}")
+        if not response.content:
+            return None
+        return response.json().get("data") or None
+
     def _call(self, method: str, path: str, **options) -> requests.Response:
         try:
             return requests.request(method, self.base_url + path, headers=self.headers,
@@ -136,6 +148,76 @@ def _push(session: Session, payment: Payment, client: KoiosPayments | None) -> P
     payment.vendor_push_status = "pushed" if result.ok else "failed"
     payment.vendor_push_result = result.message[:300]
     return result
+
+
+def reversal_external_id(payment: Payment) -> str:
+    """The Koios external id of a payment's reversal: its own, so a retry never reverses twice."""
+    return f"meterwise:reversal:{payment.id}"
+
+
+def queue_vendor_reversal(session: Session, correction, payment: Payment) -> None:
+    """For a SparkMeter-managed unit, reverse the payment's Koios push once the caller commits."""
+    if vendor_customer_code(session, payment) or payment.vendor_push_status:
+        correction.vendor_status = "queued"
+        session.flush()
+        enqueue_after_commit(session, "vendor_credit_reversal", correction.id, track=False)
+
+
+def reverse_vendor_payment(session: Session, correction, client: KoiosPayments | None = None) -> PushResult:
+    """Reverse at Koios the push of a corrected payment, idempotently; record the outcome; commits once."""
+    result = _reverse_at_vendor(session, correction, client)
+    session.commit()
+    return result
+
+
+def _reverse_at_vendor(session: Session, correction, client: KoiosPayments | None) -> PushResult:
+    payment = session.get(Payment, correction.payment_id) if correction.payment_id else None
+    if payment is None:
+        return PushResult(False, "the correction has no payment")
+    # A staff retry and the job never reverse at once.
+    session.refresh(correction, ["vendor_status", "vendor_result"], with_for_update=True)
+    if correction.vendor_status in ("reversed", "none"):
+        return PushResult(True, correction.vendor_result or "already reversed")
+    config = current_app.config
+    client = client or KoiosPayments(config["KOIOS_URL"], config["KOIOS_API_KEY"],
+                                     config["KOIOS_API_SECRET"])
+    external_id = reversal_external_id(payment)
+    status = "reversed"
+    try:
+        found = client.find(external_id)
+        if found is None:
+            original = client.find(f"meterwise:{payment.id}")
+            if original is None:
+                status = "none"
+                found = {}
+            else:
+                found = client.reverse(original.get("id", ""), external_id,
+                                       f"Meterwise correction #{correction.id}: {correction.reason}"[:200])
+                found = found or client.find(external_id)
+                if found is None:
+                    raise KoiosError("Koios answered without a body and the reversal cannot be found yet")
+        if status == "none":
+            result = PushResult(True, "SparkMeter never received this payment: nothing to reverse there")
+        else:
+            result = PushResult(True, f"Koios reversal {found.get('id', '?')} of {found.get('amount', '')} recorded")
+    except KoiosError as error:
+        status, result = "failed", PushResult(False, str(error))
+    correction.vendor_status = status
+    correction.vendor_result = result.message[:300]
+    return result
+
+
+@job("vendor_credit_reversal")
+def vendor_credit_reversal(session: Session, progress, correction_id: int) -> str:
+    """Job: reverse one corrected payment at Koios; a failure raises so the queue retries."""
+    from app.models.corrections import Correction
+    correction = session.get(Correction, correction_id)
+    if correction is None or correction.vendor_status in ("reversed", "none"):
+        return "nothing to reverse"
+    result = reverse_vendor_payment(session, correction)
+    if not result.ok:
+        raise KoiosError(result.message)
+    return result.message
 
 
 @job("vendor_credit_push")

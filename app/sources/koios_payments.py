@@ -40,6 +40,7 @@ KOIOS_PAYMENTS_IMPORT = "koios_payments_import"
 SINCE_KEY = "koios.payments.since"
 OVERLAP = timedelta(days=1)  # re-list a day back: a late-listed payment is not missed (ids dedupe)
 OWN_PREFIX = "meterwise:"  # external ids of our own credit pushes (payments/vendor_credit.py)
+OWN_REVERSAL_PREFIX = "meterwise:reversal:"  # and of the reversals staff corrections send
 
 
 @dataclass
@@ -122,6 +123,9 @@ def import_koios_payments(session: Session, api: KoiosApi, progress=None) -> Koi
         progress.set_total(len(rows))
     parsed = []
     for number, row in enumerate(rows, start=1):
+        if isinstance(row, dict) and str(row.get("external_id") or "").startswith(OWN_REVERSAL_PREFIX):
+            report.already_known += 1  # our own correction's reversal (payments/vendor_credit.py)
+            continue
         try:
             parsed.append(parse_payment(row))
         except ValueError as error:

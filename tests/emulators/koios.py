@@ -8,6 +8,8 @@ The payments listing (GET /api/v1/payments without external_id; its shape is ass
 page like customers) holds payments made at the vendor (`build(payments=...)`), some for
 customers nobody knows (`unknown_payments`) and some malformed (`malformed_payments`), plus
 those POSTed; `payment_faults` ("503", "timeout") are spent one per listing request.
+POST /api/v1/payments/{id}/reverse records a negative payment with its own external_id
+(idempotent by it; a second reversal of the same payment is refused).
 Credentials are checked when `api_key` is set (tests); `make run` accepts any.
 """
 from __future__ import annotations
@@ -185,6 +187,28 @@ def create_app(emulator: KoiosEmulator | None = None) -> Flask:
                    "created": datetime.now(UTC).isoformat()}
         emulator.payments[external_id] = payment
         return jsonify({"data": payment}), 201
+
+    @app.post("/api/v1/payments/<payment_id>/reverse")
+    def reverse_payment(payment_id: str):
+        body = request.get_json(silent=True) or {}
+        external_id = str(body.get("external_id") or "")
+        if not external_id:
+            return error(422, "external_id is required")
+        with emulator._lock:
+            if external_id in emulator.payments:  # a repeat: the original reversal
+                return jsonify({"data": emulator.payments[external_id]}), 200
+            original = next((p for p in emulator.payments.values() if p["id"] == payment_id), None)
+            if original is None:
+                return error(404, "payment not found")
+            if original.get("reversed_by"):
+                return error(422, "payment already reversed")
+            reversal = {"id": f"kp-{len(emulator.payments) + 1}", "customer_code": original["customer_code"],
+                        "amount": str(-Decimal(original["amount"])), "memo": body.get("memo"),
+                        "external_id": external_id, "reverses": original["id"],
+                        "created": datetime.now(UTC).isoformat()}
+            original["reversed_by"] = reversal["id"]
+            emulator.payments[external_id] = reversal
+        return jsonify({"data": reversal}), 201
 
     @app.get("/api/v1/payments")
     def find_payment():

@@ -35,6 +35,8 @@ PLAIN_VALUES |= {"alert_id": 1, "key_id": 1, "version_id": 1}
 # another unit's or tenancy's receipt is 404, tested in tests/tenant/test_payments_tenancy.py.
 PLAIN_VALUES |= {"receipt_number": "T1"}
 PLAIN_VALUES |= {"kind": "units"}  # an import kind (admin imports templates): a name, not an object
+# Staff corrections (reversal requests): gated by the staff blueprint; tests/payments/test_corrections.py.
+PLAIN_VALUES |= {"correction_id": 1}
 # Routes that are public on purpose (their parameters are not object ids).
 PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.accept_invite", "health.healthz"}
 PUBLIC_ENDPOINTS |= {"auth.forgot_password", "auth.reset_password"}  # tests/web/test_accounts.py
@@ -138,6 +140,10 @@ def meter_on(app, unit_id: int) -> int:
         if found is None:
             found = make_meter(db.session, unit).id
             db.session.commit()
+        db.session.remove()
+        return found
+
+
 def person_of(app, estate_id: int) -> int:
     """A person registered to the estate (made the first time it is asked for)."""
     from sqlalchemy import select
@@ -156,6 +162,10 @@ def person_of(app, estate_id: int) -> int:
             db.session.add(person)
             db.session.commit()
             found = person.id
+        db.session.remove()
+        return found
+
+
 def import_of(app, estate_id: int) -> int:
     """An import of the estate (a staged one made the first time it is asked for)."""
     from sqlalchemy import select
@@ -387,7 +397,8 @@ def test_every_id_route_is_bounded_by_its_column():
     assert {"tenant.unit", "portal.job_progress", "staff.meter"} <= {r.endpoint for r in OVERSIZED_ID_RULES}
     bigints = {(r.endpoint, name) for r in OVERSIZED_ID_RULES
                for name, converter in _id_converters(r).items() if isinstance(converter, BigIntegerIdConverter)}
-    assert bigints == {("tenant.transaction", "tx_id"), ("staff.acknowledge_alert", "alert_id")}
+    assert bigints == {("tenant.transaction", "tx_id"), ("staff.acknowledge_alert", "alert_id"),
+                       ("staff.transaction", "tx_id"), ("staff.reverse_transaction", "tx_id")}
     assert all(isinstance(c, IntegerIdConverter) for r in OVERSIZED_ID_RULES for c in _id_converters(r).values())
 
 

@@ -5,9 +5,30 @@ from app.auth.scope import estate_or_404, visible_estates
 from app.extensions import db
 from app.htmx import render
 from app.layers.agent import bp
+from app.labels import label
+from app.layers.export import requested_format, respond
+from app.models.meter import UTILITIES
+from app.reports.export import Column, money_column
 from app.reports.summaries import estate_figures, unit_cards
 
 ROLES = ("agent",)
+
+
+def _pocket(card, utility):
+    return next((p for p in card.pockets if p.utility == utility), None)
+
+
+def _balance_column(utility: str) -> Column:
+    return money_column(label("pocket", utility), lambda c: getattr(_pocket(c, utility), "balance", None),
+                        lambda c: getattr(_pocket(c, utility), "commodity", ""))
+
+
+UNIT_COLUMNS = [
+    Column("Unit", lambda c: c.unit.number), Column("Status", lambda c: label("occupancy", c.unit.occupancy_status)),
+    Column("Tenant", lambda c: c.tenant_name or ""),
+    *[_balance_column(utility) for utility in UTILITIES],
+    Column("Supply", lambda c: "on" if c.supply_on else "off"), Column("Last reading", lambda c: c.last_reading_at),
+]
 
 
 @bp.get("/")
@@ -19,5 +40,7 @@ def index():
 @bp.get("/estates/<int:estate_id>")
 def estate(estate_id: int):
     found = estate_or_404(db.session, current_user, estate_id, ROLES)
-    return render("agent/estate.html", figures=estate_figures(db.session, found),
-                  cards=unit_cards(db.session, list(found.units)))
+    cards = unit_cards(db.session, list(found.units))
+    if fmt := requested_format():
+        return respond(cards, UNIT_COLUMNS, f"Units {found.name}", fmt, timezone=found.timezone)
+    return render("agent/estate.html", figures=estate_figures(db.session, found), cards=cards)

@@ -16,6 +16,53 @@ from app.metering import alerts, api_keys, meter_settings, queries
 from app.metering.ingest import ingest_paused, replay_dead_letter, set_maintenance
 from app.models import Estate, Meter, Unit
 from app.models.metering import DeadLetter, IngestApiKey, MeterAlert
+from app.layers.export import requested_format, respond
+from app.reports.export import Column
+
+METER_COLUMNS = [
+    Column("Meter", lambda r: r.meter.serial), Column("DevEUI", lambda r: r.meter.dev_eui or ""),
+    Column("Estate", lambda r: r.estate_code), Column("Unit", lambda r: r.unit_number or r.meter.role),
+    Column("Utility", lambda r: label("utility", r.meter.utility)), Column("Status", lambda r: label("meter_status", r.status)),
+    Column("Last reading", lambda r: r.meter.last_reading_at), Column("Register", lambda r: r.meter.last_register, numeric=True),
+    Column("Relay", lambda r: r.meter.relay_state or ""),
+]
+DEAD_LETTER_COLUMNS = [
+    Column("#", lambda d: d.id, numeric=True), Column("Received", lambda d: d.received_at),
+    Column("Reason", lambda d: d.reason), Column("Topic", lambda d: d.topic),
+    Column("Replayed", lambda d: d.replayed_at), Column("Replay outcome", lambda d: d.replay_outcome or ""),
+]
+COMMAND_COLUMNS = [
+    Column("Sent", lambda r: r[0].published_at or r[0].created_at), Column("Meter", lambda r: r[1].serial),
+    Column("Relay", lambda r: r[0].state), Column("Why", lambda r: r[0].reason),
+    Column("Status", lambda r: label("command_status", r[0].status)), Column("Acknowledged", lambda r: r[0].acknowledged_at),
+]
+ALERT_COLUMNS = [
+    Column("Raised", lambda r: r[0].raised_at), Column("Meter", lambda r: r[1].serial), Column("Estate", lambda r: r[2]),
+    Column("Unit", lambda r: r[3] or ""), Column("Kind", lambda r: label("alert", r[0].kind)), Column("Detail", lambda r: r[0].detail),
+]
+# One meter's page: its tables by ?table= (periods by default).
+METER_DETAIL_TABLES = {
+    "periods": ("consumption", [
+        Column("Period", lambda p: p.label), Column("First reading at", lambda p: p.first_at),
+        Column("First register", lambda p: p.first_register, numeric=True), Column("Last reading at", lambda p: p.last_at),
+        Column("Last register", lambda p: p.last_register, numeric=True), Column("Consumption", lambda p: p.consumption, numeric=True)]),
+    "alerts": ("alerts", [
+        Column("Raised", lambda a: a.raised_at), Column("Kind", lambda a: label("alert", a.kind)),
+        Column("Detail", lambda a: a.detail), Column("Acknowledged", lambda a: a.acknowledged_at)]),
+    "commands": ("relay commands", [
+        Column("Sent", lambda c: c.published_at or c.created_at), Column("Relay", lambda c: c.state),
+        Column("Why", lambda c: c.reason), Column("Status", lambda c: label("command_status", c.status))]),
+    "dead_letters": ("dead letters", [
+        Column("#", lambda d: d.id, numeric=True), Column("Received", lambda d: d.received_at),
+        Column("Reason", lambda d: d.reason), Column("Replay", lambda d: d.replay_outcome or "")]),
+    "readings": ("latest readings", [
+        Column("Taken", lambda r: r.taken_at), Column("Register", lambda r: r.register, numeric=True),
+        Column("Since previous", lambda r: r.consumption, numeric=True)]),
+}
+API_KEY_COLUMNS = [
+    Column("Name", lambda k: k.name), Column("Key starts", lambda k: k.prefix or ""), Column("Created", lambda k: k.created_at),
+    Column("Last used", lambda k: k.last_used_at), Column("Revoked", lambda k: k.revoked_at),
+]
 
 
 def _estate_ids() -> list[int]:
@@ -26,6 +73,8 @@ def _estate_ids() -> list[int]:
 def metering():
     offline_only = request.args.get("offline") == "1"
     rows = queries.meter_rows(db.session, _estate_ids(), only_offline=offline_only)
+    if fmt := requested_format():
+        return respond(rows, METER_COLUMNS, "Offline meters" if offline_only else "Meters", fmt)
     return render("staff/metering/meters.html", "meter_table", rows=rows, offline_only=offline_only,
                   paused=ingest_paused(db.session), dead_count=queries.dead_letter_count(db.session))
 
@@ -33,8 +82,10 @@ def metering():
 @bp.get("/metering/dead-letters")
 def dead_letters():
     pending = request.args.get("pending") == "1"
-    return render("staff/metering/dead_letters.html", letters=queries.dead_letters(db.session, unreplayed_only=pending),
-                  pending=pending, paused=ingest_paused(db.session))
+    letters = queries.dead_letters(db.session, unreplayed_only=pending)
+    if fmt := requested_format():
+        return respond(letters, DEAD_LETTER_COLUMNS, "Dead letters", fmt)
+    return render("staff/metering/dead_letters.html", letters=letters, pending=pending, paused=ingest_paused(db.session))
 
 
 @bp.post("/metering/dead-letters/replay")
@@ -49,8 +100,10 @@ def replay():
 
 @bp.get("/metering/commands")
 def relay_commands():
-    return render("staff/metering/commands.html", rows=queries.relay_commands(db.session, _estate_ids()),
-                  paused=ingest_paused(db.session))
+    rows = queries.relay_commands(db.session, _estate_ids())
+    if fmt := requested_format():
+        return respond(rows, COMMAND_COLUMNS, "Relay commands", fmt)
+    return render("staff/metering/commands.html", rows=rows, paused=ingest_paused(db.session))
 
 
 @bp.post("/metering/maintenance")
@@ -66,13 +119,21 @@ def maintenance():
 def meter(meter_id: int):
     meter = db.session.get(Meter, meter_id) or abort(404)
     estate = db.session.get(Estate, meter.estate_id)
+    tables = {
+        "periods": lambda: queries.meter_periods(db.session, meter),
+        "alerts": lambda: alerts.meter_alerts(db.session, meter.id),
+        "commands": lambda: queries.meter_commands(db.session, meter.id),
+        "dead_letters": lambda: queries.meter_dead_letters(db.session, meter),
+        "readings": lambda: queries.recent_readings(db.session, meter.id, limit=10),
+    }
+    if fmt := requested_format():
+        wanted = request.args.get("table") if request.args.get("table") in tables else "periods"
+        title, columns = METER_DETAIL_TABLES[wanted]
+        return respond(tables[wanted](), columns, f"Meter {meter.serial} {title}", fmt, timezone=estate.timezone)
     return render("staff/metering/meter.html", meter=meter, estate=estate,
                   unit=db.session.get(Unit, meter.unit_id) if meter.unit_id else None,
-                  periods=queries.meter_periods(db.session, meter),
-                  alerts=alerts.meter_alerts(db.session, meter.id),
-                  commands=queries.meter_commands(db.session, meter.id),
-                  letters=queries.meter_dead_letters(db.session, meter),
-                  readings=queries.recent_readings(db.session, meter.id, limit=10),
+                  periods=tables["periods"](), alerts=tables["alerts"](), commands=tables["commands"](),
+                  letters=tables["dead_letters"](), readings=tables["readings"](),
                   paused=ingest_paused(db.session))
 
 
@@ -88,8 +149,10 @@ def meter_boundaries(meter_id: int):
 
 @bp.get("/metering/alerts")
 def meter_alerts():
-    return render("staff/metering/alerts.html", rows=alerts.open_alerts(db.session),
-                  paused=ingest_paused(db.session))
+    rows = alerts.open_alerts(db.session)
+    if fmt := requested_format():
+        return respond(rows, ALERT_COLUMNS, "Open meter alerts", fmt)
+    return render("staff/metering/alerts.html", rows=rows, paused=ingest_paused(db.session))
 
 
 @bp.post("/metering/alerts/<bigint:alert_id>/acknowledge")
@@ -107,6 +170,8 @@ def acknowledge_alert(alert_id: int):
 
 @bp.get("/metering/api-keys")
 def api_key_list():
+    if fmt := requested_format():
+        return respond(api_keys.api_keys(db.session), API_KEY_COLUMNS, "Readings API keys", fmt)
     return render("staff/metering/api_keys.html", keys=api_keys.api_keys(db.session), new_key=None,
                   paused=ingest_paused(db.session))
 

@@ -23,7 +23,30 @@ from app.payments.payfast import checkout_expiry_cutoff
 from app.payments.unmatched import SOURCES as UNMATCHED_SOURCES, assign_unmatched, unmatched_payments
 from app.payments.vendor_credit import push_payment, vendor_customer_code
 
+from app.labels import label
+from app.layers.export import requested_format, respond
+from app.reports.export import Column, money_column
+
 PAGE_SIZE = 100
+PROVIDER_NAMES = {"payfast": "PayFast", "mpesa": "M-PESA", "eft": "EFT"}
+PAYMENT_COLUMNS = [
+    Column("Received", lambda p: p.paid_at or p.created_at), Column("Provider", lambda p: PROVIDER_NAMES.get(p.provider, p.provider)),
+    Column("Provider ref", lambda p: p.provider_ref or ""), Column("Payer", lambda p: p.payer_name or ""),
+    Column("Payer contact", lambda p: p.payer_phone or p.payer_email or ""), Column("Reference", lambda p: p.reference or ""),
+    Column("Estate", lambda p: p.estate.name if p.estate else ""), Column("Unit", lambda p: p.unit.number if p.unit else ""),
+    money_column("Amount", lambda p: p.amount, lambda p: p.currency or ""),
+    Column("Status", lambda p: label("payment_status", p.status)), Column("Why", lambda p: p.status_reason or ""),
+    Column("SparkMeter", lambda p: p.vendor_push_status or ""),
+]
+UNMATCHED_COLUMNS = [
+    Column("Received", lambda u: u.received_at), Column("Source", lambda u: u.label), Column("Reference", lambda u: u.reference),
+    Column("Payer", lambda u: u.payer or ""), money_column("Amount", lambda u: u.amount, lambda u: u.currency or ""),
+    Column("Why unmatched", lambda u: u.reason or ""),
+]
+SUSPICIOUS_COLUMNS = [
+    Column("Received", lambda m: m.received_at), Column("From", lambda m: m.from_number or ""),
+    Column("Message", lambda m: m.content), Column("Outcome", lambda m: m.outcome), Column("Why", lambda m: m.reason or ""),
+]
 
 
 STATUS_FILTERS = (*PAYMENT_STATUSES, "expired")  # "expired": a derived state of "pending"
@@ -49,6 +72,14 @@ def _page(provider: str, status: str, *, report=None, errors=None, form=None, co
         query = query.where(Payment.not_expired(cutoff))  # abandoned checkouts: under "expired"
     rows = db.session.scalars(query).all()
     suspicious = suspicious_messages(db.session) if provider in ("", "mpesa") else []
+    fmt = requested_format() if request.method == "GET" else None
+    if fmt:
+        table = request.args.get("table")
+        if table == "unmatched":
+            return respond(unmatched_payments(db.session), UNMATCHED_COLUMNS, "Unmatched payments", fmt)
+        if table == "suspicious":
+            return respond(suspicious, SUSPICIOUS_COLUMNS, "Suspicious and refused SMS", fmt)
+        return respond(rows, PAYMENT_COLUMNS, "Payments", fmt)
     response = render("staff/payments/index.html", "payment_table", rows=rows, units=_unit_choices(),
                       unmatched=unmatched_payments(db.session), expired_before=cutoff, suspicious=suspicious,
                       providers=PROVIDERS, statuses=STATUS_FILTERS, utilities=UTILITIES,
@@ -124,7 +155,7 @@ def eft_deposit():
 
 @bp.post("/payments/eft/confirm")
 def eft_confirm():
-    ids = [int(value) for value in request.form.getlist("payment_id") if value.isdigit()]
+    ids = [int(value) for value in request.form.getlist("payment_id") if value.isascii() and value.isdigit()]
     if not ids:
         return _refused("Tick the deposits to confirm.", provider="eft", status="to_confirm")
     outcomes = eft.confirm_payments(db.session, ids, current_user.id)

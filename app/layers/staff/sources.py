@@ -9,11 +9,13 @@ from app.auth.redirects import safe_next
 from app.extensions import db
 from app.htmx import is_partial, redirect, render
 from app.jobs import enqueue
+from app.layers.export import requested_format, respond
 from app.layers.portal import job_panel
 from app.layers.staff import bp
 from app.models import Estate, JobRun
 from app.models.sources import KoiosPayment, UispClient
 from app.money import MoneyError, format_amount
+from app.reports.export import Column
 from app.sources.koios_payments import KOIOS_PAYMENTS_IMPORT, recent_koios_payments, start_koios_payments_import
 from app.sources.sparkmeter import KOIOS_IMPORT, start_koios_import
 from app.sources.suspensions import (
@@ -52,6 +54,18 @@ def _freshness() -> dict:
             "estates": db.session.scalars(select(Estate).order_by(Estate.name)).all()}
 
 
+KOIOS_PAYMENT_COLUMNS = [
+    Column("Paid", lambda r: r[0].paid_at), Column("Koios id", lambda r: r[0].koios_id),
+    Column("Ours", lambda r: "yes" if r[0].origin == "meterwise" else ""), Column("Customer", lambda r: r[0].customer_code or ""),
+    Column("Unit", lambda r: r[1].number if r[1] else ""), Column("Amount", lambda r: r[0].amount, numeric=True),
+    Column("Currency", lambda r: r[0].currency or ""),
+]
+THUNDERCLOUD_PAYMENT_COLUMNS = [
+    Column("Detected", lambda r: r[0].detected_at), Column("Meter", lambda r: r[0].meter_serial),
+    Column("Customer", lambda r: r[0].customer_code or ""), Column("Estate", lambda r: r[2].code if r[2] else ""),
+    Column("Unit", lambda r: r[1].number if r[1] else ""), Column("Amount", lambda r: r[0].amount, numeric=True),
+    Column("Currency", lambda r: r[2].currency if r[2] else ""), Column("kWh", lambda r: r[0].kwh, numeric=True),
+]
 # The sources page's sections that fetch themselves again when a job finishes (?part=).
 SOURCES_PARTS = ("uisp_copy", "koios_payments", "thundercloud_payments")
 
@@ -62,6 +76,11 @@ def sources():
         select(UispClient.risky, func.count()).where(UispClient.removed_at.is_(None))
         .group_by(UispClient.risky)).all())
     part = request.args.get("part")
+    if fmt := requested_format():
+        if request.args.get("table") == "thundercloud":
+            return respond(recent_thundercloud_payments(db.session), THUNDERCLOUD_PAYMENT_COLUMNS,
+                           "ThunderCloud payments", fmt)
+        return respond(recent_koios_payments(db.session), KOIOS_PAYMENT_COLUMNS, "Payments made at SparkMeter", fmt)
     return render("staff/sources/index.html", part if part in SOURCES_PARTS else None,
                   counts=counts, suspended=len(suspensions(db.session)), **_freshness(), **_sparkmeter())
 
@@ -90,10 +109,39 @@ def refresh_uisp():
     return redirect(safe_next(request.form.get("next")) or url_for("staff.sources"))
 
 
+def _client_status(c) -> str:
+    if c.removed_at:
+        return "Removed in UISP"
+    if c.is_archived:
+        return "Archived"
+    if c.has_suspended_service:
+        return "Suspended"
+    return "Active" if c.is_active else "Inactive"
+
+
+SUSPENSION_COLUMNS = [
+    Column("Customer", lambda r: r.client.name), Column("VIP", lambda r: "yes" if r.client.is_vip else ""),
+    Column("Estate", lambda r: r.estate_name or ""), Column("Service", lambda r: r.service.name),
+    Column("Outstanding", lambda r: r.client.account_outstanding, numeric=True), Column("Currency", lambda r: r.client.currency or ""),
+    Column("Grace date", lambda r: r.grace), Column("Risky", lambda r: "yes" if r.client.risky else ""),
+    Column("Missed", lambda r: r.client.missed_count, numeric=True), Column("Late", lambda r: r.client.late_count, numeric=True),
+    Column("Last payment", lambda r: r.client.last_payment_at),
+]
+CUSTOMER_COLUMNS = [
+    Column("Customer", lambda c: c.name), Column("Account", lambda c: c.user_ident or c.uisp_id),
+    Column("Outstanding", lambda c: c.account_outstanding, numeric=True), Column("Currency", lambda c: c.currency or ""),
+    Column("On time", lambda c: c.on_time_count, numeric=True), Column("Late", lambda c: c.late_count, numeric=True),
+    Column("Missed", lambda c: c.missed_count, numeric=True), Column("Risky", lambda c: "yes" if c.risky else ""),
+    Column("Status", _client_status),
+]
+
+
 @bp.get("/sources/suspensions")
 def uisp_suspensions():
     estate = _estate_filter()
     rows = suspensions(db.session, estate.id if estate else None)
+    if fmt := requested_format():
+        return respond(rows, SUSPENSION_COLUMNS, "UISP suspensions", fmt)
     return render("staff/sources/suspensions.html", "results", rows=rows, estate=estate,
                   today=date.today(), **_freshness())
 
@@ -103,13 +151,35 @@ def uisp_customers():
     estate = _estate_filter()
     text = request.args.get("q", "")
     clients = find_clients(db.session, text, estate.id if estate else None)
+    if fmt := requested_format():
+        return respond(clients, CUSTOMER_COLUMNS, "UISP customers", fmt)
     return render("staff/sources/customers.html", "results", clients=clients, q=text, estate=estate,
                   **_freshness())
+
+
+CUSTOMER_TABLES = {
+    "services": ("services", lambda c: c.services, [
+        Column("Service", lambda s: s.name), Column("Status", lambda s: "removed" if s.removed_at else s.status_label),
+        Column("Price", lambda s: s.price, numeric=True), Column("Active from", lambda s: s.active_from)]),
+    "invoices": ("invoices", lambda c: c.invoices, [
+        Column("Number", lambda i: i.number or i.uisp_id), Column("Created", lambda i: i.created_at),
+        Column("Due", lambda i: i.due_date), Column("Total", lambda i: i.total, numeric=True),
+        Column("To pay", lambda i: i.amount_to_pay, numeric=True), Column("Currency", lambda i: i.currency or ""),
+        Column("Paid", lambda i: "yes" if i.paid else "no"), Column("Removed", lambda i: i.removed_at)]),
+    "payments": ("payments", lambda c: c.payments, [
+        Column("Date", lambda p: p.created_at), Column("Amount", lambda p: p.amount, numeric=True),
+        Column("Currency", lambda p: p.currency or ""), Column("Method", lambda p: p.method or ""),
+        Column("Covers invoices", lambda p: " ".join(str(c.invoice_id) for c in p.covers)),
+        Column("Removed", lambda p: p.removed_at)]),
+}
 
 
 @bp.get("/sources/customers/<int:uisp_client_id>")
 def uisp_customer(uisp_client_id: int):
     client = db.session.scalar(select(UispClient).where(UispClient.uisp_id == uisp_client_id)) or abort(404)
+    if fmt := requested_format():
+        title, rows, columns = CUSTOMER_TABLES.get(request.args.get("table"), CUSTOMER_TABLES["invoices"])
+        return respond(rows(client), columns, f"UISP {client.name} {title}", fmt)
     estate = db.session.get(Estate, client.estate_id) if client.estate_id else None
     return render("staff/sources/customer.html", "details", client=client, estate=estate, today=date.today(),
                   running=running_refresh(db.session, refresh_target("client", uisp_client_id)),

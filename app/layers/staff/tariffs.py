@@ -10,7 +10,9 @@ from app.billing import schedule
 from app.extensions import db
 from app.htmx import redirect, render
 from app.labels import label
+from app.layers.export import requested_format, respond
 from app.layers.staff import bp
+from app.reports.export import Column, money_column
 from app.models import Estate
 from app.models.meter import UTILITIES
 from app.models.metering import TARIFF_KINDS, TariffVersion
@@ -26,8 +28,20 @@ def _form_context(form, errors: dict[str, str] | None = None) -> dict:
             "notice_days": schedule.notice_days(db.session, chosen.id) if chosen else None}
 
 
+TARIFF_COLUMNS = [
+    Column("Estate", lambda r: r[0].name), Column("Utility", lambda r: label("utility", r[1].utility)),
+    Column("From", lambda r: r[1].effective_from), Column("Kind", lambda r: label("tariff", r[1].kind)),
+    Column("Prices", lambda r: schedule.describe(r[1], r[0].currency)), Column("Status", lambda r: r[2]),
+    Column("Notice sent", lambda r: r[1].notice_sent_at),
+]
+
+
 @bp.get("/tariffs")
 def tariffs():
+    if fmt := requested_format():
+        rows = [(item.estate, version, status) for item in schedule.tariff_overview(db.session)
+                for version, status in item.rows]
+        return respond(rows, TARIFF_COLUMNS, "Tariff versions", fmt)
     return render("staff/tariffs/index.html", overview=schedule.tariff_overview(db.session),
                   describe=schedule.describe, kind_labels=schedule.KIND_LABELS)
 
@@ -53,5 +67,14 @@ def create_tariff():
 def tariff(version_id: int):
     version = db.session.get(TariffVersion, version_id) or abort(404)
     report = schedule.impact_report(db.session, version)
+    if fmt := requested_format():
+        currency = report.estate.currency
+        columns = [Column("Unit", lambda r: r.unit_number), Column("Used", lambda r: r.consumption, numeric=True),
+                   money_column("Old price", lambda r: r.old_cost, lambda r: currency),
+                   money_column("New price", lambda r: r.new_cost, lambda r: currency),
+                   money_column("Change", lambda r: r.change, lambda r: currency),
+                   Column("Change %", lambda r: r.percent, numeric=True)]
+        return respond(report.rows, columns, f"Tariff impact {report.estate.code} {label('utility', version.utility)} "
+                       f"{version.effective_from:%Y-%m-%d}", fmt, timezone=report.estate.timezone)
     return render("staff/tariffs/version.html", version=version, report=report, estate=report.estate,
                   describe=schedule.describe, notice_days=schedule.notice_days(db.session, version.estate_id))

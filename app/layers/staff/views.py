@@ -1,4 +1,6 @@
 """Staff pages: estates, ledger verification (as a job), feature flags, jobs and audit."""
+import json
+
 from flask import abort, flash, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
@@ -14,10 +16,25 @@ from app.periods import parse_period
 from app.estates.queries import recent_periods
 from app.estates.status import EstateRuleError, set_estate_feature, set_period_status
 from app.reports.summaries import estate_figures
+from app.layers.export import requested_format, respond
+from app.reports.export import Column
+
+PERIOD_COLUMNS = [Column("Estate", lambda r: r[0].name), Column("Month", lambda r: r[1]),
+                  Column("Status", lambda r: label("period_status", r[2]))]
+AUDIT_EXPORT_ROWS = 1000
+AUDIT_COLUMNS = [
+    Column("When", lambda e: e.at), Column("Who", lambda e: e.actor), Column("IP", lambda e: e.ip or ""),
+    Column("Action", lambda e: e.action), Column("Entity", lambda e: e.entity_type), Column("Id", lambda e: e.entity_id or ""),
+    Column("Before", lambda e: json.dumps(e.old, ensure_ascii=False) if e.old else ""),
+    Column("After", lambda e: json.dumps(e.new, ensure_ascii=False) if e.new else ""),
+]
 
 
 @bp.get("/")
 def index():
+    if fmt := requested_format():
+        events = db.session.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(AUDIT_EXPORT_ROWS)).all()
+        return respond(events, AUDIT_COLUMNS, "Audit log", fmt)
     estates = db.session.scalars(select(Estate).order_by(Estate.name)).all()
     jobs = db.session.scalars(select(JobRun).order_by(JobRun.id.desc()).limit(8)).all()
     events = db.session.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(12)).all()
@@ -28,6 +45,10 @@ def index():
 
 @bp.get("/ledger")
 def ledger():
+    if fmt := requested_format():
+        rows = [(e, period, status) for e in db.session.scalars(select(Estate).order_by(Estate.name))
+                for period, status in recent_periods(db.session, e)]
+        return respond(rows, PERIOD_COLUMNS, "Financial periods", fmt)
     last = db.session.scalar(
         select(JobRun).where(JobRun.kind == "ledger_verify").order_by(JobRun.id.desc()))
     estates = db.session.scalars(select(Estate).order_by(Estate.name)).all()
