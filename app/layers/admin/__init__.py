@@ -23,3 +23,4 @@ def staff_only() -> None:
 
 
 from app.layers.admin import views  # noqa: E402,F401
+from app.layers.admin import tariff_classes  # noqa: E402,F401
