@@ -175,7 +175,7 @@ def _clean_name(name: str | None) -> str:
 
 def create_class(session: Session, estate: Estate, code: str | None, name: str | None, *,
                  user_id: int | None = None, now: datetime | None = None) -> TariffClass:
-    """Add a class to the estate (its default class is created first if missing); audit and commit."""
+    """Add a class to the estate (its default class is created first if missing), audited; commits once."""
     code_text = (code or "").strip().lower()
     errors: dict[str, str] = {}
     try:
@@ -216,7 +216,7 @@ def _class_of_estate(session: Session, estate: Estate, class_id) -> TariffClass:
 
 def rename_class(session: Session, estate: Estate, class_id, name: str | None, *,
                  user_id: int | None = None, now: datetime | None = None) -> TariffClass:
-    """Give one of the estate's classes a new name; audit and commit."""
+    """Give one of the estate's classes a new name, audited; commits once."""
     if str(class_id).strip() == DEFAULT_CODE:
         found = default_class(session, estate)  # the default class may not exist yet
     else:
@@ -255,7 +255,7 @@ def _unit_ids(unit_ids: Iterable) -> set[int]:
 
 def assign_class(session: Session, estate: Estate, unit_ids: Iterable, class_id, *,
                  user_id: int | None = None, now: datetime | None = None) -> Assignment:
-    """Put units of the estate on one of its classes, one audit row per change; commit once."""
+    """Put units of the estate on one of its classes, one audit row per change; commits once."""
     chosen = _class_of_estate(session, estate, class_id)
     ids = _unit_ids(list(unit_ids)[:MAX_UNITS + 1])
     if not ids:
