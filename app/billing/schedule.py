@@ -231,10 +231,11 @@ def parse_version(session: Session, form: Mapping, now: datetime | None = None) 
             FinancialPeriod.status == "locked"))
         if locked:
             _refuse(errors, "effective_from", f"{estate.name}'s period {period} is locked: no tariff can start inside it.")
-        same_class = (TariffVersion.tariff_class_id.is_(None) | (TariffVersion.tariff_class_id == tariff_class.id)) \
-            if tariff_class is not None and tariff_class.is_default else TariffVersion.tariff_class_id == (
-                tariff_class.id if tariff_class is not None else None)
-        if utility in UTILITIES and tariff_class is not None and session.scalar(select(TariffVersion.id).where(
+        # The default class's versions include the NULL-class ones (older rows, factories).
+        same_class = None if tariff_class is None else (
+            (TariffVersion.tariff_class_id.is_(None) | (TariffVersion.tariff_class_id == tariff_class.id))
+            if tariff_class.is_default else TariffVersion.tariff_class_id == tariff_class.id)
+        if utility in UTILITIES and same_class is not None and session.scalar(select(TariffVersion.id).where(
                 TariffVersion.estate_id == estate.id, TariffVersion.utility == utility,
                 TariffVersion.effective_from == effective_from, same_class)):
             _refuse(errors, "effective_from", f"A {label('utility', utility).lower()} tariff for the class "
@@ -254,7 +255,8 @@ def create_version(session: Session, form: Mapping, *, user_id: int | None = Non
     session.add(version)
     session.flush()
     audit.record(session, "tariff.create", version, new={
-        "tariff_class": version.tariff_class.code if version.tariff_class else None, "utility": version.utility, "kind": version.kind, "effective_from": version.effective_from.isoformat(),
+        "tariff_class": version.tariff_class.code if version.tariff_class else None,
+        "utility": version.utility, "kind": version.kind, "effective_from": version.effective_from.isoformat(),
         "rates": version.rates, "standing_charge": str(version.standing_charge),
         "solar_rate": str(version.solar_rate) if version.solar_rate is not None else None})
     session.commit()
@@ -268,8 +270,6 @@ def class_key_of(session: Session, version: TariffVersion) -> int | None:
     """The version's class key: None for the estate's default class, else its class id."""
     if version.tariff_class_id is None:
         return None
-    from app.models.tariff import TariffClass
-
     found = session.get(TariffClass, version.tariff_class_id)
     return None if found is None or found.is_default else found.id
 
@@ -312,18 +312,19 @@ def tariff_overview(session: Session, now: datetime | None = None) -> list[Estat
     counts = Counter(c.estate_id for c in classes)
     for estate in estates:
         today = now.astimezone(estate.tz).date()
-        in_force: dict[tuple[str, int | None], int] = {}
+        in_force: dict[tuple[str, int | None], TariffVersion] = {}  # the latest started, per class
 
         def key(version: TariffVersion) -> tuple[str, int | None]:
             return version.utility, (None if version.tariff_class_id in (None, defaults.get(estate.id))
                                      else version.tariff_class_id)
 
         for version in by_estate[estate.id]:
-            if version.effective_from <= today and key(version) not in in_force:
-                in_force[key(version)] = version.id
+            latest = in_force.get(key(version))
+            if version.effective_from <= today and (latest is None or version.effective_from > latest.effective_from):
+                in_force[key(version)] = version
         several = counts[estate.id] > 1  # name the class only when there is a choice
         overview.append(EstateTariffs(estate, today, [
-            (v, version_status(v, in_force.get(key(v)), today)) for v in by_estate[estate.id]],
+            (v, version_status(v, in_force[key(v)].id if key(v) in in_force else None, today)) for v in by_estate[estate.id]],
             {v.id: names.get(v.tariff_class_id if v.tariff_class_id is not None else defaults.get(estate.id), "Standard")
              for v in by_estate[estate.id]} if several else {}))
     return overview

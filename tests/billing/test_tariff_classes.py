@@ -13,7 +13,7 @@ from werkzeug.datastructures import MultiDict
 from app.billing import BillingError, schedule, tariff_classes
 from app.metering.ingest import ingest
 from app.metering.queries import period_bounds
-from app.models import Account, AuditLog, LedgerTransaction, Notification, Posting, Tenancy, Unit, utcnow
+from app.models import AuditLog, LedgerTransaction, Notification, Posting, Tenancy, Unit, utcnow
 from app.models.metering import ConsumptionRollup, TariffVersion
 from app.models.tariff import TariffClass
 from app.reports.history import explain_transaction
