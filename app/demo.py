@@ -71,6 +71,17 @@ class UnitPlan:
 
 
 @dataclass(frozen=True)
+class ClassPlan:
+    """A tariff class (C5): its own flat prices and the units on it; `default` names the default class."""
+
+    code: str
+    name: str
+    tariffs: dict[str, Decimal] = field(default_factory=dict)  # empty: the estate's own prices
+    units: tuple[str, ...] = ()
+    default: bool = False
+
+
+@dataclass(frozen=True)
 class EstatePlan:
     code: str
     name: str
@@ -98,6 +109,14 @@ class EstatePlan:
     settings: dict[str, str] = field(default_factory=dict)  # estate settings (app.settings)
     bulk_meters: bool = True  # a check meter per supplied utility
     owner_occupied: bool = False  # households own their homes (no investors)
+    tariff_classes: tuple[ClassPlan, ...] = ()  # none: one default class, created on demand
+
+    def prices_of(self, number: str) -> dict[str, Decimal]:
+        """The flat prices a unit pays: its tariff class's, else the estate's."""
+        for plan in self.tariff_classes:
+            if number in plan.units and plan.tariffs:
+                return plan.tariffs
+        return self.tariffs
 
 
 def _sunbird_units() -> tuple[UnitPlan, ...]:
@@ -208,6 +227,10 @@ ESTATES = (
         units=_minigrid_units(), sparkmeter_serials=MINIGRID_SERIALS,
         settings={"sparkmeter_customer_code": "C-{serial}"},  # for the credit push to Koios
         bulk_meters=False, owner_occupied=True,
+        # 1PWR-style price lists: households and small businesses (the shop, the mill) pay apart.
+        tariff_classes=(ClassPlan("residential", "Residential", default=True),
+                        ClassPlan("pme", "PME (small business)", {"electricity": Decimal("7.20")},
+                                  units=("HN05", "HM05"))),
     ),
 )
 
@@ -416,6 +439,7 @@ def _seed_estate(session: Session, plan: EstatePlan, clock: Clock, rng: random.R
     for key, value in plan.settings.items():
         put_setting(session, key, value, estate.id)
     seeded = SeededEstate(estate, _create_units(session, estate, plan, rng))
+    _create_tariff_classes(session, estate, plan, seeded.units)
     statuses = _create_occupancy(session, plan, seeded, clock, local, names, rng)
     _create_ownerships(session, plan, seeded, names, people["owner"], rng)
     meters = _create_meters(session, estate, plan, seeded.units, rng, ids)
@@ -468,6 +492,23 @@ def _create_units(session: Session, estate: Estate, plan: EstatePlan,
         units[unit_plan.number] = unit
     session.flush()
     return units
+
+
+def _create_tariff_classes(session: Session, estate: Estate, plan: EstatePlan, units: dict[str, Unit]) -> None:
+    """The plan's tariff classes, their flat versions from handover, and the units on them."""
+    from app.models.tariff import TariffClass
+
+    for class_plan in plan.tariff_classes:
+        created = TariffClass(estate_id=estate.id, code=class_plan.code, name=class_plan.name,
+                              is_default=class_plan.default, created_at=estate.created_at)
+        session.add(created)
+        session.flush()
+        for number in class_plan.units:
+            units[number].tariff_class_id = None if class_plan.default else created.id
+        for utility, rate in ({} if class_plan.default else class_plan.tariffs).items():
+            session.add(TariffVersion(estate_id=estate.id, utility=utility, kind="flat", tariff_class_id=created.id,
+                                      effective_from=plan.handover, rates={"rate": str(rate)}))
+    session.flush()
 
 
 def _create_occupancy(session: Session, plan: EstatePlan, seeded: SeededEstate, clock: Clock,
@@ -838,16 +879,21 @@ class WalletReplay:
     def units_mode(self) -> bool:
         return self.plan.wallet_denomination == "units"
 
+    @property
+    def prices(self) -> dict[str, Decimal]:
+        """The unit's flat prices (its tariff class's)."""
+        return self.plan.prices_of(self.unit.number)
+
     def charge(self, utility: str, milli: int) -> Decimal:
         """What a day's quantity takes from the pocket, in the pocket's commodity."""
         quantity = _milli(milli)
         if self.units_mode:
             return quantity
-        return quantize(quantity * self.plan.tariffs[utility], self.plan.currency)
+        return quantize(quantity * self.prices[utility], self.plan.currency)
 
     def value(self, utility: str, amount: Decimal) -> Decimal:
         """A pocket amount in currency, for planning a top-up."""
-        return amount * self.plan.tariffs[utility] if self.units_mode else amount
+        return amount * self.prices[utility] if self.units_mode else amount
 
     def need(self, utility: str, day: int, days: int) -> Decimal:
         """Currency needed to cover the bills of `days` days from `day` on."""
@@ -979,7 +1025,7 @@ def _topup_legs(wallet: WalletReplay, books: Books, utility: str,
     Currency mode credits money. Units mode sells kWh or kL at today's tariff: the money is
     revenue now, and the units leave the estate's units-issued account for the pocket.
     """
-    pocket, price = wallet.pockets[utility], wallet.plan.tariffs[utility]
+    pocket, price = wallet.pockets[utility], wallet.prices[utility]
     if not wallet.units_mode:
         wallet.balance[utility] += amount
         return [(pocket.id, amount)], format_amount(amount, wallet.plan.currency)
@@ -1000,7 +1046,7 @@ def _consumption_entry(wallet: WalletReplay, books: Books, utility: str, meter: 
     unit = UTILITY_UNITS[utility]
     quantity = format_amount(_milli(milli), unit)
     counterpart = books.units_issued[utility] if wallet.units_mode else books.revenue[utility]
-    price = format_amount(plan.tariffs[utility], plan.currency)
+    price = format_amount(wallet.prices[utility], plan.currency)
     memo = f"{_label(utility).capitalize()} {quantity} on {day:%d %b %Y}"
     if not wallet.units_mode:
         memo += f" at {price}/{UNIT_LABELS[unit]}"

@@ -16,7 +16,8 @@ replaced another (`Meter.replaced_by_meter_id` on the old one) continues its pre
 month: their consumption counts in its block position, and the month's standing charge keeps
 the key of the first meter of the chain (`standing:<first serial>:<YYYY-MM>`), so a swap
 mid-month charges it once. A meter never replaced keys as before: stored keys stay valid.
-Nothing here commits: the pipeline's caller commits the batch.
+Each unit pays its tariff class's versions (`tariffs.prices_for`; a unit without a class, the
+estate's default class). Nothing here commits: the pipeline's caller commits the batch.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ class BillingBatch(Protocol):
 
     now: datetime
     entries: list[Entry]  # late readings' bills and re-pricings, posted with the batch's bills
-    prices: dict[tuple[int, str], list]  # tariff versions by (estate id, utility), loaded once
+    prices: dict[tuple, list]  # tariff versions by (estate id, utility, class key), loaded once
     alerts: list[dict]  # meter alert rows
 
 
@@ -99,10 +100,11 @@ class Reprice:
         if after is None or meter.unit_id is None or meter.role != "unit" \
                 or (units_mode and not meter.bidirectional):
             return None  # units estates bill quantities: a split moves none, unless it moves an export
-        if (estate.id, meter.utility) not in batch.prices:
-            batch.prices[(estate.id, meter.utility)] = tariffs.load_prices(
-                session, {estate.id}).get((estate.id, meter.utility), [])
-        versions = batch.prices[(estate.id, meter.utility)]
+        # Cached per estate, utility and the unit's tariff class.
+        cache_key = (estate.id, meter.utility, tariffs.unit_class_keys(session, {meter.unit_id}).get(meter.unit_id))
+        if cache_key not in batch.prices:
+            batch.prices[cache_key] = tariffs.unit_prices(session, estate.id, meter.unit_id, meter.utility)
+        versions = batch.prices[cache_key]
         if not versions and not units_mode:
             return None
         pocket = _pockets(session, {(meter.unit_id, meter.utility)}).get((meter.unit_id, meter.utility))
@@ -268,8 +270,14 @@ def bill(session: Session, batch: BillingBatch, spans: list[Span], estates: dict
     if not spans and not batch.entries:
         return Billed([], 0, 0)
     pockets = _pockets(session, {(s.meter.unit_id, s.meter.utility) for s in spans}) if spans else {}
-    prices = tariffs.load_prices(session, {s.meter.estate_id for s in spans}) if spans else {}
-    blocks = [s for s in spans if any(p.kind == "block" for p in prices.get((s.meter.estate_id, s.meter.utility), ()))]
+    prices = tariffs.class_prices(session, {s.meter.estate_id for s in spans}) if spans else {}
+    classes = tariffs.unit_class_keys(session, {s.meter.unit_id for s in spans})
+
+    def versions_of(meter: Meter) -> list:
+        """The versions the meter's unit pays (its tariff class's)."""
+        return tariffs.prices_for(prices, meter.estate_id, meter.utility, classes.get(meter.unit_id))
+
+    blocks = [s for s in spans if any(p.kind == "block" for p in versions_of(s.meter))]
     chains = earlier_meters(session, {s.meter.id for s in spans})
     used = _used_in_month(session, blocks, estates, chains)
     counterparts: dict[tuple[int, str], Account] = {}
@@ -285,7 +293,7 @@ def bill(session: Session, batch: BillingBatch, spans: list[Span], estates: dict
         if (estate.id, meter.utility) not in counterparts:
             counterparts[(estate.id, meter.utility)] = _counterpart(session, estate, meter.utility)
         counterpart = counterparts[(estate.id, meter.utility)]
-        versions = prices.get((estate.id, meter.utility)) or []
+        versions = versions_of(meter)
         entries += _standing_charge(estate, meter, pocket, counterpart, versions, span.end,
                                     standing_serial(meter, chains))
         if span.quantity < 0:  # a net-metered export: credited at the solar rate (C5)

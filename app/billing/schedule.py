@@ -14,7 +14,7 @@ and the job that switches future-dated versions on.
 """
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.billing import BillingError
-from app.billing.tariffs import Price, charge
+from app.billing.tariffs import Price, charge, class_versions
 from app.estates.settings_catalog import setting_default
 from app.settings import get_setting
 from app.jobs import job
@@ -33,6 +33,7 @@ from app.labels import LABELS, label
 from app.models import Estate, FinancialPeriod, Meter, Person, Tenancy, Unit, User, UnitOwnership, utcnow
 from app.models.meter import UTILITIES
 from app.models.metering import TARIFF_KINDS, ConsumptionRollup, TariffVersion
+from app.models.tariff import TariffClass
 from app.money import SYMBOLS, UTILITY_UNITS, MoneyError, format_amount, parse_amount, quantize
 
 NOTICE_DAYS_SETTING = "tariff_notice_days"
@@ -208,6 +209,18 @@ def parse_version(session: Session, form: Mapping, now: datetime | None = None) 
     elif kind == "tou":
         windows, average = _windows(form, errors)
         rates = {"windows": windows, "default_rate": str(average) if average is not None else None}
+    tariff_class = None
+    if estate is not None:
+        from app.billing.tariff_classes import TariffClassError, _class_of_estate, default_class
+
+        chosen = str(form.get("tariff_class_id") or "").strip()
+        if not chosen:
+            tariff_class = default_class(session, estate)  # one class, as before classes
+        else:
+            try:
+                tariff_class = _class_of_estate(session, estate, chosen)
+            except TariffClassError as error:
+                errors.update({"tariff_class_id": error.errors["class_id"]})
     if estate is not None and effective_from is not None:
         earliest = earliest_effective_date(session, estate, now)
         if effective_from < earliest:
@@ -219,14 +232,20 @@ def parse_version(session: Session, form: Mapping, now: datetime | None = None) 
             FinancialPeriod.status == "locked"))
         if locked:
             _refuse(errors, "effective_from", f"{estate.name}'s period {period} is locked: no tariff can start inside it.")
-        if utility in UTILITIES and session.scalar(select(TariffVersion.id).where(
+        # The default class's versions include the NULL-class ones (older rows, factories).
+        same_class = None if tariff_class is None else (
+            (TariffVersion.tariff_class_id.is_(None) | (TariffVersion.tariff_class_id == tariff_class.id))
+            if tariff_class.is_default else TariffVersion.tariff_class_id == tariff_class.id)
+        if utility in UTILITIES and same_class is not None and session.scalar(select(TariffVersion.id).where(
                 TariffVersion.estate_id == estate.id, TariffVersion.utility == utility,
-                TariffVersion.effective_from == effective_from)):
-            _refuse(errors, "effective_from", f"A {label('utility', utility).lower()} tariff already starts on {effective_from.isoformat()}.")
+                TariffVersion.effective_from == effective_from, same_class)):
+            _refuse(errors, "effective_from", f"A {label('utility', utility).lower()} tariff for the class "
+                          f"{tariff_class.name} already starts on {effective_from.isoformat()}.")
     if errors:
         raise TariffFormError(errors)
     return {"estate_id": estate.id, "utility": utility, "kind": kind, "effective_from": effective_from,
-            "rates": rates, "standing_charge": standing or Decimal(0), "solar_rate": solar}
+            "rates": rates, "standing_charge": standing or Decimal(0), "solar_rate": solar,
+            "tariff_class_id": tariff_class.id}
 
 
 def create_version(session: Session, form: Mapping, *, user_id: int | None = None,
@@ -237,6 +256,7 @@ def create_version(session: Session, form: Mapping, *, user_id: int | None = Non
     session.add(version)
     session.flush()
     audit.record(session, "tariff.create", version, new={
+        "tariff_class": version.tariff_class.code if version.tariff_class else None,
         "utility": version.utility, "kind": version.kind, "effective_from": version.effective_from.isoformat(),
         "rates": version.rates, "standing_charge": str(version.standing_charge),
         "solar_rate": str(version.solar_rate) if version.solar_rate is not None else None})
@@ -247,12 +267,19 @@ def create_version(session: Session, form: Mapping, *, user_id: int | None = Non
 # --- reading versions ----------------------------------------------------------------------
 
 
+def class_key_of(session: Session, version: TariffVersion) -> int | None:
+    """The version's class key: None for the estate's default class, else its class id."""
+    if version.tariff_class_id is None:
+        return None
+    found = session.get(TariffClass, version.tariff_class_id)
+    return None if found is None or found.is_default else found.id
+
+
 def previous_version(session: Session, version: TariffVersion) -> TariffVersion | None:
-    """The version this one replaces: the latest earlier one for the estate and utility."""
-    return session.scalars(select(TariffVersion).where(
-        TariffVersion.estate_id == version.estate_id, TariffVersion.utility == version.utility,
-        TariffVersion.effective_from < version.effective_from)
-        .order_by(TariffVersion.effective_from.desc()).limit(1)).first()
+    """The version this one replaces: the latest earlier one its class pays for the utility."""
+    earlier = [v for v in class_versions(session, version.estate_id, version.utility, class_key_of(session, version))
+               if v.effective_from < version.effective_from]
+    return earlier[-1] if earlier else None
 
 
 def version_status(version: TariffVersion, in_force_id: int | None, today: date) -> str:
@@ -267,6 +294,7 @@ class EstateTariffs:
     estate: Estate
     today: date
     rows: list[tuple[TariffVersion, str]]  # newest first, with status
+    class_names: dict[int, str] = field(default_factory=dict)  # by version id, when classes differ
 
 
 def tariff_overview(session: Session, now: datetime | None = None) -> list[EstateTariffs]:
@@ -274,19 +302,32 @@ def tariff_overview(session: Session, now: datetime | None = None) -> list[Estat
     now = now or utcnow()
     estates = session.scalars(select(Estate).order_by(Estate.name)).all()
     versions = session.scalars(select(TariffVersion).order_by(
-        TariffVersion.utility, TariffVersion.effective_from.desc())).all()
+        TariffVersion.utility, TariffVersion.tariff_class_id, TariffVersion.effective_from.desc())).all()
     by_estate: dict[int, list[TariffVersion]] = defaultdict(list)
     for version in versions:
         by_estate[version.estate_id].append(version)
     overview = []
+    defaults = {c.estate_id: c.id for c in session.scalars(select(TariffClass).where(TariffClass.is_default.is_(True)))}
+    classes = session.scalars(select(TariffClass)).all()
+    names = {c.id: c.name for c in classes}
+    counts = Counter(c.estate_id for c in classes)
     for estate in estates:
         today = now.astimezone(estate.tz).date()
-        in_force: dict[str, int] = {}
+        in_force: dict[tuple[str, int | None], TariffVersion] = {}  # the latest started, per class
+
+        def key(version: TariffVersion) -> tuple[str, int | None]:
+            return version.utility, (None if version.tariff_class_id in (None, defaults.get(estate.id))
+                                     else version.tariff_class_id)
+
         for version in by_estate[estate.id]:
-            if version.effective_from <= today and version.utility not in in_force:
-                in_force[version.utility] = version.id
+            latest = in_force.get(key(version))
+            if version.effective_from <= today and (latest is None or version.effective_from > latest.effective_from):
+                in_force[key(version)] = version
+        several = counts[estate.id] > 1  # name the class only when there is a choice
         overview.append(EstateTariffs(estate, today, [
-            (v, version_status(v, in_force.get(v.utility), today)) for v in by_estate[estate.id]]))
+            (v, version_status(v, in_force[key(v)].id if key(v) in in_force else None, today)) for v in by_estate[estate.id]],
+            {v.id: names.get(v.tariff_class_id if v.tariff_class_id is not None else defaults.get(estate.id), "Standard")
+             for v in by_estate[estate.id]} if several else {}))
     return overview
 
 
@@ -350,6 +391,7 @@ class ImpactReport:
     estate: Estate
     month_start: datetime  # local
     rows: list[UnitImpact] = field(default_factory=list)
+    tariff_class: str = ""  # the name of the version's class: only its units are priced
 
     @property
     def old_total(self) -> Decimal | None:
@@ -386,10 +428,14 @@ def impact_report(session: Session, version: TariffVersion, now: datetime | None
     tz = estate.tz
     start, end = period_bounds("last_month", now or utcnow(), tz)
     previous = previous_version(session, version)
-    report = ImpactReport(version, previous, estate, start.astimezone(tz))
-    meters = session.execute(select(Meter.id, Meter.unit_id, Unit.number).join(Unit, Unit.id == Meter.unit_id)
-                             .where(Meter.estate_id == estate.id, Meter.utility == version.utility,
-                                    Meter.role == "unit")).all()
+    from app.billing.tariff_classes import class_name_of_version, units_paying
+
+    report = ImpactReport(version, previous, estate, start.astimezone(tz),
+                          tariff_class=class_name_of_version(session, version))
+    paying = units_paying(session, version)  # the units of the version's class
+    meters = [m for m in session.execute(select(Meter.id, Meter.unit_id, Unit.number).join(Unit, Unit.id == Meter.unit_id)
+                                         .where(Meter.estate_id == estate.id, Meter.utility == version.utility,
+                                                Meter.role == "unit")).all() if m.unit_id in paying]
     if not meters:
         return report
     by_hour = version.kind == "tou" or (previous is not None and previous.kind == "tou")
@@ -437,13 +483,18 @@ def _recipients(session: Session, estate_id: int, today: date) -> list[tuple[Uni
 
 
 def send_notice(session: Session, version: TariffVersion, now: datetime) -> int:
-    """Tell the estate's tenants and owners about a version, with their unit's estimate."""
+    """Tell the tenants and owners of the units the version's class covers, with their unit's estimate."""
     from app.notify import notify
 
     estate = session.get(Estate, version.estate_id)
     report = {row.unit_id: row for row in impact_report(session, version, now).rows}
+    from app.billing.tariff_classes import units_paying
+
+    paying = units_paying(session, version)  # a class's tariff is news only to its units
     sent = 0
     for unit, person, user in _recipients(session, estate.id, now.astimezone(estate.tz).date()):
+        if unit.id not in paying:
+            continue
         impact = report.get(unit.id)
         context = {"estate": estate, "unit": unit, "version": version,
                    "utility": label("utility", version.utility).lower(),

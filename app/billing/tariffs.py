@@ -18,7 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.billing import BillingError
+from app.models.estate import Unit
 from app.models.metering import TARIFF_KINDS, TariffVersion
+from app.models.tariff import TariffClass
 
 
 class TariffError(BillingError):
@@ -54,14 +56,87 @@ def unit_price(price: Price | None) -> Decimal | None:
     return Decimal(str(rate)) if rate not in (None, "") and Decimal(str(rate)) > 0 else None
 
 
-def load_prices(session: Session, estate_ids: set[int]) -> dict[tuple[int, str], list[Price]]:
-    """Every tariff version of the estates, by (estate id, utility), oldest first."""
-    rows = session.scalars(select(TariffVersion).where(TariffVersion.estate_id.in_(estate_ids))
+# --- tariff classes --------------------------------------------------------------------------
+# A unit is billed under its class's versions. Class keys: None for the estate's default class
+# (a NULL class on a unit or version, or the class marked is_default), else the class id.
+# A class follows the default class's prices until its own first version for a utility starts.
+
+ClassKey = int | None
+
+
+def follow_default(default: Sequence, own: Sequence) -> list:
+    """A class's versions, oldest first: the default class's until its own first one starts."""
+    if not own:
+        return list(default)
+    first = own[0].effective_from
+    return [v for v in default if v.effective_from < first] + list(own)
+
+
+def class_prices(session: Session, estate_ids: set[int]) -> dict[tuple[int, str, ClassKey], list[Price]]:
+    """Every tariff version of the estates, by (estate id, utility, class key), oldest first."""
+    rows = session.execute(select(TariffVersion, TariffClass.is_default)
+                           .outerjoin(TariffClass, TariffClass.id == TariffVersion.tariff_class_id)
+                           .where(TariffVersion.estate_id.in_(estate_ids))
                            .order_by(TariffVersion.effective_from))
-    prices: dict[tuple[int, str], list[Price]] = {}
-    for row in rows:
-        prices.setdefault((row.estate_id, row.utility), []).append(Price.of(row))
+    prices: dict[tuple[int, str, ClassKey], list[Price]] = {}
+    for row, is_default in rows:
+        key = None if row.tariff_class_id is None or is_default else row.tariff_class_id
+        prices.setdefault((row.estate_id, row.utility, key), []).append(Price.of(row))
     return prices
+
+
+def prices_for(prices: dict[tuple[int, str, ClassKey], list[Price]], estate_id: int, utility: str,
+               class_key: ClassKey) -> list[Price]:
+    """The versions a unit of this class pays for a utility (see `follow_default`)."""
+    default = prices.get((estate_id, utility, None), [])
+    return follow_default(default, prices.get((estate_id, utility, class_key), [])) if class_key else default
+
+
+def load_prices(session: Session, estate_ids: set[int]) -> dict[tuple[int, str], list[Price]]:
+    """The estates' default-class versions, by (estate id, utility), oldest first.
+
+    What a unit of the default class pays; a unit's own prices come from `unit_prices` (or
+    `class_prices` + `unit_class_keys` + `prices_for` for many units).
+    """
+    return {(estate_id, utility): versions
+            for (estate_id, utility, key), versions in class_prices(session, estate_ids).items() if key is None}
+
+
+def unit_class_keys(session: Session, unit_ids: set[int]) -> dict[int, ClassKey]:
+    """Each unit's class key (None: the default class)."""
+    if not unit_ids:
+        return {}
+    rows = session.execute(select(Unit.id, Unit.tariff_class_id, TariffClass.is_default)
+                           .outerjoin(TariffClass, TariffClass.id == Unit.tariff_class_id)
+                           .where(Unit.id.in_(unit_ids)))
+    return {unit_id: (None if class_id is None or is_default else class_id) for unit_id, class_id, is_default in rows}
+
+
+def class_versions(session: Session, estate_id: int, utility: str, class_key: ClassKey) -> list[TariffVersion]:
+    """The version rows a class pays for a utility, oldest first (see `follow_default`)."""
+    rows = session.execute(select(TariffVersion, TariffClass.is_default)
+                           .outerjoin(TariffClass, TariffClass.id == TariffVersion.tariff_class_id)
+                           .where(TariffVersion.estate_id == estate_id, TariffVersion.utility == utility)
+                           .order_by(TariffVersion.effective_from)).all()
+    default = [v for v, is_default in rows if v.tariff_class_id is None or is_default]
+    if class_key is None:
+        return default
+    return follow_default(default, [v for v, _ in rows if v.tariff_class_id == class_key])
+
+
+def version_on(session: Session, estate_id: int, utility: str, class_key: ClassKey, day: date) -> TariffVersion | None:
+    """The version row a class pays on a local date, or None."""
+    found = None
+    for version in class_versions(session, estate_id, utility, class_key):
+        if version.effective_from <= day:
+            found = version
+    return found
+
+
+def unit_prices(session: Session, estate_id: int, unit_id: int, utility: str) -> list[Price]:
+    """The versions one unit pays for a utility, under its class."""
+    key = unit_class_keys(session, {unit_id}).get(unit_id)
+    return prices_for(class_prices(session, {estate_id}), estate_id, utility, key)
 
 
 def price_on(prices: Sequence[Price], day: date) -> Price | None:

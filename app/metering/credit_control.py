@@ -57,7 +57,8 @@ def after_pocket_change(session: Session, account_ids: Iterable[int]) -> list[Re
         Meter.unit_id.in_({unit_id for _, unit_id, _ in rows}), Meter.role == "unit",
         Meter.detached_at.is_(None))).all()
     units_estates = {estate.id for _, _, estate in rows if estate.wallet_denomination == "units"}
-    prices = tariffs.load_prices(session, units_estates) if units_estates else {}
+    prices = tariffs.class_prices(session, units_estates) if units_estates else {}
+    classes = tariffs.unit_class_keys(session, {unit_id for _, unit_id, _ in rows}) if units_estates else {}
     commands = []
     told: set[tuple[int, str]] = set()  # a unit with two electricity meters hears once
     for pocket, unit_id, estate in rows:
@@ -73,7 +74,8 @@ def after_pocket_change(session: Session, account_ids: Iterable[int]) -> list[Re
                     told.add((pocket.id, "off"))
                     tell_tenants(session, estate, unit_id, pocket, "off")
             elif pocket.balance > 0 and meter.relay_state == "off":
-                value, shown = activation_value(estate, pocket, prices.get((estate.id, pocket.utility), []))
+                value, shown = activation_value(estate, pocket, tariffs.prices_for(
+                    prices, estate.id, pocket.utility, classes.get(unit_id)))
                 if value is None or value >= estate.minimum_activation_amount:
                     commands.append(issue(session, meter, "on",
                                           f"balance {shown} reached {estate.minimum_activation_amount}"))

@@ -72,7 +72,7 @@ class _Batch:
     dead: list[dict] = field(default_factory=list)
     advanced: dict[int, tuple[datetime, Decimal]] = field(default_factory=dict)
     entries: list[Entry] = field(default_factory=list)  # late readings' bills and re-pricings
-    prices: dict[tuple[int, str], list] = field(default_factory=dict)
+    prices: dict[tuple, list] = field(default_factory=dict)
     stored_uplinks: set[tuple[int, str]] = field(default_factory=set)  # (meter id, deduplicationId) already kept
 
 

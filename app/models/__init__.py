@@ -23,3 +23,4 @@ from app.models.ingest import IngestHeartbeat  # noqa: E402,F401
 from app.models.reporting import PocketFlowTotal, PocketFlowWatermark  # noqa: E402,F401
 from app.models.imports import ImportBatch, ImportRow  # noqa: E402,F401
 from app.models.corrections import CaseNote, Correction  # noqa: E402,F401
+from app.models.tariff import TariffClass  # noqa: E402,F401

@@ -11,6 +11,7 @@ from app.models.base import Base, utcnow
 
 if TYPE_CHECKING:
     from app.models.meter import Meter
+    from app.models.tariff import TariffClass
 
 WALLET_DENOMINATIONS = ("currency", "units")
 OCCUPANCY_STATUSES = ("occupied", "vacant", "maintenance")
@@ -45,6 +46,8 @@ class Estate(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     units: Mapped[list["Unit"]] = relationship(back_populates="estate", order_by="Unit.number")
+    tariff_classes: Mapped[list["TariffClass"]] = relationship(  # app/models/tariff.py
+        back_populates="estate", order_by="(TariffClass.is_default.desc(), TariffClass.name)")
 
     @property
     def tz(self) -> ZoneInfo:
@@ -78,8 +81,11 @@ class Unit(Base):
     account_number: Mapped[str | None] = mapped_column(String(32), unique=True)
     account_sequence: Mapped[int | None]  # the pattern's {seq} the number was made from
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # None: the estate's default tariff class (app/models/tariff.py).
+    tariff_class_id: Mapped[int | None] = mapped_column(ForeignKey("tariff_classes.id"), index=True)
 
     estate: Mapped[Estate] = relationship(back_populates="units")
+    tariff_class: Mapped["TariffClass | None"] = relationship()
     meters: Mapped[list["Meter"]] = relationship(back_populates="unit", order_by="Meter.utility")
     occupancy_history: Mapped[list["OccupancyChange"]] = relationship(
         back_populates="unit", order_by="OccupancyChange.changed_at"

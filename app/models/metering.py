@@ -4,7 +4,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, utcnow
 
@@ -21,16 +21,27 @@ class TariffVersion(Base):
     `rates` by kind: flat {"rate": "2.85"}; block {"blocks": [{"up_to": "50", "rate": "1.5"},
     {"up_to": null, "rate": "2.5"}]} (per month); tou {"default_rate": "2.5", "windows":
     [{"start": "22:00", "end": "06:00", "rate": "1.2"}]} (local time, may cross midnight).
+    Each version belongs to a tariff class (None: the estate's default class): a unit is billed
+    under its class's versions (app/billing/tariffs.py `prices_for`).
     `solar_rate` is the feed-in rate credited per unit a net-metered meter exports (C5).
     A version is billed by its date alone; `activated_at` and `notice_sent_at` record that the
     schedule job announced it N days ahead and switched it on (app/billing/schedule.py).
     """
 
     __tablename__ = "tariff_versions"
-    __table_args__ = (UniqueConstraint("estate_id", "utility", "effective_from"),)
+    # One version per class, utility and date; NULL is the estate's default class, kept
+    # unique by the partial index (NULLs are distinct in a unique constraint).
+    __table_args__ = (
+        UniqueConstraint("tariff_class_id", "utility", "effective_from",
+                         name="uq_tariff_versions_tariff_class_id_utility_effective_from"),
+        Index("ix_tariff_versions_default_class_day", "estate_id", "utility", "effective_from", unique=True,
+              postgresql_where=text("tariff_class_id IS NULL"), sqlite_where=text("tariff_class_id IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     estate_id: Mapped[int] = mapped_column(ForeignKey("estates.id"))
+    # None: the estate's default class (app/models/tariff.py); versions are per class.
+    tariff_class_id: Mapped[int | None] = mapped_column(ForeignKey("tariff_classes.id"))
     utility: Mapped[str] = mapped_column(String(16))
     effective_from: Mapped[date]  # local date in the estate's timezone
     kind: Mapped[str] = mapped_column(String(8), default="flat")
@@ -41,6 +52,8 @@ class TariffVersion(Base):
     created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     notice_sent_at: Mapped[datetime | None]
     activated_at: Mapped[datetime | None]
+
+    tariff_class: Mapped["TariffClass | None"] = relationship()  # noqa: F821
 
 
 class ConsumptionRollup(Base):

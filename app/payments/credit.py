@@ -107,9 +107,11 @@ def credit_payment(session: Session, payment: Payment, *, user_id: int | None = 
 def _units_legs(session: Session, estate: Estate, utility: str, pocket, amount: Decimal,
                 moment) -> tuple[list[tuple[int, Decimal]], str]:
     """Units mode (C1): sell kWh/kL at the price in force at purchase; the money is revenue now."""
-    from app.billing.tariffs import price_on, load_prices
+    from app.billing.tariffs import price_on, unit_prices
+    from app.models import Wallet
 
-    versions = load_prices(session, {estate.id}).get((estate.id, utility), [])
+    unit_id = session.scalar(select(Wallet.unit_id).where(Wallet.id == pocket.wallet_id))
+    versions = unit_prices(session, estate.id, unit_id, utility)  # at the unit's tariff class's price
     price = price_on(versions, moment.astimezone(estate.tz).date())
     rate = None
     if price is not None and price.kind == "flat":

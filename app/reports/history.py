@@ -28,6 +28,7 @@ from app.billing import tariffs
 from app.metering import validation
 from app.models import Account, Estate, LedgerTransaction, Meter, Posting, Reading, Tenancy, Unit, User, Wallet
 from app.models.meter import UTILITIES
+from app.billing.tariff_classes import unit_class_name
 from app.models.metering import TariffVersion
 from app.money import UTILITY_UNITS, quantize
 from app.periods import add_months, first_day
@@ -218,6 +219,7 @@ class Explanation:
     recomputed: Decimal | None = None  # the split's total (or the export's credit), rounded as posted
     exported: Decimal | None = None  # a net-metered meter's export (M3), credited at the solar rate
     solar_rate: Decimal | None = None
+    tariff_class: str | None = None  # the unit's tariff class, named when the estate has several
     note: str = ""
 
     @property
@@ -251,6 +253,7 @@ def explain_transaction(session: Session, unit: Unit, transaction_id: int, *,
     lines = [StatementLine(transaction.id, transaction.occurred_at, transaction.kind, transaction.memo,
                            utility, Decimal(posting.amount), posting.commodity) for posting, utility in rows]
     found = Explanation(transaction, estate, lines)
+    found.tariff_class = unit_class_name(session, unit)
     key = transaction.idempotency_key
     if key.startswith("reading:"):
         _, serial, stamp = key.split(":", 2)
@@ -262,7 +265,7 @@ def explain_transaction(session: Session, unit: Unit, transaction_id: int, *,
         serial, month = key.removeprefix("standing:").rsplit(":", 1)
         found.meter = _unit_meter(session, unit, serial)
         if found.meter is not None:
-            found.version = _version_on(session, estate, found.meter.utility, first_day(month))
+            found.version = _version_on(session, estate, found.meter.utility, first_day(month), unit)
         found.note = ("The tariff's fixed monthly standing charge, taken once a month per unit and utility "
                       "(a meter replaced during the month does not charge it again).")
     return found
@@ -272,10 +275,10 @@ def _unit_meter(session: Session, unit: Unit, serial: str) -> Meter | None:
     return session.scalar(select(Meter).where(Meter.serial == serial, Meter.unit_id == unit.id))
 
 
-def _version_on(session: Session, estate: Estate, utility: str, day: date) -> TariffVersion | None:
-    return session.scalar(select(TariffVersion).where(
-        TariffVersion.estate_id == estate.id, TariffVersion.utility == utility,
-        TariffVersion.effective_from <= day).order_by(TariffVersion.effective_from.desc()).limit(1))
+def _version_on(session: Session, estate: Estate, utility: str, day: date, unit: Unit) -> TariffVersion | None:
+    """The version the unit's tariff class paid on a local date."""
+    key = tariffs.unit_class_keys(session, {unit.id}).get(unit.id)
+    return tariffs.version_on(session, estate.id, utility, key, day)
 
 
 def _explain_reading(session: Session, found: Explanation, unit: Unit, serial: str, end: datetime) -> None:
@@ -309,7 +312,8 @@ def _price_export(session: Session, found: Explanation, meter: Meter, end: datet
     """An export credited on one reading: the quantity at the solar rate in force when it ended."""
     estate = found.estate
     found.exported = exported
-    found.version = _version_on(session, estate, meter.utility, end.astimezone(estate.tz).date())
+    found.version = _version_on(session, estate, meter.utility, end.astimezone(estate.tz).date(),
+                                meter.unit)
     if found.version is None or found.version.solar_rate is None:
         found.note = "No solar rate was in force, so this export was recorded without a credit."
         return
@@ -349,11 +353,11 @@ def _price(session: Session, found: Explanation, meter: Meter, start: datetime, 
     """Re-run the tariff split over the span, with the month's use before it (inclining blocks)."""
     estate = found.estate
     tz = estate.tz
-    found.version = _version_on(session, estate, meter.utility, start.astimezone(tz).date())
+    found.version = _version_on(session, estate, meter.utility, start.astimezone(tz).date(), meter.unit)
     if estate.wallet_denomination == "units":
         found.note = found.note or "Units wallets are charged the quantity used; its price was paid at top-up."
         return
-    prices = tariffs.load_prices(session, {estate.id}).get((estate.id, meter.utility), [])
+    prices = tariffs.unit_prices(session, estate.id, meter.unit_id, meter.utility)  # the unit's class
     used: dict[date, Decimal] = {}
     month = start.astimezone(tz).date().replace(day=1)
     # The month's use before the span counts the meters this one replaced (billing's rule).

@@ -247,13 +247,14 @@ def unit_dashboard(session: Session, unit: Unit, now: datetime | None = None, *,
     first = today - timedelta(days=CREDIT_HISTORY_DAYS)
     recent_since = (now.astimezone(tz).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)).astimezone(UTC)
     recent, per_meter_day, month_total = meter_figures(session, ids, tz, first, today.replace(day=1), recent_since)
-    prices = tariffs.load_prices(session, {estate.id})
+    prices = tariffs.class_prices(session, {estate.id})
+    class_key = tariffs.unit_class_keys(session, {unit.id}).get(unit.id)  # the unit's tariff class
     pockets = []
     for pocket in card.pockets:
         group = by_utility.get(pocket.utility, [])
         figures = PocketFigures(pocket.utility, pocket.commodity, pocket.balance,
                                 UTILITY_UNITS[pocket.utility], bool(group), estate.currency)
-        versions = prices.get((estate.id, pocket.utility), [])
+        versions = tariffs.prices_for(prices, estate.id, pocket.utility, class_key)
         used_this_month = sum((month_total[m.id] for m in group), Decimal(0))
         if figures.units_mode:
             figures.balance_value = value_at_tariff(versions, tz, now, max(pocket.balance, Decimal(0)),

@@ -29,3 +29,4 @@ from app.layers.admin import units  # noqa: E402,F401
 from app.layers.admin import people  # noqa: E402,F401
 from app.layers.admin import imports  # noqa: E402,F401
 from app.layers.admin import notes  # noqa: E402,F401
+from app.layers.admin import tariff_classes  # noqa: E402,F401

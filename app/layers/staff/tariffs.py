@@ -6,7 +6,7 @@ from flask import abort, flash, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from app.billing import schedule
+from app.billing import schedule, tariff_classes
 from app.extensions import db
 from app.htmx import redirect, render
 from app.labels import label
@@ -21,7 +21,8 @@ from app.models.metering import TARIFF_KINDS, TariffVersion
 def _form_context(form, errors: dict[str, str] | None = None) -> dict:
     estates = db.session.scalars(select(Estate).order_by(Estate.name)).all()
     chosen = next((e for e in estates if str(e.id) == str(form.get("estate_id"))), estates[0] if estates else None)
-    return {"estates": estates, "chosen": chosen, "utilities": UTILITIES, "kinds": TARIFF_KINDS,
+    classes = tariff_classes.estate_classes(db.session, chosen.id) if chosen else []
+    return {"estates": estates, "chosen": chosen, "classes": classes, "utilities": UTILITIES, "kinds": TARIFF_KINDS,
             "kind_labels": schedule.KIND_LABELS, "form": form, "errors": dict(errors or {}),
             "rows": schedule.FORM_ROWS,
             "earliest": schedule.earliest_effective_date(db.session, chosen) if chosen else None,
@@ -77,4 +78,5 @@ def tariff(version_id: int):
         return respond(report.rows, columns, f"Tariff impact {report.estate.code} {label('utility', version.utility)} "
                        f"{version.effective_from:%Y-%m-%d}", fmt, timezone=report.estate.timezone)
     return render("staff/tariffs/version.html", version=version, report=report, estate=report.estate,
+                  several_classes=len(tariff_classes.estate_classes(db.session, version.estate_id)) > 1,
                   describe=schedule.describe, notice_days=schedule.notice_days(db.session, version.estate_id))
