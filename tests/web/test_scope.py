@@ -31,6 +31,8 @@ PLAIN_VALUES |= {"meter_id": 1, "alert_id": 1, "key_id": 1, "version_id": 1}
 # A receipt number names a ledger entry or vendor payment of the viewer's units (tenant only):
 # another unit's or tenancy's receipt is 404, tested in tests/tenant/test_payments_tenancy.py.
 PLAIN_VALUES |= {"receipt_number": "T1"}
+# A job kind names a registered job (staff Jobs screen), not an object of any estate.
+PLAIN_VALUES |= {"job_kind": "ledger_verify"}
 # Routes that are public on purpose (their parameters are not object ids).
 PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.accept_invite", "health.healthz"}
 PUBLIC_ENDPOINTS |= {"webhooks.payfast_itn", "webhooks.sms_gateway"}  # own auth; tests/payments
