@@ -34,7 +34,7 @@ PLAIN_VALUES |= {"receipt_number": "T1"}
 # A job kind names a registered job (staff Jobs screen), not an object of any estate.
 PLAIN_VALUES |= {"job_kind": "ledger_verify"}
 # Routes that are public on purpose (their parameters are not object ids).
-PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.accept_invite", "health.healthz"}
+PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.accept_invite", "health.healthz", "health.metrics"}
 PUBLIC_ENDPOINTS |= {"webhooks.payfast_itn", "webhooks.sms_gateway"}  # own auth; tests/payments
 PUBLIC_ENDPOINTS |= {"readings_api.post_readings"}  # X-API-Key auth; tests/metering
 # Routes outside the layer blueprints that take an id, and how each is checked.

@@ -13,8 +13,12 @@ from app.layers.staff import bp
 
 @bp.get("/jobs")
 def jobs():
+    from app.monitoring import metrics_enabled
+
     rows, others = schedule_rows(db.session, current_app.config)
-    return render("staff/jobs/index.html", rows=rows, others=others, duration=duration_seconds)
+    return render("staff/jobs/index.html", rows=rows, others=others, duration=duration_seconds,
+                  metrics_on=metrics_enabled(db.session, current_app.config),
+                  metrics_by_config=bool(current_app.config.get("METRICS_ENABLED")))
 
 
 @bp.get("/jobs/<job_kind>")
@@ -36,3 +40,15 @@ def retry(job_kind: str):
         return refuse(jobs, str(error))
     flash(f"{label('job', job_kind)}: {result.message}.", "success")
     return redirect(url_for("staff.job_history", job_kind=job_kind))
+
+
+@bp.post("/jobs/metrics")
+def switch_metrics():
+    from flask import request
+
+    from app.monitoring import set_metrics_enabled
+
+    wanted = request.form.get("on") == "1"
+    set_metrics_enabled(db.session, wanted)
+    flash("/metrics now answers Prometheus." if wanted else "/metrics is off: it answers 404.", "success")
+    return redirect(url_for("staff.jobs"))
