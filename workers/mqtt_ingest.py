@@ -61,7 +61,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError  # noqa:
 
 log = logging.getLogger("meterwise.ingest")
 
-READING_TOPICS = ("application/+/device/+/event/up", "meters/+/readings")
+READING_TOPICS = ("application/+/device/+/event/up", "meters/+/readings", "nbiot/+/up")
 ACK_TOPIC = "meters/+/acks"
 # A batch that keeps failing with a "connection" error while the database answers a ping is
 # failing on its content after all (a statement timeout, say): after this many tries, bisect.
