@@ -29,6 +29,8 @@ LABELS: dict[str, dict[str, str]] = {
         "pocket_flows": "Pocket roll-ups", "deliver_email": "Email delivery",
         "ledger_anchor_email": "Ledger anchor email",
     },
+    "modbus_state": {"ok": "Answering", "timeout": "Not answering (timeout)",
+                     "garbage": "Answering nonsense", "unreachable": "Cannot be reached"},
     "job_status": {"queued": "Waiting to start", "running": "Running", "done": "Finished",
                    "failed": "Failed"},
     "payment_status": {"credited": "Received", "pending": "Waiting for payment",

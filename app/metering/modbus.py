@@ -204,7 +204,7 @@ def _registers(raw: Any, where: str, errors: dict[str, str]) -> tuple[RegisterSp
     if not isinstance(raw, list) or not raw:
         errors[f"{where}.register"] = "lists no [[device.register]] entries"
         return ()
-    registers = []
+    registers, start = [], len(errors)
     for index, entry in enumerate(raw):
         at = f"{where}.register[{index}]"
         if not isinstance(entry, dict):
@@ -236,7 +236,7 @@ def _registers(raw: Any, where: str, errors: dict[str, str]) -> tuple[RegisterSp
             errors[f"{at}.unit"] = "must be a short unit (kWh, V, W, A, Hz)"
         if len(errors) == before:
             registers.append(RegisterSpec(quantity.strip(), address, function, kind, order, scale, unit))
-    if registers and not errors and not any(r.quantity == "energy" for r in registers):
+    if registers and len(errors) == start and not any(r.quantity == "energy" for r in registers):
         errors[f"{where}.register"] = "has no 'energy' register (the one that is billed)"
     return tuple(registers)
 

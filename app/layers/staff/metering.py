@@ -13,6 +13,7 @@ from app.htmx import redirect, refuse, render
 from app.labels import label
 from app.layers.staff import bp
 from app.metering import alerts, api_keys, meter_settings, queries
+from app.metering.modbus import device_status
 from app.metering.ingest import ingest_paused, replay_dead_letter, set_maintenance
 from app.models import Estate, Meter, Unit
 from app.models.metering import DeadLetter, IngestApiKey, MeterAlert
@@ -73,6 +74,7 @@ def meter(meter_id: int):
                   commands=queries.meter_commands(db.session, meter.id),
                   letters=queries.meter_dead_letters(db.session, meter),
                   readings=queries.recent_readings(db.session, meter.id, limit=10),
+                  modbus=device_status(db.session, meter.serial),
                   paused=ingest_paused(db.session))
 
 
