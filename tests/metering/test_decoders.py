@@ -133,3 +133,22 @@ def test_bad_nbiot_uplinks_say_what_is_wrong(topic, payload, reason):
 def test_modbus_poller_readings_decode_like_direct_meters():
     reading = decode("modbus/SDM1", b'{"meter": "SDM1", "time": "2026-11-21T10:00:07Z", "energy": "12.5 kWh"}')
     assert (reading.serial, reading.register) == ("SDM1", Decimal("12.5"))
+
+
+def test_any_nbiot_document_decodes_or_says_why():
+    from hypothesis import given, settings, strategies as st
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(), st.text(max_size=20))
+    documents = st.dictionaries(st.sampled_from(["imei", "serial", "meter", "ts", "ts_ms", "time", "data", "radio",
+                                                 "energy", "energy_wh", "volume_l"]),
+                                st.one_of(scalars, st.dictionaries(st.text(max_size=10), scalars, max_size=4)),
+                                max_size=8)
+
+    @settings(max_examples=50, deadline=None)
+    @given(document=documents)
+    def check(document):
+        try:
+            decode(f"nbiot/{IMEI}/up", json.dumps(document, allow_nan=True).encode())
+        except DecodeError:
+            pass
+    check()

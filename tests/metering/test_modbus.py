@@ -2,6 +2,7 @@
 float32 and scaled uint32 energy, a register going backwards, garbage, and a device that
 disappears and comes back, all while the other devices go on being read."""
 import asyncio
+import json
 import socket
 import struct
 from datetime import timedelta
@@ -295,3 +296,38 @@ def test_shipped_maps_load():
     for name in ("eastron_sdm120", "eastron_sdm630", "dds238"):
         device = load_register_map(str(modbus.MAPS_DIR / f"{name}.toml"))[0]
         assert device.registers[0].quantity == "energy"
+
+
+def test_any_register_map_text_is_loaded_or_refused_with_reasons():
+    from hypothesis import given, settings, strategies as st
+
+    values = st.one_of(st.integers(-10, 70000), st.text(max_size=12), st.floats(allow_nan=True), st.booleans())
+    register = st.dictionaries(st.sampled_from(["quantity", "address", "function", "type", "word_order",
+                                                "scale", "unit"]), values, max_size=7)
+    device = st.dictionaries(st.sampled_from(["serial", "transport", "host", "port", "serial_port", "device_id",
+                                              "interval", "model", "baudrate", "parity", "stopbits"]),
+                             values, max_size=8)
+
+    def toml_value(value):
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, float):
+            return "nan" if value != value else ("inf" if value == float("inf") else
+                                                 "-inf" if value == float("-inf") else repr(value))
+        return json.dumps(value) if isinstance(value, str) else str(value)
+
+    @settings(max_examples=50, deadline=None)
+    @given(devices=st.lists(st.tuples(device, st.lists(register, max_size=3)), max_size=3))
+    def check(devices):
+        text = ""
+        for fields, registers in devices:
+            text += "[[device]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in fields.items())
+            for entry in registers:
+                text += "[[device.register]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in entry.items())
+        try:
+            specs = load_register_map(text + "\n")
+        except RegisterMapError as error:
+            assert error.errors
+        else:
+            assert all(any(r.quantity == "energy" for r in s.registers) for s in specs)
+    check()
