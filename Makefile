@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: run test worker ingest deps assets browser db-upgrade bench lint clean
+.PHONY: run test worker ingest modbus deps assets browser db-upgrade bench lint clean
 
 run: deps assets instance/secret_key
 	$(FLASK) db upgrade
@@ -26,6 +26,10 @@ worker: deps
 ingest: deps
 	@n=$(or $(WORKERS),1); if [ "$$n" -le 1 ]; then exec $(PY) workers/mqtt_ingest.py; fi; trap 'kill 0' INT TERM; \
 	  for i in $$(seq 1 $$n); do MQTT_SHARED=1 MQTT_CLIENT_ID=meterwise-ingest-shared-$$i $(PY) workers/mqtt_ingest.py & done; wait
+
+# Modbus/RS485 poller (M9); MAP=path overrides MODBUS_MAP_PATH (default instance/modbus.toml).
+modbus: deps
+	$(PY) workers/modbus_poller.py $(MAP)
 
 bench: deps
 	$(PY) bench/ledger.py

@@ -62,6 +62,13 @@ class Config:
     UISP_BACKOFF = float(os.environ.get("UISP_BACKOFF", "0.5"))
     UISP_PAGE_SIZE = int(os.environ.get("UISP_PAGE_SIZE", "1000"))
     UISP_STALE_AFTER_HOURS = int(os.environ.get("UISP_STALE_AFTER_HOURS", "24"))
+    # The scheduled whole-system UISP refresh (app/job_schedule.py): every N hours, 1-24.
+    UISP_REFRESH_HOURS = int(os.environ.get("UISP_REFRESH_HOURS", "6"))
+    # GET /metrics (Prometheus text format); off (404) unless set here or by the `metrics_enabled` setting.
+    METRICS_ENABLED = _env_bool("METRICS_ENABLED", False)
+    # Modbus poller (workers/modbus_poller.py, M9): the TOML register map and the poll defaults.
+    MODBUS_MAP_PATH = os.environ.get("MODBUS_MAP_PATH", str(INSTANCE_DIR / "modbus.toml"))
+    MODBUS_TIMEOUT = float(os.environ.get("MODBUS_TIMEOUT", "2"))
     KOIOS_ORGANIZATION = os.environ.get("KOIOS_ORGANIZATION", "org-emulated")  # sources: Koios v2 data
     KOIOS_TIMEOUT = float(os.environ.get("KOIOS_TIMEOUT", "30"))
     THUNDERCLOUD_EXPORT_DIR = os.environ.get("THUNDERCLOUD_EXPORT_DIR", str(INSTANCE_DIR / "thundercloud"))

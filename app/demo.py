@@ -374,6 +374,7 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     from app.metering.rollups import rebuild
     rebuild(session)
     _replaced_meter(session, ids)
+    _seed_operations(session, clock.now, seeded)
     session.commit()
     _seed_imports(session, seeded["SUN"])
     click.echo(f"Demo seeded in {perf_counter() - started:.1f} s")
@@ -407,6 +408,38 @@ def _place_units(session: Session, seeded: dict[str, SeededEstate]) -> None:
                 unit.latitude, unit.longitude = latitude + step, longitude - step / 2
         units = sorted(estate_seed.units.values(), key=lambda unit: (len(unit.number), unit.number))
         assign_account_numbers(session, estate_seed.estate, units)
+
+
+def _seed_operations(session: Session, now: datetime, seeded: dict) -> None:
+    """A few past job runs (one failed, with its traceback) for Staff → Jobs, and one Modbus
+    meter whose poller reported a timeout, for its meter page; the caller commits."""
+    from app.models import JobRun
+    from app.models.ingest import ModbusDeviceStatus
+
+    runs = [("pocket_flows", "done", 12, 0.4, "folded 84 postings"),
+            ("budget_alerts", "done", 35, 1.2, "3 alerts sent"),
+            ("meter_watch", "done", 50, 2.1, "no frozen registers"),
+            ("tariff_schedule", "failed", 65, 0.3, None),
+            ("ledger_verify", "done", 300, 5.6, "ledger ok: every chain and balance holds")]
+    for kind, status, minutes_ago, seconds, result in runs:
+        started = now - timedelta(minutes=minutes_ago)
+        failed = status == "failed"
+        session.add(JobRun(
+            kind=kind, status=status, done=1, total=1, created_at=started, started_at=started,
+            finished_at=started + timedelta(seconds=seconds),
+            errors=["OperationalError: could not connect to server: Connection refused"] if failed else [],
+            result=("Traceback (most recent call last):\n  File \"app/jobs.py\", line 150, in run_job\n"
+                    "    result = REGISTRY[kind](session, progress, *args)\n"
+                    "sqlalchemy.exc.OperationalError: could not connect to server: Connection refused")
+            if failed else result))
+    meter = session.scalar(select(Meter).where(Meter.estate_id == next(iter(seeded.values())).estate.id,
+                                               Meter.role == "bulk", Meter.utility == "electricity")
+                           .order_by(Meter.id).limit(1))  # the substation's check meter, also wired to RS485
+    if meter is not None:
+        session.add(ModbusDeviceStatus(
+            meter_serial=meter.serial, address="tcp 192.0.2.10:502 unit 1", state="timeout",
+            last_poll_at=now - timedelta(seconds=20), last_ok_at=now - timedelta(minutes=7),
+            last_error="no answer within 2.0 s", failing_since=now - timedelta(minutes=6), failures=24))
 
 
 def _clock_for(plan: EstatePlan, clock: Clock, days: int) -> Clock:

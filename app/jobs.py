@@ -23,6 +23,7 @@ JobFunction = Callable[..., str | None]
 REGISTRY: dict[str, JobFunction] = {}
 QUEUES = ("high", "default", "low")
 RETRY_INTERVALS = [10, 60, 300]
+TRACEBACK_CHARS = 20_000  # a failed run keeps the end of its traceback for the Jobs screen
 
 
 def job(kind: str) -> Callable[[JobFunction], JobFunction]:
@@ -155,7 +156,7 @@ def run_job(kind: str, run_id: int | None, *args: Any) -> str | None:
         log.exception("job %s (%s) failed", kind, run_id)
         progress.errors.append(f"{type(error).__name__}: {error}")
         progress._write(force=True, status="failed", finished_at=utcnow(),
-                        result=traceback.format_exc(limit=3))
+                        result=traceback.format_exc()[-TRACEBACK_CHARS:])
         raise_in_worker = bool(current_app.config.get("REDIS_URL"))
         if raise_in_worker:
             raise  # RQ records it and retries with backoff

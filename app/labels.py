@@ -44,6 +44,8 @@ LABELS: dict[str, dict[str, str]] = {
     "account_kind": {"pocket": "Wallet pocket", "clearing": "Payment clearing", "revenue": "Revenue",
                      "units_issued": "Units issued", "levy": "Levy", "party": "Settlement party",
                      "suspense": "Suspense"},
+    "modbus_state": {"ok": "Answering", "timeout": "Not answering (timeout)",
+                     "garbage": "Answering nonsense", "unreachable": "Cannot be reached"},
     "job_status": {"queued": "Waiting to start", "running": "Running", "done": "Finished",
                    "failed": "Failed"},
     "payment_status": {"credited": "Received", "pending": "Waiting for payment",

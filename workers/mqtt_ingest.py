@@ -61,7 +61,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError  # noqa:
 
 log = logging.getLogger("meterwise.ingest")
 
-READING_TOPICS = ("application/+/device/+/event/up", "meters/+/readings")
+READING_TOPICS = ("application/+/device/+/event/up", "meters/+/readings", "nbiot/+/up")
 ACK_TOPIC = "meters/+/acks"
 # A batch that keeps failing with a "connection" error while the database answers a ping is
 # failing on its content after all (a statement timeout, say): after this many tries, bisect.
@@ -124,6 +124,7 @@ class IngestWorker:
         self.connected = False
         self.started_at = utcnow()
         self.last_batch_at, self.last_batch_size, self.processed = None, 0, 0
+        self.last_batch_seconds: float | None = None
         self.client = self._client()
 
     def _client(self) -> mqtt.Client:
@@ -206,8 +207,10 @@ class IngestWorker:
         """Take one batch from a lane's inbox and process it."""
         batch = self._next_batch(self.inboxes[index])
         if batch:
+            started = time.monotonic()
             self._process(batch)
             with self.counting:
+                self.last_batch_seconds = time.monotonic() - started
                 self.last_batch_at, self.last_batch_size = utcnow(), len(batch)
                 self.processed += len(batch)
 
@@ -299,7 +302,8 @@ class IngestWorker:
             record_heartbeat(db.session, self.settings.client_id, started_at=self.started_at,
                              connected=self.connected and not self.paused, paused=self.paused,
                              backlog=sum(inbox.qsize() for inbox in self.inboxes), last_batch_at=self.last_batch_at,
-                             last_batch_size=self.last_batch_size, readings=self.processed, stopped=stopped)
+                             last_batch_size=self.last_batch_size, readings=self.processed, stopped=stopped,
+                             last_batch_seconds=self.last_batch_seconds)
         except Exception:
             db.session.rollback()
             log.exception("could not write the heartbeat")

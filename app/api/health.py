@@ -1,8 +1,14 @@
-"""GET /healthz: database, redis, mqtt and worker status as JSON (fixed interface)."""
+"""GET /healthz: database, redis, mqtt and worker status as JSON (fixed interface); GET /metrics.
+
+/healthz keeps its keys and their meaning; it adds `queues` (per RQ queue: depth and the oldest
+waiting job's age) and, under `ingest`, `backlog` and `lag_seconds`. Neither changes the overall
+status: a deep queue is a figure to watch, not an outage. `/metrics` answers only when enabled
+(config METRICS_ENABLED or the `metrics_enabled` setting), else 404.
+"""
 import socket
 from urllib.parse import urlparse
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, abort, current_app, jsonify
 from sqlalchemy import select, text
 
 from app.extensions import csrf, db
@@ -68,6 +74,38 @@ def check_ingest() -> dict:
         return {"status": "unknown", "error": type(error).__name__}
 
 
+def check_queues() -> dict:
+    """Each RQ queue's depth and its oldest waiting job's age (seconds)."""
+    url = current_app.config.get("REDIS_URL")
+    if not url:
+        return {"status": "inline"}
+    from app.jobs import QUEUES
+    from app.monitoring import queue_stats
+
+    try:
+        stats = queue_stats(url, QUEUES)
+    except Exception as error:  # the redis check reports the outage
+        return {"status": "unknown", "error": type(error).__name__}
+    return {"status": "ok", **{s.name: {"depth": s.depth, "oldest_age_seconds": s.oldest_age_seconds}
+                               for s in stats}}
+
+
+def ingest_lag(ingest: dict) -> dict:
+    """`backlog` and `lag_seconds` of the live ingest workers (added to the ingest section)."""
+    from datetime import timedelta
+
+    from app.monitoring import ingest_lag as measure
+
+    if ingest.get("status") in ("not_configured", "unknown"):
+        return {}
+    try:
+        lag = measure(db.session, timedelta(seconds=3 * current_app.config.get("INGEST_HEARTBEAT_SECONDS", 5)))
+    except Exception:
+        db.session.rollback()
+        return {}
+    return {"backlog": lag.backlog, "lag_seconds": lag.lag_seconds}
+
+
 @bp.get("/healthz")
 @csrf.exempt
 def healthz():
@@ -75,8 +113,21 @@ def healthz():
     redis, worker = check_redis_and_workers()
     mqtt = check_mqtt()
     ingest = check_ingest()
+    ingest.update(ingest_lag(ingest))
     healthy = (database["status"] == "ok" and "error" not in (redis["status"], mqtt["status"])
                and ingest["status"] != "too_few")
     body = {"status": "ok" if healthy else "degraded", "database": database, "redis": redis,
-            "mqtt": mqtt, "worker": worker, "ingest": ingest}
+            "mqtt": mqtt, "worker": worker, "ingest": ingest, "queues": check_queues()}
     return jsonify(body), 200 if healthy else 503
+
+
+@bp.get("/metrics")
+@csrf.exempt
+def metrics():
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    from app.monitoring import metrics_enabled, render_metrics
+
+    if not metrics_enabled(db.session, current_app.config):
+        abort(404)
+    return Response(render_metrics(db.session, current_app.config), content_type=CONTENT_TYPE_LATEST)

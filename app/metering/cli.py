@@ -67,3 +67,29 @@ def revoke_key(key_id: int) -> None:
     finally:
         current_actor.reset(token)
     click.echo(f"API key #{row.id} “{row.name}” revoked")
+
+
+@click.group("ingest")
+def ingest_cli() -> None:
+    """The readings pipeline's own maintenance."""
+
+
+@ingest_cli.command("replay-spool")
+@click.option("--path", "path", default=None, help="The spool file (default INGEST_SPOOL_PATH).")
+def replay_spool_command(path: str | None) -> None:
+    """Feed messages the ingest worker had to spool back through the pipeline, idempotently."""
+    from flask import current_app
+
+    from app.audit import Actor, current_actor
+    from app.metering.spool import replay_spool
+
+    token = current_actor.set(Actor("system:cli"))
+    try:
+        report = replay_spool(db.session, path or current_app.config["INGEST_SPOOL_PATH"])
+    finally:
+        current_actor.reset(token)
+    click.echo(report.summary())
+    for number, error in report.failed:
+        click.echo(f"line {number}: {error}", err=True)
+    if report.failed:
+        raise SystemExit(1)

@@ -9,6 +9,16 @@ ChirpStack uplinks: ChirpStack's `time` is when the gateway heard the uplink, no
 meter read its register. The device's own timestamp in the decoded `object` (the profile's
 `time_field`, else `time` or `timestamp`) wins when there is one. `deduplicationId` names the
 uplink (`uplink_id`), so a replayed uplink is stored once whatever time it carries.
+
+NB-IoT meters (`nbiot/<imei>/up` over MQTT, or CoAP-relayed JSON posted to the HTTP ingest with
+an `imei` field): `{"imei": "867724030012345", "serial": "000023022673", "ts": 1795257000,
+"data": {"energy_wh": 1234567, "voltage_v": 230.1, "battery_v": 3.6}, "radio": {"rsrp": -95}}`.
+The meter is `serial` (or `meter`) when given, else the IMEI; the register is the first of
+`energy_wh`, `energy_kwh`, `volume_l`, `volume_m3` (the unit in the name) or a unit-suffixed
+`energy`/`volume` ("3.01 kWh"), in `data` or at the top level; the time is `ts` (epoch
+seconds), `ts_ms` (milliseconds) or an ISO `time`. Battery and radio figures travel as extras.
+
+Modbus (`modbus/<serial>`): the poller's own readings (app/metering/modbus.py), direct-meter JSON.
 """
 from __future__ import annotations
 
@@ -26,6 +36,13 @@ from app.models.meter import canonical_serial
 CHIRPSTACK_UP = re.compile(r"^application/(?P<app>[^/]+)/device/(?P<eui>[^/]+)/event/up$")
 DIRECT_READINGS = re.compile(r"^meters/(?P<serial>[^/]+)/readings$")
 HTTP_TOPIC = "http/readings"
+NBIOT_UP = re.compile(r"^nbiot/(?P<imei>[^/]+)/up$")
+MODBUS_READINGS = re.compile(r"^modbus/(?P<serial>[^/]+)$")
+# NB-IoT register fields whose name carries the unit, in order of preference.
+NBIOT_REGISTERS = (("energy_wh", "Wh"), ("energy_kwh", "kWh"), ("volume_l", "L"), ("volume_m3", "m3"),
+                   ("energy", None), ("volume", None))
+NBIOT_EXTRAS = ("voltage_v", "current_a", "power_w", "battery_v", "temperature_c")
+IMEI = re.compile(r"^\d{14,16}$")
 
 # Unit -> factor to the billing unit (kWh or kL).
 REGISTER_UNITS: dict[str, Decimal] = {
@@ -70,7 +87,13 @@ def decode(topic: str, payload: bytes | str,
         return decode_chirpstack(document, profiles or DEFAULT_PROFILES, match["eui"])
     if match := DIRECT_READINGS.match(topic):
         return decode_direct(document, match["serial"])
+    if match := NBIOT_UP.match(topic):
+        return decode_nbiot(document, match["imei"])
+    if match := MODBUS_READINGS.match(topic):
+        return decode_direct(document, match["serial"])
     if topic == HTTP_TOPIC:
+        if "imei" in document:  # CoAP-relayed NB-IoT JSON
+            return decode_nbiot(document, None)
         return decode_direct(document, None)
     raise DecodeError(f"no decoder for topic {topic!r}")
 
@@ -125,6 +148,47 @@ def decode_direct(document: dict[str, Any], topic_serial: str | None) -> Decoded
         register=register_value(document[field], None),
         serial=serial, extras=extras,
     )
+
+
+def decode_nbiot(document: dict[str, Any], topic_imei: str | None) -> DecodedReading:
+    """Decode an NB-IoT meter's JSON uplink (imei, serial, ts, data{energy_wh, ...}, radio{...})."""
+    raw_imei = document.get("imei", topic_imei)
+    if raw_imei in (None, ""):
+        raise DecodeError("NB-IoT uplink has no imei")
+    imei = _identifier(raw_imei, "imei")
+    if not IMEI.match(imei):
+        raise DecodeError(f"imei {_short(raw_imei)} is not 14 to 16 digits")
+    if topic_imei is not None and topic_imei != imei:
+        raise DecodeError(f"imei {_short(raw_imei)} does not match the topic's {_short(topic_imei)}")
+    raw_id = document.get("serial") or document.get("meter")
+    serial = canonical_serial(_identifier(raw_id, "meter id")) if raw_id not in (None, "") else imei
+    data = document.get("data", document)
+    if not isinstance(data, dict):
+        raise DecodeError("NB-IoT uplink's data is not an object")
+    found = next(((name, unit) for name, unit in NBIOT_REGISTERS if name in data), None)
+    if found is None:
+        raise DecodeError("NB-IoT uplink has none of the register fields "
+                          + ", ".join(name for name, _ in NBIOT_REGISTERS))
+    name, unit = found
+    value = data[name]
+    if unit is not None and isinstance(value, str):
+        raise DecodeError(f"{name} {_short(value)} must be a number (its unit is in its name)")
+    register = register_value(value, unit)
+    if "ts_ms" in document and document.get("ts") is None:
+        millis = document["ts_ms"]
+        if isinstance(millis, bool) or not isinstance(millis, int):
+            raise DecodeError(f"ts_ms {_short(millis)} is not whole milliseconds")
+        taken_at = parse_time(millis // 1000)
+    else:
+        taken_at = parse_time(document.get("ts", document.get("time", document.get("timestamp"))))
+    extras = [(key, str(data[key])[:100]) for key in NBIOT_EXTRAS
+              if isinstance(data.get(key), int | float) and not isinstance(data.get(key), bool)]
+    radio = document.get("radio")
+    if isinstance(radio, dict):
+        extras += [(f"radio_{key}"[:100], str(value)[:100]) for key, value in radio.items()
+                   if isinstance(key, str) and isinstance(value, int | float) and not isinstance(value, bool)]
+    extras.append(("imei", imei))
+    return DecodedReading(taken_at=taken_at, register=register, serial=serial, extras=tuple(sorted(extras)))
 
 
 def register_value(value: Any, default_unit: str | None) -> Decimal:

@@ -159,7 +159,7 @@ def ingest_and_commit(session: Session, messages: list[Message]) -> IngestReport
 
 def record_heartbeat(session: Session, client_id: str, *, started_at: datetime, connected: bool, paused: bool,
                      backlog: int, last_batch_at: datetime | None, last_batch_size: int, readings: int,
-                     stopped: bool = False) -> None:
+                     stopped: bool = False, last_batch_seconds: float | None = None) -> None:
     """Store an ingest worker's heartbeat (one row per client id) and commit it."""
     row = session.get(IngestHeartbeat, client_id)
     if row is None:
@@ -170,6 +170,7 @@ def record_heartbeat(session: Session, client_id: str, *, started_at: datetime, 
     row.stopped_at = row.beat_at if stopped else None
     row.connected, row.paused, row.backlog = connected, paused, backlog
     row.last_batch_at, row.last_batch_size, row.readings = last_batch_at, last_batch_size, readings
+    row.last_batch_seconds = last_batch_seconds
     session.commit()
 
 

@@ -19,7 +19,7 @@ __all__ = [
 from app.models.statements import Statement, StatementDelivery  # noqa: E402,F401
 from app.models.payments import Payment, SmsMessage  # noqa: E402,F401
 from app.models.budget_alerts import BudgetAlertSent, BudgetAlertSetting  # noqa: E402,F401
-from app.models.ingest import IngestHeartbeat  # noqa: E402,F401
+from app.models.ingest import IngestHeartbeat, ModbusDeviceStatus  # noqa: E402,F401
 from app.models.reporting import PocketFlowTotal, PocketFlowWatermark  # noqa: E402,F401
 from app.models.imports import ImportBatch, ImportRow  # noqa: E402,F401
 from app.models.corrections import CaseNote, Correction  # noqa: E402,F401

@@ -72,3 +72,83 @@ def test_device_profile_chooses_the_register_field_and_unit():
 def test_bad_payloads_say_what_is_wrong(topic, payload, reason):
     with pytest.raises(DecodeError, match=reason):
         decode(topic, payload)
+
+
+# --- NB-IoT (M2): MQTT `nbiot/<imei>/up`, or CoAP-relayed JSON posted to the HTTP ingest --------
+
+IMEI = "867724030012345"
+
+
+def nbiot(**fields):
+    body = {"imei": IMEI, "serial": "000023022673", "ts": 1795257000,
+            "data": {"energy_wh": 1234567, "voltage_v": 230.1, "battery_v": 3.6}, "radio": {"rsrp": -95, "ecl": 0}}
+    body.update(fields)
+    return json.dumps({k: v for k, v in body.items() if v is not None}).encode()
+
+
+@pytest.mark.parametrize(("topic", "payload", "serial", "register", "taken_at"), [
+    (f"nbiot/{IMEI}/up", nbiot(), "23022673", Decimal("1234.567"), datetime.fromtimestamp(1795257000, UTC)),
+    ("http/readings", nbiot(), "23022673", Decimal("1234.567"), datetime.fromtimestamp(1795257000, UTC)),
+    (f"nbiot/{IMEI}/up", nbiot(serial=None), IMEI, Decimal("1234.567"), datetime.fromtimestamp(1795257000, UTC)),
+    (f"nbiot/{IMEI}/up", nbiot(data={"energy_kwh": 12.5}), "23022673", Decimal("12.5"),
+     datetime.fromtimestamp(1795257000, UTC)),
+    (f"nbiot/{IMEI}/up", nbiot(data={"volume_l": 12500}), "23022673", Decimal("12.5"),
+     datetime.fromtimestamp(1795257000, UTC)),
+    (f"nbiot/{IMEI}/up", nbiot(data={"volume_m3": 3.25}), "23022673", Decimal("3.25"),
+     datetime.fromtimestamp(1795257000, UTC)),
+    (f"nbiot/{IMEI}/up", nbiot(data=None, energy="3.01 kWh"), "23022673", Decimal("3.01"),
+     datetime.fromtimestamp(1795257000, UTC)),
+    (f"nbiot/{IMEI}/up", nbiot(ts=None, ts_ms=1795257000123), "23022673", Decimal("1234.567"),
+     datetime.fromtimestamp(1795257000, UTC)),
+    (f"nbiot/{IMEI}/up", nbiot(ts=None, time="2026-11-21T10:30:00+02:00"), "23022673", Decimal("1234.567"),
+     datetime(2026, 11, 21, 8, 30, tzinfo=UTC)),
+])
+def test_nbiot_uplinks_decode_to_one_reading(topic, payload, serial, register, taken_at):
+    reading = decode(topic, payload)
+    assert (reading.serial, reading.register, reading.taken_at) == (serial, register, taken_at)
+
+
+def test_nbiot_battery_and_radio_travel_as_extras():
+    extras = dict(decode(f"nbiot/{IMEI}/up", nbiot()).extras)
+    assert extras == {"battery_v": "3.6", "voltage_v": "230.1", "radio_rsrp": "-95", "radio_ecl": "0", "imei": IMEI}
+
+
+@pytest.mark.parametrize(("topic", "payload", "reason"), [
+    (f"nbiot/{IMEI}/up", nbiot(imei="12ab"), "not 14 to 16 digits"),
+    (f"nbiot/{IMEI}/up", nbiot(imei="867724030099999"), "does not match the topic"),
+    ("http/readings", nbiot(imei=""), "no imei"),
+    (f"nbiot/{IMEI}/up", nbiot(data={"voltage_v": 230}), "none of the register fields"),
+    (f"nbiot/{IMEI}/up", nbiot(data={"energy_wh": "12 kWh"}), "must be a number"),
+    (f"nbiot/{IMEI}/up", nbiot(data={"energy_wh": -5}), "negative"),
+    (f"nbiot/{IMEI}/up", nbiot(data=[1, 2]), "data is not an object"),
+    (f"nbiot/{IMEI}/up", nbiot(ts=None), "no time"),
+    (f"nbiot/{IMEI}/up", nbiot(ts=None, ts_ms="soon"), "not whole milliseconds"),
+    (f"nbiot/{IMEI}/up", nbiot(serial="x" * 80), "longer than 64"),
+])
+def test_bad_nbiot_uplinks_say_what_is_wrong(topic, payload, reason):
+    with pytest.raises(DecodeError, match=reason):
+        decode(topic, payload)
+
+
+def test_modbus_poller_readings_decode_like_direct_meters():
+    reading = decode("modbus/SDM1", b'{"meter": "SDM1", "time": "2026-11-21T10:00:07Z", "energy": "12.5 kWh"}')
+    assert (reading.serial, reading.register) == ("SDM1", Decimal("12.5"))
+
+
+def test_any_nbiot_document_decodes_or_says_why():
+    from hypothesis import given, settings, strategies as st
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(), st.text(max_size=20))
+    documents = st.dictionaries(st.sampled_from(["imei", "serial", "meter", "ts", "ts_ms", "time", "data", "radio",
+                                                 "energy", "energy_wh", "volume_l"]),
+                                st.one_of(scalars, st.dictionaries(st.text(max_size=10), scalars, max_size=4)),
+                                max_size=8)
+
+    @settings(max_examples=50, deadline=None)
+    @given(document=documents)
+    def check(document):
+        try:
+            decode(f"nbiot/{IMEI}/up", json.dumps(document, allow_nan=True).encode())
+        except DecodeError:
+            pass
+    check()

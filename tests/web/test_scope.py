@@ -37,8 +37,10 @@ PLAIN_VALUES |= {"receipt_number": "T1"}
 PLAIN_VALUES |= {"kind": "units"}  # an import kind (admin imports templates): a name, not an object
 # Staff corrections (reversal requests): gated by the staff blueprint; tests/payments/test_corrections.py.
 PLAIN_VALUES |= {"correction_id": 1}
+# A job kind names a registered job (staff Jobs screen), not an object of any estate.
+PLAIN_VALUES |= {"job_kind": "ledger_verify"}
 # Routes that are public on purpose (their parameters are not object ids).
-PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.accept_invite", "health.healthz"}
+PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.accept_invite", "health.healthz", "health.metrics"}
 PUBLIC_ENDPOINTS |= {"auth.forgot_password", "auth.reset_password"}  # tests/web/test_accounts.py
 PUBLIC_ENDPOINTS |= {"webhooks.payfast_itn", "webhooks.sms_gateway"}  # own auth; tests/payments
 PUBLIC_ENDPOINTS |= {"readings_api.post_readings"}  # X-API-Key auth; tests/metering

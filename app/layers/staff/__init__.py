@@ -10,3 +10,4 @@ from app.layers.staff import payments  # noqa: E402,F401
 from app.layers.staff import metering  # noqa: E402,F401
 from app.layers.staff import tariffs  # noqa: E402,F401
 from app.layers.staff import corrections  # noqa: E402,F401
+from app.layers.staff import jobs  # noqa: E402,F401

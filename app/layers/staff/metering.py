@@ -13,6 +13,7 @@ from app.htmx import redirect, refuse, render
 from app.labels import label
 from app.layers.staff import bp
 from app.metering import alerts, api_keys, meter_settings, queries
+from app.metering.modbus import device_status
 from app.metering.ingest import ingest_paused, replay_dead_letter, set_maintenance
 from app.models import Estate, Meter, Unit
 from app.models.metering import DeadLetter, IngestApiKey, MeterAlert
@@ -134,6 +135,7 @@ def meter(meter_id: int):
                   unit=db.session.get(Unit, meter.unit_id) if meter.unit_id else None,
                   periods=tables["periods"](), alerts=tables["alerts"](), commands=tables["commands"](),
                   letters=tables["dead_letters"](), readings=tables["readings"](),
+                  modbus=device_status(db.session, meter.serial),
                   paused=ingest_paused(db.session))
 
 
