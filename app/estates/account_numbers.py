@@ -23,11 +23,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.estates.settings_catalog import setting_default
 from app.models import Estate, Unit
 from app.settings import get_setting
 
 PATTERN_SETTING = "account_number_pattern"
-DEFAULT_PATTERN = "{seq:04d}{code}"
+DEFAULT_PATTERN = setting_default(PATTERN_SETTING)
 MAX_LENGTH = Unit.__table__.c.account_number.type.length
 MAX_SEQUENCE = 2**31 - 1  # account_sequence is an integer column
 _LITERAL = re.compile(r"[A-Za-z0-9/-]*")

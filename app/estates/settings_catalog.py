@@ -198,6 +198,16 @@ def _customer_code_problem(pattern: str) -> str | None:
     return None
 
 
+def _account_pattern_problem(pattern: str) -> str | None:
+    from app.estates.account_numbers import BadPattern, check_pattern  # account_numbers reads settings
+
+    try:
+        check_pattern(pattern)
+    except BadPattern as error:
+        return next(iter(error.errors.values()))
+    return None
+
+
 def _senders_problem(senders: list[str]) -> str | None:
     """An estate may only narrow the trusted sender ids (MPESA_SENDERS), never add to them."""
     try:
@@ -226,7 +236,7 @@ CATALOG: tuple[SettingSpec, ...] = (
         amount_of="currency", config_key="PAYMENT_MAX_AMOUNT"),
     SettingSpec(
         "mpesa_paybill", "M-PESA paybill number",
-        "Told to tenants with a cut or restore notice, with the account ESTATE-UNIT. Empty: "
+        "Told to tenants with a cut or restore notice, with the unit's account number. Empty: "
         "no M-PESA instructions.",
         "text", None, PAYMENTS, pattern=r"[0-9]{5,7}", pattern_hint="a paybill number is 5 to 7 digits",
         placeholder="e.g. 400200"),
@@ -237,6 +247,19 @@ CATALOG: tuple[SettingSpec, ...] = (
         "list", None, PAYMENTS, pattern=r"[A-Z0-9-]{1,11}",
         pattern_hint="a sender id is 1 to 11 letters, digits or hyphens", upper=True,
         check=_senders_problem, placeholder="e.g. MPESA"),
+    SettingSpec(
+        "account_number_pattern", "Account number pattern",
+        "How new units' account numbers are made; payers quote them in M-PESA and EFT references. "
+        "{seq} is the unit's place in the estate's sequence ({seq:04d} pads it to 4 digits), {code} "
+        "the estate code; anything else may be letters, digits, - and /. A change applies to units "
+        "numbered afterwards, and the sequence continues.",
+        "text", "{seq:04d}{code}", PAYMENTS, check=_account_pattern_problem, placeholder="{seq:04d}{code}"),
+    SettingSpec(
+        "reversal_approval_threshold", "Reversal approval threshold",
+        "Reversals and reassignments moving more than this amount (estate currency) wait for a "
+        "second staff member's approval; 0 makes every one wait.",
+        "decimal", "1000", PAYMENTS, minimum=Decimal("0"), maximum=Decimal("100000000"),
+        amount_of="currency"),
     SettingSpec(
         "water_credit_limit", "Water credit limit",
         "Water is never cut off: when the water pocket is this far below zero, the meter is "

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.estates.settings_catalog import setting_default
 from app.ledger import LedgerError, reverse
 from app.metering.credit_control import after_pocket_change
 from app.models import Account, Estate, LedgerTransaction, Unit, utcnow
@@ -38,7 +39,7 @@ from app.payments import PaymentError
 from app.settings import get_setting
 
 THRESHOLD_SETTING = "reversal_approval_threshold"
-DEFAULT_THRESHOLD = Decimal("1000")
+DEFAULT_THRESHOLD = Decimal(setting_default(THRESHOLD_SETTING))
 REASON_MAX = 300
 
 

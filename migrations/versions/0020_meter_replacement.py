@@ -2,14 +2,14 @@
 and names the meter that replaced it, so billing continues on the new one.
 
 Revision ID: 0020
-Revises: 0017
+Revises: 0019
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0020'
-down_revision = '0017'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 

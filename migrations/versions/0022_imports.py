@@ -1,7 +1,7 @@
 """Bulk imports (issue 14, A1): staged files and their rows, previewed before they are committed.
 
 Revision ID: 0022
-Revises: 0017
+Revises: 0020
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0022'
-down_revision = '0017'
+down_revision = '0020'
 branch_labels = None
 depends_on = None
 

@@ -3,14 +3,14 @@ second approval above an estate threshold, the SparkMeter reversal outcome, and 
 per unit and person.
 
 Revision ID: 0023
-Revises: 0017
+Revises: 0022
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0023'
-down_revision = '0017'
+down_revision = '0022'
 branch_labels = None
 depends_on = None
 

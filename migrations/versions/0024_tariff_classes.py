@@ -3,7 +3,7 @@ per class. Every existing estate gets its default class "standard" and every exi
 joins it; units keep NULL (= the default class).
 
 Revision ID: 0024
-Revises: 0017
+Revises: 0023
 """
 from datetime import UTC, datetime
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 
 revision = '0024'
-down_revision = '0017'
+down_revision = '0023'
 branch_labels = None
 depends_on = None
 

@@ -5,14 +5,14 @@
   the last error and how many polls in a row failed, for the staff meter page.
 
 Revision ID: 0025
-Revises: 0017
+Revises: 0024
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0025'
-down_revision = '0017'
+down_revision = '0024'
 branch_labels = None
 depends_on = None
 
