@@ -209,10 +209,8 @@ class UnitsKind(ImportKind):
 
     def number_new_units(self, ctx: ImportContext, unit_ids: list[int]) -> None:
         """Give the units this import created their account numbers: the one place imports do it."""
-        try:
-            from app.estates.units import assign_account_numbers
-        except ImportError:  # account numbers arrive with the unit administration (app/estates/units.py)
-            return
+        from app.estates.account_numbers import assign_account_numbers
+
         units = list(ctx.session.scalars(select(Unit).where(one_of(ctx.session, Unit.id, unit_ids))))
         assign_account_numbers(ctx.session, ctx.estate, units)
 

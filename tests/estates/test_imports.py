@@ -158,6 +158,8 @@ def test_the_same_file_twice_creates_nothing(session, estates):
     assert session.scalar(select(func.count(Unit.id)).where(Unit.estate_id == a.id)) == 4
     statuses = dict(session.execute(select(Unit.number, Unit.occupancy_status)).all())
     assert statuses["C1"] == "occupied" and statuses["C2"] == "vacant"
+    numbers = session.scalars(select(Unit.account_number).where(Unit.number.in_(("C1", "C2")))).all()
+    assert len(numbers) == 2 and all(numbers)  # imported units get account numbers like any other
 
 
 def test_a_row_that_changed_since_the_preview_is_rejected_alone(session, estates):
