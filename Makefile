@@ -16,8 +16,9 @@ run: deps assets instance/secret_key
 	@$(PY) -m tests.emulators & EMULATORS=$$!; trap "kill $$EMULATORS 2>/dev/null" EXIT INT TERM; \
 	  SECRET_KEY=$$(cat instance/secret_key) $(FLASK) run --host $(HOST) --port $(PORT)
 
+# Both cores: one test database per worker (tests/conftest.py), a test file stays on one worker.
 test: deps assets browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(or $(TEST_WORKERS),2) --dist loadfile
 
 worker: deps
 	$(PY) workers/worker.py

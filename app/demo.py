@@ -419,8 +419,7 @@ def _seed_operations(session: Session, now: datetime, seeded: dict) -> None:
     runs = [("pocket_flows", "done", 12, 0.4, "folded 84 postings"),
             ("budget_alerts", "done", 35, 1.2, "3 alerts sent"),
             ("meter_watch", "done", 50, 2.1, "no frozen registers"),
-            ("tariff_schedule", "failed", 65, 0.3, None),
-            ("ledger_verify", "done", 300, 5.6, "ledger ok: every chain and balance holds")]
+            ("tariff_schedule", "failed", 65, 0.3, None)]
     for kind, status, minutes_ago, seconds, result in runs:
         started = now - timedelta(minutes=minutes_ago)
         failed = status == "failed"

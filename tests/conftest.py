@@ -50,7 +50,13 @@ from app.extensions import db
 
 
 def _database_url() -> str:
-    return os.environ.get("TEST_DATABASE_URL") or TestConfig.SQLALCHEMY_DATABASE_URI
+    """The test database; under pytest-xdist each worker gets its own (`meterwise_test_gw1`)."""
+    url = os.environ.get("TEST_DATABASE_URL") or TestConfig.SQLALCHEMY_DATABASE_URI
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and not make_url(url).database.endswith(f"_{worker}"):
+        parsed = make_url(url)
+        url = parsed.set(database=f"{parsed.database}_{worker}").render_as_string(hide_password=False)
+    return url
 
 
 def _ensure_database(url: str) -> None:

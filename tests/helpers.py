@@ -5,6 +5,7 @@ conftest.py files, where pytest finds them by name.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -140,3 +141,15 @@ def table_with(page_html: str, header: str) -> Table:
     found = [t for t in tables_of(page_html) if header in t.headers]
     assert found, f"no table with a {header!r} column"
     return found[0]
+
+
+def xdist_worker_number() -> int:
+    """This pytest-xdist worker's number (gw0 → 0), 0 when the suite runs in one process."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker[2:]) if worker[2:].isdigit() else 0
+
+
+def redis_test_url(database: int) -> str:
+    """A Redis database of this worker's own: `database` counted down by the worker number,
+    so two workers never flush each other's queues (15, 14, ... for one group; 9, 8, ... for another)."""
+    return f"redis://127.0.0.1:6379/{database - xdist_worker_number()}"

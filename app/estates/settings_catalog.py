@@ -298,6 +298,11 @@ CATALOG: tuple[SettingSpec, ...] = (
         "ingest_maintenance", "Maintenance mode",
         "While on, ingest holds readings (staff pages and `flask maintenance on|off`).",
         "bool", False, SYSTEM, scope="global"),
+    SettingSpec(
+        "metrics_enabled", "Prometheus metrics",
+        "While on, GET /metrics answers in the Prometheus text format (the METRICS_ENABLED config "
+        "value also switches it on); off, it is a 404.",
+        "bool", False, SYSTEM, scope="global"),
 )
 
 BY_KEY: dict[str, SettingSpec] = {spec.key: spec for spec in CATALOG}

@@ -10,9 +10,9 @@ from app.metering.ingest import record_heartbeat
 from app.models import AuditLog, JobRun, utcnow
 from app.models.metering import DeadLetter
 from tests.factories import make_user
-from tests.helpers import csrf_from, sign_in
+from tests.helpers import csrf_from, sign_in, redis_test_url
 
-REDIS_URL = "redis://127.0.0.1:6379/9"
+REDIS_URL = redis_test_url(9)
 
 
 @pytest.fixture

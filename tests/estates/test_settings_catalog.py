@@ -43,7 +43,8 @@ def test_catalogue_defaults_are_what_the_code_used_before():
         "loss_threshold_percent": "15", "sparkmeter_customer_code": "{unit}",
         "chirpstack_application_id": "meterwise",
         "chirpstack_profiles": {"default": {"field": "energy", "unit": "kWh"}},
-        "ingest_maintenance": False,
+        "ingest_maintenance": False, "metrics_enabled": False,
+        "account_number_pattern": "{seq:04d}{code}", "reversal_approval_threshold": "1000",
     }
 
 
@@ -64,7 +65,8 @@ def test_every_entry_has_a_label_and_a_help_line():
     for spec in CATALOG:
         assert spec.label and spec.help.endswith((".", ")")), spec.key
     assert [spec.key for spec in estate_specs()] == [
-        "payment_max_amount", "mpesa_paybill", "mpesa_senders", "water_credit_limit", "tariff_notice_days",
+        "payment_max_amount", "mpesa_paybill", "mpesa_senders", "account_number_pattern",
+        "reversal_approval_threshold", "water_credit_limit", "tariff_notice_days",
         "brand_colour", "loss_threshold_percent", "sparkmeter_customer_code", "chirpstack_application_id"]
 
 

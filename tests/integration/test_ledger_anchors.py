@@ -97,18 +97,18 @@ def test_the_daily_anchor_email_lists_every_chain_head(app, session, ledger, mon
     rq_cron._job_data_registry.clear()
     try:
         runpy.run_path(str(CRON_FILE))
-        entries = {entry["func"].__name__: entry for entry in rq_cron._job_data_registry}
+        entries = {entry["name"]: entry for entry in rq_cron._job_data_registry}
     finally:
         rq_cron._job_data_registry.clear()
     entry = entries["ledger_anchors"]
     assert entry["cron"] == "15 3 * * *"
 
     monkeypatch.setitem(app.config, "LEDGER_ANCHOR_EMAIL", "")
-    entry["func"]()
+    entry["func"](*entry["args"])
     assert sent == []  # not configured: nothing sent
 
     monkeypatch.setitem(app.config, "LEDGER_ANCHOR_EMAIL", "auditor@example.test")
-    entry["func"]()
+    entry["func"](*entry["args"])
     (message,) = sent
     assert message["To"] == "auditor@example.test"
     body = message.get_content()

@@ -109,7 +109,7 @@ def test_cron_entries_start_the_registered_sparkmeter_jobs(app, session, koios_c
     rq_cron._job_data_registry.clear()
     try:
         runpy.run_path(str(CRON_FILE))
-        entries = {entry["func"].__name__: entry for entry in rq_cron._job_data_registry}
+        entries = {entry["name"]: entry for entry in rq_cron._job_data_registry}
     finally:
         rq_cron._job_data_registry.clear()
     expected = {"koios_readings": ("koios_import", "30 1 * * *"),
@@ -118,7 +118,7 @@ def test_cron_entries_start_the_registered_sparkmeter_jobs(app, session, koios_c
     for name, (kind, schedule) in expected.items():
         entry = entries[name]
         assert entry["cron"] == schedule and kind in REGISTRY
-        message = entry["func"]()
+        message = entry["func"](*entry["args"])
         run = session.scalar(select(JobRun).where(JobRun.kind == kind))
         assert message.endswith(f"run {run.id}") and run.status == "done", (name, run.errors)
     readings = session.scalar(select(JobRun).where(JobRun.kind == "koios_import"))

@@ -12,9 +12,9 @@ from app.jobs import enqueue, enqueue_after_commit
 from app.models import JobRun, Notification, Person
 from app.notify import notify
 from tests import factories
-from tests.helpers import make_login
+from tests.helpers import make_login, redis_test_url
 
-REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
+REDIS_TEST_URL = redis_test_url(15)
 
 
 @pytest.fixture

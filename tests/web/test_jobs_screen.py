@@ -14,9 +14,9 @@ from app import jobs
 from app.job_schedule import cron_in_words, schedule, start_scheduled, uisp_refresh_cron
 from app.models import AuditLog, JobRun
 from tests.factories import make_user
-from tests.helpers import csrf_from, sign_in
+from tests.helpers import csrf_from, sign_in, redis_test_url
 
-REDIS_URL = "redis://127.0.0.1:6379/9"  # this suite's own database (test_jobs_notify uses 15)
+REDIS_URL = redis_test_url(9)  # this suite's own database (test_jobs_notify uses 15)
 pytestmark = pytest.mark.usefixtures("_fresh_rate_limits")
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 from app.models import AuditLog, Estate, JobRun, Reading, Tenancy, utcnow
 from app.money import format_amount
 from tests import factories
-from tests.helpers import csrf_from, make_login, table_with
+from tests.helpers import csrf_from, make_login, table_with, redis_test_url
 
 
 def body(response) -> str:
@@ -347,7 +347,7 @@ def closed_port() -> int:
 def redis_db15(app, monkeypatch):
     from redis import Redis
 
-    url = "redis://127.0.0.1:6379/15"
+    url = redis_test_url(15)
     monkeypatch.setitem(app.config, "REDIS_URL", url)
     yield url
     Redis.from_url(url).flushdb()
