@@ -118,6 +118,16 @@ def _chunks(values: list, size: int = _CHUNK):
         yield values[start:start + size]
 
 
+def _insert_created(session, model, creates: list, params: list[dict]) -> list[int]:
+    """Insert one `model` row per created import row, in bulk; each row learns its object's id."""
+    ids: list[int] = []
+    for part in _chunks(params):
+        ids += session.scalars(insert(model).returning(model.id, sort_by_parameter_order=True), part).all()
+    for row, object_id in zip(creates, ids, strict=True):
+        row.object_id = object_id
+    return ids
+
+
 def _decimal(value) -> Decimal | None:
     if value is None:
         return None
@@ -181,11 +191,7 @@ class UnitsKind(ImportKind):
                        "floor_area_m2": _decimal(row.values["floor_area_m2"]),
                        "occupancy_status": row.values["status"] or "vacant", "created_at": ctx.now}
                       for row in creates]
-            ids: list[int] = []
-            for part in _chunks(params):
-                ids += session.scalars(insert(Unit).returning(Unit.id, sort_by_parameter_order=True), part).all()
-            for row, unit_id in zip(creates, ids, strict=True):
-                row.object_id = unit_id
+            ids = _insert_created(session, Unit, creates, params)
             history = [{"unit_id": unit_id, "status": p["occupancy_status"], "changed_at": ctx.now,
                         "changed_by_user_id": ctx.user_id} for unit_id, p in zip(ids, params, strict=True)]
             for part in _chunks(history):
@@ -323,11 +329,7 @@ class PersonsKind(ImportKind):
             params = [{"full_name": row.values["full_name"], "email": row.values["email"],
                        "phone": row.values["phone"], "estate_id": ctx.estate.id, "created_at": ctx.now}
                       for row in creates]
-            ids: list[int] = []
-            for part in _chunks(params):
-                ids += session.scalars(insert(Person).returning(Person.id, sort_by_parameter_order=True), part).all()
-            for row, person_id in zip(creates, ids, strict=True):
-                row.object_id = person_id
+            ids = _insert_created(session, Person, creates, params)
             ctx.audit_created("Person", [(person_id, {k: p[k] for k in ("full_name", "email", "phone")})
                                          for person_id, p in zip(ids, params, strict=True)])
         for row in rows:
@@ -467,11 +469,7 @@ class MetersKind(ImportKind):
                                "interval_minutes": v["interval_minutes"], "register_digits": v["register_digits"],
                                "bidirectional": bool(v["bidirectional"]),
                                "reports_on_boundaries": protocol != "chirpstack", "created_at": ctx.now})
-            ids: list[int] = []
-            for part in _chunks(params):
-                ids += session.scalars(insert(Meter).returning(Meter.id, sort_by_parameter_order=True), part).all()
-            for row, meter_id in zip(creates, ids, strict=True):
-                row.object_id = meter_id
+            ids = _insert_created(session, Meter, creates, params)
             ctx.audit_created("Meter", [(meter_id, {k: p[k] for k in ("serial", "unit_id", "utility", "role",
                                                                       "protocol", "dev_eui")})
                                         for meter_id, p in zip(ids, params, strict=True)])
