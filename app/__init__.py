@@ -21,6 +21,7 @@ JOB_MODULES = [
     "app.sources.thundercloud",
     "app.billing.schedule",
     "app.metering.alerts",
+    "app.metering.credit_control",
     "app.notify.budget_alerts",
     "app.ledger.pocket_flows",
     "app.estates.imports",

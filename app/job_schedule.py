@@ -111,6 +111,8 @@ def schedule(uisp_refresh_hours: int = DEFAULT_UISP_REFRESH_HOURS) -> list[Sched
         # Hourly: each estate's day starts at its own local midnight; runs with nothing due do nothing.
         ScheduledJob("tariff_schedule", "7 * * * *", "tariff_schedule", _tracked("tariff_schedule"),
                      "Tariff notices that are due, and versions whose date has come (C5)."),
+        ScheduledJob("relay_holds", "*/5 * * * *", "relay_holds", _tracked("relay_holds"),
+                     "Relay holds whose time ran out are released and supply restored where the balance allows (C7)."),
         ScheduledJob("meter_watch", "23 * * * *", "meter_watch", _tracked("meter_watch"),
                      "Frozen registers on occupied units (M3)."),
         # Every 10 minutes: an owner's page then folds at most ten minutes of postings itself.

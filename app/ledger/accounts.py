@@ -68,3 +68,22 @@ def system_account(session: Session, estate: Estate, kind: str, key: str, *,
         session.add(account)
         session.flush()
     return account
+
+
+OWNER_POCKET_UTILITIES = ("levy",)  # besides the metered utilities
+
+
+def owner_pocket(session: Session, unit: Unit, utility: str) -> Account:
+    """The unit owner's own pocket for `utility`, opened on first use (never in the unit's wallet).
+
+    Levies are the owner's (sectional title law), and consumption while the unit stands vacant
+    is billed to the owner, so neither touches the wallet a tenant sees or a move-in resets.
+    The pocket belongs to the unit's ownership: whoever owns the unit sees and tops it up.
+    "levy" pockets hold money; a metered utility's pocket holds what the unit's wallet would.
+    """
+    if utility not in UTILITIES and utility not in OWNER_POCKET_UTILITIES:
+        raise ValueError(f"no owner pocket for {utility!r}")
+    estate = unit.estate
+    commodity = estate.currency if utility in OWNER_POCKET_UTILITIES else pocket_commodity(estate, utility)
+    return system_account(session, estate, "owner_pocket", f"{unit.number}:{utility}", commodity=commodity,
+                          utility=utility, name=f"Owner of unit {unit.number} {utility.replace('_', ' ')}")

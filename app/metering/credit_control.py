@@ -8,6 +8,13 @@ through `notify()`) with the balance and the estate's top-up channels: the porta
 page and, when the estate has an `mpesa_paybill` setting, the paybill and account reference.
 A reading that finds the relay already in the wanted state sends nothing.
 
+Relay holds are deliberate cuts (a suspension for arrears, a spend limit, demand management,
+a staff decision): `place_hold()` switches the meter off with its reason and, while any hold
+on a meter is active, `after_pocket_change()` never switches it back on, so a top-up that
+leaves a debt unpaid does not reconnect the unit. `release_hold()` ends one and restores the
+supply when the balance allows and no other hold remains; holds with an `until` lapse by
+themselves (`release_expired_holds()`, a cron job). Water is never held: it is never cut.
+
 The minimum activation amount is money. In units estates (C1) pockets hold kWh, so the
 balance is valued at today's unit price (`tariffs.unit_price`: flat rate or time-of-use
 default rate, in the estate's local date) before the comparison; with no price in force
@@ -28,10 +35,11 @@ from sqlalchemy.orm import Session
 
 from app.billing import tariffs
 from app.estates.settings_catalog import setting_default
+from app.jobs import job
 from app.settings import get_setting
 from app.labels import label
 from app.models import Account, Estate, Meter, Unit, Wallet, utcnow
-from app.models.metering import MeterAlert, RelayCommand
+from app.models.metering import HOLD_KINDS, MeterAlert, RelayCommand, RelayHold
 from app.money import format_amount
 
 log = logging.getLogger(__name__)
@@ -59,6 +67,7 @@ def after_pocket_change(session: Session, account_ids: Iterable[int]) -> list[Re
     units_estates = {estate.id for _, _, estate in rows if estate.wallet_denomination == "units"}
     prices = tariffs.class_prices(session, units_estates) if units_estates else {}
     classes = tariffs.unit_class_keys(session, {unit_id for _, unit_id, _ in rows}) if units_estates else {}
+    held = held_meter_ids(session, {meter.id for meter in meters})
     commands = []
     told: set[tuple[int, str]] = set()  # a unit with two electricity meters hears once
     for pocket, unit_id, estate in rows:
@@ -73,7 +82,7 @@ def after_pocket_change(session: Session, account_ids: Iterable[int]) -> list[Re
                 if (pocket.id, "off") not in told:
                     told.add((pocket.id, "off"))
                     tell_tenants(session, estate, unit_id, pocket, "off")
-            elif pocket.balance > 0 and meter.relay_state == "off":
+            elif pocket.balance > 0 and meter.relay_state == "off" and meter.id not in held:
                 value, shown = activation_value(estate, pocket, tariffs.prices_for(
                     prices, estate.id, pocket.utility, classes.get(unit_id)))
                 if value is None or value >= estate.minimum_activation_amount:
@@ -84,6 +93,120 @@ def after_pocket_change(session: Session, account_ids: Iterable[int]) -> list[Re
                         tell_tenants(session, estate, unit_id, pocket, "on")
     session.flush()
     return commands
+
+
+class HoldRefused(ValueError):
+    """The meter cannot be held: water is never cut, and SparkMeter's meters take no commands."""
+
+
+def held_meter_ids(session: Session, meter_ids: Iterable[int], now: datetime | None = None) -> set[int]:
+    """Of these meters, the ones with an active hold."""
+    ids = set(meter_ids)
+    if not ids:
+        return set()
+    now = now or utcnow()
+    return set(session.scalars(select(RelayHold.meter_id).where(
+        RelayHold.meter_id.in_(ids), RelayHold.released_at.is_(None),
+        (RelayHold.until.is_(None)) | (RelayHold.until > now))))
+
+
+def active_holds(session: Session, meter_ids: Iterable[int], now: datetime | None = None) -> list[RelayHold]:
+    """The active holds on these meters, oldest first."""
+    ids = set(meter_ids)
+    now = now or utcnow()
+    return list(session.scalars(select(RelayHold).where(
+        RelayHold.meter_id.in_(ids), RelayHold.released_at.is_(None),
+        (RelayHold.until.is_(None)) | (RelayHold.until > now)).order_by(RelayHold.set_at, RelayHold.id)))
+
+
+def place_hold(session: Session, meter: Meter, kind: str, reason: str, *, set_by_user_id: int | None = None,
+               until: datetime | None = None) -> RelayHold:
+    """Hold the meter's supply off for `reason`; the meter's active hold of this kind if it has one.
+
+    Switches the relay off (a command in the outbox) unless it is off already. Audited. The
+    caller tells the people concerned in its own words, and commits.
+    """
+    from app.audit import record as audit
+    from app.metering.queries import IMPORTED_PROTOCOLS
+
+    if kind not in HOLD_KINDS:
+        raise ValueError(f"unknown hold kind {kind!r}")
+    if meter.utility == "water":
+        raise HoldRefused("water is never cut: it is held at its credit limit instead")
+    if meter.protocol in IMPORTED_PROTOCOLS:
+        raise HoldRefused(f"meter {meter.serial} is controlled by SparkMeter and takes no commands from here")
+    if meter.detached_at is not None:
+        raise HoldRefused(f"meter {meter.serial} was replaced and is off the supply")
+    existing = session.scalar(select(RelayHold).where(
+        RelayHold.meter_id == meter.id, RelayHold.kind == kind, RelayHold.released_at.is_(None)))
+    if existing is not None:
+        if existing.until is not None and (until is None or until > existing.until):
+            existing.until = until  # a longer hold of the same kind extends the one in place
+        return existing
+    hold = RelayHold(meter_id=meter.id, kind=kind, reason=reason[:200], set_by_user_id=set_by_user_id,
+                     until=until)
+    session.add(hold)
+    if meter.relay_state != "off":
+        issue(session, meter, "off", f"hold: {reason}")
+    session.flush()
+    audit(session, "relay.hold", hold, new={"meter": meter.serial, "kind": kind, "reason": reason[:200],
+                                            "until": until.isoformat() if until else None},
+          estate_id=meter.estate_id)
+    return hold
+
+
+def release_hold(session: Session, hold: RelayHold, *, released_by_user_id: int | None = None,
+                 reason: str = "") -> list[RelayCommand]:
+    """End the hold; supply comes back if the pocket allows it and no other hold remains."""
+    from app.audit import record as audit
+
+    if hold.released_at is not None:
+        return []
+    hold.released_at, hold.released_by_user_id = utcnow(), released_by_user_id
+    hold.release_reason = reason[:200]
+    session.flush()
+    meter = session.get(Meter, hold.meter_id)
+    audit(session, "relay.release", hold, new={"meter": meter.serial, "kind": hold.kind, "reason": reason[:200]},
+          estate_id=meter.estate_id)
+    return restore_if_allowed(session, meter)
+
+
+def restore_if_allowed(session: Session, meter: Meter) -> list[RelayCommand]:
+    """Run credit control over the pocket that feeds the meter (after a hold ends or lapses).
+
+    Where the estate has no credit control, balances never cut supply, so the hold was the only
+    reason the meter is off: it is switched on once no hold remains.
+    """
+    if meter.unit_id is None or meter.detached_at is not None:
+        return []
+    estate = session.get(Estate, meter.estate_id)
+    if not estate.feature_enabled("credit_control"):
+        if meter.relay_state == "off" and meter.id not in held_meter_ids(session, [meter.id]):
+            return [issue(session, meter, "on", "hold ended")]
+        return []
+    pocket_ids = session.scalars(select(Account.id).join(Wallet, Account.wallet_id == Wallet.id).where(
+        Wallet.unit_id == meter.unit_id, Account.utility == meter.utility)).all()
+    return after_pocket_change(session, pocket_ids)
+
+
+def release_expired_holds(session: Session, now: datetime | None = None) -> int:
+    """Close holds whose time ran out and restore what they cut; the caller commits."""
+    now = now or utcnow()
+    lapsed = session.scalars(select(RelayHold).where(
+        RelayHold.released_at.is_(None), RelayHold.until.is_not(None), RelayHold.until <= now)).all()
+    for hold in lapsed:
+        hold.released_at, hold.release_reason = now, "hold time ended"
+    session.flush()
+    for meter_id in {hold.meter_id for hold in lapsed}:
+        restore_if_allowed(session, session.get(Meter, meter_id))
+    return len(lapsed)
+
+
+@job("relay_holds")
+def lapse_holds_job(session: Session, progress) -> str:
+    """Release holds whose time ran out (spend limits at the day's end, demand hold times)."""
+    released = release_expired_holds(session)
+    return f"{released} hold{'s' if released != 1 else ''} released"
 
 
 def topup_channels(session: Session, estate: Estate, unit: Unit) -> list[str]:

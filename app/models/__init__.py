@@ -24,3 +24,5 @@ from app.models.reporting import PocketFlowTotal, PocketFlowWatermark  # noqa: E
 from app.models.imports import ImportBatch, ImportRow  # noqa: E402,F401
 from app.models.corrections import CaseNote, Correction  # noqa: E402,F401
 from app.models.tariff import TariffClass  # noqa: E402,F401
+from app.models.metering import RelayHold  # noqa: E402,F401
+from app.models.arrears import ArrearsRecord  # noqa: E402,F401

@@ -16,6 +16,11 @@ ACCOUNT_KINDS = (
     "party",         # settlement parties (operator, utility, ...)
     "suspense",      # unmatched money waiting for staff
     "opening_balance",  # the counterpart of balances brought over from a previous system (imports)
+    "arrears",       # one per arrears record: the debt a person owes outside a pocket (app.billing.arrears)
+    "owner_pocket",  # a unit owner's pocket: levies, consumption while the unit is vacant (accounts.owner_pocket)
+    "refunds_payable",  # credit refunded at move-out, until staff pay it out
+    "bad_debt",      # debts written off
+    "float",         # money an agent or other payer puts up for bulk top-ups
 )
 
 

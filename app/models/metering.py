@@ -1,4 +1,4 @@
-"""Metering tables: tariff versions, roll-ups, dead letters, meter alerts, relay commands."""
+"""Metering tables: tariff versions, roll-ups, dead letters, meter alerts, relay commands and holds."""
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -119,6 +119,36 @@ class RelayCommand(Base):
     published_at: Mapped[datetime | None]
     acknowledged_at: Mapped[datetime | None]
     ack_payload: Mapped[str | None] = mapped_column(Text)
+
+
+HOLD_KINDS = ("arrears", "spend_limit", "demand", "manual")
+
+
+class RelayHold(Base):
+    """A deliberate cut of a meter's supply (C7): a suspension for arrears, a spend limit,
+    demand management or a staff decision. While a hold is active credit control never switches
+    the meter back on, whatever the balance (`app.metering.credit_control`). One active hold per
+    meter and kind; `until` lets a hold lapse by itself (a daily spend limit, a demand hold time).
+    """
+
+    __tablename__ = "relay_holds"
+    __table_args__ = (Index("uq_relay_holds_active", "meter_id", "kind", unique=True,
+                            postgresql_where=text("released_at IS NULL"),
+                            sqlite_where=text("released_at IS NULL")),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # HOLD_KINDS
+    reason: Mapped[str] = mapped_column(String(200))
+    set_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # None: a job
+    set_at: Mapped[datetime] = mapped_column(default=utcnow)
+    until: Mapped[datetime | None]  # None: until released
+    released_at: Mapped[datetime | None]
+    released_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    release_reason: Mapped[str] = mapped_column(String(200), default="")
+
+    def active_at(self, moment: datetime) -> bool:
+        return self.released_at is None and (self.until is None or self.until > moment)
 
 
 class IngestApiKey(Base):
