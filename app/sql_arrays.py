@@ -81,3 +81,52 @@ def planned_for_these_values(session: Session, postgres: bool) -> Iterator[None]
         yield
     finally:
         driver.prepare_threshold = saved
+
+
+def insert_rows(session: Session, model, rows: list[dict], *, return_ids: bool = False) -> list[int]:
+    """Insert many rows of `model` at once; with `return_ids`, their new ids in the rows' order.
+
+    On PostgreSQL the rows travel by COPY (ids drawn from the table's sequence first), which
+    skips parsing a statement per thousand rows: for an import of 10,000 units that was most of
+    the time. Python-side column defaults (`default=utcnow`, `default=list`) are applied here as
+    an INSERT would; JSON columns are sent as JSON. Elsewhere it is one executemany INSERT.
+    The caller's transaction holds the rows; nothing is committed.
+    """
+    from sqlalchemy import JSON, insert, text
+
+    if not rows:
+        return []
+    table = model.__table__
+    if session.get_bind().dialect.name != "postgresql":
+        if not return_ids:
+            session.execute(insert(model), rows)
+            return []
+        return list(session.scalars(insert(model).returning(model.id, sort_by_parameter_order=True), rows))
+    from psycopg.types.json import Json
+
+    names = list(rows[0])
+    filled = []  # columns the rows leave out that have a Python-side default
+    for column in table.columns:
+        if column.name in names or column.primary_key or column.default is None:
+            continue
+        filled.append((column.name, column.default))
+    ids: list[int] = []
+    if return_ids:
+        ids = sorted(session.scalars(text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
+                                          "FROM generate_series(1, :count)"),
+                                     {"table": table.name, "count": len(rows)}))
+    columns = (["id"] if return_ids else []) + names + [name for name, _ in filled]
+    json_columns = {column.name for column in table.columns if isinstance(column.type, JSON)}
+    positions = [index for index, name in enumerate(columns) if name in json_columns]
+    cursor = session.connection().connection.driver_connection.cursor()
+    quoted = ", ".join(f'"{name}"' for name in columns)
+    with cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
+        for index, row in enumerate(rows):
+            values = ([ids[index]] if return_ids else []) + [row[name] for name in names]
+            for _, default in filled:
+                values.append(default.arg(None) if default.is_callable else default.arg)
+            for position in positions:
+                if values[position] is not None:
+                    values[position] = Json(values[position])
+            copy.write_row(values)
+    return ids

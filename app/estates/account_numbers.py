@@ -114,18 +114,34 @@ def assign_account_numbers(session: Session, estate: Estate, units: Iterable[Uni
     wanted = [unit for unit in units if not unit.account_number]
     if not wanted:
         return []
-    pattern = estate_pattern(session, estate)
-    code = estate_code(estate)
     session.flush()  # new units get their ids (for the audit) and their estate_id
     for unit in wanted:
         if unit.estate_id != estate.id:
             raise AccountNumberError({"unit": f"unit {unit.number} is not in {estate.name}"})
+    for unit, (seq, number) in zip(wanted, next_account_numbers(session, estate, len(wanted)), strict=True):
+        unit.account_sequence, unit.account_number = seq, number
+        audit.record(session, "unit.account_number", unit, estate_id=estate.id,
+                     old={"account_number": None}, new={"account_number": number})
+    session.flush()
+    return wanted
+
+
+def next_account_numbers(session: Session, estate: Estate, count: int) -> list[tuple[int, str]]:
+    """The estate's next `count` free (sequence, account number) places, for units about to be made.
+
+    Locks the estate row (on PostgreSQL) until the caller commits, so two callers cannot take
+    the same places; a number another estate (or a hand-set one) holds is skipped.
+    """
+    if count <= 0:
+        return []
+    pattern = estate_pattern(session, estate)
+    code = estate_code(estate)
     session.execute(select(Estate.id).where(Estate.id == estate.id).with_for_update())
     sequence = session.scalar(select(func.max(Unit.account_sequence)).where(Unit.estate_id == estate.id)) or 0
-    while remaining := [unit for unit in wanted if not unit.account_number]:
-        batch = remaining[:_CHUNK]
+    places: list[tuple[int, str]] = []
+    while len(places) < count:
         candidates: list[tuple[int, str]] = []
-        while len(candidates) < len(batch):
+        while len(candidates) < min(count - len(places), _CHUNK):
             sequence += 1
             if sequence > MAX_SEQUENCE:
                 raise AccountNumberError({PATTERN_SETTING: "The estate's account number sequence is exhausted."})
@@ -134,16 +150,10 @@ def assign_account_numbers(session: Session, estate: Estate, units: Iterable[Uni
                 raise BadPattern({PATTERN_SETTING: f"The pattern makes {number[:40]!r}, which is not an account "
                                                    f"number (letters, digits, - and /, at most {MAX_LENGTH})."})
             candidates.append((sequence, number))
-        # A number another estate (or a hand-set one) holds is skipped; its units go round again.
         taken = set(session.scalars(select(Unit.account_number).where(
             Unit.account_number.in_([number for _, number in candidates]))))
-        free = [(seq, number) for seq, number in candidates if number not in taken]
-        for unit, (seq, number) in zip(batch, free):
-            unit.account_sequence, unit.account_number = seq, number
-            audit.record(session, "unit.account_number", unit, estate_id=estate.id,
-                         old={"account_number": None}, new={"account_number": number})
-    session.flush()
-    return wanted
+        places += [(seq, number) for seq, number in candidates if number not in taken]
+    return places
 
 
 def unit_by_account_number(session: Session, reference: str | None) -> Unit | None:

@@ -15,17 +15,18 @@ import re
 from collections import defaultdict
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import or_, select
 
 from app import audit
 from app.estates.imports import Field, ImportContext, ImportKind, Row, register
+from app.estates.account_numbers import next_account_numbers
 from app.labels import label
 from app.models import LedgerTransaction, Meter, OccupancyChange, Person, Posting, Tenancy, Unit, UnitOwnership
 from app.models.estate import OCCUPANCY_STATUSES
 from app.models.ledger import Account
 from app.models.meter import METER_ROLES, PROTOCOLS, UTILITIES, canonical_serial
 from app.phones import InvalidPhone, to_e164
-from app.sql_arrays import one_of
+from app.sql_arrays import insert_rows, one_of
 
 _DECIMAL = re.compile(r"[0-9]+(?:[.,][0-9]+)?")
 _INTEGER = re.compile(r"[0-9]+")
@@ -120,9 +121,7 @@ def _chunks(values: list, size: int = _CHUNK):
 
 def _insert_created(session, model, creates: list, params: list[dict]) -> list[int]:
     """Insert one `model` row per created import row, in bulk; each row learns its object's id."""
-    ids: list[int] = []
-    for part in _chunks(params):
-        ids += session.scalars(insert(model).returning(model.id, sort_by_parameter_order=True), part).all()
+    ids = insert_rows(session, model, params, return_ids=True)
     for row, object_id in zip(creates, ids, strict=True):
         row.object_id = object_id
     return ids
@@ -187,19 +186,21 @@ class UnitsKind(ImportKind):
         session = ctx.session
         creates = [row for row in rows if row.action == "create"]
         if creates:
+            # Account numbers are given as the units are made: one insert, no second pass.
+            places = next_account_numbers(session, ctx.estate, len(creates))
             params = [{"estate_id": ctx.estate.id, "number": row.values["unit"],
                        "floor_area_m2": _decimal(row.values["floor_area_m2"]),
-                       "occupancy_status": row.values["status"] or "vacant", "created_at": ctx.now}
-                      for row in creates]
+                       "occupancy_status": row.values["status"] or "vacant", "created_at": ctx.now,
+                       "account_sequence": sequence, "account_number": number}
+                      for row, (sequence, number) in zip(creates, places, strict=True)]
             ids = _insert_created(session, Unit, creates, params)
             history = [{"unit_id": unit_id, "status": p["occupancy_status"], "changed_at": ctx.now,
                         "changed_by_user_id": ctx.user_id} for unit_id, p in zip(ids, params, strict=True)]
-            for part in _chunks(history):
-                session.execute(insert(OccupancyChange), part)
+            insert_rows(session, OccupancyChange, history)
             ctx.audit_created("Unit", [(unit_id, {"number": p["number"], "floor_area_m2": p["floor_area_m2"],
-                                                  "occupancy_status": p["occupancy_status"]})
+                                                  "occupancy_status": p["occupancy_status"],
+                                                  "account_number": p["account_number"]})
                                        for unit_id, p in zip(ids, params, strict=True)])
-            self.number_new_units(ctx, ids)
         for row in rows:
             if row.action != "update":
                 continue
@@ -212,13 +213,6 @@ class UnitsKind(ImportKind):
             row.object_id = unit.id
         ctx.cache.pop("units", None)
         ctx.cache.pop("unit_ids", None)
-
-    def number_new_units(self, ctx: ImportContext, unit_ids: list[int]) -> None:
-        """Give the units this import created their account numbers: the one place imports do it."""
-        from app.estates.account_numbers import assign_account_numbers
-
-        units = list(ctx.session.scalars(select(Unit).where(one_of(ctx.session, Unit.id, unit_ids))))
-        assign_account_numbers(ctx.session, ctx.estate, units)
 
 
 # --- persons ---------------------------------------------------------------------------------------

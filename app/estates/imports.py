@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -42,6 +42,7 @@ from app.estates.import_files import UnreadableFile, read_table
 from app.jobs import Progress, enqueue, job
 from app.models import AuditLog, Estate, JobRun, User, utcnow
 from app.models.imports import ImportBatch, ImportRow
+from app.sql_arrays import insert_rows
 
 INLINE_ROWS = 500  # larger files are staged and committed by a job
 STAGE_JOB, COMMIT_JOB = "import_stage", "import_commit"
@@ -163,8 +164,7 @@ class ImportContext:
                  "estate_id": self.estate.id, "old": None,
                  "new": {**audit._jsonable(values), "import_id": self.batch.id if self.batch else None}}
                 for object_id, values in created]
-        for start in range(0, len(rows), _CHUNK):
-            self.session.execute(insert(AuditLog), rows[start:start + _CHUNK])
+        insert_rows(self.session, AuditLog, rows)
 
 
 class ImportKind:
@@ -397,8 +397,7 @@ def _store_rows(session: Session, batch: ImportBatch, rows: list[Row]) -> None:
     params = [{"batch_id": batch.id, "row_number": row.number, "key": (row.key or None) and row.key[:200],
                "action": row.action, "values": row.values, "raw": row.raw, "errors": row.errors,
                "object_id": row.target_id} for row in rows]
-    for start in range(0, len(params), _CHUNK):
-        session.execute(insert(ImportRow), params[start:start + _CHUNK])
+    insert_rows(session, ImportRow, params)
     _count(batch, rows)
 
 
