@@ -22,6 +22,7 @@ JOB_MODULES = [
     "app.billing.schedule",
     "app.metering.alerts",
     "app.metering.credit_control",
+    "app.metering.archive",
     "app.notify.budget_alerts",
     "app.ledger.pocket_flows",
     "app.estates.imports",

@@ -82,8 +82,9 @@ def register(app: Flask) -> None:
     app.cli.add_command(invite)
     from app.estates.cli import import_command  # noqa: PLC0415 - the estates' commands
     app.cli.add_command(import_command)
-    from app.metering.cli import api_key_cli, ingest_cli, maintenance  # noqa: PLC0415 - metering's commands
+    from app.metering.cli import api_key_cli, ingest_cli, maintenance, readings_cli  # noqa: PLC0415 - metering's
     app.cli.add_command(maintenance)
+    app.cli.add_command(readings_cli)
     app.cli.add_command(api_key_cli)
     app.cli.add_command(ingest_cli)
     from app.notify.budget_alerts import alerts_cli  # noqa: PLC0415 - tenant budget alerts (T4)

@@ -34,6 +34,7 @@ class Config:
     INGEST_LANES = int(os.environ.get("INGEST_LANES", "1"))  # batching threads per worker, split by meter
     # Where the ingest worker writes a message it could not even dead-letter, then acknowledges it.
     INGEST_SPOOL_PATH = os.environ.get("INGEST_SPOOL_PATH", str(INSTANCE_DIR / "ingest-spool.jsonl"))
+    READINGS_ARCHIVE_DIR = os.environ.get("READINGS_ARCHIVE_DIR", str(INSTANCE_DIR / "archive"))  # M8
     INGEST_WORKERS_EXPECTED = int(os.environ.get("INGEST_WORKERS_EXPECTED", "0"))  # /healthz degrades below
     MAIL_URL = os.environ.get("MAIL_URL", "")  # empty: emails are written to the log
     MAIL_FROM = os.environ.get("MAIL_FROM", "Meterwise <no-reply@meterwise.local>")

@@ -377,6 +377,10 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     _seed_operations(session, clock.now, seeded)
     session.commit()
     _seed_imports(session, seeded["SUN"])
+    # The history went in before its months had partitions: give each month its own (M8).
+    from app.metering.archive import ensure_partitions_ahead
+    ensure_partitions_ahead(session, clock.now.date())
+    session.commit()
     click.echo(f"Demo seeded in {perf_counter() - started:.1f} s")
     return logins
 

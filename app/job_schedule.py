@@ -113,6 +113,9 @@ def schedule(uisp_refresh_hours: int = DEFAULT_UISP_REFRESH_HOURS) -> list[Sched
                      "Tariff notices that are due, and versions whose date has come (C5)."),
         ScheduledJob("relay_holds", "*/5 * * * *", "relay_holds", _tracked("relay_holds"),
                      "Relay holds whose time ran out are released and supply restored where the balance allows (C7)."),
+        # Daily (M8): this month's and the next three months' reading partitions, made ahead.
+        ScheduledJob("readings_partitions", "50 2 * * *", "readings_partitions", _tracked("readings_partitions"),
+                     "Reading partitions for this month and the next three (M8)."),
         ScheduledJob("meter_watch", "23 * * * *", "meter_watch", _tracked("meter_watch"),
                      "Frozen registers on occupied units (M3)."),
         # Every 10 minutes: an owner's page then folds at most ten minutes of postings itself.

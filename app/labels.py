@@ -28,6 +28,7 @@ LABELS: dict[str, dict[str, str]] = {
         "koios_payments_import": "Koios payments import", "thundercloud_import": "ThunderCloud import",
         "generate_monthly_statements": "Monthly statements", "ledger_verify": "Ledger verification",
         "budget_alerts": "Budget alerts", "meter_watch": "Meter watch (frozen registers)", "relay_holds": "Relay holds that ran out",
+        "readings_partitions": "Reading partitions ahead",
         "tariff_schedule": "Tariff notices and activation", "vendor_credit_push": "Credit push to SparkMeter",
         "pocket_flows": "Pocket roll-ups", "deliver_email": "Email delivery",
         "ledger_anchor_email": "Ledger anchor email", "vendor_credit_reversal": "Reversal at SparkMeter",

@@ -1,4 +1,4 @@
-"""Metering commands: `flask maintenance on|off` (M7) and `flask api-key create|list|revoke` (M4)."""
+"""Metering commands: `flask maintenance on|off` (M7), `flask api-key create|list|revoke` (M4) and `flask readings archive|restore|partitions` (M8)."""
 import click
 
 from app.extensions import db
@@ -93,3 +93,68 @@ def replay_spool_command(path: str | None) -> None:
         click.echo(f"line {number}: {error}", err=True)
     if report.failed:
         raise SystemExit(1)
+
+
+@click.group("readings")
+def readings_cli() -> None:
+    """Readings by month (M8): archive whole months to Parquet files and restore them."""
+
+
+def _months_or_fail(value: str):
+    from app.metering.archive import ArchiveRefused, parse_month
+
+    try:
+        return parse_month(value)
+    except ArchiveRefused as error:
+        raise click.BadParameter(str(error)) from error
+
+
+@readings_cli.command("archive")
+@click.option("--before", "before", required=True, help="YYYY-MM: every whole month before it is archived")
+def archive_command(before: str) -> None:
+    """Write each month before --before to a Parquet file with a manifest, check it, drop the month."""
+    from app.audit import Actor, current_actor
+    from app.metering.archive import ArchiveRefused, archive_before
+
+    token = current_actor.set(Actor("system:cli"))
+    try:
+        results = archive_before(db.session, _months_or_fail(before))
+    except ArchiveRefused as error:
+        db.session.rollback()
+        raise click.ClickException("\n  ".join([str(error), *error.details])) from error
+    finally:
+        current_actor.reset(token)
+    if not results:
+        click.echo(f"no readings before {before} left to archive")
+    for result in results:
+        click.echo(f"{result.month:%Y-%m}: {result.rows:,} readings → {result.path} ({result.seconds:.1f} s)")
+
+
+@readings_cli.command("restore")
+@click.option("--month", "month", required=True, help="YYYY-MM: the archived month to bring back")
+def restore_command(month: str) -> None:
+    """Check an archived month's file against its checksum and manifest, then load it back."""
+    from app.audit import Actor, current_actor
+    from app.metering.archive import ArchiveRefused, restore_month
+
+    token = current_actor.set(Actor("system:cli"))
+    try:
+        result = restore_month(db.session, _months_or_fail(month))
+        db.session.commit()
+    except ArchiveRefused as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from error
+    finally:
+        current_actor.reset(token)
+    click.echo(f"{result.month:%Y-%m}: {result.rows:,} readings restored from {result.path} ({result.seconds:.1f} s)")
+
+
+@readings_cli.command("partitions")
+def partitions_command() -> None:
+    """Create this month's and the next months' partitions (the daily job does this too)."""
+    from app.metering.archive import ensure_partitions_ahead, label, partitions
+
+    created = ensure_partitions_ahead(db.session)
+    db.session.commit()
+    click.echo(f"created: {', '.join(label(m) for m in created) or 'none'}; "
+               f"partitions: {', '.join(label(m) for m in sorted(partitions(db.session))) or 'none (plain table)'}")

@@ -34,7 +34,7 @@ from app.metering import credit_control, rollups, validation
 from app.metering.decoders import DEFAULT_PROFILES, DecodedReading, DecodeError, decode
 from app.models import Estate, Meter, Reading, utcnow
 from app.models.ingest import IngestHeartbeat
-from app.models.metering import DeadLetter, MeterAlert
+from app.models.metering import DeadLetter, MeterAlert, ReadingArchive
 from app.sql_arrays import one_of, pg_array
 
 MAINTENANCE_KEY = "ingest_maintenance"
@@ -74,6 +74,7 @@ class _Batch:
     entries: list[Entry] = field(default_factory=list)  # late readings' bills and re-pricings
     prices: dict[tuple, list] = field(default_factory=dict)
     stored_uplinks: set[tuple[int, str]] = field(default_factory=set)  # (meter id, deduplicationId) already kept
+    archives: dict | None = None  # archived months (M8) by first day, loaded once a batch
 
 
 def ingest(session: Session, messages: list[Message], *, now: datetime | None = None,
@@ -97,18 +98,19 @@ def ingest(session: Session, messages: list[Message], *, now: datetime | None = 
         meter = meters.get(("serial", reading.serial) if reading.serial else ("eui", reading.dev_eui))
         if meter is None:
             _dead(batch, message, f"unknown meter {reading.serial or reading.dev_eui}",
-                  reading.serial or reading.dev_eui)
+                  reading.serial or reading.dev_eui, reading.taken_at)
             continue
         if meter.detached_at is not None:
-            _dead(batch, message, _detached_reason(session, meter), meter.serial)
+            _dead(batch, message, _detached_reason(session, meter), meter.serial, reading.taken_at)
             continue
         # Only meters that stamp readings on their boundaries are held to them (LoRaWAN
         # devices send on free-running timers and are billed at their own times).
         interval = meter.interval_minutes if meter.reports_on_boundaries else None
         refusal = (validation.timestamp_refusal(reading.taken_at, batch.now)
-                   or validation.interval_refusal(reading.taken_at, interval))
+                   or validation.interval_refusal(reading.taken_at, interval)
+                   or _archived_refusal(session, batch, reading.taken_at))
         if refusal:
-            _dead(batch, message, refusal, meter.serial)
+            _dead(batch, message, refusal, meter.serial, reading.taken_at)
             continue
         per_meter[meter.id].append((message, reading))
         by_id[meter.id] = meter
@@ -209,6 +211,18 @@ def replay_dead_letter(session: Session, dead_letter: DeadLetter) -> str:
     return outcome
 
 
+def dismiss_dead_letter(session: Session, dead_letter: DeadLetter, user_id: int | None) -> bool:
+    """Set a message aside for good (garbage, a test device): it no longer counts as open, so it
+    no longer holds back the archive of its month. Kept whole and audited; commits. False if it
+    was not open."""
+    if not dead_letter.open:
+        return False
+    dead_letter.dismissed_at, dead_letter.dismissed_by_user_id = utcnow(), user_id
+    audit.record(session, "dead_letter.dismiss", dead_letter, new={"reason": dead_letter.reason})
+    session.commit()
+    return True
+
+
 # --- steps --------------------------------------------------------------------------------
 
 
@@ -222,18 +236,21 @@ def _text(value: str, limit: int | None = None) -> str:
 
 
 def dead_letter_row(topic: str, payload: bytes | str, reason: str, serial: str | None,
-                    received_at: datetime) -> dict:
+                    received_at: datetime, reading_at: datetime | None = None) -> dict:
     """A dead letter's column values that always fit: raw bytes kept, text bounded and NUL-free."""
     raw = payload if isinstance(payload, bytes) else str(payload).encode("utf-8", "surrogateescape")
     return {"topic": _text(str(topic), 300), "raw_payload": raw,
             "payload": _text(raw.decode("utf-8", "replace"), READABLE_PAYLOAD),
             "reason": _text(str(reason), 500) or "refused",
-            "meter_serial": _text(serial, 64) or None if serial else None, "received_at": received_at}
+            "meter_serial": _text(serial, 64) or None if serial else None, "received_at": received_at,
+            "reading_at": reading_at}
 
 
-def _dead(batch: _Batch, message: Message, reason: str, serial: str | None) -> None:
+def _dead(batch: _Batch, message: Message, reason: str, serial: str | None,
+          reading_at: datetime | None = None) -> None:
+    """Keep the refused message; `reading_at` (when decoded) ties it to its month for the archive."""
     batch.dead.append(dead_letter_row(message.topic, message.payload, reason, serial,
-                                      message.received_at or batch.now))
+                                      message.received_at or batch.now, reading_at))
 
 
 def _detached_reason(session: Session, meter: Meter) -> str:
@@ -253,6 +270,18 @@ def _stored_uplinks(session: Session, per_meter: dict[int, list[tuple[Message, D
         one_of(session, Reading.meter_id, {m for m, _ in wanted}),
         one_of(session, Reading.uplink_id, {u for _, u in wanted}, String))).all()
     return {(meter_id, uplink) for meter_id, uplink in rows} & wanted
+
+
+def _archived_refusal(session: Session, batch: _Batch, at: datetime) -> str | None:
+    """Why a reading of an archived month is refused (M8): its month lives in a file now."""
+    if batch.archives is None:  # one query a batch
+        batch.archives = {row.month: row for row in session.scalars(
+            select(ReadingArchive).where(ReadingArchive.restored_at.is_(None)))}
+    archive = batch.archives.get(at.astimezone(UTC).date().replace(day=1)) if batch.archives else None
+    if archive is None:
+        return None
+    return (f"the readings of {archive.month:%Y-%m} are archived ({archive.file_name}): "
+            "restore the month before adding readings to it")
 
 
 def _alert(batch: _Batch, meter: Meter, kind: str, detail: str) -> None:
@@ -299,7 +328,7 @@ def _walk(session: Session, batch: _Batch, report: IngestReport, meter: Meter, e
             continue
         refusal = validation.register_refusal(last_register, register, meter=meter)
         if refusal:
-            _dead(batch, message, refusal, meter.serial)
+            _dead(batch, message, refusal, meter.serial, at)
             _alert(batch, meter, "tamper", refusal)
             seen.discard(at)
             uplinks.discard(reading.uplink_id)
@@ -342,7 +371,7 @@ def _late(session: Session, batch: _Batch, report: IngestReport, meter: Meter, e
                                                after.register if after else None,
                                                after.consumption if after else None, meter=meter)
     if refusal:
-        _dead(batch, message, refusal, meter.serial)
+        _dead(batch, message, refusal, meter.serial, at)
         _alert(batch, meter, "tamper", refusal)
         return
     plan = Reprice.before_split(session, batch, meter, estate, before, at, after)

@@ -184,13 +184,14 @@ def dead_letters(session: Session, limit: int = 200, unreplayed_only: bool = Fal
     """The newest dead letters."""
     query = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)
     if unreplayed_only:
-        query = query.where(DeadLetter.replayed_at.is_(None))
+        query = query.where(DeadLetter.replayed_at.is_(None), DeadLetter.dismissed_at.is_(None))
     return list(session.scalars(query))
 
 
 def dead_letter_count(session: Session) -> int:
-    """Dead letters nobody replayed yet."""
-    return session.scalar(select(func.count(DeadLetter.id)).where(DeadLetter.replayed_at.is_(None))) or 0
+    """Dead letters nobody replayed or dismissed yet."""
+    return session.scalar(select(func.count(DeadLetter.id)).where(
+        DeadLetter.replayed_at.is_(None), DeadLetter.dismissed_at.is_(None))) or 0
 
 
 def relay_commands(session: Session, estate_ids: list[int], limit: int = 200) -> list[tuple[RelayCommand, Meter]]:

@@ -128,8 +128,19 @@ _REBUILD = text(
 
 
 def rebuild(session: Session, meter_ids: Iterable[int] | None = None) -> int:
-    """Recompute the hour, day and month roll-ups of these meters (all when None) from their readings."""
+    """Recompute the hour, day and month roll-ups of these meters (all when None) from their readings.
+
+    Refused while any month is archived (M8): its readings are in a file, and a rebuild from
+    what is left would erase that month's roll-ups, which bills and explanations still use.
+    """
     from app.models import Estate, Meter, Reading
+    from app.models.metering import ReadingArchive
+
+    archived = session.scalars(select(ReadingArchive.month).where(ReadingArchive.restored_at.is_(None))).all()
+    if archived:
+        months = ", ".join(f"{month:%Y-%m}" for month in sorted(archived))
+        raise ValueError(f"readings of {months} are archived: restore them (flask readings restore) "
+                         "before rebuilding roll-ups")
 
     ids = None if meter_ids is None else sorted(set(meter_ids))
     table = ConsumptionRollup.__table__

@@ -4,7 +4,7 @@ from app.models.estate import (FEATURE_DEFAULTS, LIVE_FEATURES, Estate, Financia
                                Setting, Unit)
 from app.models.ledger import Account, LedgerChain, LedgerTransaction, Posting, Wallet
 from app.models.meter import Meter, Reading, canonical_serial
-from app.models.metering import ConsumptionRollup, DeadLetter, MeterAlert, RelayCommand, TariffVersion  # noqa: F401
+from app.models.metering import ConsumptionRollup, DeadLetter, MeterAlert, ReadingArchive, RelayCommand, TariffVersion  # noqa: F401,E501
 from app.models.operations import AuditLog, JobRun, Notification
 from app.models.sources import KoiosPayment, ThunderCloudExport, ThunderCloudHeartbeat, ThunderCloudPayment, UispClient, UispInvoice, UispPayment, UispService  # noqa: F401,E501
 from app.models.people import Person, RoleGrant, Tenancy, UnitOwnership, User

@@ -69,10 +69,17 @@ class Meter(Base):
 
 
 class Reading(Base):
-    """A register value at a moment; unique per meter and timestamp (the replay guard)."""
+    """A register value at a moment; unique per meter and timestamp (the replay guard).
+
+    On PostgreSQL the table is partitioned by month of `taken_at` (M8, migration 0027): every
+    unique key includes `taken_at`, and whole months go to Parquet files and back
+    (`app.metering.archive`). The ORM keeps `id` as its identity; the database's key is
+    (id, taken_at).
+    """
 
     __tablename__ = "readings"
-    __table_args__ = (UniqueConstraint("meter_id", "taken_at"), UniqueConstraint("meter_id", "uplink_id"))
+    __table_args__ = (UniqueConstraint("meter_id", "taken_at"),
+                      UniqueConstraint("meter_id", "uplink_id", "taken_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"))

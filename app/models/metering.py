@@ -86,6 +86,39 @@ class DeadLetter(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     replayed_at: Mapped[datetime | None]
     replay_outcome: Mapped[str | None] = mapped_column(String(500))
+    # The reading's own time where the message could be decoded that far: an open dead letter
+    # holds back the archive of its month (M8) until it is replayed or dismissed.
+    reading_at: Mapped[datetime | None] = mapped_column(index=True)
+    dismissed_at: Mapped[datetime | None]
+    dismissed_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    @property
+    def open(self) -> bool:
+        return self.replayed_at is None and self.dismissed_at is None
+
+
+class ReadingArchive(Base):
+    """A month of readings moved out of the database into a Parquet file (M8).
+
+    The row outlives the partition: explanations name the file, ingest refuses late readings
+    for the month, and `flask readings restore` checks the file against `sha256` and the
+    manifest before bringing the month back (then `restored_at` is set).
+    """
+
+    __tablename__ = "reading_archives"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    month: Mapped[date] = mapped_column(unique=True)  # the first day of the UTC month
+    path: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(BigInteger)
+    manifest: Mapped[dict] = mapped_column(JSON)
+    archived_at: Mapped[datetime] = mapped_column(default=utcnow)
+    restored_at: Mapped[datetime | None]
+
+    @property
+    def file_name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
 
 
 class MeterAlert(Base):

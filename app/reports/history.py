@@ -295,7 +295,12 @@ def _explain_reading(session: Session, found: Explanation, unit: Unit, serial: s
     previous = session.scalar(earlier.where(Reading.received_at <= found.transaction.recorded_at)) \
         or session.scalar(earlier)
     if reading is None or previous is None:
-        found.note = "The readings behind this charge are archived."
+        from app.metering.archive import archive_of
+
+        archive = archive_of(session, end) or (archive_of(session, previous.taken_at) if previous else None)
+        found.note = (f"The readings behind this charge are archived: the month {archive.month:%B %Y} is in "
+                      f"{archive.file_name} (staff can restore it)." if archive is not None
+                      else "The readings behind this charge are no longer stored.")
         return
     found.readings = [previous, reading]
     found.span = (previous.taken_at, reading.taken_at)

@@ -14,7 +14,7 @@ from app.labels import label
 from app.layers.staff import bp
 from app.metering import alerts, api_keys, meter_settings, queries
 from app.metering.modbus import device_status
-from app.metering.ingest import ingest_paused, replay_dead_letter, set_maintenance
+from app.metering.ingest import dismiss_dead_letter, ingest_paused, replay_dead_letter, set_maintenance
 from app.models import Estate, Meter, Unit
 from app.models.metering import DeadLetter, IngestApiKey, MeterAlert
 from app.layers.export import requested_format, respond
@@ -31,6 +31,7 @@ DEAD_LETTER_COLUMNS = [
     Column("#", lambda d: d.id, numeric=True), Column("Received", lambda d: d.received_at),
     Column("Reason", lambda d: d.reason), Column("Topic", lambda d: d.topic),
     Column("Replayed", lambda d: d.replayed_at), Column("Replay outcome", lambda d: d.replay_outcome or ""),
+    Column("Reading of", lambda d: d.reading_at), Column("Dismissed", lambda d: d.dismissed_at),
 ]
 COMMAND_COLUMNS = [
     Column("Sent", lambda r: r[0].published_at or r[0].created_at), Column("Meter", lambda r: r[1].serial),
@@ -97,6 +98,15 @@ def replay():
     outcome = replay_dead_letter(db.session, letter)
     flash(f"Message #{letter.id}: {outcome}.", "error" if outcome.startswith("refused") else "success")
     return redirect(url_for("staff.dead_letters"))
+
+
+@bp.post("/metering/dead-letters/dismiss")
+def dismiss():
+    letter = db.session.get(DeadLetter, request.form.get("dead_letter_id", type=int) or 0) or abort(404)
+    if not dismiss_dead_letter(db.session, letter, current_user.id):
+        return refuse(dead_letters, "That message was already replayed or dismissed.")
+    flash(f"Message #{letter.id} dismissed: it is kept, and no longer counts as waiting.", "success")
+    return redirect(url_for("staff.dead_letters", pending=request.form.get("pending") or None))
 
 
 @bp.get("/metering/commands")
