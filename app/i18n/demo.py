@@ -30,9 +30,9 @@ def seed_languages(session: Session, seeded: dict) -> list[tuple[str, str, str]]
     """Give two current tenants a language and a login; return their logins. The caller commits."""
     from app.payments.mpesa_sms import receive_message
 
-    for code in ("MAS", "TPM"):
+    for code, symbol in (("SUN", "R"), ("MAS", "M"), ("TPM", "M")):  # CLDR's French has only ZAR, LSL
         if code in seeded:
-            put_setting(session, SYMBOL_SETTING, "M", seeded[code].estate.id)
+            put_setting(session, SYMBOL_SETTING, symbol, seeded[code].estate.id)
     taken = set(session.scalars(select(RoleGrant.unit_id).where(RoleGrant.unit_id.is_not(None))))
     logins = []
     for (role, email, password), (code, language, keyword) in zip(language_logins(), LANGUAGE_TENANTS.values()):

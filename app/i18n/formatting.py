@@ -205,6 +205,8 @@ def local_date(day: date | datetime | None, fmt: str = "%-d %B %Y", language: st
     language = _language(language)
     if language == "en":
         return day.strftime(fmt)
+    if isinstance(day, datetime):  # an aware local time keeps its zone
+        return cldr_datetime(day, cldr_pattern(fmt), locale=language)
     return cldr_date(day, cldr_pattern(fmt), locale=language)
 
 

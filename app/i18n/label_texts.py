@@ -10,6 +10,8 @@ def N_(text: str) -> str:
 
 
 LABEL_TEXTS = (
+    # app/statements/figures.py CATEGORY_LABELS (the PDF statement)
+    N_('Top-ups'), N_('Standing charges'), N_('Levies'), N_('Adjustments'),
     N_('Electricity'),
     N_('Water'),
     N_('Hot water'),

@@ -51,3 +51,18 @@ def test_the_estate_default_applies_to_people_without_a_choice(app, rented, logi
         put_setting(s, "currency_symbol", "M", rented.estate_id)
     page = login(rented.email).get(f"/tenant/units/{rented.unit_id}").get_data(as_text=True)
     assert '<html lang="st">' in page and "Matsatsi a chelete e setseng" in page and "M0.00" in page
+
+
+def test_the_pdf_statement_is_in_the_readers_language(app, rented, login, committed):
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    from app.periods import current_period
+
+    with committed() as s:
+        s.get(Person, rented.person_id).language = "fr"
+    response = login(rented.email).get(f"/tenant/units/{rented.unit_id}/statements/{current_period('Africa/Maseru')}.pdf")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    text = " ".join(page.extract_text() for page in PdfReader(BytesIO(response.data)).pages)
+    assert "Relevé mensuel" in text and "Solde d'ouverture" in text and "PROVISOIRE" in text
