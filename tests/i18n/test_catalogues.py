@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, UTC
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace

@@ -48,7 +48,7 @@ def text(client, sender: str, content: str) -> list[dict]:
     ("CHELETE", "balance", "st"), ("tšebeliso", "use", "st"), ("Tsebeliso", "use", "st"), ("thuso", "help", "st"),
 ])
 def test_keywords_in_three_languages(typed, kind, language):
-    assert parse_command(typed) == parse_command(typed.upper()) 
+    assert parse_command(typed) == parse_command(typed.upper())
     command = parse_command(typed)
     assert (command.kind, command.language, command.unit_ref) == (kind, language, None)
 
