@@ -41,6 +41,8 @@ def test_the_persons_choice_on_my_account_changes_the_dashboard(app, rented, log
     french = client.get(f"/tenant/units/{rented.unit_id}").get_data(as_text=True)
     assert '<html lang="fr">' in french and "Jours de crédit restants" in french and "Recharger" in french
     assert "0,00\u00a0LSL" in french  # the empty pocket, as CLDR writes it in French
+    history = client.get(f"/tenant/units/{rented.unit_id}/transactions").get_data(as_text=True)
+    assert "Toutes les poches" in history and "<h1>Opérations" in history
 
 
 def test_the_estate_default_applies_to_people_without_a_choice(app, rented, login, committed):
