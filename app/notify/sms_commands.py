@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app import phones
+from app.metering.credit_control import MPESA_PAYBILL_KEY
 from app.models import Estate, Notification, Person, RoleGrant, Tenancy, Unit, User, utcnow
 
 REPLIES_PER_HOUR = 5
@@ -215,7 +216,6 @@ def _keyword(command: Command, person: Person) -> str:
 
 def _help_context(session: Session, unit: Unit, texter: Texter) -> dict:
     from app.estates.settings_catalog import setting_default
-    from app.metering.credit_control import MPESA_PAYBILL_KEY
     from app.settings import get_setting
 
     estate = unit.estate
