@@ -8,16 +8,16 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: run test worker ingest modbus deps assets browser db-upgrade bench lint clean
+.PHONY: run test worker ingest modbus deps assets browser db-upgrade bench lint clean translations messages
 
-run: deps assets instance/secret_key
+run: deps assets translations instance/secret_key
 	$(FLASK) db upgrade
 	$(FLASK) seed-demo --if-empty
 	@$(PY) -m tests.emulators & EMULATORS=$$!; trap "kill $$EMULATORS 2>/dev/null" EXIT INT TERM; \
 	  SECRET_KEY=$$(cat instance/secret_key) $(FLASK) run --host $(HOST) --port $(PORT)
 
 # Both cores: one test database per worker (tests/conftest.py), a test file stays on one worker.
-test: deps assets browser
+test: deps assets browser translations
 	$(PY) -m pytest -n $(or $(TEST_WORKERS),2) --dist loadfile
 
 worker: deps
@@ -47,6 +47,17 @@ static/vendor/htmx.min.js static/vendor/chart.umd.min.js &: package.json package
 	npm ci --no-audit --no-fund --loglevel=error
 	mkdir -p static/vendor
 	cp node_modules/htmx.org/dist/htmx.min.js node_modules/chart.js/dist/chart.umd.min.js static/vendor/
+
+# Message catalogues (X8): the .po files are committed, the .mo files compiled from them here.
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard translations/*/LC_MESSAGES/messages.po))
+translations: $(MO_FILES)
+translations/%/LC_MESSAGES/messages.mo: translations/%/LC_MESSAGES/messages.po | deps
+	$(VENV)/bin/pybabel compile --statistics -l $* -i $< -o $@
+
+# After wrapping new strings: refresh the template and each catalogue, then translate the new entries.
+messages: deps
+	$(VENV)/bin/pybabel extract -F babel.cfg --no-location --sort-output -k N_ -k _l -o translations/messages.pot app templates
+	$(VENV)/bin/pybabel update --no-fuzzy-matching -i translations/messages.pot -d translations
 
 # Browser tests drive Debian's chromium; never a downloaded browser.
 browser:

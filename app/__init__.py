@@ -228,6 +228,8 @@ def register_template_helpers(app: Flask) -> None:
 
     install(app)
     labels.install(app)
+    from app.i18n import init_app as init_languages  # languages (issue 23): after the English filters
+    init_languages(app)
 
 
 def register_commands(app: Flask) -> None:

@@ -375,6 +375,7 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     rebuild(session)
     _replaced_meter(session, ids)
     _seed_operations(session, clock.now, seeded)
+    from app.i18n.demo import seed_languages; logins += seed_languages(session, seeded)  # noqa: E702  (issue 23)
     session.commit()
     _seed_imports(session, seeded["SUN"])
     # The history went in before its months had partitions: give each month its own (M8).
@@ -1127,7 +1128,8 @@ def _login_password(role: str) -> str:
 
 def demo_logins() -> list[tuple[str, str, str]]:
     """The (role, email, password) of every demo login, as `seed()` creates them."""
-    return [(role, _login_email(role), _login_password(role)) for role in LOGIN_PEOPLE]
+    from app.i18n.demo import language_logins  # languages (issue 23)
+    return [(role, _login_email(role), _login_password(role)) for role in LOGIN_PEOPLE] + language_logins()
 
 
 def _create_logins(session: Session, people: dict[str, Person],

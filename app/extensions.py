@@ -1,4 +1,5 @@
 """The Flask extensions, as bare instances; `create_app` calls their `init_app`."""
+from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -13,3 +14,4 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+babel = Babel()  # pages, emails and SMS in the reader's language (app/i18n)

@@ -70,6 +70,10 @@ def save_account(session: Session, user: User, values: Mapping[str, str | None],
         elif "sms" in chosen and not phone_after:
             errors[field] = "SMS needs a phone number: enter one above or choose another way."
         wanted[setting.id] = chosen
+    from app.i18n import LANGUAGES, known  # languages (issue 23): the person's own choice
+    language = (values.get("language") or "").strip().lower() or None
+    if "language" in values and language is not None and (known(language) != language or language not in LANGUAGES):
+        errors["language"] = "Choose one of the languages listed."
     try:
         contact = change_own_contact(session, user, values, country=home_country(session, user)) \
             if not errors else None
@@ -81,6 +85,10 @@ def save_account(session: Session, user: User, values: Mapping[str, str | None],
         session.rollback()
         raise AccountError(errors)
     changed = bool(contact and contact["new"])
+    if "language" in values and user.person is not None and user.person.language != language:
+        audit.record(session, "person.language", user.person, old={"language": user.person.language},
+                     new={"language": language}, estate_id=user.person.estate_id)
+        user.person.language, changed = language, True
     for setting, unit in alert_settings(session, user):
         chosen = wanted[setting.id]
         if chosen != list(setting.channels or []):

@@ -1,4 +1,5 @@
 """Login, logout, invite acceptance, and the home redirect to the user's first layer."""
+from flask_babel import gettext
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
@@ -53,7 +54,7 @@ def login():
         email = form.email.data.strip().lower()
         user = db.session.scalar(select(User).where(func.lower(User.email) == email))
         if user is None or not user.active or not user.check_password(form.password.data):
-            flash("That email and password do not match an active login.", "error")
+            flash(gettext("That email and password do not match an active login."), "error")
             return render_template("auth/login.html", form=form), 401
         login_user(user)
         user.last_login_at = utcnow()
@@ -76,7 +77,7 @@ def logout():
                  actor=audit.Actor(user.email, user.id, request.remote_addr))
     db.session.commit()
     logout_user()
-    flash("You are signed out.", "info")
+    flash(gettext("You are signed out."), "info")
     return redirect(url_for("auth.login"))
 
 
@@ -93,7 +94,7 @@ def accept_invite(token: str):
                      actor=audit.Actor(user.email, user.id, request.remote_addr))
         db.session.commit()
         login_user(user)
-        flash("Your password is set. Welcome to Meterwise.", "success")
+        flash(gettext("Your password is set. Welcome to Meterwise."), "success")
         return redirect(home_for(user))
     status = 400 if request.method == "POST" else 200
     return render_template("auth/set_password.html", form=form, user=user), status
@@ -125,18 +126,18 @@ def reset_password_page(token: str):
     try:
         user = user_from_reset(db.session, token)
     except ResetInvalid as error:
-        return render_template("auth/invite_invalid.html", message=str(error), title="Reset link",
+        return render_template("auth/invite_invalid.html", message=str(error), title=gettext("Reset link"),
                                again=True), 400
     form = SetPasswordForm()
     if form.validate_on_submit():
         reset_password(db.session, user, form.password.data,
                        actor=audit.Actor(user.email, user.id, request.remote_addr))
         login_user(user)
-        flash("Your new password is set. Other devices signed in as you are signed out.", "success")
+        flash(gettext("Your new password is set. Other devices signed in as you are signed out."), "success")
         return redirect(home_for(user))
     status = 400 if request.method == "POST" else 200
     return render_template("auth/set_password.html", form=form, user=user,
-                           title="Choose a new password"), status
+                           title=gettext("Choose a new password")), status
 
 
 @bp.get("/no-access")

@@ -305,6 +305,21 @@ CATALOG: tuple[SettingSpec, ...] = (
         "bool", False, SYSTEM, scope="global"),
 )
 
+# Languages (issue 23): the estate's default language and the symbol its currency is known by.
+LANGUAGE_GROUP = "Languages"
+CATALOG += (
+    SettingSpec(
+        "language", "Default language",
+        "Pages, emails, SMS and statements for people who have not chosen a language themselves.",
+        "choice", "en", LANGUAGE_GROUP, choices=(("en", "English"), ("fr", "Français"), ("st", "Sesotho"))),
+    SettingSpec(
+        "currency_symbol", "Currency symbol",
+        "The symbol people know the estate's currency by, where CLDR has none (e.g. M for the loti). "
+        "Empty: the standard one.",
+        "text", None, LANGUAGE_GROUP, pattern=r"[^\s\d]{1,4}", pattern_hint="1 to 4 characters, no digits or spaces",
+        placeholder="e.g. M"),
+)
+
 BY_KEY: dict[str, SettingSpec] = {spec.key: spec for spec in CATALOG}
 if len(BY_KEY) != len(CATALOG):  # pragma: no cover - a catalogue with a key twice is a typo
     raise RuntimeError("a setting key is listed twice in the catalogue")

@@ -59,10 +59,12 @@ def account():
     user = current_user._get_current_object()
     errors: dict[str, str] = {}
     form = {"email": user.person.email if user.person and user.person.email else user.email,
-            "phone": user.person.phone if user.person else ""}
+            "phone": user.person.phone if user.person else "",
+            "language": user.person.language if user.person else None}
     status = 200
     if request.method == "POST":
-        form = {"email": request.form.get("email", "")[:400], "phone": request.form.get("phone", "")[:400]}
+        form = {"email": request.form.get("email", "")[:400], "phone": request.form.get("phone", "")[:400],
+                "language": request.form.get("language", "")[:16]}
         chosen = {}
         for key in request.form:
             prefix, _, number = key.partition("_")
@@ -74,7 +76,8 @@ def account():
             db.session.rollback()
             errors, status = error.errors, 400
         else:
-            flash("Your account is saved." if changed else "Nothing changed.", "success")
+            from flask_babel import gettext
+            flash(gettext("Your account is saved.") if changed else gettext("Nothing changed."), "success")
             return redirect(url_for("portal.account"))
     settings = alert_settings(db.session, user)
     shown = {setting.id: (request.form.getlist(f"channels_{setting.id}") if status == 400

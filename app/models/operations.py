@@ -2,7 +2,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, utcnow
@@ -70,6 +70,8 @@ class Notification(Base):
     """A message to a user on one channel; in-app rows are read in the portal (X4)."""
 
     __tablename__ = "notifications"
+    # Two-way SMS (issue 23) counts the replies sent to one phone in the last hour.
+    __table_args__ = (Index(None, "to_address", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)

@@ -25,6 +25,8 @@ class Person(Base):
     # people made before estate administration existed or registered by staff outside one.
     estate_id: Mapped[int | None] = mapped_column(ForeignKey("estates.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Pages, emails and SMS in this language (app/i18n LANGUAGES); None: the estate's default.
+    language: Mapped[str | None] = mapped_column(String(8))
 
     def __repr__(self) -> str:
         return f"<Person {self.full_name}>"

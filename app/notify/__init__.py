@@ -23,7 +23,7 @@ def notify(session: Session, template: str, context: dict[str, Any], *,
            channels: Iterable[str] = ("in_app", "email")) -> list[Notification]:
     """Render `templates/notifications/<template>.txt` and queue it on each channel."""
     person = person or (user.person if user else None)
-    text = render_template(f"notifications/{template}.txt", **context)
+    text = render_in_language(session, f"notifications/{template}.txt", context, person)
     subject, _, body = text.partition("\n")
     subject = subject.removeprefix("Subject:").strip()
     body = body.strip()
@@ -46,6 +46,19 @@ def notify(session: Session, template: str, context: dict[str, Any], *,
         if row.channel == "email":
             enqueue_after_commit(session, "deliver_email", row.id, track=False)
     return made
+
+
+def render_in_language(session: Session, template: str, context: dict[str, Any], person: Person | None) -> str:
+    """Render a message in the person's language (else their estate's), money in its symbols (X8)."""
+    from flask_babel import force_locale
+
+    from app.i18n import language_for
+    from app.i18n.formatting import symbols_of
+
+    estate = context.get("estate")
+    estate_id = getattr(estate, "id", None) or getattr(person, "estate_id", None)
+    with force_locale(language_for(session, person, estate_id)), symbols_of(session, [estate_id] if estate_id else []):
+        return render_template(template, **context)
 
 
 def read_in_app(session: Session, user_id: int, limit: int = 50) -> list[Notification]:

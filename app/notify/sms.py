@@ -15,4 +15,5 @@ def sms_address(person: Person | None) -> str | None:
 
 def sms_text(subject: str, body: str) -> str:
     """One SMS: the subject and body run together, cut to MAX_SMS_CHARS."""
-    return f"{subject}. {body}"[:MAX_SMS_CHARS]
+    joint = " " if subject.endswith(("?", "!", ".", ":")) else ". "  # "Which unit? This phone ..."
+    return f"{subject}{joint}{body}"[:MAX_SMS_CHARS]

@@ -398,6 +398,8 @@ def _act_on(session: Session, row: SmsMessage, sender: str, trusted: frozenset[s
     except NotAPayment as reason:
         row.reason = str(reason)
         log.info("SMS %s from %s ignored: %s", row.gateway_id, row.from_number, reason)
+        from app.notify.sms_commands import answer_text_command  # two-way SMS (T5, issue 23)
+        answer_text_command(session, row, sender, trusted)
         return
     if sender.upper() not in trusted:
         _flag_spoofed(session, row, parsed, f"sent by {_clean(sender) or 'no sender'}, not by an M-PESA "

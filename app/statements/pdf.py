@@ -15,11 +15,14 @@ from reportlab.lib.units import mm
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.platypus import Flowable, KeepTogether, Paragraph, Spacer, Table
 
+from flask_babel import force_locale, gettext as _
+
+from app.i18n.formatting import local_date, money_text
 from app.labels import label
 from app.ledger.anchors import anchor_line
 from app.models import utcnow
 from app.reports.pdf import (
-    BODY, GRID, H2, NEGATIVE, SMALL, brand, data_table, escaped, page_band, pdf_amount, pdf_text,
+    BODY, GRID, H2, NEGATIVE, SMALL, brand, data_table, escaped, page_band, pdf_text,
     report_document,
 )
 from app.statements.figures import CATEGORIES, CATEGORY_LABELS, StatementData
@@ -28,19 +31,25 @@ MAX_TOPUP_LINES = 18
 
 
 def render_statement(data: StatementData, *, provisional: bool = False,
-                     issued_at: datetime | None = None) -> bytes:
-    """The one-to-two page PDF of a unit's month, in the estate's currency and timezone."""
+                     issued_at: datetime | None = None, language: str | None = None) -> bytes:
+    """The one-to-two page PDF of a unit's month, in the estate's currency and timezone.
+
+    In `language` when given (the monthly run: the estate's default), else the reader's.
+    """
+    if language is not None:
+        with force_locale(language):
+            return render_statement(data, provisional=provisional, issued_at=issued_at)
     buffer = BytesIO()
     colour = brand(data.brand_colour)
     doc = report_document(buffer, f"{data.estate_name} statement {data.unit_number} {data.period}")
     tz = ZoneInfo(data.timezone)
     issued = (issued_at or utcnow()).astimezone(tz)
-    title = f"{data.estate_name} - Monthly statement"
-    subtitle = f"Unit {data.unit_number} · {data.period_label}"
+    title = _("%(estate)s - Monthly statement", estate=data.estate_name)
+    subtitle = _("Unit %(number)s", number=data.unit_number) + f" · {data.period_label}"
     if provisional:
-        subtitle += " · PROVISIONAL (not yet issued)"
-    footer = (f"Issued {issued:%d %b %Y %H:%M} ({data.timezone}) · figures from the Meterwise "
-              f"ledger · ref {data.figures_sha256()[:12]}")
+        subtitle += " · " + _("PROVISIONAL (not yet issued)")
+    footer = _("Issued %(when)s (%(zone)s) · figures from the Meterwise ledger · ref %(ref)s",
+               when=local_date(issued, "%d %b %Y %H:%M"), zone=data.timezone, ref=data.figures_sha256()[:12])
     anchor = anchor_line(data.chain_head)
 
     def furniture(canvas, d):
@@ -56,25 +65,27 @@ def _statement_story(data: StatementData, colour, tz: ZoneInfo, provisional: boo
     end_local = data.end.astimezone(tz)
     people = []
     if data.tenants:
-        people.append(f"Tenant: {', '.join(data.tenants)}")
+        people.append(_("Tenant: %(names)s", names=", ".join(data.tenants)))
     if data.owners:
-        people.append(f"Owner: {', '.join(data.owners)}")
+        people.append(_("Owner: %(names)s", names=", ".join(data.owners)))
     story = [
-        Paragraph(escaped(" · ".join(people) or "No tenant in this month"), BODY),
+        Paragraph(escaped(" · ".join(people) or _("No tenant in this month")), BODY),
         Paragraph(escaped(
-            f"Period {start_local:%d %b %Y} 00:00 to {end_local:%d %b %Y} 00:00 ({data.timezone}); "
-            + ("wallet pockets hold kWh and kL; top-ups also show what was paid in "
-               f"{data.currency}." if data.units_mode else f"amounts in {data.currency}.")), SMALL),
+            _("Period %(start)s 00:00 to %(end)s 00:00 (%(zone)s);", start=local_date(start_local, "%d %b %Y"),
+              end=local_date(end_local, "%d %b %Y"), zone=data.timezone) + " "
+            + (_("wallet pockets hold kWh and kL; top-ups also show what was paid in %(currency)s.",
+                 currency=data.currency) if data.units_mode
+               else _("amounts in %(currency)s.", currency=data.currency))), SMALL),
     ]
     if provisional:
         story.append(Paragraph(
-            "This month has not been issued yet: these figures are provisional and may still change.",
+            _("This month has not been issued yet: these figures are provisional and may still change."),
             ParagraphStyle("warn", parent=SMALL, textColor=NEGATIVE)))
     if not data.pockets:
-        story += [Spacer(1, 6 * mm), Paragraph("This unit has no wallet.", BODY)]
+        story += [Spacer(1, 6 * mm), Paragraph(_("This unit has no wallet."), BODY)]
         return story
-    story += [Paragraph("Summary", H2), _summary_table(data, colour)]
-    story += [Paragraph("Consumption", H2), _consumption_table(data)]
+    story += [Paragraph(_("Summary"), H2), _summary_table(data, colour)]
+    story += [Paragraph(_("Consumption"), H2), _consumption_table(data)]
     if any(p.daily for p in data.pockets):
         story.append(KeepTogether([Spacer(1, 2 * mm), ConsumptionChart(data, colour)]))
     story += _topup_section(data, tz)
@@ -83,23 +94,23 @@ def _statement_story(data: StatementData, colour, tz: ZoneInfo, provisional: boo
 
 def _summary_table(data: StatementData, colour) -> Table:
     pockets = data.pockets
-    header = [""] + [p.label for p in pockets]
+    header = [""] + [_(p.label) for p in pockets]
     show_total = not data.units_mode and len(pockets) > 1
     if show_total:
-        header.append("Total")
+        header.append(_("Total"))
 
     def row(label: str, values: list[Decimal], commodity: str | None = None) -> list[str]:
-        cells = [label] + [pdf_amount(v, commodity or p.commodity) for v, p in zip(values, pockets)]
+        cells = [label] + [_pdf_amount(v, commodity or p.commodity) for v, p in zip(values, pockets)]
         if show_total:
-            cells.append(pdf_amount(sum(values, Decimal(0)), data.currency))
+            cells.append(_pdf_amount(sum(values, Decimal(0)), data.currency))
         return cells
 
-    rows = [row("Opening balance", [p.opening for p in pockets])]
+    rows = [row(_("Opening balance"), [p.opening for p in pockets])]
     for category in CATEGORIES:
-        rows.append(row(CATEGORY_LABELS[category], [p.movements[category] for p in pockets]))
-    rows.append(row("Closing balance", [p.closing for p in pockets]))
+        rows.append(row(_(CATEGORY_LABELS[category]), [p.movements[category] for p in pockets]))
+    rows.append(row(_("Closing balance"), [p.closing for p in pockets]))
     if data.units_mode:
-        rows.append(["Paid for top-ups"] + [pdf_amount(p.topup_value, data.currency) for p in pockets])
+        rows.append([_("Paid for top-ups")] + [_pdf_amount(p.topup_value, data.currency) for p in pockets])
     numeric = range(1, len(header))
     width = 180 * mm
     first = 38 * mm
@@ -111,11 +122,11 @@ def _summary_table(data: StatementData, colour) -> Table:
 def _consumption_table(data: StatementData) -> Table:
     rows = []
     for p in data.pockets:
-        quantity = pdf_amount(p.quantity, p.quantity_unit) if p.quantity is not None else "no readings"
-        charged = pdf_amount(-p.movements["consumption"], p.commodity)
-        rates = ", ".join(p.rates) if p.rates else ("units from the wallet" if data.units_mode else "-")
-        rows.append([p.label, quantity, charged, pdf_text(rates)])
-    return data_table(["Utility", "Metered", "Charged to wallet", "Tariff applied"], rows,
+        quantity = _pdf_amount(p.quantity, p.quantity_unit) if p.quantity is not None else _("no readings")
+        charged = _pdf_amount(-p.movements["consumption"], p.commodity)
+        rates = ", ".join(p.rates) if p.rates else (_("units from the wallet") if data.units_mode else "-")
+        rows.append([_(p.label), quantity, charged, pdf_text(rates)])
+    return data_table([_("Utility"), _("Metered"), _("Charged to wallet"), _("Tariff applied")], rows,
                       widths=[38 * mm, 38 * mm, 42 * mm, 62 * mm], numeric=(1, 2))
 
 
@@ -151,7 +162,7 @@ class ConsumptionChart(Flowable):
             unit = {"KWH": "kWh", "KL": "kL"}.get(pocket.commodity, pocket.commodity)
             canvas.setFillColor(colors.black)
             canvas.setFont("Helvetica-Bold", 7.5)
-            canvas.drawString(left - 22, self.height - 6, pdf_text(f"{pocket.label} per day ({unit})"))
+            canvas.drawString(left - 22, self.height - 6, pdf_text(_("%(utility)s per day (%(unit)s)", utility=_(pocket.label), unit=unit)))
             canvas.setFont("Helvetica", 6)
             canvas.drawRightString(left - 2, top - 2, _axis_number(peak))
             canvas.drawRightString(left - 2, bottom - 2, "0")
@@ -180,26 +191,31 @@ def _axis_number(value: Decimal) -> str:
 
 
 def _topup_section(data: StatementData, tz: ZoneInfo) -> list:
-    story = [Paragraph("Top-ups", H2)]
+    story = [Paragraph(_("Top-ups"), H2)]
     if not data.topups:
-        return story + [Paragraph("No top-ups this month.", BODY)]
+        return story + [Paragraph(_("No top-ups this month."), BODY)]
     shown = data.topups[:MAX_TOPUP_LINES]
-    labels = {p.utility: p.label for p in data.pockets}
+    labels = {p.utility: _(p.label) for p in data.pockets}
     rows = []
     for line in shown:
         commodities = {commodity for _, _, commodity in line.parts}
         if len(commodities) == 1:
-            amount = pdf_amount(sum((a for _, a, _ in line.parts), Decimal(0)), commodities.pop())
+            amount = _pdf_amount(sum((a for _, a, _ in line.parts), Decimal(0)), commodities.pop())
         else:  # units mode: kWh and kL do not add up
-            amount = ", ".join(pdf_amount(a, c) for _, a, c in line.parts)
+            amount = ", ".join(_pdf_amount(a, c) for _, a, c in line.parts)
         pockets = ", ".join(labels.get(u, u) for u, _, _ in line.parts)
-        rows.append([f"{line.occurred_at.astimezone(tz):%d %b %H:%M}", line.memo or "Top-up",
+        rows.append([local_date(line.occurred_at.astimezone(tz), "%d %b %H:%M"), line.memo or _("Top-up"),
                      pockets, amount])
-    story.append(data_table(["When", "Description", "Pockets", "Amount"], rows,
+    story.append(data_table([_("When"), _("Description"), _("Pockets"), _("Amount")], rows,
                             widths=[24 * mm, 90 * mm, 36 * mm, 30 * mm], numeric=(3,),
                             wrap=(1, 2) if not data.units_mode else (1, 2, 3)))
     if len(data.topups) > len(shown):
         story.append(Paragraph(
-            f"and {len(data.topups) - len(shown)} more top-ups; every one is in your transaction "
-            "history in the portal.", SMALL))
+            _("and %(count)s more top-ups; every one is in your transaction history in the portal.",
+              count=len(data.topups) - len(shown)), SMALL))
     return story
+
+
+def _pdf_amount(amount: Decimal | None, commodity: str) -> str:
+    """`app.reports.pdf.pdf_amount` in the reader's language (English unchanged)."""
+    return "-" if amount is None else pdf_text(money_text(Decimal(amount), commodity))

@@ -62,7 +62,8 @@ def issue_statement(session: Session, data: StatementData, job_run_id: int | Non
                          new={"figures_sha256": digest, "change": note})
             existing.discrepancy = note
         return IssueOutcome(existing, "changed")
-    pdf = render_statement(data)
+    from app.i18n import DEFAULT_LANGUAGE, estate_language  # the archived PDF: the estate's language (X8)
+    pdf = render_statement(data, language=estate_language(session, data.estate_id) or DEFAULT_LANGUAGE)
     statement = Statement(
         estate_id=data.estate_id, unit_id=data.unit_id, period=data.period, figures=data.figures(),
         figures_sha256=digest, pdf=pdf, pdf_sha256=hashlib.sha256(pdf).hexdigest(),

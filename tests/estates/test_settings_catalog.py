@@ -45,6 +45,7 @@ def test_catalogue_defaults_are_what_the_code_used_before():
         "chirpstack_profiles": {"default": {"field": "energy", "unit": "kWh"}},
         "ingest_maintenance": False, "metrics_enabled": False,
         "account_number_pattern": "{seq:04d}{code}", "reversal_approval_threshold": "1000",
+        "language": "en", "currency_symbol": None,  # languages (issue 23)
     }
 
 
@@ -67,7 +68,8 @@ def test_every_entry_has_a_label_and_a_help_line():
     assert [spec.key for spec in estate_specs()] == [
         "payment_max_amount", "mpesa_paybill", "mpesa_senders", "account_number_pattern",
         "reversal_approval_threshold", "water_credit_limit", "tariff_notice_days",
-        "brand_colour", "loss_threshold_percent", "sparkmeter_customer_code", "chirpstack_application_id"]
+        "brand_colour", "loss_threshold_percent", "sparkmeter_customer_code", "chirpstack_application_id",
+        "language", "currency_symbol"]  # languages (issue 23)
 
 
 @pytest.mark.parametrize(("key", "typed", "stored"), [

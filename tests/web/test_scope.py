@@ -44,6 +44,7 @@ PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.accept_invite", "health.health
 PUBLIC_ENDPOINTS |= {"auth.forgot_password", "auth.reset_password"}  # tests/web/test_accounts.py
 PUBLIC_ENDPOINTS |= {"webhooks.payfast_itn", "webhooks.sms_gateway"}  # own auth; tests/payments
 PUBLIC_ENDPOINTS |= {"readings_api.post_readings"}  # X-API-Key auth; tests/metering
+PUBLIC_ENDPOINTS |= {"i18n.switch_language"}  # visitors choose a language too; tests/i18n
 # Routes outside the layer blueprints that take an id, and how each is checked.
 NON_LAYER_ID_ENDPOINTS = {"portal.job_progress"}  # test_job_progress_is_only_for_its_starter
 UNIT_SCOPED_ROLES = {"tenant", "owner", "family"}  # the world grants these on unit A only

@@ -1,0 +1,70 @@
+"""Languages on pages (X8): the browser's language, the switch, the person's choice, the estate default."""
+from __future__ import annotations
+
+from app.extensions import db
+from app.models import Person
+from tests.helpers import csrf_from
+
+
+def test_visitors_get_the_browsers_language_and_can_switch(client):
+    page = client.get("/login", headers={"Accept-Language": "fr-FR,fr;q=0.9,en;q=0.5"}).get_data(as_text=True)
+    assert '<html lang="fr">' in page and "Se connecter" in page and "Mot de passe" in page
+    token = csrf_from(page)
+    switched = client.post("/language", data={"language": "st", "next": "/login", "csrf_token": token})
+    assert switched.status_code == 302 and switched.headers["Location"].endswith("/login")
+    page = client.get("/login", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+    assert '<html lang="st">' in page and ">Kena<" in page
+
+
+def test_a_switch_to_an_unknown_language_or_off_site_is_refused(client):
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    assert client.post("/language", data={"language": "xx", "csrf_token": token}).status_code == 400
+    away = client.post("/language", data={"language": "fr", "next": "//evil.example/", "csrf_token": token})
+    assert away.status_code == 302 and "evil" not in away.headers["Location"]
+    assert client.post("/language", data={"language": "fr"}).status_code == 400  # no CSRF token
+
+
+def test_the_persons_choice_on_my_account_changes_the_dashboard(app, rented, login):
+    client = login(rented.email)
+    english = client.get(f"/tenant/units/{rented.unit_id}").get_data(as_text=True)
+    assert "Days of credit left" in english
+    token = csrf_from(client.get("/account").get_data(as_text=True))
+    bad = client.post("/account", data={"email": rented.email, "phone": rented.phone, "language": "de",
+                                        "csrf_token": token})
+    assert bad.status_code == 400 and "Choose one of the languages listed." in bad.get_data(as_text=True)
+    saved = client.post("/account", data={"email": rented.email, "phone": rented.phone, "language": "fr",
+                                          "csrf_token": token})
+    assert saved.status_code == 302
+    with app.app_context():
+        assert db.session.get(Person, rented.person_id).language == "fr"
+        db.session.remove()
+    french = client.get(f"/tenant/units/{rented.unit_id}").get_data(as_text=True)
+    assert '<html lang="fr">' in french and "Jours de crédit restants" in french and "Recharger" in french
+    assert "0,00\u00a0LSL" in french  # the empty pocket, as CLDR writes it in French
+    history = client.get(f"/tenant/units/{rented.unit_id}/transactions").get_data(as_text=True)
+    assert "Toutes les poches" in history and "<h1>Opérations" in history
+
+
+def test_the_estate_default_applies_to_people_without_a_choice(app, rented, login, committed):
+    from app.settings import put_setting
+
+    with committed() as s:
+        put_setting(s, "language", "st", rented.estate_id)
+        put_setting(s, "currency_symbol", "M", rented.estate_id)
+    page = login(rented.email).get(f"/tenant/units/{rented.unit_id}").get_data(as_text=True)
+    assert '<html lang="st">' in page and "Matsatsi a chelete e setseng" in page and "M0.00" in page
+
+
+def test_the_pdf_statement_is_in_the_readers_language(app, rented, login, committed):
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    from app.periods import current_period
+
+    with committed() as s:
+        s.get(Person, rented.person_id).language = "fr"
+    response = login(rented.email).get(f"/tenant/units/{rented.unit_id}/statements/{current_period('Africa/Maseru')}.pdf")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    text = " ".join(page.extract_text() for page in PdfReader(BytesIO(response.data)).pages)
+    assert "Relevé mensuel" in text and "Solde d'ouverture" in text and "PROVISOIRE" in text
