@@ -4,14 +4,14 @@ NULL means the estate's default language (setting `language`), then the browser'
 An index on notifications(to_address, created_at) for the two-way SMS rate limit.
 
 Revision ID: 0037
-Revises: 0026
+Revises: 0027
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0037'
-down_revision = '0026'
+down_revision = '0027'
 branch_labels = None
 depends_on = None
 
