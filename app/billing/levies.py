@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from app import audit
@@ -36,6 +36,7 @@ from app.models import Account, Estate, FinancialPeriod, Person, Unit, UnitOwner
 from app.models.arrears import ArrearsRecord
 from app.models.levies import LEVY_ALLOCATIONS, LEVY_FREQUENCIES, LevyCharge, LevyDefinition
 from app.money import MoneyError, format_amount, minor_units, parse_amount, quantize
+from app.sql_arrays import insert_rows
 from app.periods import (InvalidPeriod, checked_period, current_period, first_day, month_bounds,
                          parse_period)
 
@@ -389,7 +390,7 @@ def _levy_pockets(session: Session, estate: Estate, units: list[Unit], create: b
         Account.estate_id == estate.id, Account.kind == "owner_pocket", Account.utility == "levy")).all())
     missing = [u for code, u in codes.items() if code not in found]
     if missing and create:
-        session.execute(insert(Account), [
+        insert_rows(session, Account, [
             {"estate_id": estate.id, "code": f"owner_pocket:{u.number}:levy", "kind": "owner_pocket",
              "utility": "levy", "commodity": estate.currency, "name": f"Owner of unit {u.number} levy",
              "balance": Decimal("0")} for u in missing])
@@ -451,7 +452,7 @@ def run_levies(session: Session, estate: Estate, period: str, *, dry_run: bool =
             legs=[(pockets[r.unit_id], -r.share), (income.id, r.share)], occurred_at=start,
             memo=f"{d.name} {period}: unit {r.unit_number}", created_by_user_id=user_id) for d, r in batch]
         posted = post_many(session, entries)
-        session.execute(insert(LevyCharge), [
+        insert_rows(session, LevyCharge, [
             {"estate_id": estate.id, "definition_id": d.id, "unit_id": r.unit_id, "period": period,
              "run": runs[(d.id, r.unit_id)] + 1, "amount": r.share, "owner_person_id": owners.get(r.unit_id),
              "transaction_id": p.transaction_id, "status": "charged", "created_at": utcnow()}
