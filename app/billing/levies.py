@@ -509,9 +509,14 @@ def _arrears(session, estate, unit, pocket_id, person_id, amount, ref, reason, r
         return
     open_arrears(session, estate=estate, person=session.get(Person, person_id), amount=amount, reason=reason,
                  source="levy", source_ref=ref, against=session.get(Account, pocket_id), unit=unit,
-                 occurred_at=None, user_id=user_id)
+                 occurred_at=month_bounds(period_of_ref(ref), estate.timezone)[0], user_id=user_id)
     report.arrears_opened += 1
     report.arrears_amount += amount
+
+
+def period_of_ref(ref: str) -> str:
+    """The month a levy arrears reference is for (`overdue:<unit>:<period>`): the record is dated its start."""
+    return ref.rsplit(":", 1)[1]
 
 
 def job_target(estate: Estate, period: str) -> str:

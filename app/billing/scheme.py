@@ -101,7 +101,12 @@ def scheme_months(session: Session, estate: Estate, count: int = 12) -> list[Sch
     periods = [current_period(estate.tz)]
     while len(periods) < count:
         periods.append(previous_period(periods[-1]))
-    first = periods[-1]
+    return levy_months(session, estate, periods, count)
+
+
+def levy_months(session: Session, estate: Estate, periods: list[str], spend_months: int = 0) -> list[SchemeMonth]:
+    """Levies billed, collected and in arrears for these months (and utility spend for the last `spend_months`)."""
+    first = min(periods)
     billed = dict(session.execute(
         select(LevyCharge.period, func.sum(LevyCharge.amount))
         .where(LevyCharge.estate_id == estate.id, LevyCharge.status == "charged", LevyCharge.period >= first)
@@ -121,7 +126,7 @@ def scheme_months(session: Session, estate: Estate, count: int = 12) -> list[Sch
         .where(ArrearsRecord.estate_id == estate.id, ArrearsRecord.source == "levy")
         .group_by(LedgerTransaction.period)).all())
     spend: dict[str, Decimal] = defaultdict(Decimal)
-    for row in common_property(session, estate, "month", count):
+    for row in common_property(session, estate, "month", spend_months) if spend_months else []:
         spend[f"{row.start:%Y-%m}"] += row.cost or Decimal(0)
     out = []
     for period in periods:

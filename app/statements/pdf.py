@@ -72,13 +72,33 @@ def _statement_story(data: StatementData, colour, tz: ZoneInfo, provisional: boo
             ParagraphStyle("warn", parent=SMALL, textColor=NEGATIVE)))
     if not data.pockets:
         story += [Spacer(1, 6 * mm), Paragraph("This unit has no wallet.", BODY)]
+        story += _levy_section(data)
         return story
     story += [Paragraph("Summary", H2), _summary_table(data, colour)]
     story += [Paragraph("Consumption", H2), _consumption_table(data)]
     if any(p.daily for p in data.pockets):
         story.append(KeepTogether([Spacer(1, 2 * mm), ConsumptionChart(data, colour)]))
     story += _topup_section(data, tz)
+    story += _levy_section(data)
     return story
+
+
+def _levy_section(data: StatementData) -> list:
+    """The owner's levies (B3): the levy pocket's month and what is in arrears."""
+    levy = data.levy
+    if levy is None:
+        return []
+    rows = [["Opening balance", pdf_amount(levy.opening, levy.currency)]]
+    rows += [[memo or "Levy", pdf_amount(amount, levy.currency)] for memo, amount in levy.lines[:MAX_TOPUP_LINES]]
+    rows += [["Levy payments", pdf_amount(levy.paid, levy.currency)]]
+    if levy.other:
+        rows.append(["Moved to arrears, corrections", pdf_amount(levy.other, levy.currency)])
+    rows += [["Closing balance (negative: invoiced, unpaid)", pdf_amount(levy.closing, levy.currency)],
+             ["Levy arrears owed at month end", pdf_amount(levy.arrears, levy.currency)]]
+    return [Paragraph("Levies (owner)", H2),
+            Paragraph("Levies are the owner's: they are charged to the owner's levy pocket, never to the "
+                      "unit's wallet.", SMALL),
+            data_table(["", "Amount"], rows, widths=[140 * mm, 40 * mm], numeric=(1,), wrap=(0,))]
 
 
 def _summary_table(data: StatementData, colour) -> Table:

@@ -168,3 +168,31 @@ def test_the_cli_runs_a_month_and_refuses_an_unknown_estate(session, scheme, cli
     result = cli_runner.invoke(args=["levies", "run", "--estate", "LEVY", "--month", MONTH])
     assert "charged 0 unit levies" in result.output and "3 already charged" in result.output
     assert cli_runner.invoke(args=["levies", "run", "--estate", "NOPE", "--month", MONTH]).exit_code != 0
+
+
+def test_statements_and_the_agm_report_show_levies_and_levy_arrears(session, scheme):
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    from app.statements.audit_report import build_audit_report, render_audit_report
+    from app.statements.figures import statement_for
+    from app.statements.pdf import render_statement
+
+    estate, units, _ = scheme
+    _save(session, estate, allocation="equal", amount="90.00")
+    run_levies(session, estate, "2025-12")
+    record_levy_payment(session, units[0], "30.00", "EFT-S1", paid_at=None)
+    run_levies(session, estate, MONTH)
+    data = statement_for(session, units[1], MONTH)
+    levy = data.levy
+    assert (levy.opening, levy.charged, levy.other, levy.closing, levy.arrears) == (
+        Decimal("-30.00"), Decimal("-30.00"), Decimal("30.00"), Decimal("-30.00"), Decimal("30.00"))
+    assert data.figures()["levy"]["arrears"] == "30.00"
+    text = "".join(page.extract_text() for page in PdfReader(BytesIO(render_statement(data))).pages)
+    assert "Levies (owner)" in text and "Admin levy 2026-01: unit A2" in text
+    report = build_audit_report(session, estate, "2025-12", MONTH)
+    assert [(m.period, m.billed, m.arrears) for m in report.levies] == [
+        ("2025-12", Decimal("90.00"), Decimal("0.00")), (MONTH, Decimal("90.00"), Decimal("60.00"))]
+    text = "".join(p.extract_text() for p in PdfReader(BytesIO(render_audit_report(session, report))).pages)
+    assert "Levies" in text and "Levy arrears at month end" in text
