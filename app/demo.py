@@ -377,6 +377,7 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     _seed_operations(session, clock.now, seeded)
     session.commit()
     _seed_imports(session, seeded["SUN"])
+    __import__("app.billing.levies", fromlist=["seed_demo_levies"]).seed_demo_levies(session, seeded["SUN"].estate)  # issue 18
     click.echo(f"Demo seeded in {perf_counter() - started:.1f} s")
     return logins
 

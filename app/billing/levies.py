@@ -341,7 +341,7 @@ class LevyRunReport:
         parts = [f"{self.estate_code} {self.period}: {verb} {self.charged} unit levies "
                  f"({format_amount(self.total, currency)}); {self.already} already charged"]
         for name, (count, amount) in self.by_definition.items():
-            parts.append(f"{name}: {count} × = {format_amount(amount, currency)}")
+            parts.append(f"{name}: {count} charges, {format_amount(amount, currency)}")
         if self.arrears_opened:
             parts.append(f"{self.arrears_opened} unpaid levies became arrears "
                          f"({format_amount(self.arrears_amount, currency)})")
@@ -640,3 +640,39 @@ def record_levy_payment(session: Session, unit: Unit, amount_text: str, referenc
             log.warning("levy payment %s: %s", payment.id, error)
     session.commit()
     return amount
+
+
+def seed_demo_levies(session: Session, estate: Estate) -> None:
+    """Demo: a monthly admin levy by floor area and a quarterly reserve levy, charged for the last three
+    months, with some owners paid up, so levies, invoices and arrears all show; commits."""
+    from app.periods import previous_period
+
+    this = current_period(estate.tz)
+    months = [previous_period(previous_period(previous_period(this)))]
+    while months[-1] < previous_period(this):
+        months.append(next_month(months[-1]))
+    if any(u.floor_area_m2 is None for u in estate.units):
+        for index, unit in enumerate(estate.units):
+            unit.floor_area_m2 = unit.floor_area_m2 or Decimal(55 + 15 * (index % 5))
+    _, month = parse_period(months[0])
+    save_definition(session, estate, {"name": "Admin levy", "amount": "18000.00", "frequency": "monthly",
+                                      "allocation": "floor_area", "effective_from": months[0], "units": "all"})
+    save_definition(session, estate, {"name": "Reserve fund", "amount": "6000.00", "frequency": "quarterly",
+                                      "charge_month": str(month), "allocation": "equal",
+                                      "effective_from": months[0], "units": "all"})
+    for period in months[:-1]:
+        run_levies(session, estate, period)
+        for number, unit in enumerate(estate.units):
+            if number % 3 != 2:  # every third owner falls behind
+                owed = owed_by_unit(session, estate, [unit.id])[0].owed
+                if owed > 0:
+                    from datetime import timedelta
+                    paid_at = month_bounds(period, estate.timezone)[0] + timedelta(days=9, hours=8)
+                    record_levy_payment(session, unit, str(owed), f"DEMO-{period}-{unit.number}", paid_at=paid_at)
+    # The last month is left for `flask levies run --estate SUN --month <last month>` (or the page's button).
+
+
+def next_month(period: str) -> str:
+    from app.periods import next_period
+
+    return next_period(period)
