@@ -26,6 +26,7 @@ JOB_MODULES = [
     "app.notify.budget_alerts",
     "app.ledger.pocket_flows",
     "app.estates.imports",
+    "app.billing.levies",  # levy run (issue 18)
 ]
 
 

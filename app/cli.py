@@ -89,3 +89,5 @@ def register(app: Flask) -> None:
     app.cli.add_command(ingest_cli)
     from app.notify.budget_alerts import alerts_cli  # noqa: PLC0415 - tenant budget alerts (T4)
     app.cli.add_command(alerts_cli)
+    from app.billing.levies_cli import levies_cli  # noqa: PLC0415 - body-corporate levies (B3)
+    app.cli.add_command(levies_cli)

@@ -378,6 +378,7 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     from app.i18n.demo import seed_languages; logins += seed_languages(session, seeded)  # noqa: E702  (issue 23)
     session.commit()
     _seed_imports(session, seeded["SUN"])
+    __import__("app.billing.levies", fromlist=["seed_demo_levies"]).seed_demo_levies(session, seeded["SUN"].estate)  # issue 18
     # The history went in before its months had partitions: give each month its own (M8).
     from app.metering.archive import ensure_partitions_ahead
     ensure_partitions_ahead(session, clock.now.date())

@@ -81,6 +81,13 @@ def _uisp_refresh() -> object:
     return enqueue(REFRESH_KIND, target, target=job_target(target), queue="low")
 
 
+def _levy_runs() -> object:  # issue 18: the month's levies of every estate with levy definitions (B3)
+    from app.billing.levies import schedule_levy_runs
+    from app.extensions import db
+
+    return schedule_levy_runs(db.session)
+
+
 def uisp_refresh_cron(hours: int) -> str:
     """The cron expression of a whole-system UISP refresh every `hours` hours (1-24)."""
     if not isinstance(hours, int) or isinstance(hours, bool) or not 1 <= hours <= 24:
@@ -122,6 +129,8 @@ def schedule(uisp_refresh_hours: int = DEFAULT_UISP_REFRESH_HOURS) -> list[Sched
         ScheduledJob("pocket_flows", "*/10 * * * *", "pocket_flows", _tracked("pocket_flows"),
                      "New pocket postings folded into the owner reports' roll-ups (O1, O2)."),
         # Daily, early morning UTC: one email with every estate's head (nothing sent when unset).
+        ScheduledJob("levy_runs", "35 * 1 * *", "levy_run", _levy_runs,
+                     "Each estate's levies for the month just begun; a month already charged posts nothing (B3)."),
         ScheduledJob("ledger_anchors", "15 3 * * *", "ledger_anchor_email", _tracked("ledger_anchor_email"),
                      "Each estate's ledger chain head emailed to LEDGER_ANCHOR_EMAIL (C3)."),
     ]

@@ -66,15 +66,20 @@ def credit_payment(session: Session, payment: Payment, *, user_id: int | None = 
         raise PaymentError(f"the payment is in {payment.currency}; {estate.name} uses {estate.currency}")
     # A payment that names no pocket goes to the unit's first metered one (electricity first).
     utility = payment.utility or (metered_utilities(session, unit.id) or UTILITIES)[0]
-    if utility not in UTILITIES:
+    levy = utility == "levy"  # a levy payment (app.billing.levies): the owner's levy pocket, never the wallet
+    if utility not in UTILITIES and not levy:
         raise PaymentError(f"unknown utility {utility!r}")
     amount = check_amount(session, quantize(payment.amount, estate.currency), estate)
-    pocket = open_wallet(session, unit, (utility,)).pocket(utility)  # only the pocket posted to
+    if levy:
+        from app.ledger.accounts import owner_pocket
+        pocket = owner_pocket(session, unit, "levy")
+    else:
+        pocket = open_wallet(session, unit, (utility,)).pocket(utility)  # only the pocket posted to
     clearing = system_account(session, estate, "clearing", payment.provider,
                               name=f"{PROVIDER_LABELS.get(payment.provider, payment.provider)} clearing")
     legs: list[tuple[int, Decimal]] = [(clearing.id, -amount)]
     bought = format_amount(amount, estate.currency)
-    if estate.wallet_denomination == "units":
+    if estate.wallet_denomination == "units" and not levy:
         unit_legs, bought = _units_legs(session, estate, utility, pocket, amount, payment.paid_at or utcnow())
         legs += unit_legs
     else:
@@ -96,6 +101,8 @@ def credit_payment(session: Session, payment: Payment, *, user_id: int | None = 
                      old={"status": was},
                      new={"status": "credited", "unit": unit.number, "utility": utility,
                           "amount": str(amount), "key": payment.idempotency_key})
+        if levy:
+            return posted.created  # the owner's levy: no meter to restore, no tenant receipt
         _after_pocket_change(session, [pocket.id])
         _send_receipt(session, payment, unit, estate, pocket.id)
         # P5, decided here for every provider: a SparkMeter meter only supplies what Koios holds.

@@ -85,6 +85,7 @@ class AuditReport:
     verified_ok: bool = False
     verification: str = ""
     chain_head: Anchor | None = None  # printed as the ledger anchor
+    levies: list = field(default_factory=list)  # app.billing.scheme.SchemeMonth per month (B3)
 
     @property
     def all_locked(self) -> bool:
@@ -114,6 +115,8 @@ def build_audit_report(session: Session, estate: Estate, first: str, last: str |
     _add_transactions(session, report, in_range)
     _add_balances(session, report, first, last)
     _add_variances(session, report)
+    from app.billing.scheme import levy_months
+    report.levies = levy_months(session, estate, months)
     verification = verify_ledger(session, estate.id)
     report.verified_ok, report.verification = verification.ok, summarise(verification)
     report.chain_head = chain_head(session, estate.id)
@@ -222,6 +225,13 @@ def render_audit_report(session: Session, report: AuditReport) -> bytes:
         [[b.name, pdf_amount(b.opening, b.commodity), pdf_amount(b.movement, b.commodity),
           pdf_amount(b.closing, b.commodity)] for b in report.balances] or [["-", "-", "-", "-"]],
         widths=[66 * mm, 38 * mm, 38 * mm, 38 * mm], numeric=(1, 2, 3))]
+    if any(m.billed or m.collected or m.arrears for m in report.levies):
+        currency = report.estate.currency
+        story += [Paragraph("Levies", H2), data_table(
+            ["Month", "Billed", "Collected", "Levy arrears at month end"],
+            [[m.period, pdf_amount(m.billed, currency), pdf_amount(m.collected, currency),
+              pdf_amount(m.arrears, currency)] for m in report.levies],
+            widths=[40 * mm, 46 * mm, 46 * mm, 48 * mm], numeric=(1, 2, 3))]
     story += [Paragraph("Variances: bulk supply against unit meters", H2)]
     if report.variances:
         story.append(data_table(

@@ -106,6 +106,27 @@ class TopupLine:
 
 
 @dataclass
+class LevyFigures:
+    """The owner's levy pocket over the month (B3): what was charged, paid, moved to arrears."""
+
+    currency: str
+    opening: Decimal = Decimal(0)
+    charged: Decimal = Decimal(0)  # negative: the month's levy charges
+    paid: Decimal = Decimal(0)  # levy payments into the pocket
+    other: Decimal = Decimal(0)  # unpaid levies moved to arrears records, corrections
+    arrears: Decimal = Decimal(0)  # levy arrears still owed at the month's end
+    lines: list[tuple[str, Decimal]] = field(default_factory=list)  # the month's charges (memo, amount)
+
+    @property
+    def closing(self) -> Decimal:
+        return self.opening + self.charged + self.paid + self.other
+
+    def figures(self) -> dict:
+        return {"opening": str(self.opening), "charged": str(self.charged), "paid": str(self.paid),
+                "other": str(self.other), "closing": str(self.closing), "arrears": str(self.arrears)}
+
+
+@dataclass
 class StatementData:
     """Everything one statement shows, as plain values (picklable for worker processes)."""
 
@@ -127,6 +148,7 @@ class StatementData:
     topups: list[TopupLine] = field(default_factory=list)
     # The estate's chain head when the statement was made: printed as the ledger anchor.
     chain_head: Anchor | None = None
+    levy: LevyFigures | None = None  # the owner's levies, when the unit has a levy pocket (B3)
 
     @property
     def units_mode(self) -> bool:
@@ -143,6 +165,12 @@ class StatementData:
 
     def figures(self) -> dict:
         """The statement's numbers as strings: what is archived, hashed and compared on re-runs."""
+        found = self._pocket_figures()
+        if self.levy is not None:  # only then: statements without levies keep their hashes
+            found["levy"] = self.levy.figures()
+        return found
+
+    def _pocket_figures(self) -> dict:
         return {
             "estate": self.estate_code, "unit": self.unit_number, "period": self.period,
             "pockets": [{
@@ -198,6 +226,7 @@ def load_statements(session: Session, estate: Estate, period: str,
         _add_daily_consumption(session, estate, period, pockets, unit_ids)
         _add_quantities(session, estate, statements, start, end, unit_ids)
         _add_people(session, statements, start, end)
+        _add_levies(session, estate, period, statements)
     return list(statements.values())
 
 
@@ -382,3 +411,56 @@ def _add_people(session: Session, statements: dict[int, StatementData],
     for unit_id, name in owners:
         if name not in statements[unit_id].owners:
             statements[unit_id].owners.append(name)
+
+
+def _add_levies(session: Session, estate: Estate, period: str, statements: dict[int, StatementData]) -> None:
+    """The owner's levy pocket of each unit that has one: opening, the month's moves, levy arrears."""
+    from app.models.arrears import ArrearsRecord
+
+    numbers = {s.unit_number: s for s in statements.values()}
+    codes = {f"owner_pocket:{number}:levy": number for number in numbers}
+    accounts = dict(session.execute(select(Account.id, Account.code).where(
+        Account.estate_id == estate.id, Account.kind == "owner_pocket", Account.utility == "levy",
+        Account.code.in_(list(codes)))).all())
+    if not accounts:
+        return
+    figures = {}
+    for account_id, code in accounts.items():
+        statement = numbers[codes[code]]
+        statement.levy = figures[account_id] = LevyFigures(estate.currency)
+    in_month = LedgerTransaction.period == period
+    rows = session.execute(
+        select(Posting.account_id, in_month.label("in_month"), LedgerTransaction.kind, func.sum(Posting.amount))
+        .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
+        .where(Posting.account_id.in_(list(accounts)), LedgerTransaction.period <= period)
+        .group_by(Posting.account_id, in_month, LedgerTransaction.kind))
+    for account_id, now, kind, total in rows:
+        levy = figures[account_id]
+        amount = Decimal(total)
+        if not now:
+            levy.opening += amount
+        elif kind == "levy":
+            levy.charged += amount
+        elif category_of(kind) == "topups":
+            levy.paid += amount
+        else:
+            levy.other += amount
+    for account_id, memo, amount in session.execute(
+            select(Posting.account_id, LedgerTransaction.memo, Posting.amount)
+            .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
+            .where(Posting.account_id.in_(list(accounts)), LedgerTransaction.period == period,
+                   LedgerTransaction.kind == "levy").order_by(LedgerTransaction.id)):
+        figures[account_id].lines.append((memo, Decimal(amount)))
+    unit_ids = {s.unit_id: s for s in statements.values()}
+    for unit_id, total in session.execute(
+            select(ArrearsRecord.unit_id, func.sum(Posting.amount))
+            .join(Posting, Posting.account_id == ArrearsRecord.account_id)
+            .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
+            .where(ArrearsRecord.estate_id == estate.id, ArrearsRecord.source == "levy",
+                   ArrearsRecord.unit_id.in_(list(unit_ids)), LedgerTransaction.period <= period)
+            .group_by(ArrearsRecord.unit_id)):
+        if unit_ids[unit_id].levy is not None:
+            unit_ids[unit_id].levy.arrears = -Decimal(total)
+    for levy in figures.values():  # SQLite sums Numeric as REAL: back to minor units
+        for name in ("opening", "charged", "paid", "other", "arrears"):
+            setattr(levy, name, quantize(getattr(levy, name), estate.currency))

@@ -83,13 +83,33 @@ def _statement_story(data: StatementData, colour, tz: ZoneInfo, provisional: boo
             ParagraphStyle("warn", parent=SMALL, textColor=NEGATIVE)))
     if not data.pockets:
         story += [Spacer(1, 6 * mm), Paragraph(_("This unit has no wallet."), BODY)]
+        story += _levy_section(data)
         return story
     story += [Paragraph(_("Summary"), H2), _summary_table(data, colour)]
     story += [Paragraph(_("Consumption"), H2), _consumption_table(data)]
     if any(p.daily for p in data.pockets):
         story.append(KeepTogether([Spacer(1, 2 * mm), ConsumptionChart(data, colour)]))
     story += _topup_section(data, tz)
+    story += _levy_section(data)
     return story
+
+
+def _levy_section(data: StatementData) -> list:
+    """The owner's levies (B3): the levy pocket's month and what is in arrears."""
+    levy = data.levy
+    if levy is None:
+        return []
+    rows = [[_("Opening balance"), _pdf_amount(levy.opening, levy.currency)]]
+    rows += [[memo or _("Levy"), _pdf_amount(amount, levy.currency)] for memo, amount in levy.lines[:MAX_TOPUP_LINES]]
+    rows += [[_("Levy payments"), _pdf_amount(levy.paid, levy.currency)]]
+    if levy.other:
+        rows.append([_("Moved to arrears, corrections"), _pdf_amount(levy.other, levy.currency)])
+    rows += [[_("Closing balance (negative: invoiced, unpaid)"), _pdf_amount(levy.closing, levy.currency)],
+             [_("Levy arrears owed at month end"), _pdf_amount(levy.arrears, levy.currency)]]
+    return [Paragraph(_("Levies (owner)"), H2),
+            Paragraph(_("Levies are the owner's: they are charged to the owner's levy pocket, never to the "
+                        "unit's wallet."), SMALL),
+            data_table(["", _("Amount")], rows, widths=[140 * mm, 40 * mm], numeric=(1,), wrap=(0,))]
 
 
 def _summary_table(data: StatementData, colour) -> Table:

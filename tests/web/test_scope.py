@@ -25,6 +25,7 @@ ID_PARAMETERS = {"unit_id", "estate_id", "run_id", "tx_id"}  # tx_id: a transact
 ID_PARAMETERS |= {"meter_id"}  # a meter on the unit swept (so in its estate): meter_on()
 ID_PARAMETERS |= {"person_id"}  # a person registered to the estate (admin People pages)
 ID_PARAMETERS |= {"import_id"}  # an import (ImportBatch) of the estate, made the first time it is asked for
+ID_PARAMETERS |= {"levy_id"}  # a levy definition of the estate (body corporate levies): levy_of()
 # Other parameters the sweep knows how to fill (with a harmless valid value).
 PLAIN_VALUES = {"name": "credit_control", "period": "2026-01",
                 "uisp_client_id": 1}  # staff-only UISP copy: gated by the staff blueprint
@@ -97,6 +98,8 @@ def build(app, rule: Rule, *, unit: int, estate: int, run: int | None = None) ->
             values[name] = person_of(app, estate)
         elif name == "import_id":
             values[name] = import_of(app, estate)
+        elif name == "levy_id":
+            values[name] = levy_of(app, estate)
         elif name in PLAIN_VALUES:
             values[name] = PLAIN_VALUES[name]
         else:
@@ -186,6 +189,29 @@ def import_of(app, estate_id: int) -> int:
             db.session.add(batch)
             db.session.commit()
             found = batch.id
+        db.session.remove()
+        return found
+
+
+def levy_of(app, estate_id: int) -> int:
+    """A levy definition of the estate (made the first time it is asked for)."""
+    from decimal import Decimal
+
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Estate, LevyDefinition
+
+    with app.app_context():
+        if db.session.get(Estate, estate_id) is None:
+            return estate_id  # no such estate: any id is as missing as the estate
+        found = db.session.scalar(select(LevyDefinition.id).where(LevyDefinition.estate_id == estate_id).limit(1))
+        if found is None:
+            levy = LevyDefinition(estate_id=estate_id, name="Sweep levy", amount=Decimal("100"), frequency="monthly",
+                                  allocation="equal", effective_from="2026-01")
+            db.session.add(levy)
+            db.session.commit()
+            found = levy.id
         db.session.remove()
         return found
 

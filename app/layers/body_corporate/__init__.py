@@ -5,3 +5,4 @@ bp = layer_blueprint("body_corporate", "/body-corporate")
 
 from app.layers.body_corporate import views  # noqa: E402,F401
 from app.layers.body_corporate import statements  # noqa: E402,F401
+from app.layers.body_corporate import levies  # noqa: E402,F401
