@@ -24,9 +24,8 @@ FEATURE_DEFAULTS: dict[str, bool] = {
     "levies_auto_deduct": False,
 }
 # The flags some code reads. Only these are shown and can be toggled: a switch with no
-# feature behind it would promise something that does not happen (levies_auto_deduct
-# joins when the levy run exists).
-LIVE_FEATURES: tuple[str, ...] = ("credit_control", "statements")
+# feature behind it would promise something that does not happen.
+LIVE_FEATURES: tuple[str, ...] = ("credit_control", "statements", "levies_auto_deduct")
 
 
 class Estate(Base):
