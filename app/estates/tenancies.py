@@ -207,6 +207,20 @@ def move_in(session: Session, actor: User, unit: Unit, person: Person | Mapping[
             day: date, openings: Mapping[str, Decimal | None], *, invite: bool = True,
             now: datetime | None = None, user_id: int | None = None) -> MoveInResult:
     """Move a tenant into the unit: tenancy, opening readings, pockets from zero, occupied, invited; commits once."""
+    result = place_move_in(session, actor, unit, person, day, openings, invite=invite, now=now, user_id=user_id)
+    session.commit()
+    return result
+
+
+def place_move_in(session: Session, actor: User, unit: Unit, person: Person | Mapping[str, str | None],
+                  day: date, openings: Mapping[str, Decimal | None], *, invite: bool = True,
+                  now: datetime | None = None, user_id: int | None = None,
+                  onboarding: bool = False) -> MoveInResult:
+    """Do everything a move-in does; the caller commits (the move-in page and the tenancies import).
+
+    `onboarding` (bulk onboarding of tenants already living there): any past move-in date
+    is taken, and the opening readings are taken now rather than on that date.
+    """
     from app.notify import notify
 
     now = now or utcnow()
@@ -220,11 +234,18 @@ def move_in(session: Session, actor: User, unit: Unit, person: Person | Mapping[
     last_out = session.scalar(select(Tenancy.move_out).where(Tenancy.unit_id == unit.id,
                                                               Tenancy.move_out.is_not(None))
                               .order_by(Tenancy.move_out.desc()).limit(1))
-    _check_day(day, estate, now, errors, "move_in", not_before=last_out)
+    if onboarding:
+        if day > now.astimezone(estate.tz).date():
+            errors["move_in"] = "Enter today's date or an earlier one."
+        elif last_out is not None and day < last_out:
+            errors["move_in"] = f"Enter {last_out.isoformat()} or later."
+    else:
+        _check_day(day, estate, now, errors, "move_in", not_before=last_out)
     if errors:
         raise MoveError(errors)
     meters = unit_meters(session, unit)
-    readings = _read(session, meters, openings, estate, day, now, prefix="opening", end_of_day=False)
+    reading_day = now.astimezone(estate.tz).date() if onboarding else day
+    readings = _read(session, meters, openings, estate, reading_day, now, prefix="opening", end_of_day=False)
     tenancy, granted = place_tenant(session, actor, unit, person, day, invite=invite, user_id=user_id)
     carried = []
     pockets = _pockets(session, unit)
@@ -253,11 +274,9 @@ def move_in(session: Session, actor: User, unit: Unit, person: Person | Mapping[
         "unit": unit.number, "person_id": person_row.id, "move_in": day,
         "openings": {r.utility: str(r.register) for r in readings},
         "to_owner": {u: str(a) for u, a, _c in carried}})
-    result = MoveInResult(tenancy.id, person_row.id, person_row.full_name, readings, carried,
-                          invite_email=granted.user.email if granted and granted.invite_link else None,
-                          sms_to=sms_to)
-    session.commit()
-    return result
+    return MoveInResult(tenancy.id, person_row.id, person_row.full_name, readings, carried,
+                        invite_email=granted.user.email if granted and granted.invite_link else None,
+                        sms_to=sms_to)
 
 
 # --- move-out ---------------------------------------------------------------------------------
