@@ -159,14 +159,14 @@ def reading_time(estate: Estate, day: date, now: datetime, meter: Meter, *, end_
     """When a move's reading is taken: now on today's moves, else the day's start (in) or end (out)."""
     today = now.astimezone(estate.tz).date()
     if day >= today:
-        at = now.replace(second=0, microsecond=0)
+        at = now.replace(microsecond=0)
     else:
         clock = time(23, 30) if end_of_day else time(0, 0)
         at = datetime.combine(day, clock, tzinfo=estate.tz).astimezone(now.tzinfo)
     interval = meter.interval_minutes if meter.reports_on_boundaries else None
     if interval:
         minutes = at.hour * 60 + at.minute
-        at -= timedelta(minutes=minutes % interval)
+        at = at.replace(second=0) - timedelta(minutes=minutes % interval)
     return at
 
 
@@ -182,6 +182,9 @@ def _read(session: Session, meters: list[Meter], registers: Mapping[str, Decimal
         report = ingest(session, [manual_message(meter, register, at)], now=now, keep_dead_letters=False)
         if report.dead_letters:
             raise MoveError({f"{prefix}_{meter.utility}": f"The reading was refused: {report.dead_letters[0]}."})
+        if not report.accepted:
+            raise MoveError({f"{prefix}_{meter.utility}": "The meter already has a reading at "
+                             f"{at.astimezone(estate.tz):%d %b %Y %H:%M:%S}: try again in a moment."})
         done.append(ReadingOutcome(meter.utility, meter.serial, register, at))
     return done
 

@@ -230,8 +230,9 @@ def run_bulk_topup(session: Session, batch_id: int, *, user_id: int | None = Non
             session.add(payment)
             session.flush()
             try:
-                with session.begin_nested():
-                    created = credit_payment(session, payment, user_id=user_id)
+                # No savepoint per wallet: hundreds in one transaction slow PostgreSQL down
+                # (subtransaction overflow), and credit_payment refuses before it posts anything.
+                created = credit_payment(session, payment, user_id=user_id)
             except PaymentError as error:
                 payment.status, payment.status_reason = "failed", str(error)[:300]
                 results[index] = {**_shown(row), "outcome": "skipped", "reason": str(error)[:200]}
