@@ -27,6 +27,7 @@ JOB_MODULES = [
     "app.ledger.pocket_flows",
     "app.estates.imports",
     "app.billing.levies",  # levy run (issue 18)
+    "app.payments.bulk_topup",  # issue 15
 ]
 
 

@@ -85,6 +85,13 @@ LABELS: dict[str, dict[str, str]] = {
                 "levies_auto_deduct": "Levies auto-deduct"},
 }
 
+# Issue 15 (agents: moves and bulk top-up)
+LABELS["job"]["bulk_topup"] = "Bulk top-up"
+LABELS["import_kind"]["tenancies"] = "Tenancies (move-ins)"
+LABELS["refund_status"] = {"owed": "To pay", "paid": "Paid"}
+LABELS["bulk_outcome"] = {"credited": "Credited", "skipped": "Skipped"}
+LABELS["account_kind"]["refunds_payable"] = "Refunds payable"
+
 VERBATIM = {"commodity"}  # kinds whose unknown codes read best as they are
 
 

@@ -235,6 +235,17 @@ def add_tenant(session: Session, actor: User, unit: Unit, person: Person | Mappi
     `person` is a person of the estate, or the form values of a new one (registered here).
     A person without an email gets the tenancy only (no login: they pay and are told by SMS).
     """
+    tenancy, result = place_tenant(session, actor, unit, person, move_in, invite=invite, user_id=user_id)
+    session.commit()
+    return tenancy, result
+
+
+def place_tenant(session: Session, actor: User, unit: Unit, person: Person | Mapping[str, str | None],
+                 move_in: date, *, invite: bool = True, today: date | None = None,
+                 user_id: int | None = None) -> tuple[Tenancy, GrantResult | None]:
+    """Record the tenancy, mark the unit occupied once it has begun, grant and invite; the caller commits."""
+    from app.estates.status import set_occupancy
+
     _check_reach(session, actor, unit.estate_id)
     person = _person(session, unit, person)
     current = session.scalar(select(Tenancy.id).where(
@@ -247,10 +258,11 @@ def add_tenant(session: Session, actor: User, unit: Unit, person: Person | Mappi
     session.flush()
     audit.record(session, "tenancy.created", tenancy, estate_id=unit.estate_id,
                  new={"unit": unit.number, "person_id": person.id, "move_in": move_in})
+    if move_in <= (today or date.today()) and unit.occupancy_status != "maintenance":
+        set_occupancy(session, unit, "occupied", user_id=user_id)  # a tenant lives there from today
     result = None
     if person.email and _unit_grant(session, person, "tenant", unit) is None:
         result = _grant(session, actor, person, "tenant", estate=None, unit=unit, invite=invite)
-    session.commit()
     return tenancy, result
 
 
@@ -306,8 +318,20 @@ def end_tenancy(session: Session, actor: User, tenancy: Tenancy, move_out: date,
     grant = _unit_grant(session, person, "tenant", unit)
     if grant is not None and still is None:
         _revoke(session, grant, unit.estate_id)
+    _vacate_if_empty(session, unit, move_out, user_id=user_id)
     session.commit()
     return tenancy
+
+
+def _vacate_if_empty(session: Session, unit: Unit, day: date, *, user_id: int | None = None) -> bool:
+    """Mark the unit vacant when nobody rents it after `day`; the caller commits."""
+    from app.estates.status import set_occupancy
+
+    others = session.scalar(select(Tenancy.id).where(
+        Tenancy.unit_id == unit.id, or_(Tenancy.move_out.is_(None), Tenancy.move_out > day)).limit(1))
+    if others is not None or unit.occupancy_status != "occupied":
+        return False
+    return set_occupancy(session, unit, "vacant", user_id=user_id)
 
 
 def end_ownership(session: Session, actor: User, ownership: UnitOwnership, until: date, *,

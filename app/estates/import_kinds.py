@@ -582,3 +582,4 @@ class OpeningBalancesKind(ImportKind):
                                      "utility": row.values["utility"]})
             for row, result in zip(rows, posted, strict=True) if result.created], action="opening_balance.post")
         after_pocket_change(session, pockets)
+from app.estates import import_tenancies  # noqa: E402,F401  (issue 15: the tenancies kind)

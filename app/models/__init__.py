@@ -27,3 +27,4 @@ from app.models.tariff import TariffClass  # noqa: E402,F401
 from app.models.metering import RelayHold  # noqa: E402,F401
 from app.models.arrears import ArrearsRecord  # noqa: E402,F401
 from app.models.levies import LevyCharge, LevyDefinition  # noqa: E402,F401
+from app.models.moves import BulkTopup, Refund  # noqa: E402,F401

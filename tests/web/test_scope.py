@@ -26,6 +26,7 @@ ID_PARAMETERS |= {"meter_id"}  # a meter on the unit swept (so in its estate): m
 ID_PARAMETERS |= {"person_id"}  # a person registered to the estate (admin People pages)
 ID_PARAMETERS |= {"import_id"}  # an import (ImportBatch) of the estate, made the first time it is asked for
 ID_PARAMETERS |= {"levy_id"}  # a levy definition of the estate (body corporate levies): levy_of()
+ID_PARAMETERS |= {"batch_id"}  # a bulk top-up (BulkTopup) of the estate, made the first time it is asked for
 # Other parameters the sweep knows how to fill (with a harmless valid value).
 PLAIN_VALUES = {"name": "credit_control", "period": "2026-01",
                 "uisp_client_id": 1}  # staff-only UISP copy: gated by the staff blueprint
@@ -100,6 +101,8 @@ def build(app, rule: Rule, *, unit: int, estate: int, run: int | None = None) ->
             values[name] = import_of(app, estate)
         elif name == "levy_id":
             values[name] = levy_of(app, estate)
+        elif name == "batch_id":
+            values[name] = bulk_topup_of(app, estate)
         elif name in PLAIN_VALUES:
             values[name] = PLAIN_VALUES[name]
         else:
@@ -212,6 +215,27 @@ def levy_of(app, estate_id: int) -> int:
             db.session.add(levy)
             db.session.commit()
             found = levy.id
+        db.session.remove()
+        return found
+
+
+def bulk_topup_of(app, estate_id: int) -> int:
+    """A bulk top-up of the estate (a planned, empty one made the first time it is asked for)."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Estate
+    from app.models.moves import BulkTopup
+
+    with app.app_context():
+        if db.session.get(Estate, estate_id) is None:
+            return estate_id  # no such estate: any id is as missing as the estate
+        found = db.session.scalar(select(BulkTopup.id).where(BulkTopup.estate_id == estate_id).limit(1))
+        if found is None:
+            batch = BulkTopup(estate_id=estate_id, rows=[], skipped=[])
+            db.session.add(batch)
+            db.session.commit()
+            found = batch.id
         db.session.remove()
         return found
 

@@ -4,3 +4,5 @@ from app.layers import layer_blueprint
 bp = layer_blueprint("agent", "/agent")
 
 from app.layers.agent import views  # noqa: E402,F401
+from app.layers.agent import units  # noqa: E402,F401
+from app.layers.agent import bulk  # noqa: E402,F401
