@@ -84,6 +84,15 @@ LABELS: dict[str, dict[str, str]] = {
                 "levies_auto_deduct": "Levies auto-deduct"},
 }
 
+# Utility layer (issue 19)
+LABELS["job"].update({"utility_losses": "Daily losses (bulk vs units)", "meter_anomalies": "Meter anomaly scores",
+                      "demand_watch": "Demand management"})
+LABELS["case_status"] = {"open": "Open", "investigating": "Investigating", "resolved": "Resolved"}
+LABELS["anomaly_rule"] = {"z_score": "Unusual day", "sudden_change": "Sudden change",
+                          "zero_use": "Zero use (possible bypass)", "negative_use": "Negative use",
+                          "purchase_collapse": "Purchases collapsed"}
+LABELS["demand_state"] = {"warning": "Warning sent", "restricted": "Supply held", "restored": "Restored"}
+
 VERBATIM = {"commodity"}  # kinds whose unknown codes read best as they are
 
 

@@ -26,3 +26,5 @@ from app.models.corrections import CaseNote, Correction  # noqa: E402,F401
 from app.models.tariff import TariffClass  # noqa: E402,F401
 from app.models.metering import RelayHold  # noqa: E402,F401
 from app.models.arrears import ArrearsRecord  # noqa: E402,F401
+# Utility layer (issue 19)
+from app.models.utility import DemandEvent, EmissionFactor, LossDay, MeterAnomaly, RevenueCase  # noqa: E402,F401
