@@ -375,6 +375,8 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     rebuild(session)
     _replaced_meter(session, ids)
     _seed_operations(session, clock.now, seeded)
+    from app.analytics.utility_demo import seed_utility_figures  # utility layer (issue 19)
+    seed_utility_figures(session)
     session.commit()
     _seed_imports(session, seeded["SUN"])
     click.echo(f"Demo seeded in {perf_counter() - started:.1f} s")
