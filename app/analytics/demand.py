@@ -134,13 +134,15 @@ def check_demand(session: Session, estate: Estate, *, now: datetime | None = Non
                estate_id=estate.id)
         for user in recipients(session, estate.id):
             notify(session, "utility_demand", {"estate": estate, "event": event, "heavy": False}, user=user)
-        heavy = heaviest_meters(session, estate.id, now, settings.order)[:settings.max_units]
-        for user in _tenants(session, [m.unit_id for m, _ in heavy], now):
+        heavy = heaviest_meters(session, estate.id, now, settings.order)
+        for user in _tenants(session, [m.unit_id for m, _ in heavy[:settings.max_units]], now):
             notify(session, "utility_demand", {"estate": estate, "event": event, "heavy": True}, user=user)
         if settings.restrict and estate.feature_enabled("credit_control"):
             held = []
             reason = f"demand {kw} kW above {settings.threshold_kw} kW"
             for meter, _ in heavy:
+                if len(held) >= settings.max_units:
+                    break
                 try:
                     place_hold(session, meter, "demand", reason, until=now + timedelta(minutes=settings.hold_minutes))
                 except HoldRefused:
