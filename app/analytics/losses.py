@@ -69,11 +69,7 @@ def compute_days(session: Session, estate: Estate, first: date, last: date, *,
         return []
     ids = [m.id for m in meters if m.utility in supplied]
     rollups: dict[tuple[int, datetime], tuple[Decimal, int]] = {}
-    for meter_id, period_start, consumption, readings in session.execute(
-            select(ConsumptionRollup.meter_id, ConsumptionRollup.period_start, ConsumptionRollup.consumption,
-                   ConsumptionRollup.readings)
-            .where(ConsumptionRollup.grain == "day", ConsumptionRollup.meter_id.in_(ids),
-                   ConsumptionRollup.period_start >= start, ConsumptionRollup.period_start < end)):
+    for meter_id, period_start, consumption, readings in rollup_rows(session, "day", ids, start, end, tz):
         rollups[(meter_id, _utc(period_start))] = (Decimal(consumption), readings)
     existing = {(row.utility, row.day): row for row in session.scalars(
         select(LossDay).where(LossDay.estate_id == estate.id, LossDay.day >= first, LossDay.day <= last))}
@@ -101,6 +97,16 @@ def compute_days(session: Session, estate: Estate, first: date, last: date, *,
         day += timedelta(days=1)
     session.flush()
     return stored
+
+
+def rollup_rows(session: Session, grain: str, meter_ids: list[int], start: datetime, end: datetime, tz=None):
+    """(meter id, period start, consumption, readings) of the meters' roll-ups of a grain in [start, end)."""
+    return session.execute(
+        select(ConsumptionRollup.meter_id, ConsumptionRollup.period_start, ConsumptionRollup.consumption,
+               ConsumptionRollup.readings)
+        .where(ConsumptionRollup.grain == grain, ConsumptionRollup.meter_id.in_(meter_ids),
+               ConsumptionRollup.period_start >= start, ConsumptionRollup.period_start < end)
+        .order_by(ConsumptionRollup.meter_id, ConsumptionRollup.period_start)).all()
 
 
 def _day_figures(meters, rollups, day_start: datetime, day_end: datetime):

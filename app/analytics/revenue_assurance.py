@@ -20,7 +20,8 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.analytics.losses import local_day_start, _utc
+from app.analytics import losses
+from app.analytics.losses import _utc, local_day_start
 from app.audit import record
 from app.billing.tariffs import TariffError, charge, class_prices, price_on, prices_for, unit_class_keys
 from app.models import (Account, ConsumptionRollup, Estate, LedgerTransaction, Meter, Posting, Unit, User,
@@ -196,20 +197,11 @@ def score_estate(session: Session, estate: Estate, day: date, *, open_cases: boo
     day_start, day_end = local_day_start(day, tz), local_day_start(day + timedelta(days=1), tz)
     history_start = local_day_start(day - timedelta(days=HISTORY_DAYS), tz)
     daily: dict[int, dict[datetime, tuple[Decimal, int]]] = defaultdict(dict)
-    for meter_id, start, consumption, readings in session.execute(
-            select(ConsumptionRollup.meter_id, ConsumptionRollup.period_start, ConsumptionRollup.consumption,
-                   ConsumptionRollup.readings)
-            .where(ConsumptionRollup.grain == "day", ConsumptionRollup.meter_id.in_(ids),
-                   ConsumptionRollup.period_start >= history_start, ConsumptionRollup.period_start < day_end)):
+    for meter_id, start, consumption, readings in losses.rollup_rows(session, "day", ids, history_start, day_end, tz):
         daily[meter_id][_utc(start)] = (Decimal(consumption), readings)
     hourly: dict[int, list[tuple[datetime, Decimal, int]]] = defaultdict(list)
-    for meter_id, start, consumption, readings in session.execute(
-            select(ConsumptionRollup.meter_id, ConsumptionRollup.period_start, ConsumptionRollup.consumption,
-                   ConsumptionRollup.readings)
-            .where(ConsumptionRollup.grain == "hour", ConsumptionRollup.meter_id.in_(ids),
-                   ConsumptionRollup.period_start >= day_end - timedelta(hours=48),
-                   ConsumptionRollup.period_start < day_end)
-            .order_by(ConsumptionRollup.meter_id, ConsumptionRollup.period_start)):
+    for meter_id, start, consumption, readings in losses.rollup_rows(session, "hour", ids,
+                                                                      day_end - timedelta(hours=48), day_end, tz):
         hourly[meter_id].append((_utc(start), Decimal(consumption), readings))
     purchases = _monthly_purchases(session, estate, day)
     existing = {row.meter_id: row for row in session.scalars(
