@@ -45,6 +45,9 @@ def test_catalogue_defaults_are_what_the_code_used_before():
         "chirpstack_profiles": {"default": {"field": "energy", "unit": "kWh"}},
         "ingest_maintenance": False, "metrics_enabled": False,
         "account_number_pattern": "{seq:04d}{code}", "reversal_approval_threshold": "1000",
+        # utility layer (issue 19): demand management
+        "demand_threshold_kw": None, "demand_restore_kw": None, "demand_restore_minutes": 15,
+        "demand_restrict": False, "demand_hold_minutes": 30, "demand_max_units": 5, "demand_order": "last_hour",
     }
 
 
@@ -67,7 +70,9 @@ def test_every_entry_has_a_label_and_a_help_line():
     assert [spec.key for spec in estate_specs()] == [
         "payment_max_amount", "mpesa_paybill", "mpesa_senders", "account_number_pattern",
         "reversal_approval_threshold", "water_credit_limit", "tariff_notice_days",
-        "brand_colour", "loss_threshold_percent", "sparkmeter_customer_code", "chirpstack_application_id"]
+        "brand_colour", "loss_threshold_percent", "sparkmeter_customer_code", "chirpstack_application_id",
+        "demand_threshold_kw", "demand_restore_kw", "demand_restore_minutes", "demand_restrict",  # issue 19
+        "demand_hold_minutes", "demand_max_units", "demand_order"]
 
 
 @pytest.mark.parametrize(("key", "typed", "stored"), [
