@@ -28,6 +28,7 @@ JOB_MODULES = [
     "app.estates.imports",
     "app.billing.levies",  # levy run (issue 18)
     "app.payments.bulk_topup",  # issue 15
+    "app.analytics.utility_jobs",  # utility layer (issue 19)
 ]
 
 

@@ -376,6 +376,8 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     _replaced_meter(session, ids)
     _seed_operations(session, clock.now, seeded)
     from app.i18n.demo import seed_languages; logins += seed_languages(session, seeded)  # noqa: E702  (issue 23)
+    from app.analytics.utility_demo import seed_utility_figures  # utility layer (issue 19)
+    seed_utility_figures(session)
     session.commit()
     _seed_imports(session, seeded["SUN"])
     __import__("app.billing.levies", fromlist=["seed_demo_levies"]).seed_demo_levies(session, seeded["SUN"].estate)  # issue 18

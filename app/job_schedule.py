@@ -133,6 +133,13 @@ def schedule(uisp_refresh_hours: int = DEFAULT_UISP_REFRESH_HOURS) -> list[Sched
                      "Each estate's levies for the month just begun; a month already charged posts nothing (B3)."),
         ScheduledJob("ledger_anchors", "15 3 * * *", "ledger_anchor_email", _tracked("ledger_anchor_email"),
                      "Each estate's ledger chain head emailed to LEDGER_ANCHOR_EMAIL (C3)."),
+        # Utility layer (issue 19): after the night's imports (01:30-01:45) so their days are complete.
+        ScheduledJob("utility_losses", "10 2 * * *", "utility_losses", _tracked("utility_losses"),
+                     "Each estate's last three days of bulk against unit meters; alerts a new loss episode (U1, U2)."),
+        ScheduledJob("meter_anomalies", "25 2 * * *", "meter_anomalies", _tracked("meter_anomalies"),
+                     "Yesterday's anomaly score for every unit meter; a high score opens a case (U4)."),
+        ScheduledJob("demand_watch", "*/5 * * * *", "demand_watch", _tracked("demand_watch"),
+                     "Estate demand against its threshold: warnings, holds on the heaviest consumers, restoration (U5)."),
     ]
 
 

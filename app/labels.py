@@ -91,6 +91,14 @@ LABELS["import_kind"]["tenancies"] = "Tenancies (move-ins)"
 LABELS["refund_status"] = {"owed": "To pay", "paid": "Paid"}
 LABELS["bulk_outcome"] = {"credited": "Credited", "skipped": "Skipped"}
 LABELS["account_kind"]["refunds_payable"] = "Refunds payable"
+# Utility layer (issue 19)
+LABELS["job"].update({"utility_losses": "Daily losses (bulk vs units)", "meter_anomalies": "Meter anomaly scores",
+                      "demand_watch": "Demand management"})
+LABELS["case_status"] = {"open": "Open", "investigating": "Investigating", "resolved": "Resolved"}
+LABELS["anomaly_rule"] = {"z_score": "Unusual day", "sudden_change": "Sudden change",
+                          "zero_use": "Zero use (possible bypass)", "negative_use": "Negative use",
+                          "purchase_collapse": "Purchases collapsed"}
+LABELS["demand_state"] = {"warning": "Warning sent", "restricted": "Supply held", "restored": "Restored"}
 
 VERBATIM = {"commodity"}  # kinds whose unknown codes read best as they are
 

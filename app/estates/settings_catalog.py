@@ -303,6 +303,37 @@ CATALOG: tuple[SettingSpec, ...] = (
         "While on, GET /metrics answers in the Prometheus text format (the METRICS_ENABLED config "
         "value also switches it on); off, it is a 404.",
         "bool", False, SYSTEM, scope="global"),
+    # Utility layer (issue 19): demand management (app/analytics/demand.py).
+    SettingSpec(
+        "demand_threshold_kw", "Demand threshold (kW)",
+        "When the bulk electricity meter draws more than this, the utility users and the heaviest "
+        "consumers are warned. Empty: demand is not managed.",
+        "decimal", None, SUPPLY, minimum=Decimal("0.1"), maximum=Decimal("1000000")),
+    SettingSpec(
+        "demand_restore_kw", "Demand restore level (kW)",
+        "Held supply returns once demand stays below this for the restore time. Empty: 90 % of the threshold.",
+        "decimal", None, SUPPLY, minimum=Decimal("0"), maximum=Decimal("1000000")),
+    SettingSpec(
+        "demand_restore_minutes", "Demand restore time (minutes)",
+        "How long demand must stay below the restore level before held supply returns.",
+        "int", 15, SUPPLY, minimum=0, maximum=1440),
+    SettingSpec(
+        "demand_restrict", "Hold supply over the demand threshold",
+        "Over the threshold, hold the heaviest consumers' electricity (never water) while credit control is on.",
+        "bool", False, SUPPLY),
+    SettingSpec(
+        "demand_hold_minutes", "Demand hold time (minutes)",
+        "How long a demand hold lasts at most; it lapses by itself after this.",
+        "int", 30, SUPPLY, minimum=5, maximum=1440),
+    SettingSpec(
+        "demand_max_units", "Units held at most",
+        "The most units whose electricity is held in one demand event.",
+        "int", 5, SUPPLY, minimum=1, maximum=1000),
+    SettingSpec(
+        "demand_order", "Who is held first",
+        "Heaviest consumers first, by their use over the last hour or the last day.",
+        "choice", "last_hour", SUPPLY, choices=(("last_hour", "Heaviest over the last hour"),
+                                                ("last_day", "Heaviest over the last day"))),
 )
 
 # Languages (issue 23): the estate's default language and the symbol its currency is known by.

@@ -28,3 +28,5 @@ from app.models.metering import RelayHold  # noqa: E402,F401
 from app.models.arrears import ArrearsRecord  # noqa: E402,F401
 from app.models.levies import LevyCharge, LevyDefinition  # noqa: E402,F401
 from app.models.moves import BulkTopup, Refund  # noqa: E402,F401
+# Utility layer (issue 19)
+from app.models.utility import DemandEvent, EmissionFactor, LossDay, MeterAnomaly, RevenueCase  # noqa: E402,F401

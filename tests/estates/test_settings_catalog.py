@@ -46,6 +46,9 @@ def test_catalogue_defaults_are_what_the_code_used_before():
         "ingest_maintenance": False, "metrics_enabled": False,
         "account_number_pattern": "{seq:04d}{code}", "reversal_approval_threshold": "1000",
         "language": "en", "currency_symbol": None,  # languages (issue 23)
+        # utility layer (issue 19): demand management
+        "demand_threshold_kw": None, "demand_restore_kw": None, "demand_restore_minutes": 15,
+        "demand_restrict": False, "demand_hold_minutes": 30, "demand_max_units": 5, "demand_order": "last_hour",
     }
 
 
@@ -69,7 +72,9 @@ def test_every_entry_has_a_label_and_a_help_line():
         "payment_max_amount", "mpesa_paybill", "mpesa_senders", "account_number_pattern",
         "reversal_approval_threshold", "water_credit_limit", "tariff_notice_days",
         "brand_colour", "loss_threshold_percent", "sparkmeter_customer_code", "chirpstack_application_id",
-        "language", "currency_symbol"]  # languages (issue 23)
+        "language", "currency_symbol",  # languages (issue 23)
+        "demand_threshold_kw", "demand_restore_kw", "demand_restore_minutes", "demand_restrict",  # issue 19
+        "demand_hold_minutes", "demand_max_units", "demand_order"]
 
 
 @pytest.mark.parametrize(("key", "typed", "stored"), [

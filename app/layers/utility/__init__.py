@@ -4,3 +4,6 @@ from app.layers import layer_blueprint
 bp = layer_blueprint("utility", "/utility")
 
 from app.layers.utility import views  # noqa: E402,F401
+from app.layers.utility import losses, revenue  # noqa: E402,F401  (issue 19)
+from app.layers.utility import demand  # noqa: E402,F401  (issue 19)
+from app.layers.utility import finance  # noqa: E402,F401  (issue 19)

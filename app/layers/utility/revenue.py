@@ -1,0 +1,112 @@
+"""Utility revenue assurance page (U4): expected vs billed vs collected, anomaly scores, cases."""
+from flask import abort, request
+from flask_login import current_user
+
+from app.analytics.losses import recipients
+from app.analytics.revenue_assurance import (CaseError, RULE_LABELS, cases, latest_scores, revenue_months,
+                                             update_case)
+from app.auth.scope import estate_or_404
+from app.extensions import db
+from app.htmx import render
+from app.layers.export import requested_format, respond
+from app.layers.utility import bp
+from app.layers.utility.views import ROLES
+from app.models import utcnow
+from app.models.utility import CASE_STATUSES
+from app.periods import current_period
+from app.reports.export import Column, money_column
+
+TABLES = ("months", "scores", "cases")
+
+
+@bp.get("/estates/<int:estate_id>/revenue")
+def revenue(estate_id: int):
+    """The last 12 months' revenue figures, the latest anomaly scores and the cases."""
+    estate = estate_or_404(db.session, current_user, estate_id, ROLES)
+    months = revenue_months(db.session, estate, current_period(estate.tz, utcnow()), 12)
+    day, scores = latest_scores(db.session, estate.id, limit=200)
+    found = cases(db.session, estate.id)
+    fmt = requested_format()
+    if fmt:
+        table = request.args.get("table", "months")
+        if table not in TABLES:
+            abort(400, "table must be months, scores or cases")
+        if table == "months":
+            return respond(months, month_columns(estate.currency), f"{estate.name} revenue assurance", fmt,
+                           timezone=estate.timezone)
+        if table == "scores":
+            return respond(scores, SCORE_COLUMNS, f"{estate.name} anomaly scores {day or ''}", fmt,
+                           timezone=estate.timezone)
+        return respond(found, CASE_COLUMNS, f"{estate.name} revenue cases", fmt, timezone=estate.timezone)
+    return _page(estate, months, day, scores, found, {}, None)
+
+
+@bp.post("/estates/<int:estate_id>/cases")
+def update_revenue_case(estate_id: int):
+    """Change one case's status, assignee or note; the case row is swapped in place."""
+    estate = estate_or_404(db.session, current_user, estate_id, ROLES)
+    raw = request.form.get("case_id", "")
+    if not raw.isdigit() or int(raw) >= 2**31:
+        abort(404)
+    try:
+        update_case(db.session, estate, int(raw), request.form, user_id=current_user.id,
+                    assignable=recipients(db.session, estate.id))
+    except LookupError:
+        db.session.rollback()
+        abort(404)
+    except CaseError as error:
+        db.session.rollback()
+        return _case_fragment(estate, int(raw), error.errors, request.form), 400
+    return _case_fragment(estate, int(raw), {}, None)
+
+
+def _case_fragment(estate, case_id, errors, form):
+    row = next((r for r in cases(db.session, estate.id) if r[0].id == case_id), None)
+    if row is None:
+        abort(404)
+    return render("utility/_case.html", estate=estate, row=row, errors=errors, form=form,
+                  statuses=CASE_STATUSES, assignable=recipients(db.session, estate.id), rule_labels=RULE_LABELS)
+
+
+def _page(estate, months, day, scores, found, errors, form):
+    return render("utility/revenue.html", estate=estate, months=months, day=day,
+                  scores=[s for s in scores if s[0].score > 0], normal=sum(1 for s in scores if s[0].score == 0),
+                  cases=found, errors=errors, form=form, statuses=CASE_STATUSES,
+                  assignable=recipients(db.session, estate.id), rule_labels=RULE_LABELS)
+
+
+def month_columns(currency: str) -> list[Column]:
+    return [
+        Column("Month", lambda m: m.period),
+        money_column("Expected", lambda m: m.expected, lambda m: currency),
+        money_column("Billed", lambda m: m.billed, lambda m: currency),
+        money_column("Collected", lambda m: m.collected, lambda m: currency),
+        money_column("Expected not billed", lambda m: m.unbilled, lambda m: currency),
+        Column("Collected % of expected", lambda m: m.collection_percent, numeric=True),
+        Column("Meters without a tariff", lambda m: m.unpriced_meters, numeric=True),
+    ]
+
+
+def _parts(parts) -> str:
+    return "; ".join(f"{RULE_LABELS.get(p['rule'], p['rule'])} +{p['points']}: {p['why']}" for p in parts) or "Normal"
+
+
+SCORE_COLUMNS = [
+    Column("Unit", lambda s: s[2].number if s[2] else ""),
+    Column("Meter", lambda s: s[1].serial),
+    Column("Utility", lambda s: s[1].utility),
+    Column("Day", lambda s: s[0].day),
+    Column("Use", lambda s: s[0].consumption, numeric=True),
+    Column("Score", lambda s: s[0].score, numeric=True),
+    Column("Why", lambda s: _parts(s[0].parts)),
+]
+CASE_COLUMNS = [
+    Column("Opened", lambda c: c[0].opened_on),
+    Column("Unit", lambda c: c[2].number if c[2] else ""),
+    Column("Meter", lambda c: c[1].serial),
+    Column("Score", lambda c: c[0].score, numeric=True),
+    Column("Status", lambda c: c[0].status),
+    Column("Assigned to", lambda c: c[3].email if c[3] else ""),
+    Column("Note", lambda c: c[0].note),
+    Column("Why", lambda c: _parts(c[0].parts)),
+]

@@ -1,0 +1,257 @@
+"""Utility analytics: the daily loss + anomaly job from roll-ups vs from raw readings, and the utility pages.
+
+Run from the repository root:  .venv/bin/python bench/analytics.py [--units 500] [--days 365] [--requests 100]
+Creates its own PostgreSQL database (BENCH_DATABASE_URL, default meterwise_bench_analytics on
+127.0.0.1; dropped afterwards, also on error), migrates it and seeds one ZAR estate with `--units`
+units, each with an electricity meter, and one bulk electricity meter; `--days` of half-hourly
+readings on every meter (500 units x 365 days: about 8.8 M readings) loaded with COPY, not through
+ingest; the roll-ups rebuilt from them (app.metering.rollups.rebuild); a utility login.
+
+It times, in the same run:
+- (a) the daily jobs as cron runs them: `run_losses` (the last 3 days of bulk vs units, alerts)
+  and `score_estate` (yesterday's anomaly score for every unit meter), reading roll-ups;
+- (b) the same two calls with the roll-up reads (app.analytics.losses.rollup_rows) swapped for
+  a version that sums raw readings per local hour/day in SQL: the baseline. The stored figures
+  of (a) and (b) must be identical (exit 1 otherwise);
+- (c) a whole-period loss backfill (`compute_days` over every day) from roll-ups;
+- the utility pages (losses by day and by month, revenue assurance, demand) `--requests` times
+  each through the Flask test client, p50/p95.
+It prints the figures, the ratio (b)/(a), whether the goals (job <= 10 s, pages p95 <= 100 ms,
+>= 10x the raw scan) are met and the load average; it never asserts times.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.database import bench_config, drop_database, recreate_database  # noqa: E402
+from sqlalchemy import make_url, text  # noqa: E402
+
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/meterwise_bench_analytics"
+TZ_NAME = "Africa/Johannesburg"
+SLOT = timedelta(minutes=30)
+GOAL_JOB_S, GOAL_P95_MS, GOAL_RATIO = 10, 100, 10
+PASSWORD = "bench-password"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--units", type=int, default=500)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--requests", type=int, default=100)
+    return parser.parse_args()
+
+
+def seed(session, args, now: datetime) -> dict:
+    """The estate, meters, readings (COPY), roll-ups, a tariff and a utility login."""
+    from datetime import date
+
+    from werkzeug.security import generate_password_hash
+
+    from app.ledger.accounts import open_wallet
+    from app.metering import rollups
+    from app.models import Estate, Meter, Person, RoleGrant, TariffVersion, Unit, User
+
+    rng = random.Random(19)
+    estate = Estate(code="UBENCH", name="Utility Bench", country="ZA", currency="ZAR", timezone=TZ_NAME)
+    session.add(estate)
+    session.flush()
+    session.add(TariffVersion(estate_id=estate.id, utility="electricity", kind="flat", effective_from=date(2000, 1, 1),
+                              rates={"rate": "2.85"}))
+    created = now - timedelta(days=args.days + 5)
+    meters = []
+    for n in range(args.units):
+        unit = Unit(estate_id=estate.id, number=f"U{n:04d}", occupancy_status="occupied")
+        session.add(unit)
+        session.flush()
+        open_wallet(session, unit, ("electricity",))
+        meter = Meter(estate_id=estate.id, unit_id=unit.id, serial=f"UB{n:06d}", utility="electricity", role="unit",
+                      interval_minutes=30, created_at=created)
+        session.add(meter)
+        meters.append(meter)
+    bulk = Meter(estate_id=estate.id, serial="UBULK", utility="electricity", role="bulk", interval_minutes=30,
+                 created_at=created)
+    session.add(bulk)
+    person = Person(full_name="Bench Utility", email="utility@bench.local")
+    user = User(email="utility@bench.local", person=person, password_hash=generate_password_hash(PASSWORD))
+    user.grants.append(RoleGrant(role="utility", estate_id=estate.id))
+    session.add(user)
+    session.flush()
+    end = now.replace(minute=0, second=0, microsecond=0)
+    slots = args.days * 48
+    first = end - slots * SLOT
+    profile = [0.02 + 0.05 * (6 <= (h // 2) % 24 <= 8) + 0.08 * (17 <= (h // 2) % 24 <= 21) for h in range(48)]
+    loss = 1.1  # the bulk meter measures 10 % more than the units together
+
+    def series():
+        bulk_slots = [0.0] * slots
+        for meter in meters:
+            scale = rng.uniform(0.5, 2.0)
+            register = 1000.0
+            for i in range(slots):
+                used = round(scale * profile[i % 48] * rng.uniform(0.6, 1.4), 3)
+                register += used
+                bulk_slots[i] += used
+                yield meter.id, first + (i + 1) * SLOT, round(register, 3), used
+        register = 100000.0
+        for i, used in enumerate(bulk_slots):
+            used = round(used * loss, 3)
+            register += used
+            yield bulk.id, first + (i + 1) * SLOT, round(register, 3), used
+
+    connection = session.connection().connection.driver_connection
+    count = 0
+    with connection.cursor() as cursor, cursor.copy(
+            "COPY readings (meter_id, taken_at, register, consumption, received_at) FROM STDIN") as copy:
+        for meter_id, taken_at, register, consumption in series():
+            copy.write_row((meter_id, taken_at, register, consumption, taken_at))
+            count += 1
+    started = time.perf_counter()
+    rollups.rebuild(session)
+    return {"estate": estate.id, "readings": count, "rebuild_s": time.perf_counter() - started}
+
+
+_RAW = text(
+    "SELECT meter_id, date_trunc(:grain, taken_at - interval '1 microsecond', :zone) AS period_start,"
+    " sum(coalesce(consumption, 0)) AS consumption, count(*) AS readings FROM readings"
+    " WHERE meter_id = ANY(:ids) AND taken_at > :start AND taken_at <= :end"
+    " GROUP BY meter_id, period_start ORDER BY meter_id, period_start")
+
+
+def raw_rollup_rows(session, grain, meter_ids, start, end, tz=None):
+    """The baseline: the same rows as the roll-ups, summed from raw readings (the boundary rule kept)."""
+    return session.execute(_RAW, {"grain": grain, "zone": tz.key if tz else "UTC", "ids": list(meter_ids),
+                                  "start": start, "end": end}).all()
+
+
+def daily_job(session, estate_id, now):
+    from app.analytics.losses import run_losses
+    from app.analytics.revenue_assurance import score_estate
+    from app.models import Estate
+
+    estate = session.get(Estate, estate_id)
+    started = time.perf_counter()
+    run_losses(session, estate, now=now)
+    losses_s = time.perf_counter() - started
+    rows = score_estate(session, estate, now.astimezone(estate.tz).date() - timedelta(days=1))
+    session.commit()
+    return losses_s, time.perf_counter() - started - losses_s, len(rows)
+
+
+def stored(session, estate_id):
+    from sqlalchemy import select
+
+    from app.models.utility import LossDay, MeterAnomaly
+    losses = [(r.day, r.bulk, r.units, r.complete, r.loss_percent) for r in session.scalars(
+        select(LossDay).where(LossDay.estate_id == estate_id).order_by(LossDay.day))]
+    scores = [(r.meter_id, r.score, r.consumption) for r in session.scalars(
+        select(MeterAnomaly).where(MeterAnomaly.estate_id == estate_id).order_by(MeterAnomaly.meter_id))]
+    return losses, scores
+
+
+def percentile(values, share):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    args = parse_args()
+    url = make_url(os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
+    if url.get_backend_name() != "postgresql":
+        print("bench/analytics.py needs PostgreSQL (BENCH_DATABASE_URL)", file=sys.stderr)
+        return 2
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from app.analytics import losses
+
+    print(f"database: {url.render_as_string(hide_password=True)}  (created for this run, dropped after)")
+    recreate_database(url)
+    status = 0
+    try:
+        app = create_app(bench_config(url))
+        with app.app_context():
+            from app.extensions import db
+            from app.models import utcnow
+
+            logging.disable(logging.INFO)
+            upgrade()
+            now = utcnow()
+            started = time.perf_counter()
+            ids = seed(db.session, args, now)
+            db.session.commit()
+            db.session.execute(text("ANALYZE"))
+            db.session.commit()
+            print(f"setup: {args.units} units + 1 bulk meter, {args.days} days half-hourly, "
+                  f"{ids['readings']:,} readings (COPY), roll-ups rebuilt in {ids['rebuild_s']:.1f}s; "
+                  f"total {time.perf_counter() - started:.1f}s")
+            estate_id = ids["estate"]
+            job = daily_job(db.session, estate_id, now)
+            rollup_result = stored(db.session, estate_id)
+            original = losses.rollup_rows
+            losses.rollup_rows = raw_rollup_rows
+            try:
+                raw = daily_job(db.session, estate_id, now)
+            finally:
+                losses.rollup_rows = original
+            raw_result = stored(db.session, estate_id)
+            same = rollup_result == raw_result
+            job_s, raw_s = job[0] + job[1], raw[0] + raw[1]
+            print(f"(a) daily job from roll-ups: losses {job[0] * 1000:.0f} ms + anomaly scores of {job[2]} meters "
+                  f"{job[1] * 1000:.0f} ms = {job_s:.2f}s")
+            print(f"(b) same from raw readings:  losses {raw[0] * 1000:.0f} ms + anomaly scores "
+                  f"{raw[1] * 1000:.0f} ms = {raw_s:.2f}s")
+            print(f"ratio raw / roll-ups: {raw_s / job_s:.1f}x; stored figures identical: {same}")
+            if not same:
+                status = 1
+            from app.analytics.losses import compute_days
+            from app.models import Estate
+            estate = db.session.get(Estate, estate_id)
+            today = now.astimezone(estate.tz).date()
+            started = time.perf_counter()
+            days = compute_days(db.session, estate, today - timedelta(days=args.days - 1), today - timedelta(days=1))
+            db.session.commit()
+            print(f"(c) loss backfill of {len(days)} days from roll-ups: {time.perf_counter() - started:.2f}s")
+            db.session.remove()
+        client = app.test_client()
+        import re
+        page = client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+        if client.post("/login", data={"email": "utility@bench.local", "password": PASSWORD,
+                                       "csrf_token": token}).status_code != 302:
+            raise SystemExit("could not sign in")
+        worst = 0.0
+        for path in (f"/utility/estates/{estate_id}/losses", f"/utility/estates/{estate_id}/losses?grain=month",
+                     f"/utility/estates/{estate_id}/revenue", f"/utility/estates/{estate_id}/demand"):
+            times = []
+            for _ in range(args.requests):
+                started = time.perf_counter()
+                response = client.get(path)
+                times.append((time.perf_counter() - started) * 1000)
+                if response.status_code != 200:
+                    raise SystemExit(f"{path}: {response.status_code}")
+            p95 = percentile(times, 0.95)
+            worst = max(worst, p95)
+            print(f"page {path}: p50 {percentile(times, 0.5):.1f} ms, p95 {p95:.1f} ms")
+        print(f"goals: job <= {GOAL_JOB_S}s: {'met' if job_s <= GOAL_JOB_S else 'NOT met'}; "
+              f"pages p95 <= {GOAL_P95_MS} ms: {'met' if worst <= GOAL_P95_MS else 'NOT met'}; "
+              f">= {GOAL_RATIO}x the raw scan: {'met' if raw_s / job_s >= GOAL_RATIO else 'NOT met'}")
+        print(f"load average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+    finally:
+        drop_database(url)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

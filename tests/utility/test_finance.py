@@ -1,0 +1,82 @@
+"""Operator finance (U5): ARPU with cumulative distinct paying accounts and tenure, on hand-worked examples."""
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.analytics.operator_finance import PaymentEvent, arpu_rows, tenure_bucket, tenure_rows
+from app.models.payments import Payment
+from tests import factories
+from tests.helpers import make_login, table_with
+
+# Three sites; accounts pay in some months only.
+EVENTS = [
+    PaymentEvent(1, 11, date(2026, 1, 5), Decimal(100)), PaymentEvent(1, 12, date(2026, 2, 9), Decimal(50)),
+    PaymentEvent(1, 11, date(2026, 4, 2), Decimal(30)),
+    PaymentEvent(2, 21, date(2026, 2, 1), Decimal(60)), PaymentEvent(2, 22, date(2026, 2, 28), Decimal(40)),
+    PaymentEvent(3, 31, date(2026, 3, 31), Decimal(90)),
+]
+MONTHS = ["2026-01", "2026-02", "2026-03", "2026-04"]
+
+
+def test_arpu_divides_by_every_account_that_has_ever_paid():
+    got = {(r.estate_id, r.period): (r.revenue, r.cumulative_accounts, r.arpu) for r in arpu_rows(EVENTS, "month", MONTHS)}
+    assert got[(1, "2026-01")] == (Decimal(100), 1, Decimal("100.00"))
+    assert got[(1, "2026-02")] == (Decimal(50), 2, Decimal("25.00"))
+    assert got[(1, "2026-03")] == (Decimal(0), 2, Decimal("0.00"))  # nobody paid; both still count
+    assert got[(1, "2026-04")] == (Decimal(30), 2, Decimal("15.00"))
+    assert got[(2, "2026-02")] == (Decimal(100), 2, Decimal("50.00")) and got[(2, "2026-04")][1:] == (2, Decimal("0.00"))
+    assert got[(3, "2026-01")] == (Decimal(0), 0, None) and got[(3, "2026-03")][2] == Decimal("90.00")
+    quarters = {(r.estate_id, r.period): r.arpu for r in arpu_rows(EVENTS, "quarter")}
+    assert quarters == {(1, "2026-Q1"): Decimal("75.00"), (1, "2026-Q2"): Decimal("15.00"),
+                        (2, "2026-Q1"): Decimal("50.00"), (3, "2026-Q1"): Decimal("90.00")}
+
+
+def test_an_earlier_payment_outside_the_window_still_counts_the_account():
+    rows = arpu_rows(EVENTS, "month", ["2026-03"])
+    assert [(r.estate_id, r.cumulative_accounts) for r in rows] == [(1, 2), (2, 2), (3, 1)]
+
+
+def test_tenure_buckets_count_months_since_the_first_payment():
+    first = {11: (1, date(2026, 1, 15))}
+    usage = [(11, date(2025, 12, 1), Decimal(99)),  # before the account existed: not counted
+             (11, date(2026, 1, 1), Decimal(10)), (11, date(2026, 3, 1), Decimal(20)),
+             (11, date(2026, 4, 1), Decimal(30)), (11, date(2027, 1, 1), Decimal(5)), (99, date(2026, 1, 1), Decimal(7))]
+    got = [(r.bucket, r.account_months, r.consumption, r.average) for r in tenure_rows(first, usage)]
+    assert got == [("0-2 months", 2, Decimal(30), Decimal("15.00")), ("3-5 months", 1, Decimal(30), Decimal("30.00")),
+                   ("12 months or more", 1, Decimal(5), Decimal("5.00"))]
+    assert [tenure_bucket(m) for m in (0, 2, 3, 5, 6, 11, 12, 40)] == [
+        "0-2 months", "0-2 months", "3-5 months", "3-5 months", "6-11 months", "6-11 months",
+        "12 months or more", "12 months or more"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 3), st.integers(1, 6), st.dates(date(2025, 1, 1), date(2026, 12, 31)),
+                          st.decimals(0, 10000, places=2)), max_size=40))
+def test_cumulative_accounts_never_fall_and_revenue_adds_up(raw):
+    events = [PaymentEvent(e, e * 10 + u, d, a) for e, u, d, a in raw]
+    rows = arpu_rows(events, "month")
+    for estate in {e.estate_id for e in events}:
+        mine = [r for r in rows if r.estate_id == estate]
+        counts = [r.cumulative_accounts for r in mine]
+        assert counts == sorted(counts) and counts[-1] == len({e.unit_id for e in events if e.estate_id == estate})
+        assert sum(r.revenue for r in mine) == sum(e.amount for e in events if e.estate_id == estate)
+
+
+def test_the_finance_page_shows_arpu_from_payments(committed, login):
+    with committed() as s:
+        kit = factories.make_estate_with_wallet(s, name="Finance Flats")
+        paid = datetime.now(UTC)
+        s.add(Payment(provider="eft", amount=Decimal("120.00"), currency="ZAR", status="credited",
+                      estate_id=kit.estate.id, unit_id=kit.unit.id, paid_at=paid))
+        estate_id, email = kit.estate.id, make_login(s, "utility", estate=kit.estate).email
+    client = login(email)
+    page = client.get(f"/utility/estates/{estate_id}/finance")
+    assert page.status_code == 200
+    table = table_with(page.get_data(as_text=True), "Cumulative accounts")
+    assert table.texts()[0][3] == "1" and "120.00" in table.texts()[0][4]
+    for name in ("months", "quarters", "estates", "tenure"):
+        assert client.get(f"/utility/estates/{estate_id}/finance?format=pdf&table={name}").data.startswith(b"%PDF")
