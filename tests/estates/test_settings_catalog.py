@@ -72,9 +72,9 @@ def test_every_entry_has_a_label_and_a_help_line():
         "payment_max_amount", "mpesa_paybill", "mpesa_senders", "account_number_pattern",
         "reversal_approval_threshold", "water_credit_limit", "tariff_notice_days",
         "brand_colour", "loss_threshold_percent", "sparkmeter_customer_code", "chirpstack_application_id",
-        "language", "currency_symbol",  # languages (issue 23)
         "demand_threshold_kw", "demand_restore_kw", "demand_restore_minutes", "demand_restrict",  # issue 19
-        "demand_hold_minutes", "demand_max_units", "demand_order"]
+        "demand_hold_minutes", "demand_max_units", "demand_order",
+        "language", "currency_symbol"]  # languages (issue 23)
 
 
 @pytest.mark.parametrize(("key", "typed", "stored"), [
