@@ -22,6 +22,7 @@ from app.money import format_amount, quantize
 
 log = logging.getLogger(__name__)
 PROVIDER_LABELS = {"payfast": "PayFast", "mpesa": "M-PESA", "eft": "EFT"}
+PROVIDER_LABELS["api"] = "API"  # issue 21: top-ups from external vendors through /api/v1/topups
 # The largest single payment any path accepts: the estate setting, else the global setting,
 # else the PAYMENT_MAX_AMOUNT config value (50 000 by default).
 MAX_AMOUNT_SETTING = "payment_max_amount"
