@@ -25,6 +25,7 @@ JOB_MODULES = [
     "app.notify.budget_alerts",
     "app.ledger.pocket_flows",
     "app.estates.imports",
+    "app.notify.webhooks_out",  # issue 21: webhook deliveries and their retries
 ]
 
 

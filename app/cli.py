@@ -88,3 +88,5 @@ def register(app: Flask) -> None:
     app.cli.add_command(ingest_cli)
     from app.notify.budget_alerts import alerts_cli  # noqa: PLC0415 - tenant budget alerts (T4)
     app.cli.add_command(alerts_cli)
+    from app.api.cli import webhook_cli  # noqa: PLC0415 - issue 21: outgoing webhooks
+    app.cli.add_command(webhook_cli)

@@ -121,6 +121,9 @@ def schedule(uisp_refresh_hours: int = DEFAULT_UISP_REFRESH_HOURS) -> list[Sched
         # Daily, early morning UTC: one email with every estate's head (nothing sent when unset).
         ScheduledJob("ledger_anchors", "15 3 * * *", "ledger_anchor_email", _tracked("ledger_anchor_email"),
                      "Each estate's ledger chain head emailed to LEDGER_ANCHOR_EMAIL (C3)."),
+        # Issue 21: webhook retries are due at their own times (seconds to hours apart).
+        ScheduledJob("webhook_retries", "* * * * *", "webhook_retries", _tracked("webhook_retries"),
+                     "Outgoing webhooks whose retry time has come (A7)."),
     ]
 
 

@@ -99,6 +99,7 @@ def credit_payment(session: Session, payment: Payment, *, user_id: int | None = 
                           "amount": str(amount), "key": payment.idempotency_key})
         _after_pocket_change(session, [pocket.id])
         _send_receipt(session, payment, unit, estate, pocket.id)
+        _emit_topup_webhook(session, payment, unit, estate, pocket.id)  # issue 21: wallet.topup
         # P5, decided here for every provider: a SparkMeter meter only supplies what Koios holds.
         from app.payments.vendor_credit import queue_vendor_push
         queue_vendor_push(session, payment)
@@ -180,3 +181,16 @@ def _send_receipt(session: Session, payment: Payment, unit: Unit, estate: Estate
                    channels=("in_app", "email") if user else ("email",))
     except RuntimeError:  # no application context (a bare script): receipts need templates
         log.warning("receipt for payment %s not sent: no application context", payment.id)
+
+
+def _emit_topup_webhook(session: Session, payment: Payment, unit: Unit, estate: Estate, pocket_id: int) -> None:
+    """Tell webhook subscribers (A7) about the credited top-up, sent once the caller commits."""
+    from app.models import Account
+    from app.notify.webhooks_out import emit
+
+    balance, commodity = session.execute(select(Account.balance, Account.commodity).where(Account.id == pocket_id)).one()
+    emit(session, "wallet.topup", estate.id, {
+        "payment_id": payment.id, "provider": payment.provider, "unit_id": unit.id, "unit": unit.number,
+        "estate_id": estate.id, "utility": payment.utility, "amount": str(quantize(payment.amount, estate.currency)),
+        "currency": estate.currency, "balance": str(quantize(balance, commodity)), "commodity": commodity,
+        "transaction_id": payment.transaction_id})

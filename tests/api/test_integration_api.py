@@ -114,14 +114,20 @@ def test_revoked_unknown_and_missing_keys_are_401(session, client, api):
 
 # --- Scope x permission -------------------------------------------------------------------
 
-@pytest.mark.parametrize(("key_name", "estate", "expected"), [
+SCOPE_MATRIX = [
     ("all_key", "estate1", 200), ("all_key", "estate2", 200),
     ("estate1_key", "estate1", 200), ("estate1_key", "estate2", 404),
     ("read_key", "estate1", 200), ("read_key", "estate2", 404),
     ("agent_key", "estate1", 200), ("agent_key", "estate2", 404),
-])
-def test_scope_matrix_another_estates_ids_are_404(client, api, key_name, estate, expected):
-    key = getattr(api, key_name)
+]
+
+
+def test_scope_matrix_another_estates_ids_are_404(client, api):
+    for key_name, estate, expected in SCOPE_MATRIX:  # one world for the whole matrix: tests stay fast
+        _check_scope(client, api, getattr(api, key_name), estate, expected)
+
+
+def _check_scope(client, api, key, estate, expected):
     number = "1" if estate == "estate1" else "2"
     ids = {"estate": getattr(api, f"estate{number}"), "unit": getattr(api, f"unit{number}"),
            "serial": getattr(api, f"serial{number}")}
@@ -145,14 +151,13 @@ def test_an_agents_key_stops_when_the_agent_loses_the_estate(session, client, ap
     assert get(client, "/api/v1/estates", api.agent_key).get_json()["data"] == []
 
 
-@pytest.mark.parametrize(("key_name", "read", "topup"), [
-    ("all_key", 200, 201), ("estate1_key", 200, 201), ("read_key", 200, 403)])
-def test_permission_matrix(client, api, key_name, read, topup):
-    key = getattr(api, key_name)
-    assert get(client, "/api/v1/wallets", key).status_code == read
-    response = client.post("/api/v1/topups", json={"unit_id": api.unit1, "amount": "10.00"},
-                           headers={"X-API-Key": key, "Idempotency-Key": f"perm-{key_name}"})
-    assert response.status_code == topup, response.get_data(as_text=True)
+def test_permission_matrix(client, api):
+    for key_name, read, topup in [("all_key", 200, 201), ("estate1_key", 200, 201), ("read_key", 200, 403)]:
+        key = getattr(api, key_name)
+        assert get(client, "/api/v1/wallets", key).status_code == read
+        response = client.post("/api/v1/topups", json={"unit_id": api.unit1, "amount": "10.00"},
+                               headers={"X-API-Key": key, "Idempotency-Key": f"perm-{key_name}"})
+        assert response.status_code == topup, (key_name, response.get_data(as_text=True))
 
 
 def test_wallet_reads_show_balances_and_pages_follow_the_cursor(session, client, api):
@@ -217,7 +222,7 @@ def test_eight_concurrent_requests_with_one_key_post_once(app, engine, api):
         assert fresh.scalar(select(func.count()).select_from(Payment).where(Payment.provider == "api")) == 1
 
 
-@pytest.mark.parametrize(("body", "status", "field"), [
+BAD_BODIES = [
     ({"unit_id": 1, "amount": 10}, 201, None),
     ({"unit_id": 1, "amount": "-5"}, 422, "amount"),
     ({"unit_id": 1, "amount": "10.001"}, 422, "amount"),
@@ -229,14 +234,17 @@ def test_eight_concurrent_requests_with_one_key_post_once(app, engine, api):
     ({"unit_id": 1, "amount": "10", "extra": 1}, 422, "extra"),
     ({"unit_id": 2 ** 40, "amount": "10"}, 404, None),
     ([1, 2], 422, "body"),
-])
-def test_bad_topup_bodies_say_which_field(client, api, body, status, field):
-    if isinstance(body, dict) and body.get("unit_id") == 1:
-        body = {**body, "unit_id": api.unit1}
-    response = _topup(client, api.estate1_key, f"bad-{json.dumps(body)}", body)
-    assert response.status_code == status, response.get_data(as_text=True)
-    if field:
-        assert field in problem_of(response)["errors"]
+]
+
+
+def test_bad_topup_bodies_say_which_field(client, api):
+    for body, status, field in BAD_BODIES:
+        if isinstance(body, dict) and body.get("unit_id") == 1:
+            body = {**body, "unit_id": api.unit1}
+        response = _topup(client, api.estate1_key, f"bad-{json.dumps(body)}", body)
+        assert response.status_code == status, (body, response.get_data(as_text=True))
+        if field:
+            assert field in problem_of(response)["errors"], body
 
 
 def test_topups_need_an_idempotency_key_and_json(client, api):
