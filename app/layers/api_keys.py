@@ -11,7 +11,7 @@ from flask_login import current_user
 from app.api import keys
 from app.auth.scope import estate_or_404, visible_estates
 from app.extensions import db
-from app.htmx import redirect, render
+from app.htmx import redirect, refuse, render
 from app.models.api import API_PERMISSIONS
 from app.layers.export import requested_format, respond
 from app.reports.export import Column
@@ -81,8 +81,7 @@ def register(bp: Blueprint, layer: str, list_rule: str) -> None:
             keys.revoke_key(db.session, row)
         except keys.ApiKeyError as error:
             db.session.rollback()
-            flash(str(error), "error")
-            return redirect(url_for(f"{layer}.api_key_list"))
+            return refuse(api_key_list, str(error))
         flash(f"Key “{row.name}” ({row.prefix}…) revoked: requests with it now answer 401.", "success")
         return redirect(url_for(f"{layer}.api_key_list"))
 

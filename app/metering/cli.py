@@ -43,7 +43,8 @@ def create_key(name: str | None, estate_code: str | None, permissions: str, rate
             raise click.ClickException(f"there is no estate with code {estate_code!r}")
     token = current_actor.set(Actor("system:cli"))
     try:
-        new = issue_key(db.session, name or f"{estate.code if estate else 'all estates'} key",
+        default_name = f"{estate.code if estate else 'all estates'} key"
+        new = issue_key(db.session, default_name if name is None else name,
                         permissions=permissions, estate=estate, rate_limit_per_hour=rate_limit,
                         mode="test" if test_mode else "live")
     except ApiKeyError as error:
