@@ -14,7 +14,7 @@ run: deps assets translations instance/secret_key
 	$(FLASK) db upgrade
 	$(FLASK) seed-demo --if-empty
 	@$(PY) -m tests.emulators & EMULATORS=$$!; trap "kill $$EMULATORS 2>/dev/null" EXIT INT TERM; \
-	  SECRET_KEY=$$(cat instance/secret_key) $(FLASK) run --host $(HOST) --port $(PORT)
+	  SECRET_KEY=$$(cat instance/secret_key) WEBHOOKS_ALLOW_PRIVATE_TARGETS=$${WEBHOOKS_ALLOW_PRIVATE_TARGETS:-1} $(FLASK) run --host $(HOST) --port $(PORT)
 
 # Both cores: one test database per worker (tests/conftest.py), a test file stays on one worker.
 test: deps assets browser translations

@@ -29,6 +29,7 @@ JOB_MODULES = [
     "app.billing.levies",  # levy run (issue 18)
     "app.payments.bulk_topup",  # issue 15
     "app.analytics.utility_jobs",  # utility layer (issue 19)
+    "app.notify.webhooks_out",  # issue 21: webhook deliveries and their retries
 ]
 
 
@@ -120,6 +121,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health_bp)
     from app.api.webhooks import bp as webhooks_bp; app.register_blueprint(webhooks_bp)  # noqa: E702
     from app.api.readings import bp as readings_bp; app.register_blueprint(readings_bp)  # noqa: E702
+    from app.api.v1 import bp as api_v1_bp; app.register_blueprint(api_v1_bp)  # noqa: E702  (issue 21)
     app.register_blueprint(portal.bp)
     for layer in (tenant, owner, family, body_corporate, agent, utility, staff, admin):
         app.register_blueprint(layer.bp)

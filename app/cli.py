@@ -91,3 +91,5 @@ def register(app: Flask) -> None:
     app.cli.add_command(alerts_cli)
     from app.billing.levies_cli import levies_cli  # noqa: PLC0415 - body-corporate levies (B3)
     app.cli.add_command(levies_cli)
+    from app.api.cli import webhook_cli  # noqa: PLC0415 - issue 21: outgoing webhooks
+    app.cli.add_command(webhook_cli)

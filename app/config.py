@@ -53,6 +53,9 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None  # token lives as long as the session
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
+    API_RATE_LIMIT_PER_HOUR = int(os.environ.get("API_RATE_LIMIT_PER_HOUR", "1000"))  # issue 21: per key
+    API_RATELIMIT_STORAGE_URI = os.environ.get("API_RATELIMIT_STORAGE_URI", "")  # empty: RATELIMIT_STORAGE_URI
+    WEBHOOKS_ALLOW_PRIVATE_TARGETS = _env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", False)  # issue 21
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "5 per minute;30 per hour")
     INVITE_MAX_AGE_SECONDS = int(os.environ.get("INVITE_MAX_AGE_SECONDS", 7 * 24 * 3600))
     PASSWORD_RESET_MAX_AGE_SECONDS = int(os.environ.get("PASSWORD_RESET_MAX_AGE_SECONDS", 3600))
@@ -122,6 +125,7 @@ class TestConfig(Config):
     MQTT_URL = os.environ.get("TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
     RATELIMIT_STORAGE_URI = "memory://"
     THUNDERCLOUD_SITES = ""  # no fetching from the dev emulator's port; tests serve their own
+    WEBHOOKS_ALLOW_PRIVATE_TARGETS = True  # issue 21: test receivers listen on loopback
 
 
 CONFIGS = {"dev": Config, "production": ProductionConfig, "test": TestConfig}

@@ -140,6 +140,9 @@ def schedule(uisp_refresh_hours: int = DEFAULT_UISP_REFRESH_HOURS) -> list[Sched
                      "Yesterday's anomaly score for every unit meter; a high score opens a case (U4)."),
         ScheduledJob("demand_watch", "*/5 * * * *", "demand_watch", _tracked("demand_watch"),
                      "Estate demand against its threshold: warnings, holds on the heaviest consumers, restoration (U5)."),
+        # Issue 21: webhook retries are due at their own times (seconds to hours apart).
+        ScheduledJob("webhook_retries", "* * * * *", "webhook_retries", _tracked("webhook_retries"),
+                     "Outgoing webhooks whose retry time has come (A7)."),
     ]
 
 

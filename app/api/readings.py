@@ -9,6 +9,7 @@ import json
 from flask import Blueprint, jsonify, request
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from app.api.access import presented_key
 from app.api.problems import problem
 from app.extensions import csrf, db
 from app.ledger import LedgerError
@@ -40,7 +41,7 @@ def _encoded(item) -> bytes:
 @csrf.exempt
 def post_readings():
     """Ingest one reading object or {"readings": [...]}; refused ones are reported and dead-lettered."""
-    if not key_is_valid(db.session, request.headers.get("X-API-Key")):
+    if not key_is_valid(db.session, presented_key()):
         return problem(401, "a valid X-API-Key header is required")
     if ingest_paused(db.session):
         return problem(503, "ingest is paused for maintenance; retry later", headers={"Retry-After": "60"})

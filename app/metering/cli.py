@@ -17,24 +17,42 @@ def maintenance(state: str) -> None:
 
 @click.group("api-key")
 def api_key_cli() -> None:
-    """Keys for POST /api/v1/readings (cellular gateways)."""
+    """Keys for the JSON API (/api/v1): readings from gateways, reads, top-ups, webhooks."""
 
 
 @api_key_cli.command("create")
-@click.argument("name")
-def create_key(name: str) -> None:
+@click.argument("name", required=False)
+@click.option("--estate", "estate_code", default=None, help="The estate the key may reach (default: every estate).")
+@click.option("--permissions", default="readings:write", show_default=True,
+              help="Comma-separated: read, readings:write, topups:write, manage, webhooks:manage.")
+@click.option("--rate-limit", "rate_limit", type=int, default=None, help="Requests per hour (default 1000).")
+@click.option("--test", "test_mode", is_flag=True, help="Make an mw_test_ key instead of mw_live_.")
+def create_key(name: str | None, estate_code: str | None, permissions: str, rate_limit: int | None,
+               test_mode: bool) -> None:
     """Create a key and print it once (only its hash is stored)."""
-    from app.audit import Actor, current_actor
-    from app.metering.api_keys import ApiKeyError, issue_api_key
+    from sqlalchemy import select
 
+    from app.api.keys import ApiKeyError, issue_key
+    from app.audit import Actor, current_actor
+    from app.models import Estate
+
+    estate = None
+    if estate_code:
+        estate = db.session.scalar(select(Estate).where(Estate.code == estate_code))
+        if estate is None:
+            raise click.ClickException(f"there is no estate with code {estate_code!r}")
     token = current_actor.set(Actor("system:cli"))
     try:
-        row, key = issue_api_key(db.session, name)
+        default_name = f"{estate.code if estate else 'all estates'} key"
+        new = issue_key(db.session, default_name if name is None else name,
+                        permissions=permissions, estate=estate, rate_limit_per_hour=rate_limit,
+                        mode="test" if test_mode else "live")
     except ApiKeyError as error:
         raise click.ClickException(str(error)) from error
     finally:
         current_actor.reset(token)
-    click.echo(f"API key #{row.id} “{row.name}” (shown once, store it now):\n{key}")
+    click.echo(f"API key #{new.row.id} “{new.row.name}” ({new.row.permissions}; "
+               f"{estate.code if estate else 'every estate'}) (shown once, store it now):\n{new.key}")
 
 
 @api_key_cli.command("list")
@@ -48,7 +66,7 @@ def list_keys() -> None:
     for row in rows:
         used = row.last_used_at.isoformat(timespec="minutes") if row.last_used_at else "never"
         state = f"revoked {row.revoked_at.isoformat(timespec='minutes')}" if row.revoked_at else "live"
-        click.echo(f"#{row.id}\t{row.prefix}…\t{row.name}\tcreated {row.created_at.isoformat(timespec='minutes')}"
+        click.echo(f"#{row.id}\t{row.prefix}…\t{row.name}\t{row.permissions}\tcreated {row.created_at.isoformat(timespec='minutes')}"
                    f"\tlast used {used}\t{state}")
 
 

@@ -184,15 +184,6 @@ class RelayHold(Base):
         return self.released_at is None and (self.until is None or self.until > moment)
 
 
-class IngestApiKey(Base):
-    """A cellular gateway's key for POST /api/v1/readings (M4); only its SHA-256 is stored."""
-
-    __tablename__ = "ingest_api_keys"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(100))
-    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    prefix: Mapped[str] = mapped_column(String(16), default="")  # shown to tell keys apart
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    last_used_at: Mapped[datetime | None]
-    revoked_at: Mapped[datetime | None]
+# The readings keys became the integration API's one key model (app/models/api.py); the old
+# name stays for the code and tests that still say it.
+from app.models.api import ApiKey as IngestApiKey  # noqa: E402

@@ -22,6 +22,7 @@ from app.money import format_amount, quantize
 
 log = logging.getLogger(__name__)
 PROVIDER_LABELS = {"payfast": "PayFast", "mpesa": "M-PESA", "eft": "EFT"}
+PROVIDER_LABELS["api"] = "API"  # issue 21: top-ups from external vendors through /api/v1/topups
 # The largest single payment any path accepts: the estate setting, else the global setting,
 # else the PAYMENT_MAX_AMOUNT config value (50 000 by default).
 MAX_AMOUNT_SETTING = "payment_max_amount"
@@ -105,6 +106,7 @@ def credit_payment(session: Session, payment: Payment, *, user_id: int | None = 
             return posted.created  # the owner's levy: no meter to restore, no tenant receipt
         _after_pocket_change(session, [pocket.id])
         _send_receipt(session, payment, unit, estate, pocket.id)
+        _emit_topup_webhook(session, payment, unit, estate, pocket.id)  # issue 21: wallet.topup
         # P5, decided here for every provider: a SparkMeter meter only supplies what Koios holds.
         from app.payments.vendor_credit import queue_vendor_push
         queue_vendor_push(session, payment)
@@ -186,3 +188,16 @@ def _send_receipt(session: Session, payment: Payment, unit: Unit, estate: Estate
                    channels=("in_app", "email") if user else ("email",))
     except RuntimeError:  # no application context (a bare script): receipts need templates
         log.warning("receipt for payment %s not sent: no application context", payment.id)
+
+
+def _emit_topup_webhook(session: Session, payment: Payment, unit: Unit, estate: Estate, pocket_id: int) -> None:
+    """Tell webhook subscribers (A7) about the credited top-up, sent once the caller commits."""
+    from app.models import Account
+    from app.notify.webhooks_out import emit
+
+    balance, commodity = session.execute(select(Account.balance, Account.commodity).where(Account.id == pocket_id)).one()
+    emit(session, "wallet.topup", estate.id, {
+        "payment_id": payment.id, "provider": payment.provider, "unit_id": unit.id, "unit": unit.number,
+        "estate_id": estate.id, "utility": payment.utility, "amount": str(quantize(payment.amount, estate.currency)),
+        "currency": estate.currency, "balance": str(quantize(balance, commodity)), "commodity": commodity,
+        "transaction_id": payment.transaction_id})

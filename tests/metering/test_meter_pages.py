@@ -77,9 +77,10 @@ def test_api_key_is_shown_once_listed_by_prefix_and_revoked_to_401(session, mete
     empty = staff_client.post("/staff/metering/api-keys", data={"name": " ", "csrf_token": csrf_from(page)})
     assert empty.status_code == 400 and "Give the key a name" in empty.get_data(as_text=True)
     created = staff_client.post("/staff/metering/api-keys", data={"name": "Block C gateway",
+                                                                  "permissions": "readings:write",
                                                                   "csrf_token": csrf_from(page)})
     assert created.status_code == 200 and created.headers["Cache-Control"] == "no-store"
-    key = re.search(r'<code class="secret">(mwk_[^<]+)</code>', created.get_data(as_text=True)).group(1)
+    key = re.search(r'<code class="secret">(mw_live_[^<]+)</code>', created.get_data(as_text=True)).group(1)
     listing = staff_client.get("/staff/metering/api-keys").get_data(as_text=True)
     assert key not in listing and key[:12] in listing and "never" in listing
     body = {"meter": "23022673", "time": at(30).isoformat(), "energy": "100 kWh"}
@@ -99,7 +100,7 @@ def test_api_key_cli_create_list_revoke(session, metered, cli_runner, client):
     created = cli_runner.invoke(args=["api-key", "create", "meter gateway 7"])
     assert created.exit_code == 0, created.output
     key = created.output.strip().splitlines()[-1]
-    assert key.startswith("mwk_")
+    assert key.startswith("mw_live_")  # new keys get the new prefix (issue 21); old mwk_ keys still work
     listed = cli_runner.invoke(args=["api-key", "list"])
     assert "meter gateway 7" in listed.output and key[:12] in listed.output and key not in listed.output
     key_id = session.scalar(select(IngestApiKey.id))

@@ -116,7 +116,8 @@ def test_other_staff_forms_refused_render_their_page(app, kit, staff):
     assert ledger.status_code == 400 and "Redirecting" not in page
     assert "<h1>Ledger verification</h1>" in page and 'class="flash flash-error"' in page
 
-    staff.post("/staff/metering/api-keys", data={"csrf_token": staff.token, "name": "gateway"})
+    staff.post("/staff/metering/api-keys", data={"csrf_token": staff.token, "name": "gateway",
+                                                 "permissions": "readings:write"})
     with app.app_context():
         key_id = db.session.scalar(select(IngestApiKey.id).where(IngestApiKey.name == "gateway"))
         db.session.remove()

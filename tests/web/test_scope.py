@@ -49,6 +49,12 @@ PUBLIC_ENDPOINTS |= {"readings_api.post_readings"}  # X-API-Key auth; tests/mete
 PUBLIC_ENDPOINTS |= {"i18n.switch_language"}  # visitors choose a language too; tests/i18n
 # Routes outside the layer blueprints that take an id, and how each is checked.
 NON_LAYER_ID_ENDPOINTS = {"portal.job_progress"}  # test_job_progress_is_only_for_its_starter
+# Issue 21: the integration API authenticates by key, not login; its scope (another estate's id
+# is 404) is swept per key in tests/api/test_integration_api.py. Webhook subscriptions and their
+# deliveries (staff and agent pages) are scoped in tests/api/test_webhooks_out.py.
+PUBLIC_ENDPOINTS |= {r.endpoint for r in RULES if r.endpoint.startswith("api_v1.")}
+NON_LAYER_ID_ENDPOINTS |= {r.endpoint for r in RULES if r.endpoint.startswith("api_v1.")}
+PLAIN_VALUES |= {"endpoint_id": 1, "delivery_id": 1, "serial": "1"}
 UNIT_SCOPED_ROLES = {"tenant", "owner", "family"}  # the world grants these on unit A only
 
 

@@ -44,3 +44,12 @@ def estate(estate_id: int):
     if fmt := requested_format():
         return respond(cards, UNIT_COLUMNS, f"Units {found.name}", fmt, timezone=found.timezone)
     return render("agent/estate.html", figures=estate_figures(db.session, found), cards=cards)
+
+
+# API keys for the agent's own estates (issue 21): the pages staff use, scoped to the agent.
+from app.layers.api_keys import register as register_api_key_pages  # noqa: E402
+
+register_api_key_pages(bp, "agent", "/api-keys")
+from app.layers.webhooks_pages import register as register_webhook_pages  # noqa: E402
+
+register_webhook_pages(bp, "agent", "/webhooks")

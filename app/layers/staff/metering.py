@@ -12,11 +12,11 @@ from app.extensions import db
 from app.htmx import redirect, refuse, render
 from app.labels import label
 from app.layers.staff import bp
-from app.metering import alerts, api_keys, meter_settings, queries
+from app.metering import alerts, meter_settings, queries
 from app.metering.modbus import device_status
 from app.metering.ingest import dismiss_dead_letter, ingest_paused, replay_dead_letter, set_maintenance
 from app.models import Estate, Meter, Unit
-from app.models.metering import DeadLetter, IngestApiKey, MeterAlert
+from app.models.metering import DeadLetter, MeterAlert
 from app.layers.export import requested_format, respond
 from app.reports.export import Column
 
@@ -61,10 +61,6 @@ METER_DETAIL_TABLES = {
         Column("Taken", lambda r: r.taken_at), Column("Register", lambda r: r.register, numeric=True),
         Column("Since previous", lambda r: r.consumption, numeric=True)]),
 }
-API_KEY_COLUMNS = [
-    Column("Name", lambda k: k.name), Column("Key starts", lambda k: k.prefix or ""), Column("Created", lambda k: k.created_at),
-    Column("Last used", lambda k: k.last_used_at), Column("Revoked", lambda k: k.revoked_at),
-]
 
 
 def _estate_ids() -> list[int]:
@@ -180,37 +176,10 @@ def acknowledge_alert(alert_id: int):
     return redirect(back)
 
 
-@bp.get("/metering/api-keys")
-def api_key_list():
-    if fmt := requested_format():
-        return respond(api_keys.api_keys(db.session), API_KEY_COLUMNS, "Readings API keys", fmt)
-    return render("staff/metering/api_keys.html", keys=api_keys.api_keys(db.session), new_key=None,
-                  paused=ingest_paused(db.session))
+# API keys (issue 21): the one key model's pages, shared with the agent layer.
+from app.layers.api_keys import register as register_api_key_pages  # noqa: E402
 
+register_api_key_pages(bp, "staff", "/metering/api-keys")
+from app.layers.webhooks_pages import register as register_webhook_pages  # noqa: E402
 
-@bp.post("/metering/api-keys")
-def create_api_key():
-    try:
-        row, key = api_keys.issue_api_key(db.session, request.form.get("name", ""), user_id=current_user.id)
-    except api_keys.ApiKeyError as error:
-        db.session.rollback()
-        flash(str(error), "error")
-        return render("staff/metering/api_keys.html", keys=api_keys.api_keys(db.session), new_key=None,
-                      name=request.form.get("name", ""), paused=ingest_paused(db.session)), 400
-    # Rendered, not redirected: the plain key must never sit in a session cookie or a URL.
-    response = render("staff/metering/api_keys.html", keys=api_keys.api_keys(db.session),
-                      new_key=key, new_row=row, paused=ingest_paused(db.session))
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-@bp.post("/metering/api-keys/<int:key_id>/revoke")
-def revoke_api_key(key_id: int):
-    db.session.get(IngestApiKey, key_id) or abort(404)
-    try:
-        row = api_keys.revoke_api_key(db.session, key_id)
-    except api_keys.ApiKeyError as error:
-        db.session.rollback()
-        return refuse(api_key_list, str(error))
-    flash(f"Key “{row.name}” ({row.prefix}…) revoked: requests with it now answer 401.", "success")
-    return redirect(url_for("staff.api_key_list"))
+register_webhook_pages(bp, "staff", "/webhooks")

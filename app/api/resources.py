@@ -1,0 +1,153 @@
+"""The integration API's request and response models (declared once: parsed, dumped, documented)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from app.api.declare import described
+
+Utility = Literal["electricity", "water", "hot_water", "solar"]
+Period = Literal["last_30_minutes", "today", "this_week", "this_month", "last_month"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An error (RFC 9457 problem details)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: dict[str, str] | None = described("Per-field problems of a refused body", default=None)
+
+
+@dataclass(frozen=True)
+class EstateOut:
+    """An estate: a development or mini-grid with its own currency and timezone."""
+
+    id: int
+    code: str
+    name: str
+    country: str
+    currency: str
+    timezone: str
+    wallet_denomination: Literal["currency", "units"]
+
+
+@dataclass(frozen=True)
+class EstateList:
+    """Estates in the key's scope."""
+
+    data: list[EstateOut]
+    next_cursor: str | None = described("Pass as `cursor` for the next page; null on the last", default=None)
+
+
+@dataclass(frozen=True)
+class UnitOut:
+    """A unit (flat, house, room) of an estate."""
+
+    id: int
+    estate_id: int
+    number: str
+    account_number: str | None
+    occupancy_status: str
+
+
+@dataclass(frozen=True)
+class UnitList:
+    """A page of units."""
+
+    data: list[UnitOut]
+    next_cursor: str | None = described("Pass as `cursor` for the next page; null on the last", default=None)
+
+
+@dataclass(frozen=True)
+class MeterOut:
+    """A meter and what it last reported."""
+
+    id: int
+    serial: str
+    estate_id: int
+    unit_id: int | None
+    utility: str
+    protocol: str
+    relay_state: str
+    last_reading_at: datetime | None
+    last_register: Decimal | None
+    online: bool
+
+
+@dataclass(frozen=True)
+class MeterList:
+    """A page of meters."""
+
+    data: list[MeterOut]
+    next_cursor: str | None = described("Pass as `cursor` for the next page; null on the last", default=None)
+
+
+@dataclass(frozen=True)
+class PocketOut:
+    """One pocket of a wallet: its utility and balance (money, or kWh/kL in units mode)."""
+
+    utility: str
+    balance: Decimal
+    commodity: str = described("Currency code, or KWH / KL for an estate selling units")
+
+
+@dataclass(frozen=True)
+class WalletOut:
+    """A unit's wallet with a balance per utility pocket."""
+
+    unit_id: int
+    estate_id: int
+    pockets: list[PocketOut]
+
+
+@dataclass(frozen=True)
+class WalletList:
+    """A page of wallets."""
+
+    data: list[WalletOut]
+    next_cursor: str | None = described("Pass as `cursor` for the next page; null on the last", default=None)
+
+
+@dataclass(frozen=True)
+class ConsumptionOut:
+    """A meter's first and last reading inside a named period and the consumption between."""
+
+    serial: str
+    period: Period
+    start: datetime
+    end: datetime
+    first_reading_at: datetime | None
+    first_register: Decimal | None
+    last_reading_at: datetime | None
+    last_register: Decimal | None
+    consumption: Decimal | None
+
+
+@dataclass(frozen=True)
+class TopupIn:
+    """A top-up from an external vendor or USSD app, credited to a unit's pocket."""
+
+    unit_id: int = described("The unit whose wallet is credited", minimum=1)
+    amount: Decimal = described('The amount paid, in the estate\'s currency, as a string ("150.00")')
+    utility: Utility | None = described("The pocket; default the unit's first metered utility", default=None)
+    reference: str | None = described("The vendor's own transaction reference", default=None, maxLength=100)
+    payer_phone: str | None = described("Phone the receipt SMS goes to", default=None, maxLength=32)
+
+
+@dataclass(frozen=True)
+class TopupOut:
+    """A credited top-up and the pocket's new balance."""
+
+    payment_id: int
+    transaction_id: int | None
+    unit_id: int
+    utility: str
+    amount: Decimal
+    currency: str
+    balance: Decimal
+    status: str

@@ -1,0 +1,66 @@
+"""Top-ups through the API (POST /api/v1/topups): an external vendor's payment, credited once.
+
+The payment is a `Payment` of provider "api" keyed by the API key and the request's
+Idempotency-Key, credited through `credit_payment()` like every other provider, so even a
+replay that outlives the stored response (24 h) never posts twice.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.models import Account, Estate, Unit, Wallet, utcnow
+from app.models.api import ApiKey
+from app.models.payments import Payment
+from app.money import minor_units
+from app.payments import PaymentError
+from app.payments.credit import check_amount, credit_payment
+
+PROVIDER = "api"
+
+
+@dataclass(frozen=True)
+class TopupResult:
+    payment: Payment
+    balance: Decimal
+    created: bool
+
+
+def provider_ref(key: ApiKey, idempotency_key: str) -> str:
+    """The payment's provider reference: the key and a digest of its Idempotency-Key (fits 64)."""
+    return f"k{key.id}:{hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]}"
+
+
+def topup(session: Session, key: ApiKey, unit: Unit, *, amount: Decimal, utility: str | None,
+          idempotency_key: str, reference: str | None = None, payer_phone: str | None = None) -> TopupResult:
+    """Record and credit one API top-up (or return the one already made under this key); commits."""
+    estate = session.get(Estate, unit.estate_id)
+    ref = provider_ref(key, idempotency_key)
+    existing = session.scalar(select(Payment).where(Payment.provider == PROVIDER, Payment.provider_ref == ref))
+    if existing is not None:
+        return TopupResult(existing, _balance(session, existing), False)
+    if amount.as_tuple().exponent < -minor_units(estate.currency):
+        raise PaymentError(f"{estate.currency} amounts have at most {minor_units(estate.currency)} decimals",
+                           field="amount")
+    check_amount(session, amount, estate)
+    payment = Payment(provider=PROVIDER, provider_ref=ref, reference=(reference or "").strip()[:100] or None,
+                      amount=amount, currency=estate.currency, status="pending", unit_id=unit.id,
+                      estate_id=estate.id, utility=utility, payer_phone=payer_phone or None, paid_at=utcnow(),
+                      raw={"api_key": key.prefix, "idempotency_key": idempotency_key[:255]})
+    session.add(payment)
+    session.flush()
+    audit.record(session, "payment.api_received", payment, estate_id=estate.id,
+                 new={"key": key.prefix, "unit": unit.number, "amount": str(amount), "reference": reference})
+    created = credit_payment(session, payment)
+    session.commit()
+    return TopupResult(payment, _balance(session, payment), created)
+
+
+def _balance(session: Session, payment: Payment) -> Decimal:
+    return session.scalar(select(Account.balance).join(Wallet, Account.wallet_id == Wallet.id).where(
+        Wallet.unit_id == payment.unit_id, Account.utility == payment.utility, Account.kind == "pocket")) or Decimal(0)
