@@ -251,6 +251,8 @@ def operation(bp: Blueprint, method: str, rule: str, *, summary: str, permission
             responses[code] = (text, None)
         if permission is not None:
             responses.setdefault(403, ("The key lacks the permission this operation needs", None))
+        if body is not None or any(param.where == "query" for param in params):
+            responses.setdefault(400, ("A parameter or the body is not valid (the detail says which)", None))
         OPERATIONS[endpoint] = Operation(endpoint, method.upper(), summary, permission, params, body,
                                          responses, tags, staff_only)
         view.api_permission = permission
