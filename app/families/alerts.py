@@ -155,7 +155,7 @@ def check_family_alerts(session: Session, now: datetime | None = None) -> list[t
 
 def save_alert_settings(session: Session, grant: WalletGrant, *, enabled: bool, channels: list[str],
                         low_threshold: str, acting_user: User) -> WalletGrant:
-    """Set how the grant holder hears about this wallet (F4); commits."""
+    """Set how the grant holder hears about this wallet (F4); commits once."""
     from app import audit
     from app.families import FamilyError
     from app.models.budget_alerts import ALERT_CHANNELS

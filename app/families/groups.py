@@ -105,7 +105,7 @@ def my_groups(session: Session, user: User) -> list[WalletGroup]:
 
 
 def create_group(session: Session, user: User, name: str, units: Sequence[Unit]) -> WalletGroup:
-    """Make a group of wallets the caller has already checked the user may manage; commits."""
+    """Make a group of wallets the caller has already checked the user may manage; commits once."""
     name = (name or "").strip()
     if not name:
         raise FamilyError({"name": "Give the group a name, like “The children's flats”."})
@@ -123,7 +123,7 @@ def create_group(session: Session, user: User, name: str, units: Sequence[Unit])
 
 
 def add_member(session: Session, group: WalletGroup, unit: Unit) -> None:
-    """Add a wallet (already checked: the owner manages it) to the group; commits."""
+    """Add a wallet (already checked: the owner manages it) to the group; commits once."""
     if any(m.unit_id == unit.id for m in group.members):
         raise FamilyError({"unit_id": "That wallet is in the group already."})
     group.members.append(WalletGroupMember(unit_id=unit.id, label=""))
@@ -133,7 +133,7 @@ def add_member(session: Session, group: WalletGroup, unit: Unit) -> None:
 
 
 def remove_member(session: Session, group: WalletGroup, unit_id: int) -> None:
-    """Take a wallet out of the group; commits."""
+    """Take a wallet out of the group; commits once."""
     member = next((m for m in group.members if m.unit_id == unit_id), None)
     if member is None:
         raise FamilyError({"unit_id": "That wallet is not in the group."})

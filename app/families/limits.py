@@ -88,7 +88,7 @@ def _limit_value(text: str, commodity: str, field: str, errors: dict[str, str]) 
 
 
 def save_spend_limits(session: Session, unit: Unit, values: Mapping[str, str], *, acting_user: User) -> None:
-    """Set each metered pocket's daily and monthly limit from `daily_<utility>`/`monthly_<utility>`; commits."""
+    """Set each metered pocket's daily and monthly limit from `daily_<utility>`/`monthly_<utility>`; commits once."""
     errors: dict[str, str] = {}
     existing = spend_limits(session, unit.id)
     wanted: dict[str, tuple[Decimal | None, Decimal | None]] = {}
@@ -124,7 +124,7 @@ def save_spend_limits(session: Session, unit: Unit, values: Mapping[str, str], *
 
 def save_topup_caps(session: Session, unit: Unit, grant_id: int, daily: str, monthly: str, *,
                     acting_user: User) -> WalletGrant:
-    """Set one grant holder's top-up caps on this wallet (empty: no cap); commits."""
+    """Set one grant holder's top-up caps on this wallet (empty: no cap); commits once."""
     grant = session.scalar(select(WalletGrant).where(
         WalletGrant.id == grant_id, WalletGrant.unit_id == unit.id, WalletGrant.revoked_at.is_(None)))
     if grant is None:

@@ -7,11 +7,12 @@ from app.extensions import db
 from app.families.groups import my_groups
 from app.htmx import render
 from app.layers.family import bp
-from app.reports.summaries import unit_cards
+from app.reports.summaries import recent_pocket_activity, unit_cards
 from app.reports.usage import unit_dashboard
 from app.reports.wallet_totals import commodity_totals
 
 ROLES = ("family",)
+HISTORY_LINES = 100
 ACTION_WORDS = {"history": "see history", "topup": "top up", "limits": "set limits", "grant": "share access"}
 
 
@@ -42,3 +43,12 @@ def unit(unit_id: int):
     dashboard = unit_dashboard(db.session, found)
     return render("family/unit.html", "dashboard", dash=dashboard, card=dashboard.card, actions=actions,
                   words=allowed_words(actions))
+
+
+@bp.get("/units/<int:unit_id>/history")
+def history(unit_id: int):
+    found = wallet_or_404(db.session, current_user, unit_id, "history")
+    card = unit_cards(db.session, [found])[0]
+    activity = recent_pocket_activity(db.session, [p.account_id for p in card.pockets], limit=HISTORY_LINES)
+    return render("family/history.html", card=card, unit=found, activity=activity,
+                  actions=wallet_actions(db.session, current_user, found.id))
