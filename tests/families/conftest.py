@@ -23,6 +23,11 @@ class Family:
 
 @pytest.fixture
 def family(committed) -> Family:
+    return make_family(committed)
+
+
+def make_family(committed) -> Family:
+    """The world of the family tests, committed."""
     from app.models.families import WalletGrant
     from tests.helpers import make_login
 
@@ -59,3 +64,14 @@ def fund(committed, pocket_id: int, amount: str = "100.00") -> None:
 
 def money(value: str) -> Decimal:
     return Decimal(value)
+
+
+@pytest.fixture
+def family_factory(app, committed):
+    """Make a fresh family world inside one test (hypothesis examples): empties the database first."""
+    from tests.conftest import empty_database
+
+    def make() -> Family:
+        empty_database(app)
+        return make_family(committed)
+    return make
