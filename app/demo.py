@@ -369,6 +369,8 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     _place_units(session, seeded)
     logins = _create_logins(session, people, seeded)
     _create_registered_people(session, seeded)
+    from app.families.demo import seed_family_demo  # issue 17: family wallets
+    seed_family_demo(session, seeded)
     _seed_corrections(session, seeded)
     # Readings went in directly (not through ingest), so the roll-ups charts read are built here.
     from app.metering.rollups import rebuild

@@ -20,6 +20,9 @@ def unit_ids_query(user: User, roles: Iterable[str]) -> Select:
         RoleGrant.user_id == user.id, RoleGrant.role.in_(roles), RoleGrant.estate_id.is_not(None))
     unit_grants = select(RoleGrant.unit_id).where(
         RoleGrant.user_id == user.id, RoleGrant.role.in_(roles), RoleGrant.unit_id.is_not(None))
+    if "family" in roles:  # F2: wallet grants (any level) make a unit visible in the family layer
+        return select(Unit.id).where(or_(Unit.estate_id.in_(estate_grants), Unit.id.in_(unit_grants),
+                                         Unit.id.in_(_wallet_grant_unit_ids(user))))
     return select(Unit.id).where(or_(Unit.estate_id.in_(estate_grants), Unit.id.in_(unit_grants)))
 
 
@@ -30,6 +33,10 @@ def estate_ids_query(user: User, roles: Iterable[str]) -> Select:
         RoleGrant.user_id == user.id, RoleGrant.role.in_(roles), RoleGrant.estate_id.is_not(None))
     via_unit = select(Unit.estate_id).where(Unit.id.in_(
         select(RoleGrant.unit_id).where(RoleGrant.user_id == user.id, RoleGrant.role.in_(roles))))
+    if "family" in roles:  # F2: the estates of units shared through wallet grants
+        via_unit = select(Unit.estate_id).where(or_(
+            Unit.id.in_(select(RoleGrant.unit_id).where(RoleGrant.user_id == user.id, RoleGrant.role.in_(roles))),
+            Unit.id.in_(_wallet_grant_unit_ids(user))))
     return select(Estate.id).where(or_(Estate.id.in_(direct), Estate.id.in_(via_unit)))
 
 
@@ -85,3 +92,51 @@ def require_role(user: User, role: str) -> None:
     """Abort with 404 unless the user holds `role` somewhere (or is staff)."""
     if not user.is_authenticated or not (user.is_staff or role in user.roles):
         abort(404)
+
+
+# --- family wallet grants (F2) -----------------------------------------------------------
+
+def _wallet_grant_unit_ids(user: User) -> Select:
+    """Units shared with the user through a wallet grant not revoked (read on every request)."""
+    from app.models.families import WalletGrant
+
+    return select(WalletGrant.unit_id).where(WalletGrant.user_id == user.id, WalletGrant.revoked_at.is_(None))
+
+
+def wallet_actions(session: Session, user: User, unit_id: int) -> frozenset[str]:
+    """What the user may do on this unit's wallet in the family layer (empty: not shared with them).
+
+    Staff may do everything; a wallet grant gives its level's actions; a role grant "family"
+    on the unit or its estate (the form before wallet grants) reads as `view`.
+    """
+    from app.models.families import LEVEL_ACTIONS, WalletGrant
+
+    if user.is_staff:
+        return LEVEL_ACTIONS["manage"]
+    level = session.scalar(select(WalletGrant.level).where(
+        WalletGrant.unit_id == unit_id, WalletGrant.user_id == user.id, WalletGrant.revoked_at.is_(None)))
+    if level is not None:
+        return LEVEL_ACTIONS[level]
+    legacy = session.scalar(select(Unit.id).where(Unit.id == unit_id, Unit.id.in_(
+        unit_ids_query(user, ("family",)))))
+    return LEVEL_ACTIONS["view"] if legacy is not None else frozenset()
+
+
+def wallet_or_404(session: Session, user: User, unit_id: int, action: str) -> Unit:
+    """The unit if it is shared with the user (else 404) and their level allows `action` (else 403)."""
+    unit = unit_or_404(session, user, unit_id, ("family",))
+    if action not in wallet_actions(session, user, unit.id):
+        abort(403)
+    return unit
+
+
+def wallet_group_or_404(session: Session, user: User, group_id: int):
+    """The wallet group if the user made it (staff: any), else 404."""
+    from app.models.families import WalletGroup
+
+    if not 0 < group_id <= INTEGER_MAX:
+        abort(404)
+    group = session.get(WalletGroup, group_id)
+    if group is None or not (user.is_staff or group.owner_user_id == user.id):
+        abort(404)
+    return group

@@ -31,3 +31,4 @@ from app.models.moves import BulkTopup, Refund  # noqa: E402,F401
 # Utility layer (issue 19)
 from app.models.utility import DemandEvent, EmissionFactor, LossDay, MeterAnomaly, RevenueCase  # noqa: E402,F401
 from app.models.api import ApiKey, IdempotentRequest, WebhookAttempt, WebhookDelivery, WebhookEndpoint  # noqa: E402,F401
+from app.models.families import FamilyAlertSent, SpendLimit, WalletGrant, WalletGroup, WalletGroupMember  # noqa: E402,F401

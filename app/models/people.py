@@ -79,6 +79,11 @@ class User(UserMixin, Base):
             else:
                 cached = frozenset(state.session.scalars(
                     select(RoleGrant.role).where(RoleGrant.user_id == self.id).distinct()))
+                if "family" not in cached:  # F2: a wallet shared with the user opens the family layer
+                    from app.models.families import WalletGrant
+                    if state.session.scalar(select(WalletGrant.id).where(
+                            WalletGrant.user_id == self.id, WalletGrant.revoked_at.is_(None)).limit(1)):
+                        cached = cached | {"family"}
             self.__dict__["_role_set"] = cached
         return cached
 

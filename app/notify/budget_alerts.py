@@ -237,6 +237,10 @@ def check_budget_alerts(session: Session, now: datetime | None = None) -> list[D
 def budget_alerts_job(session: Session, progress, now_iso: str | None = None) -> str:
     """Check every budget-alert setting and send what is due (idempotent inside the frequency window)."""
     sent = check_budget_alerts(session, datetime.fromisoformat(now_iso) if now_iso else None)
+    from app.families.alerts import check_family_alerts  # F3, F4: shared wallets' alerts to their managers
+    family = check_family_alerts(session, datetime.fromisoformat(now_iso) if now_iso else None)
+    if family:
+        return f"{len(sent)} budget alert(s) sent; {len(family)} family alert(s) sent"
     return f"{len(sent)} budget alert(s) sent"
 
 

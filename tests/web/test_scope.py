@@ -41,6 +41,9 @@ PLAIN_VALUES |= {"kind": "units"}  # an import kind (admin imports templates): a
 PLAIN_VALUES |= {"correction_id": 1}
 # A job kind names a registered job (staff Jobs screen), not an object of any estate.
 PLAIN_VALUES |= {"job_kind": "ledger_verify"}
+# Family wallet groups belong to the person who made them, grants to a unit already in the
+# path: tests/families/test_family_pages.py (another's group is 404, a foreign grant id is 404).
+PLAIN_VALUES |= {"group_id": 1, "grant_id": 1}
 # Routes that are public on purpose (their parameters are not object ids).
 PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.accept_invite", "health.healthz", "health.metrics"}
 PUBLIC_ENDPOINTS |= {"auth.forgot_password", "auth.reset_password"}  # tests/web/test_accounts.py
