@@ -25,6 +25,8 @@ JOB_MODULES = [
     "app.notify.budget_alerts",
     "app.ledger.pocket_flows",
     "app.estates.imports",
+    "app.billing.settlement",  # issue 20: settlement runs
+    "app.analytics.daily_reconciliation",  # issue 20: daily reconciliation
 ]
 
 

@@ -88,3 +88,6 @@ def register(app: Flask) -> None:
     app.cli.add_command(ingest_cli)
     from app.notify.budget_alerts import alerts_cli  # noqa: PLC0415 - tenant budget alerts (T4)
     app.cli.add_command(alerts_cli)
+    from app.billing.settlement_cli import reconcile_command, settlement_cli  # noqa: PLC0415 - issue 20 (U3, U6)
+    app.cli.add_command(settlement_cli)
+    app.cli.add_command(reconcile_command)

@@ -26,3 +26,6 @@ from app.models.corrections import CaseNote, Correction  # noqa: E402,F401
 from app.models.tariff import TariffClass  # noqa: E402,F401
 from app.models.metering import RelayHold  # noqa: E402,F401
 from app.models.arrears import ArrearsRecord  # noqa: E402,F401
+# settlement and daily reconciliation (issue 20)
+from app.models.settlement import (MpesaStatementLine, ReconciliationResult, SettlementLine,  # noqa: E402,F401
+                                   SettlementParty, SettlementRule, SettlementRuleSet, SettlementRun)
