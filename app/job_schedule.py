@@ -81,6 +81,13 @@ def _uisp_refresh() -> object:
     return enqueue(REFRESH_KIND, target, target=job_target(target), queue="low")
 
 
+def _settlement() -> object:  # issue 20
+    from app.billing.settlement import schedule_monthly_settlement
+    from app.extensions import db
+
+    return schedule_monthly_settlement(db.session)
+
+
 def uisp_refresh_cron(hours: int) -> str:
     """The cron expression of a whole-system UISP refresh every `hours` hours (1-24)."""
     if not isinstance(hours, int) or isinstance(hours, bool) or not 1 <= hours <= 24:
@@ -121,6 +128,12 @@ def schedule(uisp_refresh_hours: int = DEFAULT_UISP_REFRESH_HOURS) -> list[Sched
         # Daily, early morning UTC: one email with every estate's head (nothing sent when unset).
         ScheduledJob("ledger_anchors", "15 3 * * *", "ledger_anchor_email", _tracked("ledger_anchor_email"),
                      "Each estate's ledger chain head emailed to LEDGER_ANCHOR_EMAIL (C3)."),
+        # issue 20: settlement on the 2nd (hourly: each estate's month ends at its own midnight;
+        # months already settled post nothing) and the reconciliation of yesterday every morning.
+        ScheduledJob("settlement", "35 * 2 * *", "settlement_run", _settlement,
+                     "Last month's revenue settled to each estate's parties by its rules (U3)."),
+        ScheduledJob("daily_reconciliation", "30 4 * * *", "daily_reconciliation", _tracked("daily_reconciliation"),
+                     "Yesterday's readings vs bills, payments vs gateway records, bulk vs units, ledger (U6)."),
     ]
 
 

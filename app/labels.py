@@ -84,6 +84,16 @@ LABELS: dict[str, dict[str, str]] = {
                 "levies_auto_deduct": "Levies auto-deduct"},
 }
 
+# issue 20: settlement and daily reconciliation
+LABELS["job"].update({"settlement_run": "Settlement run", "daily_reconciliation": "Daily reconciliation"})
+LABELS["party_role"] = {"operator": "Operator", "body_corporate": "Body corporate", "utility": "Utility (bulk supplier)",
+                        "landlord": "Landlord", "other": "Other"}
+LABELS["rule_method"] = {"percentage": "Percentage of revenue", "fixed": "Fixed amount a month",
+                         "remainder": "The remainder"}
+LABELS["account_kind"].update({"party": "Settlement party"})
+LABELS.setdefault("transaction", {}).update({"settlement": "Settlement to a party",
+                                             "settlement_payout": "Settlement payout"})
+
 VERBATIM = {"commodity"}  # kinds whose unknown codes read best as they are
 
 

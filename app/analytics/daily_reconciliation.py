@@ -21,6 +21,7 @@ thousands of meters reconciles in seconds (bench/reconcile.py). Results are stor
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -384,3 +385,90 @@ def daily_reconciliation_job(session: Session, progress, estate_id: int | None =
         lines.append(f"{estate.code} {day}: " + (f"failing {', '.join(failing)}" if failing else "all checks passed"))
         progress.step()
     return "\n".join(lines)
+
+
+# --- M-PESA statement upload ---------------------------------------------------------------
+
+MPESA_COLUMNS = {"receipt": ("receipt no.", "receipt no", "receipt", "transaction id"),
+                 "completed": ("completion time", "completed", "date"),
+                 "paid_in": ("paid in", "amount"),
+                 "details": ("details", "description")}
+MAX_STATEMENT_BYTES = 5_000_000
+
+
+class StatementError(ValueError):
+    """The uploaded M-PESA statement cannot be read; `errors` is keyed by field."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.errors = {"statement": message}
+
+
+@dataclass
+class StatementUpload:
+    added: int
+    already: int
+    skipped: list[str]  # "row N: why" for rows that are not money paid in
+
+
+def upload_mpesa_statement(session: Session, estate: Estate, data: bytes, *, user_id: int | None = None) -> StatementUpload:
+    """Store an M-PESA statement export's paid-in transactions (receipt, time, amount); commits.
+
+    Columns are found by their headings (Receipt No., Completion Time, Paid In, Details), times are
+    the estate's local time; a receipt uploaded before is left as it was.
+    """
+    import csv
+    import io
+
+    from app import audit
+
+    if len(data) > MAX_STATEMENT_BYTES:
+        raise StatementError("The file is larger than 5 MB; export one month at a time.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise StatementError("The file is not UTF-8 text: export the statement as CSV.") from None
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header:
+        raise StatementError("The file is empty.")
+    names = [h.strip().lower() for h in header]
+    where = {}
+    for field_name, options in MPESA_COLUMNS.items():
+        where[field_name] = next((names.index(o) for o in options if o in names), None)
+    missing = [f for f in ("receipt", "completed", "paid_in") if where[f] is None]
+    if missing:
+        raise StatementError("The statement needs the columns Receipt No., Completion Time and Paid In "
+                             f"(missing: {', '.join(missing)}).")
+    existing = set(session.scalars(select(MpesaStatementLine.receipt).where(MpesaStatementLine.estate_id == estate.id)))
+    added, already, skipped = 0, 0, []
+    for number, row in enumerate(reader, start=2):
+        cell = lambda f: row[where[f]].strip() if where[f] is not None and where[f] < len(row) else ""  # noqa: E731
+        receipt = cell("receipt").upper()
+        if not receipt:
+            continue
+        try:
+            amount = to_decimal(cell("paid_in")) if cell("paid_in") else None
+        except MoneyError:
+            amount = None
+        if amount is None or amount <= 0:
+            skipped.append(f"row {number}: {receipt} is not money paid in")
+            continue
+        try:
+            completed = datetime.fromisoformat(cell("completed").replace("/", "-"))
+        except ValueError:
+            skipped.append(f"row {number}: {receipt} has no readable completion time")
+            continue
+        if completed.tzinfo is None:
+            completed = completed.replace(tzinfo=estate.tz)
+        if receipt in existing:
+            already += 1
+            continue
+        existing.add(receipt)
+        session.add(MpesaStatementLine(estate_id=estate.id, receipt=receipt[:32], completed_at=completed.astimezone(UTC),
+                                       amount=amount, details=cell("details")[:300], uploaded_by_user_id=user_id))
+        added += 1
+    audit.record(session, "reconciliation.mpesa_statement", f"estate:{estate.id}", estate_id=estate.id,
+                 new={"added": added, "already": already, "skipped": len(skipped)})
+    session.commit()
+    return StatementUpload(added, already, skipped)

@@ -274,16 +274,19 @@ def revenue_account(session: Session, estate: Estate, utility: str) -> Account:
 
 def period_revenue(session: Session, estate: Estate, utility: str, period: str) -> tuple[Decimal, str]:
     """The month's revenue of a utility and its basis ("billed" or "sold")."""
-    account = revenue_account(session, estate, utility)
+    basis = "sold" if estate.wallet_denomination == "units" else "billed"
+    account_id = session.scalar(select(Account.id).where(Account.estate_id == estate.id,
+                                                         Account.code == f"revenue:{utility}"))
+    if account_id is None:  # nothing ever billed: and reading a figure opens no account
+        return quantize(Decimal(0), estate.currency), basis
     original = aliased(LedgerTransaction)
     total = session.scalar(
         select(func.coalesce(func.sum(Posting.amount), 0))
         .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
         .outerjoin(original, original.id == LedgerTransaction.reverses_id)
-        .where(Posting.account_id == account.id, LedgerTransaction.period == period,
+        .where(Posting.account_id == account_id, LedgerTransaction.period == period,
                LedgerTransaction.kind != TRANSACTION_KIND,
                func.coalesce(original.kind, "") != TRANSACTION_KIND))
-    basis = "sold" if estate.wallet_denomination == "units" else "billed"
     return quantize(Decimal(total or 0), estate.currency), basis
 
 

@@ -181,3 +181,73 @@ def test_the_cli_runs_a_month_and_a_dry_run_posts_nothing(session, sun, cli_runn
     future = datetime.now(UTC).strftime("%Y-%m")
     result = cli_runner.invoke(args=["settlement", "run", "--estate", kit.estate.code, "--month", future])
     assert result.exit_code != 0 and "has not ended" in result.output
+
+
+# --- the staff pages --------------------------------------------------------------------------
+
+def test_staff_add_a_party_and_bad_input_comes_back_next_to_the_field(session, sun, staff_client):
+    from tests.helpers import page_token
+
+    kit, period, parties = sun
+    page = f"/staff/settlement?estate_id={kit.estate.id}"
+    token = page_token(staff_client, page)
+    refused = staff_client.post(f"/staff/estates/{kit.estate.id}/settlement/parties",
+                                data={"csrf_token": token, "name": "Operator", "role": "operator",
+                                      "contact_email": "not an email"})
+    assert refused.status_code == 400
+    html = refused.get_data(as_text=True)
+    assert "already has a party called Operator" in html and "Enter an email address" in html
+    added = staff_client.post(f"/staff/estates/{kit.estate.id}/settlement/parties",
+                              data={"csrf_token": token, "name": "Landlord Dube", "role": "landlord"})
+    assert added.status_code in (302, 303)
+    assert "Landlord Dube" in staff_client.get(page).get_data(as_text=True)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.text(max_size=12), method=st.sampled_from(["percentage", "fixed", "remainder", "bogus", ""]))
+def test_the_rules_form_never_fails_on_odd_input(session, sun, staff_client, value, method):
+    from tests.helpers import page_token
+
+    kit, period, (utility, body, operator) = sun
+    token = page_token(staff_client, f"/staff/settlement?estate_id={kit.estate.id}")
+    response = staff_client.post(f"/staff/estates/{kit.estate.id}/settlement/rules", data={
+        "csrf_token": token, "utility": "electricity", "effective_from": period,
+        "rule-1-party": str(utility.id), "rule-1-method": method, "rule-1-value": value,
+        "rule-2-party": str(operator.id), "rule-2-method": "remainder"})
+    assert response.status_code in (302, 303, 400)
+    if response.status_code == 400:
+        assert 'class="field-error"' in response.get_data(as_text=True)
+
+
+def test_staff_settle_a_month_mark_a_payout_reverse_and_download_statements(session, sun, staff_client):
+    from pypdf import PdfReader
+    from io import BytesIO
+
+    from tests.helpers import page_token
+
+    kit, period, (utility, body, operator) = sun
+    page = f"/staff/settlement?estate_id={kit.estate.id}&period={period}"
+    token = page_token(staff_client, page)
+    ran = staff_client.post(f"/staff/estates/{kit.estate.id}/settlement/{period}/run", headers={"X-CSRFToken": token})
+    assert ran.status_code == 200 and "Settlement run" in ran.get_data(as_text=True)
+    html = staff_client.get(page).get_data(as_text=True)
+    assert "run 1" in html and "62\u202f501" in html
+    [run] = s.runs_of(session, kit.estate.id)
+    pdf = staff_client.get(f"/staff/settlement/parties/{utility.id}/statement?period={period}")
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    text = "".join(p.extract_text() for p in PdfReader(BytesIO(pdf.data)).pages)
+    assert "62.5 % of revenue" in text and "billed for consumption" in text
+    csv = staff_client.get(f"/staff/settlement?estate_id={kit.estate.id}&period={period}&format=csv")
+    assert "Power utility" in csv.get_data(as_text=True)
+    line = next(line for line in run.lines if line.party_id == body.id)
+    assert staff_client.post(f"/staff/settlement/lines/{line.id}/paid",
+                             data={"csrf_token": token, "reference": ""}).status_code == 400
+    paid = staff_client.post(f"/staff/settlement/lines/{line.id}/paid",
+                             data={"csrf_token": token, "reference": "EFT-778"})
+    assert paid.status_code in (302, 303)
+    refused = staff_client.post(f"/staff/settlement/runs/{run.id}/reverse",
+                                data={"csrf_token": token, "reason": "test"})
+    assert refused.status_code == 400 and "has been paid out" in refused.get_data(as_text=True)
+    assert staff_client.post("/staff/settlement/runs/987654/reverse", data={"csrf_token": token}).status_code == 404
+    assert staff_client.post("/staff/settlement/lines/987654/paid", data={"csrf_token": token}).status_code == 404
+    assert staff_client.get("/staff/settlement/parties/987654/statement").status_code == 404
