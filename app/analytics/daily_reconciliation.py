@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from app.jobs import job
-from app.ledger import transaction_hash
+from app.ledger import GENESIS_HASH, transaction_hash
 from app.models import Estate, LedgerTransaction, Meter, Posting, Reading, RoleGrant, User, utcnow
 from app.models.payments import Payment, SmsMessage
 from app.models.settlement import MpesaStatementLine, ReconciliationResult
@@ -118,6 +118,8 @@ def _sms_amount(content: str) -> Decimal | None:
 
 
 def check_payments(session: Session, estate: Estate, start: datetime, end: datetime) -> Check:
+    from app.payments.credit import PROVIDER_LABELS
+
     check = Check("payments")
     payments = session.scalars(select(Payment).where(
         Payment.estate_id == estate.id, Payment.credited_at >= start, Payment.credited_at < end,
@@ -141,7 +143,7 @@ def check_payments(session: Session, estate: Estate, start: datetime, end: datet
         ledger = {key: -Decimal(total) for key, total in rows}
     for p in payments:
         check.checked += 1
-        name = f"{p.provider.upper() if p.provider != 'payfast' else 'PayFast'} {p.provider_ref}"
+        name = f"{PROVIDER_LABELS.get(p.provider, p.provider)} {p.provider_ref}"
         amount = quantize(p.amount, estate.currency)
         problem = None
         if p.provider == "payfast":
@@ -252,35 +254,34 @@ def check_bulk(session: Session, estate: Estate, start: datetime, end: datetime)
 
 def check_ledger(session: Session, estate: Estate, start: datetime, end: datetime) -> Check:
     check = Check("ledger")
+    previous = aliased(LedgerTransaction)
+    in_day = or_(and_(LedgerTransaction.occurred_at >= start, LedgerTransaction.occurred_at < end),
+                 and_(LedgerTransaction.recorded_at >= start, LedgerTransaction.recorded_at < end))
     txns = session.execute(
         select(LedgerTransaction.id, LedgerTransaction.seq, LedgerTransaction.idempotency_key,
                LedgerTransaction.kind, LedgerTransaction.occurred_at, LedgerTransaction.period,
                LedgerTransaction.memo, LedgerTransaction.reverses_id, LedgerTransaction.prev_hash,
-               LedgerTransaction.hash)
-        .where(LedgerTransaction.estate_id == estate.id, LedgerTransaction.recorded_at >= start,
-               LedgerTransaction.recorded_at < end).order_by(LedgerTransaction.seq)).all()
+               LedgerTransaction.hash, previous.hash.label("previous_hash"))
+        .outerjoin(previous, and_(previous.estate_id == LedgerTransaction.estate_id,
+                                  previous.seq == LedgerTransaction.seq - 1))
+        .where(LedgerTransaction.estate_id == estate.id, in_day)).all()
     if not txns:
-        check.note = "no transactions recorded this day"
+        check.note = "no transactions this day"
         return check
     legs: dict[int, list] = defaultdict(list)
-    first, last = txns[0].id, txns[-1].id
     for transaction_id, account_id, amount, commodity in session.execute(
             select(Posting.transaction_id, Posting.account_id, Posting.amount, Posting.commodity)
             .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
-            .where(LedgerTransaction.estate_id == estate.id, LedgerTransaction.recorded_at >= start,
-                   LedgerTransaction.recorded_at < end)):
+            .where(LedgerTransaction.estate_id == estate.id, in_day)):
         legs[transaction_id].append((account_id, amount, commodity))
-    del first, last
-    before = session.scalar(select(LedgerTransaction.hash).where(
-        LedgerTransaction.estate_id == estate.id, LedgerTransaction.seq == txns[0].seq - 1))
-    previous_hash, previous_seq = before, txns[0].seq - 1
-    for t in txns:
+    for t in sorted(txns, key=lambda row: row.seq):
         check.checked += 1
         problems = []
-        if previous_hash is not None and t.prev_hash != previous_hash:
+        expected_prev = GENESIS_HASH if t.seq == 1 else t.previous_hash
+        if expected_prev is None:
+            problems.append(f"the transaction before it (seq {t.seq - 1}) is missing")
+        elif t.prev_hash != expected_prev:
             problems.append("does not link to the transaction before it")
-        if previous_seq is not None and t.seq != previous_seq + 1:
-            problems.append(f"sequence gap before seq {t.seq}")
         sums: dict[str, Decimal] = defaultdict(Decimal)
         for _, amount, commodity in legs[t.id]:
             sums[commodity] += amount
@@ -294,7 +295,6 @@ def check_ledger(session: Session, estate: Estate, start: datetime, end: datetim
             problems.append("its content no longer matches its hash (changed after posting)")
         if problems:
             check.fail("transaction", t.id, f"Transaction #{t.id} (seq {t.seq})", "; ".join(problems))
-        previous_hash, previous_seq = t.hash, t.seq
     return check
 
 
