@@ -377,6 +377,7 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     _seed_operations(session, clock.now, seeded)
     session.commit()
     _seed_imports(session, seeded["SUN"])
+    from app.billing.settlement_demo import seed as seed_settlement; seed_settlement(session, seeded)  # noqa: E702 (issue 20)
     click.echo(f"Demo seeded in {perf_counter() - started:.1f} s")
     return logins
 
