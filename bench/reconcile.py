@@ -40,6 +40,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--meters", type=int, default=2000)
     parser.add_argument("--payments", type=int, default=5000)
     parser.add_argument("--sample", type=int, default=5000, help="items of each kind the baseline times")
+    parser.add_argument("--profile", action="store_true", help="print where (b) spends its time")
     return parser.parse_args()
 
 
@@ -173,9 +174,18 @@ def main() -> int:
             base_s, items = baseline(db.session, estate, start, end, args.sample)
             print(f"(a) baseline, per-item queries ({args.sample:,} of each kind timed, extrapolated): "
                   f"{items:,} items in {base_s:.2f}s")
+            profiler = None
+            if args.profile:
+                import cProfile
+                profiler = cProfile.Profile()
+                profiler.enable()
             started = time.perf_counter()
             results = reconcile_estate(db.session, estate, day)
             fast_s = time.perf_counter() - started
+            if profiler is not None:
+                import pstats
+                profiler.disable()
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
             print(f"(b) reconcile_estate, set-based: {fast_s:.2f}s (x{base_s / fast_s:.1f} the baseline)")
             for r in results:
                 print(f"    {r.check:<9} {'pass' if r.ok else 'FAIL'}  {r.summary}")
