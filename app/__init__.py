@@ -30,6 +30,8 @@ JOB_MODULES = [
     "app.payments.bulk_topup",  # issue 15
     "app.analytics.utility_jobs",  # utility layer (issue 19)
     "app.notify.webhooks_out",  # issue 21: webhook deliveries and their retries
+    "app.billing.settlement",  # issue 20: settlement runs
+    "app.analytics.daily_reconciliation",  # issue 20: daily reconciliation
 ]
 
 

@@ -93,3 +93,6 @@ def register(app: Flask) -> None:
     app.cli.add_command(levies_cli)
     from app.api.cli import webhook_cli  # noqa: PLC0415 - issue 21: outgoing webhooks
     app.cli.add_command(webhook_cli)
+    from app.billing.settlement_cli import reconcile_command, settlement_cli  # noqa: PLC0415 - issue 20 (U3, U6)
+    app.cli.add_command(settlement_cli)
+    app.cli.add_command(reconcile_command)

@@ -88,6 +88,13 @@ def _levy_runs() -> object:  # issue 18: the month's levies of every estate with
     return schedule_levy_runs(db.session)
 
 
+def _settlement() -> object:  # issue 20
+    from app.billing.settlement import schedule_monthly_settlement
+    from app.extensions import db
+
+    return schedule_monthly_settlement(db.session)
+
+
 def uisp_refresh_cron(hours: int) -> str:
     """The cron expression of a whole-system UISP refresh every `hours` hours (1-24)."""
     if not isinstance(hours, int) or isinstance(hours, bool) or not 1 <= hours <= 24:
@@ -143,6 +150,12 @@ def schedule(uisp_refresh_hours: int = DEFAULT_UISP_REFRESH_HOURS) -> list[Sched
         # Issue 21: webhook retries are due at their own times (seconds to hours apart).
         ScheduledJob("webhook_retries", "* * * * *", "webhook_retries", _tracked("webhook_retries"),
                      "Outgoing webhooks whose retry time has come (A7)."),
+        # issue 20: settlement on the 2nd (hourly: each estate's month ends at its own midnight;
+        # months already settled post nothing) and the reconciliation of yesterday every morning.
+        ScheduledJob("settlement", "35 * 2 * *", "settlement_run", _settlement,
+                     "Last month's revenue settled to each estate's parties by its rules (U3)."),
+        ScheduledJob("daily_reconciliation", "30 4 * * *", "daily_reconciliation", _tracked("daily_reconciliation"),
+                     "Yesterday's readings vs bills, payments vs gateway records, bulk vs units, ledger (U6)."),
     ]
 
 

@@ -99,6 +99,15 @@ LABELS["anomaly_rule"] = {"z_score": "Unusual day", "sudden_change": "Sudden cha
                           "zero_use": "Zero use (possible bypass)", "negative_use": "Negative use",
                           "purchase_collapse": "Purchases collapsed"}
 LABELS["demand_state"] = {"warning": "Warning sent", "restricted": "Supply held", "restored": "Restored"}
+# issue 20: settlement and daily reconciliation
+LABELS["job"].update({"settlement_run": "Settlement run", "daily_reconciliation": "Daily reconciliation"})
+LABELS["party_role"] = {"operator": "Operator", "body_corporate": "Body corporate", "utility": "Utility (bulk supplier)",
+                        "landlord": "Landlord", "other": "Other"}
+LABELS["rule_method"] = {"percentage": "Percentage of revenue", "fixed": "Fixed amount a month",
+                         "remainder": "The remainder"}
+LABELS["account_kind"].update({"party": "Settlement party"})
+LABELS.setdefault("transaction", {}).update({"settlement": "Settlement to a party",
+                                             "settlement_payout": "Settlement payout"})
 
 VERBATIM = {"commodity"}  # kinds whose unknown codes read best as they are
 

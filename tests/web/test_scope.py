@@ -44,6 +44,9 @@ PLAIN_VALUES |= {"job_kind": "ledger_verify"}
 # Family wallet groups belong to the person who made them, grants to a unit already in the
 # path: tests/families/test_family_pages.py (another's group is 404, a foreign grant id is 404).
 PLAIN_VALUES |= {"group_id": 1, "grant_id": 1}
+# Settlement runs, lines, parties and reconciliation days (issue 20): staff-only, gated by the staff
+# blueprint; tests/web/test_settlement_pages.py checks a missing one is 404.
+PLAIN_VALUES |= {"settlement_run_id": 1, "line_id": 1, "party_id": 1, "day_text": "2026-01-01"}
 # Routes that are public on purpose (their parameters are not object ids).
 PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.accept_invite", "health.healthz", "health.metrics"}
 PUBLIC_ENDPOINTS |= {"auth.forgot_password", "auth.reset_password"}  # tests/web/test_accounts.py

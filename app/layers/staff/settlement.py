@@ -1,0 +1,205 @@
+"""Staff settlement pages (U3): parties, rules per utility, monthly runs, reversals, payouts, statements."""
+from __future__ import annotations
+
+from flask import abort, flash, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from app.billing import settlement
+from app.extensions import db
+from app.htmx import redirect, render
+from app.layers.export import requested_format, respond
+from app.layers.portal import job_panel
+from app.layers.staff import bp
+from app.models import Estate, JobRun
+from app.models.meter import UTILITIES
+from app.models.settlement import PARTY_ROLES, RULE_METHODS, SettlementLine, SettlementParty, SettlementRun
+from app.periods import InvalidPeriod, checked_period, last_complete_period, previous_period
+from app.reports.export import Column, money_column
+from app.statements.runs import month_label
+
+RULE_ROWS = 5
+REPORT_COLUMNS = [
+    Column("Utility", lambda r: r["utility"]), Column("Run", lambda r: r["run"], numeric=True),
+    Column("Status", lambda r: r["status"]), Column("Party", lambda r: r["party"]), Column("Role", lambda r: r["role"]),
+    Column("Rule", lambda r: r["rule"]),
+    Column("Revenue", lambda r: r["revenue"], numeric=True), Column("Share", lambda r: r["amount"], numeric=True),
+    Column("Paid (bank reference)", lambda r: r["paid"]), Column("Revenue basis", lambda r: r["basis"]),
+]
+
+
+def _estate_or_404(estate_id: int | None) -> Estate:
+    estate = db.session.get(Estate, estate_id) if estate_id else None
+    if estate is None:
+        abort(404)
+    return estate
+
+
+def _months(estate: Estate) -> list[str]:
+    months = [last_complete_period(estate.tz)]
+    while len(months) < 12:
+        months.append(previous_period(months[-1]))
+    return months
+
+
+def _page(estate: Estate, *, period: str | None = None, utility: str | None = None, errors=None, form=None,
+          status: int = 200):
+    estates = db.session.scalars(select(Estate).order_by(Estate.name)).all()
+    months = _months(estate)
+    period = period or months[0]
+    utility = utility if utility in UTILITIES else (settlement.settled_utilities(db.session, estate.id) or ["electricity"])[0]
+    parties = settlement.parties(db.session, estate.id)
+    balances = settlement.party_balances(db.session, estate.id)
+    in_force = settlement.rules_in_force(db.session, estate.id, utility, "9999-12")
+    runs = settlement.runs_of(db.session, estate.id, period)
+    job = db.session.scalar(select(JobRun).where(JobRun.kind == settlement.JOB_KIND,
+                                                 JobRun.target == settlement.job_target(estate, period))
+                            .order_by(JobRun.id.desc()))
+    revenue = {u: settlement.period_revenue(db.session, estate, u, period)
+               for u in settlement.settled_utilities(db.session, estate.id)}
+    part = request.args.get("part") if request.method == "GET" else None
+    return render("staff/settlement/index.html", part if part in ("runs",) else None,
+                  estates=estates, estate=estate, period=period, months=months, utility=utility,
+                  utilities=UTILITIES, parties=parties, balances=balances, in_force=in_force, runs=runs, run=job,
+                  revenue=revenue, roles=PARTY_ROLES, methods=RULE_METHODS, rule_rows=RULE_ROWS,
+                  errors=dict(errors or {}), form=form if form is not None else {}, month_label=month_label,
+                  rule_text=settlement.rule_text, basis_text=settlement.BASIS_TEXT), status
+
+
+@bp.get("/settlement")
+def settlement_page():
+    first = db.session.scalar(select(Estate.id).order_by(Estate.name).limit(1))
+    if first is None:
+        return render("staff/settlement/index.html", estate=None, estates=[])
+    estate = _estate_or_404(request.args.get("estate_id", type=int) or first)
+    period = request.args.get("period")
+    if period:
+        try:
+            period = checked_period(period)
+        except InvalidPeriod:
+            abort(400, "choose a month as YYYY-MM")
+    if fmt := requested_format():
+        period = period or _months(estate)[0]
+        return respond(settlement.estate_report_rows(db.session, estate.id, period), REPORT_COLUMNS,
+                       f"Settlement {estate.code} {period}", fmt,
+                       subtitle=f"{estate.name} · {month_label(period)} · amounts in {estate.currency}",
+                       timezone=estate.timezone)
+    return _page(estate, period=period, utility=request.args.get("utility"))
+
+
+@bp.post("/estates/<int:estate_id>/settlement/parties")
+def add_settlement_party(estate_id: int):
+    estate = _estate_or_404(estate_id)
+    try:
+        party = settlement.add_party(db.session, estate, name=request.form.get("name", ""),
+                                     role=request.form.get("role", ""),
+                                     contact_email=request.form.get("contact_email", ""), user_id=current_user.id)
+    except settlement.SettlementError as error:
+        db.session.rollback()
+        return _page(estate, errors=error.errors, form=request.form, status=400)
+    flash(f"{party.name} added; give it a rule below.", "success")
+    return redirect(url_for("staff.settlement_page", estate_id=estate.id))
+
+
+@bp.post("/estates/<int:estate_id>/settlement/rules")
+def save_settlement_rules(estate_id: int):
+    estate = _estate_or_404(estate_id)
+    form = request.form
+    rows = []
+    for n in range(1, RULE_ROWS + 1):
+        party_id = form.get(f"rule-{n}-party", type=int)
+        method = form.get(f"rule-{n}-method", "")
+        value = form.get(f"rule-{n}-value", "")
+        if party_id or value.strip():
+            rows.append(settlement.RuleInput(party_id, method, value))
+    utility = form.get("utility", "")
+    try:
+        rule_set = settlement.save_rules(db.session, estate, utility, form.get("effective_from", ""), rows,
+                                         user_id=current_user.id)
+    except settlement.SettlementError as error:
+        db.session.rollback()
+        return _page(estate, utility=utility, errors=_renumber(error.errors, form), form=form, status=400)
+    flash(f"{utility.replace('_', ' ').capitalize()} rules saved; they settle {month_label(rule_set.effective_from)} "
+          "and later months.", "success")
+    return redirect(url_for("staff.settlement_page", estate_id=estate.id, utility=utility))
+
+
+def _renumber(errors: dict[str, str], form) -> dict[str, str]:
+    """Map the validator's rule numbers (filled rows only) back to the form's row numbers."""
+    filled = [n for n in range(1, RULE_ROWS + 1)
+              if form.get(f"rule-{n}-party") or form.get(f"rule-{n}-value", "").strip()]
+    mapped = {}
+    for key, message in errors.items():
+        parts = key.split("-")
+        if len(parts) == 3 and parts[0] == "rule" and parts[1].isdigit() and int(parts[1]) <= len(filled):
+            key = f"rule-{filled[int(parts[1]) - 1]}-{parts[2]}"
+        mapped[key] = message
+    return mapped
+
+
+@bp.post("/estates/<int:estate_id>/settlement/<period>/run")
+def run_settlement(estate_id: int, period: str):
+    estate = _estate_or_404(estate_id)
+    try:
+        period = checked_period(period)
+    except InvalidPeriod:
+        abort(400, "choose a month as YYYY-MM")
+    if period > last_complete_period(estate.tz):
+        abort(400, f"{period} has not ended in {estate.name}")
+    return job_panel(settlement.start_run(estate, period, user_id=current_user.id))
+
+
+@bp.post("/settlement/runs/<int:settlement_run_id>/reverse")
+def reverse_settlement_run(settlement_run_id: int):
+    run = db.session.get(SettlementRun, settlement_run_id) or abort(404)
+    estate = db.session.get(Estate, run.estate_id)
+    try:
+        settlement.reverse_run(db.session, run, reason=request.form.get("reason", ""), user_id=current_user.id)
+    except settlement.SettlementError as error:
+        db.session.rollback()
+        return _page(estate, period=run.period, utility=run.utility,
+                     errors={f"run-{run.id}": next(iter(error.errors.values()))}, status=400)
+    flash(f"Run {run.run_number} of {month_label(run.period)} reversed; run the month again to settle it anew.",
+          "success")
+    return redirect(url_for("staff.settlement_page", estate_id=estate.id, period=run.period, utility=run.utility))
+
+
+@bp.post("/settlement/lines/<int:line_id>/paid")
+def mark_settlement_paid(line_id: int):
+    line = db.session.get(SettlementLine, line_id) or abort(404)
+    run = line.run
+    estate = db.session.get(Estate, run.estate_id)
+    try:
+        settlement.mark_paid(db.session, line, reference=request.form.get("reference", ""), user_id=current_user.id)
+    except settlement.SettlementError as error:
+        db.session.rollback()
+        return _page(estate, period=run.period, utility=run.utility,
+                     errors={f"line-{line_id}": next(iter(error.errors.values()))}, status=400)
+    flash(f"{line.party.name}'s share marked paid (reference {line.paid_reference}).", "success")
+    return redirect(url_for("staff.settlement_page", estate_id=estate.id, period=run.period, utility=run.utility))
+
+
+@bp.get("/settlement/parties/<int:party_id>/statement")
+def settlement_statement(party_id: int):
+    party = db.session.get(SettlementParty, party_id) or abort(404)
+    estate = db.session.get(Estate, party.estate_id)
+    period = request.args.get("period") or None
+    if period:
+        try:
+            period = checked_period(period)
+        except InvalidPeriod:
+            abort(400, "choose a month as YYYY-MM")
+    rows = settlement.party_statement_rows(db.session, party, period)
+    fmt = requested_format() or "pdf"
+    currency = estate.currency
+    columns = [Column("Month", lambda r: r.period), Column("Utility", lambda r: r.utility),
+               Column("Run", lambda r: r.run_number, numeric=True), Column("Status", lambda r: r.status),
+               Column("Rule", lambda r: r.rule),
+               money_column("Revenue", lambda r: r.revenue, lambda r: currency),
+               money_column("Share", lambda r: r.amount, lambda r: currency), Column("Payout", lambda r: r.paid)]
+    bases = sorted({r.basis for r in rows}) or [settlement.BASIS_TEXT[
+        "sold" if estate.wallet_denomination == "units" else "billed"]]
+    subtitle = f"{party.name} ({party.role.replace('_', ' ')}) · {estate.name}" + (
+        f" · {month_label(period)}" if period else "") + " · " + " ".join(bases)
+    return respond(rows, columns, f"Settlement statement {estate.code} {party.name} {period or 'all months'}", fmt,
+                   subtitle=subtitle, timezone=estate.timezone)
