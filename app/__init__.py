@@ -25,6 +25,7 @@ JOB_MODULES = [
     "app.notify.budget_alerts",
     "app.ledger.pocket_flows",
     "app.estates.imports",
+    "app.billing.ladder",  # arrears (issue 16)
 ]
 
 

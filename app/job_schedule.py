@@ -121,6 +121,9 @@ def schedule(uisp_refresh_hours: int = DEFAULT_UISP_REFRESH_HOURS) -> list[Sched
         # Daily, early morning UTC: one email with every estate's head (nothing sent when unset).
         ScheduledJob("ledger_anchors", "15 3 * * *", "ledger_anchor_email", _tracked("ledger_anchor_email"),
                      "Each estate's ledger chain head emailed to LEDGER_ANCHOR_EMAIL (C3)."),
+        # Arrears (A4, issue 16): daily; each ladder step is applied once per episode, so a rerun does nothing.
+        ScheduledJob("arrears_ladder", "35 4 * * *", "arrears_ladder", _tracked("arrears_ladder"),
+                     "Each estate's escalation ladder over units in arrears: warn, restrict, suspend, escalate (A4)."),
     ]
 
 
