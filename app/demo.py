@@ -375,6 +375,7 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     rebuild(session)
     _replaced_meter(session, ids)
     _seed_operations(session, clock.now, seeded)
+    from app.billing.ladder import seed_demo_arrears; seed_demo_arrears(session, seeded["SUN"].estate, seeded["SUN"].tenants)  # noqa: E702,E501 (issue 16)
     session.commit()
     _seed_imports(session, seeded["SUN"])
     click.echo(f"Demo seeded in {perf_counter() - started:.1f} s")

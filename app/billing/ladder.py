@@ -52,6 +52,18 @@ def ladder_steps(session: Session, estate: Estate) -> list[tuple[int, str]]:
     return sorted(steps)
 
 
+STEP_WORDS = {"warn": "warned", "restrict": "recovery raised", "suspend": "suspended", "escalate": "escalated"}
+
+
+def steps_in_words(steps_done: str) -> str:
+    """An episode's steps as a person reads them: "warned (day 0), recovery raised (day 30)"."""
+    words = []
+    for step in filter(None, steps_done.split(",")):
+        days, _, action = step.partition(":")
+        words.append(f"{STEP_WORDS.get(action, action)} (day {days})")
+    return ", ".join(words)
+
+
 # --- payment plans -------------------------------------------------------------------------
 
 def instalment_date(plan: PaymentPlan, index: int) -> date:
@@ -340,3 +352,31 @@ def update_task(session: Session, task: ArrearsTask, action: str, *, user_id: in
           estate_id=task.estate_id)
     session.commit()
     return task
+
+
+def seed_demo_arrears(session: Session, estate: Estate, tenants: dict) -> list[str]:
+    """Demo (issue 16): a few of the estate's tenants with aged arrears brought over from a previous
+    system, one on a payment plan, and the ladder run once over them. The caller commits."""
+    from datetime import timedelta
+
+    from app.billing.arrears import open_arrears
+    from app.ledger.accounts import system_account
+
+    opening = system_account(session, estate, "opening_balance", "migration", name="Balances brought over")
+    units = {unit.number: unit for unit in session.scalars(select(Unit).where(Unit.estate_id == estate.id))}
+    now = utcnow()
+    chosen = [number for number in sorted(tenants) if number in units and number != "A03"][:4]
+    ages = (130, 75, 40, 12)
+    amounts = ("1850.00", "920.50", "410.00", "95.00")
+    for number, days, amount in zip(chosen, ages, amounts):
+        open_arrears(session, estate=estate, person=tenants[number], amount=Decimal(amount), unit=units[number],
+                     reason="Balance owed on the previous billing system", source="migration",
+                     source_ref=f"demo:{number}", against=opening, occurred_at=now - timedelta(days=days))
+    if len(chosen) > 1:
+        plan = PaymentPlan(estate_id=estate.id, unit_id=units[chosen[1]].id, instalment=Decimal("150.00"),
+                           frequency="monthly", starts_on=(now + timedelta(days=3)).astimezone(estate.tz).date(),
+                           note="Agreed by phone")
+        session.add(plan)
+    session.flush()
+    run_ladder(session, estate)
+    return chosen

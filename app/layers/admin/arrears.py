@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.auth.scope import estate_or_404, unit_or_404
 from app.billing import debt as debt_module
-from app.billing.ladder import (LadderError, active_plan, agree_plan, end_plan, instalments_due, ladder_steps,
+from app.billing.ladder import (LadderError, steps_in_words, active_plan, agree_plan, end_plan, instalments_due, ladder_steps,
                                 plan_paid, update_task)
 from app.extensions import db
 from app.htmx import redirect, render
@@ -65,7 +65,7 @@ def arrears(estate_id: int):
         PaymentPlan.estate_id == estate.id, PaymentPlan.status == "active"))}
     return render("admin/arrears.html", estate=estate, debts=shown, totals=totals, filters=filters,
                   buckets=debt_module.BUCKET_LABELS, utilities=UTILITIES, tasks=tasks, users=users,
-                  episodes=episodes, plans=plans, steps=ladder_steps(db.session, estate),
+                  episodes=episodes, plans=plans, steps=ladder_steps(db.session, estate), in_words=steps_in_words,
                   total=sum((d.owed for d in shown), 0))
 
 
@@ -109,7 +109,8 @@ def _unit_page(unit, errors: dict | None = None, form: dict | None = None, statu
                                                              ArrearsEpisode.closed_at.is_(None)))
     return render("admin/unit_debt.html", unit=unit, estate=estate, pockets=pockets, own=own, defaults=defaults,
                   debts=found, records=records, plan=plan, plan_figures=plan_figures, episode=episode,
-                  total=sum((d.owed for d in found), 0), errors=errors or {}, form=form or {}), status
+                  total=sum((d.owed for d in found), 0), errors=errors or {}, form=form or {},
+                  in_words=steps_in_words), status
 
 
 @bp.get("/units/<int:unit_id>/debt")
