@@ -82,11 +82,15 @@ def money_limits(session: Session, rows: Iterable[tuple[Account, Estate]], rates
     rows = list(rows)
     own = pocket_overrides(session, [pocket.id for pocket, _ in rows])
     limits: dict[int, Decimal] = {}
+    defaults: dict[tuple[int, str], Decimal] = {}  # one settings read per estate and utility
     for pocket, estate in rows:
         if pocket.id in own:
             limits[pocket.id] = Decimal(own[pocket.id])
             continue
-        default = estate_default_limit(session, estate, pocket.utility)
+        key = (estate.id, pocket.utility)
+        if key not in defaults:
+            defaults[key] = estate_default_limit(session, estate, pocket.utility)
+        default = defaults[key]
         if pocket.utility == "water" and estate.wallet_denomination == "units":
             rate = rates.get(pocket.id)
             default = default * rate if rate else default  # no price: compared in kL, like the balance

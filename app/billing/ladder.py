@@ -132,6 +132,17 @@ def unit_limit(session: Session, estate: Estate, unit_id: int) -> Decimal:
     return money_limits(session, [(pocket, estate)], rates).get(pocket.id, Decimal("0"))
 
 
+def unit_limits(session: Session, estate: Estate, unit_ids: set[int]) -> dict[int, Decimal]:
+    """Each unit's credit limit for the ladder (its electricity pocket's, money), in one pass."""
+    if not unit_ids:
+        return {}
+    pockets = session.execute(select(Account, Wallet.unit_id).join(Wallet, Wallet.id == Account.wallet_id).where(
+        Wallet.unit_id.in_(unit_ids), Account.utility == "electricity")).all()
+    rates = today_rates(session, [(pocket, estate, unit_id) for pocket, unit_id in pockets])
+    limits = money_limits(session, [(pocket, estate) for pocket, _ in pockets], rates)
+    return {unit_id: limits[pocket.id] for pocket, unit_id in pockets}
+
+
 def run_ladder(session: Session, estate: Estate, *, today: date | None = None, now: datetime | None = None,
                unit_ids: set[int] | None = None) -> LadderReport:
     """Apply the ladder to every unit of the estate (or these units) once; the caller commits."""
@@ -146,6 +157,9 @@ def run_ladder(session: Session, estate: Estate, *, today: date | None = None, n
     episodes = {episode.unit_id: episode for episode in session.scalars(query)}
     steps = ladder_steps(session, estate)
     units = {unit.id: unit for unit in session.scalars(select(Unit).where(Unit.id.in_(set(owed) | set(episodes))))}
+    limits = unit_limits(session, estate, set(owed))
+    plans = {plan.unit_id: plan for plan in session.scalars(select(PaymentPlan).where(
+        PaymentPlan.estate_id == estate.id, PaymentPlan.status == "active").order_by(PaymentPlan.id))}
     for unit_id, episode in episodes.items():
         if unit_id not in owed:
             end_episode(session, episode, units[unit_id], report, now=now)
@@ -161,10 +175,10 @@ def run_ladder(session: Session, estate: Estate, *, today: date | None = None, n
             report.opened += 1
         elif debt.since < episode.since:
             episode.since = debt.since  # an older debt joined the episode (a record dated back)
-        limit = unit_limit(session, estate, unit_id)
-        if "suspend" in {action for _, action in steps} and debt.owed <= limit:
+        limit = limits.get(unit_id, Decimal("0"))
+        if "suspend" in episode.steps_done and debt.owed <= limit:
             report.released += release_arrears_holds(session, unit, "debt within the credit limit")
-        plan = active_plan(session, unit_id)
+        plan = plans.get(unit_id)
         if plan is not None and plan_kept(session, plan, today):
             report.paused.append(unit.number)
             continue

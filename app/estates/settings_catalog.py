@@ -300,6 +300,12 @@ CATALOG: tuple[SettingSpec, ...] = (
         "list", ["0:warn", "30:restrict", "60:suspend", "90:escalate"], "Arrears and debt",
         pattern=r"[0-9]{1,4}:(warn|restrict|suspend|escalate)",
         pattern_hint="write a step as days:action, like 30:restrict"),
+    SettingSpec(
+        "write_off_approval_threshold", "Write-off approval threshold",
+        "Write-offs of more than this amount (estate currency) wait for a second staff member's "
+        "approval; 0 makes every one wait.",
+        "decimal", "1000", "Arrears and debt", minimum=Decimal("0"), maximum=Decimal("100000000"),
+        amount_of="currency"),
     # --- end arrears and debt ---
     SettingSpec(
         "tariff_notice_days", "Tariff notice (days)",

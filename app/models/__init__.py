@@ -26,4 +26,4 @@ from app.models.corrections import CaseNote, Correction  # noqa: E402,F401
 from app.models.tariff import TariffClass  # noqa: E402,F401
 from app.models.metering import RelayHold  # noqa: E402,F401
 from app.models.arrears import ArrearsRecord  # noqa: E402,F401
-from app.models.debt import ArrearsEpisode, ArrearsTask, PaymentPlan, PocketCreditLimit  # noqa: E402,F401
+from app.models.debt import ArrearsEpisode, ArrearsTask, PaymentPlan, PocketCreditLimit, WriteOff  # noqa: E402,F401

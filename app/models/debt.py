@@ -8,7 +8,7 @@ has done in each episode, so each step is applied once.
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, utcnow
@@ -85,3 +85,28 @@ class ArrearsTask(Base):
     closed_at: Mapped[datetime | None]
     closed_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     close_note: Mapped[str] = mapped_column(String(200), default="")
+
+
+WRITE_OFF_STATUSES = ("pending", "posted", "rejected")
+
+
+class WriteOff(Base):
+    """Staff writing a debt off to the bad-debt account; above the estate's threshold a second
+    staff member approves it before anything is posted."""
+
+    __tablename__ = "write_offs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    estate_id: Mapped[int] = mapped_column(ForeignKey("estates.id"), index=True)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))  # the pocket or the record's account
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("arrears_records.id"))
+    amount: Mapped[Decimal]
+    reason: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(8), default="pending")  # WRITE_OFF_STATUSES
+    requested_by_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None]
+    transaction_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("ledger_transactions.id"))

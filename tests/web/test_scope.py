@@ -38,6 +38,8 @@ PLAIN_VALUES |= {"receipt_number": "T1"}
 PLAIN_VALUES |= {"kind": "units"}  # an import kind (admin imports templates): a name, not an object
 # Staff corrections (reversal requests): gated by the staff blueprint; tests/payments/test_corrections.py.
 PLAIN_VALUES |= {"correction_id": 1}
+# Staff write-offs of debts (arrears, issue 16): staff only (404 to agents); tests/billing/test_write_offs.py.
+PLAIN_VALUES |= {"write_off_id": 1}
 # A job kind names a registered job (staff Jobs screen), not an object of any estate.
 PLAIN_VALUES |= {"job_kind": "ledger_verify"}
 # Routes that are public on purpose (their parameters are not object ids).

@@ -63,7 +63,10 @@ def arrears(estate_id: int):
         ArrearsEpisode.estate_id == estate.id, ArrearsEpisode.closed_at.is_(None)))}
     plans = {p.unit_id: p for p in db.session.scalars(select(PaymentPlan).where(
         PaymentPlan.estate_id == estate.id, PaymentPlan.status == "active"))}
-    return render("admin/arrears.html", estate=estate, debts=shown, totals=totals, filters=filters,
+    from app.models.debt import WriteOff
+    pending = db.session.scalars(select(WriteOff).where(WriteOff.estate_id == estate.id, WriteOff.status == "pending")
+                                 .order_by(WriteOff.id)).all() if current_user.is_staff else []
+    return render("admin/arrears.html", estate=estate, pending=pending, debts=shown, totals=totals, filters=filters,
                   buckets=debt_module.BUCKET_LABELS, utilities=UTILITIES, tasks=tasks, users=users,
                   episodes=episodes, plans=plans, steps=ladder_steps(db.session, estate), in_words=steps_in_words,
                   total=sum((d.owed for d in shown), 0))
@@ -169,3 +172,50 @@ def end_payment_plan(plan_id: int):
     end_plan(db.session, plan, user_id=current_user.id)
     flash(f"Unit {unit.number}: payment plan ended; the ladder resumes.", "success")
     return redirect(url_for("admin.unit_debt", unit_id=unit.id))
+
+
+# --- write-offs (staff only) ---------------------------------------------------------------
+
+@bp.post("/units/<int:unit_id>/write-off")
+def unit_write_off(unit_id: int):
+    from app.billing.write_offs import WriteOffError, request_write_off
+    from app.layers.admin import staff_only
+
+    unit = unit_or_404(db.session, current_user, unit_id, ROLES)
+    staff_only()
+    form = {key: request.form.get(key, "")[:300] for key in ("target", "amount", "reason")}
+    try:
+        done = request_write_off(db.session, unit.estate, form["target"][:40], form["amount"][:40], form["reason"],
+                                 user_id=current_user.id)
+    except WriteOffError as error:
+        db.session.rollback()
+        return _unit_page(unit, {f"write_off_{k}": v for k, v in error.errors.items()}, form, 400)
+    flash("Written off." if done.status == "posted"
+          else "Write-off asked for: above the estate's threshold it waits for another staff member's approval.",
+          "success")
+    return redirect(url_for("admin.unit_debt", unit_id=unit.id))
+
+
+@bp.post("/write-offs/<int:write_off_id>")
+def decide_write_off_view(write_off_id: int):
+    from app.billing.write_offs import WriteOffError, decide_write_off
+    from app.layers.admin import staff_only
+    from app.models.debt import WriteOff
+
+    staff_only()
+    write_off = db.session.get(WriteOff, write_off_id)
+    if write_off is None:
+        abort(404)
+    estate = estate_or_404(db.session, current_user, write_off.estate_id, ROLES)
+    action = request.form.get("action", "")
+    if action not in ("approve", "reject"):
+        flash("Choose approve or reject.", "error")
+        return redirect(url_for("admin.arrears", estate_id=estate.id)), 400
+    try:
+        decide_write_off(db.session, write_off, action == "approve", user_id=current_user.id)
+    except WriteOffError as error:
+        db.session.rollback()
+        flash(next(iter(error.errors.values())), "error")
+        return redirect(url_for("admin.arrears", estate_id=estate.id)), 400
+    flash("Write-off approved and posted." if action == "approve" else "Write-off rejected.", "success")
+    return redirect(url_for("admin.arrears", estate_id=estate.id))
