@@ -32,6 +32,7 @@ JOB_MODULES = [
     "app.notify.webhooks_out",  # issue 21: webhook deliveries and their retries
     "app.billing.settlement",  # issue 20: settlement runs
     "app.analytics.daily_reconciliation",  # issue 20: daily reconciliation
+    "app.billing.ladder",  # arrears (issue 16)
 ]
 
 

@@ -380,6 +380,7 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     from app.i18n.demo import seed_languages; logins += seed_languages(session, seeded)  # noqa: E702  (issue 23)
     from app.analytics.utility_demo import seed_utility_figures  # utility layer (issue 19)
     seed_utility_figures(session)
+    from app.billing.ladder import seed_demo_arrears; seed_demo_arrears(session, seeded["SUN"].estate, seeded["SUN"].tenants)  # noqa: E702,E501 (issue 16)
     session.commit()
     _seed_imports(session, seeded["SUN"])
     __import__("app.billing.levies", fromlist=["seed_demo_levies"]).seed_demo_levies(session, seeded["SUN"].estate)  # issue 18

@@ -156,6 +156,9 @@ def schedule(uisp_refresh_hours: int = DEFAULT_UISP_REFRESH_HOURS) -> list[Sched
                      "Last month's revenue settled to each estate's parties by its rules (U3)."),
         ScheduledJob("daily_reconciliation", "30 4 * * *", "daily_reconciliation", _tracked("daily_reconciliation"),
                      "Yesterday's readings vs bills, payments vs gateway records, bulk vs units, ledger (U6)."),
+        # Arrears (A4, issue 16): daily; each ladder step is applied once per episode, so a rerun does nothing.
+        ScheduledJob("arrears_ladder", "35 4 * * *", "arrears_ladder", _tracked("arrears_ladder"),
+                     "Each estate's escalation ladder over units in arrears: warn, restrict, suspend, escalate (A4)."),
     ]
 
 

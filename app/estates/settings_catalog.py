@@ -265,6 +265,48 @@ CATALOG: tuple[SettingSpec, ...] = (
         "Water is never cut off: when the water pocket is this far below zero, the meter is "
         "flagged for arrears. In the estate's currency, or kL when wallets hold units.",
         "decimal", "0", SUPPLY, minimum=Decimal("0"), maximum=Decimal("10000000"), amount_of="water"),
+    # --- arrears and debt (A4, issue 16) ---
+    SettingSpec(
+        "credit_limit", "Credit limit",
+        "How far below zero an electricity, hot water or solar pocket may go before credit control "
+        "cuts it, in the estate's currency (0: cut at zero). A pocket's own limit, set on the unit's "
+        "credit limits page, wins.",
+        "decimal", "0", "Arrears and debt", minimum=Decimal("0"), maximum=Decimal("10000000"),
+        amount_of="currency"),
+    SettingSpec(
+        "arrears_recovery_mode", "Arrears recovery on top-up",
+        "What part of each top-up pays the unit's arrears (oldest first) before the rest reaches the pocket.",
+        "choice", "off", "Arrears and debt",
+        choices=(("off", "Nothing"), ("percent", "A percentage of each top-up"),
+                 ("fixed", "A fixed amount of each top-up"))),
+    SettingSpec(
+        "arrears_recovery_percent", "Recovery share (%)",
+        "With percentage recovery: the share of each top-up that pays arrears.",
+        "percent", "25", "Arrears and debt", minimum=Decimal("0"), maximum=Decimal("100")),
+    SettingSpec(
+        "arrears_recovery_fixed", "Recovery amount",
+        "With fixed recovery: the amount of each top-up that pays arrears (never more than the top-up).",
+        "decimal", "0", "Arrears and debt", minimum=Decimal("0"), maximum=Decimal("10000000"),
+        amount_of="currency"),
+    SettingSpec(
+        "arrears_restricted_percent", "Restricted recovery share (%)",
+        "Once the ladder restricts a debtor, this share of each top-up pays arrears (instead of the "
+        "usual recovery).",
+        "percent", "50", "Arrears and debt", minimum=Decimal("0"), maximum=Decimal("100")),
+    SettingSpec(
+        "arrears_ladder", "Escalation ladder",
+        "Steps the daily arrears job takes, as days:action, comma-separated; actions are warn, "
+        "restrict, suspend and escalate. Each step is applied once per spell in debt.",
+        "list", ["0:warn", "30:restrict", "60:suspend", "90:escalate"], "Arrears and debt",
+        pattern=r"[0-9]{1,4}:(warn|restrict|suspend|escalate)",
+        pattern_hint="write a step as days:action, like 30:restrict"),
+    SettingSpec(
+        "write_off_approval_threshold", "Write-off approval threshold",
+        "Write-offs of more than this amount (estate currency) wait for a second staff member's "
+        "approval; 0 makes every one wait.",
+        "decimal", "1000", "Arrears and debt", minimum=Decimal("0"), maximum=Decimal("100000000"),
+        amount_of="currency"),
+    # --- end arrears and debt ---
     SettingSpec(
         "tariff_notice_days", "Tariff notice (days)",
         "Residents hear of a new tariff this many days before it starts; it is also the "

@@ -68,6 +68,10 @@ def after_pocket_change(session: Session, account_ids: Iterable[int]) -> list[Re
     prices = tariffs.class_prices(session, units_estates) if units_estates else {}
     classes = tariffs.unit_class_keys(session, {unit_id for _, unit_id, _ in rows}) if units_estates else {}
     held = held_meter_ids(session, {meter.id for meter in meters})
+    # Credit limits (A4, app.billing.debt): how far below zero each pocket may go, in money.
+    from app.billing.debt import money_limits, today_rates
+    rates = today_rates(session, [(pocket, estate, unit_id) for pocket, unit_id, estate in rows])
+    limits = money_limits(session, [(pocket, estate) for pocket, _, estate in rows], rates)
     commands = []
     told: set[tuple[int, str]] = set()  # a unit with two electricity meters hears once
     for pocket, unit_id, estate in rows:
@@ -75,17 +79,20 @@ def after_pocket_change(session: Session, account_ids: Iterable[int]) -> list[Re
         for meter in meters:
             if meter.unit_id != unit_id or meter.utility != pocket.utility:
                 continue
+            limit = limits.get(pocket.id, Decimal("0"))
+            worth = pocket.balance * rates[pocket.id] if rates.get(pocket.id) else pocket.balance
             if pocket.utility == "water":
-                _flag_water(session, estate, meter, pocket)
-            elif pocket.balance <= 0 and meter.relay_state != "off":
-                commands.append(issue(session, meter, "off", f"balance {pocket.balance} at or below zero"))
+                _flag_water(session, estate, meter, pocket, worth, limit)
+            elif worth <= -limit and pocket.balance <= 0 and meter.relay_state != "off":
+                commands.append(issue(session, meter, "off", f"balance {pocket.balance} at or below zero"
+                                      + (f" and past its credit limit {limit}" if limit else "")))
                 if (pocket.id, "off") not in told:
                     told.add((pocket.id, "off"))
                     tell_tenants(session, estate, unit_id, pocket, "off")
-            elif pocket.balance > 0 and meter.relay_state == "off" and meter.id not in held:
+            elif worth > -limit and meter.relay_state == "off" and meter.id not in held:
                 value, shown = activation_value(estate, pocket, tariffs.prices_for(
                     prices, estate.id, pocket.utility, classes.get(unit_id)))
-                if value is None or value >= estate.minimum_activation_amount:
+                if value is None or value + limit >= estate.minimum_activation_amount:
                     commands.append(issue(session, meter, "on",
                                           f"balance {shown} reached {estate.minimum_activation_amount}"))
                     if (pocket.id, "on") not in told:
@@ -324,10 +331,10 @@ def flag_silent_meters(session: Session, now: datetime | None = None,
     return len(late)
 
 
-def _flag_water(session: Session, estate: Estate, meter: Meter, pocket: Account) -> None:
-    """Water is never cut: past the estate's credit limit the meter is flagged for arrears."""
-    limit = get_setting(session, "water_credit_limit", estate.id, default=setting_default("water_credit_limit"))
-    if pocket.balance >= -abs(type(pocket.balance)(str(limit))):
+def _flag_water(session: Session, estate: Estate, meter: Meter, pocket: Account, worth: Decimal,
+                limit: Decimal) -> None:
+    """Water is never cut: past its credit limit (money, A4) the meter is flagged for arrears."""
+    if worth >= -limit:
         return
     recent = session.scalar(select(MeterAlert.id).where(
         MeterAlert.meter_id == meter.id, MeterAlert.kind == "water_credit_limit",

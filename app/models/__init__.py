@@ -35,3 +35,4 @@ from app.models.families import FamilyAlertSent, SpendLimit, WalletGrant, Wallet
 # settlement and daily reconciliation (issue 20)
 from app.models.settlement import (MpesaStatementLine, ReconciliationResult, SettlementLine,  # noqa: E402,F401
                                    SettlementParty, SettlementRule, SettlementRuleSet, SettlementRun)
+from app.models.debt import ArrearsEpisode, ArrearsTask, PaymentPlan, PocketCreditLimit, WriteOff  # noqa: E402,F401

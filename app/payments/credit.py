@@ -79,18 +79,25 @@ def credit_payment(session: Session, payment: Payment, *, user_id: int | None = 
     clearing = system_account(session, estate, "clearing", payment.provider,
                               name=f"{PROVIDER_LABELS.get(payment.provider, payment.provider)} clearing")
     legs: list[tuple[int, Decimal]] = [(clearing.id, -amount)]
-    bought = format_amount(amount, estate.currency)
-    if estate.wallet_denomination == "units" and not levy:
-        unit_legs, bought = _units_legs(session, estate, utility, pocket, amount, payment.paid_at or utcnow())
+    # A4: the estate's recovery share pays open arrears first, in this same transaction (not on a
+    # levy payment: app.billing.levies pays levy arrears itself).
+    from app.billing.recovery import Recovery, close_cleared, describe, plan_recovery, posted_legs
+    replayed = posted_legs(session, payment.idempotency_key)  # a replay repeats the legs it posted
+    recovery = plan_recovery(session, estate, unit, amount) if replayed is None and not levy else Recovery()
+    legs += recovery.legs()
+    to_pocket = amount - recovery.total
+    bought = format_amount(to_pocket, estate.currency)
+    if to_pocket > 0 and estate.wallet_denomination == "units" and not levy:
+        unit_legs, bought = _units_legs(session, estate, utility, pocket, to_pocket, payment.paid_at or utcnow())
         legs += unit_legs
-    else:
-        legs.append((pocket.id, amount))
+    elif to_pocket > 0:
+        legs.append((pocket.id, to_pocket))
     posted = post(session, Entry(
         estate_id=estate.id, kind="topup", idempotency_key=payment.idempotency_key,
-        legs=legs, occurred_at=payment.paid_at, created_by_user_id=user_id,
+        legs=legs if replayed is None else replayed, occurred_at=payment.paid_at, created_by_user_id=user_id,
         memo=f"{PROVIDER_LABELS.get(payment.provider, payment.provider)} top-up "
              f"{format_amount(amount, estate.currency)}: {utility.replace('_', ' ')} {bought} "
-             f"({payment.provider_ref})",
+             f"({payment.provider_ref})" + (f"; {describe(recovery, estate.currency)}" if recovery.total else ""),
     ))
     was = payment.status
     payment.estate_id, payment.utility, payment.currency = estate.id, utility, estate.currency
@@ -102,9 +109,12 @@ def credit_payment(session: Session, payment: Payment, *, user_id: int | None = 
                      old={"status": was},
                      new={"status": "credited", "unit": unit.number, "utility": utility,
                           "amount": str(amount), "key": payment.idempotency_key})
+        close_cleared(session, recovery, occurred_at=payment.paid_at)
         if levy:
             return posted.created  # the owner's levy: no meter to restore, no tenant receipt
         _after_pocket_change(session, [pocket.id])
+        from app.billing.ladder import after_payment
+        after_payment(session, unit)  # A4: a cleared debt ends its episode and lifts the ladder's holds now
         _send_receipt(session, payment, unit, estate, pocket.id)
         _emit_topup_webhook(session, payment, unit, estate, pocket.id)  # issue 21: wallet.topup
         # P5, decided here for every provider: a SparkMeter meter only supplies what Koios holds.
@@ -175,6 +185,9 @@ def _send_receipt(session: Session, payment: Payment, unit: Unit, estate: Estate
                "amount": format_amount(payment.amount, estate.currency),
                "balance": format_amount(Decimal(balance), commodity),
                "utility": label("pocket", payment.utility).lower()}
+    from app.billing.recovery import payment_recovery
+    if recovered := payment_recovery(session, payment):  # A4: the share that paid arrears
+        context["recovered"] = format_amount(recovered, estate.currency)
     try:
         if payment.payer_phone:
             # The payer may be no one we know: a transient person only carries the number.

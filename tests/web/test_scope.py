@@ -27,6 +27,7 @@ ID_PARAMETERS |= {"person_id"}  # a person registered to the estate (admin Peopl
 ID_PARAMETERS |= {"import_id"}  # an import (ImportBatch) of the estate, made the first time it is asked for
 ID_PARAMETERS |= {"levy_id"}  # a levy definition of the estate (body corporate levies): levy_of()
 ID_PARAMETERS |= {"batch_id"}  # a bulk top-up (BulkTopup) of the estate, made the first time it is asked for
+ID_PARAMETERS |= {"task_id", "plan_id"}  # arrears (issue 16): an escalation task of the estate, a plan of the unit
 # Other parameters the sweep knows how to fill (with a harmless valid value).
 PLAIN_VALUES = {"name": "credit_control", "period": "2026-01",
                 "uisp_client_id": 1}  # staff-only UISP copy: gated by the staff blueprint
@@ -44,6 +45,8 @@ PLAIN_VALUES |= {"job_kind": "ledger_verify"}
 # Family wallet groups belong to the person who made them, grants to a unit already in the
 # path: tests/families/test_family_pages.py (another's group is 404, a foreign grant id is 404).
 PLAIN_VALUES |= {"group_id": 1, "grant_id": 1}
+# Staff write-offs of debts (arrears, issue 16): staff only (404 to agents); tests/billing/test_write_offs.py.
+PLAIN_VALUES |= {"write_off_id": 1}
 # Settlement runs, lines, parties and reconciliation days (issue 20): staff-only, gated by the staff
 # blueprint; tests/web/test_settlement_pages.py checks a missing one is 404.
 PLAIN_VALUES |= {"settlement_run_id": 1, "line_id": 1, "party_id": 1, "day_text": "2026-01-01"}
@@ -115,6 +118,10 @@ def build(app, rule: Rule, *, unit: int, estate: int, run: int | None = None) ->
             values[name] = levy_of(app, estate)
         elif name == "batch_id":
             values[name] = bulk_topup_of(app, estate)
+        elif name == "task_id":  # arrears (issue 16)
+            values[name] = arrears_task_of(app, estate)
+        elif name == "plan_id":  # arrears (issue 16)
+            values[name] = payment_plan_of(app, unit)
         elif name in PLAIN_VALUES:
             values[name] = PLAIN_VALUES[name]
         else:
@@ -248,6 +255,60 @@ def bulk_topup_of(app, estate_id: int) -> int:
             db.session.add(batch)
             db.session.commit()
             found = batch.id
+        db.session.remove()
+        return found
+
+
+def arrears_task_of(app, estate_id: int) -> int:
+    """An escalation task on a unit of the estate (arrears, issue 16), made the first time it is asked for."""
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Unit
+    from app.models.debt import ArrearsEpisode, ArrearsTask
+
+    with app.app_context():
+        unit = db.session.scalar(select(Unit).where(Unit.estate_id == estate_id).limit(1)) \
+            if 0 < estate_id < 2**31 else None
+        if unit is None:
+            return estate_id  # no such estate: any id is as missing as the estate
+        found = db.session.scalar(select(ArrearsTask.id).where(ArrearsTask.estate_id == estate_id).limit(1))
+        if found is None:
+            episode = ArrearsEpisode(estate_id=estate_id, unit_id=unit.id, since=date(2026, 1, 1))
+            db.session.add(episode)
+            db.session.flush()
+            task = ArrearsTask(estate_id=estate_id, unit_id=unit.id, episode_id=episode.id, title="Sweep task")
+            db.session.add(task)
+            db.session.commit()
+            found = task.id
+        db.session.remove()
+        return found
+
+
+def payment_plan_of(app, unit_id: int) -> int:
+    """A payment plan of the unit (arrears, issue 16), made the first time it is asked for."""
+    from datetime import date
+    from decimal import Decimal
+
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Unit
+    from app.models.debt import PaymentPlan
+
+    with app.app_context():
+        unit = db.session.get(Unit, unit_id) if 0 < unit_id < 2**31 else None
+        if unit is None:
+            return unit_id
+        found = db.session.scalar(select(PaymentPlan.id).where(PaymentPlan.unit_id == unit_id).limit(1))
+        if found is None:
+            plan = PaymentPlan(estate_id=unit.estate_id, unit_id=unit.id, instalment=Decimal("10"),
+                               frequency="monthly", starts_on=date(2026, 1, 1))
+            db.session.add(plan)
+            db.session.commit()
+            found = plan.id
         db.session.remove()
         return found
 

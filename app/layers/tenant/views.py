@@ -13,4 +13,6 @@ ROLES = ("tenant",)
 @bp.get("/")
 def index():
     cards = unit_cards(db.session, visible_units(db.session, current_user, ROLES))
-    return render("tenant/index.html", "cards", cards=cards)
+    from app.billing.debt import debts, unit_debts  # A4: a debt line per unit that owes (issue 16)
+    owing = unit_debts(debts(db.session, {c.estate for c in cards}, unit_ids={c.unit.id for c in cards}))
+    return render("tenant/index.html", "cards", cards=cards, owing=owing)
