@@ -109,6 +109,11 @@ LABELS["rule_method"] = {"percentage": "Percentage of revenue", "fixed": "Fixed 
 LABELS["account_kind"].update({"party": "Settlement party"})
 LABELS.setdefault("transaction", {}).update({"settlement": "Settlement to a party",
                                              "settlement_payout": "Settlement payout"})
+# Jobs of issues 16, 18 and 21 (named on the Jobs screen and in job panels).
+LABELS["job"].update({"levy_run": "Levy run", "webhook_deliver": "Webhook delivery",
+                      "webhook_retries": "Webhook retries", "arrears_ladder": "Arrears escalation ladder"})
+LABELS["webhook_status"] = {"pending": "Waiting to be sent", "delivered": "Delivered", "failed": "Failed",
+                            "abandoned": "Given up"}
 
 VERBATIM = {"commodity"}  # kinds whose unknown codes read best as they are
 

@@ -22,7 +22,7 @@ from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
-from app.api import keys
+from app.integration import keys
 from app.api.problems import problem
 from app.extensions import db
 from app.models.api import ApiKey

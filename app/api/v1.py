@@ -13,7 +13,8 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
-from app.api import idempotency, keys, topups
+from app.api import idempotency
+from app.integration import keys, topups
 from app.api.access import current_key, protect
 from app.api.declare import BodyError, Param, dump, openapi_document, operation, parse
 from app.api.problems import PROBLEM_TYPE, problem

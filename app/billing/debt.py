@@ -62,8 +62,11 @@ def bucket_of(days: int) -> str:
 def estate_default_limit(session: Session, estate: Estate, utility: str) -> Decimal:
     """The estate's credit limit for a utility's pockets, in the pocket's own terms (money, or kL for
     water in units estates, as the water setting has always been)."""
-    key = WATER_LIMIT_KEY if utility == "water" else CREDIT_LIMIT_KEY
-    return abs(Decimal(str(get_setting(session, key, estate.id, default=setting_default(key)) or 0)))
+    if utility == "water":  # each key read by name, so the settings catalogue's test sees both
+        value = get_setting(session, WATER_LIMIT_KEY, estate.id, default=setting_default(WATER_LIMIT_KEY))
+    else:
+        value = get_setting(session, CREDIT_LIMIT_KEY, estate.id, default=setting_default(CREDIT_LIMIT_KEY))
+    return abs(Decimal(str(value or 0)))
 
 
 def pocket_overrides(session: Session, account_ids: Iterable[int]) -> dict[int, Decimal]:
@@ -129,6 +132,26 @@ def set_pocket_limit(session: Session, pocket: Account, text: str | None, *, use
     audit(session, "credit_limit.set", pocket, old=old, new={"limit": str(amount)}, estate_id=estate.id)
     session.commit()
     return existing
+
+
+def save_pocket_limits(session: Session, pockets: list[Account], typed: dict[str, str], *,
+                       user_id: int | None = None) -> int:
+    """Set the limits typed for these pockets (`limit_<pocket id>` fields present in `typed`), then let
+    credit control act on them (a new limit may restore or cut supply); commits once at the end (each
+    limit is saved as it is set). Returns how many changed; CreditLimitError stops at the first bad one."""
+    from app.metering.credit_control import after_pocket_change
+
+    changed = 0
+    for pocket in pockets:
+        field = f"limit_{pocket.id}"
+        if field not in typed:
+            continue
+        before = pocket_overrides(session, [pocket.id]).get(pocket.id)
+        saved = set_pocket_limit(session, pocket, typed[field][:40], user_id=user_id)
+        changed += (saved.amount if saved else None) != before
+    after_pocket_change(session, [p.id for p in pockets])
+    session.commit()
+    return changed
 
 
 def today_rates(session: Session, pockets: list[tuple[Account, Estate, int]]) -> dict[int, Decimal | None]:

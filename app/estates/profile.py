@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.estates import choices
-from app.estates.settings_catalog import SettingSpec, SettingValueError, estate_specs
+from app.estates.settings_catalog import SettingSpec, SettingValueError, estate_specs, spec_for
 from app.estates.status import switch_feature
 from app.ledger.accounts import pocket_commodity
 from app.models import Account, Estate, Posting
@@ -203,6 +203,8 @@ def update_estate(session: Session, estate: Estate, values: Mapping[str, Any], *
         if value is None:
             if clear_setting(session, key, estate.id):
                 changes[f"setting_{key}"] = (own.get(key), None)
+        elif key not in own and spec_for(key).type == "bool" and value == spec_for(key).default:
+            continue  # an unticked box for a setting never set here: nothing changed
         elif own.get(key) != value:
             put_setting(session, key, value, estate.id)
             changes[f"setting_{key}"] = (own.get(key), value)

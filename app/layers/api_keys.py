@@ -1,6 +1,6 @@
 """API key pages for staff (every estate) and agents (their estates): create once, list, revoke.
 
-One set of views registered on both layer blueprints; the domain (app/api/keys.py) decides
+One set of views registered on both layer blueprints; the domain (app/integration/keys.py) decides
 what each may do, and a key outside the user's reach is a 404 like any other object.
 """
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, request, url_for
 from flask_login import current_user
 
-from app.api import keys
+from app.integration import keys
 from app.auth.scope import estate_or_404, visible_estates
 from app.extensions import db
 from app.htmx import redirect, refuse, render

@@ -64,8 +64,7 @@ def register(bp: Blueprint, layer: str, list_rule: str) -> None:
     def toggle_webhook(endpoint_id: int):
         endpoint = _endpoint_or_404(endpoint_id)
         if endpoint.disabled_at is None:
-            webhooks_out.disable_endpoint(db.session, endpoint, f"disabled by {current_user.email}")
-            db.session.commit()
+            webhooks_out.switch_off_endpoint(db.session, endpoint, f"disabled by {current_user.email}")
             flash("Webhook disabled: nothing more is sent to it.", "success")
         else:
             webhooks_out.enable_endpoint(db.session, endpoint)

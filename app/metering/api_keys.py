@@ -1,6 +1,6 @@
 """Keys for the HTTP readings endpoint (M4): `readings:write` keys of the one API key model.
 
-The keys themselves live in app/api/keys.py (one model, one issue/revoke path); these are the
+The keys themselves live in app/integration/keys.py (one model, one issue/revoke path); these are the
 readings endpoint's names for them, kept for `flask api-key create NAME` and the gateways.
 """
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api import keys
+from app.integration import keys
 from app.metering import MeteringError
 from app.models.api import ApiKey
 

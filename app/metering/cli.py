@@ -32,7 +32,7 @@ def create_key(name: str | None, estate_code: str | None, permissions: str, rate
     """Create a key and print it once (only its hash is stored)."""
     from sqlalchemy import select
 
-    from app.api.keys import ApiKeyError, issue_key
+    from app.integration.keys import ApiKeyError, issue_key
     from app.audit import Actor, current_actor
     from app.models import Estate
 

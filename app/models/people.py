@@ -3,7 +3,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, ForeignKey, String, event, inspect, select
+from sqlalchemy import CheckConstraint, ForeignKey, String, event, inspect, literal, select, union
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -77,13 +77,15 @@ class User(UserMixin, Base):
             if "grants" in self.__dict__ or state.session is None or state.key is None:
                 cached = frozenset(grant.role for grant in self.grants)
             else:
-                cached = frozenset(state.session.scalars(
-                    select(RoleGrant.role).where(RoleGrant.user_id == self.id).distinct()))
-                if "family" not in cached:  # F2: a wallet shared with the user opens the family layer
-                    from app.models.families import WalletGrant
-                    if state.session.scalar(select(WalletGrant.id).where(
-                            WalletGrant.user_id == self.id, WalletGrant.revoked_at.is_(None)).limit(1)):
-                        cached = cached | {"family"}
+                from app.models.families import WalletGrant
+
+                # One query: the distinct roles granted, and "family" when a wallet is shared with
+                # the user (F2: a live wallet grant opens the family layer).
+                shared = select(literal("family").label("role")).where(
+                    select(WalletGrant.id).where(WalletGrant.user_id == self.id,
+                                                 WalletGrant.revoked_at.is_(None)).exists())
+                cached = frozenset(state.session.scalars(union(
+                    select(RoleGrant.role).where(RoleGrant.user_id == self.id).distinct(), shared)))
             self.__dict__["_role_set"] = cached
         return cached
 

@@ -165,6 +165,12 @@ def disable_endpoint(session: Session, endpoint: WebhookEndpoint, reason: str) -
                      old={"disabled_at": None}, new={"reason": reason[:200]})
 
 
+def switch_off_endpoint(session: Session, endpoint: WebhookEndpoint, reason: str) -> None:
+    """Stop sending to an endpoint because someone asked to (the pages); audit and commit once."""
+    disable_endpoint(session, endpoint, reason)
+    session.commit()
+
+
 def enable_endpoint(session: Session, endpoint: WebhookEndpoint) -> None:
     """Send to a disabled endpoint again; audit and commit."""
     if endpoint.disabled_at is not None:

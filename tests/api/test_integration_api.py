@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.api import keys
+from app.integration import keys
 from app.models import AuditLog, LedgerTransaction
 from app.models.api import ApiKey
 from app.models.payments import Payment

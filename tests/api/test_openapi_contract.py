@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from app.api import keys
+from app.integration import keys
 from tests import factories
 
 JSON_VALUES = st.recursive(

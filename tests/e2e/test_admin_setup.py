@@ -102,7 +102,7 @@ def test_an_operator_sets_up_an_estate_and_the_invited_tenant_sees_their_unit(ap
     tenant.goto(url + invite_path(app, "zoe@example.test"))
     tenant.get_by_label("New password").fill("zoe-password-123")
     tenant.get_by_label("Repeat the password").fill("zoe-password-123")
-    tenant.get_by_role("button").last.click()
+    tenant.get_by_role("button", name="Save and sign in").click()  # not the footer's language buttons
     tenant.wait_for_load_state()
     if "/login" in tenant.url:
         sign_in(tenant, url, "zoe@example.test", "zoe-password-123")

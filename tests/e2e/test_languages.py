@@ -29,5 +29,7 @@ def test_switching_language_changes_labels_and_number_format(live_server, open_p
     page.wait_for_load_state()
     assert page.locator("#pocket-electricity dt").first.inner_text() == "Matsatsi a chelete e setseng"
     page.set_viewport_size(PHONE)
+    page.reload()  # laid out at phone width from the start (a chart resizes itself only later)
+    page.wait_for_load_state()
     page_fits(page)
     page.screenshot(path=str(shots / "tenant-dashboard-st-360.png"), full_page=True)

@@ -142,7 +142,8 @@ def test_a_new_estate_without_units_renders_on_every_page_that_lists_estates(app
     # Every page that takes only an estate id, as staff, and every page without parameters.
     with app.test_request_context():
         urls = [url_for(rule.endpoint, estate_id=estate.id) for rule in app.url_map.iter_rules()
-                if "GET" in rule.methods and set(rule.arguments) == {"estate_id"}]
+                if "GET" in rule.methods and set(rule.arguments) == {"estate_id"}
+                and not rule.rule.startswith("/api/")]  # the integration API signs in with keys, not pages
         urls += [url_for(rule.endpoint) for rule in app.url_map.iter_rules()
                  if "GET" in rule.methods and not rule.arguments and rule.endpoint.split(".")[0] in
                  ("staff", "admin", "agent", "utility", "body_corporate", "owner")]

@@ -49,6 +49,10 @@ def test_catalogue_defaults_are_what_the_code_used_before():
         # utility layer (issue 19): demand management
         "demand_threshold_kw": None, "demand_restore_kw": None, "demand_restore_minutes": 15,
         "demand_restrict": False, "demand_hold_minutes": 30, "demand_max_units": 5, "demand_order": "last_hour",
+        # arrears (issue 16): credit limits, recovery on top-up, the ladder, write-off approval
+        "credit_limit": "0", "arrears_recovery_mode": "off", "arrears_recovery_percent": "25",
+        "arrears_recovery_fixed": "0", "arrears_restricted_percent": "50",
+        "arrears_ladder": ["0:warn", "30:restrict", "60:suspend", "90:escalate"], "write_off_approval_threshold": "1000",
     }
 
 
@@ -70,7 +74,10 @@ def test_every_entry_has_a_label_and_a_help_line():
         assert spec.label and spec.help.endswith((".", ")")), spec.key
     assert [spec.key for spec in estate_specs()] == [
         "payment_max_amount", "mpesa_paybill", "mpesa_senders", "account_number_pattern",
-        "reversal_approval_threshold", "water_credit_limit", "tariff_notice_days",
+        "reversal_approval_threshold", "water_credit_limit",
+        "credit_limit", "arrears_recovery_mode", "arrears_recovery_percent", "arrears_recovery_fixed",  # issue 16
+        "arrears_restricted_percent", "arrears_ladder", "write_off_approval_threshold",
+        "tariff_notice_days",
         "brand_colour", "loss_threshold_percent", "sparkmeter_customer_code", "chirpstack_application_id",
         "demand_threshold_kw", "demand_restore_kw", "demand_restore_minutes", "demand_restrict",  # issue 19
         "demand_hold_minutes", "demand_max_units", "demand_order",

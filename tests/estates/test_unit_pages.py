@@ -167,7 +167,9 @@ def test_the_agent_estate_page_leads_to_the_administration(world, login):
     agent = login(world.emails["agent"])
     page = agent.get(f"/agent/estates/{world.estate1}").get_data(as_text=True)
     assert f'href="/admin/estates/{world.estate1}"' in page and "Administer this estate" in page
-    assert f'href="/admin/units/{world.unit_a}"' in page
+    assert f'href="/agent/units/{world.unit_a}"' in page  # the agent's unit page (issue 15) ...
+    unit_page = agent.get(f"/agent/units/{world.unit_a}").get_data(as_text=True)
+    assert f'href="/admin/units/{world.unit_a}"' in unit_page  # ... leads to its administration
     admin = agent.get(f"/admin/estates/{world.estate1}").get_data(as_text=True)
     assert f'href="/admin/estates/{world.estate1}/units"' in admin
 

@@ -19,8 +19,10 @@ from tests.helpers import csrf_from, table_with
 
 
 def hidden_fields(page: str) -> list[tuple[str, str]]:
+    """The hidden fields of the PayFast checkout form only (the page has other forms: the language switch)."""
+    form = re.search(r'<form[^>]*action="[^"]*/eng/process"[^>]*>(.*?)</form>', page, re.S)
     return [(unescape(n), unescape(v)) for n, v in
-            re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page)
+            re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form.group(1) if form else page)
             if n != "csrf_token"]
 
 

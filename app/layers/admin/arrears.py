@@ -128,23 +128,11 @@ def unit_credit_limits(unit_id: int):
     pockets = db.session.scalars(select(Account).join(Wallet, Wallet.id == Account.wallet_id).where(
         Wallet.unit_id == unit.id)).all()
     form = {key: value[:40] for key, value in request.form.items() if key.startswith("limit_")}
-    changed = 0
-    for pocket in pockets:
-        field = f"limit_{pocket.id}"
-        if field not in request.form:
-            continue
-        before = debt_module.pocket_overrides(db.session, [pocket.id]).get(pocket.id)
-        try:
-            saved = debt_module.set_pocket_limit(db.session, pocket, request.form[field][:40],
-                                                 user_id=current_user.id)
-        except debt_module.CreditLimitError as error:
-            db.session.rollback()
-            return _unit_page(unit, error.errors, form, 400)
-        changed += (saved.amount if saved else None) != before
-    # A new limit may let supply back on (or cut it): credit control reads it now.
-    from app.metering.credit_control import after_pocket_change
-    after_pocket_change(db.session, [p.id for p in pockets])
-    db.session.commit()
+    try:
+        changed = debt_module.save_pocket_limits(db.session, pockets, request.form, user_id=current_user.id)
+    except debt_module.CreditLimitError as error:
+        db.session.rollback()
+        return _unit_page(unit, error.errors, form, 400)
     flash(f"Unit {unit.number}: {changed} credit limit{'s' if changed != 1 else ''} changed." if changed
           else f"Unit {unit.number}: nothing changed.", "success")
     return redirect(url_for("admin.unit_debt", unit_id=unit.id))
