@@ -149,7 +149,11 @@ def fuzz_operation(client, path, method, operation, params, strategy, body, api_
             if value is None:
                 continue
             if p["in"] == "path":
-                url = url.replace("{" + p["name"] + "}", quote(str(value), safe="") or "x")
+                # Werkzeug decodes %2F before routing and merges slashes, and "." or ".." are path
+                # steps: such a value addresses another route (a 308), never this operation.
+                segment = str(value).replace("/", "_")
+                segment = "x" if segment in ("", ".", "..") else segment
+                url = url.replace("{" + p["name"] + "}", quote(segment, safe=""))
             elif p["in"] == "query":
                 query.append(f"{p['name']}={quote(str(value), safe='')}")
             else:
