@@ -152,4 +152,5 @@ def xdist_worker_number() -> int:
 def redis_test_url(database: int) -> str:
     """A Redis database of this worker's own: `database` counted down by the worker number,
     so two workers never flush each other's queues (15, 14, ... for one group; 9, 8, ... for another)."""
-    return f"redis://127.0.0.1:6379/{database - xdist_worker_number()}"
+    port = os.environ.get("TEST_REDIS_PORT", "6379")  # a parallel session may run its own server
+    return f"redis://127.0.0.1:{port}/{database - xdist_worker_number()}"
