@@ -1,6 +1,6 @@
 """Page speed: tenant dashboard, tenant charts and owner portfolio from roll-ups vs computing from raw readings.
 
-Run from the repository root:  .venv/bin/python bench/pages.py [--requests 200] [--years 5] [--units 500] [--sequential] [--keep] [--reuse]
+Run from the repository root:  .venv/bin/python bench/pages.py [--requests 200] [--years 5] [--units 500] [--sequential] [--as-of YYYY-MM-DDTHH:MM] [--keep] [--reuse]
 Creates its own PostgreSQL database (BENCH_DATABASE_URL, default meterwise_bench_pages on
 127.0.0.1), migrates it and seeds one ZAR estate:
 - the busy unit: `--years` of half-hourly readings on 4 meters (electricity, water, hot water,
@@ -65,6 +65,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards (for profiling)")
     parser.add_argument("--sequential", action="store_true",
                         help="time all of a page's requests, then all of its baseline's (default: alternate)")
+    parser.add_argument("--as-of", metavar="YYYY-MM-DDTHH:MM",
+                        help="run with the clock at this local time (e.g. late in last month, so the month holds "
+                             "weeks of data for the baselines to read); default: now")
     parser.add_argument("--reuse", action="store_true",
                         help="time against a database kept by an earlier --keep run (no set-up; kept again)")
     return parser.parse_args()
@@ -496,6 +499,17 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
+def set_clock(moment: datetime) -> None:
+    """Stop the portal's clock at `moment`: every loaded module's `utcnow` (app.models.base's, imported by
+    name) answers it, so "this month" on the pages and in the set-up is `moment`'s month."""
+    from app.models import base
+
+    original = base.utcnow
+    for module in list(sys.modules.values()):
+        if getattr(module, "__name__", "").startswith(("app", "bench")) and getattr(module, "utcnow", None) is original:
+            module.utcnow = lambda: moment
+
+
 def signed_in(app, email: str):
     """A test client signed in through the real login form."""
     import re
@@ -527,6 +541,9 @@ def main() -> int:
         recreate_database(url)
     try:
         app = create_app(bench_config(url))
+        clock = datetime.fromisoformat(args.as_of).replace(tzinfo=TZ).astimezone(UTC) if args.as_of else None
+        if clock is not None:
+            set_clock(clock)
         with app.app_context():
             from app.extensions import db
             from app.models import utcnow
@@ -568,7 +585,7 @@ def main() -> int:
             ("owner portfolio", "owner", "/owner/"),
         ]
         print(f"\nload average before timing: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-        local_now = datetime.now(TZ)
+        local_now = clock.astimezone(TZ) if clock is not None else datetime.now(TZ)
         # The owner baseline sums this month's raw readings and postings, so its cost (and the
         # ratio) grows with the days elapsed: on the 1st it has almost nothing to read.
         print(f"local time {local_now:%Y-%m-%d %H:%M}: day {local_now.day} of the month, "

@@ -60,3 +60,22 @@ def test_a_new_user_reads_its_roles_from_its_pending_grants(session):
     user = User(email="pending@example.test")
     user.grants.append(RoleGrant(role="agent", estate_id=estate.id))
     assert user.roles == ["agent"] and not user.is_staff
+
+
+def test_the_page_language_reads_one_grant_row_not_every_grant(session):
+    """Choosing a page's language falls back to the estate of a user's first grant: one small
+    statement (an owner of 500 units used to load 500 grants on every page)."""
+    from app.i18n import home_estate_id
+
+    estate = factories.make_estate(session)
+    units = [factories.make_unit(session, estate) for _ in range(20)]
+    user = factories.make_user(session, grants=[("owner", unit) for unit in units])
+    estate_grant = factories.make_user(session, "agent", estate=estate)
+    nothing = factories.make_user(session)
+    session.commit()
+    expected, _ = estate.id, user.person  # loaded before counting
+    with statements() as seen:
+        assert home_estate_id(session, user) == expected
+    assert len(seen) == 1 and "LIMIT" in seen[0], seen
+    assert home_estate_id(session, estate_grant) == estate.id
+    assert home_estate_id(session, nothing) is None
