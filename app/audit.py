@@ -1,4 +1,6 @@
 """The audit trail (X2): `record()` is the one call every write path uses."""
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +19,20 @@ class Actor:
 
 SYSTEM = Actor("system")
 current_actor: ContextVar[Actor] = ContextVar("current_actor", default=SYSTEM)
+
+
+@contextmanager
+def acting_as(actor: Actor | None) -> Iterator[None]:
+    """Audit rows written inside the block name `actor` (a CLI command, a job, a user's queued
+    work); None leaves the current actor as it is."""
+    if actor is None:
+        yield
+        return
+    token = current_actor.set(actor)
+    try:
+        yield
+    finally:
+        current_actor.reset(token)
 
 
 def record(

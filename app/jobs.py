@@ -144,13 +144,12 @@ def _inside(transaction, rolled_back) -> bool:
 
 def run_job(kind: str, run_id: int | None, *args: Any) -> str | None:
     """Run one job with its own session, recording status, timings and failure."""
-    from app.audit import Actor, current_actor
+    from app.audit import Actor, acting_as
 
     progress = Progress(run_id)
     progress._write(force=True, status="running", started_at=utcnow())
-    token = current_actor.set(Actor(f"system:{kind}"))
     try:
-        with Session(db.engine) as session:
+        with acting_as(Actor(f"system:{kind}")), Session(db.engine) as session:
             result = REGISTRY[kind](session, progress, *args)
     except Exception as error:
         log.exception("job %s (%s) failed", kind, run_id)
@@ -161,7 +160,5 @@ def run_job(kind: str, run_id: int | None, *args: Any) -> str | None:
         if raise_in_worker:
             raise  # RQ records it and retries with backoff
         return None
-    finally:
-        current_actor.reset(token)
     progress._write(force=True, status="done", finished_at=utcnow(), result=result)
     return result

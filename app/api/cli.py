@@ -18,7 +18,7 @@ def webhook_cli() -> None:
 @click.option("--description", default="", help="What receives them.")
 def add_webhook(estate_code: str | None, url: str, events: str, description: str) -> None:
     """Subscribe a URL and print its signing secret once."""
-    from app.audit import Actor, current_actor
+    from app.audit import Actor, acting_as
     from app.models import Estate
     from app.notify.webhooks_out import WebhookError, add_endpoint
 
@@ -27,13 +27,11 @@ def add_webhook(estate_code: str | None, url: str, events: str, description: str
         estate = db.session.scalar(select(Estate).where(Estate.code == estate_code))
         if estate is None:
             raise click.ClickException(f"there is no estate with code {estate_code!r}")
-    token = current_actor.set(Actor("system:cli"))
     try:
-        new = add_endpoint(db.session, url=url, events=events, estate=estate, issuer=None, description=description)
+        with acting_as(Actor("system:cli")):
+            new = add_endpoint(db.session, url=url, events=events, estate=estate, issuer=None, description=description)
     except WebhookError as error:
         raise click.ClickException(str(error)) from error
-    finally:
-        current_actor.reset(token)
     click.echo(f"Webhook #{new.row.id} → {new.row.url} ({new.row.events}; "
                f"{estate.code if estate else 'every estate'}). Signing secret (shown once, store it now):\n{new.secret}")
 

@@ -549,12 +549,8 @@ def commit_job(session: Session, progress: Progress, batch_id: int, user_id: int
     if batch is None or batch.status != "committing":
         return "nothing to commit"
     user = session.get(User, user_id) if user_id else None
-    token = audit.current_actor.set(audit.Actor(user.email, user.id)) if user else None
-    try:
+    with audit.acting_as(audit.Actor(user.email, user.id) if user else None):
         commit_import(session, batch, user_id=user_id, progress=progress)
-    finally:
-        if token is not None:
-            audit.current_actor.reset(token)
     return (f"committed: {batch.to_create} created, {batch.to_update} updated, {batch.unchanged} unchanged, "
             f"{batch.rejected} rejected")
 

@@ -33,7 +33,7 @@ def create_key(name: str | None, estate_code: str | None, permissions: str, rate
     from sqlalchemy import select
 
     from app.integration.keys import ApiKeyError, issue_key
-    from app.audit import Actor, current_actor
+    from app.audit import Actor, acting_as
     from app.models import Estate
 
     estate = None
@@ -41,16 +41,14 @@ def create_key(name: str | None, estate_code: str | None, permissions: str, rate
         estate = db.session.scalar(select(Estate).where(Estate.code == estate_code))
         if estate is None:
             raise click.ClickException(f"there is no estate with code {estate_code!r}")
-    token = current_actor.set(Actor("system:cli"))
     try:
-        default_name = f"{estate.code if estate else 'all estates'} key"
-        new = issue_key(db.session, default_name if name is None else name,
-                        permissions=permissions, estate=estate, rate_limit_per_hour=rate_limit,
-                        mode="test" if test_mode else "live")
+        with acting_as(Actor("system:cli")):
+            default_name = f"{estate.code if estate else 'all estates'} key"
+            new = issue_key(db.session, default_name if name is None else name,
+                            permissions=permissions, estate=estate, rate_limit_per_hour=rate_limit,
+                            mode="test" if test_mode else "live")
     except ApiKeyError as error:
         raise click.ClickException(str(error)) from error
-    finally:
-        current_actor.reset(token)
     click.echo(f"API key #{new.row.id} “{new.row.name}” ({new.row.permissions}; "
                f"{estate.code if estate else 'every estate'}) (shown once, store it now):\n{new.key}")
 
@@ -74,16 +72,14 @@ def list_keys() -> None:
 @click.argument("key_id", type=int)
 def revoke_key(key_id: int) -> None:
     """Revoke a key by its id; requests with it answer 401 from now on."""
-    from app.audit import Actor, current_actor
+    from app.audit import Actor, acting_as
     from app.metering.api_keys import ApiKeyError, revoke_api_key
 
-    token = current_actor.set(Actor("system:cli"))
     try:
-        row = revoke_api_key(db.session, key_id)
+        with acting_as(Actor("system:cli")):
+            row = revoke_api_key(db.session, key_id)
     except ApiKeyError as error:
         raise click.ClickException(str(error)) from error
-    finally:
-        current_actor.reset(token)
     click.echo(f"API key #{row.id} “{row.name}” revoked")
 
 
@@ -98,14 +94,11 @@ def replay_spool_command(path: str | None) -> None:
     """Feed messages the ingest worker had to spool back through the pipeline, idempotently."""
     from flask import current_app
 
-    from app.audit import Actor, current_actor
+    from app.audit import Actor, acting_as
     from app.metering.spool import replay_spool
 
-    token = current_actor.set(Actor("system:cli"))
-    try:
+    with acting_as(Actor("system:cli")):
         report = replay_spool(db.session, path or current_app.config["INGEST_SPOOL_PATH"])
-    finally:
-        current_actor.reset(token)
     click.echo(report.summary())
     for number, error in report.failed:
         click.echo(f"line {number}: {error}", err=True)
@@ -131,17 +124,15 @@ def _months_or_fail(value: str):
 @click.option("--before", "before", required=True, help="YYYY-MM: every whole month before it is archived")
 def archive_command(before: str) -> None:
     """Write each month before --before to a Parquet file with a manifest, check it, drop the month."""
-    from app.audit import Actor, current_actor
+    from app.audit import Actor, acting_as
     from app.metering.archive import ArchiveRefused, archive_before
 
-    token = current_actor.set(Actor("system:cli"))
     try:
-        results = archive_before(db.session, _months_or_fail(before))
+        with acting_as(Actor("system:cli")):
+            results = archive_before(db.session, _months_or_fail(before))
     except ArchiveRefused as error:
         db.session.rollback()
         raise click.ClickException("\n  ".join([str(error), *error.details])) from error
-    finally:
-        current_actor.reset(token)
     if not results:
         click.echo(f"no readings before {before} left to archive")
     for result in results:
@@ -152,18 +143,16 @@ def archive_command(before: str) -> None:
 @click.option("--month", "month", required=True, help="YYYY-MM: the archived month to bring back")
 def restore_command(month: str) -> None:
     """Check an archived month's file against its checksum and manifest, then load it back."""
-    from app.audit import Actor, current_actor
+    from app.audit import Actor, acting_as
     from app.metering.archive import ArchiveRefused, restore_month
 
-    token = current_actor.set(Actor("system:cli"))
     try:
-        result = restore_month(db.session, _months_or_fail(month))
-        db.session.commit()
+        with acting_as(Actor("system:cli")):
+            result = restore_month(db.session, _months_or_fail(month))
+            db.session.commit()
     except ArchiveRefused as error:
         db.session.rollback()
         raise click.ClickException(str(error)) from error
-    finally:
-        current_actor.reset(token)
     click.echo(f"{result.month:%Y-%m}: {result.rows:,} readings restored from {result.path} ({result.seconds:.1f} s)")
 
 
