@@ -187,10 +187,33 @@ def register_errorhandlers(app: Flask) -> None:
         return render_error(429, "Too many attempts", "Too many attempts in a short time. "
                             "Wait a minute and try again.")
 
+    from sqlalchemy.exc import IntegrityError
+
+    @app.errorhandler(IntegrityError)
+    def integrity_error(error):
+        # Two people saving the same thing at the same moment: both passed the form's checks and
+        # the database's unique key refused the second. Say so (409) instead of a 500; anything
+        # else the database refuses is a bug and stays a 500 (logged).
+        if not unique_violation(error):
+            app.logger.error("database refused a write", exc_info=error)
+            return server_error(error)
+        db.session.rollback()
+        return render_error(409, "Saved at the same moment", "Someone else saved the same thing (a unit number, "
+                            "an email, a reference) a moment ago, so this was not saved. Reload the page to see "
+                            "theirs, then try again if it is still needed.")
+
     @app.errorhandler(500)
     def server_error(error):
         return render_error(500, "Something went wrong", "The error was logged. Nothing was "
                             "half-saved; try again in a moment.")
+
+
+def unique_violation(error) -> bool:
+    """Whether a database IntegrityError is a unique key refusing a duplicate (PostgreSQL 23505, SQLite's text)."""
+    original = getattr(error, "orig", None)
+    if getattr(original, "sqlstate", None) == "23505":
+        return True
+    return "UNIQUE constraint failed" in str(original)
 
 
 def content_security_policy(config) -> str:

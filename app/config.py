@@ -70,6 +70,9 @@ class Config:
     UISP_REFRESH_HOURS = int(os.environ.get("UISP_REFRESH_HOURS", "6"))
     # GET /metrics (Prometheus text format); off (404) unless set here or by the `metrics_enabled` setting.
     METRICS_ENABLED = _env_bool("METRICS_ENABLED", False)
+    # When set, /metrics also needs `Authorization: Bearer <METRICS_TOKEN>` (Prometheus' bearer_token);
+    # without it the endpoint is for a scraper on a private network only.
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
     # Modbus poller (workers/modbus_poller.py, M9): the TOML register map and the poll defaults.
     MODBUS_MAP_PATH = os.environ.get("MODBUS_MAP_PATH", str(INSTANCE_DIR / "modbus.toml"))
     MODBUS_TIMEOUT = float(os.environ.get("MODBUS_TIMEOUT", "2"))

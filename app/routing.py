@@ -13,6 +13,17 @@ INTEGER_MAX = 2**31 - 1  # PostgreSQL `integer`: most primary keys (mapped_colum
 BIGINT_MAX = 2**63 - 1   # PostgreSQL `bigint`: ledger transactions, postings, meter alerts, ...
 
 
+def whole_number(text: str | None, lowest: int = 0, highest: int = INTEGER_MAX) -> int | None:
+    """`text` as a whole number within bounds, else None. ASCII digits only: "²" and "٣" are
+    digits to `str.isdigit()` but `int()` refuses the first, so a check with isdigit() alone lets
+    a crafted form value through to a 500."""
+    text = (text or "").strip()
+    if not text or len(text) > len(str(highest)) or not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if lowest <= value <= highest else None
+
+
 class IntegerIdConverter(IntegerConverter):
     """`<int:...>`: an unsigned integer no larger than an `integer` column holds."""
 

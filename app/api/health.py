@@ -5,10 +5,11 @@ waiting job's age) and, under `ingest`, `backlog` and `lag_seconds`. Neither cha
 status: a deep queue is a figure to watch, not an outage. `/metrics` answers only when enabled
 (config METRICS_ENABLED or the `metrics_enabled` setting), else 404.
 """
+import hmac
 import socket
 from urllib.parse import urlparse
 
-from flask import Blueprint, Response, abort, current_app, jsonify
+from flask import Blueprint, Response, abort, current_app, jsonify, request
 from sqlalchemy import select, text
 
 from app.extensions import csrf, db
@@ -130,4 +131,10 @@ def metrics():
 
     if not metrics_enabled(db.session, current_app.config):
         abort(404)
+    token = current_app.config.get("METRICS_TOKEN")
+    if token:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return Response("a bearer token is needed\n", status=401, content_type="text/plain",
+                            headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     return Response(render_metrics(db.session, current_app.config), content_type=CONTENT_TYPE_LATEST)

@@ -549,8 +549,23 @@ def commit_job(session: Session, progress: Progress, batch_id: int, user_id: int
     if batch is None or batch.status != "committing":
         return "nothing to commit"
     user = session.get(User, user_id) if user_id else None
-    with audit.acting_as(audit.Actor(user.email, user.id) if user else None):
-        commit_import(session, batch, user_id=user_id, progress=progress)
+    try:
+        with audit.acting_as(audit.Actor(user.email, user.id) if user else None):
+            commit_import(session, batch, user_id=user_id, progress=progress)
+    except Exception as error:
+        # commit_import applies everything in one transaction, so nothing of it is kept: put the
+        # batch back to "staged" with the reason, so the page offers the commit again instead of
+        # "committing" forever. The job still fails (its panel and the jobs screen show the traceback).
+        session.rollback()
+        batch = session.get(ImportBatch, batch_id)
+        batch.status = "staged"
+        batch.message = (f"The commit failed and nothing was applied ({type(error).__name__}: {error}). "
+                         "Commit again; if it fails again, staff can see the error on the jobs screen.")[:1000]
+        session.commit()
+        raise
+    if (batch.message or "").startswith("The commit failed"):
+        batch.message = None  # an earlier attempt's reason, no longer true
+        session.commit()
     return (f"committed: {batch.to_create} created, {batch.to_update} updated, {batch.unchanged} unchanged, "
             f"{batch.rejected} rejected")
 

@@ -15,7 +15,7 @@ from app.htmx import redirect, refuse, render
 from app.models.api import API_PERMISSIONS
 from app.layers.export import requested_format, respond
 from app.reports.export import Column
-from app.routing import INTEGER_MAX
+from app.routing import INTEGER_MAX, whole_number
 
 KEY_COLUMNS = [
     Column("Name", lambda k: k.name), Column("Key starts", lambda k: k.prefix or ""),
@@ -58,10 +58,10 @@ def register(bp: Blueprint, layer: str, list_rule: str) -> None:
         estate = None
         try:
             if form.get("estate_id"):
-                raw = form["estate_id"]
-                if not raw.isdigit() or not 0 < int(raw) <= INTEGER_MAX:
+                estate_id = whole_number(form["estate_id"], 1)
+                if estate_id is None:
                     raise keys.ApiKeyError("Choose an estate from the list.", "estate_id")
-                estate = estate_or_404(db.session, current_user, int(raw), ("agent",))
+                estate = estate_or_404(db.session, current_user, estate_id, ("agent",))
             new = keys.issue_key(db.session, form.get("name", ""), permissions=form.getlist("permissions"),
                                  estate=estate, issuer=current_user, mode=form.get("mode", "live"),
                                  rate_limit_per_hour=_rate_limit(form.get("rate_limit_per_hour", "")))

@@ -13,7 +13,7 @@ from app.extensions import db
 from app.htmx import redirect, render
 from app.models.api import WEBHOOK_EVENTS, WebhookDelivery
 from app.notify import webhooks_out
-from app.routing import INTEGER_MAX
+from app.routing import INTEGER_MAX, whole_number
 
 
 def _list_page(layer: str, *, new=None, errors=None, form=None, status: int = 200):
@@ -42,10 +42,10 @@ def register(bp: Blueprint, layer: str, list_rule: str) -> None:
         try:
             estate = None
             if form.get("estate_id"):
-                raw = form["estate_id"]
-                if not raw.isdigit() or not 0 < int(raw) <= INTEGER_MAX:
+                estate_id = whole_number(form["estate_id"], 1)
+                if estate_id is None:
                     raise webhooks_out.WebhookError("Choose an estate from the list.", "estate_id")
-                estate = estate_or_404(db.session, current_user, int(raw), ("agent",))
+                estate = estate_or_404(db.session, current_user, estate_id, ("agent",))
             new = webhooks_out.add_endpoint(db.session, url=form.get("url", ""), events=form.getlist("events"),
                                             estate=estate, issuer=current_user,
                                             description=form.get("description", ""))

@@ -39,6 +39,7 @@ from app import audit
 from app.jobs import enqueue_after_commit, job
 from app.models import Estate, User, utcnow
 from app.models.api import WEBHOOK_EVENTS, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from app.routing import whole_number
 
 log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 15
@@ -230,8 +231,9 @@ def emit(session: Session, event_type: str, estate_id: int | None, data: dict, *
 def _retry_after(value: str | None) -> int | None:
     if not value:
         return None
-    if value.strip().isdigit():
-        return min(int(value.strip()), MAX_RETRY_AFTER)
+    seconds = whole_number(value, 0, 10**12)
+    if seconds is not None:
+        return min(seconds, MAX_RETRY_AFTER)
     from email.utils import parsedate_to_datetime
     try:
         when = parsedate_to_datetime(value)

@@ -106,3 +106,13 @@ def test_metrics_expose_ingest_dead_letters_and_jobs(app, session, monkeypatch):
     assert samples[("meterwise_job_failures_total", (("kind", "pocket_flows"),))] == 1
     assert samples[("meterwise_job_duration_seconds_count", (("kind", "pocket_flows"),))] == 3
     assert samples[("meterwise_job_duration_seconds_sum", (("kind", "pocket_flows"),))] == 7
+
+
+def test_metrics_need_the_bearer_token_when_one_is_set(app, monkeypatch):
+    monkeypatch.setitem(app.config, "METRICS_ENABLED", True)
+    monkeypatch.setitem(app.config, "METRICS_TOKEN", "s3cret-scrape")
+    client = app.test_client()
+    refused = client.get("/metrics")
+    assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer s3cret-scrape"}).status_code == 200

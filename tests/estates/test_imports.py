@@ -297,6 +297,35 @@ def test_a_file_over_the_inline_limit_is_staged_and_committed_by_jobs(session, e
     assert session.scalar(select(func.count(JobRun.id))) == 2
 
 
+def test_a_commit_job_that_fails_puts_the_batch_back_to_staged_with_the_reason(session, estates, monkeypatch):
+    """A commit job that dies left the batch "committing" forever, with no way to try again."""
+    from app.estates import imports
+
+    a, _ = estates
+    lines = ["unit,floor_area_m2,status"] + [f"K{i},{i % 90 + 10},vacant" for i in range(INLINE_ROWS + 5)]
+    report = start_import(session, a, "units", "big.csv", "\n".join(lines).encode(), user_id=None)
+    batch_id = report.batch.id
+    real = imports.commit_import
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(imports, "commit_import", broken)
+    failed = start_commit(session, session.get(ImportBatch, batch_id))
+    assert failed.run.status == "failed"
+    session.expire_all()
+    batch = session.get(ImportBatch, batch_id)
+    assert batch.status == "staged" and "The commit failed and nothing was applied" in batch.message
+    assert session.scalar(select(func.count(Unit.id)).where(Unit.number.like("K%"))) == 0
+    monkeypatch.setattr(imports, "commit_import", real)
+    again = start_commit(session, batch)
+    assert again.run.status == "done"
+    session.expire_all()
+    batch = session.get(ImportBatch, batch_id)
+    assert batch.status == "committed" and batch.message is None
+    assert session.scalar(select(func.count(Unit.id)).where(Unit.number.like("K%"))) == INLINE_ROWS + 5
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.one_of(st.binary(max_size=400),
                  st.lists(st.lists(st.text(max_size=12), max_size=6), max_size=8).map(

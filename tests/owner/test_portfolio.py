@@ -47,6 +47,7 @@ def test_the_unit_table_is_paged_and_the_export_has_every_unit(landlord, login, 
         assert [u.number for u in units] == ["P3"] and pages == 2
     client = login(landlord.owner)
     assert client.get("/owner/?page=0").status_code == 400
+    assert client.get("/owner/?page=²").status_code == 400  # a digit to str.isdigit(), not to int()
     csv = client.get("/owner/units/export?format=csv").get_data(as_text=True)
     assert all(n in csv for n in ("P1", "P2", "P3")) and "P4" not in csv
     csv = client.get(f"/owner/units/export?format=csv&estate={landlord.estate}").get_data(as_text=True)

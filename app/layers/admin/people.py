@@ -26,7 +26,7 @@ from app.layers.export import requested_format, respond
 from app.models import Estate, Person, RoleGrant, Tenancy, Unit, UnitOwnership, User
 from app.models.people import ESTATE_ROLES, ROLES as ALL_ROLES, UNIT_ROLES
 from app.reports.export import Column
-from app.routing import INTEGER_MAX
+from app.routing import whole_number
 
 PERSON_FIELDS = ("full_name", "email", "phone")
 ROLE_FILTERS = tuple(r for r in ALL_ROLES if r != "staff") + ("none",)
@@ -48,10 +48,7 @@ def _values() -> dict[str, str]:
 
 def _form_id(name: str) -> int:
     """An id from the form; anything that is not one is 0 (the lookup then finds nothing)."""
-    text = (request.form.get(name) or "").strip()
-    if not (text.isascii() and text.isdigit()) or len(text) > 10 or not 0 < int(text) <= INTEGER_MAX:
-        return 0
-    return int(text)
+    return whole_number(request.form.get(name), 1) or 0
 
 
 def _form_date(name: str) -> date | None:

@@ -21,6 +21,7 @@ from app.layers.export import requested_format, respond
 from app.models.estate import OCCUPANCY_STATUSES
 from app.models.meter import UTILITIES
 from app.reports.export import Column
+from app.routing import whole_number
 
 COLUMNS = (
     Column("Unit", lambda r: r.unit.number),
@@ -120,8 +121,7 @@ def set_unit_occupancy(unit_id: int):
 
 def _page_number(raw: str | None) -> int:
     """A page number from the query string; anything unreadable is the first page."""
-    text = (raw or "").strip()
-    return int(text) if text.isdigit() and len(text) <= 9 else 1
+    return whole_number(raw, 1) or 1
 
 
 def _filters_said(filters: UnitFilters) -> str:

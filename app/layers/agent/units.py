@@ -20,17 +20,14 @@ from app.layers.agent import bp
 from app.models import Estate, Meter, Tenancy
 from app.models.moves import Refund
 from app.reports.summaries import recent_pocket_activity, unit_cards
-from app.routing import INTEGER_MAX
+from app.routing import whole_number
 
 ROLES = ("agent",)
 FIELD_MAX = 300
 
 
 def _form_id(name: str) -> int:
-    text = (request.form.get(name) or "").strip()
-    if not (text.isascii() and text.isdigit()) or len(text) > 10 or not 0 < int(text) <= INTEGER_MAX:
-        return 0
-    return int(text)
+    return whole_number(request.form.get(name), 1) or 0
 
 
 def _form_date(name: str, errors: dict[str, str]) -> date | None:

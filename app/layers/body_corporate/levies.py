@@ -16,6 +16,7 @@ from app.layers.portal import job_panel
 from app.models import JobRun, Unit
 from app.periods import current_period
 from app.reports.export import Column, money_column
+from app.routing import whole_number
 
 ROLES = ("body_corporate",)
 FORM_FIELDS = ("name", "amount", "frequency", "charge_month", "allocation", "effective_from", "effective_to",
@@ -82,9 +83,8 @@ def record_payment(estate_id: int):
     estate = estate_or_404(db.session, current_user, estate_id, ROLES)
     form = {"unit_id": request.form.get("unit_id", ""), "amount": request.form.get("amount", ""),
             "reference": request.form.get("reference", "")}
-    unit = None
-    if form["unit_id"].isdigit() and int(form["unit_id"]) < 2**31:
-        unit = db.session.get(Unit, int(form["unit_id"]))
+    unit_id = whole_number(form["unit_id"], 1)
+    unit = db.session.get(Unit, unit_id) if unit_id is not None else None
     if unit is None or unit.estate_id != estate.id:
         db.session.rollback()
         return _levies_page(estate, payment_errors={"unit_id": "Choose the unit the payment is for."},

@@ -12,6 +12,7 @@ from app.auth.scope import estate_or_404, unit_ids_query, visible_estates
 from app.extensions import db
 from app.models import Estate, Unit
 from app.periods import current_period
+from app.routing import INTEGER_MAX, whole_number
 
 ROLES = ("owner",)
 
@@ -37,10 +38,11 @@ def int_arg(name: str, default: int, lowest: int, highest: int | None = None) ->
     raw = request.args.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or int(raw) < lowest or (highest is not None and int(raw) > highest):
+    value = whole_number(raw, lowest, highest if highest is not None else INTEGER_MAX)
+    if value is None:
         limits = f"from {lowest} to {highest}" if highest is not None else f"{lowest} or more"
         abort(400, f"{name} must be a whole number {limits}")
-    return int(raw)
+    return value
 
 
 def current_selection() -> Selection:

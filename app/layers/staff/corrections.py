@@ -19,6 +19,7 @@ from app.payments.corrections import (CorrectionError, approval_threshold, appro
                                       reversal_of, transaction_size, why_not_reversible)
 from app.payments.vendor_credit import reverse_vendor_payment
 from app.reports.export import Column, money_column
+from app.routing import whole_number
 
 POSTING_COLUMNS = [
     Column("Account", lambda p: p.account.name),
@@ -142,5 +143,4 @@ def _decide(correction_id: int, action):
 
 
 def _int(text: str) -> int | None:
-    text = (text or "").strip()
-    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 2**31 else None  # "²" is a digit too
+    return whole_number(text, 1)

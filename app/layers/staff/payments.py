@@ -26,6 +26,7 @@ from app.payments.vendor_credit import push_payment, vendor_customer_code
 from app.labels import label
 from app.layers.export import requested_format, respond
 from app.reports.export import Column, money_column
+from app.routing import whole_number
 
 PAGE_SIZE = 100
 PROVIDER_NAMES = {"payfast": "PayFast", "mpesa": "M-PESA", "eft": "EFT"}
@@ -155,7 +156,7 @@ def eft_deposit():
 
 @bp.post("/payments/eft/confirm")
 def eft_confirm():
-    ids = [int(value) for value in request.form.getlist("payment_id") if value.isascii() and value.isdigit()]
+    ids = [i for i in (whole_number(value, 1) for value in request.form.getlist("payment_id")) if i is not None]
     if not ids:
         return _refused("Tick the deposits to confirm.", provider="eft", status="to_confirm")
     outcomes = eft.confirm_payments(db.session, ids, current_user.id)
