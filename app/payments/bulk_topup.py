@@ -186,6 +186,12 @@ def batch_of(session: Session, estate: Estate, batch_id: int) -> BulkTopup | Non
     return session.scalar(select(BulkTopup).where(BulkTopup.id == batch_id, BulkTopup.estate_id == estate.id))
 
 
+def batches_of(session: Session, estate: Estate, limit: int = 20) -> list[BulkTopup]:
+    """The estate's latest batches, newest first (the bulk top-up page lists them)."""
+    return list(session.scalars(select(BulkTopup).where(BulkTopup.estate_id == estate.id)
+                                .order_by(BulkTopup.id.desc()).limit(limit)))
+
+
 def payment_ref(batch_id: int, unit_id: int, utility: str) -> str:
     """The payment's provider reference: its ledger key is `agent:` + this."""
     return f"bulk:{batch_id}:{unit_id}:{utility}"
