@@ -12,8 +12,8 @@ from app.models import Tenancy, User, utcnow
 
 
 def seed_agent_demo(session: Session, estate, agent_email: str) -> None:
-    """In `estate`: block B's occupied units topped up R100 each, one tenant moved out with a refund,
-    and a maintenance notice to block A. Commits."""
+    """In `estate`: block B's occupied units topped up R100 each, one tenant moved out with refunds
+    (one of them paid out), and a maintenance notice to block A. Commits."""
     from app.estates import notices, tenancies
     from app.ledger.accounts import open_wallet
     from app.payments import bulk_topup
@@ -39,7 +39,10 @@ def seed_agent_demo(session: Session, estate, agent_email: str) -> None:
         pockets = open_wallet(session, unit).pockets
         if not pockets or any(p.balance < 0 for p in pockets) or not any(p.balance > 0 for p in pockets):
             continue
-        tenancies.move_out(session, agent, tenancy, today, {}, user_id=agent.id)
+        done = tenancies.move_out(session, agent, tenancy, today, {}, user_id=agent.id)
+        if done.refund_ids:  # the first one already paid out, so the refunds page shows both states
+            from app.models.moves import Refund
+            tenancies.mark_refund_paid(session, agent, session.get(Refund, done.refund_ids[0]), "EFT 20261202-01")
         break
 
     notices.send_notice(session, estate, {
