@@ -28,6 +28,8 @@ JOB_MODULES = [
     "app.estates.imports",
     "app.billing.levies",  # levy run (issue 18)
     "app.payments.bulk_topup",  # issue 15
+    "app.payments.credit",  # issue 15: receipts of payments credited together
+    "app.estates.notices",  # issue 15: agents' outage and maintenance notices
     "app.analytics.utility_jobs",  # utility layer (issue 19)
     "app.notify.webhooks_out",  # issue 21: webhook deliveries and their retries
     "app.billing.settlement",  # issue 20: settlement runs

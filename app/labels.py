@@ -88,6 +88,8 @@ LABELS: dict[str, dict[str, str]] = {
 
 # Issue 15 (agents: moves and bulk top-up)
 LABELS["job"]["bulk_topup"] = "Bulk top-up"
+LABELS["job"]["payment_receipts"] = "Payment receipts"
+LABELS["job"]["send_notice"] = "Tenant notice"
 LABELS["import_kind"]["tenancies"] = "Tenancies (move-ins)"
 LABELS["refund_status"] = {"owed": "To pay", "paid": "Paid"}
 LABELS["bulk_outcome"] = {"credited": "Credited", "skipped": "Skipped"}

@@ -6,8 +6,10 @@ Creates its own PostgreSQL database (BENCH_DATABASE_URL, default meterwise_bench
 and a tenant with an email (so every credit makes a receipt). Receipts are queued on Redis
 (BENCH_REDIS_URL, default database 5), never sent inline. It measures (a) the baseline: a
 `credit_payment()` and a commit per wallet, as a payment webhook does; (b) one bulk top-up batch of
-`--wallets` wallets through `run_bulk_topup()` (each wallet still one ledger transaction through
-`credit_payment()`, CHUNK wallets per commit); (c) the same batch run again, which must post nothing.
+`--wallets` wallets through `run_bulk_topup()` (each wallet still one ledger transaction, CHUNK
+wallets prepared and posted together by `credit_payments()` per commit, credit control once per
+chunk, the chunk's receipts queued as one `payment_receipts` job); (c) the same batch run again,
+which must post nothing.
 It prints wallets/s, the ratio (b)/(a), whether the goals (≥ 300 wallets/s, ≥ 10× the baseline) are
 met, and exits 1 unless every wallet was credited exactly once. The database is dropped afterwards.
 """
@@ -128,6 +130,7 @@ def run(url, wallets: int, baseline: int, redis_url: str) -> int:
             receipts = session.scalar(select(func.count()).select_from(Notification).where(
                 Notification.template == "payment_receipt", Notification.status == "pending"))
             queued = sum(redis.llen(key) for key in redis.keys("rq:queue:*"))
+            receipt_jobs = sum(1 for key in redis.keys("rq:job:*") if b"payment_receipts" in (redis.hget(key, "description") or b""))
     finally:
         redis.flushdb()
 
@@ -135,11 +138,12 @@ def run(url, wallets: int, baseline: int, redis_url: str) -> int:
     batch_rate = wallets / batch_seconds
     ratio = batch_rate / base_rate
     print(f"baseline, credit_payment() + commit per wallet: {baseline} wallets in {base_seconds:.2f} s = {base_rate:,.0f} wallets/s")
-    print(f"bulk top-up batch (run_bulk_topup, {bulk_topup.CHUNK} wallets per commit): {wallets} wallets in "
+    print(f"bulk top-up batch (run_bulk_topup -> credit_payments, {bulk_topup.CHUNK} wallets per commit): {wallets} wallets in "
           f"{batch_seconds:.2f} s = {batch_rate:,.0f} wallets/s")
     print(f"same batch again: {replay_seconds:.2f} s, {keys - credited} more transactions")
     print(f"ratio batch / baseline: {ratio:.1f}x")
-    print(f"receipts made and left pending: {receipts}; jobs waiting on Redis: {queued}")
+    print(f"baseline receipts made and left pending: {receipts}; jobs waiting on Redis: {queued} "
+          f"(of which payment_receipts jobs for the batch: {receipt_jobs})")
     print(f"goal >= 300 wallets/s: {'met' if batch_rate >= 300 else 'NOT met'}; "
           f"goal >= 10x baseline: {'met' if ratio >= 10 else 'NOT met'}")
     ok = credited == wallets and keys == wallets and total == -Decimal("50.00") * wallets

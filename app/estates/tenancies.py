@@ -263,6 +263,7 @@ def place_move_in(session: Session, actor: User, unit: Unit, person: Person | Ma
                             memo=f"Unit {unit.number} while vacant: {format_amount(balance, pocket.commodity)} "
                                  f"{label('pocket', pocket.utility).lower()} to the owner at move-in"))
         carried.append((pocket.utility, balance, pocket.commodity))
+    prorated = prorate_standing_charges(session, estate, unit, tenancy, day, leaving=False, now=now, user_id=user_id)
     if pockets:
         credit_control.after_pocket_change(session, [p.id for p in pockets])
     person_row = session.get(Person, tenancy.person_id)
@@ -276,7 +277,8 @@ def place_move_in(session: Session, actor: User, unit: Unit, person: Person | Ma
     audit.record(session, "tenancy.move_in", tenancy, estate_id=estate.id, new={
         "unit": unit.number, "person_id": person_row.id, "move_in": day,
         "openings": {r.utility: str(r.register) for r in readings},
-        "to_owner": {u: str(a) for u, a, _c in carried}})
+        "to_owner": {u: str(a) for u, a, _c in carried},
+        "standing_charge_share": {u: str(a) for u, a in prorated}})
     return MoveInResult(tenancy.id, person_row.id, person_row.full_name, readings, carried,
                         invite_email=granted.user.email if granted and granted.invite_link else None,
                         sms_to=sms_to)
@@ -311,6 +313,7 @@ def move_out(session: Session, actor: User, tenancy: Tenancy, day: date, closing
     result.readings = _read(session, unit_meters(session, unit), closings, estate, day, now,
                             prefix="closing", end_of_day=True)
     session.flush()
+    prorate_standing_charges(session, estate, unit, tenancy, day, leaving=True, now=now, user_id=user_id)
     refunds = None
     for pocket in _pockets(session, unit):
         balance = quantize(pocket.balance, pocket.commodity)
@@ -359,6 +362,63 @@ def move_out(session: Session, actor: User, tenancy: Tenancy, day: date, closing
     return result
 
 
+def prorate_standing_charges(session: Session, estate: Estate, unit: Unit, tenancy: Tenancy, day: date, *,
+                             leaving: bool, now: datetime, user_id: int | None = None) -> list[tuple[str, Decimal]]:
+    """Split the move month's standing charge by days between the tenant and the owner; the caller commits.
+
+    A standing charge posts once a month, in full, to whoever holds the wallet at the month's
+    first reading (`app.billing.charges`; the move's own readings post it if nothing did yet).
+    Leaving on day d of a D-day month, the tenant pays days 1..d: the charge less its d/D part
+    goes back to the pocket from the owner's pocket (the unit stands vacant: the owner's cost).
+    Arriving on day d, the tenant pays days d..D: the charge less its (d - 1)/D part moves from
+    the new tenant's pocket to the owner's, who bore the whole month while the unit stood vacant (a move-in
+    empties the pocket to the owner first). A tenant in and out within one month thus pays
+    exactly the days between. Keys `move_out:standing:<tenancy>:<utility>` and
+    `move_in:standing:<tenancy>:<utility>`; returns the (utility, share moved) pairs.
+    """
+    import calendar
+
+    from app.billing.consumption import earlier_meters, standing_serial
+    from app.models import LedgerTransaction, Posting
+
+    days = calendar.monthrange(day.year, day.month)[1]
+    share_days = days - day.day if leaving else days - day.day + 1
+    if share_days <= 0:
+        return []
+    paid_days = day.day if leaving else day.day - 1  # the days before the share, paid by the other side
+    meters = unit_meters(session, unit)
+    chains = earlier_meters(session, {m.id for m in meters})
+    pockets = {p.utility: p for p in open_wallet(session, unit).pockets}
+    moved = []
+    for meter in meters:
+        pocket = pockets.get(meter.utility)
+        if pocket is None or meter.utility in {u for u, _ in moved}:
+            continue
+        charged = session.scalar(select(Posting.amount).join(
+            LedgerTransaction, LedgerTransaction.id == Posting.transaction_id).where(
+            LedgerTransaction.idempotency_key == f"standing:{standing_serial(meter, chains)}:{day:%Y-%m}",
+            Posting.account_id == pocket.id))
+        if charged is None or charged >= 0:
+            continue  # no standing charge this month on this pocket
+        # Rounded as "the month less the first days' part", so the parts of one month always add up
+        # to the charge and a tenant in and out within it pays exactly its days between.
+        share = -charged - quantize(-charged * paid_days / days, pocket.commodity)
+        if share <= 0:
+            continue
+        owner = owner_pocket(session, unit, meter.utility)
+        sign = 1 if leaving else -1
+        what = label("pocket", meter.utility).lower()
+        post(session, Entry(
+            estate_id=estate.id, kind="adjustment", occurred_at=now, created_by_user_id=user_id,
+            idempotency_key=f"move_{'out' if leaving else 'in'}:standing:{tenancy.id}:{meter.utility}",
+            legs=[(pocket.id, sign * share), (owner.id, -sign * share)],
+            memo=(f"Unit {unit.number} {what} standing charge {day:%b %Y}: {share_days} of {days} days "
+                  + ("after the move-out, to the owner" if leaving else "from the move-in, from the owner")
+                  + f" ({format_amount(share, pocket.commodity)})")))
+        moved.append((meter.utility, share))
+    return moved
+
+
 def _deactivate_if_unused(session: Session, person: Person) -> bool:
     """Deactivate the person's login when no grant is left on it (staff logins are never touched)."""
     from app.auth.sessions import end_sessions
@@ -379,9 +439,13 @@ def _send_final(session: Session, person: Person, unit: Unit, estate: Estate, re
 
     if not person.email:
         return
+    # The final statement PDF (the statement renderer, the tenancy's last month) is attached
+    # when the email is delivered, so it shows the move-out's postings once they are committed.
     notify(session, "move_out_statement", {"unit": unit, "estate": estate, "move_out": result.move_out.isoformat(),
-                                           "pockets": result.pockets, "statement_url": None},
-           person=person, channels=("email",))
+                                           "pockets": result.pockets, "statement_url": None,
+                                           "attached": True},
+           person=person, channels=("email",),
+           attachment={"kind": "statement", "unit_id": unit.id, "period": f"{result.move_out:%Y-%m}"})
 
 
 # --- refunds ----------------------------------------------------------------------------------

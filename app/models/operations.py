@@ -87,3 +87,6 @@ class Notification(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     read_at: Mapped[datetime | None]
+    # A file the email carries, made when it is delivered (app.notify.email.attachment_of):
+    # {"kind": "statement", "unit_id": ..., "period": "YYYY-MM"} (issue 15: the move-out statement).
+    attachment: Mapped[dict | None] = mapped_column(JSON)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.models.base import Base, utcnow
 from app.models.estate import Estate, Unit
 
-PROVIDERS = ("payfast", "mpesa", "eft")
+PROVIDERS = ("payfast", "mpesa", "eft", "api", "agent")  # api: issue 21; agent: bulk top-ups (issue 15)
 PAYMENT_STATUSES = (
     "pending",      # PayFast checkout started, waiting for the ITN (shown "expired" when too old)
     "to_confirm",   # EFT row matched to a unit, waiting for staff to confirm

@@ -20,8 +20,11 @@ from app.notify.sms import sms_address, sms_text
 
 def notify(session: Session, template: str, context: dict[str, Any], *,
            user: User | None = None, person: Person | None = None,
-           channels: Iterable[str] = ("in_app", "email")) -> list[Notification]:
-    """Render `templates/notifications/<template>.txt` and queue it on each channel."""
+           channels: Iterable[str] = ("in_app", "email"), attachment: dict | None = None) -> list[Notification]:
+    """Render `templates/notifications/<template>.txt` and queue it on each channel.
+
+    `attachment` (email only) names a file made when the email is delivered: see
+    `app.notify.email.attachment_of`."""
     person = person or (user.person if user else None)
     text = render_in_language(session, f"notifications/{template}.txt", context, person)
     subject, _, body = text.partition("\n")
@@ -38,6 +41,7 @@ def notify(session: Session, template: str, context: dict[str, Any], *,
             subject=subject, body=body if channel != "sms" else sms_text(subject, body),
             status="sent" if channel == "in_app" else "pending",
             sent_at=utcnow() if channel == "in_app" else None,
+            attachment=attachment if channel == "email" else None,
         )
         session.add(row)
         made.append(row)

@@ -35,6 +35,10 @@ def deliver_email(session: Session, progress, notification_id: int) -> str:
     message["To"] = row.to_address
     message["Subject"] = row.subject
     message.set_content(row.body)
+    if row.attachment:
+        made = attachment_of(session, row.attachment)
+        if made is not None:
+            message.add_attachment(made[0], maintype="application", subtype="pdf", filename=made[1])
     try:
         outcome = send_email(message)
     except (OSError, smtplib.SMTPException) as error:
@@ -45,6 +49,31 @@ def deliver_email(session: Session, progress, notification_id: int) -> str:
     row.status, row.sent_at, row.error = outcome, utcnow() if outcome == SENT else None, None
     session.commit()
     return f"sent to {row.to_address}" if outcome == SENT else f"written to the log for {row.to_address} (MAIL_URL unset)"
+
+
+def attachment_of(session: Session, attachment: dict) -> tuple[bytes, str] | None:
+    """The PDF a notification's `attachment` names (bytes, file name), else None (logged).
+
+    {"kind": "statement", "unit_id", "period"}: the unit's statement of the month through the
+    statement renderer (the archived one, else a provisional one), e.g. a move-out's final statement.
+    """
+    from app.models import Unit
+
+    if attachment.get("kind") != "statement":
+        log.warning("unknown attachment %r: the email goes without it", attachment)
+        return None
+    from app.statements.figures import StatementPeriodError
+    from app.statements.runs import statement_pdf
+
+    unit = session.get(Unit, attachment.get("unit_id"))
+    if unit is None:
+        return None
+    try:
+        pdf, filename, _provisional = statement_pdf(session, unit, str(attachment.get("period")))
+    except (StatementPeriodError, ValueError) as error:
+        log.warning("statement for unit %s %s not attached: %s", unit.id, attachment.get("period"), error)
+        return None
+    return pdf, filename
 
 
 SENT, LOGGED = "sent", "logged"  # what send_email did: handed to SMTP, or only written to the log

@@ -2,11 +2,13 @@
 
 `plan_bulk_topup()` turns a filter (block or prefix, occupancy, balance below X, supply off)
 or a CSV (`unit,utility,amount`) into a `BulkTopup` the agent confirms, listing the rows left
-out and why. `run_bulk_topup()` credits each row through `credit_payment()` (credit control,
-receipts queued for after the commit, vendor push: as for any payment) with the payment
+out and why. `run_bulk_topup()` credits each chunk of rows through `credit_payments()` (one
+ledger transaction per wallet, posted together; credit control once per chunk; receipts by a
+job after the commit; arrears recovery, webhook and vendor push per wallet) with the payment
 `agent:bulk:<batch>:<unit>:<utility>`, so a second run of the same batch, or eight at once,
-credits each wallet once. The funding side is the estate's agent float (`clearing:agent`),
-so the ledger shows who paid. Batches over INLINE_ROWS run as a job with progress.
+credits each wallet once. A row the acting person's own top-up cap on that wallet refuses
+(`check_topup_cap()`, issue 17) is skipped with the cap's message. The funding side is the
+estate's agent float (`clearing:agent`), so the ledger shows who paid. Batches over INLINE_ROWS run as a job with progress.
 """
 from __future__ import annotations
 
@@ -184,6 +186,12 @@ def batch_of(session: Session, estate: Estate, batch_id: int) -> BulkTopup | Non
     return session.scalar(select(BulkTopup).where(BulkTopup.id == batch_id, BulkTopup.estate_id == estate.id))
 
 
+def batches_of(session: Session, estate: Estate, limit: int = 20) -> list[BulkTopup]:
+    """The estate's latest batches, newest first (the bulk top-up page lists them)."""
+    return list(session.scalars(select(BulkTopup).where(BulkTopup.estate_id == estate.id)
+                                .order_by(BulkTopup.id.desc()).limit(limit)))
+
+
 def payment_ref(batch_id: int, unit_id: int, utility: str) -> str:
     """The payment's provider reference: its ledger key is `agent:` + this."""
     return f"bulk:{batch_id}:{unit_id}:{utility}"
@@ -196,8 +204,10 @@ def run_bulk_topup(session: Session, batch_id: int, *, user_id: int | None = Non
     Runners of one batch take turns on the batch row's lock and skip what is credited, so a
     second submit, eight at once, or a job retried after a worker died credit nothing twice.
     """
-    from app.payments.credit import credit_payment
+    from app.models import User
+    from app.payments.credit import credit_payments
 
+    user = session.get(User, user_id) if user_id is not None else None
     batch = session.get(BulkTopup, batch_id)
     if batch is None:
         raise BulkTopupError({"batch": "No such batch."})
@@ -217,29 +227,34 @@ def run_bulk_topup(session: Session, batch_id: int, *, user_id: int | None = Non
             Payment.provider == PROVIDER, Payment.provider_ref.in_(refs)))}
         float_account(session, estate)
         paid_at = now or utcnow()
-        credited = 0
+        todo: list[tuple[int, Payment]] = []
         for offset, (row, ref) in enumerate(zip(part, refs, strict=True)):
-            index = start + offset
             payment = existing.get(ref)
             if payment is not None and payment.status == "credited":
                 continue  # credited by an earlier run: its result stands
-            payment = payment or Payment(provider=PROVIDER, provider_ref=ref, estate_id=estate.id, unit_id=row["unit_id"],
-                              utility=row["utility"], amount=Decimal(row["amount"]), currency=estate.currency,
-                              status="to_confirm", paid_at=paid_at, created_by_user_id=user_id,
-                              reference=f"Bulk top-up {batch.id}")
-            session.add(payment)
-            session.flush()
-            try:
-                # No savepoint per wallet: hundreds in one transaction slow PostgreSQL down
-                # (subtransaction overflow), and credit_payment refuses before it posts anything.
-                created = credit_payment(session, payment, user_id=user_id)
-            except PaymentError as error:
-                payment.status, payment.status_reason = "failed", str(error)[:300]
-                results[index] = {**_shown(row), "outcome": "skipped", "reason": str(error)[:200]}
-                continue
-            if created:
-                credited += 1
-                results[index] = {**_shown(row), "outcome": "credited", "reason": ""}
+            if payment is None:
+                payment = Payment(provider=PROVIDER, provider_ref=ref, estate_id=estate.id, unit_id=row["unit_id"],
+                                  utility=row["utility"], amount=Decimal(row["amount"]), currency=estate.currency,
+                                  status="to_confirm", paid_at=paid_at, created_by_user_id=user_id,
+                                  reference=f"Bulk top-up {batch.id}")
+                session.add(payment)
+            todo.append((start + offset, payment))
+        session.flush()
+        refused = _over_caps(session, estate, user, todo)
+        for index, payment in todo:
+            if index in refused:
+                payment.status, payment.status_reason = "failed", refused[index][:300]
+                results[index] = {**_shown(rows[index]), "outcome": "skipped", "reason": refused[index][:200]}
+        todo = [(index, payment) for index, payment in todo if index not in refused]
+        # One ledger transaction per wallet, posted together; no savepoint per wallet (hundreds
+        # in one transaction slow PostgreSQL down): credit_payments refuses before it posts.
+        outcomes = credit_payments(session, [payment for _, payment in todo], user_id=user_id)
+        for (index, payment), outcome in zip(todo, outcomes, strict=True):
+            if isinstance(outcome, PaymentError):
+                payment.status, payment.status_reason = "failed", str(outcome)[:300]
+                results[index] = {**_shown(rows[index]), "outcome": "skipped", "reason": str(outcome)[:200]}
+            elif outcome:
+                results[index] = {**_shown(rows[index]), "outcome": "credited", "reason": ""}
         batch.results = results
         batch.credited = sum(1 for r in results if r and r["outcome"] == "credited")
         batch.status = "running"
@@ -251,6 +266,43 @@ def run_bulk_topup(session: Session, batch_id: int, *, user_id: int | None = Non
         if progress:
             progress.step(len(part))
     return session.get(BulkTopup, batch_id, populate_existing=True)
+
+
+def _over_caps(session: Session, estate: Estate, user, todo: list[tuple[int, Payment]]) -> dict[int, str]:
+    """The rows the acting person's own top-up caps refuse (F3, issue 17), by index, with the reason.
+
+    Caps bind a wallet grant holder (a parent topping up a student, say); an agent with no
+    grant on a unit has no cap there. `check_topup_cap()` locks each capped grant, and a unit
+    named for two utilities counts the first row against the cap before the second.
+    """
+    from app.families.limits import CapReached, check_topup_cap
+    from app.models.families import WalletGrant
+    from app.payments.payfast import checkout_expiry_cutoff
+
+    if user is None or not todo:
+        return {}
+    capped = set(session.scalars(select(WalletGrant.unit_id).where(
+        WalletGrant.user_id == user.id, WalletGrant.revoked_at.is_(None),
+        WalletGrant.unit_id.in_({p.unit_id for _, p in todo}),
+        (WalletGrant.topup_daily_cap.is_not(None)) | (WalletGrant.topup_monthly_cap.is_not(None)))))
+    if not capped:
+        return {}
+    refused: dict[int, str] = {}
+    earlier: dict[int, Decimal] = {}  # this run's rows already let through, per unit
+    expired_before = checkout_expiry_cutoff()
+    for index, payment in todo:
+        if payment.unit_id not in capped:
+            continue
+        amount = Decimal(payment.amount)
+        try:
+            # The payments of this chunk are flushed as "to_confirm": cap_room does not count them.
+            check_topup_cap(session, user, payment.unit, amount + earlier.get(payment.unit_id, Decimal(0)),
+                                   expired_before=expired_before)
+        except CapReached as error:
+            refused[index] = "; ".join(error.errors.values())
+            continue
+        earlier[payment.unit_id] = earlier.get(payment.unit_id, Decimal(0)) + amount
+    return refused
 
 
 def _lock(session: Session, batch_id: int) -> BulkTopup:

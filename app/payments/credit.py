@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -12,9 +13,10 @@ from app import audit
 from app.estates.settings_catalog import setting_default
 from app.settings import get_setting
 from app.labels import label
-from app.ledger import Entry, post
+from app.jobs import enqueue_after_commit, job
+from app.ledger import Entry, post, post_many
 from app.ledger.accounts import metered_utilities, open_wallet, system_account
-from app.models import Estate, Tenancy, Unit, utcnow
+from app.models import Account, Estate, LedgerTransaction, Tenancy, Unit, utcnow
 from app.models.meter import UTILITIES
 from app.models.payments import Payment
 from app.payments import PaymentError
@@ -23,10 +25,12 @@ from app.money import format_amount, quantize
 log = logging.getLogger(__name__)
 PROVIDER_LABELS = {"payfast": "PayFast", "mpesa": "M-PESA", "eft": "EFT"}
 PROVIDER_LABELS["api"] = "API"  # issue 21: top-ups from external vendors through /api/v1/topups
+PROVIDER_LABELS["agent"] = "Agent"  # issue 15: agents' bulk top-ups from the estate's agent float
 # The largest single payment any path accepts: the estate setting, else the global setting,
 # else the PAYMENT_MAX_AMOUNT config value (50 000 by default).
 MAX_AMOUNT_SETTING = "payment_max_amount"
 DEFAULT_MAX_AMOUNT: str = setting_default(MAX_AMOUNT_SETTING)
+RECEIPTS_JOB = "payment_receipts"  # credit_payments(): the batch's receipts, rendered after the commit
 
 
 class AmountOutOfRange(PaymentError):
@@ -43,11 +47,14 @@ def payment_ceiling(session: Session, estate_id: int | None) -> Decimal:
     return Decimal(str(get_setting(session, MAX_AMOUNT_SETTING, estate_id, default=fallback)))
 
 
-def check_amount(session: Session, amount: Decimal, estate: Estate | None) -> Decimal:
-    """Refuse an amount that is not positive or above the ceiling; every payment path calls this."""
+def check_amount(session: Session, amount: Decimal, estate: Estate | None, *,
+                 ceiling: Decimal | None = None) -> Decimal:
+    """Refuse an amount that is not positive or above the ceiling (read here unless given);
+    every payment path calls this."""
     if amount <= 0:
         raise AmountOutOfRange(f"amount {amount} is not a positive number: only positive amounts can be credited")
-    ceiling = payment_ceiling(session, estate.id if estate is not None else None)
+    if ceiling is None:
+        ceiling = payment_ceiling(session, estate.id if estate is not None else None)
     if amount > ceiling:
         def shown(value: Decimal) -> str:
             return format_amount(value, estate.currency) if estate is not None else f"{value:.2f}"
@@ -55,8 +62,111 @@ def check_amount(session: Session, amount: Decimal, estate: Estate | None) -> De
     return amount
 
 
+@dataclass
+class _Credit:
+    """One payment checked and ready to post: its entry, pocket and arrears recovery."""
+
+    payment: Payment
+    unit: Unit
+    estate: Estate
+    utility: str
+    levy: bool
+    amount: Decimal
+    pocket: Account
+    recovery: object
+    entry: Entry
+
+
 def credit_payment(session: Session, payment: Payment, *, user_id: int | None = None) -> bool:
     """Post the payment into its unit's pocket once; return False when it was already credited."""
+    credit = _prepare(session, payment, user_id=user_id)
+    created = _record(session, credit, post(session, credit.entry))
+    if created and not credit.levy:  # the owner's levy: no meter to restore, no tenant receipt
+        _after_pocket_change(session, [credit.pocket.id])
+        from app.billing.ladder import after_payment
+        after_payment(session, credit.unit)  # A4: a cleared debt ends its episode and lifts the ladder's holds now
+        _send_receipt(session, payment, credit.unit, credit.estate, credit.pocket.id)
+        _emit_topup_webhook(session, payment, credit.unit, credit.estate, credit.pocket.id)  # issue 21: wallet.topup
+        # P5, decided here for every provider: a SparkMeter meter only supplies what Koios holds.
+        from app.payments.vendor_credit import queue_vendor_push
+        queue_vendor_push(session, payment)
+    return created
+
+
+def credit_payments(session: Session, payments: list[Payment], *,
+                    user_id: int | None = None) -> list[bool | PaymentError]:
+    """Credit many payments at once, each as its own ledger transaction, as `credit_payment()` would.
+
+    For bulk top-ups (issue 15): the entries are checked first, posted together by one
+    `post_many()`, credit control runs once over the touched pockets and the receipts are
+    rendered and sent by one `payment_receipts` job after the caller commits. Recovery of
+    arrears, the audit row, the ladder, the `wallet.topup` webhook and the vendor push apply
+    to each payment exactly as in `credit_payment()`. Returns, per payment in order, True
+    (credited now), False (credited before: nothing posted) or the PaymentError that refused
+    it (nothing posted for it; the caller records the refusal). Never commits.
+    """
+    from app.billing.ladder import after_payment
+    from app.models import Wallet
+    from app.models.arrears import ArrearsRecord
+    from app.models.debt import ArrearsEpisode
+    from app.payments.vendor_credit import queue_vendor_push, vendor_units
+
+    outcomes: list[bool | PaymentError | None] = [None] * len(payments)
+    units = {u.id: u for u in session.scalars(select(Unit).where(
+        Unit.id.in_({p.unit_id for p in payments if p.unit_id is not None} or {0})))}
+    pockets = {(w_unit, a.utility): a for a, w_unit in session.execute(
+        select(Account, Wallet.unit_id).join(Wallet, Wallet.id == Account.wallet_id)
+        .where(Wallet.unit_id.in_(set(units) or {0})))}
+    estate_ids = {u.estate_id for u in units.values()}
+    owing = set(session.scalars(select(ArrearsRecord.estate_id).where(  # estates with any open arrears
+        ArrearsRecord.estate_id.in_(estate_ids or {0}), ArrearsRecord.status == "open").distinct()))
+    posted_keys = set(session.scalars(select(LedgerTransaction.idempotency_key).where(
+        LedgerTransaction.idempotency_key.in_({p.idempotency_key for p in payments if p.provider_ref} or {""}))))
+    cache: dict = {"ceiling": {}, "clearing": {}}
+    credits: list[tuple[int, _Credit]] = []
+    for index, payment in enumerate(payments):
+        try:
+            credits.append((index, _prepare(
+                session, payment, user_id=user_id, cache=cache,
+                pocket=pockets.get((payment.unit_id, payment.utility)),
+                never_posted=payment.idempotency_key not in posted_keys,
+                may_owe=units.get(payment.unit_id) is None or units[payment.unit_id].estate_id in owing)))
+        except PaymentError as error:
+            outcomes[index] = error
+    posted = post_many(session, [credit.entry for _, credit in credits])
+    done: list[_Credit] = []
+    for (index, credit), result in zip(credits, posted, strict=True):
+        outcomes[index] = _record(session, credit, result)
+        if outcomes[index] and not credit.levy:
+            done.append(credit)
+    if not done:
+        return outcomes
+    _after_pocket_change(session, [credit.pocket.id for credit in done])  # C7, once for the batch
+    in_episode = set(session.scalars(select(ArrearsEpisode.unit_id).where(
+        ArrearsEpisode.unit_id.in_({c.unit.id for c in done}), ArrearsEpisode.closed_at.is_(None))))
+    vendor = vendor_units(session, {c.unit.id for c in done})
+    from app.notify.webhooks_out import subscribed
+    hooked = {estate_id for estate_id in {c.estate.id for c in done} if subscribed(session, "wallet.topup", estate_id)}
+    for credit in done:
+        if credit.unit.id in in_episode:
+            after_payment(session, credit.unit)
+        if credit.estate.id in hooked:
+            _emit_topup_webhook(session, credit.payment, credit.unit, credit.estate, credit.pocket.id)
+        if credit.unit.id in vendor:
+            queue_vendor_push(session, credit.payment)
+    session.flush()
+    enqueue_after_commit(session, RECEIPTS_JOB, [c.payment.id for c in done], track=False)
+    return outcomes
+
+
+def _prepare(session: Session, payment: Payment, *, user_id: int | None, cache: dict | None = None,
+             pocket: Account | None = None, never_posted: bool = False, may_owe: bool = True) -> _Credit:
+    """Check the payment and build its ledger entry (nothing posted); raise PaymentError to refuse it.
+
+    `credit_payments()` passes what it looked up for the whole batch: a cache of ceilings and
+    clearing accounts, the pocket, `never_posted` when no transaction has the key yet, and
+    `may_owe=False` when the estate has no open arrears.
+    """
     if payment.provider_ref is None:
         raise PaymentError("the payment has no provider reference to key the ledger entry")
     if payment.unit_id is None:
@@ -70,20 +180,30 @@ def credit_payment(session: Session, payment: Payment, *, user_id: int | None = 
     levy = utility == "levy"  # a levy payment (app.billing.levies): the owner's levy pocket, never the wallet
     if utility not in UTILITIES and not levy:
         raise PaymentError(f"unknown utility {utility!r}")
-    amount = check_amount(session, quantize(payment.amount, estate.currency), estate)
+    ceiling = None
+    if cache is not None:  # a batch reads each estate's ceiling once
+        if estate.id not in cache["ceiling"]:
+            cache["ceiling"][estate.id] = payment_ceiling(session, estate.id)
+        ceiling = cache["ceiling"][estate.id]
+    amount = check_amount(session, quantize(payment.amount, estate.currency), estate, ceiling=ceiling)
     if levy:
         from app.ledger.accounts import owner_pocket
         pocket = owner_pocket(session, unit, "levy")
-    else:
+    elif pocket is None or pocket.utility != utility:
         pocket = open_wallet(session, unit, (utility,)).pocket(utility)  # only the pocket posted to
-    clearing = system_account(session, estate, "clearing", payment.provider,
-                              name=f"{PROVIDER_LABELS.get(payment.provider, payment.provider)} clearing")
+    clearing = (cache or {}).get("clearing", {}).get((estate.id, payment.provider))
+    if clearing is None:
+        clearing = system_account(session, estate, "clearing", payment.provider,
+                                  name=f"{PROVIDER_LABELS.get(payment.provider, payment.provider)} clearing")
+        if cache is not None:
+            cache["clearing"][(estate.id, payment.provider)] = clearing
     legs: list[tuple[int, Decimal]] = [(clearing.id, -amount)]
     # A4: the estate's recovery share pays open arrears first, in this same transaction (not on a
     # levy payment: app.billing.levies pays levy arrears itself).
-    from app.billing.recovery import Recovery, close_cleared, describe, plan_recovery, posted_legs
-    replayed = posted_legs(session, payment.idempotency_key)  # a replay repeats the legs it posted
-    recovery = plan_recovery(session, estate, unit, amount) if replayed is None and not levy else Recovery()
+    from app.billing.recovery import Recovery, describe, plan_recovery, posted_legs
+    replayed = None if never_posted else posted_legs(session, payment.idempotency_key)  # a replay repeats its legs
+    recovery = (plan_recovery(session, estate, unit, amount) if replayed is None and not levy and may_owe
+                else Recovery())
     legs += recovery.legs()
     to_pocket = amount - recovery.total
     bought = format_amount(to_pocket, estate.currency)
@@ -92,34 +212,32 @@ def credit_payment(session: Session, payment: Payment, *, user_id: int | None = 
         legs += unit_legs
     elif to_pocket > 0:
         legs.append((pocket.id, to_pocket))
-    posted = post(session, Entry(
+    entry = Entry(
         estate_id=estate.id, kind="topup", idempotency_key=payment.idempotency_key,
         legs=legs if replayed is None else replayed, occurred_at=payment.paid_at, created_by_user_id=user_id,
         memo=f"{PROVIDER_LABELS.get(payment.provider, payment.provider)} top-up "
              f"{format_amount(amount, estate.currency)}: {utility.replace('_', ' ')} {bought} "
              f"({payment.provider_ref})" + (f"; {describe(recovery, estate.currency)}" if recovery.total else ""),
-    ))
+    )
+    return _Credit(payment, unit, estate, utility, levy, amount, pocket, recovery, entry)
+
+
+def _record(session: Session, credit: _Credit, posted) -> bool:
+    """Mark the payment credited by its posted transaction; audit and close paid arrears when new."""
+    from app.billing.recovery import close_cleared
+
+    payment, estate = credit.payment, credit.estate
     was = payment.status
-    payment.estate_id, payment.utility, payment.currency = estate.id, utility, estate.currency
+    payment.estate_id, payment.utility, payment.currency = estate.id, credit.utility, estate.currency
     payment.status, payment.status_reason = "credited", None
     payment.transaction_id = posted.transaction_id
     payment.credited_at = payment.credited_at or utcnow()
     if posted.created:
         audit.record(session, "payment.credited", payment, estate_id=estate.id,
                      old={"status": was},
-                     new={"status": "credited", "unit": unit.number, "utility": utility,
-                          "amount": str(amount), "key": payment.idempotency_key})
-        close_cleared(session, recovery, occurred_at=payment.paid_at)
-        if levy:
-            return posted.created  # the owner's levy: no meter to restore, no tenant receipt
-        _after_pocket_change(session, [pocket.id])
-        from app.billing.ladder import after_payment
-        after_payment(session, unit)  # A4: a cleared debt ends its episode and lifts the ladder's holds now
-        _send_receipt(session, payment, unit, estate, pocket.id)
-        _emit_topup_webhook(session, payment, unit, estate, pocket.id)  # issue 21: wallet.topup
-        # P5, decided here for every provider: a SparkMeter meter only supplies what Koios holds.
-        from app.payments.vendor_credit import queue_vendor_push
-        queue_vendor_push(session, payment)
+                     new={"status": "credited", "unit": credit.unit.number, "utility": credit.utility,
+                          "amount": str(credit.amount), "key": payment.idempotency_key})
+        close_cleared(session, credit.recovery, occurred_at=payment.paid_at)
     return posted.created
 
 
@@ -214,3 +332,21 @@ def _emit_topup_webhook(session: Session, payment: Payment, unit: Unit, estate: 
         "estate_id": estate.id, "utility": payment.utility, "amount": str(quantize(payment.amount, estate.currency)),
         "currency": estate.currency, "balance": str(quantize(balance, commodity)), "commodity": commodity,
         "transaction_id": payment.transaction_id})
+
+
+@job(RECEIPTS_JOB)
+def payment_receipts_job(session: Session, progress, payment_ids: list[int]) -> str:
+    """Send the receipts of payments credited together by `credit_payments()`; commits once."""
+    progress.set_total(len(payment_ids))
+    sent = 0
+    for payment in session.scalars(select(Payment).where(Payment.id.in_(payment_ids or [0])).order_by(Payment.id)):
+        if payment.status != "credited" or payment.unit_id is None:
+            continue
+        unit = session.get(Unit, payment.unit_id)
+        estate = session.get(Estate, unit.estate_id)
+        pocket = open_wallet(session, unit, (payment.utility,)).pocket(payment.utility)
+        _send_receipt(session, payment, unit, estate, pocket.id)
+        sent += 1
+        progress.step()
+    session.commit()
+    return f"{sent} receipts sent"

@@ -106,6 +106,12 @@ def vendor_customer_code(session: Session, payment: Payment) -> str | None:
     return str(pattern).format(unit=payment.unit.number, serial=serial)
 
 
+def vendor_units(session: Session, unit_ids: set[int]) -> set[int]:
+    """Of these units, the SparkMeter-managed ones (a batch asks once, then pushes only those)."""
+    return set(session.scalars(select(Meter.unit_id).where(
+        Meter.unit_id.in_(unit_ids or {0}), Meter.protocol == "sparkmeter", Meter.detached_at.is_(None)).distinct()))
+
+
 def queue_vendor_push(session: Session, payment: Payment) -> None:
     """For a SparkMeter-managed unit, push the credited payment once the caller commits."""
     if payment.status == "credited" and vendor_customer_code(session, payment):

@@ -61,14 +61,28 @@ def today(estate, moment):
 NEW = {"full_name": "Thabo Mokoena", "email": "thabo@example.com", "phone": ""}
 
 
+def standing_days(day_in, day_out):
+    """The month's standing charge for days day_in..day_out of one month, as the moves split it."""
+    import calendar
+
+    days = calendar.monthrange(day_out.year, day_out.month)[1]
+    part = lambda k: (STANDING * k / days).quantize(Decimal("0.01"))  # noqa: E731
+    return part(day_out.day) - part(day_in.day - 1)
+
+
 def test_move_in_then_out_reconciles_to_the_cent(session, flat):
     estate, unit, meter, agent, _ub, t0 = flat
     moved = tenancies.move_in(session, agent, unit, NEW, today(estate, t0), {"electricity": Decimal("105")}, now=t0)
     pocket = pocket_of(session, unit)
-    assert pocket.balance == 0  # the vacant 5 kWh and the month's standing charge are the owner's
+    # The vacant 5 kWh are the owner's; the month's standing charge is split by days: the new
+    # tenant pays from the move-in day to the month's end.
+    import calendar
+    day_in = today(estate, t0)
+    month_end = day_in.replace(day=calendar.monthrange(day_in.year, day_in.month)[1])
+    assert pocket.balance == -standing_days(day_in, month_end)
     owner = owner_pocket(session, unit, "electricity")
     session.refresh(owner)
-    assert owner.balance == -(5 * RATE + STANDING)
+    assert owner.balance == -(5 * RATE + STANDING) + standing_days(day_in, month_end)
     session.refresh(unit)
     assert unit.occupancy_status == "occupied" and moved.invite_email == "thabo@example.com"
     assert session.scalar(select(func.count()).select_from(Notification).where(Notification.template == "invite")) == 1
@@ -81,16 +95,19 @@ def test_move_in_then_out_reconciles_to_the_cent(session, flat):
     out_at = t0 + timedelta(hours=1)
     preview = tenancies.move_out(session, agent, tenancy, today(estate, out_at), {"electricity": Decimal("150")},
                                  dry_run=True, now=out_at)
-    assert [(p.action, p.amount) for p in preview.pockets] == [("refund", Decimal("160.00"))]
+    share = standing_days(day_in, today(estate, out_at))  # the standing charge of the days rented
+    assert [(p.action, p.amount) for p in preview.pockets] == [("refund", Decimal("160.00") - share)]
     assert session.scalar(select(func.count()).select_from(Refund)) == 0  # the preview wrote nothing
     tenancy = session.get(Tenancy, moved.tenancy_id)
     assert tenancy.move_out is None
     done = tenancies.move_out(session, agent, tenancy, today(estate, out_at), {"electricity": Decimal("150")},
                               now=out_at)
-    # refund = top-ups − consumption (45 kWh at R2) − standing charges (already the owner's this month)
-    assert done.refund_total == Decimal("250.00") - 45 * RATE == preview.refund_total
+    # refund = top-ups − consumption (45 kWh at R2) − standing charges (the days rented of the month's)
+    assert done.refund_total == Decimal("250.00") - 45 * RATE - share == preview.refund_total
     [refund] = session.scalars(select(Refund)).all()
-    assert (refund.amount, refund.status) == (Decimal("160.00"), "owed")
+    assert (refund.amount, refund.status) == (Decimal("160.00") - share, "owed")
+    session.refresh(owner)  # the owner bears the standing charge of the month's other days
+    assert owner.balance == -(5 * RATE + STANDING) + share
     assert pocket_of(session, unit).balance == 0
     session.refresh(unit)
     login = session.scalar(select(User).where(User.email == "thabo@example.com"))
@@ -109,10 +126,11 @@ def test_debt_at_move_out_becomes_an_arrears_record(session, flat):
     out_at = t0 + timedelta(hours=1)
     done = tenancies.move_out(session, agent, session.get(Tenancy, moved.tenancy_id), today(estate, out_at),
                               {"electricity": Decimal("125")}, now=out_at)
-    assert [(p.action, p.amount) for p in done.pockets] == [("debt", Decimal("30.00"))]
+    owed = Decimal("30.00") + standing_days(today(estate, t0), today(estate, out_at))
+    assert [(p.action, p.amount) for p in done.pockets] == [("debt", owed)]
     [record] = session.scalars(select(ArrearsRecord)).all()
     assert (record.source, record.person_id, record.outstanding, record.utility) == (
-        "move_out", moved.person_id, Decimal("30.00"), "electricity")
+        "move_out", moved.person_id, owed, "electricity")
     assert pocket_of(session, unit).balance == 0 and session.scalar(select(func.count()).select_from(Refund)) == 0
 
 
@@ -171,3 +189,21 @@ def test_any_typed_register_is_a_number_or_a_field_message(text):
     value = tenancies.parse_register(text, "opening_water", errors)
     assert (value is None) or (value >= 0 and not errors)
     assert set(errors) <= {"opening_water"}
+
+
+def test_the_move_out_email_carries_the_final_statement_pdf(session, flat, monkeypatch):
+    from app.notify import email as email_module
+
+    sent = []
+    monkeypatch.setattr(email_module, "send_email", lambda message: sent.append(message) or "logged")
+    estate, unit, meter, agent, _ub, t0 = flat
+    moved = tenancies.move_in(session, agent, unit, NEW, today(estate, t0), {"electricity": Decimal("100")}, now=t0)
+    top_up(session, unit, "80.00", "S1")
+    out_at = t0 + timedelta(hours=1)
+    tenancies.move_out(session, agent, session.get(Tenancy, moved.tenancy_id), today(estate, out_at),
+                       {"electricity": Decimal("110")}, now=out_at)
+    [final] = [m for m in sent if "final statement" in m["Subject"]]
+    [pdf] = list(final.iter_attachments())
+    month = f"{today(estate, out_at):%Y-%m}"
+    assert pdf.get_content_type() == "application/pdf" and pdf.get_filename().endswith(f"{month}-provisional.pdf")
+    assert pdf.get_content().startswith(b"%PDF") and "attached as a PDF" in final.get_body(("plain",)).get_content()

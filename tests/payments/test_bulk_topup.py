@@ -126,3 +126,60 @@ def test_any_csv_is_rows_or_a_field_message(session, block, body):
         return
     assert batch.count + len(batch.skipped) == len(rows)
     assert batch.total == sum(Decimal(r["amount"]) for r in batch.rows)
+
+
+def test_a_batch_recovers_arrears_sends_receipts_and_webhooks_per_wallet_and_keeps_caps(session, block):
+    """credit_payments() does for each wallet what credit_payment() does, and a cap refuses its row."""
+    from datetime import date
+
+    from app.billing.arrears import open_arrears
+    from app.settings import put_setting
+    from app.ledger.accounts import system_account
+    from app.models import Notification, Person, Posting, Tenancy
+    from app.models.families import WalletGrant
+    from app.models.payments import Payment
+    from app.models.api import WebhookDelivery
+    from app.notify import webhooks_out
+
+    estate, units = block
+    tenant = Person(full_name="Thandi", email="thandi@example.test", estate_id=estate.id)
+    session.add(tenant)
+    session.flush()
+    session.add(Tenancy(unit_id=units["A1"].id, person_id=tenant.id, move_in=date(2024, 1, 1)))
+    record = open_arrears(session, estate=estate, person=tenant, amount=Decimal("30"), reason="old debt",
+                          source="migration", source_ref="m-1", against=system_account(
+                              session, estate, "opening_balance", "migration"), unit=units["A1"])
+    put_setting(session, "arrears_recovery_mode", "percent", estate.id)
+    put_setting(session, "arrears_recovery_percent", "20", estate.id)
+    webhooks_out.add_endpoint(session, url="https://hooks.example.test/in", events="wallet.topup",
+                              estate=estate, issuer=None)
+    agent = factories.make_user(session, "agent", estate=estate)
+    # The agent also holds a capped grant on B1's wallet (say, a relative's): the cap binds them there.
+    session.add(WalletGrant(unit_id=units["B1"].id, user_id=agent.id, level="topup", topup_daily_cap=Decimal("20")))
+    session.commit()
+
+    rows = bulk_topup.rows_from_filter(session, estate, "electricity", "50.00", UnitFilter())
+    batch = bulk_topup.plan_bulk_topup(session, estate, rows, user_id=agent.id)
+    done = bulk_topup.run_bulk_topup(session, batch.id, user_id=agent.id)
+    outcomes = {r["unit"]: (r["outcome"], r["reason"]) for r in done.results}
+    assert outcomes["B1"][0] == "skipped" and "top-up limit" in outcomes["B1"][1] and "20.00" in outcomes["B1"][1]
+    assert {n for n, (o, _) in outcomes.items() if o == "credited"} == {"A1", "A2", "A3"}
+    assert done.credited == 3
+    # A1's top-up paid 20% (R10) of its arrears in the same transaction; the rest reached the pocket.
+    payment = session.scalar(select(Payment).where(Payment.provider_ref == bulk_topup.payment_ref(
+        batch.id, units["A1"].id, "electricity")))
+    legs = dict(session.execute(select(Posting.account_id, Posting.amount).where(
+        Posting.transaction_id == payment.transaction_id)).all())
+    assert legs[record.account_id] == Decimal("10") and sum(legs.values()) == 0
+    assert balances(session, units)["A1"] == Decimal("40.00")
+    # The receipt job ran after the commit (inline without Redis): Thandi has her receipt by email.
+    receipts = session.scalars(select(Notification).where(Notification.template == "payment_receipt")).all()
+    assert [(r.to_address, r.channel) for r in receipts] == [("thandi@example.test", "email")]
+    assert "10.00" in receipts[0].body  # the share that paid arrears is on the receipt
+    events = session.scalars(select(WebhookDelivery).where(WebhookDelivery.event_type == "wallet.topup")).all()
+    assert sorted(e.payload["data"]["unit"] for e in events) == ["A1", "A2", "A3"]
+    # A second run posts nothing more, sends no second receipt and no second event.
+    bulk_topup.run_bulk_topup(session, batch.id, user_id=agent.id)
+    assert session.scalar(select(func.count()).select_from(Notification).where(
+        Notification.template == "payment_receipt")) == 1
+    assert session.scalar(select(func.count()).select_from(WebhookDelivery)) == 3

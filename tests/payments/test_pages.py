@@ -214,3 +214,16 @@ def test_topup_amounts_never_answer_5xx(app, kit, login):
                                                       "amount": amount, "csrf_token": token})
         assert response.status_code in (200, 400), (amount, response.status_code)
     post()
+
+
+def test_staff_filter_payments_by_agent_and_api_providers(app, kit, login, committed):
+    """Bulk top-ups (provider "agent") and API top-ups are offered by the filter and listed by label."""
+    with committed() as s:
+        s.add(Payment(provider="agent", provider_ref="bulk:1:1:electricity", amount=Decimal("30"), currency="LSL",
+                      status="failed", reference="Bulk top-up 1"))
+        s.add(Payment(provider="api", provider_ref="vendor-7", amount=Decimal("20"), currency="LSL", status="failed"))
+    staff = login(kit.staff_email)
+    page = staff.get("/staff/payments").get_data(as_text=True)
+    assert '<option value="agent"' in page and '<option value="api"' in page
+    rows = table_with(staff.get("/staff/payments?provider=agent").get_data(as_text=True), "Provider ref").texts()
+    assert [(r[1], r[2]) for r in rows] == [("Agent", "bulk:1:1:electricity")]

@@ -28,6 +28,7 @@ ID_PARAMETERS |= {"import_id"}  # an import (ImportBatch) of the estate, made th
 ID_PARAMETERS |= {"levy_id"}  # a levy definition of the estate (body corporate levies): levy_of()
 ID_PARAMETERS |= {"batch_id"}  # a bulk top-up (BulkTopup) of the estate, made the first time it is asked for
 ID_PARAMETERS |= {"task_id", "plan_id"}  # arrears (issue 16): an escalation task of the estate, a plan of the unit
+ID_PARAMETERS |= {"notice_id"}  # an agent's notice (Notice) of the estate (issue 15), made the first time it is asked for
 # Other parameters the sweep knows how to fill (with a harmless valid value).
 PLAIN_VALUES = {"name": "credit_control", "period": "2026-01",
                 "uisp_client_id": 1}  # staff-only UISP copy: gated by the staff blueprint
@@ -122,6 +123,8 @@ def build(app, rule: Rule, *, unit: int, estate: int, run: int | None = None) ->
             values[name] = arrears_task_of(app, estate)
         elif name == "plan_id":  # arrears (issue 16)
             values[name] = payment_plan_of(app, unit)
+        elif name == "notice_id":  # agents' notices (issue 15)
+            values[name] = notice_of(app, estate)
         elif name in PLAIN_VALUES:
             values[name] = PLAIN_VALUES[name]
         else:
@@ -255,6 +258,27 @@ def bulk_topup_of(app, estate_id: int) -> int:
             db.session.add(batch)
             db.session.commit()
             found = batch.id
+        db.session.remove()
+        return found
+
+
+def notice_of(app, estate_id: int) -> int:
+    """A notice of the estate (a sent one to nobody, made the first time it is asked for)."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Estate
+    from app.models.notices import Notice
+
+    with app.app_context():
+        if db.session.get(Estate, estate_id) is None:
+            return estate_id  # no such estate: any id is as missing as the estate
+        found = db.session.scalar(select(Notice.id).where(Notice.estate_id == estate_id).limit(1))
+        if found is None:
+            notice = Notice(estate_id=estate_id, kind="outage", subject="Sweep", message="Sweep", status="sent")
+            db.session.add(notice)
+            db.session.commit()
+            found = notice.id
         db.session.remove()
         return found
 

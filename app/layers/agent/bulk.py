@@ -26,7 +26,7 @@ ROLES = ("agent",)
 def _form_page(estate, *, form=None, errors=None, status=200):
     response = render("agent/bulk_topup.html", estate=estate, form=form or {"utility": "electricity", "mode": "filter"},
                       errors=errors or {}, statuses=OCCUPANCY_STATUSES, utilities=UTILITIES,
-                      inline_rows=bulk_topup.INLINE_ROWS)
+                      inline_rows=bulk_topup.INLINE_ROWS, batches=bulk_topup.batches_of(db.session, estate))
     response.status_code = status
     return response
 

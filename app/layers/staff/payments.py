@@ -24,12 +24,13 @@ from app.payments.unmatched import SOURCES as UNMATCHED_SOURCES, assign_unmatche
 from app.payments.vendor_credit import push_payment, vendor_customer_code
 
 from app.labels import label
+from app.payments.credit import PROVIDER_LABELS
 from app.layers.export import requested_format, respond
 from app.reports.export import Column, money_column
 from app.routing import whole_number
 
 PAGE_SIZE = 100
-PROVIDER_NAMES = {"payfast": "PayFast", "mpesa": "M-PESA", "eft": "EFT"}
+PROVIDER_NAMES = PROVIDER_LABELS  # every provider in PROVIDERS, by its label
 PAYMENT_COLUMNS = [
     Column("Received", lambda p: p.paid_at or p.created_at), Column("Provider", lambda p: PROVIDER_NAMES.get(p.provider, p.provider)),
     Column("Provider ref", lambda p: p.provider_ref or ""), Column("Payer", lambda p: p.payer_name or ""),
@@ -83,7 +84,7 @@ def _page(provider: str, status: str, *, report=None, errors=None, form=None, co
         return respond(rows, PAYMENT_COLUMNS, "Payments", fmt)
     response = render("staff/payments/index.html", "payment_table", rows=rows, units=_unit_choices(),
                       unmatched=unmatched_payments(db.session), expired_before=cutoff, suspicious=suspicious,
-                      providers=PROVIDERS, statuses=STATUS_FILTERS, utilities=UTILITIES,
+                      providers=PROVIDERS, provider_names=PROVIDER_NAMES, statuses=STATUS_FILTERS, utilities=UTILITIES,
                       provider=provider, status=status, report=report, errors=errors or {}, form=form or {})
     response.status_code = code
     return response
