@@ -157,6 +157,10 @@ def test_the_preview_says_who_is_left_out_and_why(app, parent, login):
     # Another person's group is not found.
     other = login(factories_user(app))
     assert other.get(f"/family/groups/{parent['group']}/distribute").status_code == 404
+    token = csrf_from(other.get("/notifications").get_data(as_text=True))
+    for path in ("/distribute/preview", "/distribute"):
+        assert other.post(f"/family/groups/{parent['group']}{path}", data={"amount": "10"},
+                          headers={"X-CSRFToken": token}).status_code == 404
 
 
 def factories_user(app) -> str:
@@ -239,3 +243,26 @@ def test_the_itn_posts_one_balanced_transaction_per_estate_tied_to_the_payment(
     assert "The kids" in listing and "R 175.50" in listing
     group_page = web.get(f"/family/groups/{parent['group']}").get_data(as_text=True)
     assert "Group top-ups" in group_page and "Received" in group_page
+
+
+_CLIENTS: dict = {}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(__import__("hypothesis").HealthCheck))
+@given(form=st.fixed_dictionaries({}, optional={
+    "currency": st.sampled_from(["ZAR", "LSL", "XOF", "", "zar", "\x00"]),
+    "utility": st.sampled_from(["electricity", "water", "gas", ""]),
+    "rule": st.sampled_from(["equal", "fixed", "target", "other", ""]),
+    "amount": st.one_of(st.text(max_size=12), st.decimals(-1000, 10**9, places=3).map(str)),
+    "target": st.one_of(st.text(max_size=12), st.decimals(-1000, 10**7, places=2).map(str)),
+    "remainder_unit_id": st.one_of(st.text(max_size=6), st.integers(-5, 10**12).map(str)),
+    "fixed_1": st.text(max_size=10), "fixed_2": st.decimals(0, 10**6, places=2).map(str)}))
+def test_fuzzed_distribution_forms_are_refused_or_previewed_never_a_500(app, parent, login, form):
+    if parent["email"] not in _CLIENTS:  # one login for all examples (the login rate limit)
+        _CLIENTS.clear()
+        _CLIENTS[parent["email"]] = login(parent["email"])
+    client = _CLIENTS[parent["email"]]
+    token = csrf_from(client.get(f"/family/groups/{parent['group']}/distribute").get_data(as_text=True))
+    for path in ("/distribute/preview", "/distribute"):
+        response = client.post(f"/family/groups/{parent['group']}{path}", data=form, headers={"X-CSRFToken": token})
+        assert response.status_code in (200, 400), (path, form, response.status_code)
