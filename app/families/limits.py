@@ -168,12 +168,20 @@ class CapRoom:
 
 
 def topped_up(session: Session, user_id: int, unit_id: int, since: datetime, expired_before: datetime) -> Decimal:
-    """The person's credited top-ups and live checkouts into the wallet since `since`."""
+    """The person's credited top-ups and live checkouts into the wallet since `since`, their
+    legs of group distributions (app.families.distribution) included."""
+    from app.models.families import WalletDistribution, WalletDistributionLeg
+
+    counts = (Payment.created_by_user_id == user_id, Payment.created_at >= since,
+              or_(Payment.status == "credited",
+                  (Payment.status == "pending") & (Payment.created_at >= expired_before)))
     total = session.scalar(select(func.coalesce(func.sum(Payment.amount), 0)).where(
-        Payment.created_by_user_id == user_id, Payment.unit_id == unit_id, Payment.created_at >= since,
-        or_(Payment.status == "credited",
-            (Payment.status == "pending") & (Payment.created_at >= expired_before))))
-    return Decimal(total)
+        Payment.unit_id == unit_id, *counts))
+    legs = session.scalar(select(func.coalesce(func.sum(WalletDistributionLeg.amount), 0))
+                          .join(WalletDistribution, WalletDistribution.id == WalletDistributionLeg.distribution_id)
+                          .join(Payment, Payment.id == WalletDistribution.payment_id)
+                          .where(WalletDistributionLeg.unit_id == unit_id, *counts))
+    return Decimal(total) + Decimal(legs)
 
 
 def cap_room(session: Session, grant: WalletGrant | None, estate: Estate, *, expired_before: datetime,

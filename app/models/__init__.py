@@ -32,6 +32,7 @@ from app.models.moves import BulkTopup, Refund  # noqa: E402,F401
 from app.models.utility import DemandEvent, EmissionFactor, LossDay, MeterAnomaly, RevenueCase  # noqa: E402,F401
 from app.models.api import ApiKey, IdempotentRequest, WebhookAttempt, WebhookDelivery, WebhookEndpoint  # noqa: E402,F401
 from app.models.families import FamilyAlertSent, SpendLimit, WalletGrant, WalletGroup, WalletGroupMember  # noqa: E402,F401
+from app.models.families import WalletDistribution, WalletDistributionLeg  # noqa: E402,F401  issue 17
 # settlement and daily reconciliation (issue 20)
 from app.models.settlement import (MpesaStatementLine, ReconciliationResult, SettlementLine,  # noqa: E402,F401
                                    SettlementParty, SettlementRule, SettlementRuleSet, SettlementRun)

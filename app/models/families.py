@@ -3,7 +3,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, utcnow
@@ -15,7 +15,8 @@ from app.models.people import User
 GRANT_LEVELS = ("view", "topup", "manage")
 LEVEL_ACTIONS = {
     "view": frozenset({"balance", "history"}),
-    "topup": frozenset({"balance", "topup"}),
+    # `distribute` (a group top-up, and putting the wallet in one's group) is paying: `topup` may.
+    "topup": frozenset({"balance", "topup", "distribute"}),
     "manage": frozenset({"balance", "history", "topup", "distribute", "limits", "grant", "revoke", "alerts"}),
 }
 FAMILY_ALERT_KINDS = ("low", "critical", "spend_warning", "spend_limit", "supply_off")
@@ -109,3 +110,52 @@ class FamilyAlertSent(Base):
     period_key: Mapped[str] = mapped_column(String(16))  # "2026-12-02" for a day, "2026-12" for a month
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+DISTRIBUTION_RULES = ("equal", "fixed", "target")
+
+
+class WalletDistribution(Base):
+    """One payment spread over a group's wallets (F1): its rule and, in `legs`, what each wallet gets.
+
+    The payment (a PayFast checkout) carries the total and no unit; when it is credited each
+    estate's legs post as one ledger transaction (`app.payments.credit.credit_distribution`).
+    """
+
+    __tablename__ = "wallet_distributions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), unique=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("wallet_groups.id", ondelete="SET NULL"), index=True)
+    rule: Mapped[str] = mapped_column(String(8))
+    currency: Mapped[str] = mapped_column(String(3))
+    utility: Mapped[str] = mapped_column(String(16))
+    target: Mapped[Decimal | None]  # the target balance of the "target" rule
+    remainder_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    created_by_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    legs: Mapped[list["WalletDistributionLeg"]] = relationship(
+        back_populates="distribution", cascade="all, delete-orphan", order_by="WalletDistributionLeg.id")
+    group: Mapped[WalletGroup | None] = relationship()
+    payment: Mapped["Payment"] = relationship()  # noqa: F821  app.models.payments
+    remainder_unit: Mapped[Unit | None] = relationship()
+
+
+class WalletDistributionLeg(Base):
+    """What one wallet gets of a distribution; `transaction_id` is its estate's posting once credited."""
+
+    __tablename__ = "wallet_distribution_legs"
+    __table_args__ = (UniqueConstraint("distribution_id", "unit_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    distribution_id: Mapped[int] = mapped_column(ForeignKey("wallet_distributions.id", ondelete="CASCADE"),
+                                                 index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    estate_id: Mapped[int] = mapped_column(ForeignKey("estates.id"))
+    amount: Mapped[Decimal]
+    transaction_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("ledger_transactions.id"))
+
+    distribution: Mapped[WalletDistribution] = relationship(back_populates="legs")
+    unit: Mapped[Unit] = relationship()

@@ -79,6 +79,8 @@ class _Credit:
 
 def credit_payment(session: Session, payment: Payment, *, user_id: int | None = None) -> bool:
     """Post the payment into its unit's pocket once; return False when it was already credited."""
+    if payment.unit_id is None and payment.id is not None and _is_distribution(session, payment):
+        return credit_distribution(session, payment, user_id=user_id)  # issue 17: one payment, a group's wallets
     credit = _prepare(session, payment, user_id=user_id)
     created = _record(session, credit, post(session, credit.entry))
     if created and not credit.levy:  # the owner's levy: no meter to restore, no tenant receipt
@@ -350,3 +352,94 @@ def payment_receipts_job(session: Session, progress, payment_ids: list[int]) -> 
         progress.step()
     session.commit()
     return f"{sent} receipts sent"
+# --- issue 17: one payment distributed over a family wallet group ---------------------------
+
+def _is_distribution(session: Session, payment: Payment) -> bool:
+    from app.models.families import WalletDistribution
+
+    return session.scalar(select(WalletDistribution.id).where(WalletDistribution.payment_id == payment.id)) is not None
+
+
+def credit_distribution(session: Session, payment: Payment, *, user_id: int | None = None) -> bool:
+    """Post a group top-up (F1): one balanced transaction per estate, each leg into its wallet's
+    pocket (arrears recovery and units mode as for a single top-up), all tied to the one payment.
+
+    Reached through `credit_payment()`; returns False when it was already credited. Each estate's
+    transaction is keyed `<payment key>:estate:<id>`, so a replayed ITN posts nothing twice.
+    """
+    from app.billing.ladder import after_payment
+    from app.billing.recovery import Recovery, close_cleared, describe, plan_recovery, posted_legs
+    from app.models.families import WalletDistribution
+
+    distribution = session.scalar(select(WalletDistribution).where(WalletDistribution.payment_id == payment.id))
+    utility = distribution.utility
+    if utility not in UTILITIES:
+        raise PaymentError(f"unknown utility {utility!r}")
+    total = quantize(payment.amount, distribution.currency)
+    if sum((leg.amount for leg in distribution.legs), Decimal(0)) != total:
+        raise PaymentError(f"the distribution's legs do not add up to the payment of {total}")
+    provider = PROVIDER_LABELS.get(payment.provider, payment.provider)
+    by_estate: dict[int, list] = {}
+    for leg in distribution.legs:
+        by_estate.setdefault(leg.estate_id, []).append(leg)
+    done = []  # (estate, leg, unit, pocket, recovery) of the legs posted now
+    created_any, first_transaction = False, None
+    for estate_id in sorted(by_estate):
+        estate = session.get(Estate, estate_id)
+        if estate.currency != distribution.currency:
+            raise PaymentError(f"the payment is in {distribution.currency}; {estate.name} uses {estate.currency}")
+        legs_here = by_estate[estate_id]
+        amount = check_amount(session, sum((leg.amount for leg in legs_here), Decimal(0)), estate)
+        key = f"{payment.idempotency_key}:estate:{estate.id}"
+        replayed = posted_legs(session, key)
+        clearing = system_account(session, estate, "clearing", payment.provider, name=f"{provider} clearing")
+        legs: list[tuple[int, Decimal]] = [(clearing.id, -amount)]
+        parts, planned = [], []
+        for leg in legs_here:
+            unit = session.get(Unit, leg.unit_id)
+            pocket = open_wallet(session, unit, (utility,)).pocket(utility)
+            recovery = plan_recovery(session, estate, unit, leg.amount) if replayed is None else Recovery()
+            legs += recovery.legs()
+            to_pocket = leg.amount - recovery.total
+            bought = format_amount(to_pocket, estate.currency)
+            if to_pocket > 0 and estate.wallet_denomination == "units":
+                unit_legs, bought = _units_legs(session, estate, utility, pocket, to_pocket, payment.paid_at or utcnow())
+                legs += unit_legs
+            elif to_pocket > 0:
+                legs.append((pocket.id, to_pocket))
+            parts.append(f"unit {unit.number} {bought}" + (f" ({describe(recovery, estate.currency)})"
+                                                            if recovery.total else ""))
+            planned.append((estate, leg, unit, pocket, recovery))
+        posted = post(session, Entry(
+            estate_id=estate.id, kind="topup", idempotency_key=key, legs=legs if replayed is None else replayed,
+            occurred_at=payment.paid_at, created_by_user_id=user_id,
+            memo=f"{provider} group top-up {format_amount(amount, estate.currency)}: {utility.replace('_', ' ')} "
+                 f"{'; '.join(parts)} ({payment.provider_ref})"))
+        for _, leg, *_rest in planned:
+            leg.transaction_id = posted.transaction_id
+        first_transaction = first_transaction or posted.transaction_id
+        if posted.created:
+            created_any = True
+            done += planned
+    was = payment.status
+    payment.utility, payment.currency = utility, distribution.currency
+    payment.status, payment.status_reason = "credited", None
+    payment.transaction_id = payment.transaction_id or first_transaction
+    payment.credited_at = payment.credited_at or utcnow()
+    if not created_any:
+        return False
+    audit.record(session, "payment.credited", payment, estate_id=payment.estate_id, old={"status": was},
+                 new={"status": "credited", "utility": utility, "amount": str(total), "key": payment.idempotency_key,
+                      "legs": {f"{leg.estate_id}/{unit.number}": str(leg.amount) for _, leg, unit, _, _ in done}})
+    for estate, leg, unit, pocket, recovery in done:
+        close_cleared(session, recovery, occurred_at=payment.paid_at)
+    _after_pocket_change(session, [pocket.id for _, _, _, pocket, _ in done])
+    for estate, leg, unit, pocket, recovery in done:
+        after_payment(session, unit)
+        # The receipt and webhook of each wallet name its own leg (a transient row, never saved).
+        share = Payment(id=payment.id, provider=payment.provider, provider_ref=payment.provider_ref,
+                        amount=leg.amount, currency=estate.currency, utility=utility, unit_id=unit.id,
+                        estate_id=estate.id, transaction_id=leg.transaction_id, status="credited")
+        _send_receipt(session, share, unit, estate, pocket.id)
+        _emit_topup_webhook(session, share, unit, estate, pocket.id)
+    return True

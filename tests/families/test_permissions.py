@@ -6,14 +6,14 @@ import pytest
 from sqlalchemy import select
 
 from app.models import AuditLog, Payment, User
-from app.models.families import SpendLimit, WalletGrant, WalletGroup
+from app.models.families import SpendLimit, WalletDistribution, WalletGrant, WalletGroup
 from tests.helpers import csrf_from
 
 ACTIONS = ("view balance", "view history", "top up", "distribute", "change limits", "grant", "revoke")
 OK, NO, HIDDEN = "ok", 403, 404
 MATRIX = {
     "view": (OK, OK, NO, NO, NO, NO, NO),
-    "topup": (OK, NO, OK, NO, NO, NO, NO),
+    "topup": (OK, NO, OK, OK, NO, NO, NO),  # paying a group top-up is paying: topup may distribute
     "manage": (OK, OK, OK, OK, OK, OK, OK),
     "staff": (OK, OK, OK, OK, OK, OK, OK),
     "stranger": (HIDDEN,) * 7,  # manages another wallet of the same estate
@@ -31,8 +31,13 @@ def attempt(client, family, action: str, target_grant: int):
     if action == "top up":
         return client.post("/family/topup", data={"unit_id": unit, "utility": "electricity", "amount": "50"},
                            headers=headers)
-    if action == "distribute":
-        return client.post("/family/groups", data={"name": "Kids", "unit_id": unit}, headers=headers)
+    if action == "distribute":  # put the wallet in one's group, then pay a group top-up into it
+        made = client.post("/family/groups", data={"name": "Kids", "unit_id": unit}, headers=headers)
+        if made.status_code != 302:
+            return made
+        group_id = made.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+        return client.post(f"/family/groups/{group_id}/distribute", headers=headers, data={
+            "currency": "ZAR", "utility": "electricity", "rule": "equal", "amount": "60"})
     if action == "change limits":
         return client.post(f"/family/units/{unit}/limits", data={"daily_electricity": "40"}, headers=headers)
     if action == "grant":
@@ -65,6 +70,7 @@ def test_each_level_may_do_exactly_its_actions(app, family, login, committed, wh
         # Refused actions wrote nothing; allowed ones did, audited with the acting user.
         assert (s.scalar(select(Payment.id)) is not None) == (allowed[2] == OK)
         assert (s.scalar(select(WalletGroup.id)) is not None) == (allowed[3] == OK)
+        assert (s.scalar(select(WalletDistribution.id)) is not None) == (allowed[3] == OK)
         assert (s.scalar(select(SpendLimit.id)) is not None) == (allowed[4] == OK)
         revoked = s.get(WalletGrant, target_grant).revoked_at is not None
         assert revoked == (allowed[6] == OK)

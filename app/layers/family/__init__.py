@@ -8,3 +8,4 @@ from app.layers.family import access  # noqa: E402,F401
 from app.layers.family import limits  # noqa: E402,F401
 from app.layers.family import topup  # noqa: E402,F401
 from app.layers.family import groups  # noqa: E402,F401
+from app.layers.family import distribute  # noqa: E402,F401  issue 17: group top-up

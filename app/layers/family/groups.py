@@ -70,7 +70,13 @@ def _list(errors, form):
 
 
 def _page(found, errors):
+    from app.families.distribution import RULE_WORDS, group_distributions
+    from app.payments.payfast import checkout_expiry_cutoff
+
     overview = group_overview(db.session, found, current_user)
     in_group = {m.unit.id for m in overview.members}
+    distributions = group_distributions(db.session, found)
     return render("family/group.html", o=overview, errors=errors,
-                  addable=[u for u in _manageable() if u.id not in in_group])
+                  addable=[u for u in _manageable() if u.id not in in_group],
+                  distributions=distributions, d_payments={d.payment_id: d.payment for d in distributions},
+                  rules=RULE_WORDS, cutoff=checkout_expiry_cutoff())

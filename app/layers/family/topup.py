@@ -66,10 +66,16 @@ def topup_done():
 @bp.get("/payments")
 def payments():
     units = {u.id: u for u in visible_units(db.session, current_user, ("family",))}
+    from app.models.families import WalletDistribution  # issue 17: group top-ups carry no unit
+
+    groups = select(WalletDistribution.payment_id).where(WalletDistribution.created_by_user_id == current_user.id)
     rows = db.session.scalars(select(Payment).where(
-        Payment.created_by_user_id == current_user.id, Payment.unit_id.in_(list(units) or [0]))
+        Payment.created_by_user_id == current_user.id,
+        Payment.unit_id.in_(list(units) or [0]) | Payment.id.in_(groups))
         .order_by(Payment.created_at.desc(), Payment.id.desc()).limit(200)).all()
-    return render("family/payments.html", rows=rows, cutoff=payfast.checkout_expiry_cutoff())
+    shares = {d.payment_id: d for d in db.session.scalars(select(WalletDistribution).where(
+        WalletDistribution.payment_id.in_([p.id for p in rows if p.unit_id is None] or [0])))}
+    return render("family/payments.html", rows=rows, cutoff=payfast.checkout_expiry_cutoff(), shares=shares)
 
 
 def _form(errors, form):
