@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 
 revision = '0041'
-down_revision = '0031'
+down_revision = '0039'
 branch_labels = None
 depends_on = None
 
