@@ -151,7 +151,7 @@ def estate_profiles(session: Session, estate: Estate, *, utility: str = "electri
         hours = by_hour.get(unit_id, {})
         peak = max(sorted(hours), key=lambda h: hours[h]) if hours and max(hours.values()) > 0 else None
         units.append(UnitProfile(
-            unit_id, numbers.get(unit_id, ""), total,
+            unit_id, numbers.get(unit_id, ""), total.quantize(TWO),
             ((total - at_weekend) / weekdays).quantize(TWO) if weekdays else Decimal(0),
             (at_weekend / weekend_days).quantize(TWO) if weekend_days else Decimal(0), peak))
     bands = assign_bands({u.unit_id: u.total for u in units})

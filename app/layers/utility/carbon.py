@@ -1,4 +1,6 @@
 """Utility carbon page (U5): kg CO2e per month and utility, per unit for one month, solar offset."""
+from decimal import Decimal
+
 from flask import abort, request
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -23,7 +25,7 @@ def carbon(estate_id: int):
     estate = estate_or_404(db.session, current_user, estate_id, ROLES)
     this_month = current_period(estate.tz, utcnow())
     months = [shift_period(this_month, -back) for back in range(MONTHS - 1, -1, -1)]
-    month = request.args.get("month") or months[-1]
+    month = request.args.get("month") or months[-2]  # the last complete month
     if month not in months:
         abort(400, "month must be one of the last 12")
     report = estate_carbon(db.session, estate, months)
@@ -43,23 +45,30 @@ def carbon(estate_id: int):
                   unit_rows=unit_rows, utilities=CARBON_UTILITIES)
 
 
+THREE = Decimal("0.001")
+
+
 def _kg(utility):
-    return lambda row: row.kg.get(utility, 0)
+    return lambda row: row.kg.get(utility, Decimal(0)).quantize(THREE)
+
+
+def _use(utility):
+    return lambda row: Decimal(row.use.get(utility, 0)).quantize(THREE)
 
 
 MONTH_COLUMNS = [
     Column("Month", lambda m: m.period),
-    Column("Electricity kWh", lambda m: m.use.get("electricity", 0), numeric=True),
+    Column("Electricity kWh", _use("electricity"), numeric=True),
     Column("Electricity kg CO2e", _kg("electricity"), numeric=True),
-    Column("Water kL", lambda m: m.use.get("water", 0), numeric=True),
+    Column("Water kL", _use("water"), numeric=True),
     Column("Water kg CO2e", _kg("water"), numeric=True),
-    Column("Hot water kL", lambda m: m.use.get("hot_water", 0), numeric=True),
+    Column("Hot water kL", _use("hot_water"), numeric=True),
     Column("Hot water kg CO2e", _kg("hot_water"), numeric=True),
     Column("Footprint kg CO2e", lambda m: m.total_kg, numeric=True),
-    Column("Solar kWh", lambda m: m.solar_kwh, numeric=True),
+    Column("Solar kWh", lambda m: m.solar_kwh.quantize(THREE), numeric=True),
     Column("Solar offset kg CO2e", lambda m: m.offset_kg, numeric=True),
     Column("Net kg CO2e", lambda m: m.net_kg, numeric=True),
-    Column("Use without a factor", lambda m: "; ".join(f"{u}: {q}" for u, q in m.unpriced.items())),
+    Column("Use without a factor", lambda m: "; ".join(f"{u}: {q.quantize(THREE)}" for u, q in m.unpriced.items())),
 ]
 UNIT_COLUMNS = [
     Column("Unit", lambda u: u.unit_number), Column("Month", lambda u: u.period),

@@ -1,5 +1,7 @@
 """Utility shared solar page (Quantify 11.2): how the estate shares its solar, each month's
 allocation per unit (planned or posted), and for staff the scheme form, the run and its reversal."""
+from decimal import Decimal
+
 from flask import abort, flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -116,10 +118,13 @@ def reverse_solar_allocation(estate_id: int):
 
 
 def allocation_columns(currency: str) -> list[Column]:
-    return [Column(_("Unit"), lambda r: r.unit_number), Column(_("Weight"), lambda r: r.weight, numeric=True),
+    return [Column(_("Unit"), lambda r: r.unit_number), Column(_("Weight"), lambda r: r.weight.quantize(Decimal("0.01")), numeric=True),
             Column(_("Used kWh"), lambda r: r.used, numeric=True), Column(_("Solar share kWh"), lambda r: r.kwh, numeric=True),
             money_column(_("Solar charge"), lambda r: r.solar_amount, lambda r: currency),
             money_column(_("Grid rate"), lambda r: r.grid_rate, lambda r: currency),
             money_column(_("Grid charge given back"), lambda r: r.grid_credit, lambda r: currency),
             money_column(_("Net credit"), lambda r: r.net, lambda r: currency),
-            Column(_("State"), lambda r: r.reason or r.status)]
+            Column(_("State"), lambda r: r.reason or STATE_LABELS.get(r.status, r.status))]
+
+
+STATE_LABELS = {"already": "Posted", "posted": "Posted", "new": "Not posted yet", "left out": "No share"}
