@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import select
 
 from app.billing.levies import allocate
@@ -156,3 +156,39 @@ def test_shares_add_up_exactly_and_never_pass_a_units_use(total, parts, rate, cu
         from app.money import quantize
         value = quantize(sum(shares.values()) * rate, currency)
         assert sum(a for _, a, _ in allocate(value, given_out, currency)) == value
+
+
+@settings(max_examples=25, deadline=None)
+@given(method=st.sampled_from(["equal", "floor_area", "custom", "", "bogus"]),
+       table=st.text(alphabet="ABCD,;.\t\n-0123456789xe", max_size=40))
+def test_any_scheme_form_is_saved_or_refused_with_field_messages(app, method, table):
+    from app.extensions import db
+    with app.app_context():
+        estate = factories.make_estate(db.session)
+        for number in "ABC":
+            factories.make_unit(db.session, estate, number=number)
+        db.session.commit()
+        try:
+            scheme = save_scheme(db.session, estate, {"method": method, "custom_weights": table})
+        except SolarError as error:
+            db.session.rollback()
+            assert set(error.errors) <= {"method", "custom_weights"} and all(error.errors.values())
+        else:
+            assert scheme.method == method
+            if method == "custom":
+                assert scheme.custom_weights and all(Decimal(w) > 0 for w in scheme.custom_weights.values())
+
+
+@pytest.fixture
+def staff_client(site, login):
+    return login(site["staff"])
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.dictionaries(st.sampled_from(["month", "days", "utility", "table", "format"]),
+                             st.text(alphabet="0123456789-abcdefghpsvwx_", max_size=10), max_size=3))
+def test_the_new_pages_answer_any_query_without_a_server_error(site, staff_client, query):
+    client = staff_client
+    for page in ("profiles", "carbon", "solar"):
+        response = client.get(f"/utility/estates/{site['estate']}/{page}", query_string=query)
+        assert response.status_code in (200, 400), (page, query, response.status_code)
