@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.billing import tariffs
 from app.billing.levies import allocate
-from app.ledger import Entry, LedgerError, post_many, reverse
+from app.ledger import Entry, LedgerError, PeriodClosed, PeriodLocked, post_many, reverse
 from app.ledger.accounts import open_wallet, system_account
 from app.models import ConsumptionRollup, Estate, Meter, Unit, utcnow
 from app.models.utility import SOLAR_METHODS, SolarAllocation, SolarScheme
@@ -352,7 +352,11 @@ def run_allocation(session: Session, estate: Estate, period: str, *, dry_run: bo
             memo=share_text(row, report, estate)))
     try:
         posted = post_many(session, [e for e in entries if len(e.legs) >= 2])
-    except LedgerError as error:  # a locked month, most often
+    except (PeriodClosed, PeriodLocked):
+        session.rollback()
+        raise SolarError({"period": str(_l("%(period)s is closed (or locked) in the ledger: allocate a month's solar "
+                                           "before it is closed.", period=report.period))}) from None
+    except LedgerError as error:
         session.rollback()
         raise SolarError({"period": str(error)}) from None
     by_key = dict(zip([e.idempotency_key for e in entries if len(e.legs) >= 2], posted))

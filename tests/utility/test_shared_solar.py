@@ -192,3 +192,14 @@ def test_the_new_pages_answer_any_query_without_a_server_error(site, staff_clien
     for page in ("profiles", "carbon", "solar"):
         response = client.get(f"/utility/estates/{site['estate']}/{page}", query_string=query)
         assert response.status_code in (200, 400), (page, query, response.status_code)
+
+
+def test_a_closed_month_is_refused_with_a_message_and_nothing_posted(committed, site):
+    with committed() as s:
+        factories.make_period(s, s.get(Estate, site["estate"]), MAY, status="closed")
+    with committed() as s:
+        with pytest.raises(SolarError) as refused:
+            run_allocation(s, s.get(Estate, site["estate"]), MAY, now=NOW)
+        assert "is closed" in refused.value.errors["period"]
+    with committed() as s:
+        assert s.scalar(select(SolarAllocation.id)) is None
