@@ -2,13 +2,13 @@
 estate's tertiles, its peak hour and its weekday against its weekend use; and the estate's demand
 curve by local hour of day from the unit meters' hourly roll-ups.
 
-Read from roll-ups only (never raw readings), in three grouped queries, so the page stays fast
+Read from roll-ups only (never raw readings), in two grouped queries, so the page stays fast
 at hundreds of units:
 - totals, weekday and weekend use per meter from the day roll-ups of the window's local days;
 - the peak hour per meter from the hour roll-ups grouped by UTC hour of day, shifted to the
   estate's local hour by its UTC offset at the end of the window (in a zone that changes its
-  clocks inside the window, hours on the other side of the change count one hour off);
-- the curve from the hour roll-ups summed per hour across the unit meters (exact local hours).
+  clocks inside the window, hours on the other side of the change count one hour off); the
+  estate's curve is the same sums added up over the units.
 
 Tertiles: the units with use are ranked by their total; a unit is light when fewer than a third
 of them use less than it, heavy when at least two thirds do, moderate between. Units with the same
@@ -137,12 +137,10 @@ def estate_profiles(session: Session, estate: Estate, *, utility: str = "electri
             .where(rollup.grain == "hour", *in_window).group_by(rollup.meter_id, hour)):
         by_hour[meters[meter_id]][(int(utc_hour) + offset_hours) % 24] += Decimal(total or 0)
 
-    curve_totals = defaultdict(Decimal)
-    for period_start, total in session.execute(
-            select(rollup.period_start, func.sum(rollup.consumption))
-            .where(rollup.grain == "hour", *in_window).group_by(rollup.period_start)):
-        local = _aware(period_start).astimezone(estate.tz)
-        curve_totals[local.hour] += Decimal(total or 0)
+    curve_totals = defaultdict(Decimal)  # the same hour-of-day sums, all units together
+    for hours in by_hour.values():
+        for local_hour, total in hours.items():
+            curve_totals[local_hour] += total
     curve = [(h, (curve_totals[h] / days).quantize(TWO)) for h in range(24)]
 
     units = []
@@ -167,6 +165,3 @@ def _cuts(units: list[UnitProfile]) -> tuple[Decimal, Decimal] | None:
         return None
     return (min(moderate) if moderate else None, min(heavy) if heavy else None)
 
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
