@@ -53,7 +53,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--units", type=int, default=500)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--pages", default="",
+                        help="comma-separated page names to time (default all): " + ", ".join(PAGES))
     return parser.parse_args()
+
+
+# Page name -> path under /utility/estates/<id>.
+PAGES = {"overview": "", "losses": "/losses", "losses_month": "/losses?grain=month", "revenue": "/revenue",
+         "finance": "/finance", "demand": "/demand", "profiles": "/profiles", "profiles_90": "/profiles?days=90",
+         "carbon": "/carbon", "solar": "/solar"}
 
 
 def seed(session, args, now: datetime) -> dict:
@@ -268,9 +276,8 @@ def main() -> int:
             raise SystemExit("could not sign in")
         worst = 0.0
         base = f"/utility/estates/{estate_id}"
-        for path in (base, f"{base}/losses", f"{base}/losses?grain=month", f"{base}/revenue", f"{base}/finance",
-                     f"{base}/demand", f"{base}/profiles", f"{base}/profiles?days=90", f"{base}/carbon",
-                     f"{base}/solar"):
+        wanted = [name.strip() for name in args.pages.split(",") if name.strip()] or list(PAGES)
+        for path in (base + PAGES[name] for name in wanted):
             times = []
             for _ in range(args.requests):
                 started = time.perf_counter()
