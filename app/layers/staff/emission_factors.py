@@ -9,6 +9,7 @@ from flask_login import current_user
 from app.analytics.carbon import CARBON_UTILITIES, FactorError, factors_of, save_factor
 from app.extensions import db
 from app.htmx import redirect, render
+from app.labels import label
 from app.layers.staff import bp
 from app.models.utility import EmissionFactor
 
@@ -30,7 +31,7 @@ def create_emission_factor():
     except FactorError as error:
         db.session.rollback()
         return _page(error.errors, request.form, status=400)
-    flash(_("Factor for %(utility)s in %(country)s from %(day)s saved.", utility=factor.utility.replace("_", " "),
+    flash(_("Factor for %(utility)s in %(country)s from %(day)s saved.", utility=label("utility", factor.utility).lower(),
             country=factor.country, day=factor.effective_from.strftime("%d %b %Y")), "success")
     return redirect(url_for("staff.emission_factors"))
 

@@ -8,6 +8,7 @@ from app.analytics.profiles import estate_profiles
 from app.auth.scope import estate_or_404
 from app.extensions import db
 from app.htmx import render
+from app.labels import label as utility_label
 from app.layers.export import requested_format, respond
 from app.layers.utility import bp
 from app.layers.utility.views import ROLES
@@ -34,7 +35,7 @@ def profiles(estate_id: int):
     report = estate_profiles(db.session, estate, utility=utility, days=int(raw_days))
     fmt = requested_format()
     if fmt:
-        label = utility.replace("_", " ")
+        label = utility_label("utility", utility).lower()
         span = f"{report.first:%d %b %Y} to {report.last:%d %b %Y}"
         table = request.args.get("table", "units")
         if table == "units":
