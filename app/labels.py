@@ -21,6 +21,7 @@ LABELS: dict[str, dict[str, str]] = {
         "reversal": "Correction", "levy": "Levy", "settlement": "Settlement", "refund": "Refund",
         "arrears": "Debt carried to arrears", "arrears_payment": "Arrears payment",
         "write_off": "Debt written off",  # arrears (issue 16)
+        "solar_allocation": "Shared solar",  # issue 19
     },
     "hold": {"arrears": "Suspended for arrears", "spend_limit": "Spend limit reached",
              "demand": "Demand management", "manual": "Held by staff"},

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Numeric, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, utcnow
@@ -104,3 +104,46 @@ class EmissionFactor(Base):
     effective_from: Mapped[date] = mapped_column(Date)
     kg_per_unit: Mapped[Decimal] = mapped_column(Numeric(10, 4))
     source: Mapped[str] = mapped_column(String(200), default="")
+
+
+# --- shared solar (Quantify 11.2) -----------------------------------------------------------
+SOLAR_METHODS = ("equal", "floor_area", "custom")
+SOLAR_ALLOCATION_STATUSES = ("posted", "reversed")
+
+
+class SolarScheme(Base):
+    """How an estate shares its solar generation among its units (one per estate)."""
+
+    __tablename__ = "solar_schemes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    estate_id: Mapped[int] = mapped_column(ForeignKey("estates.id"), unique=True)
+    method: Mapped[str] = mapped_column(String(12), default="equal")  # SOLAR_METHODS
+    custom_weights: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # unit id -> weight ("custom")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SolarAllocation(Base):
+    """One unit's share of a month's solar generation and the ledger transaction that priced it."""
+
+    __tablename__ = "solar_allocations"
+    __table_args__ = (UniqueConstraint("estate_id", "period", "run", "unit_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    estate_id: Mapped[int] = mapped_column(ForeignKey("estates.id"), index=True)
+    period: Mapped[str] = mapped_column(String(7))  # YYYY-MM, local
+    run: Mapped[int] = mapped_column(default=1)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    method: Mapped[str] = mapped_column(String(12))
+    weight: Mapped[Decimal] = mapped_column(Numeric(20, 6))
+    generation: Mapped[Decimal] = mapped_column(Numeric(18, 3))  # the estate's month, kWh
+    used: Mapped[Decimal] = mapped_column(Numeric(18, 3))  # the unit's metered electricity, kWh
+    kwh: Mapped[Decimal] = mapped_column(Numeric(18, 3))  # its share
+    solar_rate: Mapped[Decimal] = mapped_column(Numeric(20, 6))
+    grid_rate: Mapped[Decimal] = mapped_column(Numeric(20, 6))
+    solar_amount: Mapped[Decimal] = mapped_column(Numeric(20, 6))  # share of the solar value (exact split)
+    grid_credit: Mapped[Decimal] = mapped_column(Numeric(20, 6))  # the grid charge those kWh had paid
+    transaction_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                                       ForeignKey("ledger_transactions.id"))
+    status: Mapped[str] = mapped_column(String(10), default="posted")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

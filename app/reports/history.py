@@ -132,7 +132,7 @@ class HistoryRow:
 
     @property
     def explainable(self) -> bool:
-        return self.kind in ("consumption", "standing_charge", "solar_export")
+        return self.kind in ("consumption", "standing_charge", "solar_export", "solar_allocation")
 
 
 @dataclass
@@ -268,6 +268,9 @@ def explain_transaction(session: Session, unit: Unit, transaction_id: int, *,
             found.version = _version_on(session, estate, found.meter.utility, first_day(month), unit)
         found.note = ("The tariff's fixed monthly standing charge, taken once a month per unit and utility "
                       "(a meter replaced during the month does not charge it again).")
+    elif key.startswith("solar:"):  # shared solar (issue 19): the unit's share of the month
+        from app.billing.shared_solar import explain_share
+        found.note = explain_share(session, transaction.id, estate)
     return found
 
 

@@ -51,6 +51,8 @@ PLAIN_VALUES |= {"write_off_id": 1}
 # Settlement runs, lines, parties and reconciliation days (issue 20): staff-only, gated by the staff
 # blueprint; tests/web/test_settlement_pages.py checks a missing one is 404.
 PLAIN_VALUES |= {"settlement_run_id": 1, "line_id": 1, "party_id": 1, "day_text": "2026-01-01"}
+# Emission factors (issue 19, carbon): staff-only, gated by the staff blueprint; tests/utility/test_carbon.py.
+PLAIN_VALUES |= {"factor_id": 1}
 # Routes that are public on purpose (their parameters are not object ids).
 PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.accept_invite", "health.healthz", "health.metrics"}
 PUBLIC_ENDPOINTS |= {"auth.forgot_password", "auth.reset_password"}  # tests/web/test_accounts.py

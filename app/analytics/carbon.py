@@ -1,0 +1,234 @@
+"""Carbon footprint (U5): kg CO2e per unit and estate per month, and the solar offset.
+
+- An emission factor is kg CO2e per kWh (electricity) or per kL (water, hot water) of one utility
+  in one country, in force from its `effective_from` day until the next factor of the same
+  country and utility. Staff keep them (`save_factor`, audited); the factor in force on a local
+  day prices that day's use, so a factor changing mid-month splits the month.
+- Use is the unit meters' day roll-ups (never raw readings): one grouped query sums each meter's
+  use per *segment*, a run of local days inside one month under one factor.
+- Solar offset: the estate's solar meters' generation (their positive roll-ups) times the
+  electricity factor of the day: grid emissions the generation displaced. Net is footprint minus
+  offset.
+"""
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.models import ConsumptionRollup, Estate, Meter, Unit
+from app.models.utility import EmissionFactor
+from app.periods import add_months, first_day, parse_period
+
+CARBON_UTILITIES = ("electricity", "water", "hot_water")
+KG = Decimal("0.001")
+MAX_FACTOR = Decimal("100")  # kg CO2e per kWh or kL: far above any grid (coal is about 1.1)
+
+
+class FactorError(ValueError):
+    """The factor cannot be saved as given; `errors` is keyed by form field."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+# --- factors ----------------------------------------------------------------------------
+
+
+def factors_of(session: Session, country: str | None = None) -> list[EmissionFactor]:
+    query = select(EmissionFactor).order_by(EmissionFactor.country, EmissionFactor.utility, EmissionFactor.effective_from)
+    if country:
+        query = query.where(EmissionFactor.country == country)
+    return list(session.scalars(query))
+
+
+def factor_schedule(factors: list[EmissionFactor]) -> dict[str, list[tuple[date, Decimal]]]:
+    """utility -> [(from, kg per unit)] in date order, for one country's factors."""
+    found: dict[str, list[tuple[date, Decimal]]] = defaultdict(list)
+    for factor in sorted(factors, key=lambda f: f.effective_from):
+        found[factor.utility].append((factor.effective_from, Decimal(factor.kg_per_unit)))
+    return found
+
+
+def factor_on(schedule: list[tuple[date, Decimal]], day: date) -> Decimal | None:
+    """The factor in force on a day (None before the first)."""
+    index = bisect_right([d for d, _ in schedule], day) - 1
+    return schedule[index][1] if index >= 0 else None
+
+
+def save_factor(session: Session, form: dict, *, factor: EmissionFactor | None = None,
+                user_id: int | None = None) -> EmissionFactor:
+    """Add a factor (or change one's value and source), audited; commits once. FactorError lists problems."""
+    errors: dict[str, str] = {}
+    country = (form.get("country") or (factor.country if factor else "")).strip().upper()
+    utility = (form.get("utility") or (factor.utility if factor else "")).strip()
+    if factor is None:
+        if len(country) != 2 or not country.isalpha():
+            errors["country"] = str(_l("Write the country as its two-letter code, like ZA."))
+        if utility not in CARBON_UTILITIES:
+            errors["utility"] = str(_l("Choose electricity, water or hot water."))
+        try:
+            effective = date.fromisoformat((form.get("effective_from") or "").strip())
+        except ValueError:
+            effective = None
+            errors["effective_from"] = str(_l("Write the first day as YYYY-MM-DD."))
+    else:
+        effective = factor.effective_from
+    try:
+        kg = Decimal((form.get("kg_per_unit") or "").strip())
+        if not kg.is_finite():
+            raise InvalidOperation
+    except InvalidOperation:
+        kg = None
+        errors["kg_per_unit"] = str(_l("Write the factor as a number, like 0.95."))
+    if kg is not None and "kg_per_unit" not in errors:
+        if kg < 0 or kg > MAX_FACTOR:
+            errors["kg_per_unit"] = str(_l("The factor must be between 0 and 100 kg CO2e per unit."))
+        elif kg != kg.quantize(Decimal("0.0001")):
+            errors["kg_per_unit"] = str(_l("At most four decimals."))
+    source = (form.get("source") or "").strip()
+    if len(source) > 200:
+        errors["source"] = str(_l("At most 200 characters."))
+    if factor is None and not errors and session.scalar(select(EmissionFactor.id).where(
+            EmissionFactor.country == country, EmissionFactor.utility == utility,
+            EmissionFactor.effective_from == effective)) is not None:
+        errors["effective_from"] = str(_l("This country and utility already have a factor from that day: change that one."))
+    if errors:
+        raise FactorError(errors)
+    if factor is None:
+        factor = EmissionFactor(country=country, utility=utility, effective_from=effective, kg_per_unit=kg, source=source)
+        session.add(factor)
+        session.flush()
+        audit.record(session, "emission_factor.created", factor, new=_view(factor))
+    else:
+        old = _view(factor)
+        factor.kg_per_unit, factor.source = kg, source
+        session.flush()
+        audit.record(session, "emission_factor.changed", factor, old=old, new=_view(factor))
+    session.commit()
+    return factor
+
+
+def _view(factor: EmissionFactor) -> dict:
+    return {"country": factor.country, "utility": factor.utility, "effective_from": factor.effective_from.isoformat(),
+            "kg_per_unit": str(factor.kg_per_unit), "source": factor.source}
+
+
+# --- footprint ----------------------------------------------------------------------------
+
+
+@dataclass
+class MonthCarbon:
+    period: str
+    use: dict[str, Decimal] = field(default_factory=dict)  # utility -> kWh or kL
+    kg: dict[str, Decimal] = field(default_factory=dict)  # utility -> kg CO2e
+    unpriced: dict[str, Decimal] = field(default_factory=dict)  # utility -> use on days without a factor
+    solar_kwh: Decimal = Decimal(0)
+    offset_kg: Decimal = Decimal(0)
+
+    @property
+    def total_kg(self) -> Decimal:
+        return sum(self.kg.values(), Decimal(0))
+
+    @property
+    def net_kg(self) -> Decimal:
+        return self.total_kg - self.offset_kg
+
+
+@dataclass
+class UnitCarbon:
+    unit_id: int
+    unit_number: str
+    period: str
+    kg: dict[str, Decimal] = field(default_factory=dict)
+
+    @property
+    def total_kg(self) -> Decimal:
+        return sum(self.kg.values(), Decimal(0))
+
+
+@dataclass
+class CarbonReport:
+    estate_id: int
+    country: str
+    months: list[MonthCarbon]
+    units: list[UnitCarbon]  # per unit and month, unit-number order then month
+    factors: dict[str, list[tuple[date, Decimal]]]
+
+
+def _segments(estate: Estate, months: list[str], schedule: dict[str, list[tuple[date, Decimal]]]):
+    """Runs of local days inside one month under one set of factors: [(start day, end day, period)]."""
+    cuts = set()
+    for period in months:
+        cuts.add(first_day(period))
+    end = add_months(first_day(months[-1]), 1)
+    cuts.add(end)
+    for entries in schedule.values():
+        for day, _ in entries:
+            if first_day(months[0]) < day < end:
+                cuts.add(day)
+    ordered = sorted(cuts)
+    return [(a, b, f"{a.year:04d}-{a.month:02d}") for a, b in zip(ordered, ordered[1:])]
+
+
+def _instant(day: date, estate: Estate) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=estate.tz).astimezone(UTC)
+
+
+def estate_carbon(session: Session, estate: Estate, months: list[str]) -> CarbonReport:
+    """The estate's footprint per month and utility, each unit's per month, and the solar offset."""
+    months = sorted(months)
+    for period in months:
+        parse_period(period)
+    schedule = factor_schedule(factors_of(session, estate.country))
+    segments = _segments(estate, months, schedule)
+    meters = {m.id: m for m in session.scalars(select(Meter).where(
+        Meter.estate_id == estate.id, Meter.role.in_(("unit", "solar"))))}
+    numbers = dict(session.execute(select(Unit.id, Unit.number).where(Unit.estate_id == estate.id)).all())
+    by_month = {p: MonthCarbon(p) for p in months}
+    by_unit: dict[tuple[int, str], UnitCarbon] = {}
+    if meters and segments:
+        rollup = ConsumptionRollup
+        starts = [_instant(a, estate) for a, _, _ in segments]
+        segment = case(*[(rollup.period_start < _instant(b, estate), i) for i, (_, b, _) in enumerate(segments)],
+                       else_=-1)
+        rows = session.execute(
+            select(rollup.meter_id, segment, func.sum(rollup.consumption))
+            .where(rollup.grain == "day", rollup.meter_id.in_(list(meters)), rollup.period_start >= starts[0],
+                   rollup.period_start < _instant(segments[-1][1], estate))
+            .group_by(rollup.meter_id, segment))
+        for meter_id, index, used in rows:
+            if index is None or index < 0:
+                continue
+            day, _, period = segments[index]
+            meter, used = meters[meter_id], Decimal(used or 0)
+            month = by_month[period]
+            if meter.role == "solar":
+                generated = max(used, Decimal(0)) if meter.utility in ("solar", "electricity") else Decimal(0)
+                month.solar_kwh += generated
+                factor = factor_on(schedule.get("electricity", []), day)
+                if factor is not None:
+                    month.offset_kg += (generated * factor).quantize(KG)
+                continue
+            if meter.utility not in CARBON_UTILITIES or meter.unit_id is None:
+                continue
+            month.use[meter.utility] = month.use.get(meter.utility, Decimal(0)) + used
+            factor = factor_on(schedule.get(meter.utility, []), day)
+            if factor is None:
+                month.unpriced[meter.utility] = month.unpriced.get(meter.utility, Decimal(0)) + used
+                continue
+            kg = (used * factor).quantize(KG)
+            month.kg[meter.utility] = month.kg.get(meter.utility, Decimal(0)) + kg
+            row = by_unit.setdefault((meter.unit_id, period),
+                                     UnitCarbon(meter.unit_id, numbers.get(meter.unit_id, ""), period))
+            row.kg[meter.utility] = row.kg.get(meter.utility, Decimal(0)) + kg
+    units = sorted(by_unit.values(), key=lambda u: (u.unit_number, u.period))
+    return CarbonReport(estate.id, estate.country, [by_month[p] for p in months], units, dict(schedule))

@@ -1,0 +1,68 @@
+"""Utility consumption profiles page (U5): each unit light / moderate / heavy, peak hour, weekday
+against weekend, and the estate's demand curve by hour of day."""
+from flask import abort, request
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from app.analytics.profiles import estate_profiles
+from app.auth.scope import estate_or_404
+from app.extensions import db
+from app.htmx import render
+from app.labels import label as utility_label
+from app.layers.export import requested_format, respond
+from app.layers.utility import bp
+from app.layers.utility.views import ROLES
+from app.reports.export import Column
+
+UTILITIES = ("electricity", "water", "hot_water")
+DAYS = (7, 30, 90)
+
+
+def _hour(value) -> str:
+    return f"{value:02d}:00" if value is not None else "—"
+
+
+@bp.get("/estates/<int:estate_id>/profiles")
+def profiles(estate_id: int):
+    """The last 7, 30 or 90 local days of one utility's unit meters."""
+    estate = estate_or_404(db.session, current_user, estate_id, ROLES)
+    utility = request.args.get("utility", "electricity")
+    if utility not in UTILITIES:
+        abort(400, "utility must be electricity, water or hot_water")
+    raw_days = request.args.get("days", "30")
+    if not raw_days.isdigit() or int(raw_days) not in DAYS:
+        abort(400, "days must be 7, 30 or 90")
+    report = estate_profiles(db.session, estate, utility=utility, days=int(raw_days))
+    fmt = requested_format()
+    if fmt:
+        label = utility_label("utility", utility).lower()
+        span = f"{report.first:%d %b %Y} to {report.last:%d %b %Y}"
+        table = request.args.get("table", "units")
+        if table == "units":
+            return respond(report.units, unit_columns(utility), f"{estate.name} {label} consumption profiles", fmt,
+                           subtitle=span, timezone=estate.timezone)
+        if table == "curve":
+            return respond(report.curve, curve_columns(utility), f"{estate.name} {label} demand by hour", fmt,
+                           subtitle=span, timezone=estate.timezone)
+        abort(400, "table must be units or curve")
+    return render("utility/profiles.html", estate=estate, report=report, utility=utility, days=int(raw_days),
+                  utilities=UTILITIES, day_choices=DAYS, quantity=_quantity(utility))
+
+
+def _quantity(utility: str) -> str:
+    return "kWh" if utility == "electricity" else "kL"
+
+
+def unit_columns(utility: str) -> list[Column]:
+    q = _quantity(utility)
+    return [Column(_("Unit"), lambda u: u.unit_number), Column(_("Band"), lambda u: u.band_label),
+            Column(_("Use (%(q)s)", q=q), lambda u: u.total, numeric=True),
+            Column(_("Peak hour"), lambda u: _hour(u.peak_hour)),
+            Column(_("Weekday per day (%(q)s)", q=q), lambda u: u.weekday_per_day, numeric=True),
+            Column(_("Weekend per day (%(q)s)", q=q), lambda u: u.weekend_per_day, numeric=True),
+            Column(_("Weekend % of weekday"), lambda u: u.weekend_ratio, numeric=True)]
+
+
+def curve_columns(utility: str) -> list[Column]:
+    per_hour = _("Average kW") if utility == "electricity" else _("Average kL per hour")
+    return [Column(_("Hour"), lambda r: _hour(r[0])), Column(per_hour, lambda r: r[1], numeric=True)]
