@@ -36,3 +36,4 @@ from app.models.families import FamilyAlertSent, SpendLimit, WalletGrant, Wallet
 from app.models.settlement import (MpesaStatementLine, ReconciliationResult, SettlementLine,  # noqa: E402,F401
                                    SettlementParty, SettlementRule, SettlementRuleSet, SettlementRun)
 from app.models.debt import ArrearsEpisode, ArrearsTask, PaymentPlan, PocketCreditLimit, WriteOff  # noqa: E402,F401
+from app.models.cohorts import CohortMember, CohortSnapshot, DebtCohort  # noqa: E402,F401  (debt cohorts, issue 16)
