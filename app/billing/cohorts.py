@@ -8,7 +8,7 @@ year that starts in October 2026 is FY2027 (a January start ends in the same yea
 
 Every month each member's figures are snapshotted: the net balance of the unit's pockets and
 arrears records, what it owes, what was billed (usage and standing charges) and what was
-paid (top-ups, arrears recovery included) in the month. Everything is read from the ledger,
+paid (top-ups, arrears recovery included, and arrears paid directly) in the month. Everything is read from the ledger,
 as at the month's end in the estate's timezone (or now, for the month under way), so a
 snapshot taken twice gives the same figures. Rows are upserted by (fiscal year, estate,
 unit) and (month, estate, unit): a rerun changes nothing that has not changed. In units
@@ -51,7 +51,7 @@ COHORT_SOURCE_KEY = "cohort_source"
 EXTERNAL_BATCH = 100  # accounts per external query (an expanding IN list)
 CHUNK = 2000  # ids per query against our own database
 BILLED_KINDS = ("consumption", "standing_charge")
-PAID_KINDS = ("topup",)
+PAID_KINDS = ("topup", "arrears_payment")
 EXTERNAL_COLUMNS = ("account", "balance", "debt", "consumption", "payments")
 
 
@@ -489,7 +489,7 @@ class MonthProgress:
     balance: Decimal
     consumption: Decimal
     payments: Decimal
-    collected_percent: Decimal | None  # payments so far over the debt when the cohort was taken
+    reduced_percent: Decimal | None  # how much of the debt when the cohort was taken is gone (negative: grew)
     cleared: int  # members owing nothing
 
     @property
@@ -515,7 +515,7 @@ def cohorts_of(session: Session, estate: Estate) -> list[DebtCohort]:
 
 
 def cohort_view(session: Session, cohort: DebtCohort) -> CohortView:
-    """The cohort's progress month by month (paid so far against what it owed when taken) and its members."""
+    """The cohort's progress month by month (its debt against what it owed when taken) and its members."""
     members = session.execute(select(CohortMember, Unit).join(Unit, Unit.id == CohortMember.unit_id)
                               .where(CohortMember.cohort_id == cohort.id).order_by(CohortMember.rank)).all()
     owed = sum((m.owed for m, _ in members), Decimal("0"))
@@ -525,15 +525,61 @@ def cohort_view(session: Session, cohort: DebtCohort) -> CohortView:
     by_month: dict[date, list[CohortSnapshot]] = {}
     for snapshot in snapshots:
         by_month.setdefault(snapshot.month, []).append(snapshot)
-    paid_so_far = Decimal("0")
     for month, rows in sorted(by_month.items()):
-        payments = sum((r.payments for r in rows), Decimal("0"))
-        paid_so_far += payments
+        debt = sum((r.debt for r in rows), Decimal("0"))
         view.months.append(MonthProgress(
-            month, len(rows), sum((r.debt for r in rows), Decimal("0")), sum((r.balance for r in rows), Decimal("0")),
-            sum((r.consumption for r in rows), Decimal("0")), payments,
-            (paid_so_far * 100 / owed).quantize(Decimal("0.1")) if owed else None,
+            month, len(rows), debt, sum((r.balance for r in rows), Decimal("0")),
+            sum((r.consumption for r in rows), Decimal("0")), sum((r.payments for r in rows), Decimal("0")),
+            ((owed - debt) * 100 / owed).quantize(Decimal("0.1")) if owed else None,
             sum(1 for r in rows if r.debt <= 0)))
     latest = {s.unit_id: s for s in by_month.get(view.months[-1].month, [])} if view.months else {}
     view.members = [(member, unit, latest.get(unit.id)) for member, unit in members]
     return view
+
+
+# --- demo data ----------------------------------------------------------------------------------
+
+def seed_demo_cohort(session: Session, estate: Estate) -> DebtCohort | None:
+    """Demo (issue 16): the estate's cohort of the fiscal year under way and a snapshot of each month
+    since it was taken, so the cohort page shows progress. The demo's debts are at most a few months
+    old (the demo's ledger begins 130 days back), so the estate's cohort day is set to 60 days ago, or
+    the fiscal year's first day if that is later: a few months of progress to show. Commits (each step does)."""
+    today = utcnow().astimezone(estate.tz).date()
+    fiscal_year = fiscal_year_of(today, estate.fiscal_year_start_month)
+    days_in = (today - fiscal_year_start(fiscal_year, estate.fiscal_year_start_month)).days
+    put_setting(session, COHORT_DAY_KEY, max(0, days_in - 60), estate.id)
+    session.commit()
+    cohort = take_cohort(session, estate, fiscal_year).cohort
+    _demo_arrears_payments(session, estate, cohort, today)
+    month = cohort.taken_on.replace(day=1)
+    while month <= today:
+        snapshot_month(session, estate, month)
+        month = _add_months(month, 1)
+    return cohort
+
+
+def _demo_arrears_payments(session: Session, estate: Estate, cohort: DebtCohort, today: date) -> None:
+    """Every other member pays a tenth of each open arrears record on the 15th of each month since the
+    cohort was taken (the demo keeps recovery on top-up off), so the debt falls month by month."""
+    from app.billing.arrears import pay_arrears
+    from app.ledger.accounts import system_account
+
+    clearing = system_account(session, estate, "clearing", "payments")
+    members = list(session.scalars(select(CohortMember.unit_id).where(CohortMember.cohort_id == cohort.id)
+                                   .order_by(CohortMember.rank)))[::2]
+    records = session.scalars(select(ArrearsRecord).where(ArrearsRecord.unit_id.in_(members),
+                                                          ArrearsRecord.status == "open")).all()
+    month = cohort.taken_on.replace(day=1)
+    while True:
+        paid_on = month.replace(day=15)
+        if paid_on <= cohort.taken_on:
+            month = _add_months(month, 1)
+            continue
+        if paid_on >= today:
+            break
+        for record in records:
+            pay_arrears(session, record, quantize(record.amount / 10, estate.currency), source=clearing,
+                        key=f"demo:cohort:{record.id}:{paid_on:%Y-%m}", memo="Arrears instalment",
+                        occurred_at=datetime.combine(paid_on, time(10), tzinfo=estate.tz).astimezone(UTC))
+        month = _add_months(month, 1)
+    session.commit()

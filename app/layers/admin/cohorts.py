@@ -24,7 +24,7 @@ MONTH_COLUMNS = [
     money_column("Owed", lambda m: m.debt, lambda m: m.currency),
     money_column("Paid in the month", lambda m: m.payments, lambda m: m.currency),
     money_column("Billed in the month", lambda m: m.consumption, lambda m: m.currency),
-    Column("Collected so far (% of owed when taken)", lambda m: m.collected_percent, numeric=True),
+    Column("Debt down since taken (%)", lambda m: m.reduced_percent, numeric=True),
     Column("Cleared", lambda m: m.cleared, numeric=True),
 ]
 MEMBER_COLUMNS = [
