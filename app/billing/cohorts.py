@@ -273,18 +273,27 @@ def set_external_source(session: Session, estate: Estate, url: str | None, query
 
     from app.audit import record as audit
 
+    from app.models import Setting
+
+    shown: dict = {"external": False}
     if url:
         try:
-            make_url(url)
+            parsed = make_url(url)
         except Exception:  # noqa: BLE001 - SQLAlchemy's ArgumentError and others
             raise CohortError("not a SQLAlchemy URL (like oracle+oracledb://user:password@host/?service_name=X)") from None
         if ":accounts" not in (query or ""):
             raise CohortError("the query must select `WHERE account IN :accounts`")
         value = {"url": url, "query": query}
+        shown = {"external": True, "url": parsed.render_as_string(hide_password=True), "query": query}
     else:
         value = None
-    put_setting(session, COHORT_SOURCE_KEY, value, estate.id)
-    audit(session, "cohort.source", estate, new={"external": bool(value)}, estate_id=estate.id)  # never the URL
+    # Stored without put_setting, whose audit row would keep the URL's password: this audit hides it.
+    row = session.scalar(select(Setting).where(Setting.key == COHORT_SOURCE_KEY, Setting.estate_id == estate.id))
+    if row is None:
+        session.add(Setting(key=COHORT_SOURCE_KEY, value=value, estate_id=estate.id))
+    else:
+        row.value = value
+    audit(session, "cohort.source", estate, new=shown, estate_id=estate.id)
     session.commit()
 
 

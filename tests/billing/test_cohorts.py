@@ -279,3 +279,16 @@ def test_cli_init_and_snapshot(app, session, cli_runner, monkeypatch):
     bad = cli_runner.invoke(args=["cohorts", "snapshot", "--estate", estate.code, "--month", "13/2026"])
     assert bad.exit_code != 0 and "YYYY-MM" in bad.output and "Traceback" not in bad.output
     assert cli_runner.invoke(args=["cohorts", "init", "--estate", "NOPE"]).exit_code != 0
+
+
+def test_the_external_sources_password_is_never_audited(session):
+    from app.models.operations import AuditLog
+
+    estate = make_estate(session)
+    session.commit()
+    set_external_source(session, estate, "oracle+oracledb://billing:s3cret@db.example.org:1521/?service_name=BILL",
+                        "SELECT account, balance, debt, consumption, payments FROM b WHERE account IN :accounts")
+    rows = session.scalars(select(AuditLog)).all()
+    assert rows and all("s3cret" not in str((row.old, row.new)) for row in rows)
+    with pytest.raises(CohortError, match="SQLAlchemy URL"):
+        set_external_source(session, estate, "not a url", "SELECT 1 WHERE account IN :accounts")
