@@ -35,6 +35,7 @@ JOB_MODULES = [
     "app.billing.settlement",  # issue 20: settlement runs
     "app.analytics.daily_reconciliation",  # issue 20: daily reconciliation
     "app.billing.ladder",  # arrears (issue 16)
+    "app.billing.cohorts",  # debt cohorts (issue 16, A5)
 ]
 
 

@@ -96,3 +96,5 @@ def register(app: Flask) -> None:
     from app.billing.settlement_cli import reconcile_command, settlement_cli  # noqa: PLC0415 - issue 20 (U3, U6)
     app.cli.add_command(settlement_cli)
     app.cli.add_command(reconcile_command)
+    from app.billing.cohorts_cli import cohorts_cli  # noqa: PLC0415 - debt cohorts (issue 16, A5)
+    app.cli.add_command(cohorts_cli)

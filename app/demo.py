@@ -386,6 +386,7 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     __import__("app.billing.levies", fromlist=["seed_demo_levies"]).seed_demo_levies(session, seeded["SUN"].estate)  # issue 18
     from app.billing.settlement_demo import seed as seed_settlement; seed_settlement(session, seeded)  # noqa: E702 (issue 20)
     from app.estates.agent_demo import seed_agent_demo; seed_agent_demo(session, seeded["SUN"].estate, _login_email("agent"))  # noqa: E702,E501 (issue 15)
+    from app.billing.cohorts import seed_demo_cohort; seed_demo_cohort(session, seeded["SUN"].estate)  # noqa: E702 (issue 16, A5)
     # The history went in before its months had partitions: give each month its own (M8).
     from app.metering.archive import ensure_partitions_ahead
     ensure_partitions_ahead(session, clock.now.date())

@@ -159,6 +159,9 @@ def schedule(uisp_refresh_hours: int = DEFAULT_UISP_REFRESH_HOURS) -> list[Sched
         # Arrears (A4, issue 16): daily; each ladder step is applied once per episode, so a rerun does nothing.
         ScheduledJob("arrears_ladder", "35 4 * * *", "arrears_ladder", _tracked("arrears_ladder"),
                      "Each estate's escalation ladder over units in arrears: warn, restrict, suspend, escalate (A4)."),
+        # Debt cohorts (A5, issue 16): daily; takes the year's cohort on its day, snapshots last month and this.
+        ScheduledJob("debt_cohorts", "50 4 * * *", "debt_cohorts", _tracked("debt_cohorts"),
+                     "Each estate's debt cohort: taken on its day of the fiscal year, snapshotted monthly (A5)."),
     ]
 
 

@@ -151,3 +151,4 @@ def install(app: Flask) -> None:
     # As a filter the value comes first: {{ row.kind | label("transaction") }}.
     app.add_template_filter(lambda value, kind: label(kind, value), "label")
     app.add_template_global(job_result, "job_result")
+LABELS["job"].update({"debt_cohorts": "Debt cohorts"})  # issue 16 (A5)

@@ -56,6 +56,9 @@ def copy_rows(cursor, statement: str, lines) -> int:
 def load(session, estate, revenue_id: int, pockets: int, debt_share: float, days: int, now: datetime):
     """Units, wallets, pockets and postings by COPY; returns {pocket id: expected since}."""
     rng = random.Random(16)
+    # Read before COPY starts: an expired attribute loaded lazily mid-COPY would wait for the very
+    # connection that is copying (the hang that stopped the earlier runs).
+    estate_id = estate.id
     connection = session.connection().connection.driver_connection
     cursor = connection.cursor()
     cursor.execute("SET session_replication_role = replica")  # no triggers while loading the fixture
@@ -65,9 +68,9 @@ def load(session, estate, revenue_id: int, pockets: int, debt_share: float, days
     every = max(1, round(1 / debt_share)) if debt_share > 0 else 0
     indebted = [i for i in range(pockets) if every and i % every == 0]
     copy_rows(cursor, "COPY units (id, estate_id, number, occupancy_status, created_at) FROM STDIN",
-              (f"{base + i}\t{estate.id}\tB{i:06d}\toccupied\t{stamp}\n" for i in range(pockets)))
+              (f"{base + i}\t{estate_id}\tB{i:06d}\toccupied\t{stamp}\n" for i in range(pockets)))
     copy_rows(cursor, "COPY wallets (id, estate_id, unit_id, created_at) FROM STDIN",
-              (f"{base + i}\t{estate.id}\t{base + i}\t{stamp}\n" for i in range(pockets)))
+              (f"{base + i}\t{estate_id}\t{base + i}\t{stamp}\n" for i in range(pockets)))
     opening = {i: 10 * rng.randint(1, days - 10) for i in indebted}  # went negative on day k + 1
     debt_set = set(indebted)
 
@@ -76,7 +79,7 @@ def load(session, estate, revenue_id: int, pockets: int, debt_share: float, days
 
     copy_rows(cursor, "COPY accounts (id, estate_id, code, name, kind, commodity, utility, wallet_id, balance, "
               "created_at) FROM STDIN",
-              (f"{base + i}\t{estate.id}\tpocket:B{i:06d}:electricity\tB{i:06d} electricity\tpocket\tZAR\t"
+              (f"{base + i}\t{estate_id}\tpocket:B{i:06d}:electricity\tB{i:06d} electricity\tpocket\tZAR\t"
                f"electricity\t{base + i}\t{balance(i)}\t{stamp}\n" for i in range(pockets)))
     expected = {}
     seq = [0]
@@ -97,7 +100,7 @@ def load(session, estate, revenue_id: int, pockets: int, debt_share: float, days
                      "recorded_at, period, memo, prev_hash, hash) FROM STDIN") as tx_copy:
         for number, i, moment, amount in transactions():
             at = moment.isoformat()
-            tx_lines.write(f"{number}\t{estate.id}\t{number}\t{'topup' if amount > 0 else 'consumption'}\t"
+            tx_lines.write(f"{number}\t{estate_id}\t{number}\t{'topup' if amount > 0 else 'consumption'}\t"
                            f"bench:{number}\t{at}\t{at}\t{moment:%Y-%m}\t\t{'0' * 64}\t{'0' * 64}\n")
             posting_lines.write(f"{2 * number - 1}\t{number}\t{base + i}\t{amount}\tZAR\n"
                                 f"{2 * number}\t{number}\t{revenue_id}\t{-amount}\tZAR\n")
@@ -111,7 +114,7 @@ def load(session, estate, revenue_id: int, pockets: int, debt_share: float, days
               io.StringIO(posting_lines.getvalue()))
     total = sum(balance(i) for i in range(pockets))
     cursor.execute("UPDATE accounts SET balance = %s WHERE id = %s", (-total, revenue_id))
-    cursor.execute("UPDATE ledger_chains SET last_seq = %s WHERE estate_id = %s", (seq[0], estate.id))
+    cursor.execute("UPDATE ledger_chains SET last_seq = %s WHERE estate_id = %s", (seq[0], estate_id))
     for table in ("units", "wallets", "accounts", "ledger_transactions", "postings"):
         cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
     cursor.execute("SET session_replication_role = origin")
@@ -147,13 +150,43 @@ def main() -> int:
     parser.add_argument("--pockets", type=int, default=100_000)
     parser.add_argument("--debt-share", type=float, default=0.10)
     parser.add_argument("--days", type=int, default=180)
+    parser.add_argument("--keep-database", action="store_true",
+                        help="reuse the database (drop its schema before and after) instead of creating and "
+                             "dropping it: no checkpoint wait")
     args = parser.parse_args()
     url = make_url(os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
-    recreate_database(url)
+    if args.keep_database:
+        reset_schema(url)
+    else:
+        recreate_database(url)
     try:
         return run(url, args)
     finally:
-        drop_database(url)
+        if args.keep_database:
+            reset_schema(url, recreate=False)
+        else:
+            drop_database(url)
+
+
+def reset_schema(url, recreate: bool = True) -> None:
+    """Empty the bench database by dropping its schema (created if missing), never the database.
+
+    DROP DATABASE waits for a checkpoint, which takes minutes when the shared machine is I/O-bound
+    (the runs of the previous session hung there); dropping a schema does not."""
+    from sqlalchemy import create_engine
+
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        if not connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                                  {"name": url.database}).scalar():
+            connection.execute(text(f'CREATE DATABASE "{url.database}"'))
+    admin.dispose()
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        if recreate:
+            connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
 
 
 def run(url, args) -> int:
@@ -184,7 +217,7 @@ def run(url, args) -> int:
                                                  args.days, now)
         loaded = perf_counter() - started
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(text("VACUUM ANALYZE"))
+            connection.execute(text("VACUUM ANALYZE units, wallets, accounts, ledger_transactions, postings"))
         print(f"fixture: {args.pockets} pockets, {len(expected)} in debt, {tx_count} transactions, "
               f"{posting_count} postings loaded by COPY in {loaded:.1f} s")
         indebted = list(session.scalars(select(Account.id).where(Account.kind == "pocket", Account.balance < 0)))

@@ -307,6 +307,25 @@ CATALOG: tuple[SettingSpec, ...] = (
         "decimal", "1000", "Arrears and debt", minimum=Decimal("0"), maximum=Decimal("100000000"),
         amount_of="currency"),
     # --- end arrears and debt ---
+    # --- debt cohorts (A5, issue 16) ---
+    SettingSpec(
+        "cohort_day", "Debt cohort day",
+        "How many days after the fiscal year starts the year's debt cohort is taken (0: on the first day).",
+        "int", 30, "Arrears and debt", minimum=0, maximum=364),
+    SettingSpec(
+        "cohort_size", "Debt cohort size",
+        "How many of the estate's largest debtors the year's cohort follows.",
+        "int", 200, "Arrears and debt", minimum=1, maximum=5000),
+    SettingSpec(
+        "cohort_rank", "Debt cohort ranked by",
+        "Which debtors make the cohort: those owing most, or those who used most in the year before.",
+        "choice", "owed", "Arrears and debt", choices=(("owed", "Amount owed"), ("usage", "Usage"))),
+    SettingSpec(
+        "cohort_source", "External cohort source",
+        "A SQLAlchemy URL and a query of an external billing database the cohort is read from "
+        "(set with `flask cohorts source`; not on this form, the URL may hold a password).",
+        "json", None, "Arrears and debt"),
+    # --- end debt cohorts ---
     SettingSpec(
         "tariff_notice_days", "Tariff notice (days)",
         "Residents hear of a new tariff this many days before it starts; it is also the "

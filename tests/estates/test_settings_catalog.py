@@ -53,6 +53,7 @@ def test_catalogue_defaults_are_what_the_code_used_before():
         "credit_limit": "0", "arrears_recovery_mode": "off", "arrears_recovery_percent": "25",
         "arrears_recovery_fixed": "0", "arrears_restricted_percent": "50",
         "arrears_ladder": ["0:warn", "30:restrict", "60:suspend", "90:escalate"], "write_off_approval_threshold": "1000",
+        "cohort_day": 30, "cohort_size": 200, "cohort_rank": "owed", "cohort_source": None,  # issue 16 (A5)
     }
 
 
@@ -77,6 +78,7 @@ def test_every_entry_has_a_label_and_a_help_line():
         "reversal_approval_threshold", "water_credit_limit",
         "credit_limit", "arrears_recovery_mode", "arrears_recovery_percent", "arrears_recovery_fixed",  # issue 16
         "arrears_restricted_percent", "arrears_ladder", "write_off_approval_threshold",
+        "cohort_day", "cohort_size", "cohort_rank",  # issue 16 (A5)
         "tariff_notice_days",
         "brand_colour", "loss_threshold_percent", "sparkmeter_customer_code", "chirpstack_application_id",
         "demand_threshold_kw", "demand_restore_kw", "demand_restore_minutes", "demand_restrict",  # issue 19

@@ -31,3 +31,4 @@ from app.layers.admin import imports  # noqa: E402,F401
 from app.layers.admin import notes  # noqa: E402,F401
 from app.layers.admin import tariff_classes  # noqa: E402,F401
 from app.layers.admin import arrears  # noqa: E402,F401  (issue 16)
+from app.layers.admin import cohorts  # noqa: E402,F401  (issue 16, A5)
