@@ -150,6 +150,14 @@ def relocalise(text, language: str | None = None):
     return text
 
 
+def number_text(value, places: int = 0, language: str | None = None) -> str:
+    """A plain number in the reader's language ('1,234.5' in English, '1 234,5' in French)."""
+    if value is None:
+        return "—"
+    pattern = "#,##0" + ("." + "0" * places if places else "")
+    return format_decimal(Decimal(str(value)), format=pattern, locale=_language(language), decimal_quantization=True)
+
+
 # --- dates and times -----------------------------------------------------------------------
 
 _STRFTIME_TO_CLDR = {"d": "dd", "-d": "d", "b": "MMM", "B": "MMMM", "Y": "y", "y": "yy", "m": "MM",
@@ -245,5 +253,6 @@ def install(app: Flask) -> None:
     app.add_template_filter(age, "age")
     app.add_template_filter(translated_label, "label")
     app.add_template_filter(relocalise, "amount_text")
+    app.add_template_filter(number_text, "number")
     app.add_template_global(LANGUAGES, "languages")
     app.add_template_global(current_language, "current_language")
