@@ -4,6 +4,7 @@ Staff create and edit; an agent may read their estate's settings (no form), and 
 an agent is a 404 like every staff-only action.
 """
 from flask import flash, request, url_for
+from flask_babel import gettext, ngettext
 from flask_login import current_user
 
 from app.auth.scope import estate_or_404
@@ -32,7 +33,7 @@ def create_estate_view():
     except EstateError as error:
         db.session.rollback()
         return _form(None, values, error.errors), 400
-    flash(f"{saved.estate.name} ({saved.estate.code}) is created.", "success")
+    flash(gettext("%(estate)s (%(code)s) is created.", estate=saved.estate.name, code=saved.estate.code), "success")
     return redirect(url_for("admin.estate", estate_id=saved.estate.id))
 
 
@@ -57,8 +58,8 @@ def save_estate_settings(estate_id: int):
         db.session.rollback()
         return _form(estate, values, error.errors), 400
     changed = len(saved.changes)
-    flash(f"{estate.name}: {changed} change{'s' if changed != 1 else ''} saved." if changed
-          else f"{estate.name}: nothing changed.", "success")
+    flash(ngettext("%(estate)s: %(num)s change saved.", "%(estate)s: %(num)s changes saved.", changed, estate=estate.name)
+          if changed else gettext("%(estate)s: nothing changed.", estate=estate.name), "success")
     return redirect(url_for("admin.estate_settings", estate_id=estate.id))
 
 
