@@ -91,6 +91,13 @@ def clean_values(values: Mapping[str, str | None], country: str | None, *,
             clean[key] = normaliser(values.get(key))
         except PersonInvalid as error:
             errors.update(error.errors)
+    if "language" in values:  # a person's own language (X8); empty: the estate's default
+        from app.i18n import known
+
+        wanted = (values.get("language") or "").strip()
+        if wanted and known(wanted) != wanted:
+            errors["language"] = gettext("Choose one of the languages listed.")
+        clean["language"] = wanted or None
     if not errors and not clean["email"] and not clean["phone"]:
         errors["email"] = gettext("Enter an email or a phone number (one of them is enough).")
         errors["phone"] = gettext("Enter a phone number or an email.")

@@ -150,11 +150,14 @@ def relocalise(text, language: str | None = None):
     return text
 
 
-def number_text(value, places: int = 0, language: str | None = None) -> str:
-    """A plain number in the reader's language ('1,234.5' in English, '1 234,5' in French)."""
+def number_text(value, places: int | None = None, language: str | None = None) -> str:
+    """A plain number in the reader's language ('1,234.5' in English, '1 234,5' in French).
+
+    With `places` the number has exactly that many decimals; without, it keeps its own (up to 3).
+    """
     if value is None:
         return "—"
-    pattern = "#,##0" + ("." + "0" * places if places else "")
+    pattern = "#,##0" + ("." + "0" * places if places else "" if places == 0 else ".###")
     return format_decimal(Decimal(str(value)), format=pattern, locale=_language(language), decimal_quantization=True)
 
 

@@ -63,4 +63,39 @@ LABEL_TEXTS = (
     N_('Daily'),
     N_('Weekly'),
     N_('Monthly'),
+    # labels of the owner, body-corporate and administration pages (session 8)
+    # occupancy
+    N_('Occupied'), N_('Vacant'), N_('Maintenance'),
+    # period_status
+    N_('Open'), N_('Closed'), N_('Locked'),
+    # protocol
+    N_('LoRaWAN (ChirpStack)'), N_('Direct MQTT'), N_('HTTP gateway'), N_('Modbus/RS485'), N_('SparkMeter'),
+    # meter_role
+    N_('Unit supply'), N_('Estate bulk supply'), N_('Solar generation'),
+    # meter_state
+    N_('In service'), N_('Replaced'),
+    # denomination
+    N_('Money'), N_('Units (kWh and kL)'),
+    # role
+    N_('Tenant'), N_('Managing agent'),
+    # login_status
+    N_('No login'), N_('Invited (no password yet)'), N_('Active'), N_('Deactivated'),
+    # unit_link
+    N_('Tenancy'), N_('Ownership'),
+    # feature
+    N_('Credit control'), N_('Monthly statements'), N_('Levies auto-deduct'),
+    # import_kind
+    N_('Units'), N_('People'), N_('Meters'), N_('Opening balances'), N_('Tenancies (move-ins)'),
+    # import_batch
+    N_('Reading the file'), N_('Preview (not committed)'), N_('Committing'), N_('Committed'),
+    # import_action
+    N_('New'), N_('Update'), N_('Unchanged'), N_('Rejected'),
+    # job
+    N_('Refresh from UISP'), N_('Koios readings import'), N_('Koios payments import'), N_('ThunderCloud import'), N_('Ledger verification'), N_('Budget alerts'), N_('Meter watch (frozen registers)'), N_('Relay holds that ran out'), N_('Reading partitions ahead'), N_('Tariff notices and activation'), N_('Credit push to SparkMeter'), N_('Pocket roll-ups'), N_('Email delivery'), N_('Ledger anchor email'), N_('Reversal at SparkMeter'), N_('Import preview'), N_('Import commit'), N_('Bulk top-up'), N_('Daily losses (bulk vs units)'), N_('Meter anomaly scores'), N_('Settlement run'), N_('Daily reconciliation'), N_('Levy run'), N_('Webhook delivery'), N_('Webhook retries'), N_('Arrears escalation ladder'),
+    # job_status
+    N_('Waiting to start'), N_('Running'), N_('Finished'),
+    # meter_status
+    N_('Online'), N_('Offline'), N_('Imported daily'), N_('Import overdue'),
+    # alert
+    N_('Register went backwards'), N_('Register rolled over'), N_('Spike'), N_('Gap in readings'), N_('Frozen register'), N_('Relay did not acknowledge'), N_('Water past its credit limit'), N_('No tariff in force'),
 )

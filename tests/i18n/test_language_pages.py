@@ -148,3 +148,23 @@ def test_the_body_corporate_dashboard_writes_money_the_french_way(rented, layer_
     client.post("/language", data={"language": "fr", "csrf_token": token})
     page = client.get(f"/body-corporate/estates/{rented.estate_id}").get_data(as_text=True)
     assert "Charges appelées" in page and "0,00\u00a0LSL" in page
+
+
+def test_staff_set_a_persons_language_on_the_admin_person_page(app, rented, layer_logins, login):
+    client = login(layer_logins["staff"])
+    url = f"/admin/estates/{rented.estate_id}/people/{rented.person_id}"
+    page = client.get(url).get_data(as_text=True)
+    assert 'name="language"' in page
+    fields = {"full_name": "Palesa Mokoena", "email": rented.email, "phone": rented.phone, "csrf_token": csrf_from(page)}
+    refused = client.post(url, data={**fields, "language": "de"})
+    assert refused.status_code == 400 and "Choose one of the languages listed." in refused.get_data(as_text=True)
+    assert client.post(url, data={**fields, "language": "st"}).status_code == 302
+    with app.app_context():
+        assert db.session.get(Person, rented.person_id).language == "st"
+        db.session.remove()
+    tenant_page = login(rented.email).get(f"/tenant/units/{rented.unit_id}").get_data(as_text=True)
+    assert '<html lang="st">' in tenant_page
+    assert client.post(url, data={**fields, "language": ""}).status_code == 302
+    with app.app_context():
+        assert db.session.get(Person, rented.person_id).language is None
+        db.session.remove()

@@ -30,7 +30,7 @@ from app.models.people import ESTATE_ROLES, ROLES as ALL_ROLES, UNIT_ROLES
 from app.reports.export import Column
 from app.routing import INTEGER_MAX
 
-PERSON_FIELDS = ("full_name", "email", "phone")
+PERSON_FIELDS = ("full_name", "email", "phone", "language")
 ROLE_FILTERS = tuple(r for r in ALL_ROLES if r != "staff") + ("none",)
 FIELD_MAX = 400  # longer form values are cut before validation says what is wrong
 
