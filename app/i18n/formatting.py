@@ -237,6 +237,13 @@ def age(moment: datetime | None) -> str:
     return ngettext("%(num)d day ago", "%(num)d days ago", seconds // 86400)
 
 
+def translate_text(text):
+    """A text held in a variable through the catalogues, never %-formatted (msgids write % as %%)."""
+    if not isinstance(text, str) or not text:
+        return text
+    return gettext(text.replace("%", "%%")).replace("%%", "%")
+
+
 def translated_label(value, kind: str) -> str:
     """`app.labels.label` in the reader's language (labels are English msgids)."""
     from app.labels import label
@@ -257,5 +264,8 @@ def install(app: Flask) -> None:
     app.add_template_filter(translated_label, "label")
     app.add_template_filter(relocalise, "amount_text")
     app.add_template_filter(number_text, "number")
+    # A text held in a variable (a settings label, a group name) through the catalogues; its msgid
+    # writes a percent sign as %% (so "90 %" stays a plain percent in every language).
+    app.add_template_filter(translate_text, "translate")
     app.add_template_global(LANGUAGES, "languages")
     app.add_template_global(current_language, "current_language")

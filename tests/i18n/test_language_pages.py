@@ -94,7 +94,7 @@ _LAYER_PAGES = {
     "staff": [
         ("/admin/", "Résidences", "Libaka"),
         ("/admin/estates/{estate}", "Vue d'ensemble", "Kakaretso"),
-        ("/admin/estates/{estate}/settings", "Fonctions", "Likarolo"),
+        ("/admin/estates/{estate}/settings", "Langue par défaut", "Puo e tloaelehileng"),
         ("/admin/estates/{estate}/units", "Ajouter un logement", "Kenya yuniti"),
         ("/admin/estates/{estate}/units/new", "Numéro du logement", "Nomoro ea yuniti"),
         ("/admin/units/{unit}", "Position GPS", "Sebaka sa GPS"),
