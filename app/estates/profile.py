@@ -94,13 +94,14 @@ def locked_fields(session: Session, estate: Estate | None) -> dict[str, str]:
     if estate is None or estate.id is None or not has_postings(session, estate.id):
         return {}
     count = posting_count(session, estate.id)
-    money = (f"Fixed: the ledger already has {count:,} postings in "
-             f"{'kWh/kL units' if estate.wallet_denomination == 'units' else estate.currency}; "
-             "amounts already posted cannot be re-read in another")
-    return {"currency": money + " currency.",
-            "wallet_denomination": money + " denomination.",
-            "code": "Fixed: the estate has postings, and its published ledger anchors and M-PESA "
-                    "account numbers quote this code."}
+    held = gettext("kWh/kL units") if estate.wallet_denomination == "units" else estate.currency
+    return {"currency": gettext("Fixed: the ledger already has %(count)s postings in %(held)s; amounts already posted "
+                                "cannot be re-read in another currency.", count=f"{count:,}", held=held),
+            "wallet_denomination": gettext("Fixed: the ledger already has %(count)s postings in %(held)s; amounts "
+                                           "already posted cannot be re-read in another denomination.",
+                                           count=f"{count:,}", held=held),
+            "code": gettext("Fixed: the estate has postings, and its published ledger anchors and M-PESA "
+                            "account numbers quote this code.")}
 
 
 def form_values(session: Session, estate: Estate | None) -> dict[str, str]:

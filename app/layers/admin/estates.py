@@ -3,6 +3,8 @@
 Staff create and edit; an agent may read their estate's settings (no form), and a POST from
 an agent is a 404 like every staff-only action.
 """
+from datetime import date
+
 from flask import flash, request, url_for
 from flask_babel import gettext, ngettext
 from flask_login import current_user
@@ -14,6 +16,7 @@ from app.estates.profile import (EstateError, create_estate, form_values, locked
 from app.estates.settings_catalog import grouped
 from app.extensions import db
 from app.htmx import redirect, render
+from app.i18n.formatting import local_date
 from app.layers.admin import ROLES, bp, staff_only
 from app.models.estate import LIVE_FEATURES, WALLET_DENOMINATIONS
 
@@ -73,5 +76,4 @@ def _form(estate, values, errors):
         countries=choices.countries(), currencies=choices.currencies(),
         timezone_groups=choices.timezones_for(str(country).upper()[:2]),
         denominations=WALLET_DENOMINATIONS, features=LIVE_FEATURES,
-        months=["January", "February", "March", "April", "May", "June", "July", "August",
-                "September", "October", "November", "December"])
+        months=[local_date(date(2000, month, 1), "%B") for month in range(1, 13)])
