@@ -169,4 +169,6 @@ LABEL_TEXTS = (
     N_('Currency symbol'),
     N_("The symbol people know the estate's currency by, where CLDR has none (e.g. M for the loti). Empty: the standard one."),
     N_('global setting'), N_('default'),
+    # budget alert choices (app/models/budget_alerts.py), shown through `translate`
+    N_('At most once a day'), N_('At most once a week'), N_('In the app'), N_('Email'), N_('SMS'),
 )
