@@ -63,7 +63,8 @@ class UsageReport:
 
     @property
     def label(self) -> str:
-        return date(self.year, self.month, 1).strftime("%B %Y")
+        from app.i18n.formatting import local_date  # the reader's language (English unchanged)
+        return local_date(date(self.year, self.month, 1), "%B %Y")
 
     @property
     def total(self) -> Decimal:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
@@ -37,8 +38,8 @@ from app.settings import get_setting
 CREDIT_LIMIT_KEY = "credit_limit"
 WATER_LIMIT_KEY = "water_credit_limit"
 BUCKETS = ("current", "30", "60", "90", "120")
-BUCKET_LABELS = {"current": "Under 30 days", "30": "30-59 days", "60": "60-89 days", "90": "90-119 days",
-                 "120": "120 days and more"}
+BUCKET_LABELS = {"current": _l("Under 30 days"), "30": _l("30-59 days"), "60": _l("60-89 days"), "90": _l("90-119 days"),
+                 "120": _l("120 days and more")}
 
 
 class CreditLimitError(ValueError):

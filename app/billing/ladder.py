@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
+from flask_babel import gettext, lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -52,7 +53,8 @@ def ladder_steps(session: Session, estate: Estate) -> list[tuple[int, str]]:
     return sorted(steps)
 
 
-STEP_WORDS = {"warn": "warned", "restrict": "recovery raised", "suspend": "suspended", "escalate": "escalated"}
+STEP_WORDS = {"warn": _l("warned"), "restrict": _l("recovery raised"), "suspend": _l("suspended"),
+              "escalate": _l("escalated")}
 
 
 def steps_in_words(steps_done: str) -> str:
@@ -60,7 +62,7 @@ def steps_in_words(steps_done: str) -> str:
     words = []
     for step in filter(None, steps_done.split(",")):
         days, _, action = step.partition(":")
-        words.append(f"{STEP_WORDS.get(action, action)} (day {days})")
+        words.append(gettext("%(step)s (day %(day)s)", step=STEP_WORDS.get(action, action), day=days))
     return ", ".join(words)
 
 

@@ -21,9 +21,11 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from fractions import Fraction
 
+from flask_babel import gettext, lazy_gettext as _l
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
@@ -43,11 +45,11 @@ from app.periods import (InvalidPeriod, checked_period, current_period, first_da
 log = logging.getLogger(__name__)
 JOB_KIND = "levy_run"
 BATCH = 2000  # charges per post_many call
-REMAINDER_RULE = ("Cents left over after the exact split go one each to the units with the largest "
+REMAINDER_RULE = _l("Cents left over after the exact split go one each to the units with the largest "
                   "fraction of a cent; ties go to the first units in unit-number order.")
-FREQUENCY_LABELS = {"monthly": "Monthly", "quarterly": "Quarterly", "annual": "Annual"}
-ALLOCATION_LABELS = {"equal": "Equal per unit", "floor_area": "By floor area (participation quota)",
-                     "custom": "Custom amount per unit"}
+FREQUENCY_LABELS = {"monthly": _l("Monthly"), "quarterly": _l("Quarterly"), "annual": _l("Annual")}
+ALLOCATION_LABELS = {"equal": _l("Equal per unit"), "floor_area": _l("By floor area (participation quota)"),
+                     "custom": _l("Custom amount per unit")}
 
 
 class LevyError(ValueError):
@@ -137,13 +139,15 @@ def charged_in(definition: LevyDefinition, period: str) -> bool:
 
 def charge_months_text(definition: LevyDefinition) -> str:
     """'Every month', 'Mar, Jun, Sep, Dec', 'Every July'."""
-    names = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    from app.i18n.formatting import local_date  # month names in the reader's language
+
+    names = [local_date(date(2000, m, 1), "%b") for m in range(1, 13)]
     if definition.frequency == "quarterly":
         first = ((definition.charge_month or 1) - 1) % 3
         return ", ".join(names[m] for m in range(first, 12, 3))
     if definition.frequency == "annual":
-        return f"Every {names[(definition.charge_month or 1) - 1]}"
-    return "Every month"
+        return gettext("Every %(month)s", month=names[(definition.charge_month or 1) - 1])
+    return gettext("Every month")
 
 
 def blank_form(estate: Estate, period: str | None = None) -> dict:

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from flask_babel import gettext
 from app import audit
 from app.estates.settings_catalog import setting_default
 from app.models import Estate, Unit
@@ -52,28 +53,28 @@ class BadPattern(AccountNumberError):
 def check_pattern(pattern: object, field: str = PATTERN_SETTING) -> str:
     """Return the pattern when it can make account numbers; raise BadPattern saying why."""
     if not isinstance(pattern, str) or not pattern.strip():
-        raise BadPattern({field: "Enter a pattern, such as {seq:04d}{code}."})
+        raise BadPattern({field: gettext("Enter a pattern, such as {seq:04d}{code}.")})
     pattern = pattern.strip()
     try:
         parts = list(string.Formatter().parse(pattern))
     except ValueError:
-        raise BadPattern({field: "Write placeholders in single braces, such as {seq:04d}{code}."}) from None
+        raise BadPattern({field: gettext("Write placeholders in single braces, such as {seq:04d}{code}.")}) from None
     seen = set()
     for literal, name, spec, conversion in parts:
         if not _LITERAL.fullmatch(literal):
-            raise BadPattern({field: "Besides placeholders a pattern may hold only letters, digits, - and /."})
+            raise BadPattern({field: gettext("Besides placeholders a pattern may hold only letters, digits, - and /.")})
         if name is None:
             continue
         if name not in ("seq", "code") or conversion is not None:
             raise BadPattern({field: "The placeholders are {seq} (the sequence, e.g. {seq:04d}) and {code} "
                                      "(the estate code)."})
         if name == "code" and spec:
-            raise BadPattern({field: "{code} takes no width; write it as {code}."})
+            raise BadPattern({field: gettext("{code} takes no width; write it as {code}.")})
         if name == "seq" and not _SEQ_SPEC.fullmatch(spec or ""):
-            raise BadPattern({field: "Give {seq} a width such as {seq:04d} (4 digits, zero-padded), or none."})
+            raise BadPattern({field: gettext("Give {seq} a width such as {seq:04d} (4 digits, zero-padded), or none.")})
         seen.add(name)
     if "seq" not in seen:
-        raise BadPattern({field: "The pattern must contain {seq}, so every unit gets its own number."})
+        raise BadPattern({field: gettext("The pattern must contain {seq}, so every unit gets its own number.")})
     if len(render(pattern, 1, "")) > MAX_LENGTH:
         raise BadPattern({field: f"The pattern makes numbers longer than {MAX_LENGTH} characters."})
     return pattern
@@ -144,7 +145,7 @@ def next_account_numbers(session: Session, estate: Estate, count: int) -> list[t
         while len(candidates) < min(count - len(places), _CHUNK):
             sequence += 1
             if sequence > MAX_SEQUENCE:
-                raise AccountNumberError({PATTERN_SETTING: "The estate's account number sequence is exhausted."})
+                raise AccountNumberError({PATTERN_SETTING: gettext("The estate's account number sequence is exhausted.")})
             number = render(pattern, sequence, code)
             if not ACCOUNT_NUMBER.fullmatch(number):
                 raise BadPattern({PATTERN_SETTING: f"The pattern makes {number[:40]!r}, which is not an account "

@@ -28,6 +28,7 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from flask_babel import gettext, lazy_gettext as _l
 from app import audit
 from app.labels import label
 from app.ledger.accounts import open_wallet
@@ -137,18 +138,18 @@ def parse_register(text, name: str, errors: dict) -> Decimal | None:
     """A register as typed: a plain number of up to 14 whole digits and 6 decimals."""
     value = "" if text is None else str(text).strip().replace(" ", "")
     if not value:
-        errors[name] = "Enter the register reading shown on the meter."
+        errors[name] = gettext("Enter the register reading shown on the meter.")
         return None
     if not REGISTER_TEXT.match(value):
-        errors[name] = "Enter a number such as 12345.6 (up to 14 digits and 6 decimals, no units)."
+        errors[name] = gettext("Enter a number such as 12345.6 (up to 14 digits and 6 decimals, no units).")
         return None
     try:
         number = Decimal(value)
     except InvalidOperation:  # the pattern makes this unreachable; keep the promise anyway
-        errors[name] = "Enter a number such as 12345.6."
+        errors[name] = gettext("Enter a number such as 12345.6.")
         return None
     if number >= MAX_REGISTER:
-        errors[name] = "That register is too large for a meter."
+        errors[name] = gettext("That register is too large for a meter.")
         return None
     return number
 
@@ -157,26 +158,26 @@ def parse_local_time(text, estate: Estate, name: str, errors: dict) -> datetime 
     """A local date and time as a datetime-local field sends it (2026-12-02T10:30), as UTC."""
     if isinstance(text, datetime):
         if text.tzinfo is None:
-            errors[name] = "The time needs a timezone."
+            errors[name] = gettext("The time needs a timezone.")
             return None
         return text
     value = "" if text is None else str(text).strip()
     if not value:
-        errors[name] = "Enter the date and time of the reading."
+        errors[name] = gettext("Enter the date and time of the reading.")
         return None
     try:
         moment = datetime.fromisoformat(value) if len(value) <= 32 else None
     except ValueError:
         moment = None
     if moment is None:
-        errors[name] = "Enter a date and time such as 2026-12-02 10:30."
+        errors[name] = gettext("Enter a date and time such as 2026-12-02 10:30.")
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=estate.tz)
     try:
         return moment.astimezone(utcnow().tzinfo)
     except (OverflowError, ValueError):
-        errors[name] = "That time is out of range."
+        errors[name] = gettext("That time is out of range.")
         return None
 
 
@@ -187,13 +188,13 @@ def _parse(session: Session, values: dict, *, estate: Estate, unit: Unit | None,
     parsed: dict = {}
     raw_serial = _text(values, "serial") if "serial" not in fixed else fixed["serial"]
     if not raw_serial:
-        errors["serial"] = "Enter the meter's serial number."
+        errors["serial"] = gettext("Enter the meter's serial number.")
     elif len(raw_serial) > MAX_ID or any(ord(c) < 32 or c == "\x7f" for c in raw_serial):
         errors["serial"] = f"A serial is at most {MAX_ID} letters and digits."
     else:
         serial = canonical_serial(raw_serial)
         if not SERIAL_CHARACTERS.match(serial):
-            errors["serial"] = "A serial has letters, digits, dots, dashes and underscores only."
+            errors["serial"] = gettext("A serial has letters, digits, dots, dashes and underscores only.")
         else:
             parsed["serial"] = serial
     try:
@@ -202,36 +203,36 @@ def _parse(session: Session, values: dict, *, estate: Estate, unit: Unit | None,
         errors["dev_eui"] = str(error)
     utility = fixed.get("utility", _text(values, "utility"))
     if utility not in UTILITIES:
-        errors["utility"] = "Choose the utility the meter measures."
+        errors["utility"] = gettext("Choose the utility the meter measures.")
     else:
         parsed["utility"] = utility
     role = fixed.get("role", _text(values, "role") or ("unit" if unit is not None else "bulk"))
     if role not in METER_ROLES:
-        errors["role"] = "Choose what the meter measures: a unit's supply, an estate bulk supply or solar generation."
+        errors["role"] = gettext("Choose what the meter measures: a unit's supply, an estate bulk supply or solar generation.")
     elif unit is not None and role not in ROLE_ON_UNIT:
-        errors["role"] = "A bulk meter measures the estate's supply: add it on the estate's meters page."
+        errors["role"] = gettext("A bulk meter measures the estate's supply: add it on the estate's meters page.")
     elif unit is None and role == "unit":
-        errors["role"] = "A unit meter belongs to a unit: add it on the unit's page."
+        errors["role"] = gettext("A unit meter belongs to a unit: add it on the unit's page.")
     elif role == "solar" and utility in UTILITIES and utility != "solar":
-        errors["role"] = "A solar generation meter measures solar: choose Solar as its utility."
+        errors["role"] = gettext("A solar generation meter measures solar: choose Solar as its utility.")
     else:
         parsed["role"] = role
     protocol = _text(values, "protocol") or "mqtt_direct"
     if protocol not in PROTOCOLS:
-        errors["protocol"] = "Choose how the meter reports its readings."
+        errors["protocol"] = gettext("Choose how the meter reports its readings.")
     else:
         parsed["protocol"] = protocol
         if protocol == "chirpstack" and "dev_eui" in parsed and parsed["dev_eui"] is None:
-            errors["dev_eui"] = "A LoRaWAN (ChirpStack) meter is found by its DevEUI: enter it."
+            errors["dev_eui"] = gettext("A LoRaWAN (ChirpStack) meter is found by its DevEUI: enter it.")
     parsed["interval_minutes"] = _whole(values, "interval_minutes", 1, MAX_INTERVAL, errors,
                                         "Minutes between readings: a whole number from 1 to 1440, such as 30.")
     if parsed["interval_minutes"] and MAX_INTERVAL % parsed["interval_minutes"]:
-        errors["interval_minutes"] = "The interval must divide a day evenly (such as 15, 30 or 60 minutes)."
+        errors["interval_minutes"] = gettext("The interval must divide a day evenly (such as 15, 30 or 60 minutes).")
     parsed["register_digits"] = _whole(values, "register_digits", 1, MAX_REGISTER_DIGITS, errors,
                                        f"Whole digits of the register: 1 to {MAX_REGISTER_DIGITS} (blank: inferred).")
     parsed["bidirectional"] = _flag(values.get("bidirectional"))
     if parsed["bidirectional"] and utility in UTILITIES and utility not in ("electricity", "solar"):
-        errors["bidirectional"] = "Only electricity meters are net-metered (they may export solar)."
+        errors["bidirectional"] = gettext("Only electricity meters are net-metered (they may export solar).")
     # Unique identities, against every estate (ingest matches serials and DevEUIs globally).
     others = select(Meter.id)
     if meter is not None:
@@ -321,7 +322,7 @@ def add_meter(session: Session, unit_or_estate: Unit | Estate, values: dict, *,
 def update_meter(session: Session, meter: Meter, values: dict, *, user_id: int | None = None) -> MeterSaved:
     """Edit a meter's details (serial, utility and role only before its first reading), audited; commits once."""
     if meter.detached_at is not None:
-        raise MeterHistoryFixed({"serial": "This meter was replaced; it is kept unchanged as the unit's history."})
+        raise MeterHistoryFixed({"serial": gettext("This meter was replaced; it is kept unchanged as the unit's history.")})
     unit = session.get(Unit, meter.unit_id) if meter.unit_id else None
     estate = session.get(Estate, meter.estate_id)
     errors: dict[str, str] = {}
@@ -466,9 +467,9 @@ def _actor(user_id: int | None) -> audit.Actor | None:
 
 # --- reads --------------------------------------------------------------------------------
 
-AGES = {"1h": "Within the last hour", "24h": "Within the last day", "stale": "More than a day ago",
-        "never": "Never"}
-STATES = {"attached": "In service", "detached": "Replaced"}
+AGES = {"1h": _l("Within the last hour"), "24h": _l("Within the last day"), "stale": _l("More than a day ago"),
+        "never": _l("Never")}
+STATES = {"attached": _l("In service"), "detached": _l("Replaced")}
 LIST_LIMIT = 1000
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from flask_babel import gettext
 from app import audit
 from app.models import Estate, Person, RoleGrant, Tenancy, Unit, UnitOwnership, User
 from app.models.base import utcnow
@@ -53,7 +54,7 @@ def normalise_email(raw: str | None) -> str | None:
         return None
     text = text.lower()
     if len(text) > MAX_EMAIL or not EMAIL_SHAPE.match(text) or not text.isascii():
-        raise PersonInvalid({"email": "Enter an email address like name@example.com."})
+        raise PersonInvalid({"email": gettext("Enter an email address like name@example.com.")})
     return text
 
 
@@ -64,7 +65,7 @@ def normalise_phone(raw: str | None, country: str | None) -> str | None:
         return None
     where = f" of {country}" if country else ""
     if len(text) > MAX_PHONE_TEXT:
-        raise PersonInvalid({"phone": "That is too long for a phone number."})
+        raise PersonInvalid({"phone": gettext("That is too long for a phone number.")})
     try:
         return to_e164(text, country)
     except InvalidPhone:
@@ -80,7 +81,7 @@ def clean_values(values: Mapping[str, str | None], country: str | None, *,
     name = CONTROL.sub(" ", values.get("full_name") or "").strip()
     name = re.sub(r"\s+", " ", name)
     if require_name and not name:
-        errors["full_name"] = "Enter the person's full name."
+        errors["full_name"] = gettext("Enter the person's full name.")
     elif len(name) > MAX_NAME:
         errors["full_name"] = f"Use at most {MAX_NAME} characters."
     clean["full_name"] = name
@@ -90,9 +91,16 @@ def clean_values(values: Mapping[str, str | None], country: str | None, *,
             clean[key] = normaliser(values.get(key))
         except PersonInvalid as error:
             errors.update(error.errors)
+    if "language" in values:  # a person's own language (X8); empty: the estate's default
+        from app.i18n import known
+
+        wanted = (values.get("language") or "").strip()
+        if wanted and known(wanted) != wanted:
+            errors["language"] = gettext("Choose one of the languages listed.")
+        clean["language"] = wanted or None
     if not errors and not clean["email"] and not clean["phone"]:
-        errors["email"] = "Enter an email or a phone number (one of them is enough)."
-        errors["phone"] = "Enter a phone number or an email."
+        errors["email"] = gettext("Enter an email or a phone number (one of them is enough).")
+        errors["phone"] = gettext("Enter a phone number or an email.")
     if errors:
         raise PersonInvalid(errors)
     return clean
@@ -164,7 +172,7 @@ def register_person(session: Session, estate: Estate, values: Mapping[str, str |
     if _login_email_taken(session, clean["email"], None):
         other = session.scalar(select(User).where(func.lower(User.email) == clean["email"]))
         if other is not None and other.person_id is not None:
-            raise DuplicatePerson({"email": "Another person's login already uses this email."})
+            raise DuplicatePerson({"email": gettext("Another person's login already uses this email.")})
     person = Person(estate_id=estate.id, created_at=utcnow(), **clean)
     session.add(person)
     session.flush()
@@ -208,9 +216,9 @@ def _apply(session: Session, person: Person, clean: dict, *, estate_id: int | No
     login = session.scalar(select(User).where(User.person_id == person.id).order_by(User.id).limit(1))
     if clean.get("email") != person.email and clean.get("email") and \
             _login_email_taken(session, clean["email"], person):
-        raise DuplicatePerson({"email": "Another login already signs in with this email."})
+        raise DuplicatePerson({"email": gettext("Another login already signs in with this email.")})
     if login is not None and "email" in clean and not clean["email"]:
-        raise PersonInvalid({"email": "This person signs in with their email: it cannot be removed."})
+        raise PersonInvalid({"email": gettext("This person signs in with their email: it cannot be removed.")})
     old, new = audit.changes(person, clean)
     if not new:
         session.rollback()
@@ -244,7 +252,7 @@ def change_own_contact(session: Session, user: User, values: Mapping[str, str | 
               "full_name": (person.full_name if person else user.email)}
     clean = clean_values(wanted, country)
     if not clean["email"]:
-        raise PersonInvalid({"email": "You sign in with your email: it cannot be empty."})
+        raise PersonInvalid({"email": gettext("You sign in with your email: it cannot be empty.")})
     if person is None:
         person = Person(full_name=user.email, email=user.email)
         session.add(person)
@@ -255,7 +263,7 @@ def change_own_contact(session: Session, user: User, values: Mapping[str, str | 
         estate = session.get(Estate, person.estate_id)
         _refuse_duplicates(session, estate, clean, person.id)
     if clean["email"] != user.email.lower() and _login_email_taken(session, clean["email"], person):
-        raise DuplicatePerson({"email": "Another login already signs in with this email."})
+        raise DuplicatePerson({"email": gettext("Another login already signs in with this email.")})
     del clean["full_name"]
     old, new = audit.changes(person, clean)
     if user.email != clean["email"]:

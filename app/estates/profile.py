@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
+from flask_babel import gettext
 from app import audit
 from app.estates import choices
 from app.estates.settings_catalog import SettingSpec, SettingValueError, estate_specs, spec_for
@@ -93,13 +94,14 @@ def locked_fields(session: Session, estate: Estate | None) -> dict[str, str]:
     if estate is None or estate.id is None or not has_postings(session, estate.id):
         return {}
     count = posting_count(session, estate.id)
-    money = (f"Fixed: the ledger already has {count:,} postings in "
-             f"{'kWh/kL units' if estate.wallet_denomination == 'units' else estate.currency}; "
-             "amounts already posted cannot be re-read in another")
-    return {"currency": money + " currency.",
-            "wallet_denomination": money + " denomination.",
-            "code": "Fixed: the estate has postings, and its published ledger anchors and M-PESA "
-                    "account numbers quote this code."}
+    held = gettext("kWh/kL units") if estate.wallet_denomination == "units" else estate.currency
+    return {"currency": gettext("Fixed: the ledger already has %(count)s postings in %(held)s; amounts already posted "
+                                "cannot be re-read in another currency.", count=f"{count:,}", held=held),
+            "wallet_denomination": gettext("Fixed: the ledger already has %(count)s postings in %(held)s; amounts "
+                                           "already posted cannot be re-read in another denomination.",
+                                           count=f"{count:,}", held=held),
+            "code": gettext("Fixed: the estate has postings, and its published ledger anchors and M-PESA "
+                            "account numbers quote this code.")}
 
 
 def form_values(session: Session, estate: Estate | None) -> dict[str, str]:
@@ -248,9 +250,9 @@ def _read_profile(session: Session, values: Mapping[str, Any], estate: Estate | 
 def _read_code(session: Session, typed: str, estate: Estate | None, profile: dict) -> str:
     code = typed.upper()
     if not code:
-        raise SettingValueError("enter a short code, like SUNBIRD or MAS-01")
+        raise SettingValueError(gettext("enter a short code, like SUNBIRD or MAS-01"))
     if not CODE.fullmatch(code):
-        raise SettingValueError("a code is 1 to 16 letters A-Z, digits or hyphens (not at either end)")
+        raise SettingValueError(gettext("a code is 1 to 16 letters A-Z, digits or hyphens (not at either end)"))
     taken = session.scalar(select(Estate.id).where(func.upper(Estate.code) == code))
     if taken is not None and (estate is None or taken != estate.id):
         raise SettingValueError(f"another estate already has the code {code}")
@@ -259,18 +261,18 @@ def _read_code(session: Session, typed: str, estate: Estate | None, profile: dic
 
 def _read_name(session: Session, typed: str, estate: Estate | None, profile: dict) -> str:
     if not typed:
-        raise SettingValueError("enter the estate's name")
+        raise SettingValueError(gettext("enter the estate's name"))
     if len(typed) > MAX_NAME:
         raise SettingValueError(f"at most {MAX_NAME} characters")
     if any(ord(ch) < 32 for ch in typed):
-        raise SettingValueError("the name cannot contain control characters")
+        raise SettingValueError(gettext("the name cannot contain control characters"))
     return typed
 
 
 def _read_country(session: Session, typed: str, estate: Estate | None, profile: dict) -> str:
     code = typed.upper()
     if code not in dict(choices.countries()):
-        raise SettingValueError("choose a country from the list")
+        raise SettingValueError(gettext("choose a country from the list"))
     return code
 
 
@@ -279,32 +281,32 @@ def _read_currency(session: Session, typed: str, estate: Estate | None, profile:
     if estate is not None and code == estate.currency:
         return code  # kept as it is, even if CLDR has retired it since
     if code not in dict(choices.currencies()):
-        raise SettingValueError("choose a currency from the list")
+        raise SettingValueError(gettext("choose a currency from the list"))
     return code
 
 
 def _read_timezone(session: Session, typed: str, estate: Estate | None, profile: dict) -> str:
     if typed not in set(choices.timezones()):
-        raise SettingValueError("choose a timezone from the list, like Africa/Johannesburg")
+        raise SettingValueError(gettext("choose a timezone from the list, like Africa/Johannesburg"))
     return typed
 
 
 def _read_month(session: Session, typed: str, estate: Estate | None, profile: dict) -> int:
     if not re.fullmatch(r"[0-9]{1,2}", typed, re.ASCII) or not 1 <= int(typed) <= 12:
-        raise SettingValueError("choose the month the fiscal year starts in (1 to 12)")
+        raise SettingValueError(gettext("choose the month the fiscal year starts in (1 to 12)"))
     return int(typed)
 
 
 def _read_denomination(session: Session, typed: str, estate: Estate | None, profile: dict) -> str:
     if typed not in WALLET_DENOMINATIONS:
-        raise SettingValueError("choose money or units")
+        raise SettingValueError(gettext("choose money or units"))
     return typed
 
 
 def _read_minimum(session: Session, typed: str, estate: Estate | None, profile: dict) -> Decimal:
     currency = profile.get("currency") or (estate.currency if estate is not None else None)
     if not currency:
-        raise SettingValueError("choose the currency first")
+        raise SettingValueError(gettext("choose the currency first"))
     try:
         return parse_amount(typed or "0", currency)
     except MoneyError as error:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from flask_babel import gettext
 from app.money import MoneyError, UTILITY_UNITS, parse_amount
 
 SETTING_TYPES = ("int", "decimal", "percent", "text", "choice", "colour", "bool", "list", "json")
@@ -162,7 +163,7 @@ class SettingSpec:
 
     def _parse_choice(self, typed: str, currency: str, denomination: str) -> str:
         if typed not in dict(self.choices):
-            raise SettingValueError("choose one of the listed values")
+            raise SettingValueError(gettext("choose one of the listed values"))
         return typed
 
     def _parse_colour(self, typed: str, currency: str, denomination: str) -> str:
@@ -179,7 +180,7 @@ class SettingSpec:
         return list(dict.fromkeys(value))  # each once, in the order typed
 
     def _parse_json(self, typed: str, currency: str, denomination: str) -> Any:
-        raise SettingValueError("this setting is not set from a form")
+        raise SettingValueError(gettext("this setting is not set from a form"))
 
 
 # --- extra rules ---------------------------------------------------------------------------

@@ -150,6 +150,17 @@ def relocalise(text, language: str | None = None):
     return text
 
 
+def number_text(value, places: int | None = None, language: str | None = None) -> str:
+    """A plain number in the reader's language ('1,234.5' in English, '1 234,5' in French).
+
+    With `places` the number has exactly that many decimals; without, it keeps its own (up to 3).
+    """
+    if value is None:
+        return "—"
+    pattern = "#,##0" + ("." + "0" * places if places else "" if places == 0 else ".###")
+    return format_decimal(Decimal(str(value)), format=pattern, locale=_language(language), decimal_quantization=True)
+
+
 # --- dates and times -----------------------------------------------------------------------
 
 _STRFTIME_TO_CLDR = {"d": "dd", "-d": "d", "b": "MMM", "B": "MMMM", "Y": "y", "y": "yy", "m": "MM",
@@ -226,6 +237,13 @@ def age(moment: datetime | None) -> str:
     return ngettext("%(num)d day ago", "%(num)d days ago", seconds // 86400)
 
 
+def translate_text(text):
+    """A text held in a variable through the catalogues, never %-formatted (msgids write % as %%)."""
+    if not isinstance(text, str) or not text:
+        return text
+    return gettext(text.replace("%", "%%")).replace("%%", "%")
+
+
 def translated_label(value, kind: str) -> str:
     """`app.labels.label` in the reader's language (labels are English msgids)."""
     from app.labels import label
@@ -245,5 +263,9 @@ def install(app: Flask) -> None:
     app.add_template_filter(age, "age")
     app.add_template_filter(translated_label, "label")
     app.add_template_filter(relocalise, "amount_text")
+    app.add_template_filter(number_text, "number")
+    # A text held in a variable (a settings label, a group name) through the catalogues; its msgid
+    # writes a percent sign as %% (so "90 %" stays a plain percent in every language).
+    app.add_template_filter(translate_text, "translate")
     app.add_template_global(LANGUAGES, "languages")
     app.add_template_global(current_language, "current_language")

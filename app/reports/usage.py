@@ -62,11 +62,16 @@ def period_starts(grain: str, today: date) -> list[date]:
 
 
 def _label(grain: str, start: date) -> str:
+    """A period's chart and table label in the reader's language (English: "Tue 3 Nov", "Week of 3 Nov")."""
+    from flask_babel import gettext
+
+    from app.i18n.formatting import local_date
+
     if grain == "daily":
-        return f"{start:%a} {start.day} {start:%b}"
+        return local_date(start, "%a %-d %b")
     if grain == "weekly":
-        return f"Week of {start.day} {start:%b}"
-    return f"{start:%b %Y}"
+        return gettext("Week of %(day)s", day=local_date(start, "%-d %b"))
+    return local_date(start, "%b %Y")
 
 
 def day_totals(session: Session, meter_ids: list[int], first: date, end: date,

@@ -3,6 +3,7 @@
 (function () {
   function draw() {
     if (typeof Chart === "undefined") return;
+    Chart.defaults.locale = document.documentElement.lang || "en";  // axis numbers as the page writes them
     document.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
       var source = document.getElementById(canvas.dataset.chart);
       if (!source || canvas.dataset.drawn) return;

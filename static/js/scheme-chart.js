@@ -5,6 +5,7 @@
   var COLOURS = ["#0b6e4f", "#3a7bd5", "#c0392b", "#e67e22"];
   function draw(root) {
     if (typeof Chart === "undefined" || !root.querySelectorAll) return;
+    Chart.defaults.locale = document.documentElement.lang || "en";  // axis numbers as the page writes them
     root.querySelectorAll("canvas[data-scheme-chart]").forEach(function (canvas) {
       if (Chart.getChart(canvas)) return;
       var data = JSON.parse(canvas.dataset.schemeChart);

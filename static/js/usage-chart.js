@@ -4,6 +4,7 @@
   "use strict";
   function draw(root) {
     if (typeof Chart === "undefined" || !root.querySelectorAll) return;
+    Chart.defaults.locale = document.documentElement.lang || "en";  // axis numbers as the page writes them
     root.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
       if (Chart.getChart(canvas)) return;
       var data = JSON.parse(canvas.dataset.chart);

@@ -99,6 +99,21 @@ def _contexts():
         ("sms_help", {**base, "paybill": None, "account": "0001HAT", "units": []}),
         ("sms_choose_unit", {**base, "units": [unit, SimpleNamespace(number="B12")], "keyword": "BAL"}),
         ("sms_unknown_phone", {"estate": None}),
+        ("arrears_notice", {**base, "action": "restrict", "owed": "M 120.00", "since": date(2026, 9, 1),
+                            "restricted_percent": 50}),
+        ("arrears_notice", {**base, "action": "suspend", "owed": "M 120.00", "since": date(2026, 9, 1)}),
+        ("move_in_welcome", {**base, "channels": ["by M-PESA to paybill 400200"], "move_in": date(2026, 3, 1)}),
+        ("move_out_statement", {**base, "move_out": date(2026, 3, 31), "statement_url": "http://x/s",
+                                "pockets": [SimpleNamespace(label="Electricity", balance_text="M 20.00",
+                                                            action="refund", amount_text="M 20.00")]}),
+        ("wallet_shared", {**base, "by": "Palesa", "level": "view"}),
+        ("family_alert", {**base, "kind": "low", "utility": "electricity", "balance": "M 5.00", "threshold": "M 50.00"}),
+        ("family_alert", {**base, "kind": "spend_limit", "utility": "water", "spent": "M 90.00", "period": "weekly",
+                          "period_words": "this week", "limit": "M 90.00", "held": True, "until": "Monday"}),
+        ("family_alert", {**base, "kind": "off", "utility": "electricity", "until": None, "reason": "no credit"}),
+        ("utility_demand", {**base, "heavy": True, "event": SimpleNamespace(peak_kw=Decimal("125.5"),
+                                                                            threshold_kw=Decimal("100"),
+                                                                            state="warned")}),
     ]
 
 

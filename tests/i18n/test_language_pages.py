@@ -1,6 +1,8 @@
 """Languages on pages (X8): the browser's language, the switch, the person's choice, the estate default."""
 from __future__ import annotations
 
+import pytest
+
 from app.extensions import db
 from app.models import Person
 from tests.helpers import csrf_from
@@ -68,3 +70,101 @@ def test_the_pdf_statement_is_in_the_readers_language(app, rented, login, commit
     assert response.status_code == 200 and response.mimetype == "application/pdf"
     text = " ".join(page.extract_text() for page in PdfReader(BytesIO(response.data)).pages)
     assert "Relevé mensuel" in text and "Solde d'ouverture" in text and "PROVISOIRE" in text
+
+
+# --- owner, body-corporate and estate administration pages in each language ------------------
+
+# One label each page must show translated, per language: (path, French, Sesotho).
+_LAYER_PAGES = {
+    "owner": [
+        ("/owner/", "Mes biens", "Matlo a ka"),
+        ("/owner/reconciliation", "Rapprochement des recettes", "Papiso ea chelete e kenang"),
+        ("/owner/usage", "Plus gros consommateurs", "Basebelisi ba baholo"),
+        ("/owner/vacancy", "Taux de vacance", "Sekhahla sa liyuniti tse se nang batho"),
+        ("/owner/units/{unit}", "Activité récente", "Liketso tsa morao tjena"),
+        ("/owner/units/{unit}/statements", "Relevés", "Litatemente"),
+    ],
+    "body_corporate": [
+        ("/body-corporate/", "Vue d'ensemble des copropriétés", "Kakaretso ea libaka tse kopanetsoeng"),
+        ("/body-corporate/estates/{estate}", "Clôturer et verrouiller les mois", "Koala 'me u notlele likhoeli"),
+        ("/body-corporate/estates/{estate}/levies", "Définitions des charges", "Litlhaloso tsa makhetho"),
+        ("/body-corporate/estates/{estate}/levies/new", "Répartir sur les logements", "Arola ho liyuniti"),
+        ("/body-corporate/estates/{estate}/reports", "Rapports d'audit", "Litlaleho tsa tlhahlobo"),
+    ],
+    "staff": [
+        ("/admin/", "Résidences", "Libaka"),
+        ("/admin/estates/{estate}", "Vue d'ensemble", "Kakaretso"),
+        ("/admin/estates/{estate}/settings", "Langue par défaut", "Puo e tloaelehileng"),
+        ("/admin/estates/{estate}/units", "Ajouter un logement", "Kenya yuniti"),
+        ("/admin/estates/{estate}/units/new", "Numéro du logement", "Nomoro ea yuniti"),
+        ("/admin/units/{unit}", "Position GPS", "Sebaka sa GPS"),
+        ("/admin/units/{unit}/meters", "Ajouter un compteur", "Kenya mitara"),
+        ("/admin/units/{unit}/people", "Ajouter un locataire", "Kenya mohiri"),
+        ("/admin/units/{unit}/debt", "Limites de crédit", "Meeli ea mokoloto"),
+        ("/admin/units/{unit}/notes", "Nouvelle note", "Molaetsa o mocha"),
+        ("/admin/estates/{estate}/meters", "Ajouter un compteur de résidence", "Kenya mitara ea sebaka"),
+        ("/admin/estates/{estate}/people", "Inscrire une personne", "Ngolisa motho"),
+        ("/admin/estates/{estate}/people/{person}", "Donner un rôle", "Fana ka karolo"),
+        ("/admin/estates/{estate}/arrears", "Par ancienneté", "Ka nako"),
+        ("/admin/estates/{estate}/tariff-classes", "Ajouter une classe", "Kenya sehlopha"),
+        ("/admin/estates/{estate}/imports", "Envoyer un fichier", "Romela faele"),
+    ],
+}
+
+
+@pytest.fixture
+def layer_logins(rented, committed) -> dict[str, str]:
+    """An owner of the rented unit, a trustee of its estate and a staff member: their emails."""
+    from tests.helpers import make_login
+
+    with committed() as s:
+        from app.models import Unit
+
+        unit = s.get(Unit, rented.unit_id)
+        return {"owner": make_login(s, "owner", unit=unit).email,
+                "body_corporate": make_login(s, "body_corporate", estate=unit.estate).email,
+                "staff": make_login(s, "staff").email}
+
+
+@pytest.mark.parametrize("language", ["fr", "st"])
+@pytest.mark.parametrize("role", list(_LAYER_PAGES))
+def test_owner_scheme_and_admin_pages_render_in_each_language(rented, layer_logins, login, role, language):
+    client = login(layer_logins[role])
+    token = csrf_from(client.get("/account").get_data(as_text=True))
+    assert client.post("/language", data={"language": language, "csrf_token": token}).status_code == 302
+    for path, french, sesotho in _LAYER_PAGES[role]:
+        url = path.format(unit=rented.unit_id, estate=rented.estate_id, person=rented.person_id)
+        response = client.get(url)
+        page = response.get_data(as_text=True)
+        assert response.status_code == 200, (url, response.status_code)
+        assert f'<html lang="{language}">' in page, url
+        assert (french if language == "fr" else sesotho) in page.replace("&#39;", "'"), (url, language)
+        assert "%(" not in page and "%%" not in page, url
+
+
+def test_the_body_corporate_dashboard_writes_money_the_french_way(rented, layer_logins, login):
+    client = login(layer_logins["body_corporate"])
+    token = csrf_from(client.get("/account").get_data(as_text=True))
+    client.post("/language", data={"language": "fr", "csrf_token": token})
+    page = client.get(f"/body-corporate/estates/{rented.estate_id}").get_data(as_text=True)
+    assert "Charges appelées" in page and "0,00\u00a0LSL" in page
+
+
+def test_staff_set_a_persons_language_on_the_admin_person_page(app, rented, layer_logins, login):
+    client = login(layer_logins["staff"])
+    url = f"/admin/estates/{rented.estate_id}/people/{rented.person_id}"
+    page = client.get(url).get_data(as_text=True)
+    assert 'name="language"' in page
+    fields = {"full_name": "Palesa Mokoena", "email": rented.email, "phone": rented.phone, "csrf_token": csrf_from(page)}
+    refused = client.post(url, data={**fields, "language": "de"})
+    assert refused.status_code == 400 and "Choose one of the languages listed." in refused.get_data(as_text=True)
+    assert client.post(url, data={**fields, "language": "st"}).status_code == 302
+    with app.app_context():
+        assert db.session.get(Person, rented.person_id).language == "st"
+        db.session.remove()
+    tenant_page = login(rented.email).get(f"/tenant/units/{rented.unit_id}").get_data(as_text=True)
+    assert '<html lang="st">' in tenant_page
+    assert client.post(url, data={**fields, "language": ""}).status_code == 302
+    with app.app_context():
+        assert db.session.get(Person, rented.person_id).language is None
+        db.session.remove()

@@ -155,7 +155,7 @@ def test_owner_sees_their_units_with_tenant_and_balances(portfolio, login):
     assert len(units.rows) == 1, "the owner owns only 7A"
     row = dict(zip(units.headers, units.texts()[0]))
     assert (row["Unit"], row["Estate"], row["Status"], row["Tenant"]) == \
-        ("7A", "Jacaranda Heights", "occupied", "Thandi Nkosi")
+        ("7A", "Jacaranda Heights", "Occupied", "Thandi Nkosi")
     assert "Electricity R 100.00" in row["Balances"]
     assert f'href="/owner/units/{portfolio.unit_id}"' in page
     assert "<dt>Units</dt><dd>1</dd>" in page.replace(" ", "")

@@ -7,6 +7,7 @@ Staff reach every estate, agents the estates they manage (`ROLES`); the work is 
 from __future__ import annotations
 
 from flask import abort, flash, request, url_for
+from flask_babel import gettext, ngettext
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -85,7 +86,7 @@ def arrears_task(task_id: int):
         db.session.rollback()
         flash(next(iter(error.errors.values())), "error")
         return redirect(url_for("admin.arrears", estate_id=estate.id)), 400
-    flash("Task closed." if task.status == "closed" else "Task is yours.", "success")
+    flash(gettext("Task closed.") if task.status == "closed" else gettext("Task is yours."), "success")
     return redirect(url_for("admin.arrears", estate_id=estate.id))
 
 
@@ -133,8 +134,9 @@ def unit_credit_limits(unit_id: int):
     except debt_module.CreditLimitError as error:
         db.session.rollback()
         return _unit_page(unit, error.errors, form, 400)
-    flash(f"Unit {unit.number}: {changed} credit limit{'s' if changed != 1 else ''} changed." if changed
-          else f"Unit {unit.number}: nothing changed.", "success")
+    flash(ngettext("Unit %(number)s: %(num)s credit limit changed.", "Unit %(number)s: %(num)s credit limits changed.",
+                   changed, number=unit.number) if changed
+          else gettext("Unit %(number)s: nothing changed.", number=unit.number), "success")
     return redirect(url_for("admin.unit_debt", unit_id=unit.id))
 
 
@@ -147,7 +149,8 @@ def unit_payment_plan(unit_id: int):
     except LadderError as error:
         db.session.rollback()
         return _unit_page(unit, error.errors, form, 400)
-    flash(f"Unit {unit.number}: payment plan agreed; the escalation ladder waits while it is kept.", "success")
+    flash(gettext("Unit %(number)s: payment plan agreed; the escalation ladder waits while it is kept.", number=unit.number),
+          "success")
     return redirect(url_for("admin.unit_debt", unit_id=unit.id))
 
 
@@ -158,7 +161,7 @@ def end_payment_plan(plan_id: int):
         abort(404)
     unit = unit_or_404(db.session, current_user, plan.unit_id, ROLES)
     end_plan(db.session, plan, user_id=current_user.id)
-    flash(f"Unit {unit.number}: payment plan ended; the ladder resumes.", "success")
+    flash(gettext("Unit %(number)s: payment plan ended; the ladder resumes.", number=unit.number), "success")
     return redirect(url_for("admin.unit_debt", unit_id=unit.id))
 
 
@@ -178,8 +181,8 @@ def unit_write_off(unit_id: int):
     except WriteOffError as error:
         db.session.rollback()
         return _unit_page(unit, {f"write_off_{k}": v for k, v in error.errors.items()}, form, 400)
-    flash("Written off." if done.status == "posted"
-          else "Write-off asked for: above the estate's threshold it waits for another staff member's approval.",
+    flash(gettext("Written off.") if done.status == "posted"
+          else gettext("Write-off asked for: above the estate's threshold it waits for another staff member's approval."),
           "success")
     return redirect(url_for("admin.unit_debt", unit_id=unit.id))
 
@@ -197,7 +200,7 @@ def decide_write_off_view(write_off_id: int):
     estate = estate_or_404(db.session, current_user, write_off.estate_id, ROLES)
     action = request.form.get("action", "")
     if action not in ("approve", "reject"):
-        flash("Choose approve or reject.", "error")
+        flash(gettext("Choose approve or reject."), "error")
         return redirect(url_for("admin.arrears", estate_id=estate.id)), 400
     try:
         decide_write_off(db.session, write_off, action == "approve", user_id=current_user.id)
@@ -205,5 +208,5 @@ def decide_write_off_view(write_off_id: int):
         db.session.rollback()
         flash(next(iter(error.errors.values())), "error")
         return redirect(url_for("admin.arrears", estate_id=estate.id)), 400
-    flash("Write-off approved and posted." if action == "approve" else "Write-off rejected.", "success")
+    flash(gettext("Write-off approved and posted.") if action == "approve" else gettext("Write-off rejected."), "success")
     return redirect(url_for("admin.arrears", estate_id=estate.id))

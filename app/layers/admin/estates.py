@@ -3,7 +3,10 @@
 Staff create and edit; an agent may read their estate's settings (no form), and a POST from
 an agent is a 404 like every staff-only action.
 """
+from datetime import date
+
 from flask import flash, request, url_for
+from flask_babel import gettext, ngettext
 from flask_login import current_user
 
 from app.auth.scope import estate_or_404
@@ -13,6 +16,7 @@ from app.estates.profile import (EstateError, create_estate, form_values, locked
 from app.estates.settings_catalog import grouped
 from app.extensions import db
 from app.htmx import redirect, render
+from app.i18n.formatting import local_date
 from app.layers.admin import ROLES, bp, staff_only
 from app.models.estate import LIVE_FEATURES, WALLET_DENOMINATIONS
 
@@ -32,7 +36,7 @@ def create_estate_view():
     except EstateError as error:
         db.session.rollback()
         return _form(None, values, error.errors), 400
-    flash(f"{saved.estate.name} ({saved.estate.code}) is created.", "success")
+    flash(gettext("%(estate)s (%(code)s) is created.", estate=saved.estate.name, code=saved.estate.code), "success")
     return redirect(url_for("admin.estate", estate_id=saved.estate.id))
 
 
@@ -57,8 +61,8 @@ def save_estate_settings(estate_id: int):
         db.session.rollback()
         return _form(estate, values, error.errors), 400
     changed = len(saved.changes)
-    flash(f"{estate.name}: {changed} change{'s' if changed != 1 else ''} saved." if changed
-          else f"{estate.name}: nothing changed.", "success")
+    flash(ngettext("%(estate)s: %(num)s change saved.", "%(estate)s: %(num)s changes saved.", changed, estate=estate.name)
+          if changed else gettext("%(estate)s: nothing changed.", estate=estate.name), "success")
     return redirect(url_for("admin.estate_settings", estate_id=estate.id))
 
 
@@ -72,5 +76,4 @@ def _form(estate, values, errors):
         countries=choices.countries(), currencies=choices.currencies(),
         timezone_groups=choices.timezones_for(str(country).upper()[:2]),
         denominations=WALLET_DENOMINATIONS, features=LIVE_FEATURES,
-        months=["January", "February", "March", "April", "May", "June", "July", "August",
-                "September", "October", "November", "December"])
+        months=[local_date(date(2000, month, 1), "%B") for month in range(1, 13)])

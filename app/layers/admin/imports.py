@@ -4,6 +4,7 @@ Staff reach every estate, agents their own; an import of another estate is a 404
 in app/estates/imports.py (the same functions the `flask import` command calls).
 """
 from flask import Response, abort, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 
 from app.auth.scope import estate_or_404
@@ -55,7 +56,7 @@ def upload_import(estate_id: int):
     upload = request.files.get("file")
     kind = request.form.get("kind", "")
     if upload is None or not upload.filename:
-        return _imports_page(estate, {"file": "Choose a CSV or .xlsx file to upload."}, 400)
+        return _imports_page(estate, {"file": gettext("Choose a CSV or .xlsx file to upload.")}, 400)
     try:
         report = start_import(db.session, estate, kind, upload.filename, upload.read(), user_id=current_user.id)
     except ImportRefused as error:

@@ -4,6 +4,7 @@ Staff reach every estate, agents the estates they manage (`ROLES`). A meter id i
 belong to the unit or estate in the same URL, else 404. The work is in app/estates/meters.py.
 """
 from flask import abort, flash, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 
 from app.auth.scope import estate_or_404, unit_or_404
@@ -74,7 +75,7 @@ def add_bulk_meter(estate_id: int):
     except MeterError as error:
         db.session.rollback()
         return _estate_page(estate, form, error.errors, MeterFilters()), 400
-    flash(f"Meter {saved.meter.serial} added to {estate.name}.", "success")
+    flash(gettext("Meter %(serial)s added to %(estate)s.", serial=saved.meter.serial, estate=estate.name), "success")
     return redirect(url_for("admin.estate_meters_page", estate_id=estate.id))
 
 
@@ -124,7 +125,7 @@ def add_unit_meter(unit_id: int):
         return _unit_page(unit, form, error.errors), 400
     if is_partial():  # the component swaps itself, saying what was added
         return _unit_page(db.session.get(Unit, unit.id), _form(), {}, added=saved.meter.serial)
-    flash(f"Meter {saved.meter.serial} added to unit {unit.number}.", "success")
+    flash(gettext("Meter %(serial)s added to unit %(number)s.", serial=saved.meter.serial, number=unit.number), "success")
     return redirect(url_for("admin.unit_meters_page", unit_id=unit.id))
 
 
@@ -154,7 +155,7 @@ def _save(estate, unit, meter):
     except MeterError as error:
         db.session.rollback()
         return _edit_page(estate, unit, meter, form, error.errors), 400
-    flash(f"Meter {saved.meter.serial} saved." if saved.changed else "Nothing changed.", "success")
+    flash(gettext("Meter %(serial)s saved.", serial=saved.meter.serial) if saved.changed else gettext("Nothing changed."), "success")
     if unit is not None:
         return redirect(url_for("admin.unit_meters_page", unit_id=unit.id))
     return redirect(url_for("admin.estate_meters_page", estate_id=estate.id))
@@ -191,8 +192,9 @@ def replace(unit_id: int, meter_id: int):
     except MeterError as error:
         db.session.rollback()
         return _replace_page(db.session.get(Unit, unit.id), meter, form, error.errors), 400
-    flash(f"Meter {done.old.serial} was replaced by {done.new.serial}: its closing reading was billed and "
-          f"the new meter starts from {form['opening_register']}.", "success")
+    flash(gettext("Meter %(old)s was replaced by %(new)s: its closing reading was billed and the new meter starts "
+                  "from %(register)s.", old=done.old.serial, new=done.new.serial, register=form["opening_register"]),
+          "success")
     return redirect(url_for("admin.unit_meters_page", unit_id=unit.id))
 
 

@@ -4,6 +4,7 @@ Each list is an HTMX component (`admin/_notes.html`, root id `case-notes`) that 
 person administration pages load into their notes slot; it is a page of its own too.
 """
 from flask import abort, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 
 from app.auth.scope import estate_or_404, unit_or_404
@@ -48,7 +49,7 @@ def _person(estate_id: int, person_id: int):
 def _notes(estate, *, unit=None, person=None, errors=None, body: str = "", code: int = 200, added=False):
     if unit is not None:
         action = url_for("admin.add_unit_note", unit_id=unit.id)
-        subject = f"Unit {unit.number}"
+        subject = gettext("Unit %(number)s", number=unit.number)
     else:
         action = url_for("admin.add_person_note", estate_id=estate.id, person_id=person.id)
         subject = person.full_name

@@ -10,9 +10,11 @@ from __future__ import annotations
 from datetime import date
 
 from flask import abort, current_app, flash, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import select
 
+from app.i18n.formatting import translated_label
 from app.auth.scope import estate_or_404, unit_or_404
 from app.estates import access
 from app.estates import people as people_domain
@@ -28,7 +30,7 @@ from app.models.people import ESTATE_ROLES, ROLES as ALL_ROLES, UNIT_ROLES
 from app.reports.export import Column
 from app.routing import whole_number
 
-PERSON_FIELDS = ("full_name", "email", "phone")
+PERSON_FIELDS = ("full_name", "email", "phone", "language")
 ROLE_FILTERS = tuple(r for r in ALL_ROLES if r != "staff") + ("none",)
 FIELD_MAX = 400  # longer form values are cut before validation says what is wrong
 
@@ -101,7 +103,7 @@ def create_person(estate_id: int):
     except PersonError as error:
         db.session.rollback()
         return _people_page(estate, form=values, errors=error.errors, existing=error.existing, status=400)
-    flash(f"{person.full_name} is registered to {estate.name}.", "success")
+    flash(gettext("%(name)s is registered to %(estate)s.", name=person.full_name, estate=estate.name), "success")
     return redirect(url_for("admin.person", estate_id=estate.id, person_id=person.id))
 
 
@@ -147,7 +149,7 @@ def person(estate_id: int, person_id: int):
     except PersonError as error:
         db.session.rollback()
         return _person_page(estate, found, form=values, errors=error.errors, status=400)
-    flash("Saved." if result["new"] else "Nothing changed.", "success")
+    flash(gettext("Saved.") if result["new"] else gettext("Nothing changed."), "success")
     return redirect(url_for("admin.person", estate_id=estate.id, person_id=found.id))
 
 
@@ -161,7 +163,7 @@ def grant_person(estate_id: int, person_id: int):
     if place != "estate":
         unit = db.session.scalar(select(Unit).where(Unit.id == _form_id("place"), Unit.estate_id == estate.id))
         if unit is None:
-            return _person_page(estate, found, errors={"place": "Choose the estate or one of its units."},
+            return _person_page(estate, found, errors={"place": gettext("Choose the estate or one of its units.")},
                                 status=400)
     try:
         result = access.grant_role(db.session, current_user, found, role, estate=estate if unit is None else None,
@@ -170,8 +172,10 @@ def grant_person(estate_id: int, person_id: int):
         db.session.rollback()
         return _person_page(estate, found, errors=error.errors, status=400)
     where = f"unit {unit.number}" if unit else estate.name
-    flash(f"{found.full_name} is now {label('role', role).lower()} of {where}."
-          + (f" An invite was emailed to {result.user.email}." if result.invite_link else ""), "success")
+    flash(gettext("%(name)s is now %(role)s of %(where)s.", name=found.full_name, role=translated_label(role, "role").lower(),
+                  where=where)
+          + (" " + gettext("An invite was emailed to %(email)s.", email=result.user.email) if result.invite_link else ""),
+          "success")
     return redirect(url_for("admin.person", estate_id=estate.id, person_id=found.id))
 
 
@@ -188,7 +192,8 @@ def revoke_person_grant(estate_id: int, person_id: int):
     except AccessError as error:
         db.session.rollback()
         return _person_page(estate, found, errors=error.errors, status=400)
-    flash(f"{label('role', grant.role)} access taken away from {found.full_name}.", "success")
+    flash(gettext("%(role)s access taken away from %(name)s.", role=translated_label(grant.role, "role"), name=found.full_name),
+          "success")
     return redirect(url_for("admin.person", estate_id=estate.id, person_id=found.id))
 
 
@@ -201,7 +206,7 @@ def invite_person(estate_id: int, person_id: int):
     except AccessError as error:
         db.session.rollback()
         return _person_page(estate, found, errors=error.errors, status=400)
-    flash(f"A new invite was emailed to {result.user.email}.", "success")
+    flash(gettext("A new invite was emailed to %(email)s.", email=result.user.email), "success")
     return redirect(url_for("admin.person", estate_id=estate.id, person_id=found.id))
 
 
@@ -220,8 +225,8 @@ def set_person_login(estate_id: int, person_id: int):
         db.session.rollback()
         return _person_page(estate, found, errors=error.errors, status=400)
     if changed:
-        flash(f"{user.email} can sign in again." if wanted
-              else f"{user.email} is deactivated and signed out everywhere.", "success")
+        flash(gettext("%(email)s can sign in again.", email=user.email) if wanted
+              else gettext("%(email)s is deactivated and signed out everywhere.", email=user.email), "success")
     return redirect(url_for("admin.person", estate_id=estate.id, person_id=found.id))
 
 
@@ -278,9 +283,9 @@ def _add_to_unit(unit_id: int, kind: str):
     except (AccessError, PersonError) as error:
         db.session.rollback()
         return _unit_people(unit, errors=error.errors, form=form, status=400)
-    return _unit_people(unit, notice=f"{label('role', kind)} added to unit {unit.number}."
-                        + (f" An invite was emailed to {result.user.email}." if result and result.invite_link
-                           else ""))
+    return _unit_people(unit, notice=gettext("%(role)s added to unit %(number)s.", role=translated_label(kind, "role"),
+                                              number=unit.number)
+                        + (" " + gettext("An invite was emailed to %(email)s.", email=result.user.email) if result and result.invite_link else ""))
 
 
 @bp.post("/units/<int:unit_id>/people/tenants")
@@ -303,7 +308,7 @@ def end_unit_role(unit_id: int):
         abort(404)
     end = _form_date("end")
     if end is None:
-        return _unit_people(unit, errors={f"end_{kind}_{row.id}": "Enter the date as YYYY-MM-DD."}, status=400)
+        return _unit_people(unit, errors={f"end_{kind}_{row.id}": gettext("Enter the date as YYYY-MM-DD.")}, status=400)
     try:
         if kind == "tenancy":
             access.end_tenancy(db.session, current_user, row, end, user_id=current_user.id)
@@ -313,8 +318,8 @@ def end_unit_role(unit_id: int):
         db.session.rollback()
         return _unit_people(unit, errors={f"end_{kind}_{row.id}": error.errors.get("end", str(error))},
                             status=400)
-    return _unit_people(unit, notice=f"{label('unit_link', kind)} ended; their access to unit "
-                                     f"{unit.number} is taken away.")
+    return _unit_people(unit, notice=gettext("%(link)s ended; their access to unit %(number)s is taken away.",
+                                             link=translated_label(kind, "unit_link"), number=unit.number))
 
 
 @bp.post("/units/<int:unit_id>/people/grants")
@@ -325,7 +330,7 @@ def grant_unit(unit_id: int):
     found = person_of_estate(db.session, estate, _form_id("person_id"))
     form = {"grant_person_id": request.form.get("person_id", "")[:20], "role": role}
     if found is None:
-        return _unit_people(unit, errors={"grant_person_id": "Choose a person of this estate."}, form=form,
+        return _unit_people(unit, errors={"grant_person_id": gettext("Choose a person of this estate.")}, form=form,
                             status=400)
     try:
         result = access.grant_role(db.session, current_user, found, role, unit=unit,
@@ -334,9 +339,9 @@ def grant_unit(unit_id: int):
         db.session.rollback()
         errors = {("grant_" + k if k != "role" else "grant_role"): v for k, v in error.errors.items()}
         return _unit_people(unit, errors=errors, form=form, status=400)
-    return _unit_people(unit, notice=f"{found.full_name} is now {label('role', role).lower()} of unit "
-                        f"{unit.number}." + (f" An invite was emailed to {result.user.email}."
-                                             if result.invite_link else ""))
+    return _unit_people(unit, notice=gettext("%(name)s is now %(role)s of unit %(number)s.", name=found.full_name,
+                                              role=translated_label(role, "role").lower(), number=unit.number)
+                        + (" " + gettext("An invite was emailed to %(email)s.", email=result.user.email) if result.invite_link else ""))
 
 
 @bp.post("/units/<int:unit_id>/people/revoke")
@@ -351,4 +356,5 @@ def revoke_unit_grant(unit_id: int):
     except AccessError as error:
         db.session.rollback()
         return _unit_people(unit, errors={"grant": str(error)}, status=400)
-    return _unit_people(unit, notice=f"{label('role', grant.role)} access to unit {unit.number} taken away.")
+    return _unit_people(unit, notice=gettext("%(role)s access to unit %(number)s taken away.",
+                                                         role=translated_label(grant.role, "role"), number=unit.number))

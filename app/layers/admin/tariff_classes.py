@@ -7,6 +7,7 @@ Staff reach every estate, agents the estates they manage (`ROLES`); the work is 
 from __future__ import annotations
 
 from flask import current_app, flash, request, url_for
+from flask_babel import gettext, ngettext
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -66,20 +67,21 @@ def tariff_classes_post(estate_id: int):
         if action == "create":
             created = tariff_classes.create_class(db.session, estate, form["code"], form["name"],
                                                   user_id=current_user.id)
-            flash(f"Class {created.name} added. Give it tariff versions on the staff tariffs page, "
-                  "then put units on it.", "success")
+            flash(gettext("Class %(name)s added. Give it tariff versions on the staff tariffs page, then put units on it.",
+                          name=created.name), "success")
         elif action == "rename":
             renamed = tariff_classes.rename_class(db.session, estate, form["class_id"], form["name"],
                                                   user_id=current_user.id)
-            flash(f"Class renamed {renamed.name}.", "success")
+            flash(gettext("Class renamed %(name)s.", name=renamed.name), "success")
         elif action == "assign":
             done = tariff_classes.assign_class(db.session, estate, form["unit_ids"], form["class_id"],
                                                user_id=current_user.id)
             moved = len(done.changed)
-            flash(f"{moved} unit{'s' if moved != 1 else ''} put on {done.tariff_class.name}"
-                  + (f"; {len(done.unchanged)} already on it." if done.unchanged else "."), "success")
+            flash(ngettext("%(num)s unit put on %(name)s.", "%(num)s units put on %(name)s.", moved, name=done.tariff_class.name)
+                  + (" " + gettext("%(count)s already on it.", count=len(done.unchanged)) if done.unchanged else ""),
+                  "success")
         else:
-            return _page(estate, {"action": "Choose what to do: add, rename or assign."}, form, "action"), 400
+            return _page(estate, {"action": gettext("Choose what to do: add, rename or assign.")}, form, "action"), 400
     except tariff_classes.TariffClassError as error:
         db.session.rollback()
         return _page(estate, error.errors, form, action), 400
@@ -114,6 +116,6 @@ def set_unit_tariff_class(unit_id: int):
     db.session.refresh(unit)
     if is_partial():
         return _slot(unit)
-    flash(f"Unit {unit.number} now pays {done.tariff_class.name} prices.", "success")
+    flash(gettext("Unit %(number)s now pays %(name)s prices.", number=unit.number, name=done.tariff_class.name), "success")
     endpoint = "admin.unit" if "admin.unit" in current_app.view_functions else "admin.unit_tariff_class"
     return redirect(url_for(endpoint, unit_id=unit.id))

@@ -7,8 +7,10 @@ an `admin/_unit_slot_*.html` include that loads itself. The work is in app/estat
 from decimal import Decimal
 
 from flask import flash, request, url_for
+from flask_babel import gettext, ngettext
 from flask_login import current_user
 
+from app.i18n.formatting import translated_label
 from app.auth.scope import estate_or_404, unit_or_404
 from app.estates import account_numbers
 from app.estates.queries import UnitFilters, unit_list
@@ -58,10 +60,10 @@ def give_account_numbers(estate_id: int):
         given = account_numbers.give_missing_account_numbers(db.session, estate, user_id=current_user.id)
     except account_numbers.AccountNumberError as error:
         db.session.rollback()
-        flash(f"No account numbers were given: {error}", "error")
+        flash(gettext("No account numbers were given: %(reason)s", reason=error), "error")
         return redirect(url_for("admin.units", estate_id=estate.id))
-    flash(f"{given} unit{'s' if given != 1 else ''} got an account number." if given
-          else "Every unit already has an account number.", "success")
+    flash(ngettext("%(num)s unit got an account number.", "%(num)s units got an account number.", given) if given
+          else gettext("Every unit already has an account number."), "success")
     return redirect(url_for("admin.units", estate_id=estate.id))
 
 
@@ -80,7 +82,8 @@ def add_unit(estate_id: int):
     except UnitError as error:
         db.session.rollback()
         return _new_page(estate, form, error.errors), 400
-    flash(f"Unit {made.unit.number} added, account number {made.unit.account_number}.", "success")
+    flash(gettext("Unit %(number)s added, account number %(account)s.", number=made.unit.number,
+                  account=made.unit.account_number), "success")
     return redirect(url_for("admin.unit", unit_id=made.unit.id))
 
 
@@ -99,7 +102,7 @@ def edit_unit(unit_id: int):
     except UnitError as error:
         db.session.rollback()
         return _unit_page(found, form, error.errors), 400
-    flash("Unit saved." if result.changed else "Nothing changed.", "success")
+    flash(gettext("Unit saved.") if result.changed else gettext("Nothing changed."), "success")
     return redirect(url_for("admin.unit", unit_id=found.id))
 
 
@@ -112,8 +115,10 @@ def set_unit_occupancy(unit_id: int):
     except UnitError as error:
         db.session.rollback()
         return _unit_page(found, _stored_values(found), {}, occupancy_errors=error.errors), 400
-    flash(f"Unit {found.number} is now {label('occupancy', status).lower()}." if changed
-          else f"Unit {found.number} was already {label('occupancy', status).lower()}.", "success")
+    flash(gettext("Unit %(number)s is now %(status)s.", number=found.number,
+                  status=translated_label(status, "occupancy").lower()) if changed
+          else gettext("Unit %(number)s was already %(status)s.", number=found.number,
+                       status=translated_label(status, "occupancy").lower()), "success")
     return redirect(url_for("admin.unit", unit_id=found.id))
 
 

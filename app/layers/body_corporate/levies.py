@@ -1,5 +1,6 @@
 """Body corporate levies (B3): definitions with a preview of each unit's share, the levy run, payments."""
 from flask import abort, flash, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -10,6 +11,7 @@ from app.billing.levies import (ALLOCATION_LABELS, FREQUENCY_LABELS, JOB_KIND, R
                                 save_definition, start_levy_run)
 from app.extensions import db
 from app.htmx import redirect, render
+from app.i18n.formatting import money_text
 from app.layers.body_corporate import bp
 from app.layers.export import requested_format, respond
 from app.layers.portal import job_panel
@@ -87,14 +89,15 @@ def record_payment(estate_id: int):
     unit = db.session.get(Unit, unit_id) if unit_id is not None else None
     if unit is None or unit.estate_id != estate.id:
         db.session.rollback()
-        return _levies_page(estate, payment_errors={"unit_id": "Choose the unit the payment is for."},
+        return _levies_page(estate, payment_errors={"unit_id": gettext("Choose the unit the payment is for.")},
                             payment_form=form), 400
     try:
         amount = record_levy_payment(db.session, unit, form["amount"], form["reference"], user_id=current_user.id)
     except LevyError as error:
         db.session.rollback()
         return _levies_page(estate, payment_errors=error.errors, payment_form=form), 400
-    flash(f"Levy payment of {amount} {estate.currency} recorded for unit {unit.number}.", "success")
+    flash(gettext("Levy payment of %(amount)s recorded for unit %(number)s.", amount=money_text(amount, estate.currency),
+                  number=unit.number), "success")
     return redirect(url_for("body_corporate.levies", estate_id=estate.id))
 
 
@@ -123,7 +126,7 @@ def _edit(estate, definition):
     try:
         if request.form.get("action") == "save":
             saved = save_definition(db.session, estate, form, definition=definition, user_id=current_user.id)
-            flash(f"Levy “{saved.name}” saved.", "success")
+            flash(gettext("Levy “%(name)s” saved.", name=saved.name), "success")
             return redirect(url_for("body_corporate.levies", estate_id=estate.id))
         draft, shares = build_definition(db.session, estate, form, definition=definition)
         db.session.rollback()  # a preview changes nothing (the draft may be the saved definition)

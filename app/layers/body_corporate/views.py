@@ -2,6 +2,7 @@
 import json
 
 from flask import flash, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 
 from app.auth.scope import estate_or_404, visible_estates
@@ -10,6 +11,7 @@ from app.estates.queries import recent_periods
 from app.estates.status import EstateRuleError, set_period_status
 from app.extensions import db
 from app.htmx import redirect, render
+from app.i18n.formatting import translated_label
 from app.layers.body_corporate import bp
 from app.layers.export import requested_format, respond
 from app.periods import current_period, parse_period
@@ -49,10 +51,10 @@ def _dashboard(found, lock_error=None):
                        timezone=found.timezone)
     grain = "day" if request.args.get("grain") == "day" else "month"
     chart = {"labels": [m.period for m in reversed(months)], "unit": found.currency,
-             "series": [{"label": "Levies billed", "values": [str(m.billed) for m in reversed(months)]},
-                        {"label": "Collected", "values": [str(m.collected) for m in reversed(months)]},
-                        {"label": "Levy arrears", "values": [str(m.arrears) for m in reversed(months)]},
-                        {"label": "Utility spend", "values": [str(m.utility_spend) for m in reversed(months)]}]}
+             "series": [{"label": gettext("Levies billed"), "values": [str(m.billed) for m in reversed(months)]},
+                        {"label": gettext("Collected"), "values": [str(m.collected) for m in reversed(months)]},
+                        {"label": gettext("Levy arrears"), "values": [str(m.arrears) for m in reversed(months)]},
+                        {"label": gettext("Utility spend"), "values": [str(m.utility_spend) for m in reversed(months)]}]}
     periods = [(p, s) for p, s in recent_periods(db.session, found, 12) if p < current_period(found.tz)]
     return render("body_corporate/dashboard.html", f=estate_figures(db.session, found), estate=found,
                   months=months, this_month=months[0], chart_json=json.dumps(chart), grain=grain,
@@ -68,14 +70,16 @@ def set_period(estate_id: int, period: str):
     status = request.form.get("status", "")
     try:
         if period >= current_period(found.tz):
-            raise EstateRuleError(f"{period} has not ended; only a month that has ended can be closed or locked")
+            raise EstateRuleError(gettext("%(period)s has not ended; only a month that has ended can be closed or locked",
+                                           period=period))
         if status not in ("closed", "locked"):
-            raise EstateRuleError("choose close or lock")
+            raise EstateRuleError(gettext("choose close or lock"))
         set_period_status(db.session, found, period, status)
     except EstateRuleError as error:
         db.session.rollback()
         response = _dashboard(found, lock_error=f"{period}: {error}")
         response.status_code = 400
         return response
-    flash(f"{found.name} {period} is now {status}.", "success")
+    flash(gettext("%(estate)s %(period)s is now %(status)s.", estate=found.name, period=period,
+                  status=translated_label(status, "period_status").lower()), "success")
     return redirect(url_for("body_corporate.estate", estate_id=found.id) + "#periods")

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC
 
 from flask import abort, request
+from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import Select, select
 
@@ -40,8 +41,10 @@ def int_arg(name: str, default: int, lowest: int, highest: int | None = None) ->
         return default
     value = whole_number(raw, lowest, highest if highest is not None else INTEGER_MAX)
     if value is None:
-        limits = f"from {lowest} to {highest}" if highest is not None else f"{lowest} or more"
-        abort(400, f"{name} must be a whole number {limits}")
+        if highest is not None:
+            abort(400, gettext("%(name)s must be a whole number from %(lowest)s to %(highest)s",
+                               name=name, lowest=lowest, highest=highest))
+        abort(400, gettext("%(name)s must be a whole number, %(lowest)s or more", name=name, lowest=lowest))
     return value
 
 
@@ -51,7 +54,7 @@ def current_selection() -> Selection:
     estate = None
     if raw:
         if not raw.isdigit():
-            abort(400, "estate must be an estate id")
+            abort(400, gettext("estate must be an estate id"))
         estate = estate_or_404(db.session, current_user, int(raw), ROLES)
     ids = select(Unit.id) if current_user.is_staff else unit_ids_query(current_user, ROLES)
     if estate is not None:

@@ -1,5 +1,6 @@
 """Owner usage analytics (O3): use per unit, top consumers, solar generation vs use."""
 from flask import abort, request
+from flask_babel import gettext
 
 from app.analytics.usage_analytics import usage_report, utilities_metered
 from app.extensions import db
@@ -19,7 +20,7 @@ def usage():
     metered = utilities_metered(db.session, selection.unit_ids)
     utility = request.args.get("utility", "").strip() or (metered[0] if metered else "electricity")
     if utility not in UTILITIES:
-        abort(400, f"utility must be one of {', '.join(UTILITIES)}")
+        abort(400, gettext("utility must be one of %(choices)s", choices=", ".join(UTILITIES)))
     month = request.args.get("month", "").strip() or selection.current_period()
     report = usage_report(db.session, selection.unit_ids, utility, *parse_period(month))  # InvalidPeriod: 400
     fmt = requested_format()
