@@ -33,6 +33,8 @@ JOB_MODULES = [
     "app.billing.settlement",  # issue 20: settlement runs
     "app.analytics.daily_reconciliation",  # issue 20: daily reconciliation
     "app.billing.ladder",  # arrears (issue 16)
+    "app.sources.backfill",  # issue 22: historical backfills
+    "app.reports.subscriptions",  # issue 22: report subscriptions
 ]
 
 

@@ -96,3 +96,5 @@ def register(app: Flask) -> None:
     from app.billing.settlement_cli import reconcile_command, settlement_cli  # noqa: PLC0415 - issue 20 (U3, U6)
     app.cli.add_command(settlement_cli)
     app.cli.add_command(reconcile_command)
+    from app.sources.cli import sources_cli  # noqa: PLC0415 - issue 22: historical backfills
+    app.cli.add_command(sources_cli)

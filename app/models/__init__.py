@@ -36,3 +36,6 @@ from app.models.families import FamilyAlertSent, SpendLimit, WalletGrant, Wallet
 from app.models.settlement import (MpesaStatementLine, ReconciliationResult, SettlementLine,  # noqa: E402,F401
                                    SettlementParty, SettlementRule, SettlementRuleSet, SettlementRun)
 from app.models.debt import ArrearsEpisode, ArrearsTask, PaymentPlan, PocketCreditLimit, WriteOff  # noqa: E402,F401
+# issue 22: historical backfills and report subscriptions
+from app.models.backfills import SourceBackfill  # noqa: E402,F401
+from app.models.subscriptions import ReportDelivery, ReportSubscription  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""Report subscriptions (placeholder while being written)."""
