@@ -159,6 +159,9 @@ def schedule(uisp_refresh_hours: int = DEFAULT_UISP_REFRESH_HOURS) -> list[Sched
         # Arrears (A4, issue 16): daily; each ladder step is applied once per episode, so a rerun does nothing.
         ScheduledJob("arrears_ladder", "35 4 * * *", "arrears_ladder", _tracked("arrears_ladder"),
                      "Each estate's escalation ladder over units in arrears: warn, restrict, suspend, escalate (A4)."),
+        # Issue 22: daily, so a Monday or a 1st missed is caught up the next day; a period sent is never resent.
+        ScheduledJob("report_subscriptions", "15 6 * * *", "report_subscriptions", _tracked("report_subscriptions"),
+                     "Reports people subscribed to, emailed weekly (Mondays) or monthly (the 1st) (Quantify 1.7)."),
     ]
 
 

@@ -109,7 +109,8 @@ def parse_request(source: str, estate_id: str | int | None, first: str, last: st
 
 def start_backfill(session: Session, source: str, estate: Estate, first_day: date, last_day: date, *,
                    user_id: int | None = None) -> SourceBackfill:
-    """Record a backfill and start its job; commits. Refused while one of the same source and estate is unfinished."""
+    """Record a backfill and start its job; commits once (before the job runs). Refused while one of
+    the same source and estate is unfinished."""
     running = session.scalar(select(SourceBackfill).where(
         SourceBackfill.source == source, SourceBackfill.estate_id == estate.id,
         SourceBackfill.status.in_(UNFINISHED)).limit(1))
@@ -130,7 +131,7 @@ def start_backfill(session: Session, source: str, estate: Estate, first_day: dat
 
 
 def request_stop(session: Session, backfill: SourceBackfill) -> SourceBackfill:
-    """Ask a queued or running backfill to stop after its current day; commits."""
+    """Ask a queued or running backfill to stop after its current day; commits once."""
     session.refresh(backfill)
     if backfill.status not in ("queued", "running"):
         raise BackfillError({"status": str(_l("Only a queued or running backfill can be stopped."))})
@@ -141,7 +142,7 @@ def request_stop(session: Session, backfill: SourceBackfill) -> SourceBackfill:
 
 
 def resume_backfill(session: Session, backfill: SourceBackfill, *, user_id: int | None = None) -> SourceBackfill:
-    """Start a stopped or failed backfill again from the day after its last completed one; commits."""
+    """Start a stopped or failed backfill again from the day after its last completed one; commits once."""
     session.refresh(backfill)
     if not backfill.resumable:
         raise BackfillError({"status": str(_l("Only a stopped or failed backfill with days left can be resumed."))})
@@ -312,3 +313,21 @@ def _thundercloud_days(session: Session):
         return DayOutcome(accepted=report.new_heartbeats, duplicates=report.cached, complete=not report.failed,
                           problem="; ".join(report.fetch_errors)[:2000])
     return import_day
+
+
+def seed_demo_backfills(session: Session, estate: Estate, today: date) -> None:
+    """Demo rows for Staff → Backfills: one finished, one stopped half way (resumable); the caller commits."""
+    finished = SourceBackfill(source="thundercloud", estate_id=estate.id, first_day=today - timedelta(days=60),
+                              last_day=today - timedelta(days=31), status="done",
+                              last_completed_day=today - timedelta(days=31), days_done=30, accepted=1080, duplicates=0,
+                              skipped=0,
+                              finished_at=utcnow() - timedelta(days=2))
+    stopped = SourceBackfill(source="koios", estate_id=estate.id, first_day=today - timedelta(days=30),
+                             last_day=today - timedelta(days=1), status="stopped",
+                             last_completed_day=today - timedelta(days=19), days_done=12, accepted=2880, duplicates=0,
+                             skipped=0,
+                             stop_requested_at=utcnow() - timedelta(hours=3),
+                             finished_at=utcnow() - timedelta(hours=3))
+    for row in (finished, stopped):
+        row.summary = summary(row)
+        session.add(row)
