@@ -45,7 +45,7 @@ from app.jobs import enqueue, job
 from app.metering.decoders import HTTP_TOPIC, parse_time
 from app.metering.ingest import Message, ingest
 from app.metering.validation import MAX_AGE
-from app.models import Estate, Meter, Reading, canonical_serial, utcnow
+from app.models import Estate, JobRun, Meter, Reading, canonical_serial, utcnow
 from app.models.backfills import BACKFILL_SOURCES, SourceBackfill
 
 BACKFILL_JOB = "source_backfill"
@@ -141,10 +141,31 @@ def request_stop(session: Session, backfill: SourceBackfill) -> SourceBackfill:
     return backfill
 
 
+def latest_run(session: Session, backfill: SourceBackfill) -> JobRun | None:
+    """The backfill's newest job run (its progress panel while it runs)."""
+    return session.scalar(select(JobRun).where(JobRun.target == job_target(backfill.id))
+                          .order_by(JobRun.id.desc()).limit(1))
+
+
+def job_target(backfill_id: int) -> str:
+    return f"backfill:{backfill_id}"
+
+
+def can_resume(session: Session, backfill: SourceBackfill) -> bool:
+    """Stopped or failed with days left, or left unfinished by a job that is no longer running
+    (a worker that died before it began: its row would otherwise wait forever)."""
+    if backfill.resumable:
+        return True
+    if backfill.status not in UNFINISHED or backfill.next_day is None:
+        return False
+    run = latest_run(session, backfill)
+    return run is None or run.finished
+
+
 def resume_backfill(session: Session, backfill: SourceBackfill, *, user_id: int | None = None) -> SourceBackfill:
     """Start a stopped or failed backfill again from the day after its last completed one; commits once."""
     session.refresh(backfill)
-    if not backfill.resumable:
+    if not can_resume(session, backfill):
         raise BackfillError({"status": str(_l("Only a stopped or failed backfill with days left can be resumed."))})
     backfill.status, backfill.stop_requested_at, backfill.error = "queued", None, None
     audit.record(session, "backfill.resume", backfill, new={"from": backfill.next_day})
@@ -155,7 +176,7 @@ def resume_backfill(session: Session, backfill: SourceBackfill, *, user_id: int 
 
 
 def _enqueue(backfill: SourceBackfill, user_id: int | None):
-    return enqueue(BACKFILL_JOB, backfill.id, target=f"backfill:{backfill.id}", user_id=user_id, queue="low")
+    return enqueue(BACKFILL_JOB, backfill.id, target=job_target(backfill.id), user_id=user_id, queue="low")
 
 
 def recent_backfills(session: Session, limit: int = 50) -> list[tuple[SourceBackfill, Estate]]:

@@ -183,9 +183,15 @@ def test_subscribe_from_a_report_needs_csrf_and_scope(app, committed, world, log
 
 
 def test_export_links_offer_subscribe_to_a_signed_in_user(app, world, login):
-    page = login(world.emails["staff"]).get("/staff/metering").get_data(as_text=True)
+    client = login(world.emails["staff"])
+    page = client.get("/staff/metering").get_data(as_text=True)
     link = re.search(r'href="([^"]*/subscriptions/new[^"]*)"', page)
     assert link and "report=staff.metering" in link.group(1)
+    # A page opened with arguments: the link carries them (and the page still renders).
+    filtered = client.get("/staff/metering/dead-letters?pending=1")
+    assert filtered.status_code == 200
+    link = re.search(r'href="([^"]*/subscriptions/new[^"]*)"', filtered.get_data(as_text=True))
+    assert link and "arg.pending=1" in link.group(1)
 
 
 def test_every_export_link_in_the_templates_can_be_subscribed_to():

@@ -129,8 +129,21 @@ def test_an_unfinished_backfill_of_the_same_source_and_estate_refuses_a_second(s
     session.commit()
     with pytest.raises(BackfillError, match=f"#{row.id}"):
         start_backfill(session, "koios", estate, FIRST, LAST)
+    session.add(JobRun(kind="source_backfill", target=f"backfill:{row.id}", status="running"))
+    session.commit()
     with pytest.raises(BackfillError):
         resume_backfill(session, row)  # running: nothing to resume
+
+
+def test_a_backfill_whose_job_is_gone_can_be_resumed(session, koios_estate):
+    """Stop pressed while queued, then the worker died before it began: the row must not wait forever."""
+    estate, _ = koios_estate
+    row = SourceBackfill(source="koios", estate_id=estate.id, first_day=FIRST, last_day=LAST, status="stopping")
+    session.add(row)
+    session.add(JobRun(kind="source_backfill", target="backfill:0", status="failed"))
+    session.commit()
+    row = resume_backfill(session, row)
+    assert row.status == "done" and count(session, Reading) == 4 * 6 * 24
 
 
 def test_a_koios_failure_keeps_the_days_done_and_resume_finishes(session, koios_estate):

@@ -6,18 +6,19 @@ from sqlalchemy import select
 from app.extensions import db
 from app.htmx import is_partial, redirect, render
 from app.layers.staff import bp
-from app.models import Estate, JobRun
+from app.models import Estate
 from app.models.backfills import BACKFILL_SOURCES, SourceBackfill
 from app.sources.backfill import (
-    MAX_RANGE_DAYS, BackfillError, parse_request, recent_backfills, request_stop, resume_backfill, start_backfill)
+    MAX_RANGE_DAYS, BackfillError, can_resume, latest_run, parse_request, recent_backfills, request_stop,
+    resume_backfill, start_backfill)
 
 
 def _page(errors: dict | None = None, form: dict | None = None, status: int = 200):
     rows = recent_backfills(db.session)
-    runs = {run.id: run for run in db.session.scalars(select(JobRun).where(
-        JobRun.id.in_([b.job_run_id for b, _ in rows if b.job_run_id])))} if rows else {}
+    runs = {b.id: latest_run(db.session, b) for b, _ in rows}
+    resumable = {b.id for b, _ in rows if can_resume(db.session, b)}
     estates = db.session.scalars(select(Estate).order_by(Estate.name)).all()
-    return render("staff/backfills.html", "backfills", rows=rows, runs=runs, estates=estates,
+    return render("staff/backfills.html", "backfills", rows=rows, runs=runs, resumable=resumable, estates=estates,
                   sources=BACKFILL_SOURCES, errors=errors or {}, form=form or {},
                   max_days=MAX_RANGE_DAYS), status
 
