@@ -239,3 +239,17 @@ def test_the_staff_page_starts_lists_stops_and_guards(app, committed, login, koi
     assert stop.status_code == 400 and "Only a queued or running backfill" in stop.get_data(as_text=True)
     assert client.post("/staff/backfills/999999/stop", data={"csrf_token": token}).status_code == 404
     assert client.post("/staff/backfills/999999/resume", data={"csrf_token": token}).status_code == 404
+
+
+def test_the_cli_backfills_a_range_and_refuses_bad_input(app, session, koios_estate):
+    estate, _ = koios_estate
+    runner = app.test_cli_runner()
+    done = runner.invoke(args=["sources", "backfill", "--estate", estate.code, "--source", "koios",
+                               "--from", str(LAST), "--to", str(LAST)])
+    assert done.exit_code == 0 and "done: 1 of 1 days" in done.output and "144 new readings" in done.output
+    future = runner.invoke(args=["sources", "backfill", "--estate", estate.code, "--source", "koios",
+                                 "--from", str(LAST), "--to", str(TODAY)])
+    assert future.exit_code != 0 and "yesterday or earlier" in future.output
+    unknown = runner.invoke(args=["sources", "backfill", "--estate", "NOPE", "--source", "koios",
+                                  "--from", str(LAST), "--to", str(LAST)])
+    assert unknown.exit_code != 0 and "no estate with code 'NOPE'" in unknown.output
