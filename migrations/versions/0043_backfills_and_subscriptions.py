@@ -73,7 +73,7 @@ def upgrade():
     sa.ForeignKeyConstraint(['subscription_id'], ['report_subscriptions.id'],
                             name=op.f('fk_report_deliveries_subscription_id_report_subscriptions')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_report_deliveries')),
-    sa.UniqueConstraint('subscription_id', 'period', name=op.f('uq_report_deliveries_subscription_idperiod'))
+    sa.UniqueConstraint('subscription_id', 'period', name=op.f('uq_report_deliveries_subscription_id_period'))
     )
     with op.batch_alter_table('report_deliveries', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_report_deliveries_subscription_id'), ['subscription_id'], unique=False)
