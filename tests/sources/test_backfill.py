@@ -253,3 +253,21 @@ def test_the_cli_backfills_a_range_and_refuses_bad_input(app, session, koios_est
     unknown = runner.invoke(args=["sources", "backfill", "--estate", "NOPE", "--source", "koios",
                                   "--from", str(LAST), "--to", str(LAST)])
     assert unknown.exit_code != 0 and "no estate with code 'NOPE'" in unknown.output
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(form=st.fixed_dictionaries({"source": st.sampled_from(["koios", "thundercloud", "", "x" * 300]),
+                                   "estate": st.one_of(st.just(""), st.text(max_size=12), st.integers().map(str)),
+                                   "first_day": st.text(max_size=14), "last_day": st.text(max_size=14)}))
+def test_the_start_form_answers_any_input_with_a_page_never_a_500(app, staff_form, form):
+    client, token = staff_form
+    response = client.post("/staff/backfills", data={**form, "csrf_token": token})
+    assert response.status_code in (302, 400)
+
+
+@pytest.fixture
+def staff_form(app, committed, login):
+    with committed() as s:
+        email = make_login(s, "staff").email
+    client = login(email)
+    return client, csrf_from(client.get("/staff/backfills").get_data(as_text=True))
