@@ -210,3 +210,20 @@ def test_any_form_is_parsed_to_args_or_refused(app_ctx, form):
         assert "report" in error.errors
     else:
         assert len(args) <= 12 and all(len(v) <= 200 for v in args.values())
+
+
+@pytest.fixture
+def tenant_form(app, world, login):
+    client = login(world.emails["tenant"])
+    return client, csrf_from(client.get("/subscriptions").get_data(as_text=True))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(report=st.sampled_from(sorted(REPORTS) + ["", "auth.logout", "x" * 200]),
+       args=st.dictionaries(st.text(max_size=15).map(lambda k: "arg." + k), st.text(max_size=30), max_size=4),
+       frequency=st.sampled_from(["weekly", "monthly", "", "daily"]), fmt=st.sampled_from(["csv", "pdf", "xls"]))
+def test_the_subscribe_form_answers_any_input_with_a_page_never_a_500(tenant_form, report, args, frequency, fmt):
+    client, token = tenant_form
+    response = client.post("/subscriptions", data={"report": report, **args, "frequency": frequency,
+                                                   "file_format": fmt, "csrf_token": token})
+    assert response.status_code in (302, 400, 404)
