@@ -53,11 +53,14 @@ def _form(endpoint: str, args: dict, errors: dict | None = None, choice: dict | 
 @bp.get("/new")
 @login_required
 def new_subscription():
+    endpoint = request.args.get("report", "")
+    if not endpoint:  # opened bare: say where subscriptions start
+        return render("subscriptions/new.html", endpoint=None)
     try:
         args = report_args(request.args)
     except SubscriptionError:
         abort(404)
-    return _form(request.args.get("report", ""), args)
+    return _form(endpoint, args)
 
 
 @bp.post("")

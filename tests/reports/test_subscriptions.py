@@ -169,6 +169,8 @@ def test_subscribe_from_a_report_needs_csrf_and_scope(app, committed, world, log
     bad = client.post("/subscriptions", data={**data, "frequency": "daily", "csrf_token": token})
     assert bad.status_code == 400 and "Choose weekly or monthly" in bad.get_data(as_text=True)
     assert client.get("/subscriptions/new?report=auth.logout").status_code == 404
+    bare = client.get("/subscriptions/new")
+    assert bare.status_code == 200 and "under its Download links" in bare.get_data(as_text=True)
     assert client.post("/subscriptions", data={**data, "report": "auth.logout", "csrf_token": token}).status_code == 404
     listing = client.get("/subscriptions").get_data(as_text=True)
     assert f"Transactions unit {world.unit_a_number.lower()}" in listing and "Monthly" in listing
