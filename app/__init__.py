@@ -36,6 +36,8 @@ JOB_MODULES = [
     "app.analytics.daily_reconciliation",  # issue 20: daily reconciliation
     "app.billing.ladder",  # arrears (issue 16)
     "app.billing.cohorts",  # debt cohorts (issue 16, A5)
+    "app.sources.backfill",  # issue 22: historical backfills
+    "app.reports.subscriptions",  # issue 22: report subscriptions
 ]
 
 
@@ -129,6 +131,7 @@ def register_blueprints(app: Flask) -> None:
     from app.api.readings import bp as readings_bp; app.register_blueprint(readings_bp)  # noqa: E702
     from app.api.v1 import bp as api_v1_bp; app.register_blueprint(api_v1_bp)  # noqa: E702  (issue 21)
     app.register_blueprint(portal.bp)
+    from app.layers.subscriptions import bp as subscriptions_bp; app.register_blueprint(subscriptions_bp)  # noqa: E702  (issue 22)
     for layer in (tenant, owner, family, body_corporate, agent, utility, staff, admin):
         app.register_blueprint(layer.bp)
 

@@ -98,3 +98,5 @@ def register(app: Flask) -> None:
     app.cli.add_command(reconcile_command)
     from app.billing.cohorts_cli import cohorts_cli  # noqa: PLC0415 - debt cohorts (issue 16, A5)
     app.cli.add_command(cohorts_cli)
+    from app.sources.cli import sources_cli  # noqa: PLC0415 - issue 22: historical backfills
+    app.cli.add_command(sources_cli)

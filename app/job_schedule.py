@@ -162,6 +162,9 @@ def schedule(uisp_refresh_hours: int = DEFAULT_UISP_REFRESH_HOURS) -> list[Sched
         # Debt cohorts (A5, issue 16): daily; takes the year's cohort on its day, snapshots last month and this.
         ScheduledJob("debt_cohorts", "50 4 * * *", "debt_cohorts", _tracked("debt_cohorts"),
                      "Each estate's debt cohort: taken on its day of the fiscal year, snapshotted monthly (A5)."),
+        # Issue 22: daily, so a Monday or a 1st missed is caught up the next day; a period sent is never resent.
+        ScheduledJob("report_subscriptions", "15 6 * * *", "report_subscriptions", _tracked("report_subscriptions"),
+                     "Reports people subscribed to, emailed weekly (Mondays) or monthly (the 1st) (Quantify 1.7)."),
     ]
 
 

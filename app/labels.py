@@ -118,6 +118,12 @@ LABELS["job"].update({"levy_run": "Levy run", "webhook_deliver": "Webhook delive
 LABELS["webhook_status"] = {"pending": "Waiting to be sent", "delivered": "Delivered", "failed": "Failed",
                             "abandoned": "Given up"}
 
+# Issue 22: historical backfills and report subscriptions.
+LABELS["job"].update({"source_backfill": "Historical backfill", "report_subscriptions": "Report subscriptions"})
+LABELS["backfill_source"] = {"koios": "Koios readings", "thundercloud": "ThunderCloud exports"}
+LABELS["backfill_status"] = {"queued": "Waiting to start", "running": "Running", "stopping": "Stopping after this day",
+                             "stopped": "Stopped", "done": "Finished", "failed": "Failed"}
+
 VERBATIM = {"commodity"}  # kinds whose unknown codes read best as they are
 
 

@@ -40,3 +40,6 @@ from app.models.debt import ArrearsEpisode, ArrearsTask, PaymentPlan, PocketCred
 from app.models.notices import Notice  # noqa: E402,F401  (issue 15: agents' notices)
 from app.models.utility import SolarAllocation, SolarScheme  # noqa: E402,F401  (issue 19: shared solar)
 from app.models.cohorts import CohortMember, CohortSnapshot, DebtCohort  # noqa: E402,F401  (debt cohorts, issue 16)
+# issue 22: historical backfills and report subscriptions
+from app.models.backfills import SourceBackfill  # noqa: E402,F401
+from app.models.subscriptions import ReportDelivery, ReportSubscription  # noqa: E402,F401

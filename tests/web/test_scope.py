@@ -67,6 +67,11 @@ NON_LAYER_ID_ENDPOINTS = {"portal.job_progress"}  # test_job_progress_is_only_fo
 PUBLIC_ENDPOINTS |= {r.endpoint for r in RULES if r.endpoint.startswith("api_v1.")}
 NON_LAYER_ID_ENDPOINTS |= {r.endpoint for r in RULES if r.endpoint.startswith("api_v1.")}
 PLAIN_VALUES |= {"endpoint_id": 1, "delivery_id": 1, "serial": "1"}
+# Issue 22: historical backfills are staff-only (staff blueprint; tests/sources/test_backfill.py: unknown id 404).
+PLAIN_VALUES |= {"backfill_id": 1}
+# Report subscriptions belong to their user: another's id is 404 (tests/reports/test_subscriptions.py).
+NON_LAYER_ID_ENDPOINTS |= {"subscriptions.cancel_subscription"}
+PLAIN_VALUES |= {"subscription_id": 1}
 UNIT_SCOPED_ROLES = {"tenant", "owner", "family"}  # the world grants these on unit A only
 
 

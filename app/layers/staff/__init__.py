@@ -14,3 +14,4 @@ from app.layers.staff import jobs  # noqa: E402,F401
 from app.layers.staff import settlement  # noqa: E402,F401  (issue 20)
 from app.layers.staff import reconciliation  # noqa: E402,F401  (issue 20)
 from app.layers.staff import emission_factors  # noqa: E402,F401  (issue 19: carbon)
+from app.layers.staff import backfills  # noqa: E402,F401  (issue 22)
