@@ -151,3 +151,91 @@ class TopupOut:
     currency: str
     balance: Decimal
     status: str
+
+
+@dataclass(frozen=True)
+class BillOut:
+    """A meter's bill for last month (in the estate's timezone): readings, consumption, amount billed."""
+
+    serial: str
+    period: str = described("The month billed, YYYY-MM")
+    start: datetime = described("The month's first moment (UTC)")
+    end: datetime = described("The next month's first moment (UTC)")
+    start_reading_at: datetime | None = described("The month's first reading")
+    start_register: Decimal | None = described("The register at the first reading")
+    end_reading_at: datetime | None = described("The month's last reading")
+    end_register: Decimal | None = described("The register at the last reading")
+    consumption: Decimal | None = described("The register's rise (kWh, kL)")
+    amount_billed: Decimal = described("Consumption charges posted to the pocket for readings in the month")
+    commodity: str = described("The amount's currency, or KWH / KL for an estate selling units")
+
+
+@dataclass(frozen=True)
+class MaintenanceOut:
+    """Whether maintenance mode holds reading ingest (readings wait in the broker meanwhile)."""
+
+    maintenance: bool
+
+
+@dataclass(frozen=True)
+class MaintenanceIn:
+    """Switch maintenance mode on or off."""
+
+    maintenance: bool
+
+
+@dataclass(frozen=True)
+class DebtOut:
+    """One debt: a pocket below zero or an open arrears record, with its age."""
+
+    estate_id: int
+    unit_id: int | None
+    kind: Literal["pocket", "record"]
+    utility: str | None
+    source: str = described("pocket, or the record's source (move_out, levy, migration, manual)")
+    owed: Decimal = described("Money owed, in the estate's currency")
+    currency: str = described("The estate's currency")
+    since: str = described("Local date the debt began, YYYY-MM-DD")
+    days: int = described("Days in debt")
+    bucket: str = described("Aging bucket: current, 30, 60, 90, 120")
+    record_id: int | None = described("The arrears record, for kind record", default=None)
+
+
+@dataclass(frozen=True)
+class DebtList:
+    """A page of debts, oldest first."""
+
+    data: list[DebtOut]
+    next_cursor: str | None = described("Pass as `cursor` for the next page; null on the last", default=None)
+
+
+@dataclass(frozen=True)
+class NewMeterIn:
+    """The meter registered with a new unit."""
+
+    serial: str = described("The meter's serial (leading zeros are ignored)", maxLength=64)
+    utility: Utility = described("What it measures")
+    protocol: str | None = described("How it reports (default mqtt_direct)", default=None, maxLength=32)
+    interval_minutes: int | None = described("Minutes between readings", default=None, minimum=1, maximum=1440)
+    dev_eui: str | None = described("LoRaWAN DevEUI (ChirpStack meters)", default=None, maxLength=32)
+
+
+@dataclass(frozen=True)
+class UnitIn:
+    """A unit to register in an estate, optionally with its meter."""
+
+    estate_id: int = described("The estate", minimum=1)
+    number: str = described("The unit number, unique in the estate", maxLength=32)
+    occupancy_status: Literal["occupied", "vacant", "maintenance"] | None = described(
+        "Starting occupancy (default vacant)", default=None)
+    floor_area_m2: Decimal | None = described("Floor area in m²", default=None)
+    address: str | None = described("Postal address", default=None, maxLength=500)
+    meter: NewMeterIn | None = described("The unit's meter, registered with it", default=None)
+
+
+@dataclass(frozen=True)
+class UnitCreatedOut:
+    """A unit just registered, and its meter if one was sent."""
+
+    unit: UnitOut
+    meter: MeterOut | None

@@ -82,3 +82,142 @@ def test_a_key_without_readings_write_is_403_and_no_key_401(session, client):
     assert _post_readings(client, reader, []).status_code == 403
     missing = client.post("/api/v1/readings", json={"readings": []})
     assert missing.status_code == 401 and missing.mimetype == "application/problem+json"
+
+
+# --- Endpoints: bills, consumption alias, arrears, maintenance, units ---------------------
+
+def _metered(session):
+    from datetime import date
+
+    from app.models import TariffVersion
+
+    kit = factories.make_estate_with_wallet(session)
+    session.add(TariffVersion(estate_id=kit.estate.id, utility="electricity", effective_from=date(2020, 1, 1),
+                              kind="flat", rates={"rate": "2.00"}))
+    meter = factories.make_meter(session, kit.unit, serial="000023022673")
+    factories.make_topup(session, kit.pocket("electricity"), "100.00", clearing=kit.accounts.clearing)
+    session.commit()
+    return kit, meter
+
+
+def _direct(serial, moment, register):
+    import json
+
+    from app.metering.ingest import Message
+    body = {"meter": serial, "time": moment.isoformat(), "energy": f"{register} kWh"}
+    return Message(f"meters/{serial}/readings", json.dumps(body).encode())
+
+
+def test_last_months_bill_gives_readings_consumption_and_amount(session, client):
+    from app.metering.ingest import ingest
+    from app.metering.queries import period_bounds
+
+    kit, meter = _metered(session)
+    start, end = period_bounds("last_month", utcnow(), kit.estate.tz)
+    first, last = start + timedelta(days=1), start + timedelta(days=2)
+    ingest(session, [_direct(meter.serial, first, "100"), _direct(meter.serial, last, "104.5"),
+                     _direct(meter.serial, end + timedelta(hours=1), "110")])
+    session.commit()
+    key = _issue(session, "reader", "read", kit.estate)
+    body = client.get(f"/api/v1/meters/{meter.serial}/bills/last-month", headers={"X-API-Key": key}).get_json()
+    assert body["period"] == start.astimezone(kit.estate.tz).strftime("%Y-%m")
+    from decimal import Decimal
+    assert [Decimal(body[f]) for f in ("start_register", "end_register", "consumption")] == [100, Decimal("104.5"),
+                                                                                              Decimal("4.5")]
+    assert body["amount_billed"] == "9.00" and body["commodity"] == kit.estate.currency  # 4.5 kWh at 2.00
+    other = factories.make_estate_with_wallet(session)
+    session.commit()
+    outsider = _issue(session, "outsider", "read", other.estate)
+    assert client.get(f"/api/v1/meters/{meter.serial}/bills/last-month",
+                      headers={"X-API-Key": outsider}).status_code == 404
+
+
+def test_consumption_takes_powercms_period_names(session, client):
+    kit, meter = _metered(session)
+    key = _issue(session, "reader", "read", kit.estate)
+    response = client.get(f"/api/v1/meters/{meter.serial}/consumption?period=last_30min", headers={"X-API-Key": key})
+    assert response.status_code == 200 and response.get_json()["period"] == "last_30_minutes"
+    assert client.get(f"/api/v1/meters/{meter.serial}/consumption?period=yesterday",
+                      headers={"X-API-Key": key}).status_code == 400
+
+
+def test_arrears_list_debts_in_scope_oldest_first(session, client):
+    from app.ledger import Entry, post
+
+    kit = factories.make_estate_with_wallet(session)
+    other = factories.make_estate_with_wallet(session)
+    for estate_kit in (kit, other):
+        pocket = estate_kit.pocket("electricity")
+        post(session, Entry(estate_id=estate_kit.estate.id, kind="consumption", idempotency_key=f"t:{pocket.id}",
+                            legs=[(pocket.id, -25), (estate_kit.accounts.revenue["electricity"].id, 25)],
+                            occurred_at=utcnow() - timedelta(days=40)))
+    session.commit()
+    key = _issue(session, "reader", "read", kit.estate)
+    body = client.get("/api/v1/arrears", headers={"X-API-Key": key}).get_json()
+    assert [(d["unit_id"], d["owed"], d["kind"], d["bucket"]) for d in body["data"]] == [
+        (kit.unit.id, "25.00", "pocket", "30")]
+    everything = _issue(session, "all", "read")
+    page = client.get("/api/v1/arrears?limit=1", headers={"X-API-Key": everything}).get_json()
+    assert len(page["data"]) == 1 and page["next_cursor"]
+    rest = client.get(f"/api/v1/arrears?limit=1&cursor={page['next_cursor']}", headers={"X-API-Key": everything})
+    assert len(rest.get_json()["data"]) == 1 and rest.get_json()["next_cursor"] is None
+    assert client.get(f"/api/v1/arrears?estate_id={other.estate.id}", headers={"X-API-Key": key}).get_json()["data"] == []
+
+
+def test_maintenance_is_for_staff_keys_and_audited(session, client):
+    from app.metering.ingest import ingest_paused
+    from app.models import AuditLog
+
+    kit = factories.make_estate_with_wallet(session)
+    agent = factories.make_user(session, "agent", estate=kit.estate)
+    session.commit()
+    staff = _issue(session, "ops", "read,manage")
+    estate_key = _issue(session, "estate", "read,manage", kit.estate)
+    agents = _issue(session, "agent's", "read,manage", kit.estate, agent)
+    assert client.get("/api/v1/maintenance", headers={"X-API-Key": staff}).get_json() == {"maintenance": False}
+    for key in (estate_key, agents):
+        assert client.get("/api/v1/maintenance", headers={"X-API-Key": key}).status_code == 404
+        assert client.post("/api/v1/maintenance", json={"maintenance": True},
+                           headers={"X-API-Key": key}).status_code == 404
+    reader = _issue(session, "reader", "read")
+    assert client.post("/api/v1/maintenance", json={"maintenance": True},
+                       headers={"X-API-Key": reader}).status_code == 403
+    assert client.post("/api/v1/maintenance", json={"maintenance": "yes"},
+                       headers={"X-API-Key": staff}).status_code == 422
+    on = client.post("/api/v1/maintenance", json={"maintenance": True}, headers={"X-API-Key": staff})
+    assert on.status_code == 200 and on.get_json() == {"maintenance": True}
+    session.expire_all()
+    assert ingest_paused(session)
+    row = session.scalar(select(AuditLog).where(AuditLog.action == "maintenance.switch"))
+    assert row.actor.startswith("api:mw_live_") and row.new["maintenance"] is True
+
+
+def test_registering_a_unit_with_its_meter(session, client):
+    from app.models import Meter, Unit
+
+    kit = factories.make_estate_with_wallet(session)
+    other = factories.make_estate_with_wallet(session)
+    session.commit()
+    key = _issue(session, "onboarding", "read,manage", kit.estate)
+    made = client.post("/api/v1/units", headers={"X-API-Key": key}, json={
+        "estate_id": kit.estate.id, "number": "B-12", "meter": {"serial": "0077001", "utility": "electricity",
+                                                                "interval_minutes": 30}})
+    assert made.status_code == 201, made.get_data(as_text=True)
+    body = made.get_json()
+    assert body["unit"]["number"] == "B-12" and body["unit"]["occupancy_status"] == "vacant"
+    assert body["meter"]["serial"] == "77001" and body["meter"]["unit_id"] == body["unit"]["id"]
+    # The same number again, or a serial already registered: 422 with the field, nothing written.
+    again = client.post("/api/v1/units", headers={"X-API-Key": key}, json={"estate_id": kit.estate.id, "number": "b-12"})
+    assert again.status_code == 422 and "number" in again.get_json()["errors"]
+    taken = client.post("/api/v1/units", headers={"X-API-Key": key}, json={
+        "estate_id": kit.estate.id, "number": "B-13", "meter": {"serial": "77001", "utility": "electricity"}})
+    assert taken.status_code == 422 and "meter.serial" in taken.get_json()["errors"]
+    session.expire_all()
+    assert session.scalar(select(func.count(Unit.id)).where(Unit.number == "B-13")) == 0
+    assert session.scalar(select(func.count(Meter.id)).where(Meter.serial == "77001")) == 1
+    # Another estate is 404; a key without manage is 403.
+    assert client.post("/api/v1/units", headers={"X-API-Key": key},
+                       json={"estate_id": other.estate.id, "number": "X1"}).status_code == 404
+    reader = _issue(session, "reader", "read", kit.estate)
+    assert client.post("/api/v1/units", headers={"X-API-Key": reader},
+                       json={"estate_id": kit.estate.id, "number": "X1"}).status_code == 403

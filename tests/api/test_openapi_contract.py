@@ -93,7 +93,8 @@ def test_the_document_is_openapi_3_1_generated_from_the_routes(client):
     assert doc["openapi"] == "3.1.0"
     operations = {op["operationId"] for path in doc["paths"].values() for op in path.values()}
     assert {"list_estates", "get_estate", "list_units", "get_unit", "get_wallet", "list_wallets", "list_meters",
-            "get_meter", "meter_consumption", "create_topup", "openapi_json"} <= operations
+            "get_meter", "meter_consumption", "create_topup", "openapi_json", "meter_last_month_bill", "list_arrears",
+            "get_maintenance", "post_maintenance", "create_unit"} <= operations
     topup = doc["paths"]["/api/v1/topups"]["post"]
     assert topup["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/TopupIn"}
     assert {"201", "401", "403", "409", "422", "429"} <= set(topup["responses"])
