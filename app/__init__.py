@@ -33,6 +33,8 @@ JOB_MODULES = [
     "app.billing.settlement",  # issue 20: settlement runs
     "app.analytics.daily_reconciliation",  # issue 20: daily reconciliation
     "app.billing.ladder",  # arrears (issue 16)
+    "app.api.idempotency",  # issue 21: the daily purge of stored API responses
+    "app.integration.events",  # issue 21: meter.offline webhook events
 ]
 
 

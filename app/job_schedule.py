@@ -159,6 +159,11 @@ def schedule(uisp_refresh_hours: int = DEFAULT_UISP_REFRESH_HOURS) -> list[Sched
         # Arrears (A4, issue 16): daily; each ladder step is applied once per episode, so a rerun does nothing.
         ScheduledJob("arrears_ladder", "35 4 * * *", "arrears_ladder", _tracked("arrears_ladder"),
                      "Each estate's escalation ladder over units in arrears: warn, restrict, suspend, escalate (A4)."),
+        # Issue 21: stored Idempotency-Key responses live 24 h; meters gone silent become meter.offline events.
+        ScheduledJob("idempotency_purge", "55 3 * * *", "idempotency_purge", _tracked("idempotency_purge"),
+                     "API responses stored for Idempotency-Key replays, forgotten after 24 hours (A7)."),
+        ScheduledJob("meter_offline_events", "*/5 * * * *", "meter_offline_events", _tracked("meter_offline_events"),
+                     "Meters gone offline since the last run, sent to meter.offline webhook subscribers (A7)."),
     ]
 
 

@@ -115,6 +115,9 @@ LABELS["job"].update({"levy_run": "Levy run", "webhook_deliver": "Webhook delive
 LABELS["webhook_status"] = {"pending": "Waiting to be sent", "delivered": "Delivered", "failed": "Failed",
                             "abandoned": "Given up"}
 
+LABELS["job"].update({"idempotency_purge": "API idempotency purge",  # issue 21
+                      "meter_offline_events": "Meter offline webhooks"})
+
 VERBATIM = {"commodity"}  # kinds whose unknown codes read best as they are
 
 

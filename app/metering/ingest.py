@@ -29,6 +29,7 @@ from app import audit
 from app.billing.consumption import Reprice, Span, bill
 from app.ledger import Entry
 from app.estates.settings_catalog import setting_default
+from app.integration import events
 from app.settings import get_setting, put_setting
 from app.metering import credit_control, rollups, validation
 from app.metering.decoders import DEFAULT_PROFILES, DecodedReading, DecodeError, decode
@@ -129,6 +130,7 @@ def ingest(session: Session, messages: list[Message], *, now: datetime | None = 
         items.sort(key=lambda item: item[1].taken_at)
         _walk(session, batch, report, meter, estates[meter.estate_id], items, usual.get(meter_id))
     inserted = _insert_readings(session, batch)
+    events.readings_accepted(session, batch.readings, inserted, by_id)  # meter.reading webhooks (A7), if wanted
     _advance_meters(session, batch.advanced)
     report.duplicates += len(batch.readings) - len(inserted)
     report.accepted += len(inserted)

@@ -221,3 +221,140 @@ def test_registering_a_unit_with_its_meter(session, client):
     reader = _issue(session, "reader", "read", kit.estate)
     assert client.post("/api/v1/units", headers={"X-API-Key": reader},
                        json={"estate_id": kit.estate.id, "number": "X1"}).status_code == 403
+
+
+# --- Webhook events -----------------------------------------------------------------------
+
+def _subscribe(session, estate, events: str):
+    from app.notify import webhooks_out
+    return webhooks_out.add_endpoint(session, url="http://127.0.0.1:9/hook", events=events, estate=estate,
+                                     issuer=None).row
+
+
+def _deliveries(session, event_type):
+    from app.models.api import WebhookDelivery
+    session.expire_all()
+    return list(session.scalars(select(WebhookDelivery).where(WebhookDelivery.event_type == event_type)
+                                .order_by(WebhookDelivery.id)))
+
+
+def test_meter_reading_events_only_where_subscribed_and_the_lookup_is_cached(app, session, engine):
+    from sqlalchemy import event
+
+    from app.metering.ingest import ingest
+
+    kit, meter = _metered(session)
+    quiet = factories.make_estate_with_wallet(session)
+    quiet_meter = factories.make_meter(session, quiet.unit)
+    session.commit()
+    _subscribe(session, kit.estate, "meter.reading")
+    lookups = []
+
+    def count(conn, cursor, statement, *args):
+        if "webhook_endpoints" in statement:
+            lookups.append(statement)
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        at = (utcnow() - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+        ingest(session, [_direct(meter.serial, at, "100"), _direct(meter.serial, at + timedelta(minutes=30), "101"),
+                         _direct(quiet_meter.serial, at, "5")])
+        session.commit()
+        first = len(lookups)
+        for step in range(3):  # more batches in the quiet estate: no subscription query at all
+            ingest(session, [_direct(quiet_meter.serial, at + timedelta(minutes=30 * (step + 1)), str(6 + step))])
+            session.commit()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    sent = _deliveries(session, "meter.reading")
+    assert [(d.payload["data"]["serial"], d.payload["data"]["register"]) for d in sent] == [
+        (meter.serial, "100"), (meter.serial, "101")]
+    assert sent[0].payload["type"] == "meter.reading" and sent[1].payload["data"]["consumption"] == "1"
+    assert first >= 1 and lookups[first:] == []  # the cached lookup answered the quiet estate's batches
+
+
+def test_low_balance_alert_is_a_wallet_low_balance_event(session):
+    from app.models import Unit, User
+    from app.notify.budget_alerts import check_budget_alerts, save_settings
+
+    kit = factories.make_estate_with_wallet(session)
+    factories.make_meter(session, kit.unit)
+    factories.make_topup(session, kit.pocket("electricity"), "40.00", clearing=kit.accounts.clearing)
+    tenant = factories.make_user(session, "tenant", unit=kit.unit)
+    session.commit()
+    save_settings(session, session.get(User, tenant.id), session.get(Unit, kit.unit.id),
+                  thresholds={"electricity": "50"}, frequency="daily", channels=["in_app"], high_usage=False)
+    _subscribe(session, kit.estate, "wallet.low_balance")
+    check_budget_alerts(session)
+    sent = _deliveries(session, "wallet.low_balance")
+    assert len(sent) == 1
+    data = sent[0].payload["data"]
+    assert (data["unit_id"], data["utility"], data["level"], data["threshold"]) == (kit.unit.id, "electricity",
+                                                                                    "low", "50.00")
+    assert data["balance"].startswith("40")
+
+
+def test_meters_gone_offline_are_announced_once(session):
+    from app.integration import events
+
+    kit = factories.make_estate_with_wallet(session)
+    meter = factories.make_meter(session, kit.unit)
+    silent_since = utcnow() - timedelta(hours=3)
+    meter.last_reading_at = silent_since  # offline after 2 h: since an hour ago
+    recent = factories.make_meter(session, kit.unit, utility="water")
+    recent.last_reading_at = utcnow() - timedelta(minutes=10)
+    session.commit()
+    _subscribe(session, kit.estate, "meter.offline")
+    now = utcnow()
+    assert events.announce_offline_meters(session, now - timedelta(hours=2), now) == 1
+    session.commit()
+    assert events.announce_offline_meters(session, now, now + timedelta(minutes=5)) == 0  # the next window
+    sent = _deliveries(session, "meter.offline")
+    assert [d.payload["data"]["serial"] for d in sent] == [meter.serial]
+    assert sent[0].payload["data"]["offline_since"].startswith((silent_since + timedelta(hours=2)).isoformat()[:16])
+
+
+def test_the_offline_job_windows_from_its_previous_run(session):
+    from app.integration.events import OFFLINE_JOB, offline_meters_job
+    from app.models import JobRun
+
+    kit = factories.make_estate_with_wallet(session)
+    meter = factories.make_meter(session, kit.unit)
+    meter.last_reading_at = utcnow() - timedelta(hours=2, minutes=30)
+    session.commit()
+    _subscribe(session, kit.estate, "meter.offline")
+    assert offline_meters_job(session, None) == "1 meter.offline event queued"
+    session.add(JobRun(kind=OFFLINE_JOB, status="done", started_at=utcnow()))
+    session.commit()
+    assert offline_meters_job(session, None) == "0 meter.offline events queued"
+
+
+def test_move_in_is_a_tenant_onboarded_event(session):
+    from datetime import date
+
+    from app.estates import tenancies
+
+    kit = factories.make_estate_with_wallet(session)
+    agent = factories.make_user(session, "agent", estate=kit.estate)
+    session.commit()
+    _subscribe(session, kit.estate, "tenant.onboarded")
+    day = utcnow().astimezone(kit.estate.tz).date()
+    moved = tenancies.move_in(session, agent, kit.unit, {"full_name": "Thabo Mokoena", "email": "thabo@example.com",
+                                                        "phone": ""}, day, {})
+    sent = _deliveries(session, "tenant.onboarded")
+    assert len(sent) == 1 and sent[0].payload["data"]["tenancy_id"] == moved.tenancy_id
+    assert sent[0].payload["data"]["move_in"] == day.isoformat() and isinstance(day, date)
+
+
+def test_the_idempotency_purge_job_forgets_day_old_responses(session):
+    from app.api.idempotency import purge_job
+    from app.models.api import ApiKey, IdempotentRequest
+
+    _issue(session, "k", "topups:write")
+    key_id = session.scalar(select(ApiKey.id))
+    session.add_all([IdempotentRequest(api_key_id=key_id, idempotency_key="old", request_hash="x", response_status=201,
+                                       created_at=utcnow() - timedelta(hours=25)),
+                     IdempotentRequest(api_key_id=key_id, idempotency_key="new", request_hash="x", response_status=201)])
+    session.commit()
+    assert purge_job(session, None) == "1 stored response forgotten"
+    session.expire_all()
+    assert list(session.scalars(select(IdempotentRequest.idempotency_key))) == ["new"]
