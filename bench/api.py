@@ -97,7 +97,7 @@ def run(database_url: str, redis_url: str, reads: int, topups: int, units: int) 
             unit_ids.append(unit.id)
         db.session.commit()
         new = keys.issue_key(db.session, "bench", permissions="read,topups:write", estate=kit.estate,
-                             rate_limit_per_hour=10_000_000)
+                             rate_limit_per_hour=1_000_000)
         plain, handed = new.key, SimpleNamespace(id=new.row.id, estate_id=kit.estate.id, created_by_user_id=None)
         db.session.remove()
 

@@ -99,5 +99,7 @@ def purge_expired(engine: Engine) -> int:
 @job(PURGE_JOB)
 def purge_job(session, progress) -> str:
     """Cron job (daily): forget the stored responses past their 24 hours."""
-    count = purge_expired(session.get_bind())
+    from app.extensions import db
+
+    count = purge_expired(db.engine)
     return f"{count} stored response{'s' if count != 1 else ''} forgotten"

@@ -53,7 +53,8 @@ def forget() -> None:
 def _subscriptions(session: Session, event_type: str) -> _Wanted:
     from app.models.api import WebhookEndpoint
 
-    key = (str(session.get_bind().url), event_type)
+    bind = session.get_bind()
+    key = (str(getattr(bind, "url", None) or bind.engine.url), event_type)  # an Engine, or a Connection
     found = _cache.get(key)
     if found is not None and time.monotonic() - found.loaded_at < CACHE_SECONDS:
         return found
