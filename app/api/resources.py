@@ -239,3 +239,53 @@ class UnitCreatedOut:
 
     unit: UnitOut
     meter: MeterOut | None
+
+
+@dataclass(frozen=True)
+class PersonIn:
+    """The tenant moving in (a new person; matched to an existing one by the estate-admin rules)."""
+
+    full_name: str = described("Full name", maxLength=200)
+    email: str | None = described("Email: the tenant gets an invite to the portal", default=None, maxLength=254)
+    phone: str | None = described("Phone (E.164 or local): an SMS with the account number", default=None,
+                                  maxLength=32)
+
+
+@dataclass(frozen=True)
+class MoveInIn:
+    """A move-in: who, from which local date, and the opening register per utility."""
+
+    person: PersonIn
+    move_in: str = described("Local date, YYYY-MM-DD", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    openings: dict[str, str] | None = described("Opening register per utility (kWh, kL), as a decimal string",
+                                                default=None)
+
+
+@dataclass(frozen=True)
+class MoveInOut:
+    """A tenant moved in."""
+
+    unit_id: int
+    tenancy_id: int
+    person_id: int
+    readings: int = described("Opening readings taken")
+
+
+@dataclass(frozen=True)
+class MoveOutIn:
+    """A move-out: the local date and the closing register per utility."""
+
+    move_out: str = described("Local date, YYYY-MM-DD", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    closings: dict[str, str] | None = described("Closing register per utility (kWh, kL), as a decimal string",
+                                                default=None)
+
+
+@dataclass(frozen=True)
+class MoveOutOut:
+    """A tenant moved out: what was refunded and what is carried as a debt."""
+
+    unit_id: int
+    tenancy_id: int
+    refunded: Decimal
+    debt: Decimal
+    currency: str

@@ -20,7 +20,8 @@ from app.api.access import current_key, protect
 from app.api.declare import BodyError, Param, dump, openapi_document, operation, parse
 from app.api.problems import PROBLEM_TYPE, problem
 from app.api.resources import (BillOut, ConsumptionOut, DebtList, DebtOut, EstateList, EstateOut, MaintenanceIn,
-                               MaintenanceOut, MeterList, MeterOut, PocketOut, Problem, TopupIn, TopupOut,
+                               MaintenanceOut, MeterList, MeterOut, MoveInIn, MoveInOut, MoveOutIn, MoveOutOut,
+                               PocketOut, Problem, TopupIn, TopupOut,
                                UnitCreatedOut, UnitIn, UnitList, UnitOut, WalletList, WalletOut)
 from app.extensions import csrf, db
 from app.ledger import LedgerError
@@ -289,6 +290,39 @@ def create_unit():
     except operations.RegistrationRefused as error:
         return _refused_body(BodyError(error.errors), "unit")
     return _json(UnitCreatedOut(_unit_out(made.unit), _meter_out(made.meter) if made.meter else None), 201)
+
+
+@operation(bp, "POST", "/units/<int:unit_id>/move-in", summary="Move a tenant into a unit", permission="manage",
+           body=MoveInIn, response=MoveInOut, status=201, params=(Param("unit_id", "path", int),), tags=("units",),
+           errors={422: "The body does not fit, or a rule refused a value (`errors` says which)"})
+def unit_move_in(unit_id: int):
+    unit = _one_or_404(_scoped(select(Unit).where(Unit.id == _id_or_404(unit_id)), Unit.estate_id))
+    body = _body_or_problem(MoveInIn)
+    if isinstance(body, Response):
+        return body
+    person = {"full_name": body.person.full_name, "email": body.person.email or "", "phone": body.person.phone or ""}
+    try:
+        moved = operations.move_in(db.session, current_key(), unit, person, body.move_in, body.openings)
+    except operations.RegistrationRefused as error:
+        return _refused_body(BodyError(error.errors), "move-in")
+    return _json(MoveInOut(unit.id, moved.tenancy_id, moved.person_id, len(moved.readings)), 201)
+
+
+@operation(bp, "POST", "/units/<int:unit_id>/move-out", summary="Move a unit's tenant out (refund or debt per pocket)",
+           permission="manage", body=MoveOutIn, response=MoveOutOut, params=(Param("unit_id", "path", int),),
+           tags=("units",), errors={422: "The body does not fit, or a rule refused a value (`errors` says which)"})
+def unit_move_out(unit_id: int):
+    unit = _one_or_404(_scoped(select(Unit).where(Unit.id == _id_or_404(unit_id)), Unit.estate_id))
+    body = _body_or_problem(MoveOutIn)
+    if isinstance(body, Response):
+        return body
+    try:
+        moved = operations.move_out(db.session, current_key(), unit, body.move_out, body.closings)
+    except operations.RegistrationRefused as error:
+        return _refused_body(BodyError(error.errors), "move-out")
+    currency = db.session.get(Estate, unit.estate_id).currency
+    return _json(MoveOutOut(unit.id, moved.tenancy_id, quantize(moved.refund_total, currency),
+                            quantize(moved.debt_total, currency), currency))
 
 
 def _body_or_problem(model):

@@ -110,3 +110,76 @@ def register_unit(session: Session, estate: Estate, values: dict, meter_values: 
                                        for name, text in error.errors.items()}) from None
     return Registered(unit, meter)
 
+
+
+# --- Move-in and move-out -----------------------------------------------------------------
+
+def _actor(session: Session, key: ApiKey):
+    """The person a key acts as for moves: its issuer (a CLI key has none, so it may not move tenants)."""
+    from app.models import User
+
+    user = session.get(User, key.created_by_user_id) if key.created_by_user_id else None
+    if user is None or not user.active:
+        raise RegistrationRefused({"key": "Moves are made as the person who issued the key: issue one from the "
+                                          "staff or agent API keys page (a CLI key has no issuer)."})
+    return user
+
+
+def _day(text: str, name: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise RegistrationRefused({name: "Enter a date as YYYY-MM-DD."}) from None
+
+
+def _registers(values: dict | None, name: str) -> dict[str, Decimal | None]:
+    from app.estates.tenancies import parse_register
+    from app.models.meter import UTILITIES
+
+    errors: dict[str, str] = {}
+    parsed: dict[str, Decimal | None] = {}
+    for utility, raw in (values or {}).items():
+        if utility not in UTILITIES:
+            errors[f"{name}.{utility}"[:80]] = f"Choose a utility: {', '.join(UTILITIES)}."
+        elif not isinstance(raw, str):
+            errors[f"{name}.{utility}"] = 'Send the register as a decimal string, like "10234.5".'
+        else:
+            parsed[utility] = parse_register(raw, f"{name}.{utility}", errors)
+    if errors:
+        raise RegistrationRefused(errors)
+    return parsed
+
+
+def move_in(session: Session, key: ApiKey, unit: Unit, person: dict, day_text: str, openings: dict | None):
+    """Move a tenant in through `app.estates.tenancies.move_in` as the key's issuer; commits once."""
+    from app.estates.access import AccessError
+    from app.estates import tenancies
+
+    actor = _actor(session, key)
+    day = _day(day_text, "move_in")
+    registers = _registers(openings, "openings")
+    try:
+        return tenancies.move_in(session, actor, unit, person, day, registers, user_id=actor.id)
+    except AccessError as error:
+        session.rollback()
+        raise RegistrationRefused(dict(error.errors)) from None
+
+
+def move_out(session: Session, key: ApiKey, unit: Unit, day_text: str, closings: dict | None):
+    """Move the unit's tenant out through `app.estates.tenancies.move_out` as the key's issuer; commits once."""
+    from app.estates.access import AccessError
+    from app.estates import tenancies
+
+    actor = _actor(session, key)
+    day = _day(day_text, "move_out")
+    registers = _registers(closings, "closings")
+    tenancy = tenancies.current_tenancy(session, unit)
+    if tenancy is None:
+        raise RegistrationRefused({"unit_id": f"Unit {unit.number} has no tenant to move out."})
+    try:
+        return tenancies.move_out(session, actor, tenancy, day, registers, user_id=actor.id)
+    except AccessError as error:
+        session.rollback()
+        raise RegistrationRefused(dict(error.errors)) from None

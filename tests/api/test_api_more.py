@@ -358,3 +358,48 @@ def test_the_idempotency_purge_job_forgets_day_old_responses(session):
     assert purge_job(session, None) == "1 stored response forgotten"
     session.expire_all()
     assert list(session.scalars(select(IdempotentRequest.idempotency_key))) == ["new"]
+
+
+# --- Move-in and move-out -----------------------------------------------------------------
+
+def test_move_in_and_out_through_the_api_as_the_keys_issuer(session, client):
+    from datetime import date
+
+    from app.models import Tenancy
+    from app.models.moves import Refund
+
+    kit, meter = _metered(session)
+    agent = factories.make_user(session, "agent", estate=kit.estate)
+    other = factories.make_estate_with_wallet(session)
+    session.commit()
+    key = _issue(session, "agent's CRM", "read,manage", kit.estate, agent)
+    day = utcnow().astimezone(kit.estate.tz).date().isoformat()
+    yesterday = (utcnow().astimezone(kit.estate.tz).date() - timedelta(days=1)).isoformat()
+    body = {"person": {"full_name": "Thabo Mokoena", "email": "thabo@example.com"}, "move_in": yesterday,
+            "openings": {"electricity": "1000"}}
+    cli_key = _issue(session, "cli", "read,manage")
+    refused = client.post(f"/api/v1/units/{kit.unit.id}/move-in", json=body, headers={"X-API-Key": cli_key})
+    assert refused.status_code == 422 and "key" in refused.get_json()["errors"]
+    assert client.post(f"/api/v1/units/{other.unit.id}/move-in", json=body,
+                       headers={"X-API-Key": key}).status_code == 404
+    bad = client.post(f"/api/v1/units/{kit.unit.id}/move-in", headers={"X-API-Key": key},
+                      json={**body, "openings": {"electricity": "-3"}})
+    assert bad.status_code == 422 and "openings.electricity" in bad.get_json()["errors"]
+    moved = client.post(f"/api/v1/units/{kit.unit.id}/move-in", json=body, headers={"X-API-Key": key})
+    assert moved.status_code == 201, moved.get_data(as_text=True)
+    tenancy_id = moved.get_json()["tenancy_id"]
+    assert moved.get_json()["readings"] == 1
+    again = client.post(f"/api/v1/units/{kit.unit.id}/move-in", json=body, headers={"X-API-Key": key})
+    assert again.status_code == 422 and "person_id" in again.get_json()["errors"]
+    out = client.post(f"/api/v1/units/{kit.unit.id}/move-out", headers={"X-API-Key": key},
+                      json={"move_out": day, "closings": {"electricity": "1010"}})
+    assert out.status_code == 200, out.get_data(as_text=True)
+    result = out.get_json()
+    # The R100 of the vacant unit went to the owner at move-in; 10 kWh at R2.00 is carried as a debt.
+    assert (result["tenancy_id"], result["refunded"], result["debt"]) == (tenancy_id, "0.00", "20.00")
+    session.expire_all()
+    assert session.get(Tenancy, tenancy_id).move_out == date.fromisoformat(day)
+    assert list(session.scalars(select(Refund).where(Refund.tenancy_id == tenancy_id))) == []
+    nobody = client.post(f"/api/v1/units/{kit.unit.id}/move-out", headers={"X-API-Key": key},
+                         json={"move_out": day})
+    assert nobody.status_code == 422 and "unit_id" in nobody.get_json()["errors"]
