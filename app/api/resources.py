@@ -289,3 +289,44 @@ class MoveOutOut:
     refunded: Decimal
     debt: Decimal
     currency: str
+
+
+@dataclass(frozen=True)
+class BulkRowIn:
+    """One wallet of a bulk top-up."""
+
+    unit_id: int = described("The unit", minimum=1)
+    amount: Decimal = described('The amount, as a string ("150.00")')
+    utility: Utility = described("The pocket", default="electricity")
+
+
+@dataclass(frozen=True)
+class BulkTopupIn:
+    """Many wallets of one estate credited at once, from the estate's agent float."""
+
+    estate_id: int = described("The estate", minimum=1)
+    rows: list[BulkRowIn] = described("The wallets (at most 20,000)")
+    description: str | None = described("What the batch is for", default=None, maxLength=200)
+
+
+@dataclass(frozen=True)
+class BulkSkippedOut:
+    """A row left out of the batch, and why."""
+
+    unit: str
+    utility: str
+    amount: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class BulkTopupOut:
+    """A bulk top-up batch: credited now (up to 100 wallets) or by a job (larger batches)."""
+
+    batch_id: int
+    status: str = described("planned, running or done")
+    count: int = described("Wallets in the batch")
+    credited: int = described("Wallets credited so far")
+    total: Decimal = described("The batch's total")
+    currency: str = described("The estate's currency")
+    skipped: list[BulkSkippedOut] = described("Rows left out, with the reason")

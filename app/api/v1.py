@@ -19,7 +19,7 @@ from app.integration import keys, operations, topups
 from app.api.access import current_key, protect
 from app.api.declare import BodyError, Param, dump, openapi_document, operation, parse
 from app.api.problems import PROBLEM_TYPE, problem
-from app.api.resources import (BillOut, ConsumptionOut, DebtList, DebtOut, EstateList, EstateOut, MaintenanceIn,
+from app.api.resources import (BillOut, BulkSkippedOut, BulkTopupIn, BulkTopupOut, ConsumptionOut, DebtList, DebtOut, EstateList, EstateOut, MaintenanceIn,
                                MaintenanceOut, MeterList, MeterOut, MoveInIn, MoveInOut, MoveOutIn, MoveOutOut,
                                PocketOut, Problem, TopupIn, TopupOut,
                                UnitCreatedOut, UnitIn, UnitList, UnitOut, WalletList, WalletOut)
@@ -323,6 +323,59 @@ def unit_move_out(unit_id: int):
     currency = db.session.get(Estate, unit.estate_id).currency
     return _json(MoveOutOut(unit.id, moved.tenancy_id, quantize(moved.refund_total, currency),
                             quantize(moved.debt_total, currency), currency))
+
+
+@operation(bp, "POST", "/wallets/bulk-topup", summary="Top up many wallets of an estate at once (idempotent)",
+           permission="topups:write", body=BulkTopupIn, response=BulkTopupOut, status=201, tags=("wallets",),
+           params=(Param("Idempotency-Key", "header", str, "A unique key per batch; a retry sends the same",
+                         required=True),),
+           errors={400: "Not JSON, or no Idempotency-Key", 409: "The first request with this key is still running",
+                   422: "The body does not fit, or no row could be credited (`errors` says why)"})
+def bulk_topup():
+    key = current_key()
+    idempotency_key = request.headers.get("Idempotency-Key", "").strip()
+    if not idempotency_key or len(idempotency_key) > idempotency.MAX_KEY_LENGTH or not idempotency_key.isprintable():
+        return problem(400, "send an Idempotency-Key header (1 to 255 printable characters) unique to this batch")
+    raw = request.get_data(cache=True)
+    claim = idempotency.claim(db.engine, key.id, idempotency_key,
+                              idempotency.request_fingerprint(request.method, request.path, raw))
+    if claim.replayed:
+        response = Response(claim.body, status=claim.status,
+                            mimetype=PROBLEM_TYPE if claim.status >= 400 else "application/json")
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+    if claim.row_id is None:
+        return problem(claim.status, claim.refusal)
+    try:
+        response = _bulk_topup(key, idempotency_key)
+    except Exception:
+        idempotency.store(db.engine, claim.row_id, 500, "")
+        raise
+    idempotency.store(db.engine, claim.row_id, response.status_code, response.get_data(as_text=True))
+    return response
+
+
+def _bulk_topup(key, idempotency_key: str) -> Response:
+    body = _body_or_problem(BulkTopupIn)
+    if isinstance(body, Response):
+        return body
+    if len(body.rows) > 20_000:
+        return _refused_body(BodyError({"rows": "at most 20,000 rows: split the batch"}), "bulk top-up")
+    if body.estate_id > INTEGER_MAX or any(row.unit_id > INTEGER_MAX for row in body.rows):
+        return problem(404, "there is no such estate or unit in this key's scope")
+    estate = _one_or_404(_scoped(select(Estate).where(Estate.id == body.estate_id), Estate.id))
+    try:
+        batch = operations.bulk_topup(db.session, key, estate, [(r.unit_id, r.utility, r.amount) for r in body.rows],
+                                      idempotency_key, body.description)
+    except operations.RegistrationRefused as error:
+        return _refused_body(BodyError(error.errors), "bulk top-up")
+    except (OperationalError, InterfaceError):
+        db.session.rollback()
+        return problem(503, "the database is unavailable; retry later", headers={"Retry-After": "30"})
+    skipped = [BulkSkippedOut(str(s.get("unit", "")), str(s.get("utility", "")), str(s.get("amount", "")),
+                              str(s.get("reason", ""))) for s in batch.skipped or []]
+    return _json(BulkTopupOut(batch.id, batch.status, batch.count, batch.credited,
+                              quantize(batch.total, estate.currency), estate.currency, skipped), 201)
 
 
 def _body_or_problem(model):

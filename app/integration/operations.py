@@ -183,3 +183,36 @@ def move_out(session: Session, key: ApiKey, unit: Unit, day_text: str, closings:
     except AccessError as error:
         session.rollback()
         raise RegistrationRefused(dict(error.errors)) from None
+
+
+# --- Bulk top-up --------------------------------------------------------------------------
+
+def bulk_topup(session: Session, key: ApiKey, estate: Estate, rows: list[tuple[int, str, Decimal]],
+               idempotency_key: str, description: str | None = None):
+    """Plan and start an agent bulk top-up (`app.payments.bulk_topup`), once per Idempotency-Key.
+
+    The batch is named after the key and a digest of its Idempotency-Key, so the same request
+    sent again, even after its stored response expired, finds the first batch and credits nothing.
+    """
+    import hashlib
+
+    from app.models.moves import BulkTopup
+    from app.payments import bulk_topup as bulk
+
+    tag = f"api:{key.id}:{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}"
+    existing = session.scalar(select(BulkTopup).where(BulkTopup.estate_id == estate.id,
+                                                      BulkTopup.description.like(tag + "%")))
+    if existing is not None:
+        return existing
+    units = {unit.id: unit for unit in session.scalars(select(Unit).where(
+        Unit.estate_id == estate.id, Unit.id.in_({unit_id for unit_id, _, _ in rows})))}
+    planned_rows = [(units.get(unit_id), units[unit_id].number if unit_id in units else f"#{unit_id}", utility,
+                     str(amount)) for unit_id, utility, amount in rows]
+    try:
+        batch = bulk.plan_bulk_topup(session, estate, planned_rows, user_id=key.created_by_user_id,
+                                     description=f"{tag} {description or ''}".strip()[:300])
+    except bulk.BulkTopupError as error:
+        session.rollback()
+        raise RegistrationRefused(dict(error.errors)) from None
+    bulk.start_bulk_topup(session, batch, user_id=key.created_by_user_id)
+    return session.get(BulkTopup, batch.id, populate_existing=True)

@@ -403,3 +403,41 @@ def test_move_in_and_out_through_the_api_as_the_keys_issuer(session, client):
     nobody = client.post(f"/api/v1/units/{kit.unit.id}/move-out", headers={"X-API-Key": key},
                          json={"move_out": day})
     assert nobody.status_code == 422 and "unit_id" in nobody.get_json()["errors"]
+
+
+# --- Bulk top-up --------------------------------------------------------------------------
+
+def test_bulk_topup_credits_each_wallet_once_even_after_the_stored_response_expires(session, client):
+    from app.models.api import IdempotentRequest
+    from app.models.payments import Payment
+
+    kit = factories.make_estate_with_wallet(session)
+    factories.make_meter(session, kit.unit)
+    second = factories.make_unit(session, kit.estate)
+    factories.make_wallet(session, second)
+    factories.make_meter(session, second)
+    other = factories.make_estate_with_wallet(session)
+    session.commit()
+    key = _issue(session, "vendor", "read,topups:write", kit.estate)
+    body = {"estate_id": kit.estate.id, "rows": [{"unit_id": kit.unit.id, "amount": "50.00"},
+                                                 {"unit_id": second.id, "amount": "25"},
+                                                 {"unit_id": other.unit.id, "amount": "10"}]}
+    headers = {"X-API-Key": key, "Idempotency-Key": "batch-1"}
+    first = client.post("/api/v1/wallets/bulk-topup", json=body, headers=headers)
+    assert first.status_code == 201, first.get_data(as_text=True)
+    made = first.get_json()
+    assert (made["count"], made["credited"], made["status"], made["total"]) == (2, 2, "done", "75.00")
+    assert len(made["skipped"]) == 1 and made["skipped"][0]["unit"] == f"#{other.unit.id}"
+    replay = client.post("/api/v1/wallets/bulk-topup", json=body, headers=headers)
+    assert replay.headers["Idempotent-Replayed"] == "true" and replay.get_json() == made
+    session.query(IdempotentRequest).delete()
+    session.commit()
+    later = client.post("/api/v1/wallets/bulk-topup", json=body, headers=headers)
+    assert later.status_code == 201 and later.get_json()["batch_id"] == made["batch_id"]
+    session.expire_all()
+    assert session.scalar(select(func.count(Payment.id)).where(Payment.provider == "agent")) == 2
+    assert client.post("/api/v1/wallets/bulk-topup", json={**body, "estate_id": other.estate.id},
+                       headers={"X-API-Key": key, "Idempotency-Key": "b2"}).status_code == 404
+    none = client.post("/api/v1/wallets/bulk-topup", json={"estate_id": kit.estate.id, "rows": []},
+                       headers={"X-API-Key": key, "Idempotency-Key": "b3"})
+    assert none.status_code == 422 and "units" in none.get_json()["errors"]
