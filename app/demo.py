@@ -381,6 +381,7 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     from app.analytics.utility_demo import seed_utility_figures  # utility layer (issue 19)
     seed_utility_figures(session)
     from app.billing.ladder import seed_demo_arrears; seed_demo_arrears(session, seeded["SUN"].estate, seeded["SUN"].tenants)  # noqa: E702,E501 (issue 16)
+    from app.integration.demo import seed_integration; logins += seed_integration(session, seeded["SUN"].estate)  # noqa: E702 (issue 21)
     session.commit()
     _seed_imports(session, seeded["SUN"])
     __import__("app.billing.levies", fromlist=["seed_demo_levies"]).seed_demo_levies(session, seeded["SUN"].estate)  # issue 18
@@ -1140,7 +1141,9 @@ def _login_password(role: str) -> str:
 def demo_logins() -> list[tuple[str, str, str]]:
     """The (role, email, password) of every demo login, as `seed()` creates them."""
     from app.i18n.demo import language_logins  # languages (issue 23)
-    return [(role, _login_email(role), _login_password(role)) for role in LOGIN_PEOPLE] + language_logins()
+    from app.integration.demo import demo_key_line  # the integration API's demo key (issue 21)
+    return [(role, _login_email(role), _login_password(role)) for role in LOGIN_PEOPLE] + language_logins() + [
+        demo_key_line()]
 
 
 def _create_logins(session: Session, people: dict[str, Person],

@@ -165,6 +165,11 @@ def schedule(uisp_refresh_hours: int = DEFAULT_UISP_REFRESH_HOURS) -> list[Sched
         # Issue 22: daily, so a Monday or a 1st missed is caught up the next day; a period sent is never resent.
         ScheduledJob("report_subscriptions", "15 6 * * *", "report_subscriptions", _tracked("report_subscriptions"),
                      "Reports people subscribed to, emailed weekly (Mondays) or monthly (the 1st) (Quantify 1.7)."),
+        # Issue 21: stored Idempotency-Key responses live 24 h; meters gone silent become meter.offline events.
+        ScheduledJob("idempotency_purge", "55 3 * * *", "idempotency_purge", _tracked("idempotency_purge"),
+                     "API responses stored for Idempotency-Key replays, forgotten after 24 hours (A7)."),
+        ScheduledJob("meter_offline_events", "*/5 * * * *", "meter_offline_events", _tracked("meter_offline_events"),
+                     "Meters gone offline since the last run, sent to meter.offline webhook subscribers (A7)."),
     ]
 
 

@@ -123,6 +123,8 @@ LABELS["job"].update({"source_backfill": "Historical backfill", "report_subscrip
 LABELS["backfill_source"] = {"koios": "Koios readings", "thundercloud": "ThunderCloud exports"}
 LABELS["backfill_status"] = {"queued": "Waiting to start", "running": "Running", "stopping": "Stopping after this day",
                              "stopped": "Stopped", "done": "Finished", "failed": "Failed"}
+LABELS["job"].update({"idempotency_purge": "API idempotency purge",  # issue 21
+                      "meter_offline_events": "Meter offline webhooks"})
 
 VERBATIM = {"commodity"}  # kinds whose unknown codes read best as they are
 

@@ -3,7 +3,8 @@
 Every /api/v1 request is identified by its key (`X-API-Key`, or `Authorization: Bearer`),
 looked up once per request (one indexed query) and counted per key in a fixed hourly window
 on the rate-limit storage Flask-Limiter uses (RATELIMIT_STORAGE_URI: Redis in production),
-with `limits`, the engine Flask-Limiter is built on. Flask-Limiter's own decorator is not
+with `limits`, the engine Flask-Limiter is built on (its storage's INCR, windows aligned to the
+clock hour: one round trip per request). Flask-Limiter's own decorator is not
 used here: it adds `X-RateLimit-*` and a `Retry-After` to every response, 200s included, and
 keeps one storage per process rather than per app. Responses carry the IETF draft
 `RateLimit-Policy` and `RateLimit` headers; a request over the limit is a 429 problem with
@@ -22,6 +23,7 @@ from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
+from app.audit import Actor, current_actor
 from app.integration import keys
 from app.api.problems import problem
 from app.extensions import db
@@ -79,15 +81,18 @@ def count_request(key: ApiKey) -> Counted | None:
     default = current_app.config.get("API_RATE_LIMIT_PER_HOUR", keys.DEFAULT_RATE_LIMIT_PER_HOUR)
     item = parse(keys.rate_limit(key, default))
     identity = f"{key.id}:{key.public_id or key.key_hash[:12]}"  # ids restart when a database is rebuilt
+    # Windows are aligned to the clock (the hour), so one INCR (one storage round trip) gives both
+    # the count and, from the clock, when the window resets.
+    window = item.get_expiry()
+    now = time.time()
+    bucket = int(now // window)
     try:
-        limiter = _rate_limiter()
-        allowed = limiter.hit(item, "api", identity)
-        stats = limiter.get_window_stats(item, "api", identity)
+        count = _rate_limiter().storage.incr(item.key_for("api", identity, str(bucket)), window + 60)
     except Exception:  # noqa: BLE001 - the counter's storage is down: serve, do not fail every call
         log.warning("API rate-limit storage unreachable; request not counted", exc_info=True)
         return None
-    return Counted(item.amount, item.get_expiry(), max(0, stats.remaining),
-                   max(0, math.ceil(stats.reset_time - time.time())), allowed)
+    reset_in = max(1, math.ceil((bucket + 1) * window - now))
+    return Counted(item.amount, window, max(0, item.amount - count), reset_in, count <= item.amount)
 
 
 def protect(bp: Blueprint) -> None:
@@ -103,6 +108,8 @@ def protect(bp: Blueprint) -> None:
         if key is None:
             return problem(401, "send a live API key in the X-API-Key header (or Authorization: Bearer)",
                            headers={"WWW-Authenticate": 'Bearer realm="meterwise"'})
+        # Audit rows written for this request name the key (and the person who issued it).
+        current_actor.set(Actor(f"api:{key.prefix}", key.created_by_user_id, request.remote_addr))
         counted = count_request(key) if current_app.config.get("RATELIMIT_ENABLED", True) else None
         request.environ["meterwise.api_counted"] = counted
         if counted is not None and not counted.allowed:

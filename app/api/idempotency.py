@@ -14,11 +14,13 @@ from datetime import timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
 
+from app.jobs import job
 from app.models import utcnow
 from app.models.api import IdempotentRequest
 
 KEEP_FOR = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
+PURGE_JOB = "idempotency_purge"
 
 
 @dataclass(frozen=True)
@@ -92,3 +94,12 @@ def purge_expired(engine: Engine) -> int:
             IdempotentRequest.created_at < utcnow() - KEEP_FOR)).rowcount
         connection.commit()
     return count
+
+
+@job(PURGE_JOB)
+def purge_job(session, progress) -> str:
+    """Cron job (daily): forget the stored responses past their 24 hours."""
+    from app.extensions import db
+
+    count = purge_expired(db.engine)
+    return f"{count} stored response{'s' if count != 1 else ''} forgotten"

@@ -1,5 +1,9 @@
 """POST /api/v1/readings (M4): cellular gateways post JSON readings with an X-API-Key header.
 
+The key is checked, counted against its hourly rate limit and scoped like every /api/v1
+call (`app.api.access.protect`): it needs `readings:write`, and a key scoped to estates may
+post only for their meters (another estate's meter is refused as an unknown one).
+
 Bad input never gives a 5xx: a body that is not JSON (or nested too deeply to read) is a 400,
 a reading the pipeline cannot use is refused with its reason (and dead-lettered), a batch the
 ledger refuses is a 409 and a database that is unreachable a 503; nothing is half-written.
@@ -9,15 +13,17 @@ import json
 from flask import Blueprint, jsonify, request
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from app.api.access import presented_key
+from app.api.access import current_key, protect
 from app.api.problems import problem
 from app.extensions import csrf, db
+from app.integration.keys import scope_estate_ids
 from app.ledger import LedgerError
-from app.metering.api_keys import key_is_valid
+from app.metering.api_keys import READINGS_PERMISSION
 from app.metering.decoders import HTTP_TOPIC
 from app.metering.ingest import Message, ingest_and_commit, ingest_paused
 
 bp = Blueprint("readings_api", __name__, url_prefix="/api/v1")
+protect(bp)
 MAX_READINGS = 1000
 
 
@@ -41,8 +47,6 @@ def _encoded(item) -> bytes:
 @csrf.exempt
 def post_readings():
     """Ingest one reading object or {"readings": [...]}; refused ones are reported and dead-lettered."""
-    if not key_is_valid(db.session, presented_key()):
-        return problem(401, "a valid X-API-Key header is required")
     if ingest_paused(db.session):
         return problem(503, "ingest is paused for maintenance; retry later", headers={"Retry-After": "60"})
     body = _body()
@@ -53,7 +57,7 @@ def post_readings():
         return problem(413, f"at most {MAX_READINGS} readings per request")
     messages = [Message(HTTP_TOPIC, _encoded(item)) for item in items]
     try:
-        report = ingest_and_commit(db.session, messages)
+        report = ingest_and_commit(db.session, messages, estate_ids=scope_estate_ids(db.session, current_key()))
     except LedgerError as error:  # e.g. a reading in a locked period: nothing is stored
         db.session.rollback()
         return problem(409, f"the ledger refused the batch: {error}")
@@ -62,3 +66,6 @@ def post_readings():
         return problem(503, "the database is unavailable; retry later", headers={"Retry-After": "30"})
     return jsonify(accepted=report.accepted, duplicates=report.duplicates, billed=report.billed,
                    refused=report.dead_letters), 200
+
+
+post_readings.api_permission = READINGS_PERMISSION  # read by protect(): 401, 429, then 403

@@ -14,14 +14,18 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from app.api import idempotency
-from app.integration import keys, topups
+from app.billing.debt import debts
+from app.integration import keys, operations, topups
 from app.api.access import current_key, protect
 from app.api.declare import BodyError, Param, dump, openapi_document, operation, parse
 from app.api.problems import PROBLEM_TYPE, problem
-from app.api.resources import (ConsumptionOut, EstateList, EstateOut, MeterList, MeterOut, PocketOut, Problem,
-                               TopupIn, TopupOut, UnitList, UnitOut, WalletList, WalletOut)
+from app.api.resources import (BillOut, BulkSkippedOut, BulkTopupIn, BulkTopupOut, ConsumptionOut, DebtList, DebtOut, EstateList, EstateOut, MaintenanceIn,
+                               MaintenanceOut, MeterList, MeterOut, MoveInIn, MoveInOut, MoveOutIn, MoveOutOut,
+                               PocketOut, Problem, TopupIn, TopupOut,
+                               UnitCreatedOut, UnitIn, UnitList, UnitOut, WalletList, WalletOut)
 from app.extensions import csrf, db
 from app.ledger import LedgerError
+from app.metering.ingest import ingest_paused
 from app.metering.queries import PERIODS, consumption_in, is_online
 from app.models import Account, Estate, Meter, Unit, Wallet, canonical_serial, utcnow
 from app.money import quantize
@@ -34,6 +38,7 @@ csrf.exempt(bp)
 protect(bp)
 
 DEFAULT_PAGE, MAX_PAGE = 50, 200
+PERIOD_ALIASES = {"last_30min": "last_30_minutes"}  # PowerCMS's name for it
 PAGING = (Param("cursor", "query", str, "The `next_cursor` of the previous page"),
           Param("limit", "query", int, f"Page size (default {DEFAULT_PAGE})", minimum=1, maximum=MAX_PAGE))
 ESTATE_FILTER = Param("estate_id", "query", int, "Only this estate", minimum=1)
@@ -190,7 +195,7 @@ def list_meters():
 
 
 def _meter_or_404(serial: str) -> Meter:
-    if len(serial) > 64:
+    if len(serial) > 64 or not serial.isprintable():  # a NUL would reach PostgreSQL as a 500
         abort(problem(404, "there is no such meter in this key's scope"))
     return _one_or_404(_scoped(select(Meter).where(Meter.serial == canonical_serial(serial)), Meter.estate_id))
 
@@ -204,10 +209,12 @@ def get_meter(serial: str):
 @operation(bp, "GET", "/meters/<serial>/consumption", summary="First and last reading and consumption in a period",
            permission="read", response=ConsumptionOut, tags=("meters",),
            params=(Param("serial", "path", str),
-                   Param("period", "query", str, "The period (default today)", enum=PERIODS)))
+                   Param("period", "query", str, "The period (default today; last_30min is last_30_minutes)",
+                         enum=(*PERIODS, *PERIOD_ALIASES))))
 def meter_consumption(serial: str):
     meter = _meter_or_404(serial)
     period = request.args.get("period", "today")
+    period = PERIOD_ALIASES.get(period, period)
     if period not in PERIODS:
         return problem(400, f"period must be one of {', '.join(PERIODS)}")
     found = consumption_in(db.session, meter, period)
@@ -215,10 +222,178 @@ def meter_consumption(serial: str):
                                 found.last_at, found.last_register, found.consumption))
 
 
+@operation(bp, "GET", "/meters/<serial>/bills/last-month", summary="A meter's bill for last month",
+           permission="read", response=BillOut, params=(Param("serial", "path", str),), tags=("meters",))
+def meter_last_month_bill(serial: str):
+    meter = _meter_or_404(serial)
+    bill = operations.last_month_bill(db.session, meter)
+    found = bill.readings
+    return _json(BillOut(meter.serial, bill.month, found.start, found.end, found.first_at, found.first_register,
+                         found.last_at, found.last_register, found.consumption,
+                         quantize(bill.amount_billed, bill.commodity), bill.commodity))
+
+
+@operation(bp, "GET", "/arrears", summary="Debts (pockets below zero, open arrears records) with their age",
+           permission="read", response=DebtList, params=(ESTATE_FILTER, *PAGING), tags=("arrears",))
+def list_arrears():
+    after, limit = _page()
+    estates = _scoped(select(Estate), Estate.id)
+    if (estate_id := _int_arg("estate_id")) is not None:
+        estates = estates.where(Estate.id == estate_id)
+    found = debts(db.session, db.session.scalars(estates.order_by(Estate.id)).all())
+    page = found[after:after + limit + 1]
+    rows = [DebtOut(d.estate.id, d.unit.id if d.unit else None, d.kind, d.utility, d.source,
+                    quantize(d.owed, d.estate.currency), d.estate.currency, d.since.isoformat(), d.days, d.bucket,
+                    d.record_id) for d in page[:limit]]
+    cursor = (base64.urlsafe_b64encode(f"id:{after + limit}".encode()).decode().rstrip("=")
+              if len(page) > limit else None)  # a position in the oldest-first list
+    return _json(DebtList(rows, cursor))
+
+
+@operation(bp, "GET", "/maintenance", summary="Whether maintenance mode holds reading ingest", permission="read",
+           response=MaintenanceOut, staff_only=True, tags=("maintenance",))
+def get_maintenance():
+    return _json(MaintenanceOut(ingest_paused(db.session)))
+
+
+@operation(bp, "POST", "/maintenance", summary="Switch maintenance mode (readings wait in the broker meanwhile)",
+           permission="manage", body=MaintenanceIn, response=MaintenanceOut, staff_only=True, tags=("maintenance",),
+           errors={422: "The body does not fit the model"})
+def post_maintenance():
+    body = _body_or_problem(MaintenanceIn)
+    if isinstance(body, Response):
+        return body
+    return _json(MaintenanceOut(operations.switch_maintenance(db.session, current_key(), body.maintenance)))
+
+
+@operation(bp, "POST", "/units", summary="Register a unit, optionally with its meter", permission="manage",
+           body=UnitIn, response=UnitCreatedOut, status=201, tags=("units",),
+           errors={422: "The body does not fit, or a rule refused a value (`errors` says which)"})
+def create_unit():
+    body = _body_or_problem(UnitIn)
+    if isinstance(body, Response):
+        return body
+    if body.estate_id > INTEGER_MAX:
+        return problem(404, "there is no such estate in this key's scope")
+    estate = _one_or_404(_scoped(select(Estate).where(Estate.id == body.estate_id), Estate.id))
+    values = {"number": body.number, "occupancy_status": body.occupancy_status or "vacant",
+              "floor_area_m2": "" if body.floor_area_m2 is None else str(body.floor_area_m2),
+              "address": body.address or ""}
+    meter_values = None
+    if body.meter is not None:
+        meter_values = {"serial": body.meter.serial, "utility": body.meter.utility, "role": "unit",
+                        "protocol": body.meter.protocol or "",
+                        "interval_minutes": "" if body.meter.interval_minutes is None else str(body.meter.interval_minutes),
+                        "dev_eui": body.meter.dev_eui or ""}
+    try:
+        made = operations.register_unit(db.session, estate, values, meter_values)
+    except operations.RegistrationRefused as error:
+        return _refused_body(BodyError(error.errors), "unit")
+    return _json(UnitCreatedOut(_unit_out(made.unit), _meter_out(made.meter) if made.meter else None), 201)
+
+
+@operation(bp, "POST", "/units/<int:unit_id>/move-in", summary="Move a tenant into a unit", permission="manage",
+           body=MoveInIn, response=MoveInOut, status=201, params=(Param("unit_id", "path", int),), tags=("units",),
+           errors={422: "The body does not fit, or a rule refused a value (`errors` says which)"})
+def unit_move_in(unit_id: int):
+    unit = _one_or_404(_scoped(select(Unit).where(Unit.id == _id_or_404(unit_id)), Unit.estate_id))
+    body = _body_or_problem(MoveInIn)
+    if isinstance(body, Response):
+        return body
+    person = {"full_name": body.person.full_name, "email": body.person.email or "", "phone": body.person.phone or ""}
+    try:
+        moved = operations.move_in(db.session, current_key(), unit, person, body.move_in, body.openings)
+    except operations.RegistrationRefused as error:
+        return _refused_body(BodyError(error.errors), "move-in")
+    return _json(MoveInOut(unit.id, moved.tenancy_id, moved.person_id, len(moved.readings)), 201)
+
+
+@operation(bp, "POST", "/units/<int:unit_id>/move-out", summary="Move a unit's tenant out (refund or debt per pocket)",
+           permission="manage", body=MoveOutIn, response=MoveOutOut, params=(Param("unit_id", "path", int),),
+           tags=("units",), errors={422: "The body does not fit, or a rule refused a value (`errors` says which)"})
+def unit_move_out(unit_id: int):
+    unit = _one_or_404(_scoped(select(Unit).where(Unit.id == _id_or_404(unit_id)), Unit.estate_id))
+    body = _body_or_problem(MoveOutIn)
+    if isinstance(body, Response):
+        return body
+    try:
+        moved = operations.move_out(db.session, current_key(), unit, body.move_out, body.closings)
+    except operations.RegistrationRefused as error:
+        return _refused_body(BodyError(error.errors), "move-out")
+    currency = db.session.get(Estate, unit.estate_id).currency
+    return _json(MoveOutOut(unit.id, moved.tenancy_id, quantize(moved.refund_total, currency),
+                            quantize(moved.debt_total, currency), currency))
+
+
+@operation(bp, "POST", "/wallets/bulk-topup", summary="Top up many wallets of an estate at once (idempotent)",
+           permission="topups:write", body=BulkTopupIn, response=BulkTopupOut, status=201, tags=("wallets",),
+           params=(Param("Idempotency-Key", "header", str, "A unique key per batch; a retry sends the same",
+                         required=True),),
+           errors={400: "Not JSON, or no Idempotency-Key", 409: "The first request with this key is still running",
+                   422: "The body does not fit, or no row could be credited (`errors` says why)"})
+def bulk_topup():
+    key = current_key()
+    idempotency_key = request.headers.get("Idempotency-Key", "").strip()
+    if not idempotency_key or len(idempotency_key) > idempotency.MAX_KEY_LENGTH or not idempotency_key.isprintable():
+        return problem(400, "send an Idempotency-Key header (1 to 255 printable characters) unique to this batch")
+    raw = request.get_data(cache=True)
+    claim = idempotency.claim(db.engine, key.id, idempotency_key,
+                              idempotency.request_fingerprint(request.method, request.path, raw))
+    if claim.replayed:
+        response = Response(claim.body, status=claim.status,
+                            mimetype=PROBLEM_TYPE if claim.status >= 400 else "application/json")
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+    if claim.row_id is None:
+        return problem(claim.status, claim.refusal)
+    try:
+        response = _bulk_topup(key, idempotency_key)
+    except Exception:
+        idempotency.store(db.engine, claim.row_id, 500, "")
+        raise
+    idempotency.store(db.engine, claim.row_id, response.status_code, response.get_data(as_text=True))
+    return response
+
+
+def _bulk_topup(key, idempotency_key: str) -> Response:
+    body = _body_or_problem(BulkTopupIn)
+    if isinstance(body, Response):
+        return body
+    if len(body.rows) > 20_000:
+        return _refused_body(BodyError({"rows": "at most 20,000 rows: split the batch"}), "bulk top-up")
+    if body.estate_id > INTEGER_MAX or any(row.unit_id > INTEGER_MAX for row in body.rows):
+        return problem(404, "there is no such estate or unit in this key's scope")
+    estate = _one_or_404(_scoped(select(Estate).where(Estate.id == body.estate_id), Estate.id))
+    try:
+        batch = operations.bulk_topup(db.session, key, estate, [(r.unit_id, r.utility, r.amount) for r in body.rows],
+                                      idempotency_key, body.description)
+    except operations.RegistrationRefused as error:
+        return _refused_body(BodyError(error.errors), "bulk top-up")
+    except (OperationalError, InterfaceError):
+        db.session.rollback()
+        return problem(503, "the database is unavailable; retry later", headers={"Retry-After": "30"})
+    skipped = [BulkSkippedOut(str(s.get("unit", "")), str(s.get("utility", "")), str(s.get("amount", "")),
+                              str(s.get("reason", ""))) for s in batch.skipped or []]
+    return _json(BulkTopupOut(batch.id, batch.status, batch.count, batch.credited,
+                              quantize(batch.total, estate.currency), estate.currency, skipped), 201)
+
+
+def _body_or_problem(model):
+    """The request's JSON body parsed into `model`, or the problem to answer (400 not JSON, 422 misfit)."""
+    try:
+        data = json.loads(request.get_data(cache=True))
+    except (ValueError, RecursionError):
+        return problem(400, "the body is not JSON")
+    try:
+        return parse(model, data)
+    except BodyError as error:
+        return _refused_body(error, model.__name__.removesuffix("In").lower())
+
+
 # --- Top-ups ------------------------------------------------------------------------------
 
-def _refused_body(error: BodyError) -> Response:
-    response = problem(422, "the request body does not fit the top-up model: " + str(error)[:500])
+def _refused_body(error: BodyError, model: str = "top-up") -> Response:
+    response = problem(422, f"the request body does not fit the {model} model: " + str(error)[:500])
     body = json.loads(response.get_data())
     body["errors"] = dict(list(error.errors.items())[:20])
     response.set_data(json.dumps(body))

@@ -301,6 +301,13 @@ def _build(session: Session, unit_or_estate: Unit | Estate, values: dict, errors
     return Meter(estate_id=estate.id, unit_id=unit.id if unit else None, **parsed)
 
 
+def new_unit_meter_errors(session: Session, estate: Estate, values: dict) -> dict[str, str]:
+    """What `add_meter` would refuse in a meter for a unit not made yet (POST /api/v1/units checks first)."""
+    errors: dict[str, str] = {}
+    _parse(session, values, estate=estate, unit=Unit(estate_id=estate.id), meter=None, errors=errors)
+    return errors
+
+
 # --- actions ------------------------------------------------------------------------------
 
 

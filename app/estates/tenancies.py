@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.estates.access import (AccessError, GrantResult, _check_reach, _revoke, _unit_grant, _vacate_if_empty,
                                 login_of, place_tenant)
+from app.integration import events
 from app.labels import label
 from app.ledger import Entry, post
 from app.ledger.accounts import open_wallet, owner_pocket, system_account
@@ -279,6 +280,7 @@ def place_move_in(session: Session, actor: User, unit: Unit, person: Person | Ma
         "openings": {r.utility: str(r.register) for r in readings},
         "to_owner": {u: str(a) for u, a, _c in carried},
         "standing_charge_share": {u: str(a) for u, a in prorated}})
+    events.tenant_onboarded(session, unit, tenancy.id, person_row.id, day)  # tenant.onboarded webhooks (A7)
     return MoveInResult(tenancy.id, person_row.id, person_row.full_name, readings, carried,
                         invite_email=granted.user.email if granted and granted.invite_link else None,
                         sms_to=sms_to)

@@ -175,6 +175,13 @@ def estate_condition(key: ApiKey, column) -> ColumnElement[bool]:
     return condition
 
 
+def scope_estate_ids(session: Session, key: ApiKey) -> frozenset[int] | None:
+    """The ids of the estates a key reaches now; None for a CLI key over every estate (no limit)."""
+    if key.estate_id is None and key.created_by_user_id is None:
+        return None
+    return frozenset(session.scalars(select(Estate.id).where(estate_condition(key, Estate.id))))
+
+
 def rate_limit(key: ApiKey, default: int = DEFAULT_RATE_LIMIT_PER_HOUR) -> str:
     """The key's Flask-Limiter limit string."""
     return f"{key.rate_limit_per_hour or default} per hour"

@@ -29,6 +29,7 @@ from app import audit
 from app.billing.consumption import Reprice, Span, bill
 from app.ledger import Entry
 from app.estates.settings_catalog import setting_default
+from app.integration import events
 from app.settings import get_setting, put_setting
 from app.metering import credit_control, rollups, validation
 from app.metering.decoders import DEFAULT_PROFILES, DecodedReading, DecodeError, decode
@@ -78,9 +79,15 @@ class _Batch:
 
 
 def ingest(session: Session, messages: list[Message], *, now: datetime | None = None,
-           keep_dead_letters: bool = True) -> IngestReport:
-    """Run a batch of raw messages through the pipeline; the caller commits."""
+           keep_dead_letters: bool = True, estate_ids: frozenset[int] | None = None) -> IngestReport:
+    """Run a batch of raw messages through the pipeline; the caller commits.
+
+    `estate_ids` limits the batch to those estates' meters (an estate-scoped API key's): a
+    reading for another estate's meter is refused exactly as an unknown meter is, and not
+    kept as a dead letter (replaying it would bypass the key's scope).
+    """
     batch = _Batch(now=now or utcnow())
+    out_of_scope: set[int] = set()  # ids of dead-letter rows refused for scope
     report = IngestReport()
     profiles = get_setting(session, "chirpstack_profiles", default=None) or DEFAULT_PROFILES
     decoded: list[tuple[Message, DecodedReading]] = []
@@ -96,9 +103,11 @@ def ingest(session: Session, messages: list[Message], *, now: datetime | None = 
     by_id: dict[int, Meter] = {}
     for message, reading in decoded:
         meter = meters.get(("serial", reading.serial) if reading.serial else ("eui", reading.dev_eui))
-        if meter is None:
+        if meter is None or (estate_ids is not None and meter.estate_id not in estate_ids):
             _dead(batch, message, f"unknown meter {reading.serial or reading.dev_eui}",
                   reading.serial or reading.dev_eui, reading.taken_at)
+            if meter is not None:
+                out_of_scope.add(id(batch.dead[-1]))
             continue
         if meter.detached_at is not None:
             _dead(batch, message, _detached_reason(session, meter), meter.serial, reading.taken_at)
@@ -121,6 +130,7 @@ def ingest(session: Session, messages: list[Message], *, now: datetime | None = 
         items.sort(key=lambda item: item[1].taken_at)
         _walk(session, batch, report, meter, estates[meter.estate_id], items, usual.get(meter_id))
     inserted = _insert_readings(session, batch)
+    events.readings_accepted(session, batch.readings, inserted, by_id)  # meter.reading webhooks (A7), if wanted
     _advance_meters(session, batch.advanced)
     report.duplicates += len(batch.readings) - len(inserted)
     report.accepted += len(inserted)
@@ -133,8 +143,9 @@ def ingest(session: Session, messages: list[Message], *, now: datetime | None = 
         session.execute(insert(MeterAlert), batch.alerts)
     report.alerts = len(batch.alerts)
     report.dead_letters = [row["reason"] for row in batch.dead]
-    if batch.dead and keep_dead_letters:
-        session.execute(insert(DeadLetter), batch.dead)
+    kept = [row for row in batch.dead if id(row) not in out_of_scope]
+    if kept and keep_dead_letters:
+        session.execute(insert(DeadLetter), kept)
     session.flush()
     if billed.pockets:
         credit_control.after_pocket_change(session, billed.pockets)
@@ -152,9 +163,10 @@ def set_maintenance(session: Session, on: bool) -> None:
     session.commit()
 
 
-def ingest_and_commit(session: Session, messages: list[Message]) -> IngestReport:
+def ingest_and_commit(session: Session, messages: list[Message], *,
+                      estate_ids: frozenset[int] | None = None) -> IngestReport:
     """Run one batch through the pipeline and commit it; commits once (the HTTP endpoint's unit of work)."""
-    report = ingest(session, messages)
+    report = ingest(session, messages, estate_ids=estate_ids)
     session.commit()
     return report
 

@@ -31,6 +31,7 @@ from app.models import Account, Meter, Unit, User, Wallet, utcnow
 from app.models.budget_alerts import ALERT_CHANNELS, ALERT_FREQUENCIES, BudgetAlertSent, BudgetAlertSetting
 from app.models.metering import ConsumptionRollup
 from app.money import MoneyError, UTILITY_UNITS, format_amount, parse_amount, quantize
+from app.integration import events
 from app.notify import notify
 from app.reports.usage import local_midnight
 
@@ -227,6 +228,7 @@ def check_budget_alerts(session: Session, now: datetime | None = None) -> list[D
     for alert in due:
         user = session.get(User, alert.setting.user_id)
         notify(session, "budget_alert", alert.context, user=user, channels=alert.setting.channels)
+        events.budget_alert_sent(session, alert)  # wallet.low_balance webhooks (A7), if wanted
         session.add(BudgetAlertSent(setting_id=alert.setting.id, utility=alert.utility, kind=alert.kind,
                                     detail=alert.detail[:300], sent_at=now))
     session.commit()

@@ -36,6 +36,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.integration import events as integration_events
 from app.jobs import enqueue_after_commit, job
 from app.models import Estate, User, utcnow
 from app.models.api import WEBHOOK_EVENTS, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -155,6 +156,7 @@ def add_endpoint(session: Session, *, url: str, events, estate: Estate | None, i
     audit.record(session, "webhook.add", row, estate_id=row.estate_id,
                  new={"url": target, "events": row.events, "estate": estate.code if estate else "all"})
     session.commit()
+    integration_events.forget()
     return NewEndpoint(row, secret)
 
 
@@ -170,6 +172,7 @@ def switch_off_endpoint(session: Session, endpoint: WebhookEndpoint, reason: str
     """Stop sending to an endpoint because someone asked to (the pages); audit and commit once."""
     disable_endpoint(session, endpoint, reason)
     session.commit()
+    integration_events.forget()
 
 
 def enable_endpoint(session: Session, endpoint: WebhookEndpoint) -> None:
@@ -179,6 +182,7 @@ def enable_endpoint(session: Session, endpoint: WebhookEndpoint) -> None:
                      old={"disabled_at": endpoint.disabled_at, "reason": endpoint.disabled_reason}, new={})
         endpoint.disabled_at = endpoint.disabled_reason = None
     session.commit()
+    integration_events.forget()
 
 
 def endpoints_for(session: Session, user: User | None) -> list[WebhookEndpoint]:

@@ -96,7 +96,7 @@ def test_legacy_ingest_keys_are_readings_keys_over_every_estate(session, client,
     assert get(client, "/api/v1/estates", legacy).status_code == 403  # readings only
     response = client.post("/api/v1/readings", json={"readings": []}, headers={"Authorization": f"Bearer {legacy}"})
     assert response.status_code == 400  # authenticated (an empty batch), not 401
-    assert client.post("/api/v1/readings", json={}, headers={"X-API-Key": api.read_key}).status_code == 401
+    assert client.post("/api/v1/readings", json={}, headers={"X-API-Key": api.read_key}).status_code == 403
 
 
 def test_revoked_unknown_and_missing_keys_are_401(session, client, api):

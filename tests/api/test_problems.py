@@ -38,7 +38,7 @@ def test_refused_readings_say_why_in_problem_json(session, client):
 def test_a_crash_on_the_api_is_problem_json(app, client, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("boom")
-    monkeypatch.setattr("app.api.readings.key_is_valid", boom)
+    monkeypatch.setattr("app.integration.keys.authenticate", boom)
     app.config["PROPAGATE_EXCEPTIONS"] = False
     try:
         response = client.post("/api/v1/readings", json={})

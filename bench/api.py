@@ -1,0 +1,175 @@
+"""Integration API (A7): authenticated balance reads and idempotent top-ups through the whole stack.
+
+Run from the repository root:  .venv/bin/python bench/api.py [--reads 2000] [--topups 500]
+
+Creates its own PostgreSQL database (BENCH_DATABASE_URL, default meterwise_bench_api on
+127.0.0.1), migrates it, and counts rate limits on Redis (BENCH_REDIS_URL, default
+redis://127.0.0.1:6379/15; its keys are flushed first) as in production. Through the Flask test
+client (routing, before/after-request hooks, the view, JSON), it measures:
+
+(a) baseline: `GET /units/{id}/wallet`'s view (the same scoped query and JSON) on a bench-only
+    route that skips the key lookup and the rate limiter (the key is handed to it);
+(b) `GET /api/v1/units/{id}/wallet` with `X-API-Key`: one indexed key lookup, one Redis
+    round trip for the hourly counter, the RateLimit headers;
+(c) `POST /api/v1/topups`, each with its own Idempotency-Key (claim row, credit_payment(),
+    ledger post, stored response; the receipt job is queued on the same Redis, no worker runs
+    it, as in production where a worker would), then (d) the same requests replayed.
+
+(a) and (b) alternate in blocks so load on the machine falls on both alike. It prints p50/p95
+per request and requests/s, the added cost of (b) over (a) at p50 against the goal (≤ 2 ms),
+the top-up rate against the goal (≥ 100/s), and checks that every top-up was credited once and
+every replay answered with `Idempotent-Replayed: true` (exit 1 if not). The database is dropped
+afterwards, also on error.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, make_url, select  # noqa: E402
+
+from bench.database import drop_database, recreate_database  # noqa: E402
+
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/meterwise_bench_api"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
+BLOCK = 200  # requests per block when (a) and (b) alternate
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reads", type=int, default=2000, help="balance reads each for (a) and (b)")
+    parser.add_argument("--topups", type=int, default=500, help="top-ups, then as many replays")
+    parser.add_argument("--units", type=int, default=200, help="units (reads and top-ups spread over them)")
+    args = parser.parse_args()
+    url = make_url(os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
+    recreate_database(url)
+    try:
+        return run(url.render_as_string(hide_password=False), os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS),
+                   args.reads, args.topups, args.units)
+    finally:
+        drop_database(url)
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] * 1000
+
+
+def run(database_url: str, redis_url: str, reads: int, topups: int, units: int) -> int:
+    from flask import request
+    from flask_migrate import upgrade
+    from redis import Redis
+
+    from app import create_app
+    from app.api import v1
+    from app.config import Config
+    from app.extensions import db
+    from app.integration import keys
+    from app.models.payments import Payment
+    from tests import factories
+
+    Redis.from_url(redis_url).flushdb()
+
+    class BenchConfig(Config):
+        SQLALCHEMY_DATABASE_URI = database_url
+        SQLALCHEMY_ENGINE_OPTIONS = {}
+        SECRET_KEY = "bench"
+        API_RATELIMIT_STORAGE_URI = redis_url
+        RATELIMIT_STORAGE_URI = redis_url
+        REDIS_URL = redis_url  # receipts and webhooks queue for a worker (none runs), as in production
+
+    app = create_app(BenchConfig)
+    with app.app_context():
+        upgrade()
+        kit = factories.make_estate_with_wallet(db.session)
+        unit_ids = [kit.unit.id]
+        for _ in range(units - 1):
+            unit = factories.make_unit(db.session, kit.estate)
+            factories.make_wallet(db.session, unit)
+            unit_ids.append(unit.id)
+        db.session.commit()
+        new = keys.issue_key(db.session, "bench", permissions="read,topups:write", estate=kit.estate,
+                             rate_limit_per_hour=1_000_000)
+        plain, handed = new.key, SimpleNamespace(id=new.row.id, estate_id=kit.estate.id, created_by_user_id=None)
+        db.session.remove()
+
+    def unprotected(unit_id: int):
+        """The wallet read with the key handed over: no lookup, no counter (the baseline)."""
+        request.environ["meterwise.api_key"] = handed
+        return v1.get_wallet(unit_id)
+
+    app.add_url_rule("/bench/wallet/<int:unit_id>", "bench_wallet", unprotected)
+    client = app.test_client()
+    headers = {"X-API-Key": plain}
+
+    def timed(path: str, extra: dict) -> float:
+        started = time.perf_counter()
+        response = client.get(path, headers=extra)
+        elapsed = time.perf_counter() - started
+        assert response.status_code == 200, (path, response.status_code, response.get_data(as_text=True)[:200])
+        return elapsed
+
+    for unit_id in unit_ids[:20]:  # warm-up: plans, imports, the Redis connection
+        timed(f"/bench/wallet/{unit_id}", {})
+        timed(f"/api/v1/units/{unit_id}/wallet", headers)
+    baseline: list[float] = []
+    keyed: list[float] = []
+    done = 0
+    while done < reads:
+        block = min(BLOCK, reads - done)
+        baseline += [timed(f"/bench/wallet/{unit_ids[(done + i) % units]}", {}) for i in range(block)]
+        keyed += [timed(f"/api/v1/units/{unit_ids[(done + i) % units]}/wallet", headers) for i in range(block)]
+        done += block
+    checked = client.get(f"/api/v1/units/{unit_ids[0]}/wallet", headers=headers)
+    assert checked.headers.get("RateLimit", "").startswith('"hourly"'), "the rate limiter did not run"
+
+    bodies = [(str(uuid.uuid4()), {"unit_id": unit_ids[i % units], "amount": "10.00", "utility": "electricity",
+                                   "reference": f"bench-{i}"}) for i in range(topups)]
+    codes, replayed = [], []
+    started = time.perf_counter()
+    for idem, body in bodies:
+        codes.append(client.post("/api/v1/topups", json=body, headers={**headers, "Idempotency-Key": idem}).status_code)
+    topup_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    for idem, body in bodies:
+        response = client.post("/api/v1/topups", json=body, headers={**headers, "Idempotency-Key": idem})
+        replayed.append((response.status_code, response.headers.get("Idempotent-Replayed")))
+    replay_seconds = time.perf_counter() - started
+
+    with app.app_context():
+        credited = db.session.scalar(select(func.count()).select_from(Payment).where(
+            Payment.provider == "api", Payment.status == "credited"))
+        db.session.remove()
+        db.engine.dispose()
+
+    base50, base95 = percentiles(baseline)
+    key50, key95 = percentiles(keyed)
+    added = key50 - base50
+    topup_rate = topups / topup_seconds
+    print(f"(a) wallet read, no key lookup or rate limit (baseline): p50 {base50:6.2f} ms  p95 {base95:6.2f} ms  "
+          f"{len(baseline) / sum(baseline):7.1f} req/s  (n={len(baseline)})")
+    print(f"(b) wallet read with X-API-Key + Redis rate limit:       p50 {key50:6.2f} ms  p95 {key95:6.2f} ms  "
+          f"{len(keyed) / sum(keyed):7.1f} req/s  ratio p50 b/a {key50 / base50:.2f}x")
+    print(f"    auth + rate limiting add {added:.2f} ms at p50: goal ≤ 2 ms {'MET' if added <= 2 else 'NOT MET'}")
+    print(f"(c) idempotent top-ups credited: {topup_rate:7.1f}/s  (n={topups}): goal ≥ 100/s "
+          f"{'MET' if topup_rate >= 100 else 'NOT MET'}")
+    print(f"(d) replays answered from the stored response: {topups / replay_seconds:7.1f}/s  "
+          f"ratio d/c {topup_seconds / replay_seconds:.1f}x")
+    ok = (set(codes) == {201} and credited == topups
+          and all(code == 201 and flag == "true" for code, flag in replayed))
+    print(f"payments credited {credited} of {topups}, every replay flagged: {'OK' if ok else 'MISMATCH'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
