@@ -27,6 +27,10 @@ from app.models.api import API_PERMISSIONS, ApiKey
 LEGACY_PREFIX = "mwk_"
 KEY_MODES = ("live", "test")
 DEFAULT_RATE_LIMIT_PER_HOUR = 1000
+# Legacy `mwk_` gateway keys "keep working unchanged" (issue 21): before A7 they had no limit, and a
+# gateway posting each meter's reading on its own request makes thousands an hour. Counted, so a
+# runaway gateway is still stopped, but at a gateway's scale (a per-key override still wins).
+GATEWAY_RATE_LIMIT_PER_HOUR = 100_000
 MAX_RATE_LIMIT_PER_HOUR = 1_000_000
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 PERMISSION_LABELS = {

@@ -40,6 +40,16 @@ def test_readings_count_against_the_keys_hourly_limit(session, client):
     assert session.scalar(select(func.count(Reading.id)).where(Reading.meter_id == meter.id)) == 2
 
 
+def test_a_legacy_gateway_key_is_counted_at_a_gateways_scale(session, client):
+    kit = factories.make_estate_with_wallet(session)
+    meter = factories.make_meter(session, kit.unit)
+    session.commit()
+    legacy = keys.issue_key(session, "gateway", permissions="readings:write", legacy=True).key
+    answer = _post_readings(client, legacy, [_reading(meter.serial, 30, "100")])
+    assert answer.status_code == 200
+    assert answer.headers["RateLimit-Policy"] == f'"hourly";q={keys.GATEWAY_RATE_LIMIT_PER_HOUR};w=3600'
+
+
 def test_an_estate_key_may_post_only_its_estates_meters(session, client):
     mine = factories.make_estate_with_wallet(session)
     theirs = factories.make_estate_with_wallet(session)
