@@ -43,6 +43,7 @@ from app.models.arrears import ArrearsRecord
 from app.models.cohorts import COHORT_RANKINGS, CohortMember, CohortSnapshot, DebtCohort
 from app.money import quantize
 from app.settings import get_setting, put_setting
+from app.routing import whole_number
 
 COHORT_DAY_KEY = "cohort_day"
 COHORT_SIZE_KEY = "cohort_size"
@@ -102,9 +103,10 @@ def parse_fiscal_year(text_value: str | int | None) -> int | None:
     if text_value in (None, ""):
         return None
     typed = str(text_value).strip().upper().removeprefix("FY")
-    if not typed.isdigit() or not 2000 <= int(typed) <= 2100:
+    year = whole_number(typed, 2000, 2100)
+    if year is None:
         raise CohortError(f"write the fiscal year as FY2027 or 2027, not {text_value!r}")
-    return int(typed)
+    return year
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from app.models.debt import LADDER_ACTIONS, ArrearsEpisode, ArrearsTask, Payment
 from app.models.payments import Payment
 from app.money import format_amount
 from app.settings import get_setting
+from app.routing import whole_number
 
 LADDER_KEY = "arrears_ladder"
 
@@ -48,7 +49,7 @@ def ladder_steps(session: Session, estate: Estate) -> list[tuple[int, str]]:
     steps = []
     for item in items:
         days, _, action = str(item).strip().partition(":")
-        if days.isdigit() and action in LADDER_ACTIONS:
+        if whole_number(days, 0, 36_500) is not None and action in LADDER_ACTIONS:
             steps.append((int(days), action))
     return sorted(steps)
 

@@ -41,6 +41,7 @@ from app.money import MoneyError, format_amount, minor_units, parse_amount, quan
 from app.sql_arrays import insert_rows
 from app.periods import (InvalidPeriod, checked_period, current_period, first_day, month_bounds,
                          parse_period)
+from app.routing import whole_number
 
 log = logging.getLogger(__name__)
 JOB_KIND = "levy_run"
@@ -191,11 +192,9 @@ def build_definition(session: Session, estate: Estate, form: dict, *,
         errors["frequency"] = "Choose monthly, quarterly or annual."
     charge_month = None
     if frequency in ("quarterly", "annual"):
-        text = (form.get("charge_month") or "").strip()
-        if not text.isdigit() or not 1 <= int(text) <= 12:
+        charge_month = whole_number(form.get("charge_month"), 1, 12)
+        if charge_month is None:
             errors["charge_month"] = "Choose the month the levy is charged in."
-        else:
-            charge_month = int(text)
     allocation = form.get("allocation") or ""
     if allocation not in LEVY_ALLOCATIONS:
         errors["allocation"] = "Choose how the levy is split: equally, by floor area or a custom amount per unit."
@@ -217,7 +216,7 @@ def build_definition(session: Session, estate: Estate, form: dict, *,
     if form.get("units") == "some":
         chosen = set()
         for raw in form.get("unit_ids") or []:
-            if str(raw).isdigit() and int(raw) in estate_units:
+            if whole_number(str(raw)) in estate_units:
                 chosen.add(int(raw))
         if not chosen:
             errors["units"] = "Tick the units the levy applies to (or choose every unit)."

@@ -24,6 +24,7 @@ from app.models.arrears import ArrearsRecord
 from app.models.debt import WriteOff
 from app.money import MoneyError, format_amount, parse_amount
 from app.settings import get_setting
+from app.routing import whole_number
 
 THRESHOLD_KEY = "write_off_approval_threshold"
 
@@ -49,13 +50,14 @@ def request_write_off(session: Session, estate: Estate, target: str, amount_text
     errors: dict[str, str] = {}
     kind, _, raw_id = (target or "").partition(":")
     account = record = None
-    if kind == "record" and raw_id.isdigit():
-        record = session.get(ArrearsRecord, int(raw_id))
+    target_id = whole_number(raw_id, 1)
+    if kind == "record" and target_id is not None:
+        record = session.get(ArrearsRecord, target_id)
         if record is None or record.estate_id != estate.id or record.status != "open":
             record = None
         account = record.account if record else None
-    elif kind == "pocket" and raw_id.isdigit():
-        account = session.get(Account, int(raw_id))
+    elif kind == "pocket" and target_id is not None:
+        account = session.get(Account, target_id)
         if account is None or account.estate_id != estate.id or account.kind != "pocket":
             account = None
         elif account.commodity != estate.currency:

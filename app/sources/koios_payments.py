@@ -35,6 +35,7 @@ from app.models import Meter, Unit, canonical_serial, utcnow
 from app.models.payments import Payment
 from app.models.sources import KoiosPayment
 from app.sources.sparkmeter import KoiosApi
+from app.routing import whole_number
 
 KOIOS_PAYMENTS_IMPORT = "koios_payments_import"
 SINCE_KEY = "koios.payments.since"
@@ -190,7 +191,8 @@ def _own_payment(session: Session, external_id: str | None) -> Payment | None:
     if not external_id or not external_id.startswith(OWN_PREFIX):
         return None
     number = external_id[len(OWN_PREFIX):]
-    return session.get(Payment, int(number)) if number.isdigit() else None
+    payment_id = whole_number(number, 1)
+    return session.get(Payment, payment_id) if payment_id is not None else None
 
 
 def _match(payment: KoiosPayment, by_code: dict[str, Meter]) -> bool:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.models import Estate, JobRun, utcnow
 from app.models.sources import SERVICE_SUSPENDED, UispClient, UispService
 from app.periods import shift_month
+from app.routing import whole_number
 
 REFRESH_KIND = "uisp_refresh"
 
@@ -70,7 +71,7 @@ def find_clients(session: Session, text: str = "", estate_id: int | None = None,
         like = f"%{text.lower()}%"
         conditions = [func.lower(UispClient.name).like(like), func.lower(UispClient.email).like(like),
                       func.lower(UispClient.user_ident).like(like)]
-        if text.isdigit():
+        if whole_number(text) is not None:
             conditions.append(UispClient.uisp_id == int(text))
         query = query.where(or_(*conditions))
     if estate_id is not None:

@@ -27,6 +27,7 @@ def test_estate_selector_narrows_and_refuses_other_owners_estates(landlord, logi
         assert client.get(f"{path}?estate={landlord.other_estate}").status_code == 404, path
         assert client.get(f"{path}?estate=987654").status_code == 404, path
         assert client.get(f"{path}?estate=abc").status_code == 400, path
+        assert client.get(f"{path}?estate=²").status_code == 400, path
 
 
 def test_an_owner_of_the_other_estate_sees_only_it(landlord, login):

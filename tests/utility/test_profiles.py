@@ -98,4 +98,5 @@ def test_the_profiles_page_exports_and_is_scoped_to_the_estate(committed, site, 
     assert client.get(f"/utility/estates/{site['estate']}/profiles?format=pdf&table=curve").data.startswith(b"%PDF")
     assert client.get(f"/utility/estates/{site['other']}/profiles").status_code == 404
     assert client.get(f"/utility/estates/{site['estate']}/profiles?days=12").status_code == 400
+    assert client.get(f"/utility/estates/{site['estate']}/profiles?days=³⁰").status_code == 400
     assert client.get(f"/utility/estates/{site['estate']}/profiles?utility=gas").status_code == 400

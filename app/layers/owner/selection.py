@@ -53,9 +53,10 @@ def current_selection() -> Selection:
     raw = request.args.get("estate", "").strip()
     estate = None
     if raw:
-        if not raw.isdigit():
+        estate_id = whole_number(raw)
+        if estate_id is None:
             abort(400, gettext("estate must be an estate id"))
-        estate = estate_or_404(db.session, current_user, int(raw), ROLES)
+        estate = estate_or_404(db.session, current_user, estate_id, ROLES)
     ids = select(Unit.id) if current_user.is_staff else unit_ids_query(current_user, ROLES)
     if estate is not None:
         ids = select(Unit.id).where(Unit.id.in_(ids), Unit.estate_id == estate.id)

@@ -13,6 +13,7 @@ from app.layers.export import requested_format, respond
 from app.layers.utility import bp
 from app.layers.utility.views import ROLES
 from app.reports.export import Column
+from app.routing import whole_number
 
 UTILITIES = ("electricity", "water", "hot_water")
 DAYS = (7, 30, 90)
@@ -29,10 +30,10 @@ def profiles(estate_id: int):
     utility = request.args.get("utility", "electricity")
     if utility not in UTILITIES:
         abort(400, "utility must be electricity, water or hot_water")
-    raw_days = request.args.get("days", "30")
-    if not raw_days.isdigit() or int(raw_days) not in DAYS:
+    days = whole_number(request.args.get("days", "30"))
+    if days not in DAYS:
         abort(400, "days must be 7, 30 or 90")
-    report = estate_profiles(db.session, estate, utility=utility, days=int(raw_days))
+    report = estate_profiles(db.session, estate, utility=utility, days=days)
     fmt = requested_format()
     if fmt:
         label = utility_label("utility", utility).lower()

@@ -15,6 +15,7 @@ from app.models import utcnow
 from app.models.utility import CASE_STATUSES
 from app.periods import current_period
 from app.reports.export import Column, money_column
+from app.routing import whole_number
 
 TABLES = ("months", "scores", "cases")
 
@@ -45,19 +46,19 @@ def revenue(estate_id: int):
 def update_revenue_case(estate_id: int):
     """Change one case's status, assignee or note; the case row is swapped in place."""
     estate = estate_or_404(db.session, current_user, estate_id, ROLES)
-    raw = request.form.get("case_id", "")
-    if not raw.isdigit() or int(raw) >= 2**31:
+    case_id = whole_number(request.form.get("case_id"), 1)
+    if case_id is None:
         abort(404)
     try:
-        update_case(db.session, estate, int(raw), request.form, user_id=current_user.id,
+        update_case(db.session, estate, case_id, request.form, user_id=current_user.id,
                     assignable=recipients(db.session, estate.id))
     except LookupError:
         db.session.rollback()
         abort(404)
     except CaseError as error:
         db.session.rollback()
-        return _case_fragment(estate, int(raw), error.errors, request.form), 400
-    return _case_fragment(estate, int(raw), {}, None)
+        return _case_fragment(estate, case_id, error.errors, request.form), 400
+    return _case_fragment(estate, case_id, {}, None)
 
 
 def _case_fragment(estate, case_id, errors, form):
