@@ -585,7 +585,7 @@ class SendOutcome:
     """What became of one party's statement email for a run."""
 
     party: str
-    status: str  # sent | logged | already_sent | no_contact | failed
+    status: str  # sent | logged | already_sent | already_logged | no_contact | failed
     to: str = ""
     sent_at: object = None  # when it was (first) sent, for "already sent"
     error: str = ""
@@ -598,6 +598,8 @@ class SendOutcome:
             "sent": f"{self.party}: statement emailed to {self.to}",
             "logged": f"{self.party}: statement written to the log for {self.to} (MAIL_URL unset, not emailed)",
             "already_sent": f"{self.party}: statement already sent to {self.to} on {when}",
+            "already_logged": f"{self.party}: statement already written to the log for {self.to} on {when} "
+                              "(MAIL_URL unset, not emailed)",
             "no_contact": f"{self.party}: no contact email, statement not sent",
             "failed": f"{self.party}: statement to {self.to} not sent ({self.error}); try again",
         }[self.status]
@@ -623,7 +625,8 @@ def send_party_statements(session: Session, run: SettlementRun) -> list[SendOutc
     for line in run.lines:
         party = line.party
         if line.statement_sent_at is not None:
-            outcomes.append(SendOutcome(party.name, "already_sent", line.statement_sent_to, line.statement_sent_at))
+            outcomes.append(SendOutcome(party.name, "already_logged" if line.statement_outcome == "logged"
+                                        else "already_sent", line.statement_sent_to, line.statement_sent_at))
             continue
         if not party.contact_email:
             outcomes.append(SendOutcome(party.name, "no_contact"))
@@ -644,7 +647,7 @@ def send_party_statements(session: Session, run: SettlementRun) -> list[SendOutc
         except (OSError, smtplib.SMTPException) as error:
             outcomes.append(SendOutcome(party.name, "failed", party.contact_email, error=f"{type(error).__name__}: {error}"))
             continue
-        line.statement_sent_at, line.statement_sent_to = utcnow(), party.contact_email
+        line.statement_sent_at, line.statement_sent_to, line.statement_outcome = utcnow(), party.contact_email, status
         audit.record(session, "settlement.statement_sent", line, estate_id=estate.id,
                      new={"run": run.id, "period": run.period, "party": party.name, "to": party.contact_email,
                           "outcome": status})

@@ -118,6 +118,7 @@ class SettlementLine(Base):
     # The party's statement of this run, emailed once (app.billing.settlement.send_party_statements).
     statement_sent_at: Mapped[datetime | None]
     statement_sent_to: Mapped[str | None] = mapped_column(String(254))
+    statement_outcome: Mapped[str | None] = mapped_column(String(8))  # sent | logged (no MAIL_URL)
 
     run: Mapped[SettlementRun] = relationship(back_populates="lines")
     party: Mapped[SettlementParty] = relationship()

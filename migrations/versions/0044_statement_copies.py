@@ -2,8 +2,9 @@
 
 - statements.tenant_pdf: the tenant's copy of a month's statement, without the owner's levy
   section (set only when the statement has one; the owner's copy stays in `pdf`).
-- settlement_lines.statement_sent_at / statement_sent_to: when and to whom the party's
-  settlement statement of that run was emailed (sent once per run and party).
+- settlement_lines.statement_sent_at / statement_sent_to / statement_outcome: when, to whom
+  and how (sent, or logged without MAIL_URL) the party's settlement statement of that run
+  went out (once per run and party).
 
 Revision ID: 0044
 Revises: 0031
@@ -24,10 +25,12 @@ def upgrade():
     with op.batch_alter_table("settlement_lines", schema=None) as batch_op:
         batch_op.add_column(sa.Column("statement_sent_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("statement_sent_to", sa.String(length=254), nullable=True))
+        batch_op.add_column(sa.Column("statement_outcome", sa.String(length=8), nullable=True))
 
 
 def downgrade():
     with op.batch_alter_table("settlement_lines", schema=None) as batch_op:
+        batch_op.drop_column("statement_outcome")
         batch_op.drop_column("statement_sent_to")
         batch_op.drop_column("statement_sent_at")
     with op.batch_alter_table("statements", schema=None) as batch_op:

@@ -281,6 +281,7 @@ def test_a_run_emails_each_party_its_statement_once_with_the_pdf(session, sun, s
     sent = {line.party_id: (line.statement_sent_to, line.statement_sent_at) for line in run.lines}
     assert sent[utility.id][0] == "bulk@example.com" and sent[utility.id][1] is not None
     assert sent[body.id] == (None, None)
+    assert {line.statement_outcome for line in run.lines if line.party_id != body.id} == {"sent"}
     audits = session.scalars(select(AuditLog).where(AuditLog.action == "settlement.statement_sent")).all()
     assert sorted(a.new["to"] for a in audits) == ["bulk@example.com", "ops@example.com"]
 
@@ -319,7 +320,7 @@ def test_staff_send_the_statements_of_a_run_from_its_page(session, sun, staff_cl
                              follow_redirects=True)
     html = sent.get_data(as_text=True)
     assert sent.status_code == 200 and "Power utility: statement emailed to bulk@example.com" in html
-    assert "Emailed to bulk@example.com" in html
+    assert "Statement emailed to bulk@example.com" in html
     again = staff_client.post(f"/staff/settlement/runs/{run.id}/send-statements", data={"csrf_token": token},
                               follow_redirects=True).get_data(as_text=True)
     assert "Power utility: statement already sent to bulk@example.com on" in again
@@ -327,3 +328,14 @@ def test_staff_send_the_statements_of_a_run_from_its_page(session, sun, staff_cl
     assert staff_client.post("/staff/settlement/runs/987654/send-statements",
                              data={"csrf_token": token}).status_code == 404
     assert staff_client.post(f"/staff/settlement/runs/{run.id}/send-statements").status_code == 400  # no CSRF
+
+
+def test_without_a_mail_server_the_statement_is_logged_and_said_so(session, sun, app, monkeypatch):
+    monkeypatch.setitem(app.config, "MAIL_URL", "")
+    kit, period, _ = sun
+    s.run_settlement(session, kit.estate, period)
+    [run] = s.runs_of(session, kit.estate.id)
+    first = next(o for o in s.send_party_statements(session, run) if o.party == "Power utility")
+    assert first.status == "logged" and "not emailed" in first.text(kit.estate.timezone)
+    again = next(o for o in s.send_party_statements(session, run) if o.party == "Power utility")
+    assert again.status == "already_logged" and "already written to the log" in again.text(kit.estate.timezone)
