@@ -551,7 +551,10 @@ def party_statement_rows(session: Session, party: SettlementParty, period: str |
 
 
 def party_statement(session: Session, party: SettlementParty, period: str | None = None):
-    """A party's settlement statement as (rows, columns, title, subtitle) for `respond()` or `to_pdf()`."""
+    """A party's settlement statement as (rows, columns, title, subtitle, note) for `respond()` or `to_pdf()`.
+
+    The note says what "revenue" is (billed, or units sold), above the table.
+    """
     from app.reports.export import Column, money_column
     from app.statements.runs import month_label
 
@@ -565,9 +568,9 @@ def party_statement(session: Session, party: SettlementParty, period: str | None
                money_column("Share", lambda r: r.amount, lambda r: currency), Column("Payout", lambda r: r.paid)]
     bases = sorted({r.basis for r in rows}) or [BASIS_TEXT["sold" if estate.wallet_denomination == "units" else "billed"]]
     subtitle = f"{party.name} ({party.role.replace('_', ' ')}) · {estate.name}" + (
-        f" · {month_label(period)}" if period else "") + " · " + " ".join(bases)
+        f" · {month_label(period)}" if period else "")
     title = f"Settlement statement {estate.code} {party.name} {period or 'all months'}"
-    return rows, columns, title, subtitle
+    return rows, columns, title, subtitle, " ".join(bases)
 
 
 def party_statement_pdf(session: Session, party: SettlementParty, period: str | None = None) -> bytes:
@@ -576,8 +579,9 @@ def party_statement_pdf(session: Session, party: SettlementParty, period: str | 
 
     from app.reports.export import to_pdf
 
-    rows, columns, title, subtitle = party_statement(session, party, period)
-    return to_pdf(rows, columns, title, ZoneInfo(session.get(Estate, party.estate_id).timezone), subtitle=subtitle)
+    rows, columns, title, subtitle, note = party_statement(session, party, period)
+    return to_pdf(rows, columns, title, ZoneInfo(session.get(Estate, party.estate_id).timezone), subtitle=subtitle,
+                  note=note)
 
 
 @dataclass

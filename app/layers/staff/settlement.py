@@ -189,8 +189,9 @@ def settlement_statement(party_id: int):
             period = checked_period(period)
         except InvalidPeriod:
             abort(400, "choose a month as YYYY-MM")
-    rows, columns, title, subtitle = settlement.party_statement(db.session, party, period)
-    return respond(rows, columns, title, requested_format() or "pdf", subtitle=subtitle, timezone=estate.timezone)
+    rows, columns, title, subtitle, note = settlement.party_statement(db.session, party, period)
+    return respond(rows, columns, title, requested_format() or "pdf", subtitle=subtitle, timezone=estate.timezone,
+                   note=note)
 
 
 @bp.post("/settlement/runs/<int:settlement_run_id>/send-statements")
