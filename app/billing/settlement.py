@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 from sqlalchemy import and_, func, select
@@ -549,6 +550,116 @@ def party_statement_rows(session: Session, party: SettlementParty, period: str |
     return rows
 
 
+def party_statement(session: Session, party: SettlementParty, period: str | None = None):
+    """A party's settlement statement as (rows, columns, title, subtitle, note) for `respond()` or `to_pdf()`.
+
+    The note says what "revenue" is (billed, or units sold), above the table.
+    """
+    from app.reports.export import Column, money_column
+    from app.statements.runs import month_label
+
+    estate = session.get(Estate, party.estate_id)
+    currency = estate.currency
+    rows = party_statement_rows(session, party, period)
+    columns = [Column("Month", lambda r: r.period), Column("Utility", lambda r: r.utility),
+               Column("Run", lambda r: r.run_number, numeric=True), Column("Status", lambda r: r.status),
+               Column("Rule", lambda r: r.rule),
+               money_column("Revenue", lambda r: r.revenue, lambda r: currency),
+               money_column("Share", lambda r: r.amount, lambda r: currency), Column("Payout", lambda r: r.paid)]
+    bases = sorted({r.basis for r in rows}) or [BASIS_TEXT["sold" if estate.wallet_denomination == "units" else "billed"]]
+    subtitle = f"{party.name} ({party.role.replace('_', ' ')}) · {estate.name}" + (
+        f" · {month_label(period)}" if period else "")
+    title = f"Settlement statement {estate.code} {party.name} {period or 'all months'}"
+    return rows, columns, title, subtitle, " ".join(bases)
+
+
+def party_statement_pdf(session: Session, party: SettlementParty, period: str | None = None) -> bytes:
+    """The party's settlement statement of a month (or all months) as a PDF, times in the estate's zone."""
+    from zoneinfo import ZoneInfo
+
+    from app.reports.export import to_pdf
+
+    rows, columns, title, subtitle, note = party_statement(session, party, period)
+    return to_pdf(rows, columns, title, ZoneInfo(session.get(Estate, party.estate_id).timezone), subtitle=subtitle,
+                  note=note)
+
+
+@dataclass
+class SendOutcome:
+    """What became of one party's statement email for a run."""
+
+    party: str
+    status: str  # sent | logged | already_sent | already_logged | no_contact | failed
+    to: str = ""
+    sent_at: object = None  # when it was (first) sent, for "already sent"
+    error: str = ""
+
+    def text(self, timezone: str) -> str:
+        from app.i18n.formatting import local_date
+
+        when = local_date(self.sent_at.astimezone(ZoneInfo(timezone)), "%d %b %Y %H:%M") if self.sent_at else ""
+        return {
+            "sent": f"{self.party}: statement emailed to {self.to}",
+            "logged": f"{self.party}: statement written to the log for {self.to} (MAIL_URL unset, not emailed)",
+            "already_sent": f"{self.party}: statement already sent to {self.to} on {when}",
+            "already_logged": f"{self.party}: statement already written to the log for {self.to} on {when} "
+                              "(MAIL_URL unset, not emailed)",
+            "no_contact": f"{self.party}: no contact email, statement not sent",
+            "failed": f"{self.party}: statement to {self.to} not sent ({self.error}); try again",
+        }[self.status]
+
+
+def send_party_statements(session: Session, run: SettlementRun) -> list[SendOutcome]:
+    """Email each party of a run its settlement statement of the month (PDF attached), once per run and party.
+
+    A party already sent this run's statement is reported with when; one without a contact
+    email is reported; an SMTP failure is reported and can be retried. Each email is audited
+    (`settlement.statement_sent`); commits.
+    """
+    import smtplib
+    from email.message import EmailMessage
+
+    from flask import current_app
+
+    from app.notify.email import send_email
+    from app.statements.runs import month_label
+
+    estate = session.get(Estate, run.estate_id)
+    outcomes = []
+    for line in run.lines:
+        party = line.party
+        if line.statement_sent_at is not None:
+            outcomes.append(SendOutcome(party.name, "already_logged" if line.statement_outcome == "logged"
+                                        else "already_sent", line.statement_sent_to, line.statement_sent_at))
+            continue
+        if not party.contact_email:
+            outcomes.append(SendOutcome(party.name, "no_contact"))
+            continue
+        label = month_label(run.period)
+        message = EmailMessage()
+        message["From"] = current_app.config["MAIL_FROM"]
+        message["To"] = party.contact_email
+        message["Subject"] = f"{estate.name}: settlement statement for {label} ({party.name})"
+        message.set_content(
+            f"Hello,\n\nAttached is {party.name}'s settlement statement from {estate.name} for {label}: "
+            f"{run.utility.replace('_', ' ')} run {run.run_number}, your share "
+            f"{format_amount(line.amount, run.currency)}.\n{BASIS_TEXT[run.basis]}\n\nMeterwise\n")
+        message.add_attachment(party_statement_pdf(session, party, run.period), maintype="application",
+                               subtype="pdf", filename=f"settlement-{estate.code}-{run.period}-party{party.id}.pdf")
+        try:
+            status = send_email(message)
+        except (OSError, smtplib.SMTPException) as error:
+            outcomes.append(SendOutcome(party.name, "failed", party.contact_email, error=f"{type(error).__name__}: {error}"))
+            continue
+        line.statement_sent_at, line.statement_sent_to, line.statement_outcome = utcnow(), party.contact_email, status
+        audit.record(session, "settlement.statement_sent", line, estate_id=estate.id,
+                     new={"run": run.id, "period": run.period, "party": party.name, "to": party.contact_email,
+                          "outcome": status})
+        session.commit()  # one email, one record: a failure later in the loop never resends this one
+        outcomes.append(SendOutcome(party.name, status, party.contact_email, line.statement_sent_at))
+    return outcomes
+
+
 def estate_report_rows(session: Session, estate_id: int, period: str) -> list[dict]:
     """Every party line of the estate's runs of a month (the settlement report)."""
     rows = []
@@ -591,7 +702,14 @@ def settlement_job(session: Session, progress, estate_id: int, period: str, user
     progress.set_total(max(len(settled_utilities(session, estate.id)), 1))
     report = run_settlement(session, estate, period, user_id=user_id)
     progress.step(len(report.outcomes))
-    return report.summary()
+    lines = [report.summary()]
+    for outcome in report.outcomes:  # each party its statement; a rerun reports them already sent
+        if outcome.run is not None:
+            for sent in send_party_statements(session, outcome.run):
+                lines.append(sent.text(estate.timezone))
+                if sent.status == "failed":
+                    progress.error(sent.text(estate.timezone))
+    return "\n".join(lines)
 
 
 def schedule_monthly_settlement(session: Session) -> list[str]:

@@ -27,7 +27,7 @@ def _estate(code: str):
 @click.option("--dry-run", is_flag=True, help="Show the split without posting.")
 def settlement_run(estate_code: str, period: str, utility: str | None, dry_run: bool) -> None:
     """Post the month's split to each party; a rerun posts nothing; exit 1 when a utility is refused."""
-    from app.billing.settlement import SettlementError, run_settlement
+    from app.billing.settlement import SettlementError, run_settlement, send_party_statements
     from app.money import format_amount
 
     estate = _estate(estate_code)
@@ -39,6 +39,9 @@ def settlement_run(estate_code: str, period: str, utility: str | None, dry_run: 
     for outcome in report.outcomes:
         for line in outcome.lines:
             click.echo(f"  {line.party.name:<30} {format_amount(line.amount, estate.currency):>16}")
+        if outcome.run is not None and not dry_run:  # each party its statement, once per run
+            for sent in send_party_statements(db.session, outcome.run):
+                click.echo(f"  {sent.text(estate.timezone)}")
     sys.exit(1 if any(o.status == "refused" for o in report.outcomes) else 0)
 
 

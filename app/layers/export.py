@@ -26,7 +26,7 @@ def requested_format() -> str | None:
 
 
 def respond(rows: Iterable[Any], columns: Sequence[Column], title: str, fmt: str, *,
-            subtitle: str = "", timezone: str | None = None) -> Response:
+            subtitle: str = "", timezone: str | None = None, note: str = "") -> Response:
     """The rows as a CSV or PDF download named after the title, times in `timezone`.
 
     Without a zone the viewer's is used (their estate's, else UTC; app/presenters.py), and
@@ -41,7 +41,7 @@ def respond(rows: Iterable[Any], columns: Sequence[Column], title: str, fmt: str
         body = to_csv(rows, columns, zone).encode("utf-8-sig")  # the BOM makes Excel read UTF-8
         mimetype = "text/csv"
     elif fmt == "pdf":
-        body = to_pdf(rows, columns, title, zone, subtitle=subtitle)
+        body = to_pdf(rows, columns, title, zone, subtitle=subtitle, note=note)
         mimetype = "application/pdf"
     else:
         abort(400, f"format must be one of {', '.join(FORMATS)}")

@@ -15,7 +15,8 @@ from app.layers.export import requested_format, respond
 from app.periods import parse_period
 from app.reports.history import overlaps, viewer_windows
 from app.statements.figures import StatementPeriodError, month_bounds
-from app.statements.runs import TRANSACTION_COLUMNS, statement_pdf, unit_statement_months, unit_transactions
+from app.statements.runs import (TRANSACTION_COLUMNS, sees_levies, statement_pdf, unit_statement_months,
+                                unit_transactions)
 
 
 def add_unit_statement_routes(bp: Blueprint, roles: tuple[str, ...], transactions_page=None) -> None:
@@ -42,7 +43,8 @@ def add_unit_statement_routes(bp: Blueprint, roles: tuple[str, ...], transaction
         try:
             if not visible(unit, period, viewer_windows(db.session, current_user, unit)):
                 abort(404)
-            pdf, filename, _ = statement_pdf(db.session, unit, period)
+            pdf, filename, _ = statement_pdf(db.session, unit, period,
+                                             levies=sees_levies(db.session, current_user, unit))
         except StatementPeriodError:
             abort(404)
         return send_file(BytesIO(pdf), mimetype="application/pdf", download_name=filename, max_age=0)

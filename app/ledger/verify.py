@@ -4,13 +4,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, func, select
 from sqlalchemy.orm import Session
 
 from app.jobs import job
 from app.ledger import GENESIS_HASH, transaction_hash
 from app.ledger.anchors import Anchor, anchor_problem
 from app.models import Account, Estate, LedgerChain, LedgerTransaction, Posting
+from app.sql_arrays import driver_rows, matches_any, planned_for_these_values
 
 BATCH = 2000
 _CHAINED_COLUMNS = (
@@ -80,42 +81,46 @@ def verify_ledger(session: Session, estate_id: int | None = None,
 def _verify_chain(session: Session, estate: Estate) -> ChainReport:
     result = ChainReport(estate.id, estate.code)
     prev_hash, expected_seq, last_seen = GENESIS_HASH, 1, 0
+    postgres = session.get_bind().dialect.name == "postgresql"
     while True:
-        # Plain rows, not ORM objects: the caller's session (and its identity map) is
-        # left exactly as it was, and memory stays flat on long chains.
-        transactions = session.execute(
+        # Plain driver rows, not ORM objects: the caller's session (and its identity map) is
+        # left exactly as it was, memory stays flat on long chains, and no per-row type
+        # conversion slows a re-hash of every transaction.
+        transactions = driver_rows(session,
             select(*_CHAINED_COLUMNS)
             .where(LedgerTransaction.estate_id == estate.id, LedgerTransaction.seq > last_seen)
             .order_by(LedgerTransaction.seq)
             .limit(BATCH)
-        ).all()
+        )
         if not transactions:
             break
         legs = defaultdict(list)
-        rows = session.execute(
-            select(Posting.transaction_id, Posting.account_id, Posting.amount, Posting.commodity)
-            .where(Posting.transaction_id.in_([t.id for t in transactions]))
-        )
-        for row in rows:
-            legs[row.transaction_id].append((row.account_id, row.amount, row.commodity))
-        for txn in transactions:
+        with planned_for_these_values(session, postgres):
+            rows = driver_rows(session,
+                select(Posting.transaction_id, Posting.account_id, Posting.amount, Posting.commodity)
+                .where(matches_any(Posting.transaction_id, [t[0] for t in transactions], postgres,
+                                   BigInteger))
+            )
+        for transaction_id, account_id, amount, commodity in rows:
+            legs[transaction_id].append((account_id, amount, commodity))
+        for (transaction_id, estate_id, seq, key, kind, occurred_at, period, memo, reverses_id,
+             stored_prev, digest) in transactions:
             result.transactions += 1
             problem = None
-            if txn.seq != expected_seq:
-                problem = f"sequence gap: expected {expected_seq}, found {txn.seq}"
-            elif txn.prev_hash != prev_hash:
+            if seq != expected_seq:
+                problem = f"sequence gap: expected {expected_seq}, found {seq}"
+            elif stored_prev != prev_hash:
                 problem = "prev_hash does not match the previous transaction's hash"
-            elif txn.hash != transaction_hash(
-                txn.prev_hash, estate_id=txn.estate_id, seq=txn.seq,
-                idempotency_key=txn.idempotency_key, kind=txn.kind, occurred_at=txn.occurred_at,
-                period=txn.period, memo=txn.memo, reverses_id=txn.reverses_id,
-                legs=legs[txn.id],
+            elif digest != transaction_hash(
+                stored_prev, estate_id=estate_id, seq=seq, idempotency_key=key, kind=kind,
+                occurred_at=occurred_at, period=period, memo=memo, reverses_id=reverses_id,
+                legs=legs[transaction_id],
             ):
                 problem = "content does not match its hash (transaction or postings altered)"
             if problem:
-                result.first_broken_id, result.first_broken_seq, result.reason = txn.id, txn.seq, problem
+                result.first_broken_id, result.first_broken_seq, result.reason = transaction_id, seq, problem
                 return result
-            prev_hash, expected_seq, last_seen = txn.hash, txn.seq + 1, txn.seq
+            prev_hash, expected_seq, last_seen = digest, seq + 1, seq
     head = session.execute(
         select(LedgerChain.last_seq, LedgerChain.last_hash).where(LedgerChain.estate_id == estate.id)
     ).first()

@@ -115,6 +115,10 @@ class SettlementLine(Base):
     paid_reference: Mapped[str | None] = mapped_column(String(100))
     paid_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     payout_transaction_id: Mapped[int | None] = mapped_column(_TXN_ID, ForeignKey("ledger_transactions.id"))
+    # The party's statement of this run, emailed once (app.billing.settlement.send_party_statements).
+    statement_sent_at: Mapped[datetime | None]
+    statement_sent_to: Mapped[str | None] = mapped_column(String(254))
+    statement_outcome: Mapped[str | None] = mapped_column(String(8))  # sent | logged (no MAIL_URL)
 
     run: Mapped[SettlementRun] = relationship(back_populates="lines")
     party: Mapped[SettlementParty] = relationship()

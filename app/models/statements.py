@@ -22,7 +22,9 @@ class Statement(Base):
     period: Mapped[str] = mapped_column(String(7))  # YYYY-MM in the estate's timezone
     figures: Mapped[dict[str, Any]] = mapped_column(JSON)  # the numbers the PDF shows
     figures_sha256: Mapped[str] = mapped_column(String(64))
-    pdf: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    pdf: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # the owner's copy (staff see it too)
+    # The tenant's copy, without the owner's levy section; only when the statement has one.
+    tenant_pdf: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     pdf_sha256: Mapped[str] = mapped_column(String(64))
     # Set when a later run computed different figures: the archived PDF stays as issued.
     discrepancy: Mapped[str | None] = mapped_column(Text)

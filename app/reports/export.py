@@ -47,12 +47,12 @@ class _Money:
 
 
 def to_pdf(rows: Iterable[Any], columns: Sequence[Column], title: str, zone: ZoneInfo = UTC, *,
-           subtitle: str = "") -> bytes:
+           subtitle: str = "", note: str = "") -> bytes:
     """The table as a PDF with the report page furniture, saying which zone its times are in."""
     table = [[_pdf_cell(column.value(row), zone) for column in columns] for row in rows]
     numeric = [i for i, column in enumerate(columns) if column.numeric]
     return render_table_pdf(title, [c.label for c in columns], table, subtitle=subtitle,
-                            numeric=numeric, timezone=zone.key)
+                            numeric=numeric, timezone=zone.key, note=note)
 
 
 def to_csv(rows: Iterable[Any], columns: Sequence[Column], zone: ZoneInfo = UTC) -> str:

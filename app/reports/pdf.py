@@ -177,9 +177,11 @@ def data_table(header: Sequence[str], rows: Sequence[Sequence[object]], *, width
 
 
 def render_table_pdf(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]], *,
-                     subtitle: str = "", numeric: Sequence[int] = (), timezone: str = "UTC") -> bytes:
+                     subtitle: str = "", numeric: Sequence[int] = (), timezone: str = "UTC",
+                     note: str = "") -> bytes:
     """A plain report PDF of one table (A6 exports) that fits the page: portrait when the
-    columns fit on one line, else landscape with the widest columns wrapped."""
+    columns fit on one line, else landscape with the widest columns wrapped. `note`: a
+    sentence above the table (what the figures are), wrapped to the page."""
     buffer = BytesIO()
     natural = sum(_natural_widths([pdf_text(c) for c in columns], [[pdf_text(v) for v in r] for r in rows]))
     pagesize, available = (A4, PORTRAIT_WIDTH) if natural <= PORTRAIT_WIDTH else (landscape(A4), LANDSCAPE_WIDTH)
@@ -192,6 +194,8 @@ def render_table_pdf(title: str, columns: Sequence[str], rows: Sequence[Sequence
 
     story = [data_table(columns, rows, numeric=numeric, available=available)] if rows else [
         Paragraph("No rows.", BODY)]
+    if note:
+        story.insert(0, Paragraph(escaped(note), BODY))
     doc.build(story, onFirstPage=furniture, onLaterPages=furniture)
     return buffer.getvalue()
 

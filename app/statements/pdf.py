@@ -31,14 +31,17 @@ MAX_TOPUP_LINES = 18
 
 
 def render_statement(data: StatementData, *, provisional: bool = False,
-                     issued_at: datetime | None = None, language: str | None = None) -> bytes:
+                     issued_at: datetime | None = None, language: str | None = None,
+                     levies: bool = True) -> bytes:
     """The one-to-two page PDF of a unit's month, in the estate's currency and timezone.
 
     In `language` when given (the monthly run: the estate's default), else the reader's.
+    `levies=False` leaves out the owner's levy section: the tenant's copy (levies are the
+    owner's business, B3).
     """
     if language is not None:
         with force_locale(language):
-            return render_statement(data, provisional=provisional, issued_at=issued_at)
+            return render_statement(data, provisional=provisional, issued_at=issued_at, levies=levies)
     buffer = BytesIO()
     colour = brand(data.brand_colour)
     doc = report_document(buffer, f"{data.estate_name} statement {data.unit_number} {data.period}")
@@ -55,12 +58,12 @@ def render_statement(data: StatementData, *, provisional: bool = False,
     def furniture(canvas, d):
         page_band(canvas, d, colour, title, subtitle, footer, anchor)
 
-    doc.build(_statement_story(data, colour, tz, provisional), onFirstPage=furniture,
+    doc.build(_statement_story(data, colour, tz, provisional, levies), onFirstPage=furniture,
               onLaterPages=furniture)
     return buffer.getvalue()
 
 
-def _statement_story(data: StatementData, colour, tz: ZoneInfo, provisional: bool) -> list:
+def _statement_story(data: StatementData, colour, tz: ZoneInfo, provisional: bool, levies: bool) -> list:
     start_local = data.start.astimezone(tz)
     end_local = data.end.astimezone(tz)
     people = []
@@ -83,15 +86,13 @@ def _statement_story(data: StatementData, colour, tz: ZoneInfo, provisional: boo
             ParagraphStyle("warn", parent=SMALL, textColor=NEGATIVE)))
     if not data.pockets:
         story += [Spacer(1, 6 * mm), Paragraph(_("This unit has no wallet."), BODY)]
-        story += _levy_section(data)
-        return story
+        return story + (_levy_section(data) if levies else [])
     story += [Paragraph(_("Summary"), H2), _summary_table(data, colour)]
     story += [Paragraph(_("Consumption"), H2), _consumption_table(data)]
     if any(p.daily for p in data.pockets):
         story.append(KeepTogether([Spacer(1, 2 * mm), ConsumptionChart(data, colour)]))
     story += _topup_section(data, tz)
-    story += _levy_section(data)
-    return story
+    return story + (_levy_section(data) if levies else [])
 
 
 def _levy_section(data: StatementData) -> list:

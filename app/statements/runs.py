@@ -63,11 +63,16 @@ def issue_statement(session: Session, data: StatementData, job_run_id: int | Non
             existing.discrepancy = note
         return IssueOutcome(existing, "changed")
     from app.i18n import DEFAULT_LANGUAGE, estate_language  # the archived PDF: the estate's language (X8)
-    pdf = render_statement(data, language=estate_language(session, data.estate_id) or DEFAULT_LANGUAGE)
+    language = estate_language(session, data.estate_id) or DEFAULT_LANGUAGE
+    issued_at = utcnow()
+    pdf = render_statement(data, language=language, issued_at=issued_at)
+    # Levies are the owner's (B3): the tenant gets the same statement without them.
+    tenant_pdf = (render_statement(data, language=language, issued_at=issued_at, levies=False)
+                  if data.levy is not None else None)
     statement = Statement(
         estate_id=data.estate_id, unit_id=data.unit_id, period=data.period, figures=data.figures(),
         figures_sha256=digest, pdf=pdf, pdf_sha256=hashlib.sha256(pdf).hexdigest(),
-        job_run_id=job_run_id,
+        tenant_pdf=tenant_pdf, job_run_id=job_run_id,
     )
     session.add(statement)
     session.flush()
@@ -127,7 +132,8 @@ def deliver(session: Session, delivery: StatementDelivery, estate: Estate, unit_
     message.set_content(
         f"Hello,\n\nAttached is the {estate.name} statement for unit {unit_number}, {label}.\n"
         f"You can download it again at any time from your Meterwise page.\n\nMeterwise\n")
-    message.add_attachment(statement.pdf, maintype="application", subtype="pdf",
+    pdf = tenant_copy(session, statement) if delivery.role == "tenant" else statement.pdf
+    message.add_attachment(pdf, maintype="application", subtype="pdf",
                            filename=statement_filename(estate.code, unit_number, statement.period))
     delivery.attempts += 1
     try:
@@ -139,6 +145,30 @@ def deliver(session: Session, delivery: StatementDelivery, estate: Estate, unit_
     delivery.status, delivery.error = outcome, None
     delivery.sent_at = utcnow() if outcome == "sent" else None
     return outcome
+
+
+def tenant_copy(session: Session, statement: Statement) -> bytes:
+    """The archived statement as its tenant gets it: without the owner's levy section."""
+    if statement.tenant_pdf is not None or "levy" not in statement.figures:
+        return statement.tenant_pdf or statement.pdf  # no levy section: one copy for everyone
+    # Issued before tenant copies were archived: rendered now from the month's figures.
+    from app.statements.figures import statement_for
+
+    data = statement_for(session, session.get(Unit, statement.unit_id), statement.period)
+    return render_statement(data, issued_at=statement.created_at, levies=False)
+
+
+# Who sees the owner's levy section of a unit's statement besides staff (B3): its owners and
+# those who act for them. An owner-occupier sees it in either layer; a tenant never does.
+LEVY_VIEWER_ROLES = ("owner", "agent", "body_corporate")
+
+
+def sees_levies(session: Session, user, unit: Unit) -> bool:
+    """Whether the user gets the owner's copy of the unit's statements (with levies)."""
+    from app.auth.scope import unit_ids_query
+
+    return bool(user.is_staff) or session.scalar(select(Unit.id).where(
+        Unit.id == unit.id, Unit.id.in_(unit_ids_query(user, LEVY_VIEWER_ROLES)))) is not None
 
 
 def month_label(period: str) -> str:
@@ -282,17 +312,21 @@ def unit_statement_months(session: Session, unit: Unit, months: int = 12) -> lis
     return rows
 
 
-def statement_pdf(session: Session, unit: Unit, period: str) -> tuple[bytes, str, bool]:
-    """The unit's statement PDF for a month: the archived one, else a provisional rendering."""
+def statement_pdf(session: Session, unit: Unit, period: str, *, levies: bool = True) -> tuple[bytes, str, bool]:
+    """The unit's statement PDF for a month: the archived one, else a provisional rendering.
+
+    `levies=False`: the tenant's copy, without the owner's levy section (`sees_levies`).
+    """
     archived = session.scalar(select(Statement).where(
         Statement.unit_id == unit.id, Statement.period == period))
     filename = statement_filename(unit.estate.code, unit.number, period)
     if archived is not None:
-        return archived.pdf, filename, False
+        return (archived.pdf if levies else tenant_copy(session, archived)), filename, False
     from app.statements.figures import statement_for
 
     data = statement_for(session, unit, period)  # raises StatementPeriodError for future months
-    return render_statement(data, provisional=True), filename.replace(".pdf", "-provisional.pdf"), True
+    return (render_statement(data, provisional=True, levies=levies),
+            filename.replace(".pdf", "-provisional.pdf"), True)
 
 
 @dataclass

@@ -169,3 +169,23 @@ def test_the_staff_dashboard_lists_failing_items_with_links(session, day_estate,
     assert f'href="/staff/meters/{meter.id}"' in html and "has no bill" in html and "1 failing" in html
     assert staff_client.get(f"/staff/reconciliation?estate_id={kit.estate.id}&day=notaday").status_code == 400
     assert staff_client.get("/staff/reconciliation?estate_id=987654").status_code == 404
+
+
+def test_a_day_bill_of_the_replaced_meter_covers_the_new_meters_readings(session, day_estate):
+    """The demo bills a meter once a day by serial; after a swap those bills keep the old serial."""
+    from app.ledger import Entry, post
+
+    kit, meter, day, start = day_estate
+    new = make_meter(session, kit.unit, serial="000099990001")
+    meter.replaced_by_meter_id = new.id
+    session.add(Reading(meter_id=new.id, taken_at=start + timedelta(hours=20), register=Decimal("3"),
+                        consumption=Decimal("3")))
+    session.commit()
+    assert not _by_check(recon.reconcile_estate(session, kit.estate, day))["readings"].ok  # no bill yet
+    post(session, Entry(kit.estate.id, "consumption", f"{recon.DAY_BILL_PREFIX}{meter.serial}:{day.isoformat()}",
+                        [(kit.pocket("electricity").id, Decimal("-6.00")),
+                         (kit.accounts.revenue["electricity"].id, Decimal("6.00"))],
+                        occurred_at=start + timedelta(hours=23)))
+    session.commit()
+    result = _by_check(recon.reconcile_estate(session, kit.estate, day))["readings"]
+    assert result.ok, result.items

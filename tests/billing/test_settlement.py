@@ -251,3 +251,91 @@ def test_staff_settle_a_month_mark_a_payout_reverse_and_download_statements(sess
     assert staff_client.post("/staff/settlement/runs/987654/reverse", data={"csrf_token": token}).status_code == 404
     assert staff_client.post("/staff/settlement/lines/987654/paid", data={"csrf_token": token}).status_code == 404
     assert staff_client.get("/staff/settlement/parties/987654/statement").status_code == 404
+
+
+# --- the party statements by email ----------------------------------------------------------
+
+from tests.statements.test_statement_runs import pdf_text, smtp  # noqa: E402,F401  (the mail capture fixture)
+
+
+def test_a_run_emails_each_party_its_statement_once_with_the_pdf(session, sun, smtp):
+    from sqlalchemy import select
+
+    from app.models import AuditLog, JobRun
+
+    kit, period, (utility, body, operator) = sun
+    operator.contact_email = "ops@example.com"
+    session.commit()
+    job = s.start_run(kit.estate, period)
+    session.expire_all()
+    job = session.get(JobRun, job.id)
+    assert job.status == "done", (job.errors, job.result)
+    assert sorted(m["To"] for m in smtp.messages) == ["bulk@example.com", "ops@example.com"]
+    mail = next(m for m in smtp.messages if m["To"] == "bulk@example.com")
+    [attachment] = mail.iter_attachments()
+    assert attachment.get_content_type() == "application/pdf"
+    text = pdf_text(attachment.get_content())
+    assert "Power utility" in text and "62.5 % of revenue" in text and "billed for consumption" in text
+    assert "Body corporate: no contact email" in job.result
+    [run] = s.runs_of(session, kit.estate.id)
+    sent = {line.party_id: (line.statement_sent_to, line.statement_sent_at) for line in run.lines}
+    assert sent[utility.id][0] == "bulk@example.com" and sent[utility.id][1] is not None
+    assert sent[body.id] == (None, None)
+    assert {line.statement_outcome for line in run.lines if line.party_id != body.id} == {"sent"}
+    audits = session.scalars(select(AuditLog).where(AuditLog.action == "settlement.statement_sent")).all()
+    assert sorted(a.new["to"] for a in audits) == ["bulk@example.com", "ops@example.com"]
+
+    # Again (a rerun of the job, or the Send button): nothing is emailed twice, and it says when.
+    outcomes = {o.party: o for o in s.send_party_statements(session, run)}
+    assert outcomes["Power utility"].status == "already_sent"
+    assert outcomes["Power utility"].sent_at == sent[utility.id][1]
+    assert "already sent to bulk@example.com on" in outcomes["Power utility"].text(kit.estate.timezone)
+    s.start_run(kit.estate, period)
+    assert len(smtp.messages) == 2
+
+
+def test_a_failed_statement_email_is_reported_and_sent_on_the_next_try(session, sun, smtp):
+    kit, period, (utility, _, _) = sun
+    s.run_settlement(session, kit.estate, period)
+    [run] = s.runs_of(session, kit.estate.id)
+    smtp.refuse = True
+    outcome = next(o for o in s.send_party_statements(session, run) if o.party == "Power utility")
+    assert outcome.status == "failed" and "451" in outcome.error and "try again" in outcome.text(kit.estate.timezone)
+    assert next(line for line in run.lines if line.party_id == utility.id).statement_sent_at is None
+    smtp.refuse = False
+    assert next(o for o in s.send_party_statements(session, run) if o.party == "Power utility").status == "sent"
+    assert [m["To"] for m in smtp.messages] == ["bulk@example.com"]
+
+
+def test_staff_send_the_statements_of_a_run_from_its_page(session, sun, staff_client, smtp):
+    from tests.helpers import page_token
+
+    kit, period, _ = sun
+    s.run_settlement(session, kit.estate, period)
+    [run] = s.runs_of(session, kit.estate.id)
+    page = f"/staff/settlement?estate_id={kit.estate.id}&period={period}"
+    token = page_token(staff_client, page)
+    assert "Send statements" in staff_client.get(page).get_data(as_text=True)
+    sent = staff_client.post(f"/staff/settlement/runs/{run.id}/send-statements", data={"csrf_token": token},
+                             follow_redirects=True)
+    html = sent.get_data(as_text=True)
+    assert sent.status_code == 200 and "Power utility: statement emailed to bulk@example.com" in html
+    assert "Statement emailed to bulk@example.com" in html
+    again = staff_client.post(f"/staff/settlement/runs/{run.id}/send-statements", data={"csrf_token": token},
+                              follow_redirects=True).get_data(as_text=True)
+    assert "Power utility: statement already sent to bulk@example.com on" in again
+    assert len(smtp.messages) == 1
+    assert staff_client.post("/staff/settlement/runs/987654/send-statements",
+                             data={"csrf_token": token}).status_code == 404
+    assert staff_client.post(f"/staff/settlement/runs/{run.id}/send-statements").status_code == 400  # no CSRF
+
+
+def test_without_a_mail_server_the_statement_is_logged_and_said_so(session, sun, app, monkeypatch):
+    monkeypatch.setitem(app.config, "MAIL_URL", "")
+    kit, period, _ = sun
+    s.run_settlement(session, kit.estate, period)
+    [run] = s.runs_of(session, kit.estate.id)
+    first = next(o for o in s.send_party_statements(session, run) if o.party == "Power utility")
+    assert first.status == "logged" and "not emailed" in first.text(kit.estate.timezone)
+    again = next(o for o in s.send_party_statements(session, run) if o.party == "Power utility")
+    assert again.status == "already_logged" and "already written to the log" in again.text(kit.estate.timezone)

@@ -153,3 +153,31 @@ def test_audit_report_says_so_when_the_ledger_does_not_verify(session):
     assert not report.verified_ok
     assert "VERIFICATION FAILED" in text_of_pdf and "LEDGER BROKEN" in text_of_pdf
     assert "open" in text_of_pdf and "not locked" in text_of_pdf
+
+
+def test_a_tenant_downloads_the_statement_without_the_owners_levies(app, committed, login):
+    from app.statements.runs import start_run
+    from tests.statements.test_statement_runs import month_with_a_levy
+    with committed() as s:
+        kit = month_with_a_levy(s)
+        tenant = make_login(s, "tenant", unit=kit.unit)
+        s.add(Tenancy(unit_id=kit.unit.id, person_id=tenant.person_id, move_in=date(2025, 6, 1)))
+        owner = make_login(s, "owner", unit=kit.unit)
+        occupier = make_login(s, "tenant", unit=kit.unit, grants=[("owner", kit.unit)])  # lives there, owns it
+        s.add(Tenancy(unit_id=kit.unit.id, person_id=occupier.person_id, move_in=date(2025, 6, 1)))
+        logins, unit_id = (tenant.email, owner.email, occupier.email), kit.unit.id
+    tenant, owner, occupier = logins
+
+    def text(email, layer):
+        response = login(email).get(url(app, f"{layer}.statement_download", unit_id=unit_id, period=PERIOD))
+        assert response.status_code == 200
+        return pdf_text(response.data)
+
+    for issued in (False, True):  # the provisional rendering, then the archived copies
+        assert "Levies (owner)" not in text(tenant, "tenant") and "R 1 149.00" in text(tenant, "tenant")
+        assert "Levies (owner)" in text(owner, "owner")
+        assert "Levies (owner)" in text(occupier, "tenant") and "Levies (owner)" in text(occupier, "owner")
+        if not issued:
+            with app.app_context():
+                from app.extensions import db
+                start_run(db.session.get(Unit, unit_id).estate, PERIOD)

@@ -225,3 +225,44 @@ def test_without_mail_url_the_run_says_emails_were_written_to_the_log_not_sent(s
     start_run(kit.estate, PERIOD)  # a re-run does not write them to the log again
     session.expire_all()
     assert {d.attempts for d in session.scalars(select(StatementDelivery))} == {1}
+
+
+def month_with_a_levy(session, **emails):
+    """month_of_activity plus the owner's levy of R 90.00 charged in the month (B3)."""
+    from app.billing.levies import run_levies, save_definition
+
+    kit = month_of_activity(session, **emails)
+    save_definition(session, kit.estate, {"name": "Admin levy", "amount": "90.00", "frequency": "monthly",
+                                          "allocation": "equal", "effective_from": PERIOD, "units": "all"})
+    assert run_levies(session, kit.estate, PERIOD).charged == 1
+    return kit
+
+
+def test_the_tenant_is_emailed_the_statement_without_the_owners_levies(session, smtp):
+    kit = month_with_a_levy(session)
+    start_run(kit.estate, PERIOD)
+    session.expire_all()
+    statement = session.scalar(select(Statement).where(Statement.unit_id == kit.unit.id))
+    sent = {m["To"]: pdf_text(next(m.iter_attachments()).get_content()) for m in smtp.messages}
+    assert set(sent) == {"owner@example.test", "tenant@example.test"}
+    assert "Levies (owner)" in sent["owner@example.test"] and "Admin levy 2026-01" in sent["owner@example.test"]
+    assert "Levies (owner)" not in sent["tenant@example.test"] and "Admin levy" not in sent["tenant@example.test"]
+    for text in sent.values():  # the rest of the statement is the same for both
+        assert "R 1 149.00" in text and "Tumi Tenant" in text
+    assert statement.tenant_pdf is not None and "Levies (owner)" in pdf_text(statement.pdf)
+
+
+def test_an_owner_occupier_is_emailed_the_statement_with_the_levies(session, smtp):
+    kit = month_with_a_levy(session, tenant_email="owner@example.test")  # one person, both roles
+    start_run(kit.estate, PERIOD)
+    assert [m["To"] for m in smtp.messages] == ["owner@example.test"]
+    assert "Levies (owner)" in pdf_text(next(smtp.messages[0].iter_attachments()).get_content())
+
+
+def test_a_statement_without_levies_is_one_copy_for_everyone(session, smtp):
+    kit = month_of_activity(session)
+    start_run(kit.estate, PERIOD)
+    session.expire_all()
+    statement = session.scalar(select(Statement).where(Statement.unit_id == kit.unit.id))
+    assert statement.tenant_pdf is None
+    assert {next(m.iter_attachments()).get_content() for m in smtp.messages} == {statement.pdf}

@@ -15,7 +15,7 @@ from app.models import Estate, JobRun
 from app.models.meter import UTILITIES
 from app.models.settlement import PARTY_ROLES, RULE_METHODS, SettlementLine, SettlementParty, SettlementRun
 from app.periods import InvalidPeriod, checked_period, last_complete_period, previous_period
-from app.reports.export import Column, money_column
+from app.reports.export import Column
 from app.statements.runs import month_label
 
 RULE_ROWS = 5
@@ -189,17 +189,16 @@ def settlement_statement(party_id: int):
             period = checked_period(period)
         except InvalidPeriod:
             abort(400, "choose a month as YYYY-MM")
-    rows = settlement.party_statement_rows(db.session, party, period)
-    fmt = requested_format() or "pdf"
-    currency = estate.currency
-    columns = [Column("Month", lambda r: r.period), Column("Utility", lambda r: r.utility),
-               Column("Run", lambda r: r.run_number, numeric=True), Column("Status", lambda r: r.status),
-               Column("Rule", lambda r: r.rule),
-               money_column("Revenue", lambda r: r.revenue, lambda r: currency),
-               money_column("Share", lambda r: r.amount, lambda r: currency), Column("Payout", lambda r: r.paid)]
-    bases = sorted({r.basis for r in rows}) or [settlement.BASIS_TEXT[
-        "sold" if estate.wallet_denomination == "units" else "billed"]]
-    subtitle = f"{party.name} ({party.role.replace('_', ' ')}) · {estate.name}" + (
-        f" · {month_label(period)}" if period else "") + " · " + " ".join(bases)
-    return respond(rows, columns, f"Settlement statement {estate.code} {party.name} {period or 'all months'}", fmt,
-                   subtitle=subtitle, timezone=estate.timezone)
+    rows, columns, title, subtitle, note = settlement.party_statement(db.session, party, period)
+    return respond(rows, columns, title, requested_format() or "pdf", subtitle=subtitle, timezone=estate.timezone,
+                   note=note)
+
+
+@bp.post("/settlement/runs/<int:settlement_run_id>/send-statements")
+def send_settlement_statements(settlement_run_id: int):
+    """Email each party of the run its statement PDF; parties already sent are told when."""
+    run = db.session.get(SettlementRun, settlement_run_id) or abort(404)
+    estate = db.session.get(Estate, run.estate_id)
+    for outcome in settlement.send_party_statements(db.session, run):
+        flash(outcome.text(estate.timezone), "error" if outcome.status in ("failed", "no_contact") else "success")
+    return redirect(url_for("staff.settlement_page", estate_id=estate.id, period=run.period, utility=run.utility))
