@@ -86,6 +86,10 @@ REPORTS: dict[str, Any] = {
     "utility.demand": _l("Demand"),
     "utility.losses": _l("Losses"),
     "utility.revenue": _l("Revenue assurance"),
+    "utility.profiles": _l("Consumption profiles"),
+    "utility.carbon": _l("Carbon"),
+    "utility.solar": _l("Shared solar"),
+    "admin.cohorts": _l("Debt cohort"),
     "tenant.usage": _l("Usage"),
     "tenant.transactions_export": _l("Transactions"),
 }
