@@ -101,8 +101,23 @@ def reversal_of(session: Session, transaction_id: int) -> LedgerTransaction | No
 
 
 def payment_of(session: Session, transaction_id: int) -> Payment | None:
-    """The payment whose credit this transaction is, if any."""
-    return session.scalar(select(Payment).where(Payment.transaction_id == transaction_id))
+    """The payment whose credit this transaction is, if any (also one estate's share of a group top-up)."""
+    from app.models.families import WalletDistribution, WalletDistributionLeg
+
+    return session.scalar(select(Payment).where(Payment.transaction_id == transaction_id)) or session.scalar(
+        select(Payment).join(WalletDistribution, WalletDistribution.payment_id == Payment.id)
+        .join(WalletDistributionLeg, WalletDistributionLeg.distribution_id == WalletDistribution.id)
+        .where(WalletDistributionLeg.transaction_id == transaction_id).limit(1))
+
+
+def _share_transactions(session: Session, payment: Payment) -> set[int]:
+    """The ledger transactions of a group top-up (one per estate); empty for any other payment."""
+    from app.models.families import WalletDistribution, WalletDistributionLeg
+
+    return set(session.scalars(
+        select(WalletDistributionLeg.transaction_id)
+        .join(WalletDistribution, WalletDistribution.id == WalletDistributionLeg.distribution_id)
+        .where(WalletDistribution.payment_id == payment.id, WalletDistributionLeg.transaction_id.is_not(None))))
 
 
 def why_not_reversible(session: Session, transaction: LedgerTransaction) -> str | None:
@@ -218,6 +233,9 @@ def _check_target(session: Session, payment: Payment | None, estate: Estate, uni
                   utility: str | None) -> str:
     if payment is None or payment.status != "credited":
         raise BadTarget("Only a credited payment can be reassigned to another unit.", field="unit_id")
+    if _share_transactions(session, payment):
+        raise BadTarget("This is a group top-up shared over several wallets: reverse the wrong share instead "
+                        "(each estate's share is its own transaction) and top up the right unit.", field="unit_id")
     unit = session.get(Unit, unit_id) if unit_id else None
     if unit is None or unit.estate_id != estate.id:
         raise BadTarget(f"Choose a unit of {estate.name}: a payment stays in its estate.", field="unit_id")
@@ -261,7 +279,15 @@ def _carry_out(session: Session, correction: Correction, *, user_id: int, now: d
     pockets = list(session.scalars(select(Account.id).where(Account.id.in_(moved), Account.kind == "pocket")))
     message = f"Transaction #{original.id} reversed by #{posted.transaction_id}."
     payment = session.get(Payment, correction.payment_id) if correction.payment_id else None
-    if payment is not None:
+    shares = _share_transactions(session, payment) if payment is not None else set()
+    standing = {t for t in shares if t != original.id and reversal_of(session, t) is None}
+    if payment is not None and standing:
+        # One estate's share of a group top-up: the payment stays credited until every share is reversed.
+        payment.status_reason = f"Share #{original.id} reversed: {correction.reason}"[:300]
+        audit.record(session, "payment.share_reversed", payment, estate_id=original.estate_id,
+                     new={"transaction": original.id, "reason": correction.reason,
+                          "reversal": posted.transaction_id, "shares_standing": sorted(standing)})
+    elif payment is not None:
         old_status = payment.status
         payment.status, payment.status_reason = "reversed", correction.reason[:300]
         audit.record(session, "payment.reversed", payment, estate_id=payment.estate_id,

@@ -245,6 +245,24 @@ def test_the_itn_posts_one_balanced_transaction_per_estate_tied_to_the_payment(
     assert "Group top-ups" in group_page and "Received" in group_page
 
 
+    # Staff correct it: a share cannot be reassigned (the payment's whole amount would be credited
+    # again); each estate's share is reversed on its own, and the payment is reversed with the last.
+    from app.payments.corrections import BadTarget, request_reversal
+    with committed() as s:
+        staff_id = factories.make_user(s, "staff").id
+        payment_id, first_id = s.scalar(select(Payment.id)), s.scalar(select(Payment.transaction_id))
+        first, other = sorted(transactions, key=lambda t: t != first_id)
+    with app.app_context():
+        with pytest.raises(BadTarget, match="group top-up"):
+            request_reversal(db.session, other, "wrong flat", user_id=staff_id, target_unit_id=parent["units"][3])
+        db.session.rollback()
+        request_reversal(db.session, other, "paid twice", user_id=staff_id)
+        assert db.session.get(Payment, payment_id).status == "credited"
+        request_reversal(db.session, first, "paid twice", user_id=staff_id)
+        assert db.session.get(Payment, payment_id).status == "reversed"
+        db.session.remove()
+
+
 _CLIENTS: dict = {}
 
 
