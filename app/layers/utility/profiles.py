@@ -46,7 +46,7 @@ def profiles(estate_id: int):
             return respond(report.curve, curve_columns(utility), f"{estate.name} {label} demand by hour", fmt,
                            subtitle=span, timezone=estate.timezone)
         abort(400, "table must be units or curve")
-    return render("utility/profiles.html", estate=estate, report=report, utility=utility, days=int(raw_days),
+    return render("utility/profiles.html", estate=estate, report=report, utility=utility, days=days,
                   utilities=UTILITIES, day_choices=DAYS, quantity=_quantity(utility))
 
 
@@ -61,7 +61,7 @@ def unit_columns(utility: str) -> list[Column]:
             Column(_("Peak hour"), lambda u: _hour(u.peak_hour)),
             Column(_("Weekday per day (%(q)s)", q=q), lambda u: u.weekday_per_day, numeric=True),
             Column(_("Weekend per day (%(q)s)", q=q), lambda u: u.weekend_per_day, numeric=True),
-            Column(_("Weekend % of weekday"), lambda u: u.weekend_ratio, numeric=True)]
+            Column(_("Weekend vs weekday (%)"), lambda u: u.weekend_ratio, numeric=True)]
 
 
 def curve_columns(utility: str) -> list[Column]:
