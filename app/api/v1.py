@@ -332,10 +332,16 @@ def unit_move_out(unit_id: int):
            errors={400: "Not JSON, or no Idempotency-Key", 409: "The first request with this key is still running",
                    422: "The body does not fit, or no row could be credited (`errors` says why)"})
 def bulk_topup():
+    return _idempotent("batch", lambda key, idempotency_key, raw: _bulk_topup(key, idempotency_key))
+
+
+def _idempotent(what: str, run) -> Response:
+    """Stripe's Idempotency-Key semantics for a POST that moves money: the first response (status and
+    body) is stored and replayed; the same key with another body is 422; while the first runs, 409."""
     key = current_key()
     idempotency_key = request.headers.get("Idempotency-Key", "").strip()
     if not idempotency_key or len(idempotency_key) > idempotency.MAX_KEY_LENGTH or not idempotency_key.isprintable():
-        return problem(400, "send an Idempotency-Key header (1 to 255 printable characters) unique to this batch")
+        return problem(400, f"send an Idempotency-Key header (1 to 255 printable characters) unique to this {what}")
     raw = request.get_data(cache=True)
     claim = idempotency.claim(db.engine, key.id, idempotency_key,
                               idempotency.request_fingerprint(request.method, request.path, raw))
@@ -347,7 +353,7 @@ def bulk_topup():
     if claim.row_id is None:
         return problem(claim.status, claim.refusal)
     try:
-        response = _bulk_topup(key, idempotency_key)
+        response = run(key, idempotency_key, raw)
     except Exception:
         idempotency.store(db.engine, claim.row_id, 500, "")
         raise
@@ -407,27 +413,7 @@ def _refused_body(error: BodyError, model: str = "top-up") -> Response:
            errors={400: "Not JSON, or no Idempotency-Key", 409: "The first request with this key is still running",
                    422: "The body does not fit, or this key was used with another body"})
 def create_topup():
-    key = current_key()
-    idempotency_key = request.headers.get("Idempotency-Key", "").strip()
-    if not idempotency_key or len(idempotency_key) > idempotency.MAX_KEY_LENGTH or not idempotency_key.isprintable():
-        return problem(400, "send an Idempotency-Key header (1 to 255 printable characters) unique to this top-up")
-    raw = request.get_data(cache=True)
-    claim = idempotency.claim(db.engine, key.id, idempotency_key,
-                              idempotency.request_fingerprint(request.method, request.path, raw))
-    if claim.replayed:
-        response = Response(claim.body, status=claim.status,
-                            mimetype=PROBLEM_TYPE if claim.status >= 400 else "application/json")
-        response.headers["Idempotent-Replayed"] = "true"
-        return response
-    if claim.row_id is None:
-        return problem(claim.status, claim.refusal)
-    try:
-        response = _topup(key, idempotency_key, raw)
-    except Exception:
-        idempotency.store(db.engine, claim.row_id, 500, "")
-        raise
-    idempotency.store(db.engine, claim.row_id, response.status_code, response.get_data(as_text=True))
-    return response
+    return _idempotent("top-up", _topup)
 
 
 def _topup(key, idempotency_key: str, raw: bytes) -> Response:
