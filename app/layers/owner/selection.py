@@ -53,7 +53,7 @@ def current_selection() -> Selection:
     raw = request.args.get("estate", "").strip()
     estate = None
     if raw:
-        estate_id = whole_number(raw)
+        estate_id = whole_number(raw, 0, 10**19)  # a number too large for an id names nothing: 404 below
         if estate_id is None:
             abort(400, gettext("estate must be an estate id"))
         estate = estate_or_404(db.session, current_user, estate_id, ROLES)
