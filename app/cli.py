@@ -20,6 +20,19 @@ def _anchor(ctx, param, values):
         raise click.BadParameter(str(error)) from None
 
 
+def estate_by_code(code: str | None):
+    """The estate a CLI command's `--estate CODE` names (None when no code is given); an unknown code
+    stops the command with a message, never a traceback."""
+    from app.models import Estate
+
+    if not code:
+        return None
+    estate = db.session.scalar(select(Estate).where(Estate.code == code))
+    if estate is None:
+        raise click.ClickException(f"no estate with code {code!r}")
+    return estate
+
+
 @ledger_cli.command("verify")
 @click.option("--estate", "estate_code", help="Only this estate's chain (its code).")
 @click.option("--anchor", "anchors", multiple=True, callback=_anchor, metavar="ESTATE:SEQ:HASH",
@@ -27,15 +40,9 @@ def _anchor(ctx, param, values):
 def ledger_verify(estate_code: str | None, anchors) -> None:
     """Recompute hash chains and cached balances and check anchors; exit 1 if anything is broken."""
     from app.ledger.verify import summarise, verify_ledger
-    from app.models import Estate
 
-    estate_id = None
-    if estate_code:
-        estate = db.session.scalar(select(Estate).where(Estate.code == estate_code))
-        if estate is None:
-            raise click.ClickException(f"no estate with code {estate_code!r}")
-        estate_id = estate.id
-    report = verify_ledger(db.session, estate_id, anchors)
+    estate = estate_by_code(estate_code)
+    report = verify_ledger(db.session, estate.id if estate else None, anchors)
     click.echo(summarise(report))
     sys.exit(0 if report.ok else 1)
 

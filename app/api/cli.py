@@ -1,6 +1,5 @@
 """`flask webhook add|list|deliver` (A7): subscriptions for outgoing webhooks from the command line."""
 import click
-from sqlalchemy import select
 
 from app.extensions import db
 
@@ -19,14 +18,10 @@ def webhook_cli() -> None:
 def add_webhook(estate_code: str | None, url: str, events: str, description: str) -> None:
     """Subscribe a URL and print its signing secret once."""
     from app.audit import Actor, acting_as
-    from app.models import Estate
+    from app.cli import estate_by_code
     from app.notify.webhooks_out import WebhookError, add_endpoint
 
-    estate = None
-    if estate_code:
-        estate = db.session.scalar(select(Estate).where(Estate.code == estate_code))
-        if estate is None:
-            raise click.ClickException(f"there is no estate with code {estate_code!r}")
+    estate = estate_by_code(estate_code)
     try:
         with acting_as(Actor("system:cli")):
             new = add_endpoint(db.session, url=url, events=events, estate=estate, issuer=None, description=description)

@@ -1,7 +1,6 @@
 """`flask cohorts init|snapshot|source`: debt cohorts (A5) from the command line."""
 import click
 from flask.cli import AppGroup
-from sqlalchemy import select
 
 from app.extensions import db
 
@@ -9,12 +8,9 @@ cohorts_cli = AppGroup("cohorts", help="Debt cohorts: each fiscal year's top deb
 
 
 def _estate(code: str):
-    from app.models import Estate
+    from app.cli import estate_by_code
 
-    estate = db.session.scalar(select(Estate).where(Estate.code == code))
-    if estate is None:
-        raise click.ClickException(f"no estate with code {code!r}")
-    return estate
+    return estate_by_code(code)
 
 
 @cohorts_cli.command("init")

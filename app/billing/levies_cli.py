@@ -3,7 +3,6 @@ import sys
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import select
 
 from app.extensions import db
 
@@ -17,11 +16,9 @@ levies_cli = AppGroup("levies", help="Body-corporate levies.")
 def levies_run(estate_code: str, period: str, dry_run: bool) -> None:
     """Charge the month's levies to every unit's owner; a re-run posts nothing new."""
     from app.billing.levies import LevyError, run_levies
-    from app.models import Estate
+    from app.cli import estate_by_code
 
-    estate = db.session.scalar(select(Estate).where(Estate.code == estate_code))
-    if estate is None:
-        raise click.ClickException(f"no estate with code {estate_code!r}")
+    estate = estate_by_code(estate_code)
     try:
         report = run_levies(db.session, estate, period, dry_run=dry_run)
     except LevyError as error:

@@ -12,12 +12,9 @@ settlement_cli = AppGroup("settlement", help="Settle estates' revenue to their p
 
 
 def _estate(code: str):
-    from app.models import Estate
+    from app.cli import estate_by_code
 
-    estate = db.session.scalar(select(Estate).where(Estate.code == code))
-    if estate is None:
-        raise click.ClickException(f"no estate with code {code!r}")
-    return estate
+    return estate_by_code(code)
 
 
 @settlement_cli.command("run")

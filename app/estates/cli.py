@@ -3,7 +3,6 @@ import sys
 from pathlib import Path
 
 import click
-from sqlalchemy import select
 
 from app.extensions import db
 
@@ -22,11 +21,9 @@ def import_command(kind: str, file: Path, estate_code: str, commit: bool) -> Non
     """
     from app.estates.imports import ImportRefused, import_file, kinds
     from app.labels import label
-    from app.models import Estate
+    from app.cli import estate_by_code
 
-    estate = db.session.scalar(select(Estate).where(Estate.code == estate_code))
-    if estate is None:
-        raise click.ClickException(f"no estate with code {estate_code!r}")
+    estate = estate_by_code(estate_code)
     try:
         report = import_file(db.session, estate, kind, file.name, file.read_bytes(), dry_run=not commit)
     except ImportRefused as error:

@@ -30,17 +30,11 @@ def api_key_cli() -> None:
 def create_key(name: str | None, estate_code: str | None, permissions: str, rate_limit: int | None,
                test_mode: bool) -> None:
     """Create a key and print it once (only its hash is stored)."""
-    from sqlalchemy import select
-
     from app.integration.keys import ApiKeyError, issue_key
     from app.audit import Actor, acting_as
-    from app.models import Estate
+    from app.cli import estate_by_code
 
-    estate = None
-    if estate_code:
-        estate = db.session.scalar(select(Estate).where(Estate.code == estate_code))
-        if estate is None:
-            raise click.ClickException(f"there is no estate with code {estate_code!r}")
+    estate = estate_by_code(estate_code)
     try:
         with acting_as(Actor("system:cli")):
             default_name = f"{estate.code if estate else 'all estates'} key"

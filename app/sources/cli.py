@@ -3,7 +3,6 @@ import sys
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import select
 
 from app.extensions import db
 
@@ -17,12 +16,10 @@ sources_cli = AppGroup("sources", help="Imports from external sources.")
 @click.option("--to", "last", required=True, metavar="YYYY-MM-DD", help="Last day (UTC), yesterday at the latest.")
 def backfill(estate_code: str, source: str, first: str, last: str) -> None:
     """Import every day of the range (resuming an earlier stopped one is done from the staff page)."""
-    from app.models import Estate
+    from app.cli import estate_by_code
     from app.sources.backfill import BackfillError, parse_request, start_backfill
 
-    estate = db.session.scalar(select(Estate).where(Estate.code == estate_code))
-    if estate is None:
-        raise click.ClickException(f"no estate with code {estate_code!r}")
+    estate = estate_by_code(estate_code)
     try:
         source, _, first_day, last_day = parse_request(source, estate.id, first, last)
         row = start_backfill(db.session, source, estate, first_day, last_day)
