@@ -20,9 +20,9 @@ from app.ledger.accounts import metered_utilities
 from app.models import Meter, Unit, User, utcnow
 from app.models.families import FamilyAlertSent, SpendLimit, WalletGrant
 from app.money import format_amount
+from app.notify.budget_alerts import balance_level
 
 log = logging.getLogger(__name__)
-CRITICAL_SHARE = Decimal("0.2")
 LABELS = {code: text.lower() for code, text in UTILITY.items()}
 
 
@@ -121,11 +121,8 @@ def _balance_checks(session: Session, sender: _Sender, grant: WalletGrant, now: 
     for utility, pocket in sorted(unit_pockets(session, unit).items()):
         if utility not in metered:
             continue  # a pocket no meter draws on is never low
-        if pocket.balance <= threshold * CRITICAL_SHARE:
-            kind = "critical"
-        elif pocket.balance <= threshold:
-            kind = "low"
-        else:
+        kind = balance_level(pocket.balance, threshold)
+        if kind is None:
             continue
         sender.send(grant, utility, kind, window, {
             "unit": unit, "estate": estate, "utility": LABELS[utility],

@@ -37,6 +37,16 @@ from app.reports.usage import local_midnight
 
 FREQUENCY_WINDOWS = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
 CRITICAL_SHARE = Decimal("0.2")
+
+
+def balance_level(balance: Decimal, threshold: Decimal) -> str | None:
+    """"critical" at or below a fifth of the threshold, "low" at or below it, else None (tenants'
+    budget alerts and the family managers' alerts read a balance the same way)."""
+    if balance <= threshold * CRITICAL_SHARE:
+        return "critical"
+    if balance <= threshold:
+        return "low"
+    return None
 HIGH_USAGE_FACTOR = Decimal("1.5")
 AVERAGE_DAYS = 30
 MIN_HISTORY_DAYS = 7
@@ -187,11 +197,8 @@ def due_alerts(session: Session, now: datetime | None = None) -> list[DueAlert]:
             if pocket is None:
                 continue
             threshold = Decimal(text)
-            if pocket.balance <= threshold * CRITICAL_SHARE:
-                kind = "critical"
-            elif pocket.balance <= threshold:
-                kind = "low"
-            else:
+            kind = balance_level(pocket.balance, threshold)
+            if kind is None:
                 continue
             if quiet(utility, kind):
                 continue
