@@ -85,7 +85,9 @@ def test_a_large_estate_sends_through_the_job_and_a_retry_messages_nobody_twice(
     url = f"/agent/estates/{notice_kit['estate']}/notices"
     sent = agent.post(url, data=form(csrf_from(agent.get(url).get_data(as_text=True)), action="send", kind="maintenance"))
     assert sent.status_code == 302
-    assert "Tenant notice" in agent.get(sent.headers["Location"]).get_data(as_text=True)  # the job's panel
+    detail = agent.get(sent.headers["Location"]).get_data(as_text=True)
+    assert "Tenant notice" in detail  # the job's panel
+    assert 'hx-trigger="job-finished-send-notice from:body" hx-select="#notice-facts"' in detail  # refreshed when done
     with committed() as s:
         notice = s.scalar(select(Notice))
         assert notice.status == "sent" and notice.done == 3
