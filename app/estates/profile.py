@@ -40,7 +40,7 @@ CODE = re.compile(r"[A-Z0-9](?:[A-Z0-9-]{0,14}[A-Z0-9])?", re.ASCII)
 MAX_NAME = 200
 PROFILE_FIELDS = ("code", "name", "country", "currency", "timezone", "fiscal_year_start_month",
                   "wallet_denomination", "minimum_activation_amount")
-LOCKED_BY_POSTINGS = ("code", "currency", "wallet_denomination")
+LOCKED_BY_POSTINGS = ("code", "currency", "wallet_denomination", "timezone")
 NEW_ESTATE_DEFAULTS = {"country": "ZA", "currency": "ZAR", "timezone": "Africa/Johannesburg",
                        "fiscal_year_start_month": "3", "wallet_denomination": "currency",
                        "minimum_activation_amount": "0"}
@@ -101,7 +101,10 @@ def locked_fields(session: Session, estate: Estate | None) -> dict[str, str]:
                                            "already posted cannot be re-read in another denomination.",
                                            count=f"{count:,}", held=held),
             "code": gettext("Fixed: the estate has postings, and its published ledger anchors and M-PESA "
-                            "account numbers quote this code.")}
+                            "account numbers quote this code."),
+            "timezone": gettext("Fixed: the ledger already has %(count)s postings whose days and months (bills, "
+                                "closed and locked periods, statements) were counted in this timezone.",
+                                count=f"{count:,}")}
 
 
 def form_values(session: Session, estate: Estate | None) -> dict[str, str]:

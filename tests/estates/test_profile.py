@@ -112,9 +112,10 @@ def test_currency_and_denomination_lock_once_the_estate_has_a_posting(session):
     factories.make_topup(session, pocket, "10.00")
     session.commit()
     locked = locked_fields(session, estate)
-    assert set(locked) == {"currency", "wallet_denomination", "code"}
+    assert set(locked) == {"currency", "wallet_denomination", "code", "timezone"}
     assert "already has 2 postings in EUR" in locked["currency"]
-    for change in ({"currency": "XOF"}, {"wallet_denomination": "units"}, {"code": "NEW"}):
+    for change in ({"currency": "XOF"}, {"wallet_denomination": "units"}, {"code": "NEW"},
+                   {"timezone": "Africa/Maseru"}):
         with pytest.raises(EstateMoneyLocked) as refused:
             update_estate(session, estate, change)
         session.rollback()
