@@ -6,6 +6,7 @@ no-break space money formatting uses becomes a plain space.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -237,6 +238,14 @@ class ReportSection:
     chart: ReportChart | None = None
 
 
+def _nice(value: float) -> float:
+    """The round number at or above a positive value an axis ends at (1, 2, 2.5 or 5 times a power of ten)."""
+    if value <= 0:
+        return 0.0
+    power = 10.0 ** math.floor(math.log10(value))
+    return next(step * power for step in (1, 2, 2.5, 5, 10) if value <= step * power * (1 + 1e-9))
+
+
 def _tick(value: float) -> str:
     size = abs(value)
     return f"{value:,.0f}" if size >= 10 or size == 0 else f"{value:,.2f}"
@@ -260,7 +269,7 @@ class SeriesChart(Flowable):
             lows = [sum(min(s.values[i], 0) for s in chart.series) for i in range(len(chart.labels))]
         else:
             highs = lows = [v for s in chart.series for v in s.values]
-        high, low = max([0.0, *highs]), min([0.0, *lows])
+        high, low = _nice(max([0.0, *highs])), -_nice(-min([0.0, *lows]))
         return (low, high) if high > low else (low, low + 1.0)
 
     def draw(self) -> None:

@@ -59,6 +59,7 @@ def finance(estate_id: int):
     if fmt:
         table = request.args.get("table", "months")
         sections = _sections(estate, monthly, quarterly, quarters, revenue, by_estate, latest, tenure)
+        amounts = _("Amounts in %(currency)s; ARPU over cumulative paying accounts", currency=estate.currency)
         if table == "report":
             if fmt != "pdf":
                 abort(400, "the whole report is a PDF: format=pdf")
@@ -66,13 +67,12 @@ def finance(estate_id: int):
                      "every unit that has paid at least once up to the end of that period. Payments include Koios "
                      "and ThunderCloud payments for mini-grid estates.")
             return respond_report(list(sections.values()), _("%(estate)s operator finance", estate=estate.name),
-                                  subtitle=_("Amounts in %(currency)s; ARPU over cumulative paying accounts",
-                                             currency=estate.currency),
-                                  timezone=estate.timezone, note=note)
+                                  subtitle=amounts, timezone=estate.timezone, note=note)
         if table not in TABLES:
             abort(400, "table must be months, quarters, revenue, estates, tenure or report")
         section = sections[table]
-        return respond(section.rows, section.columns, f"{estate.name} {section.heading}", fmt, timezone=estate.timezone)
+        return respond(section.rows, section.columns, f"{estate.name} - {section.heading}", fmt, note=section.note,
+                       subtitle="" if table == "tenure" else amounts, timezone=estate.timezone)
     return render("utility/finance.html", estate=estate, monthly=monthly, quarterly=quarterly, latest=latest,
                   by_estate=by_estate, tenure=tenure, quarters=quarters, revenue=revenue,
                   revenue_chart=_revenue_chart(revenue, quarters, estate.currency))
