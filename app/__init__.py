@@ -33,6 +33,7 @@ JOB_MODULES = [
     "app.analytics.utility_jobs",  # utility layer (issue 19)
     "app.notify.webhooks_out",  # issue 21: webhook deliveries and their retries
     "app.billing.settlement",  # issue 20: settlement runs
+    "app.billing.shared_solar",  # issue 19: the monthly shared-solar allocation
     "app.analytics.daily_reconciliation",  # issue 20: daily reconciliation
     "app.billing.ladder",  # arrears (issue 16)
     "app.billing.cohorts",  # debt cohorts (issue 16, A5)

@@ -98,6 +98,8 @@ def register(app: Flask) -> None:
     app.cli.add_command(alerts_cli)
     from app.billing.levies_cli import levies_cli  # noqa: PLC0415 - body-corporate levies (B3)
     app.cli.add_command(levies_cli)
+    from app.billing.solar_cli import solar_cli  # noqa: PLC0415 - shared solar (issue 19, Quantify 11.2)
+    app.cli.add_command(solar_cli)
     from app.api.cli import webhook_cli  # noqa: PLC0415 - issue 21: outgoing webhooks
     app.cli.add_command(webhook_cli)
     from app.billing.settlement_cli import reconcile_command, settlement_cli  # noqa: PLC0415 - issue 20 (U3, U6)

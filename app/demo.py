@@ -380,6 +380,7 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     from app.i18n.demo import seed_languages; logins += seed_languages(session, seeded)  # noqa: E702  (issue 23)
     from app.analytics.utility_demo import seed_utility_figures  # utility layer (issue 19)
     seed_utility_figures(session)
+    _seed_finance_payments(session, seeded["MAS"], clock)  # issue 19: the utility login's Finance figures
     from app.billing.ladder import seed_demo_arrears; seed_demo_arrears(session, seeded["SUN"].estate, seeded["SUN"].tenants)  # noqa: E702,E501 (issue 16)
     from app.integration.demo import seed_integration; logins += seed_integration(session, seeded["SUN"].estate)  # noqa: E702 (issue 21)
     session.commit()
@@ -1251,6 +1252,36 @@ def _seed_corrections(session: Session, seeded: dict[str, SeededEstate]) -> None
                  created_at=now - timedelta(days=2),
                  body="Prefers SMS to email for notices. Works night shifts: call after 14:00."),
     ])
+    session.flush()
+
+
+def _seed_finance_payments(session: Session, mas: SeededEstate, clock: Clock) -> None:
+    """Bank deposits for Maseru Heights' tenants (issue 19), credited like any EFT, so the utility
+    login's Finance page has payments to count: most tenants pay about once a month, some skip a
+    month, and one newcomer pays first only in the last month (the cumulative accounts grow)."""
+    from app.models import Payment
+    from app.payments.credit import credit_payment
+
+    rng = random.Random(SEED + 19)
+    numbers = sorted(mas.tenants)
+    now = clock.now
+    for index, number in enumerate(numbers):
+        unit = mas.units[number]
+        for months_ago in (3, 2, 1, 0):
+            if (index == len(numbers) - 1 and months_ago) or rng.random() < 0.2:
+                continue  # the newcomer, and a month skipped
+            paid_at = now - timedelta(days=30 * months_ago + rng.randint(1, 20), hours=rng.randint(0, 9))
+            if paid_at < clock.slots[0]:
+                continue
+            ref = f"NED-DEMO-MAS-{number}-{months_ago}"
+            payment = Payment(provider="eft", provider_ref=ref, reference=f"MAS-{number}", unit_id=unit.id,
+                              estate_id=unit.estate_id, utility="electricity",
+                              amount=Decimal(rng.choice(("100", "150", "200", "250", "300", "400"))),
+                              currency="LSL", status="to_confirm", payer_name=mas.tenants[number].full_name,
+                              paid_at=paid_at, credited_at=paid_at)  # banked the day it was paid
+            session.add(payment)
+            session.flush()
+            credit_payment(session, payment)
     session.flush()
 
 

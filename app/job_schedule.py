@@ -95,6 +95,13 @@ def _settlement() -> object:  # issue 20
     return schedule_monthly_settlement(db.session)
 
 
+def _solar_allocations() -> object:  # issue 19: last month's shared solar in every estate with a scheme
+    from app.billing.shared_solar import schedule_solar_allocations
+    from app.extensions import db
+
+    return schedule_solar_allocations(db.session)
+
+
 def uisp_refresh_cron(hours: int) -> str:
     """The cron expression of a whole-system UISP refresh every `hours` hours (1-24)."""
     if not isinstance(hours, int) or isinstance(hours, bool) or not 1 <= hours <= 24:
@@ -152,6 +159,11 @@ def schedule(uisp_refresh_hours: int = DEFAULT_UISP_REFRESH_HOURS) -> list[Sched
                      "Outgoing webhooks whose retry time has come (A7)."),
         # issue 20: settlement on the 2nd (hourly: each estate's month ends at its own midnight;
         # months already settled post nothing) and the reconciliation of yesterday every morning.
+        # Shared solar (issue 19) at 00:15 on the 2nd: every estate's month has ended by then and its
+        # last day's imports are in (01:30-01:45 on the 1st); before the settlement (from 00:35),
+        # so the month's solar revenue is in what is settled. A month already allocated posts nothing.
+        ScheduledJob("solar_allocations", "15 0 2 * *", "solar_allocation", _solar_allocations,
+                     "Last month's shared solar shared among the units of each estate with a scheme (Quantify 11.2)."),
         ScheduledJob("settlement", "35 * 2 * *", "settlement_run", _settlement,
                      "Last month's revenue settled to each estate's parties by its rules (U3)."),
         ScheduledJob("daily_reconciliation", "30 4 * * *", "daily_reconciliation", _tracked("daily_reconciliation"),
@@ -219,6 +231,8 @@ def cron_in_words(expression: str) -> str:
         return f"Every {hour[2:]} hours at {at} (from 00{at} UTC)"
     if hour.isdigit() and day == "*":
         return f"Daily at {int(hour):02d}{at} UTC"
+    if hour.isdigit() and day.isdigit():
+        return f"Monthly on day {day} at {int(hour):02d}{at} UTC"
     return f"cron {expression} (UTC)"
 
 

@@ -105,6 +105,7 @@ LABELS["anomaly_rule"] = {"z_score": "Unusual day", "sudden_change": "Sudden cha
 LABELS["demand_state"] = {"warning": "Warning sent", "restricted": "Supply held", "restored": "Restored"}
 # issue 20: settlement and daily reconciliation
 LABELS["job"].update({"settlement_run": "Settlement run", "daily_reconciliation": "Daily reconciliation"})
+LABELS["job"].update({"solar_allocation": "Shared solar allocation"})  # issue 19
 LABELS["party_role"] = {"operator": "Operator", "body_corporate": "Body corporate", "utility": "Utility (bulk supplier)",
                         "landlord": "Landlord", "other": "Other"}
 LABELS["rule_method"] = {"percentage": "Percentage of revenue", "fixed": "Fixed amount a month",

@@ -41,7 +41,8 @@ from app.ledger.accounts import open_wallet, system_account
 from app.models import ConsumptionRollup, Estate, Meter, Unit, utcnow
 from app.models.utility import SOLAR_METHODS, SolarAllocation, SolarScheme
 from app.money import format_amount, quantize
-from app.periods import InvalidPeriod, checked_period, current_period, first_day, month_bounds
+from app.jobs import enqueue, job
+from app.periods import InvalidPeriod, checked_period, current_period, first_day, last_complete_period, month_bounds
 
 METHOD_LABELS = {"equal": "Equally among the units", "floor_area": "By floor area",
                  "custom": "By a custom table of weights"}
@@ -376,6 +377,61 @@ def run_allocation(session: Session, estate: Estate, period: str, *, dry_run: bo
     after_pocket_change(session, [p.id for p in pockets.values()])  # a net charge may empty a pocket
     session.commit()
     return report
+
+
+def summary(report: AllocationReport, currency: str) -> str:
+    """One line on the month's run, for the command line and the scheduled job's result."""
+    already = sum(1 for r in report.rows if r.status == "already")
+    head = f"{report.estate_code} {report.period} shared solar ({report.method}, run {report.run}): "
+    if report.problems:
+        return head + "nothing allocated"
+    if already:
+        return head + f"already allocated to {already} units; nothing posted"
+    state = "would post" if report.dry_run else "posted"
+    units = sum(1 for r in report.rows if r.status in ("new", "posted") and r.kwh > 0)
+    return head + (f"{format_amount(report.allocated, KWH)} of {format_amount(report.generation, KWH)} to "
+                   f"{units} units, {state} "
+                   f"{format_amount(report.solar_amount, currency)} at the solar rate, grid charge given back "
+                   f"{format_amount(report.grid_credit, currency)}; surplus {format_amount(report.surplus, KWH)}")
+
+
+# --- the monthly run (job_schedule: the 2nd of each month) -----------------------------------
+
+JOB_KIND = "solar_allocation"
+
+
+def job_target(estate: Estate, period: str) -> str:
+    return f"{estate.code}:{period}"
+
+
+@job(JOB_KIND)
+def solar_allocation_job(session: Session, progress, estate_id: int, period: str) -> str:
+    """Allocate an estate's month of solar; a month already allocated posts nothing; refusals are
+    the run's errors (the job itself succeeds: a month without generation is not a failure)."""
+    estate = session.get(Estate, estate_id)
+    if estate is None:
+        raise ValueError(f"estate {estate_id} does not exist")
+    try:
+        report = run_allocation(session, estate, period)
+    except SolarError as error:
+        session.rollback()
+        progress.error(str(error))
+        return f"{estate.code} {period} shared solar: refused ({error})"
+    for problem in report.problems:
+        progress.error(problem)
+    return summary(report, estate.currency)
+
+
+def schedule_solar_allocations(session: Session, now: datetime | None = None) -> list[str]:
+    """For the 2nd: allocate last month's solar in every estate with a sharing scheme (its
+    shared solar configured on the utility solar page); estates already allocated post nothing."""
+    started = []
+    for estate in session.scalars(select(Estate).where(Estate.id.in_(select(SolarScheme.estate_id)))
+                                  .order_by(Estate.id)):
+        period = last_complete_period(estate.tz, now or utcnow())
+        enqueue(JOB_KIND, estate.id, period, target=job_target(estate, period), queue="low")
+        started.append(job_target(estate, period))
+    return started
 
 
 def reverse_allocation(session: Session, estate: Estate, period: str, *, user_id: int | None = None) -> int:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Response, abort, request
 
-from app.reports.export import FORMATS, Column, to_csv, to_pdf
+from app.reports.export import FORMATS, Column, Section, to_csv, to_pdf, to_report_pdf
 
 
 def requested_format() -> str | None:
@@ -36,7 +36,7 @@ def respond(rows: Iterable[Any], columns: Sequence[Column], title: str, fmt: str
 
     rows = list(rows)
     zone = ZoneInfo(display_timezone(timezone))
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-").lower() or "report"
+    slug = _slug(title)
     if fmt == "csv":
         body = to_csv(rows, columns, zone).encode("utf-8-sig")  # the BOM makes Excel read UTF-8
         mimetype = "text/csv"
@@ -45,6 +45,24 @@ def respond(rows: Iterable[Any], columns: Sequence[Column], title: str, fmt: str
         mimetype = "application/pdf"
     else:
         abort(400, f"format must be one of {', '.join(FORMATS)}")
+    return _download(body, mimetype, slug, fmt)
+
+
+def respond_report(sections: Sequence[Section], title: str, *, subtitle: str = "", timezone: str | None = None,
+                   note: str = "") -> Response:
+    """A page's every figure in one PDF download (`respond` is one table as CSV or PDF)."""
+    from app.presenters import display_timezone
+
+    zone = ZoneInfo(display_timezone(timezone))
+    body = to_report_pdf(sections, title, zone, subtitle=subtitle, note=note)
+    return _download(body, "application/pdf", _slug(title), "pdf")
+
+
+def _slug(title: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-").lower() or "report"
+
+
+def _download(body: bytes, mimetype: str, slug: str, fmt: str) -> Response:
     response = Response(body, mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{slug}.{fmt}"'
     response.headers["Cache-Control"] = "private, no-store"

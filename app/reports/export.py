@@ -107,3 +107,27 @@ def _pdf_cell(value: Any, zone: ZoneInfo) -> str:
     if isinstance(value, date):
         return value.strftime("%d %b %Y")
     return str(value)
+
+
+@dataclass(frozen=True)
+class Section:
+    """One figure of a whole-report PDF: its heading, rows and columns, a note, and its chart
+    (app.reports.pdf.ReportChart) when it has one."""
+
+    heading: str
+    rows: Sequence[Any]
+    columns: Sequence[Column]
+    note: str = ""
+    chart: Any = None
+
+
+def to_report_pdf(sections: Iterable[Section], title: str, zone: ZoneInfo = UTC, *, subtitle: str = "",
+                  note: str = "") -> bytes:
+    """Several figures' tables (and charts) in one PDF, cells as `to_pdf` writes them."""
+    from app.reports.pdf import ReportSection, render_report_pdf
+
+    built = [ReportSection(s.heading, [c.label for c in s.columns],
+                           [[_pdf_cell(c.value(row), zone) for c in s.columns] for row in s.rows],
+                           numeric=[i for i, c in enumerate(s.columns) if c.numeric], note=s.note, chart=s.chart)
+             for s in sections]
+    return render_report_pdf(title, built, subtitle=subtitle, timezone=zone.key, note=note)

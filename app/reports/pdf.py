@@ -6,7 +6,9 @@ no-break space money formatting uses becomes a plain space.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from io import BytesIO
 from zoneinfo import ZoneInfo
@@ -19,7 +21,7 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import (
-    Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle,
+    Flowable, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle,
 )
 
 from app.estates.settings_catalog import setting_default
@@ -196,6 +198,186 @@ def render_table_pdf(title: str, columns: Sequence[str], rows: Sequence[Sequence
         Paragraph("No rows.", BODY)]
     if note:
         story.insert(0, Paragraph(escaped(note), BODY))
+    doc.build(story, onFirstPage=furniture, onLaterPages=furniture)
+    return buffer.getvalue()
+
+
+# --- a report of several figures -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChartSeries:
+    """One series of a report chart: its legend label, a value per x label, and its colour."""
+
+    label: str
+    values: Sequence[float]
+    colour: str
+
+
+@dataclass(frozen=True)
+class ReportChart:
+    """A figure's chart as the page draws it: bars (stacked when asked, negatives below the
+    axis) or lines over the x labels, in one unit."""
+
+    kind: str  # "bar" | "line"
+    labels: Sequence[str]
+    series: Sequence[ChartSeries]
+    unit: str = ""
+    stacked: bool = False
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """One figure of a whole-report PDF: a heading, an optional note and chart, and its table."""
+
+    heading: str
+    columns: Sequence[str]
+    rows: Sequence[Sequence[object]]
+    numeric: Sequence[int] = ()
+    note: str = ""
+    chart: ReportChart | None = None
+
+
+def _nice(value: float) -> float:
+    """The round number at or above a positive value an axis ends at (1, 2, 2.5 or 5 times a power of ten)."""
+    if value <= 0:
+        return 0.0
+    power = 10.0 ** math.floor(math.log10(value))
+    return next(step * power for step in (1, 2, 2.5, 5, 10) if value <= step * power * (1 + 1e-9))
+
+
+def _tick(value: float) -> str:
+    size = abs(value)
+    return f"{value:,.0f}" if size >= 10 or size == 0 else f"{value:,.2f}"
+
+
+class SeriesChart(Flowable):
+    """A report chart drawn straight on the canvas (fast, like the statement's daily bars):
+    y axis from the lowest to the highest stack, x labels thinned to fit, a legend on top."""
+
+    def __init__(self, chart: ReportChart, width: float, height: float = 55 * mm) -> None:
+        super().__init__()
+        self.chart, self.width, self.height = chart, width, height
+
+    def wrap(self, available_width, available_height):
+        return self.width, self.height
+
+    def _range(self) -> tuple[float, float]:
+        chart = self.chart
+        if chart.kind == "bar" and chart.stacked:
+            highs = [sum(max(s.values[i], 0) for s in chart.series) for i in range(len(chart.labels))]
+            lows = [sum(min(s.values[i], 0) for s in chart.series) for i in range(len(chart.labels))]
+        else:
+            highs = lows = [v for s in chart.series for v in s.values]
+        high, low = _nice(max([0.0, *highs])), -_nice(-min([0.0, *lows]))
+        return (low, high) if high > low else (low, low + 1.0)
+
+    def draw(self) -> None:
+        canvas, chart = self.canv, self.chart
+        left, right, bottom, top = 42, self.width - 4, 14, self.height - 16
+        low, high = self._range()
+        scale = (top - bottom) / (high - low)  # drawing only, never money
+
+        def y(value: float) -> float:
+            return bottom + (value - low) * scale
+
+        # legend
+        canvas.setFont("Helvetica", 7)
+        x = left
+        for series in chart.series:
+            canvas.setFillColor(colors.HexColor(series.colour))
+            canvas.rect(x, self.height - 8, 7, 6, stroke=0, fill=1)
+            canvas.setFillColor(colors.black)
+            text = pdf_text(series.label)
+            canvas.drawString(x + 9, self.height - 7.5, text)
+            x += 9 + stringWidth(text, "Helvetica", 7) + 10
+        if chart.unit:
+            canvas.drawRightString(right, self.height - 7.5, pdf_text(chart.unit))
+        # y axis: low, zero and high
+        canvas.setFont("Helvetica", 6.5)
+        canvas.setStrokeColor(GRID)
+        canvas.setLineWidth(0.3)
+        drawn: list[float] = []
+        for value in (0.0, high, low, high / 2, low / 2):  # skip a tick too close to one drawn
+            if all(abs(y(value) - y(other)) >= 9 for other in drawn):
+                drawn.append(value)
+                canvas.line(left, y(value), right, y(value))
+                canvas.drawRightString(left - 3, y(value) - 2, _tick(value))
+        count = max(len(chart.labels), 1)
+        slot = (right - left) / count
+        every = max(1, int(stringWidth("2026-Q1", "Helvetica", 6.5) + 6) // max(int(slot), 1) + 1)
+        canvas.setFillColor(colors.black)
+        for i, name in enumerate(chart.labels):
+            if i % every == 0 or i == count - 1:
+                canvas.drawCentredString(left + (i + 0.5) * slot, 3, pdf_text(name))
+        if chart.kind == "bar":
+            columns = 1 if chart.stacked else max(len(chart.series), 1)
+            bar = max(slot * 0.7 / columns, 0.5)
+            for i in range(count):
+                up = down = 0.0
+                for n, series in enumerate(chart.series):
+                    value = float(series.values[i])
+                    if value == 0:
+                        continue
+                    if chart.stacked:
+                        base = up if value > 0 else down
+                        x0 = left + i * slot + slot * 0.15
+                        if value > 0:
+                            up += value
+                        else:
+                            down += value
+                    else:
+                        base, x0 = 0.0, left + i * slot + slot * 0.15 + n * bar
+                    canvas.setFillColor(colors.HexColor(series.colour))
+                    y0, y1 = sorted((y(base), y(base + value)))
+                    canvas.rect(x0, y0, bar, max(y1 - y0, 0.3), stroke=0, fill=1)
+        else:
+            for series in chart.series:
+                canvas.setStrokeColor(colors.HexColor(series.colour))
+                canvas.setFillColor(colors.HexColor(series.colour))
+                canvas.setLineWidth(1.2)
+                points = [(left + (i + 0.5) * slot, y(float(v))) for i, v in enumerate(series.values)]
+                for a, b in zip(points, points[1:]):
+                    canvas.line(*a, *b)
+                for px, py in points:
+                    canvas.circle(px, py, 1.4, stroke=0, fill=1)
+        canvas.setStrokeColor(colors.HexColor("#667085"))
+        canvas.setLineWidth(0.5)
+        canvas.line(left, y(0.0), right, y(0.0))
+
+
+def render_report_pdf(title: str, sections: Sequence[ReportSection], *, subtitle: str = "",
+                      timezone: str = "UTC", note: str = "") -> bytes:
+    """One PDF of a page's every figure (its chart when it has one, then its table), with the
+    report page furniture: portrait unless a table needs landscape to fit."""
+    buffer = BytesIO()
+    widest = max((sum(_natural_widths([pdf_text(c) for c in s.columns], [[pdf_text(v) for v in r] for r in s.rows]))
+                  for s in sections), default=0)
+    pagesize, available = (A4, PORTRAIT_WIDTH) if widest <= PORTRAIT_WIDTH else (landscape(A4), LANDSCAPE_WIDTH)
+    doc = report_document(buffer, title, pagesize)
+    now = utcnow().astimezone(ZoneInfo(timezone))
+    generated = f"Generated {now:%d %b %Y %H:%M} by Meterwise · times in {timezone} · {len(sections)} figures"
+
+    def furniture(canvas, d):
+        page_band(canvas, d, colors.HexColor("#0f766e"), title, subtitle, generated)
+
+    story: list = [Paragraph(escaped(note), BODY), Spacer(1, 2 * mm)] if note else []
+    for section in sections:
+        head = [Paragraph(escaped(section.heading), H2)]
+        if section.note:
+            head.append(Paragraph(escaped(section.note), SMALL))
+        if section.chart is not None and any(v for series in section.chart.series for v in series.values):
+            head += [Spacer(1, 2 * mm), SeriesChart(section.chart, available), Spacer(1, 2 * mm)]
+        if section.rows:
+            table = data_table(section.columns, section.rows, numeric=section.numeric, available=available)
+            table.hAlign = "LEFT"  # under its heading and chart, as the page shows it
+        else:
+            table = Paragraph("No rows.", BODY)
+        if len(section.rows) <= 14:  # a short table stays on the page of its heading and chart
+            story.append(KeepTogether([*head, table]))
+        else:  # a long one starts below them and runs on (its header repeats per page)
+            story += [KeepTogether(head), table]
+        story.append(Spacer(1, 4 * mm))
     doc.build(story, onFirstPage=furniture, onLaterPages=furniture)
     return buffer.getvalue()
 

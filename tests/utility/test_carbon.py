@@ -130,3 +130,18 @@ def test_any_form_is_saved_or_refused_with_field_messages(app, form):
             assert 0 <= factor.kg_per_unit <= 100
             db.session.delete(factor)
             db.session.commit()
+
+
+def test_the_whole_carbon_report_is_one_pdf_with_every_figure(site, login):
+    import io
+
+    from pypdf import PdfReader
+
+    client = login(site["utility"])
+    response = client.get(f"/utility/estates/{site['estate']}/carbon?table=report&format=pdf")
+    assert response.status_code == 200 and response.data.startswith(b"%PDF")
+    text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(response.data)).pages)
+    for part in ("Carbon Court carbon footprint", "By month, last 12", "By unit,", "Emission factors in use",
+                 "Footprint kg"):
+        assert part in text, part
+    assert client.get(f"/utility/estates/{site['estate']}/carbon?table=report&format=csv").status_code == 400

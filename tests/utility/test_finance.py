@@ -80,3 +80,61 @@ def test_the_finance_page_shows_arpu_from_payments(committed, login):
     assert table.texts()[0][3] == "1" and "120.00" in table.texts()[0][4]
     for name in ("months", "quarters", "estates", "tenure"):
         assert client.get(f"/utility/estates/{estate_id}/finance?format=pdf&table={name}").data.startswith(b"%PDF")
+
+
+def _pdf_text(data: bytes) -> str:
+    import io
+
+    from pypdf import PdfReader
+
+    return " ".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
+
+
+def test_imported_koios_and_thundercloud_payments_count_and_the_whole_report_has_every_figure(committed, login):
+    """A mini-grid's Koios payment (not a mirror of ours) and a ThunderCloud top-up are payments
+    like ours; the whole report is one PDF with each figure's heading and figures, and the full
+    revenue table stacks every visible estate in the currency, by quarter."""
+    from app.models.sources import KoiosPayment, ThunderCloudPayment
+
+    with committed() as s:
+        grid = factories.make_estate_with_wallet(s, name="Hill Grid")
+        second = factories.make_unit(s, grid.estate, number="H2")
+        third = factories.make_unit(s, grid.estate, number="H3")
+        other = factories.make_estate_with_wallet(s, name="Valley Grid")
+        now = datetime.now(UTC)
+        ours = Payment(provider="eft", provider_ref="FIN-1", amount=Decimal("100.00"), currency="ZAR",
+                       status="credited", estate_id=grid.estate.id, unit_id=grid.unit.id, paid_at=now)
+        s.add(ours)
+        s.flush()
+        s.add_all([
+            KoiosPayment(koios_id="k-1", origin="koios", amount=Decimal("30.00"), paid_at=now,
+                         estate_id=grid.estate.id, unit_id=second.id),
+            # The mirror of our own push to Koios is already counted as our payment.
+            KoiosPayment(koios_id="k-2", origin="ours", amount=Decimal("100.00"), paid_at=now,
+                         estate_id=grid.estate.id, unit_id=grid.unit.id, payment_id=ours.id),
+            ThunderCloudPayment(heartbeat_id="hb-2", previous_heartbeat_id="hb-1", meter_serial="TC-1",
+                                detected_at=now, amount=Decimal("20.00"), kwh=Decimal("4"), unit_id=third.id),
+            Payment(provider="eft", provider_ref="FIN-2", amount=Decimal("55.00"), currency="ZAR",
+                    status="credited", estate_id=other.estate.id, unit_id=other.unit.id, paid_at=now),
+        ])
+        email = make_login(s, "utility", estate=grid.estate, grants=[("utility", other.estate)]).email
+        grid_id = grid.estate.id
+    client = login(email)
+    page = client.get(f"/utility/estates/{grid_id}/finance")
+    month = table_with(page.get_data(as_text=True), "Paying in period").texts()[0]
+    assert month[2:4] == ["3", "3"] and "150.00" in month[1] and "50.00" in month[4]  # 150 over 3 accounts
+    revenue = table_with(page.get_data(as_text=True), "Total").texts()
+    assert [r[0] for r in revenue] == ["Hill Grid", "Valley Grid"] and "150.00" in revenue[0][-1]
+    assert "55.00" in revenue[1][-1]
+    assert b"table=report" in page.data
+    report = client.get(f"/utility/estates/{grid_id}/finance?table=report&format=pdf")
+    assert report.status_code == 200 and report.data.startswith(b"%PDF")
+    assert 'filename="hill-grid-operator-finance.pdf"' in report.headers["Content-Disposition"]
+    text = _pdf_text(report.data)
+    for heading in ("ARPU by month", "Revenue and ARPU by quarter", "Revenue per estate by quarter",
+                    "ARPU by estate", "Consumption by tenure", "Valley Grid", "150.00", "50.00"):
+        assert heading in text, heading
+    csv = client.get(f"/utility/estates/{grid_id}/finance?table=revenue&format=csv").get_data(as_text=True)
+    assert csv.splitlines()[0].startswith("\ufeffEstate,") and "Hill Grid" in csv and "150.00" in csv
+    assert client.get(f"/utility/estates/{grid_id}/finance?table=report&format=csv").status_code == 400
+    assert client.get(f"/utility/estates/{grid_id}/finance?table=nope&format=pdf").status_code == 400

@@ -203,3 +203,56 @@ def test_a_closed_month_is_refused_with_a_message_and_nothing_posted(committed, 
         assert "is closed" in refused.value.errors["period"]
     with committed() as s:
         assert s.scalar(select(SolarAllocation.id)) is None
+
+
+def _solar_keys(s):
+    return sorted(s.scalars(select(LedgerTransaction.idempotency_key)
+                            .where(LedgerTransaction.kind == "solar_allocation")))
+
+
+def test_the_command_allocates_a_month_once_and_prints_refusals(committed, site, cli_runner):
+    with committed() as s:
+        code, other = s.get(Estate, site["estate"]).code, s.get(Estate, site["other"]).code
+    dry = cli_runner.invoke(args=["solar", "allocate", "--estate", code, "--month", MAY, "--dry-run"])
+    assert dry.exit_code == 0 and "would post" in dry.output
+    with committed() as s:
+        assert _solar_keys(s) == []
+    done = cli_runner.invoke(args=["solar", "allocate", "--estate", code, "--month", MAY])
+    assert done.exit_code == 0, done.output
+    assert "100.000 kWh of 100.000 kWh to 3 units, posted" in done.output and "D: no share" in done.output
+    again = cli_runner.invoke(args=["solar", "allocate", "--estate", code, "--month", MAY])
+    assert again.exit_code == 0 and "already allocated to 3 units; nothing posted" in again.output
+    with committed() as s:
+        assert len(_solar_keys(s)) == 3  # the re-run posted nothing
+    future = cli_runner.invoke(args=["solar", "allocate", "--estate", code, "--month", "2099-01"])
+    assert future.exit_code == 1 and "Only a month that has ended can be allocated" in future.output
+    assert cli_runner.invoke(args=["solar", "allocate", "--estate", code, "--month", "13/2026"]).exit_code == 1
+    nothing = cli_runner.invoke(args=["solar", "allocate", "--estate", other, "--month", MAY])
+    assert nothing.exit_code == 1 and "nothing allocated" in nothing.output and "generated nothing" in nothing.output
+    assert cli_runner.invoke(args=["solar", "allocate", "--estate", "NOPE", "--month", MAY]).exit_code != 0
+
+
+def test_the_monthly_run_allocates_every_estate_with_a_scheme_once(committed, site):
+    from app.billing.shared_solar import JOB_KIND, schedule_solar_allocations
+    from app.job_schedule import schedule
+    from app.jobs import REGISTRY
+    from app.models import JobRun
+
+    entry = next(e for e in schedule() if e.name == "solar_allocations")
+    assert (entry.cron, entry.kind, entry.in_words) == ("15 0 2 * *", JOB_KIND, "Monthly on day 2 at 00:15 UTC")
+    assert JOB_KIND in REGISTRY
+    with committed() as s:
+        assert schedule_solar_allocations(s, now=NOW) == []  # no estate has shared solar configured yet
+        estate = s.get(Estate, site["estate"])
+        save_scheme(s, estate, {"method": "equal"})
+        code = estate.code
+    with committed() as s:
+        assert schedule_solar_allocations(s, now=NOW) == [f"{code}:{MAY}"]
+        assert len(_solar_keys(s)) == 3
+        run = s.scalar(select(JobRun).where(JobRun.kind == JOB_KIND))
+        assert run.status == "done" and "posted" in run.result and run.target == f"{code}:{MAY}"
+    with committed() as s:  # the cron firing again (or next hour) posts nothing new
+        schedule_solar_allocations(s, now=NOW)
+        assert len(_solar_keys(s)) == 3
+        latest = s.scalars(select(JobRun).where(JobRun.kind == JOB_KIND).order_by(JobRun.id.desc())).first()
+        assert "already allocated" in latest.result

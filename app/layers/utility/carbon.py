@@ -9,12 +9,14 @@ from app.analytics.carbon import CARBON_UTILITIES, estate_carbon
 from app.auth.scope import estate_or_404
 from app.extensions import db
 from app.htmx import render
-from app.layers.export import requested_format, respond
+from app.labels import label
+from app.layers.export import requested_format, respond, respond_report
 from app.layers.utility import bp
 from app.layers.utility.views import ROLES
 from app.models import utcnow
 from app.periods import current_period, shift_period
-from app.reports.export import Column
+from app.reports.export import Column, Section
+from app.reports.pdf import ChartSeries, ReportChart
 
 MONTHS = 12
 
@@ -40,9 +42,36 @@ def carbon(estate_id: int):
         if table == "units":
             return respond(unit_rows, UNIT_COLUMNS, f"{estate.name} carbon footprint by unit {month}", fmt,
                            subtitle=_("kg CO2e"), timezone=estate.timezone)
-        abort(400, "table must be months or units")
+        if table == "report":
+            if fmt != "pdf":
+                abort(400, "the whole report is a PDF: format=pdf")
+            note = _("kg CO2e from the unit meters' use times the emission factor in force on each local day; the "
+                     "solar offset is the estate's solar generation times the electricity factor.")
+            title = _("%(estate)s carbon footprint", estate=estate.name)
+            return respond_report(_sections(report, unit_rows, month), title,
+                                  subtitle=_("kg CO2e; emission factors for %(country)s", country=estate.country),
+                                  timezone=estate.timezone, note=note)
+        abort(400, "table must be months, units or report")
     return render("utility/carbon.html", estate=estate, report=report, months=months, month=month,
                   unit_rows=unit_rows, utilities=CARBON_UTILITIES)
+
+
+COLOURS = {"electricity": "#8aa4c8", "water": "#0f766e", "hot_water": "#e0a458"}
+
+
+def _sections(report, unit_rows, month) -> list[Section]:
+    """The whole carbon report: the months with their stacked chart, the month's units, the factors."""
+    series = [ChartSeries(label("utility", u), [float(m.kg.get(u, 0)) for m in report.months], COLOURS[u])
+              for u in CARBON_UTILITIES if any(m.kg.get(u, 0) for m in report.months)]
+    if any(m.offset_kg for m in report.months):
+        series.append(ChartSeries(_("Solar offset"), [-float(m.offset_kg) for m in report.months], "#f2c94c"))
+    chart = ReportChart("bar", [m.period for m in report.months], series, unit="kg CO2e", stacked=True)
+    factors = [(u, day, kg) for u, entries in report.factors.items() for day, kg in entries]
+    return [
+        Section(_("By month, last 12"), report.months, MONTH_COLUMNS, chart=chart),
+        Section(_("By unit, %(month)s", month=month), unit_rows, UNIT_COLUMNS),
+        Section(_("Emission factors in use"), factors, FACTOR_COLUMNS),
+    ]
 
 
 THREE = Decimal("0.001")
@@ -64,10 +93,10 @@ MONTH_COLUMNS = [
     Column("Water kg CO2e", _kg("water"), numeric=True),
     Column("Hot water kL", _use("hot_water"), numeric=True),
     Column("Hot water kg CO2e", _kg("hot_water"), numeric=True),
-    Column("Footprint kg CO2e", lambda m: m.total_kg, numeric=True),
+    Column("Footprint kg CO2e", lambda m: m.total_kg.quantize(THREE), numeric=True),
     Column("Solar kWh", lambda m: m.solar_kwh.quantize(THREE), numeric=True),
-    Column("Solar offset kg CO2e", lambda m: m.offset_kg, numeric=True),
-    Column("Net kg CO2e", lambda m: m.net_kg, numeric=True),
+    Column("Solar offset kg CO2e", lambda m: m.offset_kg.quantize(THREE), numeric=True),
+    Column("Net kg CO2e", lambda m: m.net_kg.quantize(THREE), numeric=True),
     Column("Use without a factor", lambda m: "; ".join(f"{u}: {q.quantize(THREE)}" for u, q in m.unpriced.items())),
 ]
 UNIT_COLUMNS = [
@@ -76,4 +105,8 @@ UNIT_COLUMNS = [
     Column("Water kg CO2e", _kg("water"), numeric=True),
     Column("Hot water kg CO2e", _kg("hot_water"), numeric=True),
     Column("Total kg CO2e", lambda u: u.total_kg, numeric=True),
+]
+FACTOR_COLUMNS = [
+    Column("Utility", lambda f: label("utility", f[0])),
+    Column("From", lambda f: f[1]), Column("kg CO2e per unit", lambda f: f[2], numeric=True),
 ]
