@@ -367,7 +367,7 @@ def _group_topup(group_id: int, key, idempotency_key: str, raw: bytes) -> Respon
         payment.id, group.id, payment.status, result.distribution.rule, result.distribution.utility,
         quantize(payment.amount, currency), currency,
         [GroupLegOut(leg.unit_id, leg.estate_id, quantize(leg.amount, currency), leg.transaction_id,
-                     leg.balance) for leg in result.legs],
+                     quantize(leg.balance, leg.commodity)) for leg in result.legs],
         [LeftOutOut(unit_id, reason) for unit_id, reason in result.left_out]), 201)
 
 

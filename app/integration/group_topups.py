@@ -38,6 +38,7 @@ class Leg:
     amount: Decimal
     transaction_id: int | None
     balance: Decimal
+    commodity: str  # of the pocket: the currency, or KWH / KL in a units estate
 
 
 @dataclass(frozen=True)
@@ -98,9 +99,9 @@ def group_topup(session: Session, key: ApiKey, group: WalletGroup, form: dict[st
 
 
 def _legs(session: Session, distribution: WalletDistribution) -> list[Leg]:
-    balances = dict(session.execute(
-        select(Wallet.unit_id, Account.balance).join(Account, Account.wallet_id == Wallet.id).where(
+    pockets = {unit_id: (balance, commodity) for unit_id, balance, commodity in session.execute(
+        select(Wallet.unit_id, Account.balance, Account.commodity).join(Account, Account.wallet_id == Wallet.id).where(
             Wallet.unit_id.in_([leg.unit_id for leg in distribution.legs]), Account.kind == "pocket",
-            Account.utility == distribution.utility)).all())
-    return [Leg(leg.unit_id, leg.estate_id, leg.amount, leg.transaction_id, balances.get(leg.unit_id, Decimal(0)))
-            for leg in distribution.legs]
+            Account.utility == distribution.utility))}
+    return [Leg(leg.unit_id, leg.estate_id, leg.amount, leg.transaction_id,
+                *pockets.get(leg.unit_id, (Decimal(0), distribution.currency))) for leg in distribution.legs]
