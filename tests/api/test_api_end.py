@@ -3,12 +3,14 @@ wallet groups with a group top-up, debt cohorts — each scoped (another estate'
 empty page), permission-checked and paged by cursor."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from app.integration import keys
 from app.models import Unit, utcnow
@@ -224,6 +226,26 @@ def test_a_group_top_up_is_shared_credited_and_replayed_once(session, client, wo
     fixed = client.post(url, json={"rule": "fixed", "fixed": [{"unit_id": second.id, "amount": "25.00"}]},
                         headers={"X-API-Key": world.mine, "Idempotency-Key": "shop-7-0002"}).get_json()
     assert [(leg["unit_id"], leg["amount"]) for leg in fixed["legs"]] == [(second.id, "25.00")]
+
+
+def test_eight_concurrent_group_top_ups_with_one_key_post_once(app, engine, world, group):
+    url, key = f"/api/v1/wallet-groups/{group[0].id}/topups", world.mine  # read before the threads start
+    statuses, barrier = [], threading.Barrier(8)
+
+    def send():
+        own = app.test_client()
+        barrier.wait()
+        statuses.append(own.post(url, json={"amount": "20.00"},
+                                 headers={"X-API-Key": key, "Idempotency-Key": "same"}).status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(statuses) <= {201, 409} and 201 in statuses, statuses
+    with Session(engine) as fresh:
+        assert fresh.scalar(select(func.count()).select_from(Payment).where(Payment.provider == "api")) == 1
 
 
 def test_a_group_top_up_is_scoped_needs_topups_write_and_refuses_what_cannot_be_shared(client, world, group):
