@@ -132,6 +132,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health_bp)
     from app.api.webhooks import bp as webhooks_bp; app.register_blueprint(webhooks_bp)  # noqa: E702
     from app.api.readings import bp as readings_bp; app.register_blueprint(readings_bp)  # noqa: E702
+    from app.api import v1_more  # noqa: F401  transactions, readings, imports, groups, cohorts on api_v1's bp
     from app.api.v1 import bp as api_v1_bp; app.register_blueprint(api_v1_bp)  # noqa: E702  (issue 21)
     app.register_blueprint(portal.bp)
     from app.layers.subscriptions import bp as subscriptions_bp; app.register_blueprint(subscriptions_bp)  # noqa: E702  (issue 22)

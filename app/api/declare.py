@@ -232,6 +232,7 @@ class Operation:
     responses: dict[int, tuple[str, type | None]]
     tags: tuple[str, ...]
     staff_only: bool = False
+    raw_body: tuple[str, ...] = ()  # media types of a body taken as bytes (a CSV file), not a model
 
 
 OPERATIONS: dict[str, Operation] = {}  # by endpoint name
@@ -242,8 +243,11 @@ STANDARD_ERRORS = {401: "No valid API key", 404: "Not found, or outside the key'
 def operation(bp: Blueprint, method: str, rule: str, *, summary: str, permission: str | None,
               response: type | None = None, status: int = 200, params: tuple[Param, ...] = (),
               body: type | None = None, errors: dict[int, str] | None = None, tags: tuple[str, ...] = (),
-              staff_only: bool = False) -> Callable:
-    """Register a view on `bp` at `rule` and declare it for the OpenAPI document."""
+              staff_only: bool = False, raw_body: tuple[str, ...] = ()) -> Callable:
+    """Register a view on `bp` at `rule` and declare it for the OpenAPI document.
+
+    `raw_body` names the media types of a body read as bytes (a file) instead of a `body` model.
+    """
     def register(view: Callable) -> Callable:
         endpoint = f"{bp.name}.{view.__name__}"
         responses: dict[int, tuple[str, type | None]] = {status: ("OK" if status == 200 else "Created", response)}
@@ -251,10 +255,10 @@ def operation(bp: Blueprint, method: str, rule: str, *, summary: str, permission
             responses[code] = (text, None)
         if permission is not None:
             responses.setdefault(403, ("The key lacks the permission this operation needs", None))
-        if body is not None or any(param.where == "query" for param in params):
+        if body is not None or raw_body or any(param.where == "query" for param in params):
             responses.setdefault(400, ("A parameter or the body is not valid (the detail says which)", None))
         OPERATIONS[endpoint] = Operation(endpoint, method.upper(), summary, permission, params, body,
-                                         responses, tags, staff_only)
+                                         responses, tags, staff_only, tuple(raw_body))
         view.api_permission = permission
         view.api_staff_only = staff_only
         bp.add_url_rule(rule, view_func=view, methods=[method.upper()])
@@ -303,6 +307,10 @@ def openapi_document(app, *, title: str, version: str, description: str, problem
         if spec.body is not None:
             item["requestBody"] = {"required": True, "content": {
                 "application/json": {"schema": schema_for(spec.body, components)}}}
+        elif spec.raw_body:
+            item["requestBody"] = {"required": True, "content": {
+                media: ({"schema": {"type": "string"}} if media.startswith("text/") else {})
+                for media in spec.raw_body}}
         responses = {}
         for code, (text, model) in sorted(spec.responses.items()):
             if code < 400:

@@ -13,7 +13,8 @@ def problem_of(response) -> dict:
 
 @pytest.mark.parametrize(("method", "path", "status"), [
     ("get", "/api/v1/nothing-here", 404),
-    ("get", "/api/v1/readings", 405),
+    ("get", "/api/v1/topups", 405),
+    ("get", "/api/v1/readings", 401),  # GET lists readings (a keyed read) since issue 21
     ("post", "/api/v1/readings", 401),
 ])
 def test_api_errors_are_problem_json(client, method, path, status):

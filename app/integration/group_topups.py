@@ -1,0 +1,107 @@
+"""Group top-ups through the API (POST /api/v1/wallet-groups/{id}/topups): one vendor payment
+shared over a family wallet group by the group's own rule arithmetic, credited at once.
+
+The payment is a `Payment` of provider "api" with no unit and a `WalletDistribution` of legs,
+exactly what a PayFast group checkout records (app/families/distribution.py), so
+`credit_payment()` posts it through `credit_distribution` (one balanced transaction per estate,
+arrears recovery, receipts and `wallet.topup` webhooks per wallet). Who takes part is what the
+group's owner may top up (`distribution.preview` with the owner): the key pays on the owner's
+behalf into the owner's group. The payer's own top-up caps (a wallet grant's daily and monthly
+caps) are not applied: they bound what a person pays by card, and this money was received by
+the integrator. Keyed by the API key and the Idempotency-Key like single API top-ups.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.families import FamilyError
+from app.families.distribution import preview
+from app.models import Account, User, Wallet, utcnow
+from app.models.api import ApiKey
+from app.models.families import WalletDistribution, WalletDistributionLeg, WalletGroup
+from app.models.payments import Payment
+from app.payments.credit import check_amount, credit_payment
+
+PROVIDER = "api"
+
+
+@dataclass(frozen=True)
+class Leg:
+    unit_id: int
+    estate_id: int
+    amount: Decimal
+    transaction_id: int | None
+    balance: Decimal
+    commodity: str  # of the pocket: the currency, or KWH / KL in a units estate
+
+
+@dataclass(frozen=True)
+class GroupTopupResult:
+    payment: Payment
+    distribution: WalletDistribution
+    legs: list[Leg]
+    left_out: list[tuple[int, str]] = field(default_factory=list)
+    created: bool = True
+
+
+def provider_ref(key: ApiKey, idempotency_key: str) -> str:
+    """The payment's provider reference: `g`, the key and a digest of its Idempotency-Key (fits 64)."""
+    return f"g{key.id}:{hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]}"
+
+
+def group_topup(session: Session, key: ApiKey, group: WalletGroup, form: dict[str, str], *,
+                idempotency_key: str, reference: str | None = None) -> GroupTopupResult:
+    """Share and credit one API payment over the group (or return the one made under this key); commits.
+
+    `form` is what the group top-up form posts (rule, utility, currency, amount, fixed_<unit id>,
+    target, remainder_unit_id). Raises FamilyError (field -> message) when the rule cannot be
+    applied, and PaymentError (AmountOutOfRange) for a total outside the estate's limits.
+    """
+    ref = provider_ref(key, idempotency_key)
+    existing = session.scalar(select(Payment).where(Payment.provider == PROVIDER, Payment.provider_ref == ref))
+    if existing is not None:
+        distribution = session.scalar(select(WalletDistribution).where(WalletDistribution.payment_id == existing.id))
+        return GroupTopupResult(existing, distribution, _legs(session, distribution), created=False)
+    owner = session.get(User, group.owner_user_id)
+    shown = preview(session, group, owner, form)
+    if shown.errors:
+        raise FamilyError(shown.errors)
+    legs = shown.paying
+    first = legs[0][0].unit.estate
+    check_amount(session, shown.total, first)
+    payment = Payment(provider=PROVIDER, provider_ref=ref, reference=(reference or "").strip()[:100] or None,
+                      amount=shown.total, currency=shown.currency, status="pending", unit_id=None,
+                      estate_id=first.id, utility=shown.utility, paid_at=utcnow(),
+                      raw={"api_key": key.prefix, "idempotency_key": idempotency_key[:255], "group": group.id})
+    session.add(payment)
+    session.flush()
+    distribution = WalletDistribution(
+        payment_id=payment.id, group_id=group.id, rule=shown.rule, currency=shown.currency, utility=shown.utility,
+        target=shown.target, remainder_unit_id=shown.remainder.unit.id if shown.remainder else None,
+        created_by_user_id=owner.id,
+        legs=[WalletDistributionLeg(unit_id=m.unit.id, estate_id=m.unit.estate_id, amount=a) for m, a in legs])
+    session.add(distribution)
+    session.flush()
+    audit.record(session, "payment.api_received", payment, estate_id=first.id,
+                 new={"key": key.prefix, "group": group.name, "utility": shown.utility, "amount": str(shown.total),
+                      "rule": shown.rule, "legs": {m.unit.number: str(a) for m, a in legs},
+                      "reference": reference})
+    credit_payment(session, payment)
+    session.commit()
+    return GroupTopupResult(payment, distribution, _legs(session, distribution),
+                            [(unit.id, reason) for unit, reason in shown.left_out])
+
+
+def _legs(session: Session, distribution: WalletDistribution) -> list[Leg]:
+    pockets = {unit_id: (balance, commodity) for unit_id, balance, commodity in session.execute(
+        select(Wallet.unit_id, Account.balance, Account.commodity).join(Account, Account.wallet_id == Wallet.id).where(
+            Wallet.unit_id.in_([leg.unit_id for leg in distribution.legs]), Account.kind == "pocket",
+            Account.utility == distribution.utility))}
+    return [Leg(leg.unit_id, leg.estate_id, leg.amount, leg.transaction_id,
+                *pockets.get(leg.unit_id, (Decimal(0), distribution.currency))) for leg in distribution.legs]
