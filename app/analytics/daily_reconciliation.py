@@ -294,6 +294,9 @@ def check_vendor_pushes(session: Session, estate: Estate, start: datetime, end: 
         elif quantize(found[0][2], estate.currency) != quantize(amount, estate.currency):
             check.fail("payment", payment_id, name,
                        f"Koios {found[0][0]} has {money(found[0][2])}, credited {money(amount)}")
+        elif push != "pushed":
+            check.fail("payment", payment_id, name, f"Koios {found[0][0]} lists it, but our push is recorded as "
+                       + {"failed": "failed", "queued": "still queued"}.get(push, "never sent"))
         elif status == "reversed" and reversals.get(payment_id) not in ("reversed", "none"):
             check.fail("payment", payment_id, name, "reversed here, the reversal at SparkMeter is "
                        + (reversals.get(payment_id) or "not recorded"))

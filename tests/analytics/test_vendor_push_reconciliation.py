@@ -76,9 +76,11 @@ def test_each_constructed_fault_is_named_both_ways(session, minigrid):
     listed("kp-a", "10.00", twice)
     listed("kp-b", "10.00", twice)
     stray = listed("kp-stray", "25.00", external_id="meterwise:999999")  # our external id, no such push
+    unsure = pay("FNB-UNSURE", "15.00", push="failed")  # the answer was lost, yet Koios has it
+    listed("kp-unsure", "15.00", unsure)
     session.commit()
     result = _koios(session, kit, day)
-    assert not result.ok and result.checked == 5
+    assert not result.ok and result.checked == 6
     found = {(i["kind"], i["ref"]): i["detail"] for i in result.items}
     assert found == {
         ("payment", lost.id): f"pushed to SparkMeter, but Koios lists no payment with its external id (meterwise:{lost.id})",
@@ -88,8 +90,9 @@ def test_each_constructed_fault_is_named_both_ways(session, minigrid):
         ("payment", twice.id): "Koios lists it 2 times (kp-a, kp-b): credited twice at SparkMeter",
         ("koios", stray.koios_id): "Koios lists M 25.00 under our external id meterwise:999999 (customer C-SM010001), "
                                    "but we never pushed it",
+        ("payment", unsure.id): "Koios kp-unsure lists it, but our push is recorded as failed",
     }
-    assert result.summary == "5 of 5 do not match"
+    assert result.summary == "6 of 6 do not match"
 
 
 def test_a_koios_copy_of_a_payment_no_longer_credited_here_fails(session, minigrid):
