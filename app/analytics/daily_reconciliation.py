@@ -281,6 +281,8 @@ def check_vendor_pushes(session: Session, estate: Estate, start: datetime, end: 
         if len(found) > 1:
             check.fail("payment", payment_id, name, "Koios lists it {} times ({}): credited twice at SparkMeter"
                        .format(len(found), ", ".join(sorted(k for k, _, _ in found))))
+        elif not found and status == "reversed" and reversals.get(payment_id) == "none":
+            continue  # reversed here before SparkMeter ever had it: nothing there to match
         elif not found:
             if push == "pushed":
                 problem = "pushed to SparkMeter, but Koios lists no payment with its external id"

@@ -128,3 +128,22 @@ def test_the_dashboard_shows_the_check_and_links_its_items(session, minigrid, ap
     assert "Pushes vs Koios payments" in html and 'id="check-koios"' in html
     assert "EFT FNB-LOST" in html and f"/staff/payments?estate_id={kit.estate.id}" in html
     assert 'href="/staff/sources#koios-payment-list">Koios kp-stray</a>' in html
+
+
+def test_a_reversed_payment_must_be_reversed_at_sparkmeter_too(session, minigrid):
+    from app.models.corrections import Correction
+
+    kit, day, pay, listed = minigrid
+    staff = make_user(session, "staff")
+    early = pay("FNB-EARLY", "12.00", push=None)  # reversed before it was ever pushed
+    stuck = pay("FNB-STUCK", "18.00")
+    listed("kp-stuck", "18.00", stuck)
+    for payment, vendor_status in ((early, "none"), (stuck, "failed")):
+        payment.status = "reversed"
+        session.add(Correction(estate_id=kit.estate.id, kind="reverse", transaction_id=payment.transaction_id,
+                               payment_id=payment.id, reason="posted twice", amount=payment.amount, status="done",
+                               requested_by_user_id=staff.id, vendor_status=vendor_status))
+    session.commit()
+    result = _koios(session, kit, day)
+    assert [(i["ref"], i["detail"]) for i in result.items] == [
+        (stuck.id, "reversed here, the reversal at SparkMeter is failed")]
