@@ -46,6 +46,7 @@ def parse_args() -> argparse.Namespace:
                         help="units also metered by SparkMeter: their payments are pushed and listed by Koios")
     parser.add_argument("--sample", type=int, default=5000, help="items of each kind the baseline times")
     parser.add_argument("--profile", action="store_true", help="print where (b) spends its time")
+    parser.add_argument("--per-check", action="store_true", help="run each check once more alone and time it")
     return parser.parse_args()
 
 
@@ -217,6 +218,14 @@ def main() -> int:
             for r in results:
                 print(f"    {r.check:<9} {'pass' if r.ok else 'FAIL'}  {r.summary}")
             passed = all(r.ok for r in results)
+            if args.per_check:
+                from app.analytics.daily_reconciliation import CHECKS
+                timings = []
+                for name, check in CHECKS:
+                    started = time.perf_counter()
+                    check(db.session, estate, start, end)
+                    timings.append(f"{name} {time.perf_counter() - started:.2f}s")
+                print("    each check again, alone: " + ", ".join(timings))
             print(f"goal <= {GOAL_SECONDS} s: {'met' if fast_s <= GOAL_SECONDS else 'NOT met'}; "
                   f"goal >= {GOAL_RATIO}x the baseline: {'met' if base_s / fast_s >= GOAL_RATIO else 'NOT met'}")
             db.session.remove()
