@@ -386,6 +386,8 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     session.commit()
     _seed_imports(session, seeded["SUN"])
     __import__("app.billing.levies", fromlist=["seed_demo_levies"]).seed_demo_levies(session, seeded["SUN"].estate)  # issue 18
+    _seed_gateway_payments(session, seeded)  # issue 20: before the seed reconciles its last three days
+    session.commit()
     from app.billing.settlement_demo import seed as seed_settlement; seed_settlement(session, seeded)  # noqa: E702 (issue 20)
     from app.estates.agent_demo import seed_agent_demo; seed_agent_demo(session, seeded["SUN"].estate, _login_email("agent"))  # noqa: E702,E501 (issue 15)
     from app.billing.cohorts import seed_demo_cohort; seed_demo_cohort(session, seeded["SUN"].estate)  # noqa: E702 (issue 16, A5)
@@ -1356,3 +1358,89 @@ def _seed_imports(session: Session, sun: SeededEstate) -> None:
               f"{units[2]};770004;gas;;;;;;\n"
               f"=HYPERLINK(\"http://example.com\");770005;water;;;;;;\n").encode("cp1252")
     import_file(session, estate, "meters", "meter-register.csv", meters, dry_run=True, user_id=agent)
+
+
+# Issue 20: payments with their gateway records in the reconciled days (days before today).
+DEMO_GATEWAY_PAYMENTS = {
+    "SUN": (("A01", "payfast", "250.00", 2), ("A02", "eft", "400.00", 2), ("B02", "payfast", "150.00", 1),
+            ("C02", "eft", "300.00", 1), ("A05", "payfast", "200.00", 0)),
+    "TPM": (("HN01", "mpesa", "40.00", 2), ("HN03", "mpesa", "60.00", 1), ("HM02", "mpesa", "30.00", 1),
+            ("HM04", "mpesa", "50.00", 0)),
+}
+DEMO_VENDOR_PAYMENTS = (("HN04", "35.00", 2), ("HM01", "20.00", 1), ("HM03", "45.00", 0))  # paid at SparkMeter
+
+
+def _seed_gateway_payments(session: Session, seeded: dict[str, SeededEstate]) -> None:
+    """Payments the daily reconciliation can match (issue 20): credited through credit_payment,
+    each with its gateway record (PayFast's ITN fields, the bank reference, the M-PESA SMS).
+
+    The mini-grid's payments are pushed to SparkMeter as the credit push would (no job runs in the
+    seed: the queued push is dropped, the push recorded as done) and Koios lists each under our
+    external id, as the Koios payments import stores it; Koios also lists a few payments made at
+    SparkMeter itself. Dated in the three days the seed reconciles; the caller reconciles them.
+    """
+    from app.analytics.daily_reconciliation import day_bounds, yesterday
+    from app.models.payments import Payment, SmsMessage
+    from app.models.sources import KoiosPayment
+    from app.payments.credit import credit_payment
+
+    for code, rows in DEMO_GATEWAY_PAYMENTS.items():
+        estate_seed = seeded.get(code)
+        if estate_seed is None:
+            continue
+        estate = estate_seed.estate
+        last = yesterday(estate)
+        for n, (number, provider, amount, back) in enumerate(rows, start=1):
+            unit = estate_seed.units[number]
+            start, _ = day_bounds(estate, last - timedelta(days=back))
+            paid_at = start + timedelta(hours=9 + 2 * n, minutes=7 * n)
+            ref = {"payfast": f"{2401500 + n}", "eft": f"FNB-DEMO-{code}-{n:03d}",
+                   "mpesa": f"SDM{n}K4R7{code}"}[provider]
+            payment = Payment(provider=provider, provider_ref=ref, reference=f"{code}-{number}", unit_id=unit.id,
+                              estate_id=estate.id, utility="electricity", amount=Decimal(amount),
+                              currency=estate.currency, status="to_confirm", payer_name="Demo payer",
+                              paid_at=paid_at, credited_at=paid_at + timedelta(seconds=40))
+            if provider == "payfast":
+                payment.checkout_id = f"mw-demo-{code.lower()}-{n}"
+                payment.raw = {"m_payment_id": payment.checkout_id, "pf_payment_id": ref,
+                               "payment_status": "COMPLETE", "amount_gross": amount,
+                               "amount_fee": str(quantize(Decimal(amount) * Decimal("0.035"), "ZAR")),
+                               "item_name": f"Electricity {number}"}
+            session.add(payment)
+            session.flush()
+            if provider == "mpesa":
+                local = paid_at.astimezone(estate.tz)
+                session.add(SmsMessage(
+                    gateway_id=f"demo-sms-{code}-{n}", from_number="MPESA", outcome="payment",
+                    payment_id=payment.id, sent_at=paid_at, received_at=paid_at + timedelta(seconds=20),
+                    content=(f"{ref} Confirmed. on {local:%-d/%-m/%y} at {local:%-I:%M %p} M{amount} received "
+                             f"from 26657755{400 + n} - Demo Payer 26657755{400 + n}.New M-Pesa balance is "
+                             f"M{Decimal(amount) + 300}.00 Reference: {code}-{number}.")))
+            credit_payment(session, payment)
+            pending = session.info.get("jobs_after_commit", [])
+            if payment.vendor_push_status == "queued":  # the seed pushes nothing: as if the job had
+                session.info["jobs_after_commit"] = [j for j in pending if j[1] != "vendor_credit_push"]
+                serial = session.scalar(select(Meter.serial).where(Meter.unit_id == unit.id,
+                                                                   Meter.protocol == "sparkmeter"))
+                payment.vendor_push_status = "pushed"
+                payment.vendor_push_result = f"Koios payment demo-kp-{payment.id} for customer C-{serial}"
+                session.add(KoiosPayment(
+                    koios_id=f"demo-kp-{payment.id}", origin="meterwise", customer_code=f"C-{serial}",
+                    amount=Decimal(amount), currency=estate.currency, paid_at=paid_at + timedelta(minutes=1),
+                    memo=f"Meterwise {provider} {ref}", external_id=f"meterwise:{payment.id}",
+                    payment_id=payment.id, estate_id=estate.id, unit_id=unit.id, meter_serial=serial,
+                    matched_at=paid_at + timedelta(hours=1)))
+    minigrid = seeded.get("TPM")
+    if minigrid is not None:
+        last = yesterday(minigrid.estate)
+        for n, (number, amount, back) in enumerate(DEMO_VENDOR_PAYMENTS, start=1):
+            unit = minigrid.units[number]
+            start, _ = day_bounds(minigrid.estate, last - timedelta(days=back))
+            serial = session.scalar(select(Meter.serial).where(Meter.unit_id == unit.id,
+                                                               Meter.protocol == "sparkmeter"))
+            session.add(KoiosPayment(
+                koios_id=f"demo-kv-{n}", origin="vendor", customer_code=f"C-{serial}", amount=Decimal(amount),
+                currency=minigrid.estate.currency, paid_at=start + timedelta(hours=14, minutes=5 * n),
+                memo="Cash agent, Thaba-Putsoa", estate_id=minigrid.estate.id, unit_id=unit.id,
+                meter_serial=serial, matched_at=start + timedelta(hours=15)))
+    session.flush()

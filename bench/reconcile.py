@@ -1,12 +1,15 @@
 """Daily reconciliation (U6) of one estate's day: set-based checks vs a per-item query loop.
 
 Run from the repository root:  .venv/bin/python bench/reconcile.py [--meters 2000] [--payments 5000] [--sample 5000]
+                               [--vendor-units 500]
 Creates its own PostgreSQL database (BENCH_DATABASE_URL, default meterwise_bench_reconcile on
 127.0.0.1), migrates it, and builds one ZAR estate's day: --meters unit meters with 48 half-hourly
 readings each and their bills posted through the ledger (96,000 for 2,000 meters), a bulk meter,
-and --payments M-PESA payments credited through the ledger with their confirmation SMS. Measures
-(a) the baseline: the same checks item by item, one query per reading (its bill by key), two per
-payment (its SMS, its ledger legs) and one per transaction (its postings for the hash), timed on
+and --payments M-PESA payments credited through the ledger with their confirmation SMS; the first
+--vendor-units units also have a SparkMeter meter, so their payments were pushed to Koios and each
+is listed by Koios (the pushes-vs-Koios check). Measures (a) the baseline: the same checks item
+by item, one query per reading (its bill by key), two per payment (its SMS, its ledger legs), one
+per push (its Koios payment) and one per transaction (its postings for the hash), timed on
 --sample items of each kind and extrapolated to all of them; (b) `reconcile_estate`, every check
 of the day with set-based queries, stored. Prints items, seconds, the ratio, whether the day
 passed (exit 1 if not), and whether the goals "<= 5 s" and ">= 10x the baseline" are met. Drops
@@ -39,18 +42,22 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--meters", type=int, default=2000)
     parser.add_argument("--payments", type=int, default=5000)
+    parser.add_argument("--vendor-units", type=int, default=500,
+                        help="units also metered by SparkMeter: their payments are pushed and listed by Koios")
     parser.add_argument("--sample", type=int, default=5000, help="items of each kind the baseline times")
     parser.add_argument("--profile", action="store_true", help="print where (b) spends its time")
+    parser.add_argument("--per-check", action="store_true", help="run each check once more alone and time it")
     return parser.parse_args()
 
 
-def build_day(session, meters: int, payments: int):
+def build_day(session, meters: int, payments: int, vendor_units: int = 0):
     """The estate, its local day and its start: readings, bills, payments and SMS of that day."""
     from app.analytics.daily_reconciliation import day_bounds, reading_key
     from app.ledger import Entry, post_many
     from app.ledger.accounts import open_wallet, system_account
     from app.models import Estate, Meter, Reading, Unit
     from app.models.payments import Payment, SmsMessage
+    from app.models.sources import KoiosPayment
 
     estate = Estate(code="BENCH", name="Bench Estate", country="ZA", currency="ZAR", timezone="Africa/Johannesburg")
     session.add(estate)
@@ -86,6 +93,11 @@ def build_day(session, meters: int, payments: int):
     for i in range(0, len(readings), 10_000):
         session.execute(insert(Reading), readings[i:i + 10_000])
     payment_rows, sms_rows = [], []
+    vendor = {u.id for u in units[:vendor_units]}
+    if vendor:  # a second, SparkMeter meter on these units: billed at SparkMeter, so no readings here
+        session.add_all([Meter(estate_id=estate.id, unit_id=u.id, serial=f"SM{i:08d}", utility="electricity",
+                               protocol="sparkmeter") for i, u in enumerate(units[:vendor_units])])
+        session.flush()
     for i in range(payments):
         unit = units[i % meters]
         ref = f"QB{i:08d}"
@@ -95,7 +107,8 @@ def build_day(session, meters: int, payments: int):
                              occurred_at=moment, memo=f"M-PESA top-up {amount} ({ref})"))
         payment_rows.append({"provider": "mpesa", "provider_ref": ref, "unit_id": unit.id, "estate_id": estate.id,
                              "utility": "electricity", "amount": amount, "currency": "ZAR", "status": "credited",
-                             "paid_at": moment, "credited_at": moment, "created_at": moment})
+                             "paid_at": moment, "credited_at": moment, "created_at": moment,
+                             "vendor_push_status": "pushed" if unit.id in vendor else None})
     for i in range(0, len(entries), 5000):
         post_many(session, entries[i:i + 5000])
         session.commit()
@@ -112,6 +125,14 @@ def build_day(session, meters: int, payments: int):
                          "content": f"{ref} Confirmed. on 1/1/26 at 8:59 AM R{row['amount']}.00 received from "
                                     f"27821234567 - Bench Payer 27821234567.New M-Pesa balance is R1.00 Reference: {ref}."})
     session.execute(insert(SmsMessage), sms_rows)
+    koios_rows = [{"koios_id": f"kp-{payment_ids[row['provider_ref']]}", "origin": "meterwise",
+                   "customer_code": f"C-{row['unit_id']}", "amount": row["amount"], "currency": "ZAR",
+                   "paid_at": row["paid_at"] + timedelta(seconds=5),
+                   "external_id": f"meterwise:{payment_ids[row['provider_ref']]}",
+                   "payment_id": payment_ids[row["provider_ref"]], "estate_id": estate.id, "unit_id": row["unit_id"],
+                   "imported_at": row["paid_at"]} for row in payment_rows if row["vendor_push_status"]]
+    if koios_rows:
+        session.execute(insert(KoiosPayment), koios_rows)
     session.commit()
     return estate, day, start
 
@@ -121,6 +142,7 @@ def baseline(session, estate, start, end, sample: int) -> tuple[float, int]:
     from app.analytics.daily_reconciliation import reading_key
     from app.models import LedgerTransaction, Meter, Posting, Reading
     from app.models.payments import Payment, SmsMessage
+    from app.models.sources import KoiosPayment
 
     readings = session.execute(select(Meter.serial, Reading.taken_at).join(Reading, Reading.meter_id == Meter.id)
                                .where(Meter.estate_id == estate.id, Meter.role == "unit",
@@ -137,11 +159,16 @@ def baseline(session, estate, start, end, sample: int) -> tuple[float, int]:
         session.scalar(select(SmsMessage.content).where(SmsMessage.payment_id == p.id))
         session.execute(select(Posting.amount).where(Posting.transaction_id == p.transaction_id)).all()
     seconds += (time.perf_counter() - started) * len(payments) / max(1, min(sample, len(payments)))
+    pushed = [p for p in payments if p.vendor_push_status]
+    started = time.perf_counter()
+    for p in pushed[:sample]:  # each push: its Koios payment
+        session.execute(select(KoiosPayment.koios_id, KoiosPayment.amount).where(KoiosPayment.payment_id == p.id)).all()
+    seconds += (time.perf_counter() - started) * len(pushed) / max(1, min(sample, len(pushed)))
     started = time.perf_counter()
     for transaction_id in txn_ids[:sample]:
         session.execute(select(Posting.account_id, Posting.amount).where(Posting.transaction_id == transaction_id)).all()
     seconds += (time.perf_counter() - started) * len(txn_ids) / max(1, min(sample, len(txn_ids)))
-    return seconds, len(readings) + len(payments) + len(txn_ids)
+    return seconds, len(readings) + len(payments) + len(pushed) + len(txn_ids)
 
 
 def main() -> int:
@@ -165,10 +192,11 @@ def main() -> int:
             logging.disable(logging.INFO)
             upgrade()
             started = time.perf_counter()
-            estate, day, start = build_day(db.session, args.meters, args.payments)
+            estate, day, start = build_day(db.session, args.meters, args.payments, args.vendor_units)
             db.session.execute(text("ANALYZE"))
             db.session.commit()
             print(f"built {args.meters:,} meters x 48 readings with bills and {args.payments:,} payments "
+                  f"({args.vendor_units:,} units also on SparkMeter, their payments pushed and listed by Koios) "
                   f"in {time.perf_counter() - started:.1f}s")
             _, end = day_bounds(estate, day)
             base_s, items = baseline(db.session, estate, start, end, args.sample)
@@ -190,6 +218,14 @@ def main() -> int:
             for r in results:
                 print(f"    {r.check:<9} {'pass' if r.ok else 'FAIL'}  {r.summary}")
             passed = all(r.ok for r in results)
+            if args.per_check:
+                from app.analytics.daily_reconciliation import CHECKS
+                timings = []
+                for name, check in CHECKS:
+                    started = time.perf_counter()
+                    check(db.session, estate, start, end)
+                    timings.append(f"{name} {time.perf_counter() - started:.2f}s")
+                print("    each check again, alone: " + ", ".join(timings))
             print(f"goal <= {GOAL_SECONDS} s: {'met' if fast_s <= GOAL_SECONDS else 'NOT met'}; "
                   f"goal >= {GOAL_RATIO}x the baseline: {'met' if base_s / fast_s >= GOAL_RATIO else 'NOT met'}")
             db.session.remove()

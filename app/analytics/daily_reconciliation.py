@@ -11,6 +11,11 @@ Checks, each pass or fail with the failing items named (kind + id, so the page l
 - mpesa: when staff uploaded the M-PESA statement for the day, each statement transaction
   against a credited M-PESA payment of the same amount, and each credited one against the
   statement (skipped, and said so, without a statement);
+- koios (SparkMeter estates): our credit pushes against the payments Koios lists, both ways:
+  every payment credited in the day on a SparkMeter unit was pushed and Koios lists it once,
+  for the same amount (a reversed one also reversed there); every Koios payment of the day
+  carrying our external id mirrors a payment we credited, for the same amount. Payments
+  made at SparkMeter itself are counted, not failed (we never push those);
 - bulk: each utility's bulk meters against its unit meters within the estate's loss threshold;
 - ledger: the day's transactions re-hashed, linked to their predecessors, each summing to zero.
 
@@ -31,7 +36,9 @@ from sqlalchemy.orm import Session, aliased
 from app.jobs import job
 from app.ledger import GENESIS_HASH, transaction_hash
 from app.models import Estate, LedgerTransaction, Meter, Posting, Reading, RoleGrant, User, utcnow
+from app.models.corrections import Correction
 from app.models.payments import Payment, SmsMessage
+from app.models.sources import KoiosPayment
 from app.models.settlement import MpesaStatementLine, ReconciliationResult
 from app.money import MoneyError, format_amount, quantize, to_decimal
 from app.sql_arrays import driver_rows
@@ -62,7 +69,7 @@ class Check:
     """One check's outcome while it is built."""
 
     def __init__(self, name: str):
-        self.name, self.checked, self.items, self.note = name, 0, [], ""
+        self.name, self.checked, self.items, self.note, self.extra = name, 0, [], "", ""
 
     def fail(self, kind: str, ref, label: str, detail: str) -> None:
         self.items.append({"kind": kind, "ref": ref, "label": label, "detail": detail})
@@ -71,8 +78,8 @@ class Check:
         if self.note:
             return self.note
         if not self.items:
-            return f"{self.checked} checked, all matched"
-        return f"{len(self.items)} of {self.checked} do not match"
+            return f"{self.checked} checked, all matched" + self.extra
+        return f"{len(self.items)} of {self.checked} do not match" + self.extra
 
 
 def _utc(moment: datetime) -> datetime:
@@ -237,6 +244,94 @@ def check_mpesa_statement(session: Session, estate: Estate, start: datetime, end
     return check
 
 
+def check_vendor_pushes(session: Session, estate: Estate, start: datetime, end: datetime) -> Check:
+    """Our credit pushes (payments/vendor_credit.py) against Koios' payments (sources/koios_payments.py)."""
+    from app.payments.credit import PROVIDER_LABELS
+    from app.sources.koios_payments import OWN_PREFIX
+
+    check = Check("koios")
+    vendor_units = set(session.scalars(select(Meter.unit_id).where(
+        Meter.estate_id == estate.id, Meter.protocol == "sparkmeter", Meter.unit_id.is_not(None)).distinct()))
+    listed = _rows(session, select(
+        KoiosPayment.id, KoiosPayment.koios_id, KoiosPayment.origin, KoiosPayment.payment_id,
+        KoiosPayment.amount, KoiosPayment.external_id, KoiosPayment.customer_code).where(
+        KoiosPayment.estate_id == estate.id, KoiosPayment.paid_at >= start, KoiosPayment.paid_at < end))
+    if not vendor_units and not listed:
+        check.note = "no SparkMeter meters in this estate"
+        return check
+    ours = _rows(session, select(
+        Payment.id, Payment.provider, Payment.provider_ref, Payment.amount, Payment.status,
+        Payment.vendor_push_status, Payment.vendor_push_result).where(
+        Payment.estate_id == estate.id, Payment.credited_at >= start, Payment.credited_at < end,
+        Payment.status.in_(("credited", "reversed")), Payment.unit_id.in_(vendor_units or {0})))
+    our_ids = {row[0] for row in ours}
+    # Koios' side of our pushes, whatever day Koios dated them (a push just before midnight).
+    mirrors: dict[int, list] = defaultdict(list)
+    for row in _rows(session, select(KoiosPayment.koios_id, KoiosPayment.payment_id, KoiosPayment.amount)
+                     .where(KoiosPayment.payment_id.in_(our_ids or {0}))):
+        mirrors[row[1]].append(row)
+    reversals = {payment_id: status for payment_id, status in _rows(session, select(
+        Correction.payment_id, Correction.vendor_status).where(Correction.payment_id.in_(
+            {row[0] for row in ours if row[4] == "reversed"} or {0})))}
+    money = lambda amount: format_amount(quantize(amount, estate.currency), estate.currency)  # noqa: E731
+    for payment_id, provider, ref, amount, status, push, push_result in ours:
+        check.checked += 1
+        name = f"{PROVIDER_LABELS.get(provider, provider)} {ref}"
+        found = mirrors.get(payment_id, [])
+        if len(found) > 1:
+            check.fail("payment", payment_id, name, "Koios lists it {} times ({}): credited twice at SparkMeter"
+                       .format(len(found), ", ".join(sorted(k for k, _, _ in found))))
+        elif not found and status == "reversed" and reversals.get(payment_id) == "none":
+            continue  # reversed here before SparkMeter ever had it: nothing there to match
+        elif not found:
+            if push == "pushed":
+                problem = "pushed to SparkMeter, but Koios lists no payment with its external id"
+            elif push == "failed":
+                problem = f"the push to SparkMeter failed: {push_result or 'no reason given'}"
+            elif push == "queued":
+                problem = "the push to SparkMeter is still queued"
+            else:
+                problem = "never pushed to SparkMeter"
+            check.fail("payment", payment_id, name, f"{problem} ({OWN_PREFIX}{payment_id})")
+        elif quantize(found[0][2], estate.currency) != quantize(amount, estate.currency):
+            check.fail("payment", payment_id, name,
+                       f"Koios {found[0][0]} has {money(found[0][2])}, credited {money(amount)}")
+        elif push != "pushed":
+            check.fail("payment", payment_id, name, f"Koios {found[0][0]} lists it, but our push is recorded as "
+                       + {"failed": "failed", "queued": "still queued"}.get(push, "never sent"))
+        elif status == "reversed" and reversals.get(payment_id) not in ("reversed", "none"):
+            check.fail("payment", payment_id, name, "reversed here, the reversal at SparkMeter is "
+                       + (reversals.get(payment_id) or "not recorded"))
+    # Koios payments of the day: ours must mirror a payment we credited; the vendor's own are counted.
+    others = {row[3] for row in listed if row[3] is not None and row[3] not in our_ids}
+    elsewhere = {row[0]: row[1:] for row in _rows(session, select(
+        Payment.id, Payment.status, Payment.amount).where(Payment.id.in_(others or {0})))}
+    at_vendor = 0
+    for _, koios_id, origin, payment_id, amount, external_id, code in listed:
+        if payment_id in our_ids:
+            continue  # checked with its push above
+        label = f"Koios {koios_id}"
+        if payment_id is not None:
+            check.checked += 1
+            status, credited = elsewhere.get(payment_id, (None, None))
+            if status not in ("credited", "reversed"):
+                check.fail("payment", payment_id, label,
+                           f"Koios has our push of payment #{payment_id}, which is {status or 'missing'} here")
+            elif quantize(credited, estate.currency) != quantize(amount, estate.currency):
+                check.fail("payment", payment_id, label, f"Koios has {money(amount)}, credited {money(credited)}")
+        elif (external_id or "").startswith(OWN_PREFIX):
+            check.checked += 1
+            check.fail("koios", koios_id, label, f"Koios lists {money(amount)} under our external id "
+                       f"{external_id} (customer {code or 'missing'}), but we never pushed it")
+        else:
+            at_vendor += 1
+    if at_vendor:
+        check.extra = f"; {at_vendor} paid at SparkMeter itself (recorded, not ours to push)"
+    if not check.checked and not at_vendor:
+        check.note = "no pushes or Koios payments this day"
+    return check
+
+
 def check_bulk(session: Session, estate: Estate, start: datetime, end: datetime) -> Check:
     from app.reports.summaries import loss_threshold
 
@@ -329,9 +424,9 @@ def _sums_to_zero(legs: list) -> bool:
 
 
 CHECKS = (("readings", check_readings), ("payments", check_payments), ("mpesa", check_mpesa_statement),
-          ("bulk", check_bulk), ("ledger", check_ledger))
+          ("koios", check_vendor_pushes), ("bulk", check_bulk), ("ledger", check_ledger))
 CHECK_LABELS = {"readings": "Readings vs bills", "payments": "Payments vs gateway records",
-                "mpesa": "M-PESA statement", "bulk": "Bulk vs units", "ledger": "Ledger verify"}
+                "mpesa": "M-PESA statement", "koios": "Pushes vs Koios payments", "bulk": "Bulk vs units", "ledger": "Ledger verify"}
 
 
 def reconcile_estate(session: Session, estate: Estate, day: date, *, notify_people: bool = False) -> list[ReconciliationResult]:

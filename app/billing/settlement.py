@@ -20,6 +20,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 
+from flask_babel import gettext
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
@@ -589,7 +590,7 @@ class SendOutcome:
     """What became of one party's statement email for a run."""
 
     party: str
-    status: str  # sent | logged | already_sent | already_logged | no_contact | failed
+    status: str  # sent | logged | already_sent | already_logged | no_contact | failed | resent | resent_logged
     to: str = ""
     sent_at: object = None  # when it was (first) sent, for "already sent"
     error: str = ""
@@ -606,6 +607,9 @@ class SendOutcome:
                               "(MAIL_URL unset, not emailed)",
             "no_contact": f"{self.party}: no contact email, statement not sent",
             "failed": f"{self.party}: statement to {self.to} not sent ({self.error}); try again",
+            "resent": gettext("%(party)s: statement sent again to %(to)s", party=self.party, to=self.to),
+            "resent_logged": gettext("%(party)s: statement written to the log again for %(to)s (MAIL_URL unset, "
+                                     "not emailed)", party=self.party, to=self.to),
         }[self.status]
 
 
@@ -616,6 +620,33 @@ def send_party_statements(session: Session, run: SettlementRun) -> list[SendOutc
     email is reported; an SMTP failure is reported and can be retried. Each email is audited
     (`settlement.statement_sent`); commits.
     """
+    outcomes = []
+    for line in run.lines:
+        if line.statement_sent_at is not None:
+            outcomes.append(SendOutcome(line.party.name, "already_logged" if line.statement_outcome == "logged"
+                                        else "already_sent", line.statement_sent_to, line.statement_sent_at))
+            continue
+        outcomes.append(_email_statement(session, run, line))
+    return outcomes
+
+
+def resend_party_statement(session: Session, line: SettlementLine) -> SendOutcome:
+    """Send one party's statement of a posted run again, on purpose, to its contact email now.
+
+    Unlike `send_party_statements` it sends whether or not the statement went before. The line
+    then records this latest send; each resend is audited (`settlement.statement_resent`, with
+    when and to whom it had gone before), so `resend_counts` can say how often. Commits.
+    """
+    run = line.run
+    if run.status != "posted":
+        raise RunError(gettext("Run %(number)s was reversed: its statements are no longer sent.",
+                               number=run.run_number), {f"line-{line.id}": gettext(
+                                   "This run was reversed: its statements are no longer sent.")})
+    return _email_statement(session, run, line, resend=True)
+
+
+def _email_statement(session: Session, run: SettlementRun, line: SettlementLine, *, resend: bool = False) -> SendOutcome:
+    """Email one party its statement of the run's month, record the send on the line and audit it; commits."""
     import smtplib
     from email.message import EmailMessage
 
@@ -625,39 +656,46 @@ def send_party_statements(session: Session, run: SettlementRun) -> list[SendOutc
     from app.statements.runs import month_label
 
     estate = session.get(Estate, run.estate_id)
-    outcomes = []
-    for line in run.lines:
-        party = line.party
-        if line.statement_sent_at is not None:
-            outcomes.append(SendOutcome(party.name, "already_logged" if line.statement_outcome == "logged"
-                                        else "already_sent", line.statement_sent_to, line.statement_sent_at))
-            continue
-        if not party.contact_email:
-            outcomes.append(SendOutcome(party.name, "no_contact"))
-            continue
-        label = month_label(run.period)
-        message = EmailMessage()
-        message["From"] = current_app.config["MAIL_FROM"]
-        message["To"] = party.contact_email
-        message["Subject"] = f"{estate.name}: settlement statement for {label} ({party.name})"
-        message.set_content(
-            f"Hello,\n\nAttached is {party.name}'s settlement statement from {estate.name} for {label}: "
-            f"{run.utility.replace('_', ' ')} run {run.run_number}, your share "
-            f"{format_amount(line.amount, run.currency)}.\n{BASIS_TEXT[run.basis]}\n\nMeterwise\n")
-        message.add_attachment(party_statement_pdf(session, party, run.period), maintype="application",
-                               subtype="pdf", filename=f"settlement-{estate.code}-{run.period}-party{party.id}.pdf")
-        try:
-            status = send_email(message)
-        except (OSError, smtplib.SMTPException) as error:
-            outcomes.append(SendOutcome(party.name, "failed", party.contact_email, error=f"{type(error).__name__}: {error}"))
-            continue
-        line.statement_sent_at, line.statement_sent_to, line.statement_outcome = utcnow(), party.contact_email, status
-        audit.record(session, "settlement.statement_sent", line, estate_id=estate.id,
-                     new={"run": run.id, "period": run.period, "party": party.name, "to": party.contact_email,
-                          "outcome": status})
-        session.commit()  # one email, one record: a failure later in the loop never resends this one
-        outcomes.append(SendOutcome(party.name, status, party.contact_email, line.statement_sent_at))
-    return outcomes
+    party = line.party
+    if not party.contact_email:
+        return SendOutcome(party.name, "no_contact")
+    label = month_label(run.period)
+    message = EmailMessage()
+    message["From"] = current_app.config["MAIL_FROM"]
+    message["To"] = party.contact_email
+    message["Subject"] = f"{estate.name}: settlement statement for {label} ({party.name})"
+    message.set_content(
+        f"Hello,\n\nAttached is {party.name}'s settlement statement from {estate.name} for {label}: "
+        f"{run.utility.replace('_', ' ')} run {run.run_number}, your share "
+        f"{format_amount(line.amount, run.currency)}.\n{BASIS_TEXT[run.basis]}\n\nMeterwise\n")
+    message.add_attachment(party_statement_pdf(session, party, run.period), maintype="application",
+                           subtype="pdf", filename=f"settlement-{estate.code}-{run.period}-party{party.id}.pdf")
+    try:
+        status = send_email(message)
+    except (OSError, smtplib.SMTPException) as error:
+        return SendOutcome(party.name, "failed", party.contact_email, error=f"{type(error).__name__}: {error}")
+    before = {"sent_at": line.statement_sent_at, "to": line.statement_sent_to, "outcome": line.statement_outcome}
+    line.statement_sent_at, line.statement_sent_to, line.statement_outcome = utcnow(), party.contact_email, status
+    audit.record(session, "settlement.statement_resent" if resend else "settlement.statement_sent", line,
+                 estate_id=estate.id, old=before if resend else None,
+                 new={"run": run.id, "period": run.period, "party": party.name, "to": party.contact_email,
+                      "outcome": status})
+    session.commit()  # one email, one record: a failure later in the loop never resends this one
+    if resend:
+        status = "resent_logged" if status == "logged" else "resent"
+    return SendOutcome(party.name, status, party.contact_email, line.statement_sent_at)
+
+
+def resend_counts(session: Session, line_ids: list[int]) -> dict[int, int]:
+    """How many times each settlement line's statement was sent again on purpose (from the audit log)."""
+    from app.models import AuditLog
+
+    if not line_ids:
+        return {}
+    return {int(entity_id): count for entity_id, count in session.execute(
+        select(AuditLog.entity_id, func.count()).where(
+            AuditLog.action == "settlement.statement_resent", AuditLog.entity_type == "SettlementLine",
+            AuditLog.entity_id.in_([str(i) for i in line_ids])).group_by(AuditLog.entity_id))}
 
 
 def estate_report_rows(session: Session, estate_id: int, period: str) -> list[dict]:

@@ -59,7 +59,7 @@ def test_a_clean_day_passes_every_check(session, day_estate):
     kit, meter, day, start = day_estate
     results = _by_check(recon.reconcile_estate(session, kit.estate, day))
     assert {name: r.ok for name, r in results.items()} == {
-        "readings": True, "payments": True, "mpesa": True, "bulk": True, "ledger": True}
+        "readings": True, "payments": True, "mpesa": True, "koios": True, "bulk": True, "ledger": True}
     assert results["readings"].checked == 5  # the first reading has no consumption: a documented zero
     assert results["payments"].checked == 1
     assert results["ledger"].checked >= 6

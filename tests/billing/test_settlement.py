@@ -339,3 +339,58 @@ def test_without_a_mail_server_the_statement_is_logged_and_said_so(session, sun,
     assert first.status == "logged" and "not emailed" in first.text(kit.estate.timezone)
     again = next(o for o in s.send_party_statements(session, run) if o.party == "Power utility")
     assert again.status == "already_logged" and "already written to the log" in again.text(kit.estate.timezone)
+
+
+def test_a_party_statement_is_resent_on_purpose_recorded_and_audited(session, sun, smtp):
+    from sqlalchemy import select
+
+    from app.models import AuditLog
+
+    kit, period, (utility, body, _) = sun
+    s.run_settlement(session, kit.estate, period)
+    [run] = s.runs_of(session, kit.estate.id)
+    s.send_party_statements(session, run)
+    line = next(line for line in run.lines if line.party_id == utility.id)
+    first = line.statement_sent_at
+    utility.contact_email = "new.bulk@example.com"  # the party's contact changed since
+    session.commit()
+    outcome = s.resend_party_statement(session, line)
+    assert outcome.status == "resent" and outcome.text(kit.estate.timezone) == (
+        "Power utility: statement sent again to new.bulk@example.com")
+    assert [m["To"] for m in smtp.messages] == ["bulk@example.com", "new.bulk@example.com"]
+    assert line.statement_sent_to == "new.bulk@example.com" and line.statement_sent_at >= first
+    [audit] = session.scalars(select(AuditLog).where(AuditLog.action == "settlement.statement_resent")).all()
+    assert (audit.entity_id, audit.old["to"], audit.new["to"]) == (str(line.id), "bulk@example.com",
+                                                                   "new.bulk@example.com")
+    s.resend_party_statement(session, line)
+    assert s.resend_counts(session, [l.id for l in run.lines]) == {line.id: 2}
+    # The run-wide button still sends nobody twice; a party without a contact is told so.
+    assert {o.status for o in s.send_party_statements(session, run) if o.party == "Power utility"} == {"already_sent"}
+    assert s.resend_party_statement(session, next(l for l in run.lines if l.party_id == body.id)).status == "no_contact"
+    assert len(smtp.messages) == 3
+    s.reverse_run(session, run, reason="wrong percentage")
+    with pytest.raises(s.RunError):
+        s.resend_party_statement(session, line)
+    assert len(smtp.messages) == 3
+
+
+def test_staff_resend_one_party_statement_from_the_run(session, sun, staff_client, smtp):
+    from tests.helpers import page_token
+
+    kit, period, (utility, _, _) = sun
+    s.run_settlement(session, kit.estate, period)
+    [run] = s.runs_of(session, kit.estate.id)
+    page = f"/staff/settlement?estate_id={kit.estate.id}&period={period}"
+    assert "Resend statement" not in staff_client.get(page).get_data(as_text=True)  # nothing sent yet
+    s.send_party_statements(session, run)
+    line = next(line for line in run.lines if line.party_id == utility.id)
+    token = page_token(staff_client, page)
+    assert f"/staff/settlement/lines/{line.id}/resend-statement" in staff_client.get(page).get_data(as_text=True)
+    sent = staff_client.post(f"/staff/settlement/lines/{line.id}/resend-statement", data={"csrf_token": token},
+                             follow_redirects=True)
+    html = sent.get_data(as_text=True)
+    assert sent.status_code == 200 and "Power utility: statement sent again to bulk@example.com" in html
+    assert "Sent again on purpose 1 time(s)" in html and len(smtp.messages) == 2
+    assert staff_client.post("/staff/settlement/lines/987654/resend-statement",
+                             data={"csrf_token": token}).status_code == 404
+    assert staff_client.post(f"/staff/settlement/lines/{line.id}/resend-statement").status_code == 400  # no CSRF

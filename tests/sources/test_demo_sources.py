@@ -38,6 +38,16 @@ def test_demo_minigrid_takes_the_default_koios_readings_and_payments(session):
     # Seeded history stops where the import begins, so imported registers continue it.
     assert all(m.last_reading_at == start_of_yesterday for m in meters)
     ledger_before = count(session, LedgerTransaction)
+    # The seed's reconciled days cover its gateway payments and, on the mini-grid, its pushes to Koios.
+    from app.models.settlement import ReconciliationResult
+    checks = {}
+    for code, check, ok, checked in session.execute(
+            select(Estate.code, ReconciliationResult.check, ReconciliationResult.ok, ReconciliationResult.checked)
+            .join(Estate, Estate.id == ReconciliationResult.estate_id)
+            .where(ReconciliationResult.check.in_(("payments", "koios")))):
+        checks.setdefault((code, check), []).append((ok, checked))
+    assert all(ok for rows in checks.values() for ok, _ in rows)
+    assert sum(n for _, n in checks[("SUN", "payments")]) == 5 and sum(n for _, n in checks[("TPM", "koios")]) == 4
 
     with serving(emulator_app) as base:
         api = KoiosApi(base, "", "", "org-emulated", timeout=5, backoff=0.01)
@@ -67,7 +77,8 @@ def test_demo_minigrid_takes_the_default_koios_readings_and_payments(session):
     assert payments.imported == len(known) == 12
     assert payments.unmatched == ["kv-13 (customer C-NOBODY12)"] and len(payments.malformed) == 1
     rows = session.execute(select(KoiosPayment, Meter).join(
-        Meter, Meter.unit_id == KoiosPayment.unit_id).where(KoiosPayment.customer_code.like("C-SM%"))).all()
+        Meter, Meter.unit_id == KoiosPayment.unit_id).where(KoiosPayment.customer_code.like("C-SM%"),
+                                                            ~KoiosPayment.koios_id.like("demo-%"))).all()
     assert len(rows) == 12
     assert all(payment.customer_code == f"C-{meter.serial}" and payment.estate_id == estate.id
                for payment, meter in rows)

@@ -58,10 +58,11 @@ def _page(estate: Estate, *, period: str | None = None, utility: str | None = No
     revenue = {u: settlement.period_revenue(db.session, estate, u, period)
                for u in settlement.settled_utilities(db.session, estate.id)}
     part = request.args.get("part") if request.method == "GET" else None
+    resent = settlement.resend_counts(db.session, [line.id for r in runs for line in r.lines])
     return render("staff/settlement/index.html", part if part in ("runs",) else None,
                   estates=estates, estate=estate, period=period, months=months, utility=utility,
                   utilities=UTILITIES, parties=parties, balances=balances, in_force=in_force, runs=runs, run=job,
-                  revenue=revenue, roles=PARTY_ROLES, methods=RULE_METHODS, rule_rows=RULE_ROWS,
+                  resent=resent, revenue=revenue, roles=PARTY_ROLES, methods=RULE_METHODS, rule_rows=RULE_ROWS,
                   errors=dict(errors or {}), form=form if form is not None else {}, month_label=month_label,
                   rule_text=settlement.rule_text, basis_text=settlement.BASIS_TEXT), status
 
@@ -202,3 +203,20 @@ def send_settlement_statements(settlement_run_id: int):
     for outcome in settlement.send_party_statements(db.session, run):
         flash(outcome.text(estate.timezone), "error" if outcome.status in ("failed", "no_contact") else "success")
     return redirect(url_for("staff.settlement_page", estate_id=estate.id, period=run.period, utility=run.utility))
+
+
+@bp.post("/settlement/lines/<int:line_id>/resend-statement")
+def resend_settlement_statement(line_id: int):
+    """Send one party's statement of a posted run again, on purpose (recorded on the line, audited)."""
+    line = db.session.get(SettlementLine, line_id) or abort(404)
+    run = line.run
+    estate = db.session.get(Estate, run.estate_id)
+    try:
+        outcome = settlement.resend_party_statement(db.session, line)
+    except settlement.SettlementError as error:
+        db.session.rollback()
+        return _page(estate, period=run.period, utility=run.utility,
+                     errors={f"line-{line_id}": next(iter(error.errors.values()))}, status=400)
+    flash(outcome.text(estate.timezone), "error" if outcome.status in ("failed", "no_contact") else "success")
+    return redirect(url_for("staff.settlement_page", estate_id=estate.id, period=run.period, utility=run.utility)
+                    + f"#run-{run.id}")
