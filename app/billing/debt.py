@@ -1,10 +1,12 @@
 """What each unit owes and since when (A4): credit limits per pocket and the aging of debts.
 
 A debt is either a wallet pocket below zero or an open arrears record (whatever its source:
-move-out, levy, migration, manual). Both are read from the ledger, never from a counter:
-a pocket's "in debt since" is the last moment its running sum of postings crossed from zero
-or above to below zero, found with one window query over the pockets that are negative now;
-a record's is the moment it was opened. Days in debt count local dates in the estate's
+move-out, levy, migration, manual). Both are read from the ledger, never from a counter that
+drifts: a pocket's "in debt since" is the last moment its running sum of postings (in ledger
+order) crossed from zero or above to below zero. app.ledger keeps it on the pocket
+(`Account.in_debt_since`) in the same transaction as the postings and the cached balance, and
+`ledger verify` recomputes it from the postings, so the daily job reads it instead of
+rescanning every debtor's history; a record's is the moment it was opened. Days in debt count local dates in the estate's
 timezone, and fall into the buckets current (under 30 days), 30, 60, 90 and 120+.
 
 Amounts owed are money. In estates whose wallets hold kWh/kL, a negative units balance is
@@ -24,12 +26,12 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.billing import tariffs
 from app.estates.settings_catalog import setting_default
-from app.models import Account, Estate, LedgerTransaction, Person, Posting, Tenancy, Unit, Wallet, utcnow
+from app.models import Account, Estate, Person, Tenancy, Unit, Wallet, utcnow
 from app.models.arrears import ArrearsRecord
 from app.models.debt import PocketCreditLimit
 from app.money import format_amount, parse_amount, MoneyError, quantize
@@ -172,26 +174,12 @@ def today_rates(session: Session, pockets: list[tuple[Account, Estate, int]]) ->
 # --- aging ---------------------------------------------------------------------------------
 
 def pockets_in_debt_since(session: Session, account_ids: Iterable[int]) -> dict[int, datetime]:
-    """For each pocket below zero, when its running balance last went from zero or above to below zero."""
-    ids = list(set(account_ids))
-    if not ids:
-        return {}
-    found: dict[int, datetime] = {}
-    for start in range(0, len(ids), 5000):
-        chunk = ids[start:start + 5000]
-        running = (select(Posting.account_id.label("account_id"), LedgerTransaction.occurred_at.label("at"),
-                          Posting.amount.label("amount"),
-                          func.sum(Posting.amount).over(
-                              partition_by=Posting.account_id,
-                              order_by=(LedgerTransaction.occurred_at, LedgerTransaction.id, Posting.id))
-                          .label("running"))
-                   .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
-                   .where(Posting.account_id.in_(chunk)).subquery())
-        rows = session.execute(select(running.c.account_id, func.max(running.c.at))
-                               .where(and_(running.c.running < 0, running.c.running - running.c.amount >= 0))
-                               .group_by(running.c.account_id)).all()
-        found.update({account_id: _aware(at) for account_id, at in rows})
-    return found
+    """For each pocket below zero, when its running balance last went from zero or above to below
+    zero, recomputed from its postings (what `ledger verify` checks `Account.in_debt_since` against)."""
+    from app.ledger.verify import in_debt_since_from_postings
+
+    ids = set(account_ids)
+    return in_debt_since_from_postings(session, account_ids=ids) if ids else {}
 
 
 def _aware(moment):
@@ -248,7 +236,10 @@ def debts(session: Session, estates: Iterable[Estate], *, unit_ids: Iterable[int
     units = {unit.id: unit for unit in session.scalars(select(Unit).where(Unit.id.in_(
         {u for _, u in pockets} | {r.unit_id for r in open_records if r.unit_id})))}
     tenants = tenant_names(session, set(units))
-    since = pockets_in_debt_since(session, [pocket.id for pocket, _ in pockets])
+    since = {pocket.id: _aware(pocket.in_debt_since) for pocket, _ in pockets if pocket.in_debt_since is not None}
+    unkept = [pocket.id for pocket, _ in pockets if pocket.in_debt_since is None]
+    if unkept:  # not kept (a pocket below zero whose date was never recorded): from its postings
+        since.update(pockets_in_debt_since(session, unkept))
     priced = _valuation(session, [(p, estates[p.estate_id], u, since.get(p.id, now)) for p, u in pockets])
     found: list[Debt] = []
     for pocket, unit_id in pockets:
