@@ -383,7 +383,8 @@ def update_task(session: Session, task: ArrearsTask, action: str, *, user_id: in
 
 def seed_demo_arrears(session: Session, estate: Estate, tenants: dict) -> list[str]:
     """Demo (issue 16): a few of the estate's tenants with aged arrears brought over from a previous
-    system, one on a payment plan, and the ladder run once over them. The caller commits."""
+    system, one on a payment plan. The demo runs the ladder once after every debt is seeded (levy
+    arrears come later), not here. The caller commits."""
     from datetime import timedelta
 
     from app.billing.arrears import open_arrears
@@ -405,5 +406,4 @@ def seed_demo_arrears(session: Session, estate: Estate, tenants: dict) -> list[s
                            note="Agreed by phone")
         session.add(plan)
     session.flush()
-    run_ladder(session, estate)
     return chosen
