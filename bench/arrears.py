@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import io
+from contextlib import contextmanager
 import os
 import random
 import sys
@@ -126,6 +127,24 @@ def load(session, estate, revenue_id: int, pockets: int, debt_share: float, days
     return expected, tx_count, posting_count
 
 
+@contextmanager
+def profiled(wanted: bool):
+    """Print the 40 most expensive calls (cumulative) of the block, when wanted."""
+    if not wanted:
+        yield
+        return
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+
+
 def migration_backfill():
     """`backfill(connection)` of migration 0045a (the function that dates existing pockets' debts)."""
     import importlib.util
@@ -168,7 +187,7 @@ def main() -> int:
     parser.add_argument("--keep-database", action="store_true",
                         help="reuse the database (drop its schema before and after) instead of creating and "
                              "dropping it: no checkpoint wait")
-    parser.add_argument("--profile", action="store_true", help="print a profile of the daily ladder run")
+    parser.add_argument("--profile", choices=("first", "daily"), help="print a profile of that ladder run")
     args = parser.parse_args()
     url = make_url(os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
     if args.keep_database:
@@ -260,22 +279,15 @@ def run(url, args) -> int:
         session.rollback()
 
         started = perf_counter()
-        first = run_ladder(session, estate, now=now)
-        session.commit()
+        with profiled(args.profile == "first"):
+            first = run_ladder(session, estate, now=now)
+            session.commit()
         first_s = perf_counter() - started
-        profiler = None
-        if args.profile:
-            import cProfile
-            profiler = cProfile.Profile()
-            profiler.enable()
         started = perf_counter()
-        daily = run_ladder(session, estate, now=now + timedelta(hours=6))
-        session.commit()
+        with profiled(args.profile == "daily"):
+            daily = run_ladder(session, estate, now=now + timedelta(hours=6))
+            session.commit()
         daily_s = perf_counter() - started
-        if profiler is not None:
-            import pstats
-            profiler.disable()
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
 
         aged = {debt.account_id: debt.since for debt in found}
         local = {pocket: moment.astimezone(estate.tz).date() for pocket, moment in expected.items()}
