@@ -36,6 +36,7 @@ from app.models.arrears import ArrearsRecord
 from app.models.debt import PocketCreditLimit
 from app.money import format_amount, parse_amount, MoneyError, quantize
 from app.settings import get_setting
+from app.sql_arrays import one_of
 
 CREDIT_LIMIT_KEY = "credit_limit"
 WATER_LIMIT_KEY = "water_credit_limit"
@@ -78,7 +79,7 @@ def pocket_overrides(session: Session, account_ids: Iterable[int]) -> dict[int, 
     if not ids:
         return {}
     return dict(session.execute(select(PocketCreditLimit.account_id, PocketCreditLimit.amount)
-                                .where(PocketCreditLimit.account_id.in_(ids))).all())
+                                .where(one_of(session, PocketCreditLimit.account_id, ids))).all())
 
 
 def money_limits(session: Session, rows: Iterable[tuple[Account, Estate]], rates: dict[int, Decimal | None]
@@ -223,17 +224,19 @@ def debts(session: Session, estates: Iterable[Estate], *, unit_ids: Iterable[int
     if not estates:
         return []
     now = now or utcnow()
-    query = (select(Account, Wallet.unit_id).join(Wallet, Wallet.id == Account.wallet_id)
+    # Plain rows, not Account objects: the daily job reads every debtor's pocket (10,000 and more).
+    query = (select(Account.id, Account.estate_id, Account.commodity, Account.utility, Account.balance,
+                    Account.in_debt_since, Wallet.unit_id).join(Wallet, Wallet.id == Account.wallet_id)
              .where(Account.estate_id.in_(estates), Account.kind == "pocket", Account.balance < 0))
     records = (select(ArrearsRecord).join(Account, Account.id == ArrearsRecord.account_id)
                .where(ArrearsRecord.estate_id.in_(estates), ArrearsRecord.status == "open", Account.balance < 0))
     if unit_ids is not None:
         wanted = set(unit_ids)
-        query = query.where(Wallet.unit_id.in_(wanted))
-        records = records.where(ArrearsRecord.unit_id.in_(wanted))
-    pockets = session.execute(query).all()
+        query = query.where(one_of(session, Wallet.unit_id, wanted))
+        records = records.where(one_of(session, ArrearsRecord.unit_id, wanted))
+    pockets = [(row, row.unit_id) for row in session.execute(query)]
     open_records = list(session.scalars(records))
-    units = {unit.id: unit for unit in session.scalars(select(Unit).where(Unit.id.in_(
+    units = {unit.id: unit for unit in session.scalars(select(Unit).where(one_of(session, Unit.id,
         {u for _, u in pockets} | {r.unit_id for r in open_records if r.unit_id})))}
     tenants = tenant_names(session, set(units))
     since = {pocket.id: _aware(pocket.in_debt_since) for pocket, _ in pockets if pocket.in_debt_since is not None}
@@ -254,7 +257,7 @@ def debts(session: Session, estates: Iterable[Estate], *, unit_ids: Iterable[int
         found.append(Debt(estate, units.get(unit_id), tenants.get(unit_id, ""), "pocket", pocket.utility, "pocket",
                           quantize(owed, estate.currency), local, days, pocket.id, balance_shown=shown))
     people = dict(session.execute(select(Person.id, Person.full_name).where(
-        Person.id.in_({r.person_id for r in open_records}))).all()) if open_records else {}
+        one_of(session, Person.id, {r.person_id for r in open_records}))).all()) if open_records else {}
     for record in open_records:
         estate = estates[record.estate_id]
         local = record.opened_at.astimezone(estate.tz).date()
@@ -286,7 +289,7 @@ def tenant_names(session: Session, unit_ids: set[int]) -> dict[int, str]:
     names: dict[int, list[str]] = {}
     for unit_id, name in session.execute(
             select(Tenancy.unit_id, Person.full_name).join(Person, Person.id == Tenancy.person_id)
-            .where(Tenancy.unit_id.in_(unit_ids), Tenancy.move_in <= today,
+            .where(one_of(session, Tenancy.unit_id, unit_ids), Tenancy.move_in <= today,
                    (Tenancy.move_out.is_(None)) | (Tenancy.move_out > today)).order_by(Person.full_name)):
         names.setdefault(unit_id, []).append(name)
     return {unit_id: ", ".join(found) for unit_id, found in names.items()}

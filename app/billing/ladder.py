@@ -37,6 +37,7 @@ from app.models.debt import LADDER_ACTIONS, ArrearsEpisode, ArrearsTask, Payment
 from app.models.payments import Payment
 from app.money import format_amount
 from app.settings import get_setting
+from app.sql_arrays import one_of
 from app.routing import whole_number
 
 LADDER_KEY = "arrears_ladder"
@@ -139,8 +140,11 @@ def unit_limits(session: Session, estate: Estate, unit_ids: set[int]) -> dict[in
     """Each unit's credit limit for the ladder (its electricity pocket's, money), in one pass."""
     if not unit_ids:
         return {}
-    pockets = session.execute(select(Account, Wallet.unit_id).join(Wallet, Wallet.id == Account.wallet_id).where(
-        Wallet.unit_id.in_(unit_ids), Account.utility == "electricity")).all()
+    # Plain rows (id, estate, utility), not Account objects: every debtor's pocket is read daily.
+    pockets = [(row, row.unit_id) for row in session.execute(
+        select(Account.id, Account.estate_id, Account.utility, Wallet.unit_id)
+        .join(Wallet, Wallet.id == Account.wallet_id)
+        .where(one_of(session, Wallet.unit_id, unit_ids), Account.utility == "electricity"))]
     rates = today_rates(session, [(pocket, estate, unit_id) for pocket, unit_id in pockets])
     limits = money_limits(session, [(pocket, estate) for pocket, _ in pockets], rates)
     return {unit_id: limits[pocket.id] for pocket, unit_id in pockets}
@@ -159,7 +163,10 @@ def run_ladder(session: Session, estate: Estate, *, today: date | None = None, n
         query = query.where(ArrearsEpisode.unit_id.in_(unit_ids))
     episodes = {episode.unit_id: episode for episode in session.scalars(query)}
     steps = ladder_steps(session, estate)
-    units = {unit.id: unit for unit in session.scalars(select(Unit).where(Unit.id.in_(set(owed) | set(episodes))))}
+    units = {unit_id: debt.items[0].unit for unit_id, debt in owed.items()}  # loaded by debts() already
+    missing = set(episodes) - set(units)
+    if missing:
+        units.update({unit.id: unit for unit in session.scalars(select(Unit).where(one_of(session, Unit.id, missing)))})
     limits = unit_limits(session, estate, set(owed))
     plans = {plan.unit_id: plan for plan in session.scalars(select(PaymentPlan).where(
         PaymentPlan.estate_id == estate.id, PaymentPlan.status == "active").order_by(PaymentPlan.id))}
@@ -260,13 +267,14 @@ class Recipients:
         for start in range(0, len(ids), 5000):
             found.extend(session.execute(
                 select(Tenancy.unit_id, Person).join(Person, Person.id == Tenancy.person_id)
-                .where(Tenancy.unit_id.in_(ids[start:start + 5000]), Tenancy.move_in <= today,
+                .where(one_of(session, Tenancy.unit_id, ids[start:start + 5000]), Tenancy.move_in <= today,
                        (Tenancy.move_out.is_(None)) | (Tenancy.move_out > today))
                 .order_by(Tenancy.unit_id, Person.id)).all())
         person_ids = sorted({person.id for _, person in found})
         users: dict[int, User] = {}
         for start in range(0, len(person_ids), 5000):
-            for user in session.scalars(select(User).where(User.person_id.in_(person_ids[start:start + 5000]),
+            for user in session.scalars(select(User).where(one_of(session, User.person_id,
+                                                                  person_ids[start:start + 5000]),
                                                            User.active.is_(True)).order_by(User.id.desc())):
                 users[user.person_id] = user  # the oldest active login, as a scalar() read found it
         for unit_id, person in found:
