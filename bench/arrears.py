@@ -289,13 +289,20 @@ def run(url, args) -> int:
             session.commit()
         daily_s = perf_counter() - started
 
+        from app.ledger.verify import _debt_since_mismatches
+        started = perf_counter()
+        mismatches = _debt_since_mismatches(session, estate.id)
+        check_s = perf_counter() - started
+        session.rollback()
         aged = {debt.account_id: debt.since for debt in found}
         local = {pocket: moment.astimezone(estate.tz).date() for pocket, moment in expected.items()}
-        agree = baseline == since == kept == expected and aged == local
+        agree = baseline == since == kept == expected and aged == local and not mismatches
         print(f"(a) baseline, per-pocket loop over {len(indebted)} indebted pockets: {baseline_s:.2f} s")
         print(f"(b) aging, debts() over the estate: {aging_s:.2f} s  ({len(found)} debts)")
         print(f"(c) first ladder run (aging + every step due): {first_s:.2f} s  ({first.summary()})")
         print(f"(d) daily ladder run after it (aging + nothing new): {daily_s:.2f} s  ({daily.summary()})")
+        print(f"ledger verify's 'in debt since' check over all {args.pockets} pockets: {check_s:.2f} s "
+              f"({len(mismatches)} mismatches)")
         print(f"ratio baseline / aging: {baseline_s / aging_s:.1f}x; baseline / daily run: {baseline_s / daily_s:.1f}x")
         print(f"same 'in debt since' from the baseline, the kept dates, the aging, verify's recomputation "
               f"and the fixture: {'yes' if agree else 'NO'}")
