@@ -390,6 +390,8 @@ def seed(session: Session, days: int = 90) -> list[tuple[str, str, str]]:
     session.commit()
     from app.billing.settlement_demo import seed as seed_settlement; seed_settlement(session, seeded)  # noqa: E702 (issue 20)
     from app.estates.agent_demo import seed_agent_demo; seed_agent_demo(session, seeded["SUN"].estate, _login_email("agent"))  # noqa: E702,E501 (issue 15)
+    # issue 16: the ladder runs once every demo debt is in (levy arrears too), so no debtor shows "no step yet"
+    from app.billing.ladder import run_ladder; run_ladder(session, seeded["SUN"].estate)  # noqa: E702
     from app.billing.cohorts import seed_demo_cohort; seed_demo_cohort(session, seeded["SUN"].estate)  # noqa: E702 (issue 16, A5)
     from app.sources.backfill import seed_demo_backfills; seed_demo_backfills(session, seeded["TPM"].estate, clock.now.date())  # noqa: E702,E501 (issue 22)
     from app.reports.subscriptions import seed_demo_subscriptions; seed_demo_subscriptions(session, clock.now)  # noqa: E702 (issue 22)

@@ -16,7 +16,9 @@ estates pocket figures (kWh/kL) are valued at today's price per unit, like the c
 
 A cohort may instead come from an **external billing database** (as BigMeter reads Oracle):
 the estate's `cohort_source` setting holds a SQLAlchemy URL and a parameterised query (set
-with `flask cohorts source`, never on a web form: the URL may carry a password). The query
+with `flask cohorts source`, never on a web form: the URL may carry a password). The URL may
+be given as `env:VARNAME`: then only that name is stored, and the URL (with its password) is
+read from the process environment each time the source is queried. The query
 returns the columns `account, balance, debt, consumption, payments` for the accounts in
 `:accounts`, an expanding IN list filled 100 at a time; it may also use `:estate` (the
 estate's code), `:month` (the month's first day), `:start` and `:end` (its bounds, UTC).
@@ -27,6 +29,7 @@ dialect for may be named in the URL: postgresql+psycopg (installed here), oracle
 from __future__ import annotations
 
 import calendar
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -233,6 +236,33 @@ def _unit_keys(session: Session, estate: Estate, unit_ids: Iterable[int] | None 
     return {(account or number): unit_id for unit_id, number, account in session.execute(query)}
 
 
+ENV_PREFIX = "env:"
+
+
+def _env_name(url: str) -> str | None:
+    """The variable named by an `env:VARNAME` URL (None for a literal URL)."""
+    if not url.startswith(ENV_PREFIX):
+        return None
+    name = url[len(ENV_PREFIX):].strip()
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", name):
+        raise CohortError("after env: give the name of an environment variable, like env:BILLING_DB_URL")
+    return name
+
+
+def source_url(url: str) -> str:
+    """The URL to connect to: a literal one as stored, or the value of the `env:VARNAME` variable."""
+    import os
+
+    name = _env_name(url)
+    if name is None:
+        return url
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise CohortError(f"the external source's URL is read from the environment variable {name}, "
+                          "which is not set")
+    return value
+
+
 def external_figures(estate: Estate, source: dict, keys: dict[str, int], month: date,
                      start: datetime, end: datetime) -> dict[int, Figures]:
     """Figures for these units read from the external database, EXTERNAL_BATCH accounts a query."""
@@ -242,7 +272,11 @@ def external_figures(estate: Estate, source: dict, keys: dict[str, int], month: 
     statement = text(sql).bindparams(bindparam("accounts", expanding=True))
     given = {"estate": estate.code, "month": month, "start": start, "end": end}
     wanted = {name: value for name, value in given.items() if f":{name}" in sql}
-    engine = create_engine(source["url"], pool_pre_ping=False)
+    url = source_url(source["url"])
+    try:
+        engine = create_engine(url, pool_pre_ping=False)
+    except Exception:  # noqa: BLE001 - an unparsable URL (from the environment): never echo it, it may hold a password
+        raise CohortError("the external source's URL is not a SQLAlchemy URL") from None
     found: dict[int, Figures] = {}
     try:
         with engine.connect() as connection:
@@ -279,14 +313,20 @@ def set_external_source(session: Session, estate: Estate, url: str | None, query
 
     shown: dict = {"external": False}
     if url:
-        try:
-            parsed = make_url(url)
-        except Exception:  # noqa: BLE001 - SQLAlchemy's ArgumentError and others
-            raise CohortError("not a SQLAlchemy URL (like oracle+oracledb://user:password@host/?service_name=X)") from None
+        url = url.strip()
+        name = _env_name(url)
+        if name is not None:
+            url, hidden = f"{ENV_PREFIX}{name}", f"{ENV_PREFIX}{name}"  # only the variable's name is kept
+        else:
+            try:
+                hidden = make_url(url).render_as_string(hide_password=True)
+            except Exception:  # noqa: BLE001 - SQLAlchemy's ArgumentError and others
+                raise CohortError("not a SQLAlchemy URL (like oracle+oracledb://user:password@host/?service_name=X) "
+                                  "nor env:VARNAME") from None
         if ":accounts" not in (query or ""):
             raise CohortError("the query must select `WHERE account IN :accounts`")
         value = {"url": url, "query": query}
-        shown = {"external": True, "url": parsed.render_as_string(hide_password=True), "query": query}
+        shown = {"external": True, "url": hidden, "query": query}
     else:
         value = None
     # Stored without put_setting, whose audit row would keep the URL's password: this audit hides it.

@@ -50,11 +50,20 @@ def cohorts_snapshot(estate_code: str, month: str) -> None:
 
 @cohorts_cli.command("source")
 @click.option("--estate", "estate_code", required=True, help="The estate's code.")
-@click.option("--url", default="", help="SQLAlchemy URL of the external billing database; empty clears it.")
+@click.option("--url", default="", help="SQLAlchemy URL of the external billing database, or env:VARNAME to "
+                                        "keep only a variable's name and read the URL (and its password) from "
+                                        "that environment variable whenever the source is queried; empty "
+                                        "clears it.")
 @click.option("--query", default="", help="SQL returning account, balance, debt, consumption, payments "
                                           "for `account IN :accounts`.")
 def cohorts_source(estate_code: str, url: str, query: str) -> None:
-    """Read the estate's cohorts from an external billing database (or, with no URL, from the ledger again)."""
+    """Read the estate's cohorts from an external billing database (or, with no URL, from the ledger again).
+
+    Prefer --url env:VARNAME (for example env:SUN_BILLING_DB_URL, set in the environment of the web
+    and worker processes): a literal URL's password is stored in the settings table in plain text
+    (the audit log hides it either way). Drivers: any installed SQLAlchemy dialect, such as
+    postgresql+psycopg, or oracle+oracledb (python-oracledb's thin mode needs no Oracle client).
+    """
     from app.billing.cohorts import CohortError, set_external_source
 
     estate = _estate(estate_code)
@@ -64,3 +73,9 @@ def cohorts_source(estate_code: str, url: str, query: str) -> None:
         db.session.rollback()
         raise click.ClickException(str(error)) from None
     click.echo(f"{estate.code}: cohorts read from {'the external database' if url else 'the ledger'}")
+    if url.strip().startswith("env:"):
+        import os
+
+        name = url.strip()[4:].strip()
+        if not os.environ.get(name):
+            click.echo(f"note: {name} is not set in this environment; set it wherever cohorts are taken")

@@ -1,10 +1,12 @@
 """What each unit owes and since when (A4): credit limits per pocket and the aging of debts.
 
 A debt is either a wallet pocket below zero or an open arrears record (whatever its source:
-move-out, levy, migration, manual). Both are read from the ledger, never from a counter:
-a pocket's "in debt since" is the last moment its running sum of postings crossed from zero
-or above to below zero, found with one window query over the pockets that are negative now;
-a record's is the moment it was opened. Days in debt count local dates in the estate's
+move-out, levy, migration, manual). Both are read from the ledger, never from a counter that
+drifts: a pocket's "in debt since" is the last moment its running sum of postings (in ledger
+order) crossed from zero or above to below zero. app.ledger keeps it on the pocket
+(`Account.in_debt_since`) in the same transaction as the postings and the cached balance, and
+`ledger verify` recomputes it from the postings, so the daily job reads it instead of
+rescanning every debtor's history; a record's is the moment it was opened. Days in debt count local dates in the estate's
 timezone, and fall into the buckets current (under 30 days), 30, 60, 90 and 120+.
 
 Amounts owed are money. In estates whose wallets hold kWh/kL, a negative units balance is
@@ -24,16 +26,17 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.billing import tariffs
 from app.estates.settings_catalog import setting_default
-from app.models import Account, Estate, LedgerTransaction, Person, Posting, Tenancy, Unit, Wallet, utcnow
+from app.models import Account, Estate, Person, Tenancy, Unit, Wallet, utcnow
 from app.models.arrears import ArrearsRecord
 from app.models.debt import PocketCreditLimit
 from app.money import format_amount, parse_amount, MoneyError, quantize
 from app.settings import get_setting
+from app.sql_arrays import one_of
 
 CREDIT_LIMIT_KEY = "credit_limit"
 WATER_LIMIT_KEY = "water_credit_limit"
@@ -76,7 +79,7 @@ def pocket_overrides(session: Session, account_ids: Iterable[int]) -> dict[int, 
     if not ids:
         return {}
     return dict(session.execute(select(PocketCreditLimit.account_id, PocketCreditLimit.amount)
-                                .where(PocketCreditLimit.account_id.in_(ids))).all())
+                                .where(one_of(session, PocketCreditLimit.account_id, ids))).all())
 
 
 def money_limits(session: Session, rows: Iterable[tuple[Account, Estate]], rates: dict[int, Decimal | None]
@@ -172,26 +175,12 @@ def today_rates(session: Session, pockets: list[tuple[Account, Estate, int]]) ->
 # --- aging ---------------------------------------------------------------------------------
 
 def pockets_in_debt_since(session: Session, account_ids: Iterable[int]) -> dict[int, datetime]:
-    """For each pocket below zero, when its running balance last went from zero or above to below zero."""
-    ids = list(set(account_ids))
-    if not ids:
-        return {}
-    found: dict[int, datetime] = {}
-    for start in range(0, len(ids), 5000):
-        chunk = ids[start:start + 5000]
-        running = (select(Posting.account_id.label("account_id"), LedgerTransaction.occurred_at.label("at"),
-                          Posting.amount.label("amount"),
-                          func.sum(Posting.amount).over(
-                              partition_by=Posting.account_id,
-                              order_by=(LedgerTransaction.occurred_at, LedgerTransaction.id, Posting.id))
-                          .label("running"))
-                   .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
-                   .where(Posting.account_id.in_(chunk)).subquery())
-        rows = session.execute(select(running.c.account_id, func.max(running.c.at))
-                               .where(and_(running.c.running < 0, running.c.running - running.c.amount >= 0))
-                               .group_by(running.c.account_id)).all()
-        found.update({account_id: _aware(at) for account_id, at in rows})
-    return found
+    """For each pocket below zero, when its running balance last went from zero or above to below
+    zero, recomputed from its postings (what `ledger verify` checks `Account.in_debt_since` against)."""
+    from app.ledger.verify import in_debt_since_from_postings
+
+    ids = set(account_ids)
+    return in_debt_since_from_postings(session, account_ids=ids) if ids else {}
 
 
 def _aware(moment):
@@ -235,20 +224,25 @@ def debts(session: Session, estates: Iterable[Estate], *, unit_ids: Iterable[int
     if not estates:
         return []
     now = now or utcnow()
-    query = (select(Account, Wallet.unit_id).join(Wallet, Wallet.id == Account.wallet_id)
+    # Plain rows, not Account objects: the daily job reads every debtor's pocket (10,000 and more).
+    query = (select(Account.id, Account.estate_id, Account.commodity, Account.utility, Account.balance,
+                    Account.in_debt_since, Wallet.unit_id).join(Wallet, Wallet.id == Account.wallet_id)
              .where(Account.estate_id.in_(estates), Account.kind == "pocket", Account.balance < 0))
     records = (select(ArrearsRecord).join(Account, Account.id == ArrearsRecord.account_id)
                .where(ArrearsRecord.estate_id.in_(estates), ArrearsRecord.status == "open", Account.balance < 0))
     if unit_ids is not None:
         wanted = set(unit_ids)
-        query = query.where(Wallet.unit_id.in_(wanted))
-        records = records.where(ArrearsRecord.unit_id.in_(wanted))
-    pockets = session.execute(query).all()
+        query = query.where(one_of(session, Wallet.unit_id, wanted))
+        records = records.where(one_of(session, ArrearsRecord.unit_id, wanted))
+    pockets = [(row, row.unit_id) for row in session.execute(query)]
     open_records = list(session.scalars(records))
-    units = {unit.id: unit for unit in session.scalars(select(Unit).where(Unit.id.in_(
+    units = {unit.id: unit for unit in session.scalars(select(Unit).where(one_of(session, Unit.id,
         {u for _, u in pockets} | {r.unit_id for r in open_records if r.unit_id})))}
     tenants = tenant_names(session, set(units))
-    since = pockets_in_debt_since(session, [pocket.id for pocket, _ in pockets])
+    since = {pocket.id: _aware(pocket.in_debt_since) for pocket, _ in pockets if pocket.in_debt_since is not None}
+    unkept = [pocket.id for pocket, _ in pockets if pocket.in_debt_since is None]
+    if unkept:  # not kept (a pocket below zero whose date was never recorded): from its postings
+        since.update(pockets_in_debt_since(session, unkept))
     priced = _valuation(session, [(p, estates[p.estate_id], u, since.get(p.id, now)) for p, u in pockets])
     found: list[Debt] = []
     for pocket, unit_id in pockets:
@@ -263,7 +257,7 @@ def debts(session: Session, estates: Iterable[Estate], *, unit_ids: Iterable[int
         found.append(Debt(estate, units.get(unit_id), tenants.get(unit_id, ""), "pocket", pocket.utility, "pocket",
                           quantize(owed, estate.currency), local, days, pocket.id, balance_shown=shown))
     people = dict(session.execute(select(Person.id, Person.full_name).where(
-        Person.id.in_({r.person_id for r in open_records}))).all()) if open_records else {}
+        one_of(session, Person.id, {r.person_id for r in open_records}))).all()) if open_records else {}
     for record in open_records:
         estate = estates[record.estate_id]
         local = record.opened_at.astimezone(estate.tz).date()
@@ -295,7 +289,7 @@ def tenant_names(session: Session, unit_ids: set[int]) -> dict[int, str]:
     names: dict[int, list[str]] = {}
     for unit_id, name in session.execute(
             select(Tenancy.unit_id, Person.full_name).join(Person, Person.id == Tenancy.person_id)
-            .where(Tenancy.unit_id.in_(unit_ids), Tenancy.move_in <= today,
+            .where(one_of(session, Tenancy.unit_id, unit_ids), Tenancy.move_in <= today,
                    (Tenancy.move_out.is_(None)) | (Tenancy.move_out > today)).order_by(Person.full_name)):
         names.setdefault(unit_id, []).append(name)
     return {unit_id: ", ".join(found) for unit_id, found in names.items()}

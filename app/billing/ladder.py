@@ -32,11 +32,12 @@ from app.billing.debt import UnitDebt, debts, money_limits, today_rates, unit_de
 from app.estates.settings_catalog import setting_default
 from app.jobs import job
 from app.metering.credit_control import HoldRefused, active_holds, place_hold, release_hold
-from app.models import Account, Estate, Meter, Unit, User, Wallet, utcnow
+from app.models import Account, Estate, Meter, Person, Tenancy, Unit, User, Wallet, utcnow
 from app.models.debt import LADDER_ACTIONS, ArrearsEpisode, ArrearsTask, PaymentPlan
 from app.models.payments import Payment
 from app.money import format_amount
 from app.settings import get_setting
+from app.sql_arrays import one_of
 from app.routing import whole_number
 
 LADDER_KEY = "arrears_ladder"
@@ -139,8 +140,11 @@ def unit_limits(session: Session, estate: Estate, unit_ids: set[int]) -> dict[in
     """Each unit's credit limit for the ladder (its electricity pocket's, money), in one pass."""
     if not unit_ids:
         return {}
-    pockets = session.execute(select(Account, Wallet.unit_id).join(Wallet, Wallet.id == Account.wallet_id).where(
-        Wallet.unit_id.in_(unit_ids), Account.utility == "electricity")).all()
+    # Plain rows (id, estate, utility), not Account objects: every debtor's pocket is read daily.
+    pockets = [(row, row.unit_id) for row in session.execute(
+        select(Account.id, Account.estate_id, Account.utility, Wallet.unit_id)
+        .join(Wallet, Wallet.id == Account.wallet_id)
+        .where(one_of(session, Wallet.unit_id, unit_ids), Account.utility == "electricity"))]
     rates = today_rates(session, [(pocket, estate, unit_id) for pocket, unit_id in pockets])
     limits = money_limits(session, [(pocket, estate) for pocket, _ in pockets], rates)
     return {unit_id: limits[pocket.id] for pocket, unit_id in pockets}
@@ -159,7 +163,10 @@ def run_ladder(session: Session, estate: Estate, *, today: date | None = None, n
         query = query.where(ArrearsEpisode.unit_id.in_(unit_ids))
     episodes = {episode.unit_id: episode for episode in session.scalars(query)}
     steps = ladder_steps(session, estate)
-    units = {unit.id: unit for unit in session.scalars(select(Unit).where(Unit.id.in_(set(owed) | set(episodes))))}
+    units = {unit_id: debt.items[0].unit for unit_id, debt in owed.items()}  # loaded by debts() already
+    missing = set(episodes) - set(units)
+    if missing:
+        units.update({unit.id: unit for unit in session.scalars(select(Unit).where(one_of(session, Unit.id, missing)))})
     limits = unit_limits(session, estate, set(owed))
     plans = {plan.unit_id: plan for plan in session.scalars(select(PaymentPlan).where(
         PaymentPlan.estate_id == estate.id, PaymentPlan.status == "active").order_by(PaymentPlan.id))}
@@ -185,6 +192,7 @@ def run_ladder(session: Session, estate: Estate, *, today: date | None = None, n
 def _apply_steps(session: Session, estate: Estate, owed: dict, episodes: dict, units: dict, limits: dict,
                  plans: dict, steps: list, today: date, report: LadderReport) -> None:
     """Each indebted unit's due steps, once per episode (run_ladder's loop)."""
+    due: list[tuple[Unit, ArrearsEpisode, UnitDebt, Decimal, int, list[tuple[int, str]]]] = []
     for unit_id, debt in owed.items():
         unit = units[unit_id]
         episode = episodes[unit_id]
@@ -198,11 +206,17 @@ def _apply_steps(session: Session, estate: Estate, owed: dict, episodes: dict, u
             report.paused.append(unit.number)
             continue
         days = (today - episode.since).days
-        for after, action in steps:
+        todo = [(after, action) for after, action in steps
+                if days >= after and f"{after}:{action}" not in episode.done]
+        if todo:
+            due.append((unit, episode, debt, limit, days, todo))
+    # Whom to tell, read once for every unit told this run (not a query or two per notice).
+    recipients = Recipients.load(session, estate, {unit.id for unit, *_, todo in due
+                                                   if any(action != "escalate" for _, action in todo)})
+    for unit, episode, debt, limit, days, todo in due:
+        for after, action in todo:
             key = f"{after}:{action}"
-            if days < after or key in episode.done:
-                continue
-            apply_step(session, estate, unit, episode, action, debt, limit, report)
+            apply_step(session, estate, unit, episode, action, debt, limit, report, recipients)
             episode.steps_done = ",".join([*[s for s in episode.steps_done.split(",") if s], key])
             audit(session, "arrears.step", episode, new={"unit": unit.number, "step": key,
                                                         "owed": str(debt.owed), "days": days},
@@ -211,7 +225,8 @@ def _apply_steps(session: Session, estate: Estate, owed: dict, episodes: dict, u
 
 
 def apply_step(session: Session, estate: Estate, unit: Unit, episode: ArrearsEpisode, action: str,
-               debt: UnitDebt, limit: Decimal, report: LadderReport) -> None:
+               debt: UnitDebt, limit: Decimal, report: LadderReport,
+               recipients: Recipients | None = None) -> None:
     """Do one rung of the ladder for the unit."""
     if action == "restrict":
         episode.restricted = True
@@ -230,21 +245,55 @@ def apply_step(session: Session, estate: Estate, unit: Unit, episode: ArrearsEpi
                                     title=f"Unit {unit.number} owes {format_amount(debt.owed, estate.currency)} "
                                           f"since {debt.since.isoformat()}"[:200]))
         return  # the agent's page carries it; the tenants are not told of the hand-over
-    tell(session, estate, unit, action, debt)
+    tell(session, estate, unit, action, debt, recipients)
 
 
-def tell(session: Session, estate: Estate, unit: Unit, action: str, debt: UnitDebt) -> None:
+@dataclass
+class Recipients:
+    """Who is told of ladder steps: each unit's tenants today with their active login (if any),
+    and the estate's restricted recovery rate; read in three queries for a whole run."""
+
+    people: dict[int, list[tuple[Person, User | None]]]
+    restricted_percent: object
+
+    @classmethod
+    def load(cls, session: Session, estate: Estate, unit_ids: set[int]) -> Recipients:
+        percent = get_setting(session, "arrears_restricted_percent", estate.id,
+                              default=setting_default("arrears_restricted_percent"))
+        people: dict[int, list[tuple[Person, User | None]]] = {unit_id: [] for unit_id in unit_ids}
+        ids = sorted(unit_ids)
+        today = date.today()  # as current_tenant_persons reads "today"
+        found: list[tuple[int, Person]] = []
+        for start in range(0, len(ids), 5000):
+            found.extend(session.execute(
+                select(Tenancy.unit_id, Person).join(Person, Person.id == Tenancy.person_id)
+                .where(one_of(session, Tenancy.unit_id, ids[start:start + 5000]), Tenancy.move_in <= today,
+                       (Tenancy.move_out.is_(None)) | (Tenancy.move_out > today))
+                .order_by(Tenancy.unit_id, Person.id)).all())
+        person_ids = sorted({person.id for _, person in found})
+        users: dict[int, User] = {}
+        for start in range(0, len(person_ids), 5000):
+            for user in session.scalars(select(User).where(one_of(session, User.person_id,
+                                                                  person_ids[start:start + 5000]),
+                                                           User.active.is_(True)).order_by(User.id.desc())):
+                users[user.person_id] = user  # the oldest active login, as a scalar() read found it
+        for unit_id, person in found:
+            people[unit_id].append((person, users.get(person.id)))
+        return cls(people, percent)
+
+
+def tell(session: Session, estate: Estate, unit: Unit, action: str, debt: UnitDebt,
+         recipients: Recipients | None = None) -> None:
     """Tell the unit's tenants of a ladder step (in-app, email, SMS)."""
     from app.notify import notify
-    from app.payments.credit import current_tenant_persons
 
+    if recipients is None or unit.id not in recipients.people:
+        recipients = Recipients.load(session, estate, {unit.id})
     context = {"action": action, "unit": unit, "estate": estate,
                "owed": format_amount(debt.owed, estate.currency), "since": debt.since,
-               "restricted_percent": get_setting(session, "arrears_restricted_percent", estate.id,
-                                                 default=setting_default("arrears_restricted_percent"))}
+               "restricted_percent": recipients.restricted_percent}
     try:
-        for person in current_tenant_persons(session, unit.id):
-            user = session.scalar(select(User).where(User.person_id == person.id, User.active.is_(True)))
+        for person, user in recipients.people[unit.id]:
             notify(session, "arrears_notice", context, user=user, person=person,
                    channels=("in_app", "email", "sms") if user else ("email", "sms"))
     except RuntimeError:  # no application context: notices need templates
@@ -383,7 +432,8 @@ def update_task(session: Session, task: ArrearsTask, action: str, *, user_id: in
 
 def seed_demo_arrears(session: Session, estate: Estate, tenants: dict) -> list[str]:
     """Demo (issue 16): a few of the estate's tenants with aged arrears brought over from a previous
-    system, one on a payment plan, and the ladder run once over them. The caller commits."""
+    system, one on a payment plan. The demo runs the ladder once after every debt is seeded (levy
+    arrears come later), not here. The caller commits."""
     from datetime import timedelta
 
     from app.billing.arrears import open_arrears
@@ -405,5 +455,4 @@ def seed_demo_arrears(session: Session, estate: Estate, tenants: dict) -> list[s
                            note="Agreed by phone")
         session.add(plan)
     session.flush()
-    run_ladder(session, estate)
     return chosen

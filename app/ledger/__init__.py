@@ -17,7 +17,10 @@ Design overview (the rules, each guarded in Python and, where marked, by the dat
 6. Each estate's transactions form a SHA-256 hash chain (seq, prev_hash, hash). The chain
    head row is locked while appending, which also serialises balance updates per estate.
 7. `Account.balance` caches the sum of the account's postings and is written only here,
-   in the same database transaction as the postings.
+   in the same database transaction as the postings. So is `Account.in_debt_since` of a
+   wallet pocket: the `occurred_at` of the transaction at which its running balance, in
+   ledger order (seq), last went from zero or above to below zero; null while the balance
+   is zero or above. `ledger verify` recomputes both from the postings.
 
 Functions take a session and plain values and never commit: the caller's unit of work
 commits once, so a reading, its bill and its relay command land together or not at all.
@@ -43,6 +46,8 @@ from app.sql_arrays import matches_any, pg_array, planned_for_these_values
 
 GENESIS_HASH = "0" * 64
 ADJUSTMENT_KINDS = frozenset({"adjustment", "reversal"})
+# Account kinds whose "in debt since" is kept next to the balance (app.billing.debt ages them).
+DEBT_TRACKED_KINDS = frozenset({"pocket"})
 
 
 class LedgerError(Exception):
@@ -150,8 +155,10 @@ def post_many(session: Session, entries: Sequence[Entry]) -> list[Posted]:
                 new_indexes.append(i)
         if new_indexes:
             to_append.append((chain, new_indexes))
+    tracked = {account_id for account_id, (_, _, kept) in accounts.items() if kept}
     for chain, new_indexes in to_append:
-        _append(session, chain, [entries[i] for i in new_indexes], results, new_indexes, postgres)
+        _append(session, chain, [entries[i] for i in new_indexes], results, new_indexes, postgres,
+                tracked)
 
     # Later entries in the batch with an already-seen key are replays of the first.
     for index, entry in enumerate(entries):
@@ -244,20 +251,21 @@ def _load_timezones(session: Session, ids: set[int]) -> dict[int, str]:
 
 def _load_accounts(
     session: Session, entries: Sequence[Entry], postgres: bool
-) -> dict[int, tuple[int, str]]:
+) -> dict[int, tuple[int, str, bool]]:
+    """Each leg's account as (estate id, commodity, whether its "in debt since" is kept)."""
     ids: set[int] = set()
     for entry in entries:
         for leg in entry.legs:
             ids.add(int(leg[0] if isinstance(leg, tuple) else leg.account_id))
     with planned_for_these_values(session, postgres):
         rows = session.execute(
-            select(Account.id, Account.estate_id, Account.commodity)
+            select(Account.id, Account.estate_id, Account.commodity, Account.kind)
             .where(matches_any(Account.id, ids, postgres))
         ).all()
-    return {row.id: (row.estate_id, row.commodity) for row in rows}
+    return {row.id: (row.estate_id, row.commodity, row.kind in DEBT_TRACKED_KINDS) for row in rows}
 
 
-def _validate(entry: Entry, accounts: dict[int, tuple[int, str]], timezones: dict[int, str]) -> None:
+def _validate(entry: Entry, accounts: dict[int, tuple[int, str, bool]], timezones: dict[int, str]) -> None:
     if not entry.idempotency_key or len(entry.idempotency_key) > 200:
         raise InvalidEntry("an idempotency key of 1 to 200 characters is required")
     if not entry.kind:
@@ -271,7 +279,7 @@ def _validate(entry: Entry, accounts: dict[int, tuple[int, str]], timezones: dic
         account = accounts.get(int(account_id))
         if account is None:
             raise UnknownAccount(f"{entry.idempotency_key}: account {account_id} does not exist")
-        estate_id, commodity = account
+        estate_id, commodity, _ = account
         if estate_id != entry.estate_id:
             raise UnknownAccount(
                 f"{entry.idempotency_key}: account {account_id} belongs to another estate"
@@ -422,10 +430,29 @@ _WRITE_BATCH = text(
     " JOIN txn ON txn.seq = leg.seq ORDER BY leg.n"
     # Row locks are taken in join order, not id order: safe because the chain head lock
     # already serialises every balance change of an estate, and accounts belong to one estate.
+    # "In debt since" of the pockets: each entry's net movement of a pocket is a step, in
+    # batch (= seq) order; the running balance after each step starts from the cached balance
+    # (the statement's snapshot, taken after the chain head was locked). The last step that
+    # went from zero or above to below zero dates the debt; a balance left at zero or above
+    # clears it; otherwise the date already kept stands.
+    "), steps AS ("
+    " SELECT step.account_id, step.at, step.n, step.amount,"
+    " accounts.balance + sum(step.amount) OVER (PARTITION BY step.account_id ORDER BY step.n) AS after"
+    " FROM unnest(CAST(:step_account_id AS integer[]), CAST(:step_amount AS numeric[]),"
+    " CAST(:step_at AS timestamptz[])) WITH ORDINALITY AS step(account_id, amount, at, n)"
+    " JOIN accounts ON accounts.id = step.account_id"
+    "), crossings AS ("
+    " SELECT account_id, (array_agg(at ORDER BY n DESC))[1] AS at FROM steps"
+    " WHERE after < 0 AND after - amount >= 0 GROUP BY account_id"
     "), balances AS ("
-    " UPDATE accounts SET balance = accounts.balance + delta.amount"
-    " FROM unnest(CAST(:delta_account_id AS integer[]), CAST(:delta_amount AS numeric[]))"
-    " AS delta(account_id, amount) WHERE accounts.id = delta.account_id"
+    " UPDATE accounts SET balance = accounts.balance + delta.amount,"
+    " in_debt_since = CASE WHEN NOT delta.tracked THEN accounts.in_debt_since"
+    " WHEN accounts.balance + delta.amount >= 0 THEN NULL"
+    " ELSE COALESCE(crossings.at, accounts.in_debt_since) END"
+    " FROM unnest(CAST(:delta_account_id AS integer[]), CAST(:delta_amount AS numeric[]),"
+    " CAST(:delta_tracked AS boolean[])) AS delta(account_id, amount, tracked)"
+    " LEFT JOIN crossings ON crossings.account_id = delta.account_id"
+    " WHERE accounts.id = delta.account_id"
     "), head AS ("
     " UPDATE ledger_chains SET last_seq = CAST(:head_seq AS bigint), last_hash = :head_hash"
     " WHERE estate_id = CAST(:head_estate_id AS integer)"
@@ -440,6 +467,7 @@ def _append(
     results: dict[int, Posted],
     indexes: list[int],
     postgres: bool,
+    tracked: set[int] = frozenset(),
 ) -> None:
     recorded_at = utcnow()
     seq, prev = chain.last_seq, chain.last_hash
@@ -460,15 +488,24 @@ def _append(
         })
         prev = digest
     deltas: dict[int, Decimal] = defaultdict(Decimal)
+    steps: list[tuple[int, Decimal, datetime]] = []  # tracked pockets: (account, entry's net, when)
     for entry in entries:
+        net: dict[int, Decimal] | None = None
         for account_id, amount, _ in entry._legs:
             deltas[account_id] += amount
-    changes = [(a, d) for a, d in sorted(deltas.items()) if d != 0]
+            if account_id in tracked:
+                net = net if net is not None else defaultdict(Decimal)
+                net[account_id] += amount
+        if net:
+            steps.extend((a, d, entry.occurred_at) for a, d in net.items() if d != 0)
+    stepped = {a for a, _, _ in steps}
+    # A pocket whose steps cancel out may still have crossed zero inside the batch: kept.
+    changes = [(a, d) for a, d in sorted(deltas.items()) if d != 0 or a in stepped]
 
     if postgres:
-        ids = _write_batch_postgres(session, chain, entries, rows, changes, seq, prev)
+        ids = _write_batch_postgres(session, chain, entries, rows, changes, seq, prev, steps, tracked)
     else:
-        ids = _write_batch_portable(session, chain, entries, rows, changes, seq, prev)
+        ids = _write_batch_portable(session, chain, entries, rows, changes, seq, prev, steps, tracked)
     for transaction_id, row, index in zip(ids, rows, indexes, strict=True):
         results[index] = Posted(transaction_id, True, row["hash"])
 
@@ -480,12 +517,13 @@ def _append(
     else:
         stale = [obj for obj in (identity_map.get(identity_key(Account, a)) for a in deltas) if obj]
     for obj in stale:
-        session.expire(obj, ["balance"])
+        session.expire(obj, ["balance", "in_debt_since"])
 
 
 def _write_batch_postgres(
     session: Session, chain: LedgerChain, entries: list[Entry], rows: list[dict],
     changes: list[tuple[int, Decimal]], seq: int, prev: str,
+    steps: list[tuple[int, Decimal, datetime]], tracked: set[int],
 ) -> list[int]:
     """Write the batch with one statement; return the new transaction ids in `rows` order."""
     params: dict[str, object] = {name: pg_array([row[name] for row in rows]) for name in _TRANSACTION_COLUMNS}
@@ -497,6 +535,10 @@ def _write_batch_postgres(
     )
     params["delta_account_id"] = pg_array(a for a, _ in changes)
     params["delta_amount"] = pg_array(d for _, d in changes)
+    params["delta_tracked"] = pg_array(a in tracked for a, _ in changes)
+    params["step_account_id"] = pg_array(a for a, _, _ in steps)
+    params["step_amount"] = pg_array(d for _, d, _ in steps)
+    params["step_at"] = pg_array(at for _, _, at in steps)
     params.update(head_seq=seq, head_hash=prev, head_estate_id=chain.estate_id)
     id_of_seq = {row_seq: transaction_id
                  for transaction_id, row_seq in session.execute(_WRITE_BATCH, params)}
@@ -509,6 +551,7 @@ def _write_batch_postgres(
 def _write_batch_portable(
     session: Session, chain: LedgerChain, entries: list[Entry], rows: list[dict],
     changes: list[tuple[int, Decimal]], seq: int, prev: str,
+    steps: list[tuple[int, Decimal, datetime]], tracked: set[int],
 ) -> list[int]:
     """Write the batch with portable statements (SQLite); return the new ids in `rows` order."""
     ids = session.scalars(
@@ -521,14 +564,56 @@ def _write_batch_portable(
         for transaction_id, entry in zip(ids, entries, strict=True)
         for account_id, amount, commodity in entry._legs
     ])
-    if changes:
-        accounts = Account.__table__
+    accounts = Account.__table__
+    stepped = {a for a, _, _ in steps}
+    plain = [(a, d) for a, d in changes if a not in stepped]
+    if plain:
         session.execute(
             update(accounts)
             .where(accounts.c.id == bindparam("account"))
             .values(balance=accounts.c.balance + bindparam("delta")),
-            [{"account": a, "delta": d} for a, d in changes],
+            [{"account": a, "delta": d} for a, d in plain],
+        )
+    if stepped:  # pockets: the same arithmetic as the PostgreSQL statement, in Python
+        ids_wanted = sorted(stepped)
+        before: dict[int, tuple[Decimal, datetime | None]] = {}
+        for start in range(0, len(ids_wanted), 900):
+            for account_id, balance, since in session.execute(
+                    select(accounts.c.id, accounts.c.balance, accounts.c.in_debt_since)
+                    .where(accounts.c.id.in_(ids_wanted[start:start + 900]))):
+                before[account_id] = (balance, since)
+        by_account: dict[int, list[tuple[Decimal, datetime]]] = defaultdict(list)
+        for account_id, amount, at in steps:
+            by_account[account_id].append((amount, at))
+        updates = []
+        for account_id, moves in by_account.items():
+            balance, since = before[account_id]
+            balance, since = debt_since_after(balance, since, moves)
+            updates.append({"account": account_id, "new_balance": balance, "since": since})
+        session.execute(
+            update(accounts)
+            .where(accounts.c.id == bindparam("account"))
+            .values(balance=bindparam("new_balance"), in_debt_since=bindparam("since")),
+            updates,
         )
     chain.last_seq, chain.last_hash = seq, prev
     session.flush([chain])
     return ids
+
+
+def debt_since_after(balance: Decimal, since: datetime | None,
+                     steps: Iterable[tuple[Decimal, datetime]]) -> tuple[Decimal, datetime | None]:
+    """A pocket's balance and "in debt since" after `steps` (amount, when), applied in order.
+
+    The rule kept in `Account.in_debt_since` (and checked by `ledger verify`): a step that takes
+    the balance from zero or above to below zero dates the debt; one that leaves it at zero
+    or above clears it; any other keeps the date it had.
+    """
+    for amount, at in steps:
+        after = balance + amount
+        if after >= 0:
+            since = None
+        elif balance >= 0:
+            since = at
+        balance = after
+    return balance, since

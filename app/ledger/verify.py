@@ -1,14 +1,16 @@
-"""Checks the ledger: hash chains, zero-sum, and cached balances against postings (C3)."""
+"""Checks the ledger: hash chains, zero-sum, and cached balances and pockets' "in debt since"
+against postings (C3)."""
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import BigInteger, func, select
 from sqlalchemy.orm import Session
 
 from app.jobs import job
-from app.ledger import GENESIS_HASH, transaction_hash
+from app.ledger import DEBT_TRACKED_KINDS, GENESIS_HASH, transaction_hash
 from app.ledger.anchors import Anchor, anchor_problem
 from app.models import Account, Estate, LedgerChain, LedgerTransaction, Posting
 from app.sql_arrays import driver_rows, matches_any, planned_for_these_values
@@ -45,9 +47,18 @@ class BalanceMismatch:
 
 
 @dataclass
+class DebtSinceMismatch:
+    account_id: int
+    code: str
+    cached: datetime | None
+    from_postings: datetime | None
+
+
+@dataclass
 class VerifyReport:
     chains: list[ChainReport] = field(default_factory=list)
     balance_mismatches: list[BalanceMismatch] = field(default_factory=list)
+    debt_since_mismatches: list[DebtSinceMismatch] = field(default_factory=list)
     unbalanced_transaction_ids: list[int] = field(default_factory=list)
     anchor_problems: list[str] = field(default_factory=list)
     anchors_held: list[Anchor] = field(default_factory=list)
@@ -55,7 +66,7 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return (all(chain.ok for chain in self.chains) and not self.balance_mismatches
-                and not self.unbalanced_transaction_ids and not self.anchor_problems)
+                and not self.debt_since_mismatches and not self.unbalanced_transaction_ids and not self.anchor_problems)
 
 
 def verify_ledger(session: Session, estate_id: int | None = None,
@@ -74,6 +85,7 @@ def verify_ledger(session: Session, estate_id: int | None = None,
     for estate in session.scalars(estates):
         report.chains.append(_verify_chain(session, estate))
     report.balance_mismatches = _balance_mismatches(session, estate_id)
+    report.debt_since_mismatches = _debt_since_mismatches(session, estate_id)
     report.unbalanced_transaction_ids = _unbalanced(session, estate_id)
     return report
 
@@ -147,6 +159,65 @@ def _balance_mismatches(session: Session, estate_id: int | None) -> list[Balance
     ]
 
 
+def in_debt_since_from_postings(session: Session, *, estate_id: int | None = None,
+                                account_ids: Iterable[int] | None = None) -> dict[int, datetime]:
+    """Recompute "in debt since" from the postings, for the pockets whose postings sum below zero.
+
+    Each transaction's net movement of a pocket, in ledger order (seq): the last one that took
+    the running sum from zero or above to below zero dates the debt (`Account.in_debt_since`).
+    """
+    def crossings(extra) -> list:
+        moves = (select(Posting.account_id, LedgerTransaction.seq, LedgerTransaction.occurred_at,
+                        func.sum(Posting.amount).label("amount"))
+                 .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
+                 .join(Account, Account.id == Posting.account_id)
+                 .where(Account.kind.in_(DEBT_TRACKED_KINDS), *extra)
+                 .group_by(Posting.account_id, LedgerTransaction.seq, LedgerTransaction.occurred_at)
+                 .subquery())
+        running = select(
+            moves.c.account_id, moves.c.seq, moves.c.occurred_at, moves.c.amount,
+            func.sum(moves.c.amount).over(partition_by=moves.c.account_id, order_by=moves.c.seq).label("after"),
+            func.sum(moves.c.amount).over(partition_by=moves.c.account_id).label("total"),
+        ).subquery()
+        return session.execute(  # rounded: SQLite sums amounts as REALs
+            select(running.c.account_id, running.c.seq, running.c.occurred_at)
+            .where(func.round(running.c.total, 6) < 0, func.round(running.c.after, 6) < 0,
+                   func.round(running.c.after - running.c.amount, 6) >= 0)).all()
+
+    filters = [Account.estate_id == estate_id] if estate_id is not None else []
+    if account_ids is None:
+        rows = crossings(filters)
+    else:
+        ids, rows = sorted(set(account_ids)), []
+        for start in range(0, len(ids), 5000):
+            rows.extend(crossings([*filters, Account.id.in_(ids[start:start + 5000])]))
+    last: dict[int, tuple[int, datetime]] = {}
+    for account_id, seq, occurred_at in rows:
+        if account_id not in last or seq > last[account_id][0]:
+            last[account_id] = (seq, occurred_at)
+    return {account_id: _aware(at) for account_id, (_, at) in last.items()}
+
+
+def _aware(moment) -> datetime:
+    if isinstance(moment, str):  # SQLite may hand a derived column's datetime back as text
+        moment = datetime.fromisoformat(moment)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _debt_since_mismatches(session: Session, estate_id: int | None) -> list[DebtSinceMismatch]:
+    expected = in_debt_since_from_postings(session, estate_id=estate_id)
+    query = select(Account.id, Account.code, Account.in_debt_since).where(Account.kind.in_(DEBT_TRACKED_KINDS))
+    if estate_id is not None:
+        query = query.where(Account.estate_id == estate_id)
+    found = []
+    for account_id, code, cached in session.execute(query):
+        should = expected.get(account_id)
+        if cached is not None or should is not None:
+            if cached is None or should is None or _aware(cached) != should:
+                found.append(DebtSinceMismatch(account_id, code, cached, should))
+    return found
+
+
 def _unbalanced(session: Session, estate_id: int | None) -> list[int]:
     query = (
         select(Posting.transaction_id)
@@ -173,6 +244,11 @@ def summarise(report: VerifyReport) -> str:
     for mismatch in report.balance_mismatches:
         lines.append(f"balance of {mismatch.code} (#{mismatch.account_id}) is {mismatch.cached} "
                      f"but its postings sum to {mismatch.from_postings}")
+    for mismatch in report.debt_since_mismatches:
+        cached = mismatch.cached.isoformat() if mismatch.cached else "not in debt"
+        should = mismatch.from_postings.isoformat() if mismatch.from_postings else "not in debt"
+        lines.append(f"in debt since of {mismatch.code} (#{mismatch.account_id}) is {cached} "
+                     f"but its postings say {should}")
     for transaction_id in report.unbalanced_transaction_ids:
         lines.append(f"transaction {transaction_id} does not sum to zero")
     for anchor in report.anchors_held:
@@ -188,7 +264,7 @@ def verify_job(session: Session, progress, estate_id: int | None = None) -> str:
     progress.set_total(1)
     report = verify_ledger(session, estate_id)
     for line in summarise(report).splitlines():
-        if "BROKEN" in line or "does not" in line or "but its postings" in line:
+        if "BROKEN" in line or "does not" in line or "but its postings" in line:  # also "in debt since"
             progress.error(line)
     progress.step()
     return summarise(report)

@@ -62,6 +62,9 @@ class Account(Base):
     wallet_id: Mapped[int | None] = mapped_column(ForeignKey("wallets.id"))
     # Cached sum of this account's postings; only app.ledger writes it.
     balance: Mapped[Decimal] = mapped_column(default=Decimal("0"))
+    # Wallet pockets: when the balance last went below zero (ledger order); null while it is
+    # zero or above. Kept by app.ledger with the balance, checked by `ledger verify`.
+    in_debt_since: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     wallet: Mapped[Wallet | None] = relationship(back_populates="pockets")

@@ -292,3 +292,34 @@ def test_the_external_sources_password_is_never_audited(session):
     assert rows and all("s3cret" not in str((row.old, row.new)) for row in rows)
     with pytest.raises(CohortError, match="SQLAlchemy URL"):
         set_external_source(session, estate, "not a url", "SELECT 1 WHERE account IN :accounts")
+
+
+def test_an_env_url_keeps_only_the_variables_name(session, external_db, monkeypatch, cli_runner):
+    from app.models import Setting
+    from app.models.operations import AuditLog
+
+    estate = make_estate(session, fiscal_year_start_month=3)
+    for n in range(3):
+        make_unit(session, estate, number=f"E{n}")
+    session.commit()
+    engine = create_engine(external_db)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE b AS SELECT 'E' || n AS account, -n - 1 AS balance, n + 1 AS debt, "
+                                "0 AS consumption, 0 AS payments FROM generate_series(0, 2) n"))
+    engine.dispose()
+    query = "SELECT account, balance, debt, consumption, payments FROM b WHERE account IN :accounts"
+    with pytest.raises(CohortError, match="environment variable"):
+        set_external_source(session, estate, "env:not a name", query)
+    result = cli_runner.invoke(args=["cohorts", "source", "--estate", estate.code, "--url", "env:MW_TEST_BILLING_URL",
+                                     "--query", query])
+    assert result.exit_code == 0 and "MW_TEST_BILLING_URL is not set" in result.output
+    stored = session.scalar(select(Setting.value).where(Setting.key == "cohort_source", Setting.estate_id == estate.id))
+    assert stored["url"] == "env:MW_TEST_BILLING_URL"
+    with pytest.raises(CohortError, match="MW_TEST_BILLING_URL, which is not set"):
+        take_cohort(session, estate, now=NOW)
+    session.rollback()
+    monkeypatch.setenv("MW_TEST_BILLING_URL", external_db)
+    report = take_cohort(session, estate, now=NOW)
+    assert report.cohort.source == "external" and _members(session, estate) == ["E2", "E1", "E0"]
+    audits = session.scalars(select(AuditLog).where(AuditLog.action == "cohort.source")).all()
+    assert audits and all("env:MW_TEST_BILLING_URL" in str(row.new) for row in audits)

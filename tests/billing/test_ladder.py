@@ -129,3 +129,38 @@ def test_plan_form_refuses_bad_values(session):
         agree_plan(session, kit.unit, {"instalment": "10.5", "frequency": "daily", "starts_on": "soon"})
     assert set(refused.value.errors) == {"instalment", "frequency", "starts_on"}
     assert session.scalar(select(func.count()).select_from(PaymentPlan)) == 0
+
+
+def test_a_run_reads_whom_to_tell_once_for_all_its_debtors(session):
+    from sqlalchemy import event
+
+    from tests.factories import make_unit, make_wallet
+
+    kit, _, tenant = indebted_unit(session)
+    others = []
+    for n in range(3):
+        unit = make_unit(session, kit.estate)
+        wallet = make_wallet(session, unit)
+        person = Person(full_name=f"Debtor {n}", email=unique("debtor") + "@example.org")
+        session.add(person)
+        session.flush()
+        session.add(Tenancy(unit_id=unit.id, person_id=person.id, move_in=date(2020, 1, 1)))
+        make_topup(session, kit.accounts.revenue["electricity"], "10", clearing=wallet.pocket("electricity"),
+                   occurred_at=moment(kit.estate, DAY0, 10))
+        others.append(person)
+    session.commit()
+    statements = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(type(session.get_bind()), "before_cursor_execute", seen)
+    try:
+        applied = run(session, kit, DAY0 + timedelta(days=31))
+    finally:
+        event.remove(type(session.get_bind()), "before_cursor_execute", seen)
+    assert len(applied) == 8  # warn and restrict for each of the four units
+    # the aging's tenant names and whom to tell: two reads for the run, not one or two per unit
+    assert len([s for s in statements if "FROM tenancies" in s]) == 2
+    told = session.scalars(select(Notification.person_id).where(Notification.template == "arrears_notice")).all()
+    assert {p.id for p in others} | {tenant.person_id} == set(told)
