@@ -96,6 +96,7 @@ def revenue_months(session: Session, estate: Estate, last_period: str, count: in
             period = by_start.get(_utc(period_start))
             if period:
                 used[(meter_id, period)] = Decimal(consumption)
+    per_unit: dict[tuple, Decimal | None] = {}  # (utility, class, period) -> the month's price of one unit
     for (meter_id, period), quantity in used.items():
         meter = meter_of[meter_id]
         month = months[period]
@@ -107,7 +108,8 @@ def revenue_months(session: Session, estate: Estate, last_period: str, count: in
             month.unpriced_meters += 1
             continue
         try:
-            amount = charge(versions, tz, start, end, quantity, {}) if quantity > 0 else Decimal(0)
+            amount = _month_charge(per_unit, (meter.utility, keys.get(meter.unit_id), period), versions, tz,
+                                   start, end, quantity) if quantity > 0 else Decimal(0)
         except TariffError:
             month.unpriced_meters += 1
             continue
@@ -133,6 +135,24 @@ def revenue_months(session: Session, estate: Estate, last_period: str, count: in
         for month in months.values():
             month.billed = month.collected = None
     return [months[p] for p in periods]
+
+
+def _month_charge(per_unit: dict, key: tuple, versions, tz, start: datetime, end: datetime,
+                  quantity: Decimal) -> Decimal:
+    """charge() of a month's quantity. Flat and time-of-use prices are linear in the quantity (a month
+    is priced as consumed evenly), so one unit is priced once per class and month and scaled: the
+    month's pieces (one per local day at least) are cut once, not once per meter. Block prices are
+    not linear and are charged per meter. A TariffError is remembered and raised again."""
+    if any(version.kind == "block" for version in versions):
+        return charge(versions, tz, start, end, quantity, {})
+    if key not in per_unit:
+        try:
+            per_unit[key] = charge(versions, tz, start, end, Decimal(1), {})
+        except TariffError:
+            per_unit[key] = None
+    if per_unit[key] is None:
+        raise TariffError("no tariff in force for part of the month")
+    return quantity * per_unit[key]
 
 
 # --- anomaly scores ----------------------------------------------------------------------------
