@@ -55,6 +55,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--pages", default="",
                         help="comma-separated page names to time (default all): " + ", ".join(PAGES))
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards (for --reuse)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="time against the database a --keep run left (no seeding; the clock stays now)")
     return parser.parse_args()
 
 
@@ -203,6 +206,13 @@ def stored(session, estate_id):
     return losses, scores
 
 
+def select_estate():
+    from sqlalchemy import select
+
+    from app.models import Estate
+    return select(Estate.id).where(Estate.code == "UBENCH")
+
+
 def percentile(values, share):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
@@ -219,8 +229,10 @@ def main() -> int:
     from app import create_app
     from app.analytics import losses
 
-    print(f"database: {url.render_as_string(hide_password=True)}  (created for this run, dropped after)")
-    recreate_database(url)
+    print(f"database: {url.render_as_string(hide_password=True)}  "
+          f"({'reused' if args.reuse else 'created for this run'}, {'kept' if args.keep else 'dropped after'})")
+    if not args.reuse:
+        recreate_database(url)
     status = 0
     try:
         app = create_app(bench_config(url))
@@ -231,15 +243,20 @@ def main() -> int:
             logging.disable(logging.INFO)
             upgrade()
             now = utcnow()
-            started = time.perf_counter()
-            ids = seed(db.session, args, now)
-            db.session.commit()
-            db.session.execute(text("ANALYZE"))
-            db.session.commit()
-            print(f"setup: {args.units} units + 1 bulk meter, {args.days} days half-hourly, "
-                  f"{ids['readings']:,} readings (COPY), roll-ups rebuilt in {ids['rebuild_s']:.1f}s; "
-                  f"total {time.perf_counter() - started:.1f}s")
-            estate_id = ids["estate"]
+            if args.reuse:
+                estate_id = db.session.scalar(select_estate())
+                last = db.session.scalar(text("SELECT max(taken_at) FROM readings"))
+                now = max(now, last)
+            else:
+                started = time.perf_counter()
+                ids = seed(db.session, args, now)
+                db.session.commit()
+                db.session.execute(text("ANALYZE"))
+                db.session.commit()
+                print(f"setup: {args.units} units + 1 bulk meter, {args.days} days half-hourly, "
+                      f"{ids['readings']:,} readings (COPY), roll-ups rebuilt in {ids['rebuild_s']:.1f}s; "
+                      f"total {time.perf_counter() - started:.1f}s")
+                estate_id = ids["estate"]
             job = daily_job(db.session, estate_id, now)
             rollup_result = stored(db.session, estate_id)
             original = losses.rollup_rows
@@ -293,7 +310,8 @@ def main() -> int:
               f">= {GOAL_RATIO}x the raw scan: {'met' if raw_s / job_s >= GOAL_RATIO else 'NOT met'}")
         print(f"load average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     finally:
-        drop_database(url)
+        if not args.keep:
+            drop_database(url)
     return status
 
 
