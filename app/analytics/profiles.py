@@ -165,47 +165,41 @@ def estate_profiles(session: Session, estate: Estate, *, utility: str = "electri
     first, last, _start, end = window(estate, days, now)
     meters = _unit_meters(session, estate, utility)
     sums = hour_sums(session, estate, list(meters), end, (days,))[days]
-    by_hour: dict[int, dict[int, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    weekend_use: dict[int, Decimal] = defaultdict(Decimal)
+    by_hour: dict[int, dict[int, Decimal]] = defaultdict(lambda: defaultdict(Decimal))  # unit -> hour -> use
+    totals: dict[int, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])  # unit -> [all, weekend]
+    curve: dict[int, Decimal] = defaultdict(Decimal)
     for (meter_id, local_hour, weekend), total in sums.items():
-        by_hour[meter_id][local_hour] += total
+        unit_id = meters[meter_id]
+        by_hour[unit_id][local_hour] += total
+        totals[unit_id][0] += total
         if weekend:
-            weekend_use[meter_id] += total
-    return build_report(session, estate, utility, first, last, meters, by_hour, weekend_use)
+            totals[unit_id][1] += total
+        curve[local_hour] += total
+    peaks = {unit_id: _peak(hours) for unit_id, hours in by_hour.items()}
+    return build_report(session, estate, utility, first, last, meters, totals, peaks, curve)
+
+
+def _peak(hours: dict[int, Decimal]) -> int | None:
+    """The hour with the most use (the earliest of equals); None without use."""
+    return max(sorted(hours), key=lambda h: hours[h]) if hours and max(hours.values()) > 0 else None
 
 
 def build_report(session: Session, estate: Estate, utility: str, first: date, last: date, meters: dict[int, int],
-                 by_meter_hour: dict[int, dict[int, Decimal]], weekend_use: dict[int, Decimal],
+                 totals: dict[int, list[Decimal]], peaks: dict[int, int | None], curve_totals: dict[int, Decimal],
                  computed_at: datetime | None = None) -> ProfileReport:
-    """The report from each meter's use per local hour of day and its weekend use."""
+    """The report from each unit's [use, weekend use], its peak hour and the estate's use per local hour."""
     days = (last - first).days + 1
     weekend_days = sum(1 for i in range(days) if _weekend(first + timedelta(days=i)))
     weekdays = days - weekend_days
     numbers = dict(session.execute(select(Unit.id, Unit.number).where(Unit.estate_id == estate.id)).all())
-    totals: dict[int, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])  # unit -> [all, weekend]
-    by_hour: dict[int, dict[int, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    curve_totals = defaultdict(Decimal)  # the same hour-of-day sums, all units together
-    for meter_id, hours in by_meter_hour.items():
-        unit_id = meters.get(meter_id)
-        if unit_id is None:
-            continue
-        row = totals[unit_id]
-        for local_hour, total in hours.items():
-            row[0] += total
-            by_hour[unit_id][local_hour] += total
-            curve_totals[local_hour] += total
-        row[1] += weekend_use.get(meter_id, Decimal(0))
-    curve = [(h, (curve_totals[h] / days).quantize(TWO)) for h in range(24)]
-
+    curve = [(h, (curve_totals.get(h, Decimal(0)) / days).quantize(TWO)) for h in range(24)]
     units = []
     for unit_id in sorted(set(meters.values()), key=lambda u: numbers.get(u, "")):
         total, at_weekend = totals.get(unit_id, (Decimal(0), Decimal(0)))
-        hours = by_hour.get(unit_id, {})
-        peak = max(sorted(hours), key=lambda h: hours[h]) if hours and max(hours.values()) > 0 else None
         units.append(UnitProfile(
             unit_id, numbers.get(unit_id, ""), total.quantize(TWO),
             ((total - at_weekend) / weekdays).quantize(TWO) if weekdays else Decimal(0),
-            (at_weekend / weekend_days).quantize(TWO) if weekend_days else Decimal(0), peak))
+            (at_weekend / weekend_days).quantize(TWO) if weekend_days else Decimal(0), peaks.get(unit_id)))
     bands = assign_bands({u.unit_id: u.total for u in units})
     for profile in units:
         profile.band = bands.get(profile.unit_id)
@@ -268,16 +262,34 @@ def stored_profiles(session: Session, estate: Estate, *, utility: str = "electri
         run = session.scalar(select(ProfileRun).where(
             ProfileRun.estate_id == estate.id, ProfileRun.utility == utility, ProfileRun.window_days == days))
     meters = _unit_meters(session, estate, utility)
-    by_hour: dict[int, dict[int, Decimal]] = defaultdict(dict)
-    weekend_use: dict[int, Decimal] = defaultdict(Decimal)
     profile = MeterProfile
-    for meter_id, local_hour, total, at_weekend in session.execute(
-            select(profile.meter_id, profile.local_hour, func.sum(profile.energy),
+    mine = (profile.run_id == run.id, Meter.id == profile.meter_id, Meter.id.in_(list(meters) or [-1]))
+    # Three small grouped reads: each unit's use and weekend use, its use per hour, the estate's curve.
+    totals: dict[int, list[Decimal]] = {
+        unit_id: [Decimal(total), Decimal(at_weekend or 0)] for unit_id, total, at_weekend in session.execute(
+            select(Meter.unit_id, func.sum(profile.energy),
                    func.sum(case((profile.weekend.is_(True), profile.energy), else_=0)))
-            .where(profile.run_id == run.id).group_by(profile.meter_id, profile.local_hour)):
-        by_hour[meter_id][local_hour] = Decimal(total)
-        weekend_use[meter_id] += Decimal(at_weekend or 0)
-    return build_report(session, estate, utility, run.first_day, run.last_day, meters, by_hour, weekend_use,
+            .where(*mine).group_by(Meter.unit_id))}
+    per_hour = (select(Meter.unit_id.label("unit_id"), profile.local_hour.label("local_hour"),
+                       func.sum(profile.energy).label("used"))
+                .where(*mine).group_by(Meter.unit_id, profile.local_hour))
+    peaks: dict[int, int | None] = {}
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import distinct_on
+
+        hours = per_hour.subquery()
+        for unit_id, local_hour, used in session.execute(
+                select(hours.c.unit_id, hours.c.local_hour, hours.c.used).ext(distinct_on(hours.c.unit_id))
+                .order_by(hours.c.unit_id, hours.c.used.desc(), hours.c.local_hour)):
+            peaks[unit_id] = local_hour if used > 0 else None
+    else:
+        by_hour: dict[int, dict[int, Decimal]] = defaultdict(dict)
+        for unit_id, local_hour, used in session.execute(per_hour):
+            by_hour[unit_id][local_hour] = Decimal(used)
+        peaks = {unit_id: _peak(hours) for unit_id, hours in by_hour.items()}
+    curve = {local_hour: Decimal(used) for local_hour, used in session.execute(
+        select(profile.local_hour, func.sum(profile.energy)).where(*mine).group_by(profile.local_hour))}
+    return build_report(session, estate, utility, run.first_day, run.last_day, meters, totals, peaks, curve,
                         run.computed_at)
 
 
