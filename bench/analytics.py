@@ -257,10 +257,25 @@ def main() -> int:
                       f"{ids['readings']:,} readings (COPY), roll-ups rebuilt in {ids['rebuild_s']:.1f}s; "
                       f"total {time.perf_counter() - started:.1f}s")
                 estate_id = ids["estate"]
-            job = daily_job(db.session, estate_id, now)
-            rollup_result = stored(db.session, estate_id)
             original = losses.rollup_rows
-            losses.rollup_rows = raw_rollup_rows
+            read_s = {"rollups": 0.0, "raw": 0.0}
+
+            def timed(name, read):
+                def wrapper(*args, **kwargs):
+                    started = time.perf_counter()
+                    try:
+                        return read(*args, **kwargs)
+                    finally:
+                        read_s[name] += time.perf_counter() - started
+                return wrapper
+
+            losses.rollup_rows = timed("rollups", original)
+            try:
+                job = daily_job(db.session, estate_id, now)
+            finally:
+                losses.rollup_rows = original
+            rollup_result = stored(db.session, estate_id)
+            losses.rollup_rows = timed("raw", raw_rollup_rows)
             try:
                 raw = daily_job(db.session, estate_id, now)
             finally:
@@ -273,6 +288,10 @@ def main() -> int:
             print(f"(b) same from raw readings:  losses {raw[0] * 1000:.0f} ms + anomaly scores "
                   f"{raw[1] * 1000:.0f} ms = {raw_s:.2f}s")
             print(f"ratio raw / roll-ups: {raw_s / job_s:.1f}x; stored figures identical: {same}")
+            read_ratio = read_s["raw"] / read_s["rollups"]
+            print(f"    of which reading the consumption: roll-ups {read_s['rollups'] * 1000:.0f} ms, raw scan "
+                  f"{read_s['raw'] * 1000:.0f} ms = {read_ratio:.1f}x (the rest, scoring and storing 500 meters, "
+                  f"is the same work in both)")
             if not same:
                 status = 1
             from app.analytics.losses import compute_days
@@ -307,7 +326,8 @@ def main() -> int:
             print(f"page {path}: p50 {percentile(times, 0.5):.1f} ms, p95 {p95:.1f} ms")
         print(f"goals: job <= {GOAL_JOB_S}s: {'met' if job_s <= GOAL_JOB_S else 'NOT met'}; "
               f"pages p95 <= {GOAL_P95_MS} ms: {'met' if worst <= GOAL_P95_MS else 'NOT met'}; "
-              f">= {GOAL_RATIO}x the raw scan: {'met' if raw_s / job_s >= GOAL_RATIO else 'NOT met'}")
+              f">= {GOAL_RATIO}x the raw scan: whole job {'met' if raw_s / job_s >= GOAL_RATIO else 'NOT met'}, "
+              f"reads {'met' if read_ratio >= GOAL_RATIO else 'NOT met'}")
         print(f"load average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     finally:
         if not args.keep:
