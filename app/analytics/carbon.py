@@ -215,8 +215,10 @@ def _segment_use(session: Session, estate: Estate, meter_ids: list[int], segment
     return rows
 
 
-def estate_carbon(session: Session, estate: Estate, months: list[str]) -> CarbonReport:
-    """The estate's footprint per month and utility, each unit's per month, and the solar offset."""
+def estate_carbon(session: Session, estate: Estate, months: list[str], *,
+                  unit_month: str | None = None) -> CarbonReport:
+    """The estate's footprint per month and utility, each unit's per month (only `unit_month`'s
+    when given: a page shows one month's units), and the solar offset."""
     months = sorted(months)
     for period in months:
         parse_period(period)
@@ -251,6 +253,8 @@ def estate_carbon(session: Session, estate: Estate, months: list[str]) -> Carbon
                 continue
             kg = (used * factor).quantize(KG)
             month.kg[meter.utility] = month.kg.get(meter.utility, Decimal(0)) + kg
+            if unit_month is not None and period != unit_month:
+                continue
             row = by_unit.setdefault((meter.unit_id, period),
                                      UnitCarbon(meter.unit_id, numbers.get(meter.unit_id, ""), period))
             row.kg[meter.utility] = row.kg.get(meter.utility, Decimal(0)) + kg
