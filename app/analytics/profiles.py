@@ -165,6 +165,12 @@ def estate_profiles(session: Session, estate: Estate, *, utility: str = "electri
     first, last, _start, end = window(estate, days, now)
     meters = _unit_meters(session, estate, utility)
     sums = hour_sums(session, estate, list(meters), end, (days,))[days]
+    totals, peaks, curve = _aggregate(sums, meters)
+    return build_report(session, estate, utility, first, last, meters, totals, peaks, curve)
+
+
+def _aggregate(sums: dict[tuple[int, int, bool], Decimal], meters: dict[int, int]):
+    """Per unit [use, weekend use] and peak hour, and the estate's use per local hour, from the sums."""
     by_hour: dict[int, dict[int, Decimal]] = defaultdict(lambda: defaultdict(Decimal))  # unit -> hour -> use
     totals: dict[int, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])  # unit -> [all, weekend]
     curve: dict[int, Decimal] = defaultdict(Decimal)
@@ -176,7 +182,7 @@ def estate_profiles(session: Session, estate: Estate, *, utility: str = "electri
             totals[unit_id][1] += total
         curve[local_hour] += total
     peaks = {unit_id: _peak(hours) for unit_id, hours in by_hour.items()}
-    return build_report(session, estate, utility, first, last, meters, totals, peaks, curve)
+    return dict(totals), peaks, dict(curve)
 
 
 def _peak(hours: dict[int, Decimal]) -> int | None:
@@ -238,6 +244,9 @@ def store_profiles(session: Session, estate: Estate, *, utilities: tuple[str, ..
                 session.execute(delete(MeterProfile).where(MeterProfile.run_id == run.id))
                 for name, value in figures.items():
                     setattr(run, name, value)
+            totals, peaks, curve = _aggregate(sums[days], meters)
+            run.summary = {"units": {str(u): [str(t), str(w), peaks.get(u)] for u, (t, w) in totals.items()},
+                           "curve": [str(curve.get(h, Decimal(0))) for h in range(24)]}
             rows = [{"run_id": run.id, "meter_id": m, "local_hour": h, "weekend": w, "energy": total}
                     for (m, h, w), total in sums[days].items() if total != 0]
             if rows:
@@ -262,6 +271,13 @@ def stored_profiles(session: Session, estate: Estate, *, utility: str = "electri
         run = session.scalar(select(ProfileRun).where(
             ProfileRun.estate_id == estate.id, ProfileRun.utility == utility, ProfileRun.window_days == days))
     meters = _unit_meters(session, estate, utility)
+    if run.summary is not None:  # the page's summary, stored with the rows: one small read
+        units = {int(u): values for u, values in run.summary["units"].items()}
+        return build_report(
+            session, estate, utility, run.first_day, run.last_day, meters,
+            {u: [Decimal(t), Decimal(w)] for u, (t, w, _p) in units.items()},
+            {u: p for u, (_t, _w, p) in units.items()},
+            {h: Decimal(v) for h, v in enumerate(run.summary["curve"])}, run.computed_at)
     profile = MeterProfile
     mine = (profile.run_id == run.id, Meter.id == profile.meter_id, Meter.id.in_(list(meters) or [-1]))
     # Three small grouped reads: each unit's use and weekend use, its use per hour, the estate's curve.

@@ -4,12 +4,13 @@
   (7, 30 or 90 complete local days): which days, how many weekdays and weekend days, when.
 - `MeterProfile`: a unit meter's use in that window per local hour of day (0-23, the estate's
   zone, DST included) and day type (weekday or weekend), summed from the hour roll-ups. Hours
-  without use are not stored.
+  without use are not stored. The run keeps the page's per-unit summary of the same sums.
 """
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Index, SmallInteger, String, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, Index, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, utcnow
@@ -28,6 +29,9 @@ class ProfileRun(Base):
     weekdays: Mapped[int] = mapped_column(SmallInteger)
     weekend_days: Mapped[int] = mapped_column(SmallInteger)
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What the page shows, from the same sums: {"units": {unit id: [use, weekend use, peak hour]},
+    # "curve": [use in local hour 0..23]} (decimals as strings); None: read the meter rows.
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class MeterProfile(Base):

@@ -1,7 +1,8 @@
 """Stored consumption profiles for the utility pages (issue 19, speed).
 
 - profile_runs: one estate x utility x trailing window (7, 30, 90 local days) as computed by
-  the daily `utility_profiles` job: its days, weekday and weekend day counts, when.
+  the daily `utility_profiles` job: its days, weekday and weekend day counts, when, and the
+  page's per-unit summary (JSON).
 - meter_profiles: each unit meter's use in that window per local hour and day type.
 
 Revision ID: 0045b
@@ -29,6 +30,7 @@ def upgrade():
         sa.Column("weekdays", sa.SmallInteger(), nullable=False),
         sa.Column("weekend_days", sa.SmallInteger(), nullable=False),
         sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("summary", sa.JSON(), nullable=True),
         sa.UniqueConstraint("estate_id", "utility", "window_days"),
     )
     op.create_table(
