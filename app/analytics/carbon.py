@@ -200,7 +200,7 @@ def _segment_use(session: Session, estate: Estate, meter_ids: list[int], segment
                 select(rollup.meter_id, rollup.period_start, rollup.consumption)
                 .where(rollup.grain == "month", rollup.meter_id.in_(meter_ids),
                        rollup.period_start.in_(list(whole)))):
-            index = whole.get(period_start.astimezone(UTC))
+            index = whole.get(period_start)  # aware datetimes: equal instants hash alike in any zone
             if index is not None:
                 rows.append((meter_id, index, used))
     if split:
@@ -224,8 +224,8 @@ def estate_carbon(session: Session, estate: Estate, months: list[str], *,
         parse_period(period)
     schedule = factor_schedule(factors_of(session, estate.country))
     segments = _segments(estate, months, schedule)
-    meters = {m.id: m for m in session.scalars(select(Meter).where(
-        Meter.estate_id == estate.id, Meter.role.in_(("unit", "solar"))))}
+    meters = {m.id: m for m in session.execute(select(Meter.id, Meter.role, Meter.utility, Meter.unit_id).where(
+        Meter.estate_id == estate.id, Meter.role.in_(("unit", "solar"))))}  # plain rows, not ORM meters
     numbers = dict(session.execute(select(Unit.id, Unit.number).where(Unit.estate_id == estate.id)).all())
     by_month = {p: MonthCarbon(p) for p in months}
     by_unit: dict[tuple[int, str], UnitCarbon] = {}
