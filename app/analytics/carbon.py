@@ -231,23 +231,30 @@ def estate_carbon(session: Session, estate: Estate, months: list[str], *,
     by_unit: dict[tuple[int, str], UnitCarbon] = {}
     if meters and segments:
         rows = _segment_use(session, estate, list(meters), segments)
+        factors: dict[tuple[str, int], Decimal | None] = {}  # (utility, segment) -> factor: looked up once
+
+        def factor_of(utility: str, index: int) -> Decimal | None:
+            if (utility, index) not in factors:
+                factors[(utility, index)] = factor_on(schedule.get(utility, []), segments[index][0])
+            return factors[(utility, index)]
+
         for meter_id, index, used in rows:
             if index is None or index < 0:
                 continue
-            day, _, period = segments[index]
+            period = segments[index][2]
             meter, used = meters[meter_id], Decimal(used or 0)
             month = by_month[period]
             if meter.role == "solar":
                 generated = max(used, Decimal(0)) if meter.utility in ("solar", "electricity") else Decimal(0)
                 month.solar_kwh += generated
-                factor = factor_on(schedule.get("electricity", []), day)
+                factor = factor_of("electricity", index)
                 if factor is not None:
                     month.offset_kg += (generated * factor).quantize(KG)
                 continue
             if meter.utility not in CARBON_UTILITIES or meter.unit_id is None:
                 continue
             month.use[meter.utility] = month.use.get(meter.utility, Decimal(0)) + used
-            factor = factor_on(schedule.get(meter.utility, []), day)
+            factor = factor_of(meter.utility, index)
             if factor is None:
                 month.unpriced[meter.utility] = month.unpriced.get(meter.utility, Decimal(0)) + used
                 continue
