@@ -152,6 +152,8 @@ def schedule(uisp_refresh_hours: int = DEFAULT_UISP_REFRESH_HOURS) -> list[Sched
                      "Each estate's last three days of bulk against unit meters; alerts a new loss episode (U1, U2)."),
         ScheduledJob("meter_anomalies", "25 2 * * *", "meter_anomalies", _tracked("meter_anomalies"),
                      "Yesterday's anomaly score for every unit meter; a high score opens a case (U4)."),
+        ScheduledJob("utility_profiles", "40 2 * * *", "utility_profiles", _tracked("utility_profiles"),
+                     "Each estate's consumption profiles over 7, 30 and 90 days, stored for the utility pages (U5)."),
         ScheduledJob("demand_watch", "*/5 * * * *", "demand_watch", _tracked("demand_watch"),
                      "Estate demand against its threshold: warnings, holds on the heaviest consumers, restoration (U5)."),
         # Issue 21: webhook retries are due at their own times (seconds to hours apart).

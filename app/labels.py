@@ -97,7 +97,7 @@ LABELS["bulk_outcome"] = {"credited": "Credited", "skipped": "Skipped"}
 LABELS["account_kind"]["refunds_payable"] = "Refunds payable"
 # Utility layer (issue 19)
 LABELS["job"].update({"utility_losses": "Daily losses (bulk vs units)", "meter_anomalies": "Meter anomaly scores",
-                      "demand_watch": "Demand management"})
+                      "demand_watch": "Demand management", "utility_profiles": "Consumption profiles"})
 LABELS["case_status"] = {"open": "Open", "investigating": "Investigating", "resolved": "Resolved"}
 LABELS["anomaly_rule"] = {"z_score": "Unusual day", "sudden_change": "Sudden change",
                           "zero_use": "Zero use (possible bypass)", "negative_use": "Negative use",

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from app import audit
@@ -183,50 +183,85 @@ def _instant(day: date, estate: Estate) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=estate.tz).astimezone(UTC)
 
 
-def estate_carbon(session: Session, estate: Estate, months: list[str]) -> CarbonReport:
-    """The estate's footprint per month and utility, each unit's per month, and the solar offset."""
+def _segment_use(session: Session, estate: Estate, meter_ids: list[int], segments) -> list[tuple[int, int, Decimal]]:
+    """(meter id, segment index, use) of every segment. A segment that is a whole local month (no
+    factor changes inside it) is read from the month roll-ups (one row per meter); only the months a
+    factor splits are summed from the day roll-ups. The roll-ups of a month equal its days' sum (M5)."""
+    rollup = ConsumptionRollup
+    whole, split = {}, []
+    for index, (a, b, period) in enumerate(segments):
+        if a == first_day(period) and b == add_months(a, 1):
+            whole[_instant(a, estate)] = index
+        else:
+            split.append(index)
+    rows: list[tuple[int, int, Decimal]] = []
+    if whole:
+        for meter_id, period_start, used in session.execute(
+                select(rollup.meter_id, rollup.period_start, rollup.consumption)
+                .where(rollup.grain == "month", rollup.meter_id.in_(meter_ids),
+                       rollup.period_start.in_(list(whole)))):
+            index = whole.get(period_start)  # aware datetimes: equal instants hash alike in any zone
+            if index is not None:
+                rows.append((meter_id, index, used))
+    if split:
+        bounds = [(_instant(segments[i][0], estate), _instant(segments[i][1], estate), i) for i in split]
+        segment = case(*[(and_(rollup.period_start >= a, rollup.period_start < b), i) for a, b, i in bounds],
+                       else_=-1)
+        rows.extend(session.execute(
+            select(rollup.meter_id, segment, func.sum(rollup.consumption))
+            .where(rollup.grain == "day", rollup.meter_id.in_(meter_ids),
+                   or_(*[and_(rollup.period_start >= a, rollup.period_start < b) for a, b, _ in bounds]))
+            .group_by(rollup.meter_id, segment)).all())
+    return rows
+
+
+def estate_carbon(session: Session, estate: Estate, months: list[str], *,
+                  unit_month: str | None = None) -> CarbonReport:
+    """The estate's footprint per month and utility, each unit's per month (only `unit_month`'s
+    when given: a page shows one month's units), and the solar offset."""
     months = sorted(months)
     for period in months:
         parse_period(period)
     schedule = factor_schedule(factors_of(session, estate.country))
     segments = _segments(estate, months, schedule)
-    meters = {m.id: m for m in session.scalars(select(Meter).where(
-        Meter.estate_id == estate.id, Meter.role.in_(("unit", "solar"))))}
+    meters = {m.id: m for m in session.execute(select(Meter.id, Meter.role, Meter.utility, Meter.unit_id).where(
+        Meter.estate_id == estate.id, Meter.role.in_(("unit", "solar"))))}  # plain rows, not ORM meters
     numbers = dict(session.execute(select(Unit.id, Unit.number).where(Unit.estate_id == estate.id)).all())
     by_month = {p: MonthCarbon(p) for p in months}
     by_unit: dict[tuple[int, str], UnitCarbon] = {}
     if meters and segments:
-        rollup = ConsumptionRollup
-        starts = [_instant(a, estate) for a, _, _ in segments]
-        segment = case(*[(rollup.period_start < _instant(b, estate), i) for i, (_, b, _) in enumerate(segments)],
-                       else_=-1)
-        rows = session.execute(
-            select(rollup.meter_id, segment, func.sum(rollup.consumption))
-            .where(rollup.grain == "day", rollup.meter_id.in_(list(meters)), rollup.period_start >= starts[0],
-                   rollup.period_start < _instant(segments[-1][1], estate))
-            .group_by(rollup.meter_id, segment))
+        rows = _segment_use(session, estate, list(meters), segments)
+        factors: dict[tuple[str, int], Decimal | None] = {}  # (utility, segment) -> factor: looked up once
+
+        def factor_of(utility: str, index: int) -> Decimal | None:
+            if (utility, index) not in factors:
+                factors[(utility, index)] = factor_on(schedule.get(utility, []), segments[index][0])
+            return factors[(utility, index)]
+
         for meter_id, index, used in rows:
             if index is None or index < 0:
                 continue
-            day, _, period = segments[index]
+            period = segments[index][2]
             meter, used = meters[meter_id], Decimal(used or 0)
             month = by_month[period]
             if meter.role == "solar":
                 generated = max(used, Decimal(0)) if meter.utility in ("solar", "electricity") else Decimal(0)
                 month.solar_kwh += generated
-                factor = factor_on(schedule.get("electricity", []), day)
+                factor = factor_of("electricity", index)
                 if factor is not None:
                     month.offset_kg += (generated * factor).quantize(KG)
                 continue
             if meter.utility not in CARBON_UTILITIES or meter.unit_id is None:
                 continue
             month.use[meter.utility] = month.use.get(meter.utility, Decimal(0)) + used
-            factor = factor_on(schedule.get(meter.utility, []), day)
+            factor = factor_of(meter.utility, index)
             if factor is None:
                 month.unpriced[meter.utility] = month.unpriced.get(meter.utility, Decimal(0)) + used
                 continue
             kg = (used * factor).quantize(KG)
             month.kg[meter.utility] = month.kg.get(meter.utility, Decimal(0)) + kg
+            if unit_month is not None and period != unit_month:
+                continue
             row = by_unit.setdefault((meter.unit_id, period),
                                      UnitCarbon(meter.unit_id, numbers.get(meter.unit_id, ""), period))
             row.kg[meter.utility] = row.kg.get(meter.utility, Decimal(0)) + kg

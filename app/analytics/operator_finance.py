@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -153,15 +153,19 @@ def estate_tenure(session: Session, estate: Estate, events: list[PaymentEvent], 
     for event in events:
         if event.unit_id not in first or event.day < first[event.unit_id][1]:
             first[event.unit_id] = (event.estate_id, event.day)
+    # Only accounts (units that have paid) have a tenure: other units' meters are not read.
     meters = dict(session.execute(select(Meter.id, Meter.unit_id).where(
         Meter.estate_id == estate.id, Meter.role == "unit", Meter.utility == utility,
-        Meter.unit_id.is_not(None))).all())
+        Meter.unit_id.in_(list(first) or [-1]))).all())
     if not meters:
         return []
     usage: dict[tuple[int, date], Decimal] = defaultdict(Decimal)
+    local_month: dict[datetime, date] = {}  # a dozen distinct month starts: each converted once
     for meter_id, start, consumption in session.execute(
             select(ConsumptionRollup.meter_id, ConsumptionRollup.period_start, ConsumptionRollup.consumption)
             .where(ConsumptionRollup.grain == "month", ConsumptionRollup.meter_id.in_(list(meters)))):
-        local = _utc(start).astimezone(estate.tz)
-        usage[(meters[meter_id], local.date().replace(day=1))] += Decimal(consumption)
+        month = local_month.get(start)
+        if month is None:
+            month = local_month[start] = _utc(start).astimezone(estate.tz).date().replace(day=1)
+        usage[(meters[meter_id], month)] += Decimal(consumption)
     return tenure_rows(first, [(unit, month, quantity) for (unit, month), quantity in usage.items()])

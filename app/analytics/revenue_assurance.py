@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app.analytics import losses
 from app.analytics.losses import _utc, local_day_start
 from app.audit import record
 from app.billing.tariffs import TariffError, charge, class_prices, price_on, prices_for, unit_class_keys
-from app.models import (Account, ConsumptionRollup, Estate, LedgerTransaction, Meter, Posting, Unit, User,
-                        Wallet, utcnow)
+from app.models import (Account, ConsumptionRollup, Estate, LedgerTransaction, Meter, Posting, TariffClass, Unit,
+                        User, Wallet, utcnow)
 from app.models.utility import CASE_STATUSES, MeterAnomaly, RevenueCase
 from app.money import quantize
 from app.periods import month_bounds, months_back, shift_period
@@ -86,9 +86,50 @@ def revenue_months(session: Session, estate: Estate, last_period: str, count: in
     bounds = {p: month_bounds(p, tz) for p in periods}
     by_start = {_utc(start): p for p, (start, _) in bounds.items()}
     months = {p: RevenueMonth(p, estate.currency) for p in periods}
-    meter_of = {m.id: m for m in meters}
-    used: dict[tuple[int, str], Decimal] = {}
+    per_unit: dict[tuple, Decimal | None] = {}  # (utility, class, period) -> the month's price of one unit
+
+    def linear(utility, key) -> bool:
+        return not any(v.kind == "block" for v in prices_for(prices, estate.id, utility, key))
+
+    # Flat and time-of-use classes: one grouped read of the month roll-ups per utility, class and
+    # month (sum, positive sum, meters, meters with use), priced once per group.
     if meters:
+        rollup = ConsumptionRollup
+        positive = case((rollup.consumption > 0, rollup.consumption), else_=0)
+        groups = session.execute(
+            select(Meter.utility, Unit.tariff_class_id, TariffClass.is_default, rollup.period_start,
+                   func.sum(rollup.consumption), func.sum(positive), func.count(),
+                   func.sum(case((rollup.consumption > 0, 1), else_=0)))
+            .select_from(rollup).join(Meter, Meter.id == rollup.meter_id).join(Unit, Unit.id == Meter.unit_id)
+            .outerjoin(TariffClass, TariffClass.id == Unit.tariff_class_id)
+            .where(Meter.estate_id == estate.id, Meter.role == "unit", Meter.utility.in_(PRICED_UTILITIES),
+                   rollup.grain == "month", rollup.period_start.in_(list(by_start)))
+            .group_by(Meter.utility, Unit.tariff_class_id, TariffClass.is_default, rollup.period_start))
+        for utility, class_id, is_default, period_start, total, used, count, with_use in groups:
+            period = by_start.get(_utc(period_start))
+            key = None if class_id is None or is_default else class_id
+            if period is None or not linear(utility, key):
+                continue
+            month = months[period]
+            month.consumption[utility] = month.consumption.get(utility, Decimal(0)) + Decimal(total)
+            versions = prices_for(prices, estate.id, utility, key)
+            start, end = bounds[period]
+            price = price_on(versions, start.astimezone(tz).date())
+            if price is None:
+                month.unpriced_meters += count
+                continue
+            try:
+                amount = _month_charge(per_unit, (utility, key, period), versions, tz, start, end, Decimal(used)) \
+                    if with_use else Decimal(0)
+            except TariffError:  # only meters with use are charged, so only they are unpriced
+                month.unpriced_meters += with_use
+                month.expected += (count - with_use) * price.standing_charge
+                continue
+            month.expected += amount + count * price.standing_charge
+    # Block classes are not linear: each meter's month is charged on its own.
+    meter_of = {m.id: m for m in meters if not linear(m.utility, keys.get(m.unit_id))}
+    used: dict[tuple[int, str], Decimal] = {}
+    if meter_of:
         for meter_id, period_start, consumption in session.execute(
                 select(ConsumptionRollup.meter_id, ConsumptionRollup.period_start, ConsumptionRollup.consumption)
                 .where(ConsumptionRollup.grain == "month", ConsumptionRollup.meter_id.in_(list(meter_of)),
@@ -133,6 +174,24 @@ def revenue_months(session: Session, estate: Estate, last_period: str, count: in
         for month in months.values():
             month.billed = month.collected = None
     return [months[p] for p in periods]
+
+
+def _month_charge(per_unit: dict, key: tuple, versions, tz, start: datetime, end: datetime,
+                  quantity: Decimal) -> Decimal:
+    """charge() of a month's quantity. Flat and time-of-use prices are linear in the quantity (a month
+    is priced as consumed evenly), so one unit is priced once per class and month and scaled: the
+    month's pieces (one per local day at least) are cut once, not once per meter. Block prices are
+    not linear and are charged per meter. A TariffError is remembered and raised again."""
+    if any(version.kind == "block" for version in versions):
+        return charge(versions, tz, start, end, quantity, {})
+    if key not in per_unit:
+        try:
+            per_unit[key] = charge(versions, tz, start, end, Decimal(1), {})
+        except TariffError:
+            per_unit[key] = None
+    if per_unit[key] is None:
+        raise TariffError("no tariff in force for part of the month")
+    return quantity * per_unit[key]
 
 
 # --- anomaly scores ----------------------------------------------------------------------------

@@ -55,3 +55,18 @@ def demand_watch_job(session: Session, progress, now: datetime | None = None) ->
 
     checked = run_demand(session, now=now)
     return f"{checked} estate{'s' if checked != 1 else ''} checked"
+
+
+@job("utility_profiles")
+def utility_profiles_job(session: Session, progress, now: datetime | None = None) -> str:
+    """Each estate's consumption profiles (7, 30 and 90 days) stored for the profiles page."""
+    from app.analytics.profiles import store_profiles
+
+    estates = session.scalars(select(Estate).order_by(Estate.id)).all()
+    progress.set_total(len(estates))
+    rows = 0
+    for estate in estates:
+        rows += store_profiles(session, estate, now=now)
+        session.commit()
+        progress.step()
+    return f"{len(estates)} estate{'s' if len(estates) != 1 else ''} profiled, {rows} hour rows stored"

@@ -25,9 +25,14 @@ QUANTITIES = {"KWH": "kWh", "KL": "kL"}
 _symbols: ContextVar[dict[str, str] | None] = ContextVar("currency_symbols", default=None)
 
 
+_I18N = []  # app.i18n, imported on first use (it imports this module): not once per amount
+
+
 def _language(language: str | None) -> str:
-    from app.i18n import current_language, known
-    return known(language) or current_language()
+    if not _I18N:
+        import app.i18n
+        _I18N.append(app.i18n)
+    return _I18N[0].known(language) or _I18N[0].current_language()
 
 
 # --- currency symbols ----------------------------------------------------------------------
@@ -256,8 +261,9 @@ def install(app: Flask) -> None:
     """Register the language-aware filters over the English ones, and the language globals."""
     from app.i18n import LANGUAGES, current_language
 
-    app.add_template_filter(lambda amount, commodity: "—" if amount is None else money_text(Decimal(amount), commodity),
-                            "money")
+    # `| money(currency, language)`: a long table passes current_language() read once, not once per cell.
+    app.add_template_filter(lambda amount, commodity, language=None: "—" if amount is None else
+                            money_text(Decimal(amount), commodity, language), "money")
     app.add_template_filter(local_time, "local_time")
     app.add_template_filter(local_date, "local_date")
     app.add_template_filter(age, "age")

@@ -39,6 +39,7 @@ from app.models.settlement import (MpesaStatementLine, ReconciliationResult, Set
 from app.models.debt import ArrearsEpisode, ArrearsTask, PaymentPlan, PocketCreditLimit, WriteOff  # noqa: E402,F401
 from app.models.notices import Notice  # noqa: E402,F401  (issue 15: agents' notices)
 from app.models.utility import SolarAllocation, SolarScheme  # noqa: E402,F401  (issue 19: shared solar)
+from app.models.utility_figures import MeterProfile, ProfileRun  # noqa: E402,F401  (issue 19: stored profiles)
 from app.models.cohorts import CohortMember, CohortSnapshot, DebtCohort  # noqa: E402,F401  (debt cohorts, issue 16)
 # issue 22: historical backfills and report subscriptions
 from app.models.backfills import SourceBackfill  # noqa: E402,F401

@@ -1,7 +1,7 @@
 """Read models for the layer landing pages: unit cards, estate figures, bulk vs units."""
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import and_, func, or_, select, union_all
@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from app.estates.settings_catalog import setting_default
 from app.ledger.accounts import idle_pocket_ids
 from app.metering.queries import feed_status, imported_meter_count, last_imports, online_meter_count
-from app.models import Account, Estate, LedgerTransaction, Meter, Posting, Reading, Tenancy, Unit, Wallet, utcnow
+from app.models import Account, ConsumptionRollup, Estate, LedgerTransaction, Meter, Posting, Tenancy, Unit, Wallet, utcnow
 from app.settings import get_setting
 
 
@@ -217,11 +217,15 @@ def loss_threshold(session: Session, estate_id: int) -> Decimal:
 
 
 def bulk_vs_units(session: Session, estate: Estate, days: int = 30) -> list[BulkComparison]:
-    """Consumption over the last `days` on bulk meters vs unit meters, per utility."""
-    since = utcnow() - timedelta(days=days)
+    """Consumption over the last `days` local days (today so far included) on bulk meters vs unit
+    meters, per utility, from the day roll-ups (M5): about days x meters rows, never the raw readings."""
+    tz = estate.tz
+    first = utcnow().astimezone(tz).date() - timedelta(days=days - 1)
+    since = datetime(first.year, first.month, first.day, tzinfo=tz).astimezone(UTC)
     rows = session.execute(
-        select(Meter.utility, Meter.role, func.coalesce(func.sum(Reading.consumption), 0))
-        .join(Reading, and_(Reading.meter_id == Meter.id, Reading.taken_at >= since))
+        select(Meter.utility, Meter.role, func.coalesce(func.sum(ConsumptionRollup.consumption), 0))
+        .join(ConsumptionRollup, and_(ConsumptionRollup.meter_id == Meter.id, ConsumptionRollup.grain == "day",
+                                      ConsumptionRollup.period_start >= since))
         .where(Meter.estate_id == estate.id, Meter.role.in_(("unit", "bulk")))
         .group_by(Meter.utility, Meter.role)
     )

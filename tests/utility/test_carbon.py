@@ -21,6 +21,15 @@ from tests.helpers import csrf_from, make_login
 def _day(s, meter, day: date, quantity, tz) -> None:
     start = datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
     s.add(ConsumptionRollup(meter_id=meter.id, grain="day", period_start=start, consumption=Decimal(quantity), readings=48))
+    # and the month's roll-up, as ingest keeps it (the page reads whole months from it)
+    month = datetime(day.year, day.month, 1, tzinfo=tz).astimezone(UTC)
+    s.flush()
+    row = s.query(ConsumptionRollup).filter_by(meter_id=meter.id, grain="month", period_start=month).one_or_none()
+    if row is None:
+        s.add(ConsumptionRollup(meter_id=meter.id, grain="month", period_start=month, consumption=Decimal(quantity),
+                                readings=48))
+    else:
+        row.consumption += Decimal(quantity)
 
 
 @pytest.fixture

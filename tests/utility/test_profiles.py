@@ -100,3 +100,49 @@ def test_the_profiles_page_exports_and_is_scoped_to_the_estate(committed, site, 
     assert client.get(f"/utility/estates/{site['estate']}/profiles?days=12").status_code == 400
     assert client.get(f"/utility/estates/{site['estate']}/profiles?days=³⁰").status_code == 400
     assert client.get(f"/utility/estates/{site['estate']}/profiles?utility=gas").status_code == 400
+
+
+def _same(report):
+    return (report.first, report.last, report.weekdays, report.weekend_days, report.curve, report.cuts,
+            [(u.unit_number, u.band, u.total, u.peak_hour, u.weekday_per_day, u.weekend_per_day) for u in report.units])
+
+
+def test_the_stored_profiles_equal_the_live_figures_and_the_job_stores_every_window(committed, site):
+    from app.analytics.profiles import stored_profiles
+    from app.analytics.utility_jobs import utility_profiles_job
+    from app.jobs import Progress
+    from app.models.utility_figures import ProfileRun
+
+    with committed() as s:
+        estate = s.get(Estate, site["estate"])
+        live = {days: estate_profiles(s, estate, days=days, now=NOW) for days in (7, 30, 90)}
+        stored = {days: stored_profiles(s, estate, days=days, now=NOW) for days in (7, 30, 90)}  # computed once
+        for days in (7, 30, 90):
+            assert _same(stored[days]) == _same(live[days]) and stored[days].computed_at is not None
+        assert live[7].computed_at is None
+    with committed() as s:
+        assert "profiled" in utility_profiles_job(s, Progress(None), NOW.astimezone(UTC))
+        runs = s.query(ProfileRun).filter_by(estate_id=site["estate"]).all()
+        assert sorted((r.utility, r.window_days) for r in runs) == [
+            (u, d) for u in ("electricity", "hot_water", "water") for d in (7, 30, 90)]
+        assert _same(stored_profiles(s, s.get(Estate, site["estate"]), days=7, now=NOW)) == _same(live[7])
+        for run in runs:  # without the page's summary the report is read from the meter rows: the same
+            run.summary = None
+        s.flush()
+        for days in (7, 30, 90):
+            assert _same(stored_profiles(s, s.get(Estate, site["estate"]), days=days, now=NOW)) == _same(live[days])
+
+
+def test_hours_count_at_their_local_hour_across_a_clock_change(committed):
+    paris = ZoneInfo("Europe/Paris")  # clocks go forward on Sunday 29 March 2026
+    now = datetime(2026, 4, 2, 10, tzinfo=paris)
+    with committed() as s:
+        estate = factories.make_estate(s, name="Rive Gauche", timezone="Europe/Paris")
+        meter = factories.make_meter(s, factories.make_unit(s, estate, number="1"))
+        for day in range(26, 32):
+            _use(s, meter, datetime(2026, 3, day, 20, tzinfo=paris), 1)
+        _use(s, meter, datetime(2026, 4, 1, 20, tzinfo=paris), 1)
+        report = estate_profiles(s, estate, days=7, now=now)
+    (unit,) = report.units
+    assert (unit.total, unit.peak_hour) == (Decimal(7), 20)
+    assert [h for h, v in report.curve if v] == [20]

@@ -30,7 +30,7 @@ def carbon(estate_id: int):
     month = request.args.get("month") or months[-2]  # the last complete month
     if month not in months:
         abort(400, "month must be one of the last 12")
-    report = estate_carbon(db.session, estate, months)
+    report = estate_carbon(db.session, estate, months, unit_month=month)
     unit_rows = [u for u in report.units if u.period == month]
     fmt = requested_format()
     if fmt:

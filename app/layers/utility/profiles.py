@@ -4,7 +4,7 @@ from flask import abort, request
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from app.analytics.profiles import estate_profiles
+from app.analytics.profiles import DAY_CHOICES, stored_profiles
 from app.auth.scope import estate_or_404
 from app.extensions import db
 from app.htmx import render
@@ -16,7 +16,7 @@ from app.reports.export import Column
 from app.routing import whole_number
 
 UTILITIES = ("electricity", "water", "hot_water")
-DAYS = (7, 30, 90)
+DAYS = DAY_CHOICES
 
 
 def _hour(value) -> str:
@@ -33,7 +33,7 @@ def profiles(estate_id: int):
     days = whole_number(request.args.get("days", "30"))
     if days not in DAYS:
         abort(400, "days must be 7, 30 or 90")
-    report = estate_profiles(db.session, estate, utility=utility, days=days)
+    report = stored_profiles(db.session, estate, utility=utility, days=days)
     fmt = requested_format()
     if fmt:
         label = utility_label("utility", utility).lower()
