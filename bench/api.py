@@ -50,12 +50,14 @@ def main() -> int:
     parser.add_argument("--reads", type=int, default=2000, help="balance reads each for (a) and (b)")
     parser.add_argument("--topups", type=int, default=500, help="top-ups, then as many replays")
     parser.add_argument("--units", type=int, default=200, help="units (reads and top-ups spread over them)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="print the N costliest functions (cProfile, cumulative) of the top-ups")
     args = parser.parse_args()
     url = make_url(os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
     recreate_database(url)
     try:
         return run(url.render_as_string(hide_password=False), os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS),
-                   args.reads, args.topups, args.units)
+                   args.reads, args.topups, args.units, args.profile)
     finally:
         drop_database(url)
 
@@ -65,7 +67,7 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] * 1000
 
 
-def run(database_url: str, redis_url: str, reads: int, topups: int, units: int) -> int:
+def run(database_url: str, redis_url: str, reads: int, topups: int, units: int, profile: int = 0) -> int:
     from flask import request
     from flask_migrate import upgrade
     from redis import Redis
@@ -136,10 +138,19 @@ def run(database_url: str, redis_url: str, reads: int, topups: int, units: int) 
     bodies = [(str(uuid.uuid4()), {"unit_id": unit_ids[i % units], "amount": "10.00", "utility": "electricity",
                                    "reference": f"bench-{i}"}) for i in range(topups)]
     codes, replayed = [], []
+    profiler = None
+    if profile:
+        import cProfile
+        profiler = cProfile.Profile()
+        profiler.enable()
     started = time.perf_counter()
     for idem, body in bodies:
         codes.append(client.post("/api/v1/topups", json=body, headers={**headers, "Idempotency-Key": idem}).status_code)
     topup_seconds = time.perf_counter() - started
+    if profiler is not None:
+        import pstats
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(profile)
     started = time.perf_counter()
     for idem, body in bodies:
         response = client.post("/api/v1/topups", json=body, headers={**headers, "Idempotency-Key": idem})
