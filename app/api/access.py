@@ -23,8 +23,9 @@ from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
-from app.audit import Actor, current_actor
+from app.audit import current_actor
 from app.integration import keys
+from app.integration.key_actors import audit_actor
 from app.api.problems import problem
 from app.extensions import db
 from app.models.api import ApiKey
@@ -111,7 +112,7 @@ def protect(bp: Blueprint) -> None:
             return problem(401, "send a live API key in the X-API-Key header (or Authorization: Bearer)",
                            headers={"WWW-Authenticate": 'Bearer realm="meterwise"'})
         # Audit rows written for this request name the key (and the person who issued it).
-        current_actor.set(Actor(f"api:{key.prefix}", key.created_by_user_id, request.remote_addr))
+        current_actor.set(audit_actor(key, request.remote_addr))  # a CLI key: "api:<prefix> (CLI key “NAME”)"
         counted = count_request(key) if current_app.config.get("RATELIMIT_ENABLED", True) else None
         request.environ["meterwise.api_counted"] = counted
         if counted is not None and not counted.allowed:

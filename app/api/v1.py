@@ -489,7 +489,9 @@ def openapi_json():
 @bp.get("/docs")
 def docs():
     """A readable page of the document (no script: the CSP allows none from elsewhere)."""
-    return render_template("api/docs.html", doc=document())
+    from app.api.markup import inline_code
+
+    return render_template("api/docs.html", doc=document(), code=inline_code)
 
 
 docs.api_permission = None
