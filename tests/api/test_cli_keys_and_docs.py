@@ -19,7 +19,7 @@ def test_a_cli_key_moves_tenants_as_a_named_system_actor(session, client, cli_ru
                                    "--permissions", "read,manage"])
     assert made.exit_code == 0, made.output
     key = made.output.strip().splitlines()[-1]
-    prefix = key.rsplit("_", 1)[0]
+    prefix = "_".join(key.split("_")[:3])  # mw_live_<public id>
     day = utcnow().astimezone(kit.estate.tz).date()
     body = {"person": {"full_name": "Palesa Nkosi", "email": "palesa@example.com"},
             "move_in": (day - timedelta(days=1)).isoformat(), "openings": {"electricity": "1000"}}
