@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from functools import lru_cache
 
 from dataclasses import dataclass
 
@@ -77,12 +78,18 @@ def _rate_limiter():
     return limiter
 
 
+@lru_cache(maxsize=256)
+def _limit(text: str):
+    """The parsed limit ("1000/hour"): parsed once per distinct limit, not per request."""
+    return parse(text)
+
+
 def count_request(key: ApiKey) -> Counted | None:
     """Count one request against the key's hourly limit; None when the counter is unreachable."""
     default = current_app.config.get("API_RATE_LIMIT_PER_HOUR", keys.DEFAULT_RATE_LIMIT_PER_HOUR)
     if key.public_id is None:  # a gateway's `mwk_` key from before A7: in the field, posting for many meters
         default = current_app.config.get("API_GATEWAY_RATE_LIMIT_PER_HOUR", keys.GATEWAY_RATE_LIMIT_PER_HOUR)
-    item = parse(keys.rate_limit(key, default))
+    item = _limit(keys.rate_limit(key, default))
     identity = f"{key.id}:{key.public_id or key.key_hash[:12]}"  # ids restart when a database is rebuilt
     # Windows are aligned to the clock (the hour), so one INCR (one storage round trip) gives both
     # the count and, from the clock, when the window resets.

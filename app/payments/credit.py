@@ -204,7 +204,7 @@ def _prepare(session: Session, payment: Payment, *, user_id: int | None, cache: 
         from app.ledger.accounts import owner_pocket
         pocket = owner_pocket(session, unit, "levy")
     elif pocket is None or pocket.utility != utility:
-        pocket = open_wallet(session, unit, (utility,)).pocket(utility)  # only the pocket posted to
+        pocket = _wallet_pocket(session, unit, utility)  # only the pocket posted to
     clearing = (cache or {}).get("clearing", {}).get((estate.id, payment.provider))
     if clearing is None:
         clearing = system_account(session, estate, "clearing", payment.provider,
@@ -234,6 +234,15 @@ def _prepare(session: Session, payment: Payment, *, user_id: int | None, cache: 
              f"({payment.provider_ref})" + (f"; {describe(recovery, estate.currency)}" if recovery.total else ""),
     )
     return _Credit(payment, unit, estate, utility, levy, amount, pocket, recovery, entry)
+
+
+def _wallet_pocket(session: Session, unit: Unit, utility: str) -> Account:
+    """The unit's wallet pocket for `utility` in one read; opened (with its wallet) when missing."""
+    from app.models import Wallet
+
+    pocket = session.scalar(select(Account).join(Wallet, Wallet.id == Account.wallet_id).where(
+        Wallet.unit_id == unit.id, Account.kind == "pocket", Account.utility == utility))
+    return pocket if pocket is not None else open_wallet(session, unit, (utility,)).pocket(utility)
 
 
 def _record(session: Session, credit: _Credit, posted) -> bool:
