@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from functools import lru_cache
 
 from dataclasses import dataclass
 
@@ -23,8 +24,9 @@ from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
-from app.audit import Actor, current_actor
+from app.audit import current_actor
 from app.integration import keys
+from app.integration.key_actors import audit_actor
 from app.api.problems import problem
 from app.extensions import db
 from app.models.api import ApiKey
@@ -76,12 +78,18 @@ def _rate_limiter():
     return limiter
 
 
+@lru_cache(maxsize=256)
+def _limit(text: str):
+    """The parsed limit ("1000/hour"): parsed once per distinct limit, not per request."""
+    return parse(text)
+
+
 def count_request(key: ApiKey) -> Counted | None:
     """Count one request against the key's hourly limit; None when the counter is unreachable."""
     default = current_app.config.get("API_RATE_LIMIT_PER_HOUR", keys.DEFAULT_RATE_LIMIT_PER_HOUR)
     if key.public_id is None:  # a gateway's `mwk_` key from before A7: in the field, posting for many meters
         default = current_app.config.get("API_GATEWAY_RATE_LIMIT_PER_HOUR", keys.GATEWAY_RATE_LIMIT_PER_HOUR)
-    item = parse(keys.rate_limit(key, default))
+    item = _limit(keys.rate_limit(key, default))
     identity = f"{key.id}:{key.public_id or key.key_hash[:12]}"  # ids restart when a database is rebuilt
     # Windows are aligned to the clock (the hour), so one INCR (one storage round trip) gives both
     # the count and, from the clock, when the window resets.
@@ -111,7 +119,7 @@ def protect(bp: Blueprint) -> None:
             return problem(401, "send a live API key in the X-API-Key header (or Authorization: Bearer)",
                            headers={"WWW-Authenticate": 'Bearer realm="meterwise"'})
         # Audit rows written for this request name the key (and the person who issued it).
-        current_actor.set(Actor(f"api:{key.prefix}", key.created_by_user_id, request.remote_addr))
+        current_actor.set(audit_actor(key, request.remote_addr))  # a CLI key: "api:<prefix> (CLI key “NAME”)"
         counted = count_request(key) if current_app.config.get("RATELIMIT_ENABLED", True) else None
         request.environ["meterwise.api_counted"] = counted
         if counted is not None and not counted.allowed:

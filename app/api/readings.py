@@ -8,12 +8,17 @@ Bad input never gives a 5xx: a body that is not JSON (or nested too deeply to re
 a reading the pipeline cannot use is refused with its reason (and dead-lettered), a batch the
 ledger refuses is a 409 and a database that is unreachable a 503; nothing is half-written.
 """
+from __future__ import annotations
+
 import json
+from dataclasses import dataclass
+from typing import Any
 
 from flask import Blueprint, jsonify, request
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.api.access import current_key, protect
+from app.api.declare import described, operation
 from app.api.problems import problem
 from app.extensions import csrf, db
 from app.integration.keys import scope_estate_ids
@@ -25,6 +30,26 @@ from app.metering.ingest import Message, ingest_and_commit, ingest_paused
 bp = Blueprint("readings_api", __name__, url_prefix="/api/v1")
 protect(bp)
 MAX_READINGS = 1000
+
+
+@dataclass(frozen=True)
+class ReadingsIn:
+    """A batch of readings as gateways post them (one reading object on its own is taken too)."""
+
+    readings: list[dict[str, Any]] = described(
+        "Up to 1,000 reading objects, each as the gateway sends it: `serial`, a register (`register`, "
+        "`energy`, `energy_kwh`, `volume`, ...), optional `unit` and `timestamp`; or NB-IoT JSON with `imei`. "
+        "A single reading object may be sent as the whole body instead of this batch.", maxItems=MAX_READINGS)
+
+
+@dataclass(frozen=True)
+class ReadingsOut:
+    """What the batch did: readings stored, already known, billed, and the reasons of those refused."""
+
+    accepted: int
+    duplicates: int
+    billed: int
+    refused: list[str] = described("One reason per refused reading, in the order sent (each is dead-lettered)")
 
 
 def _body():
@@ -43,7 +68,12 @@ def _encoded(item) -> bytes:
         return b'"reading nested too deeply"'
 
 
-@bp.post("/readings")
+@operation(bp, "POST", "/readings", summary="Post meter readings (a gateway's batch or one reading)",
+           permission=READINGS_PERMISSION, body=ReadingsIn, response=ReadingsOut, tags=("readings",),
+           errors={400: "Not JSON, or neither a reading object nor {\"readings\": [...]}",
+                   409: "The ledger refused the batch (a locked period): nothing was stored",
+                   413: f"More than {MAX_READINGS} readings in one request",
+                   503: "Ingest is paused for maintenance, or the database is unavailable (see Retry-After)"})
 @csrf.exempt
 def post_readings():
     """Ingest one reading object or {"readings": [...]}; refused ones are reported and dead-lettered."""
@@ -67,5 +97,3 @@ def post_readings():
     return jsonify(accepted=report.accepted, duplicates=report.duplicates, billed=report.billed,
                    refused=report.dead_letters), 200
 
-
-post_readings.api_permission = READINGS_PERMISSION  # read by protect(): 401, 429, then 403

@@ -12,6 +12,7 @@ import json
 from flask import Blueprint, Response, abort, current_app, render_template, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.orm import joinedload
 
 from app.api import idempotency
 from app.billing.debt import debts
@@ -343,21 +344,33 @@ def _idempotent(what: str, run) -> Response:
     if not idempotency_key or len(idempotency_key) > idempotency.MAX_KEY_LENGTH or not idempotency_key.isprintable():
         return problem(400, f"send an Idempotency-Key header (1 to 255 printable characters) unique to this {what}")
     raw = request.get_data(cache=True)
-    claim = idempotency.claim(db.engine, key.id, idempotency_key,
-                              idempotency.request_fingerprint(request.method, request.path, raw))
-    if claim.replayed:
-        response = Response(claim.body, status=claim.status,
-                            mimetype=PROBLEM_TYPE if claim.status >= 400 else "application/json")
-        response.headers["Idempotent-Replayed"] = "true"
-        return response
+    fingerprint = idempotency.request_fingerprint(request.method, request.path, raw)
+    claim = idempotency.claim(db.session, key.id, idempotency_key, fingerprint)
     if claim.row_id is None:
+        db.session.rollback()  # nothing claimed: end the transaction (and free no lock) now
+        if claim.replayed:
+            response = Response(claim.body, status=claim.status,
+                                mimetype=PROBLEM_TYPE if claim.status >= 400 else "application/json")
+            response.headers["Idempotent-Replayed"] = "true"
+            return response
         return problem(claim.status, claim.refusal)
+    # The claim, the work and the stored response commit together (`run` does not commit;
+    # a refusal it rolls back takes the claim along, and is then stored on its own).
     try:
         response = run(key, idempotency_key, raw)
     except Exception:
-        idempotency.store(db.engine, claim.row_id, 500, "")
+        db.session.rollback()
+        idempotency.release(db.engine, claim.row_id)
         raise
-    idempotency.store(db.engine, claim.row_id, response.status_code, response.get_data(as_text=True))
+    body = response.get_data(as_text=True)
+    if response.status_code >= 500:
+        db.session.rollback()
+        idempotency.release(db.engine, claim.row_id)
+    elif idempotency.settle(db.session, claim.row_id, response.status_code, body):
+        db.session.commit()
+    else:
+        db.session.rollback()
+        idempotency.store_refusal(db.engine, key.id, idempotency_key, fingerprint, response.status_code, body)
     return response
 
 
@@ -427,13 +440,14 @@ def _topup(key, idempotency_key: str, raw: bytes) -> Response:
         return _refused_body(error)
     if body.unit_id > INTEGER_MAX:
         return problem(404, "there is no such unit in this key's scope")
-    unit = db.session.scalar(_scoped(select(Unit).where(Unit.id == body.unit_id), Unit.estate_id))
+    unit = db.session.scalar(_scoped(select(Unit).where(Unit.id == body.unit_id), Unit.estate_id)
+                             .options(joinedload(Unit.estate)))  # the credit reads the estate: no second query
     if unit is None:
         return problem(404, "there is no such unit in this key's scope")
     try:
         result = topups.topup(db.session, key, unit, amount=body.amount, utility=body.utility,
                               idempotency_key=idempotency_key, reference=body.reference,
-                              payer_phone=body.payer_phone)
+                              payer_phone=body.payer_phone, commit=False)  # `_idempotent` commits
     except AmountOutOfRange as error:
         db.session.rollback()
         return _refused_body(BodyError({"amount": str(error)}))
@@ -450,11 +464,9 @@ def _topup(key, idempotency_key: str, raw: bytes) -> Response:
         db.session.rollback()
         return problem(503, "the database is unavailable; retry later", headers={"Retry-After": "30"})
     payment = result.payment
-    pocket = db.session.scalar(select(Account.commodity).join(Wallet, Account.wallet_id == Wallet.id).where(
-        Wallet.unit_id == unit.id, Account.utility == payment.utility, Account.kind == "pocket"))
     return _json(TopupOut(payment.id, payment.transaction_id, unit.id, payment.utility,
                           quantize(payment.amount, payment.currency), payment.currency,
-                          quantize(result.balance, pocket or payment.currency), payment.status), 201)
+                          quantize(result.balance, result.commodity or payment.currency), payment.status), 201)
 
 
 # --- The document -------------------------------------------------------------------------
@@ -479,7 +491,9 @@ def openapi_json():
 @bp.get("/docs")
 def docs():
     """A readable page of the document (no script: the CSP allows none from elsewhere)."""
-    return render_template("api/docs.html", doc=document())
+    from app.api.markup import inline_code
+
+    return render_template("api/docs.html", doc=document(), code=inline_code)
 
 
 docs.api_permission = None

@@ -345,7 +345,7 @@ def _group_topup(group_id: int, key, idempotency_key: str, raw: bytes) -> Respon
         form[f"fixed_{leg.unit_id}"] = str(leg.amount)
     try:
         result = group_topups.group_topup(db.session, key, group, form, idempotency_key=idempotency_key,
-                                          reference=body.reference)
+                                          reference=body.reference, commit=False)  # `_idempotent` commits
     except FamilyError as error:
         db.session.rollback()
         return _refused_body(BodyError(error.errors), "group top-up")

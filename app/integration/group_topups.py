@@ -56,8 +56,10 @@ def provider_ref(key: ApiKey, idempotency_key: str) -> str:
 
 
 def group_topup(session: Session, key: ApiKey, group: WalletGroup, form: dict[str, str], *,
-                idempotency_key: str, reference: str | None = None) -> GroupTopupResult:
-    """Share and credit one API payment over the group (or return the one made under this key); commits.
+                idempotency_key: str, reference: str | None = None, commit: bool = True) -> GroupTopupResult:
+    """Share and credit one API payment over the group (or return the one made under this key); commits
+    unless `commit` is False (the API's Idempotency-Key wrapper commits the claim, the credit and the
+    stored response together).
 
     `form` is what the group top-up form posts (rule, utility, currency, amount, fixed_<unit id>,
     target, remainder_unit_id). Raises FamilyError (field -> message) when the rule cannot be
@@ -93,7 +95,8 @@ def group_topup(session: Session, key: ApiKey, group: WalletGroup, form: dict[st
                       "rule": shown.rule, "legs": {m.unit.number: str(a) for m, a in legs},
                       "reference": reference})
     credit_payment(session, payment)
-    session.commit()
+    if commit:
+        session.commit()
     return GroupTopupResult(payment, distribution, _legs(session, distribution),
                             [(unit.id, reason) for unit, reason in shown.left_out])
 

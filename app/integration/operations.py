@@ -115,13 +115,17 @@ def register_unit(session: Session, estate: Estate, values: dict, meter_values: 
 # --- Move-in and move-out -----------------------------------------------------------------
 
 def _actor(session: Session, key: ApiKey):
-    """The person a key acts as for moves: its issuer (a CLI key has none, so it may not move tenants)."""
+    """The person a key acts as for moves: its issuer, or for a CLI key the system actor named after
+    it (`app.integration.key_actors`); a key whose issuer is gone or inactive may not move tenants."""
+    from app.integration.key_actors import move_actor
     from app.models import User
 
-    user = session.get(User, key.created_by_user_id) if key.created_by_user_id else None
+    if (system := move_actor(key)) is not None:
+        return system
+    user = session.get(User, key.created_by_user_id)
     if user is None or not user.active:
-        raise RegistrationRefused({"key": "Moves are made as the person who issued the key: issue one from the "
-                                          "staff or agent API keys page (a CLI key has no issuer)."})
+        raise RegistrationRefused({"key": "Moves are made as the person who issued the key, and that login is "
+                                          "no longer active: issue a new key from the API keys page."})
     return user
 
 

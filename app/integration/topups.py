@@ -19,7 +19,7 @@ from app.models.api import ApiKey
 from app.models.payments import Payment
 from app.money import minor_units
 from app.payments import PaymentError
-from app.payments.credit import check_amount, credit_payment
+from app.payments.credit import check_amount, credit_payment, payment_ceiling
 
 PROVIDER = "api"
 
@@ -29,6 +29,7 @@ class TopupResult:
     payment: Payment
     balance: Decimal
     created: bool
+    commodity: str | None = None  # the pocket's (currency or kWh/kL in units mode); None: no pocket
 
 
 def provider_ref(key: ApiKey, idempotency_key: str) -> str:
@@ -37,17 +38,24 @@ def provider_ref(key: ApiKey, idempotency_key: str) -> str:
 
 
 def topup(session: Session, key: ApiKey, unit: Unit, *, amount: Decimal, utility: str | None,
-          idempotency_key: str, reference: str | None = None, payer_phone: str | None = None) -> TopupResult:
-    """Record and credit one API top-up (or return the one already made under this key); commits."""
+          idempotency_key: str, reference: str | None = None, payer_phone: str | None = None,
+          commit: bool = True) -> TopupResult:
+    """Record and credit one API top-up (or return the one already made under this key); commits
+    unless `commit=False` (the API commits it with the stored response, in one transaction).
+
+    The receipt is sent by the `payment_receipts` job once committed, not in the request.
+    """
     estate = session.get(Estate, unit.estate_id)
     ref = provider_ref(key, idempotency_key)
     existing = session.scalar(select(Payment).where(Payment.provider == PROVIDER, Payment.provider_ref == ref))
     if existing is not None:
-        return TopupResult(existing, _balance(session, existing), False)
+        balance, commodity = _balance(session, existing)
+        return TopupResult(existing, balance, False, commodity)
     if amount.as_tuple().exponent < -minor_units(estate.currency):
         raise PaymentError(f"{estate.currency} amounts have at most {minor_units(estate.currency)} decimals",
                            field="amount")
-    check_amount(session, amount, estate)
+    ceiling = payment_ceiling(session, estate.id)
+    check_amount(session, amount, estate, ceiling=ceiling)
     payment = Payment(provider=PROVIDER, provider_ref=ref, reference=(reference or "").strip()[:100] or None,
                       amount=amount, currency=estate.currency, status="pending", unit_id=unit.id,
                       estate_id=estate.id, utility=utility, payer_phone=payer_phone or None, paid_at=utcnow(),
@@ -56,11 +64,16 @@ def topup(session: Session, key: ApiKey, unit: Unit, *, amount: Decimal, utility
     session.flush()
     audit.record(session, "payment.api_received", payment, estate_id=estate.id,
                  new={"key": key.prefix, "unit": unit.number, "amount": str(amount), "reference": reference})
-    created = credit_payment(session, payment)
-    session.commit()
-    return TopupResult(payment, _balance(session, payment), created)
+    created = credit_payment(session, payment, ceiling=ceiling, new_payment=True, receipt_later=True)
+    if commit:
+        session.commit()
+    balance, commodity = _balance(session, payment)
+    return TopupResult(payment, balance, created, commodity)
 
 
-def _balance(session: Session, payment: Payment) -> Decimal:
-    return session.scalar(select(Account.balance).join(Wallet, Account.wallet_id == Wallet.id).where(
-        Wallet.unit_id == payment.unit_id, Account.utility == payment.utility, Account.kind == "pocket")) or Decimal(0)
+def _balance(session: Session, payment: Payment) -> tuple[Decimal, str | None]:
+    """The pocket's balance and commodity (one read, after the credit)."""
+    row = session.execute(select(Account.balance, Account.commodity).join(Wallet, Account.wallet_id == Wallet.id)
+                          .where(Wallet.unit_id == payment.unit_id, Account.utility == payment.utility,
+                                 Account.kind == "pocket")).first()
+    return (Decimal(0), None) if row is None else (row.balance, row.commodity)

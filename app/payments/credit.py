@@ -77,17 +77,29 @@ class _Credit:
     entry: Entry
 
 
-def credit_payment(session: Session, payment: Payment, *, user_id: int | None = None) -> bool:
-    """Post the payment into its unit's pocket once; return False when it was already credited."""
+def credit_payment(session: Session, payment: Payment, *, user_id: int | None = None,
+                   ceiling: Decimal | None = None, new_payment: bool = False, receipt_later: bool = False) -> bool:
+    """Post the payment into its unit's pocket once; return False when it was already credited.
+
+    A caller that did some of the work already may say so (the API's top-ups, issue 21):
+    `ceiling`, the estate's payment ceiling it just read; `new_payment`, the payment row was
+    added in this very transaction, so no ledger transaction can carry its key yet; and
+    `receipt_later`, send the receipt from the `payment_receipts` job once the caller commits
+    instead of rendering it in the request. Without them, nothing changes.
+    """
     if payment.unit_id is None and payment.id is not None and _is_distribution(session, payment):
         return credit_distribution(session, payment, user_id=user_id)  # issue 17: one payment, a group's wallets
-    credit = _prepare(session, payment, user_id=user_id)
+    cache = {"ceiling": {payment.estate_id: ceiling}, "clearing": {}} if ceiling is not None else None
+    credit = _prepare(session, payment, user_id=user_id, cache=cache, never_posted=new_payment)
     created = _record(session, credit, post(session, credit.entry))
     if created and not credit.levy:  # the owner's levy: no meter to restore, no tenant receipt
         _after_pocket_change(session, [credit.pocket.id])
         from app.billing.ladder import after_payment
         after_payment(session, credit.unit)  # A4: a cleared debt ends its episode and lifts the ladder's holds now
-        _send_receipt(session, payment, credit.unit, credit.estate, credit.pocket.id)
+        if receipt_later:
+            enqueue_after_commit(session, RECEIPTS_JOB, [payment.id], track=False)
+        else:
+            _send_receipt(session, payment, credit.unit, credit.estate, credit.pocket.id)
         _emit_topup_webhook(session, payment, credit.unit, credit.estate, credit.pocket.id)  # issue 21: wallet.topup
         # P5, decided here for every provider: a SparkMeter meter only supplies what Koios holds.
         from app.payments.vendor_credit import queue_vendor_push
@@ -153,7 +165,7 @@ def credit_payments(session: Session, payments: list[Payment], *,
         if credit.unit.id in in_episode:
             after_payment(session, credit.unit)
         if credit.estate.id in hooked:
-            _emit_topup_webhook(session, credit.payment, credit.unit, credit.estate, credit.pocket.id)
+            _emit_topup_webhook(session, credit.payment, credit.unit, credit.estate, credit.pocket.id, listened=True)
         if credit.unit.id in vendor:
             queue_vendor_push(session, credit.payment)
     session.flush()
@@ -192,7 +204,7 @@ def _prepare(session: Session, payment: Payment, *, user_id: int | None, cache: 
         from app.ledger.accounts import owner_pocket
         pocket = owner_pocket(session, unit, "levy")
     elif pocket is None or pocket.utility != utility:
-        pocket = open_wallet(session, unit, (utility,)).pocket(utility)  # only the pocket posted to
+        pocket = _wallet_pocket(session, unit, utility)  # only the pocket posted to
     clearing = (cache or {}).get("clearing", {}).get((estate.id, payment.provider))
     if clearing is None:
         clearing = system_account(session, estate, "clearing", payment.provider,
@@ -222,6 +234,15 @@ def _prepare(session: Session, payment: Payment, *, user_id: int | None, cache: 
              f"({payment.provider_ref})" + (f"; {describe(recovery, estate.currency)}" if recovery.total else ""),
     )
     return _Credit(payment, unit, estate, utility, levy, amount, pocket, recovery, entry)
+
+
+def _wallet_pocket(session: Session, unit: Unit, utility: str) -> Account:
+    """The unit's wallet pocket for `utility` in one read; opened (with its wallet) when missing."""
+    from app.models import Wallet
+
+    pocket = session.scalar(select(Account).join(Wallet, Wallet.id == Account.wallet_id).where(
+        Wallet.unit_id == unit.id, Account.kind == "pocket", Account.utility == utility))
+    return pocket if pocket is not None else open_wallet(session, unit, (utility,)).pocket(utility)
 
 
 def _record(session: Session, credit: _Credit, posted) -> bool:
@@ -323,11 +344,14 @@ def _send_receipt(session: Session, payment: Payment, unit: Unit, estate: Estate
         log.warning("receipt for payment %s not sent: no application context", payment.id)
 
 
-def _emit_topup_webhook(session: Session, payment: Payment, unit: Unit, estate: Estate, pocket_id: int) -> None:
+def _emit_topup_webhook(session: Session, payment: Payment, unit: Unit, estate: Estate, pocket_id: int, *,
+                        listened: bool = False) -> None:
     """Tell webhook subscribers (A7) about the credited top-up, sent once the caller commits."""
     from app.models import Account
-    from app.notify.webhooks_out import emit
+    from app.notify.webhooks_out import emit, subscribed
 
+    if not listened and not subscribed(session, "wallet.topup", estate.id):
+        return  # no one listens: skip the balance read (emit() would queue nothing)
     balance, commodity = session.execute(select(Account.balance, Account.commodity).where(Account.id == pocket_id)).one()
     emit(session, "wallet.topup", estate.id, {
         "payment_id": payment.id, "provider": payment.provider, "unit_id": unit.id, "unit": unit.number,

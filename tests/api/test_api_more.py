@@ -387,9 +387,12 @@ def test_move_in_and_out_through_the_api_as_the_keys_issuer(session, client):
     yesterday = (utcnow().astimezone(kit.estate.tz).date() - timedelta(days=1)).isoformat()
     body = {"person": {"full_name": "Thabo Mokoena", "email": "thabo@example.com"}, "move_in": yesterday,
             "openings": {"electricity": "1000"}}
-    cli_key = _issue(session, "cli", "read,manage")
-    refused = client.post(f"/api/v1/units/{kit.unit.id}/move-in", json=body, headers={"X-API-Key": cli_key})
-    assert refused.status_code == 422 and "key" in refused.get_json()["errors"]
+    gone = factories.make_user(session, "agent", estate=kit.estate)
+    gone_key = _issue(session, "left", "read,manage", kit.estate, gone)
+    gone.active = False
+    session.commit()
+    refused = client.post(f"/api/v1/units/{kit.unit.id}/move-in", json=body, headers={"X-API-Key": gone_key})
+    assert refused.status_code == 422 and "key" in refused.get_json()["errors"]  # its issuer is no longer active
     assert client.post(f"/api/v1/units/{other.unit.id}/move-in", json=body,
                        headers={"X-API-Key": key}).status_code == 404
     bad = client.post(f"/api/v1/units/{kit.unit.id}/move-in", headers={"X-API-Key": key},

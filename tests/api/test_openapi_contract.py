@@ -94,7 +94,15 @@ def test_the_document_is_openapi_3_1_generated_from_the_routes(client):
     operations = {op["operationId"] for path in doc["paths"].values() for op in path.values()}
     assert {"list_estates", "get_estate", "list_units", "get_unit", "get_wallet", "list_wallets", "list_meters",
             "get_meter", "meter_consumption", "create_topup", "openapi_json", "meter_last_month_bill", "list_arrears",
-            "get_maintenance", "post_maintenance", "create_unit", "unit_move_in", "unit_move_out", "bulk_topup"} <= operations
+            "get_maintenance", "post_maintenance", "create_unit", "unit_move_in", "unit_move_out", "bulk_topup",
+            "post_readings"} <= operations
+    readings = doc["paths"]["/api/v1/readings"]["post"]  # its own blueprint (app/api/readings.py), declared too
+    assert readings["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ReadingsIn"}
+    assert readings["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ReadingsOut"}
+    assert {"400", "401", "403", "409", "413", "429"} <= set(readings["responses"])
+    assert "readings:write" in readings["description"]
     topup = doc["paths"]["/api/v1/topups"]["post"]
     assert topup["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/TopupIn"}
     assert {"201", "401", "403", "409", "422", "429"} <= set(topup["responses"])
