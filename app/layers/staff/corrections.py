@@ -3,6 +3,7 @@ the reversals waiting for a second staff member's approval, and the SparkMeter r
 from __future__ import annotations
 
 from flask import abort, flash, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -121,7 +122,7 @@ def decline(correction_id: int):
 def retry_vendor_reversal(correction_id: int):
     correction = db.session.get(Correction, correction_id) or abort(404)
     if correction.status != "done" or correction.vendor_status not in ("queued", "failed"):
-        flash("Nothing to send to SparkMeter for this correction.", "error")
+        flash(gettext("Nothing to send to SparkMeter for this correction."), "error")
         return redirect(url_for("staff.transaction", tx_id=correction.transaction_id))
     result = reverse_vendor_payment(db.session, correction)
     flash(f"SparkMeter: {result.message}", "success" if result.ok else "error")

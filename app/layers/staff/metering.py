@@ -4,6 +4,7 @@ for the readings endpoint (create once, revoke), and the maintenance switch (M7)
 from __future__ import annotations
 
 from flask import abort, flash, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -90,9 +91,9 @@ def dead_letters():
 def replay():
     letter = db.session.get(DeadLetter, request.form.get("dead_letter_id", type=int) or 0) or abort(404)
     if letter.replayed_at is not None and letter.replay_outcome and not letter.replay_outcome.startswith("refused"):
-        return refuse(dead_letters, "That message was already replayed successfully.")
+        return refuse(dead_letters, gettext("That message was already replayed successfully."))
     outcome = replay_dead_letter(db.session, letter)
-    flash(f"Message #{letter.id}: {outcome}.", "error" if outcome.startswith("refused") else "success")
+    flash(gettext("Message #%(id)s: %(outcome)s.", id=letter.id, outcome=outcome), "error" if outcome.startswith("refused") else "success")
     return redirect(url_for("staff.dead_letters"))
 
 
@@ -100,8 +101,8 @@ def replay():
 def dismiss():
     letter = db.session.get(DeadLetter, request.form.get("dead_letter_id", type=int) or 0) or abort(404)
     if not dismiss_dead_letter(db.session, letter, current_user.id):
-        return refuse(dead_letters, "That message was already replayed or dismissed.")
-    flash(f"Message #{letter.id} dismissed: it is kept, and no longer counts as waiting.", "success")
+        return refuse(dead_letters, gettext("That message was already replayed or dismissed."))
+    flash(gettext("Message #%(id)s dismissed: it is kept, and no longer counts as waiting.", id=letter.id), "success")
     return redirect(url_for("staff.dead_letters", pending=request.form.get("pending") or None))
 
 
@@ -117,8 +118,8 @@ def relay_commands():
 def maintenance():
     wanted = request.form.get("on") == "1"
     set_maintenance(db.session, wanted)
-    flash("Maintenance mode is on: ingest is paused and messages wait in the broker." if wanted
-          else "Maintenance mode is off: ingest resumes and bills every waiting reading.", "success")
+    flash(gettext("Maintenance mode is on: ingest is paused and messages wait in the broker.") if wanted
+          else gettext("Maintenance mode is off: ingest resumes and bills every waiting reading."), "success")
     return redirect(safe_next(request.form.get("next")) or url_for("staff.metering"))
 
 
@@ -150,8 +151,9 @@ def meter_boundaries(meter_id: int):
     meter = db.session.get(Meter, meter_id) or abort(404)
     on = request.form.get("on") == "1"
     meter_settings.set_reports_on_boundaries(db.session, meter, on)
-    flash(f"Meter {meter.serial}: readings off its interval's boundaries are now refused." if on
-          else f"Meter {meter.serial}: readings are now accepted at the meter's own time.", "success")
+    flash(gettext("Meter %(serial)s: readings off its interval's boundaries are now refused.", serial=meter.serial) if on
+          else gettext("Meter %(serial)s: readings are now accepted at the meter's own time.", serial=meter.serial),
+          "success")
     return redirect(url_for("staff.meter", meter_id=meter.id))
 
 
@@ -172,7 +174,8 @@ def acknowledge_alert(alert_id: int):
     except alerts.AlertError as error:
         db.session.rollback()
         return refuse(meter_alerts, str(error))
-    flash(f"Alert #{alert.id} ({label('alert', alert.kind).lower()}) acknowledged.", "success")
+    flash(gettext("Alert #%(id)s (%(kind)s) acknowledged.", id=alert.id, kind=gettext(label('alert', alert.kind)).lower()),
+          "success")
     return redirect(back)
 
 

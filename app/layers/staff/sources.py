@@ -2,6 +2,7 @@
 from datetime import date, timedelta
 
 from flask import abort, current_app, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -97,12 +98,12 @@ def refresh_uisp():
         estate = db.session.get(Estate, request.form.get("estate_id", type=int) or 0) or abort(404)
         target = refresh_target("estate", estate.id)
     elif kind == "client":
-        client_id = request.form.get("client_id", type=int) or abort(400, "Choose the customer to refresh.")
+        client_id = request.form.get("client_id", type=int) or abort(400, gettext("Choose the customer to refresh."))
         target = refresh_target("client", client_id)
     elif kind == "all":
         target = refresh_target("all")
     else:
-        abort(400, "Choose what to refresh: everything, an estate or a customer.")
+        abort(400, gettext("Choose what to refresh: everything, an estate or a customer."))
     run = enqueue(REFRESH_KIND, target, target=job_target(target), user_id=current_user.id)
     if is_partial():
         return job_panel(run)
@@ -222,7 +223,7 @@ def import_koios():
     except ValueError:
         return _refused(f"“{text}” is not a date (YYYY-MM-DD).")
     if day is not None and day >= date.today():
-        return _refused("Choose a day that has ended: yesterday or earlier.")
+        return _refused(gettext("Choose a day that has ended: yesterday or earlier."))
     return _started(start_koios_import(day, current_user.id), "koios-readings")
 
 

@@ -2,6 +2,7 @@
 from io import BytesIO
 
 from flask import abort, request, send_file
+from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -43,7 +44,7 @@ def statements():
     period = request.args.get("period") or latest
     parse_period(period)
     if period > latest:
-        abort(400, "choose a month that has ended (YYYY-MM)")
+        abort(400, gettext("choose a month that has ended (YYYY-MM)"))
     rows = estate_statement_rows(db.session, estate, period)
     fmt = requested_format()
     if fmt:
@@ -65,7 +66,7 @@ def run_statements(estate_id: int, period: str):
     estate = db.session.get(Estate, estate_id) or abort(404)
     parse_period(period)
     if period > last_complete_period(estate.tz):
-        abort(400, f"{period} has not ended in {estate.name}")
+        abort(400, gettext("%(period)s has not ended in %(estate)s", period=period, estate=estate.name))
     run = start_run(estate, period, user_id=current_user.id)
     return job_panel(run)
 

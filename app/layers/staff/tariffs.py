@@ -3,11 +3,13 @@ one version's impact report (last month's use under the old and the new prices).
 from __future__ import annotations
 
 from flask import abort, flash, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import select
 
 from app.billing import schedule, tariff_classes
 from app.extensions import db
+from app.i18n.formatting import local_date
 from app.htmx import redirect, render
 from app.labels import label
 from app.layers.export import requested_format, respond
@@ -59,8 +61,9 @@ def create_tariff():
     except schedule.TariffFormError as error:
         db.session.rollback()
         return render("staff/tariffs/new.html", **_form_context(request.form, error.errors)), 400
-    flash(f"{label('utility', version.utility)} tariff from {version.effective_from:%-d %b %Y} saved; "
-          "residents are told ahead of it and it switches on by itself.", "success")
+    flash(gettext("%(utility)s tariff from %(date)s saved; residents are told ahead of it and it switches on by itself.",
+                  utility=gettext(label('utility', version.utility)), date=local_date(version.effective_from, "%-d %b %Y")),
+          "success")
     return redirect(url_for("staff.tariff", version_id=version.id))
 
 

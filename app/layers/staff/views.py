@@ -2,6 +2,7 @@
 import json
 
 from flask import abort, flash, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -65,7 +66,8 @@ def set_period(estate_id: int, period: str):
     except EstateRuleError as error:
         db.session.rollback()
         return refuse(ledger, str(error))
-    flash(f"{estate.name} {period} is now {request.form['status']}.", "success")
+    flash(gettext("%(estate)s %(period)s is now %(status)s.", estate=estate.name, period=period,
+                  status=gettext(request.form['status'])), "success")
     return redirect(url_for("staff.ledger"))
 
 
@@ -82,6 +84,7 @@ def set_feature(estate_id: int, name: str):
         abort(404)
     wanted = request.form.get("enabled") == "1"
     set_estate_feature(db.session, estate, name, wanted)
-    flash(f"{label('feature', name)} is {'on' if wanted else 'off'} for {estate.name}.",
+    flash(gettext("%(feature)s is on for %(estate)s.", feature=gettext(label('feature', name)), estate=estate.name) if wanted
+          else gettext("%(feature)s is off for %(estate)s.", feature=gettext(label('feature', name)), estate=estate.name),
           "success")
     return redirect(url_for("staff.index"))
