@@ -90,3 +90,22 @@ def test_export_headings_follow_the_readers_language(login, committed):
     client.post("/language", data={"language": "fr", "csrf_token": token})
     french = client.get("/staff/metering/api-keys?format=csv").get_data(as_text=True)
     assert french.lstrip("\ufeff").startswith("Nom,Début de la clé,Permissions,Résidence,Créé,Dernière utilisation,Révoquée")
+
+
+def test_the_api_move_in_takes_the_tenants_language(vacant, client, committed):
+    from app.integration import keys
+    from app.models import Estate, User
+
+    with committed() as s:
+        agent = s.scalar(select(User).where(User.email == vacant["agent"]))
+        key = keys.issue_key(s, "CRM", permissions="read,manage", estate=s.get(Estate, vacant["estate"]),
+                             issuer=agent).key
+    body = {"person": {"full_name": "Mpho Lerotholi", "email": "mpho@example.test", "language": "xx"},
+            "move_in": "2026-12-01"}
+    refused = client.post(f"/api/v1/units/{vacant['unit']}/move-in", json=body, headers={"X-API-Key": key})
+    assert refused.status_code == 422 and "person.language" in refused.get_json()["errors"]
+    body["person"]["language"] = "st"
+    moved = client.post(f"/api/v1/units/{vacant['unit']}/move-in", json=body, headers={"X-API-Key": key})
+    assert moved.status_code == 201, moved.get_data(as_text=True)
+    with committed() as s:
+        assert s.get(Person, moved.get_json()["person_id"]).language == "st"
