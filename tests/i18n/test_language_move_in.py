@@ -90,6 +90,13 @@ def test_export_headings_follow_the_readers_language(login, committed):
     client.post("/language", data={"language": "fr", "csrf_token": token})
     french = client.get("/staff/metering/api-keys?format=csv").get_data(as_text=True)
     assert french.lstrip("\ufeff").startswith("Nom,Début de la clé,Permissions,Résidence,Créé,Dernière utilisation,Révoquée")
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    pdf = client.get("/staff/metering/api-keys?format=pdf")
+    text = " ".join(page.extract_text() for page in PdfReader(BytesIO(pdf.data)).pages)
+    assert "Clés d'API" in text and "par Meterwise" in text and "Aucune ligne." in text  # no key yet: no table
 
 
 def test_the_api_move_in_takes_the_tenants_language(vacant, client, committed):
