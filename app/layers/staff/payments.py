@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 
 from flask import abort, flash, request, url_for
-from flask_babel import gettext
+from flask_babel import gettext, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -33,22 +33,22 @@ from app.routing import whole_number
 PAGE_SIZE = 100
 PROVIDER_NAMES = PROVIDER_LABELS  # every provider in PROVIDERS, by its label
 PAYMENT_COLUMNS = [
-    Column("Received", lambda p: p.paid_at or p.created_at), Column("Provider", lambda p: PROVIDER_NAMES.get(p.provider, p.provider)),
-    Column("Provider ref", lambda p: p.provider_ref or ""), Column("Payer", lambda p: p.payer_name or ""),
-    Column("Payer contact", lambda p: p.payer_phone or p.payer_email or ""), Column("Reference", lambda p: p.reference or ""),
-    Column("Estate", lambda p: p.estate.name if p.estate else ""), Column("Unit", lambda p: p.unit.number if p.unit else ""),
-    money_column("Amount", lambda p: p.amount, lambda p: p.currency or ""),
-    Column("Status", lambda p: label("payment_status", p.status)), Column("Why", lambda p: p.status_reason or ""),
-    Column("SparkMeter", lambda p: p.vendor_push_status or ""),
+    Column(_l("Received"), lambda p: p.paid_at or p.created_at), Column(_l("Provider"), lambda p: PROVIDER_NAMES.get(p.provider, p.provider)),
+    Column(_l("Provider ref"), lambda p: p.provider_ref or ""), Column(_l("Payer"), lambda p: p.payer_name or ""),
+    Column(_l("Payer contact"), lambda p: p.payer_phone or p.payer_email or ""), Column(_l("Reference"), lambda p: p.reference or ""),
+    Column(_l("Estate"), lambda p: p.estate.name if p.estate else ""), Column(_l("Unit"), lambda p: p.unit.number if p.unit else ""),
+    money_column(_l("Amount"), lambda p: p.amount, lambda p: p.currency or ""),
+    Column(_l("Status"), lambda p: label("payment_status", p.status)), Column(_l("Why"), lambda p: p.status_reason or ""),
+    Column(_l("SparkMeter"), lambda p: p.vendor_push_status or ""),
 ]
 UNMATCHED_COLUMNS = [
-    Column("Received", lambda u: u.received_at), Column("Source", lambda u: u.label), Column("Reference", lambda u: u.reference),
-    Column("Payer", lambda u: u.payer or ""), money_column("Amount", lambda u: u.amount, lambda u: u.currency or ""),
-    Column("Why unmatched", lambda u: u.reason or ""),
+    Column(_l("Received"), lambda u: u.received_at), Column(_l("Source"), lambda u: u.label), Column(_l("Reference"), lambda u: u.reference),
+    Column(_l("Payer"), lambda u: u.payer or ""), money_column(_l("Amount"), lambda u: u.amount, lambda u: u.currency or ""),
+    Column(_l("Why unmatched"), lambda u: u.reason or ""),
 ]
 SUSPICIOUS_COLUMNS = [
-    Column("Received", lambda m: m.received_at), Column("From", lambda m: m.from_number or ""),
-    Column("Message", lambda m: m.content), Column("Outcome", lambda m: m.outcome), Column("Why", lambda m: m.reason or ""),
+    Column(_l("Received"), lambda m: m.received_at), Column(_l("From"), lambda m: m.from_number or ""),
+    Column(_l("Message"), lambda m: m.content), Column(_l("Outcome"), lambda m: m.outcome), Column(_l("Why"), lambda m: m.reason or ""),
 ]
 
 

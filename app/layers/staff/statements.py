@@ -2,7 +2,7 @@
 from io import BytesIO
 
 from flask import abort, request, send_file
-from flask_babel import gettext
+from flask_babel import gettext, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -20,15 +20,15 @@ from app.statements.runs import (
 )
 
 STATEMENT_COLUMNS = [
-    Column("Unit", lambda r: r.unit_number),
-    Column("Issued", lambda r: r.issued_at),
-    Column("PDF SHA-256", lambda r: r.pdf_sha256),
-    Column("Emails sent", lambda r: r.sent, numeric=True),
-    Column("Emails written to log", lambda r: r.logged, numeric=True),
-    Column("Emails waiting", lambda r: r.pending, numeric=True),
-    Column("Emails failed", lambda r: r.failed, numeric=True),
-    Column("Flag", lambda r: r.discrepancy),
-    Column("Last error", lambda r: r.last_error),
+    Column(_l("Unit"), lambda r: r.unit_number),
+    Column(_l("Issued"), lambda r: r.issued_at),
+    Column(_l("PDF SHA-256"), lambda r: r.pdf_sha256),
+    Column(_l("Emails sent"), lambda r: r.sent, numeric=True),
+    Column(_l("Emails written to log"), lambda r: r.logged, numeric=True),
+    Column(_l("Emails waiting"), lambda r: r.pending, numeric=True),
+    Column(_l("Emails failed"), lambda r: r.failed, numeric=True),
+    Column(_l("Flag"), lambda r: r.discrepancy),
+    Column(_l("Last error"), lambda r: r.last_error),
 ]
 
 
