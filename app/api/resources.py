@@ -7,8 +7,10 @@ from decimal import Decimal
 from typing import Literal
 
 from app.api.declare import described
+from app.i18n import LANGUAGES
 
 Utility = Literal["electricity", "water", "hot_water", "solar"]
+Language = Literal[tuple(LANGUAGES)]  # X8: the app's languages (en, fr, st)
 Period = Literal["last_30_minutes", "today", "this_week", "this_month", "last_month"]
 
 
@@ -249,6 +251,8 @@ class PersonIn:
     email: str | None = described("Email: the tenant gets an invite to the portal", default=None, maxLength=254)
     phone: str | None = described("Phone (E.164 or local): an SMS with the account number", default=None,
                                   maxLength=32)
+    language: Language | None = described(
+        "The tenant's language for pages, emails and SMS (en, fr, st); absent: the estate's default", default=None)
 
 
 @dataclass(frozen=True)

@@ -302,6 +302,8 @@ def unit_move_in(unit_id: int):
     if isinstance(body, Response):
         return body
     person = {"full_name": body.person.full_name, "email": body.person.email or "", "phone": body.person.phone or ""}
+    if body.person.language:  # X8: stored on the new person (audited with it); else the estate's default
+        person["language"] = body.person.language
     try:
         moved = operations.move_in(db.session, current_key(), unit, person, body.move_in, body.openings)
     except operations.RegistrationRefused as error:

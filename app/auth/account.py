@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from flask_babel import gettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -66,14 +67,14 @@ def save_account(session: Session, user: User, values: Mapping[str, str | None],
         chosen = list(dict.fromkeys(channels.get(setting.id, [])))
         field = f"channels_{setting.id}"
         if not chosen or any(c not in ALERT_CHANNELS for c in chosen):
-            errors[field] = "Choose at least one way to be told: in the app, email or SMS."
+            errors[field] = gettext("Choose at least one way to be told: in the app, email or SMS.")
         elif "sms" in chosen and not phone_after:
-            errors[field] = "SMS needs a phone number: enter one above or choose another way."
+            errors[field] = gettext("SMS needs a phone number: enter one above or choose another way.")
         wanted[setting.id] = chosen
     from app.i18n import LANGUAGES, known  # languages (issue 23): the person's own choice
     language = (values.get("language") or "").strip().lower() or None
     if "language" in values and language is not None and (known(language) != language or language not in LANGUAGES):
-        errors["language"] = "Choose one of the languages listed."
+        errors["language"] = gettext("Choose one of the languages listed.")
     try:
         contact = change_own_contact(session, user, values, country=home_country(session, user)) \
             if not errors else None

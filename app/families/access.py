@@ -15,11 +15,13 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.estates.people import PersonError, normalise_email, normalise_phone
 from app.families import FamilyError
+from app.i18n.label_texts import N_
 from app.models import Person, Unit, User, utcnow
 from app.models.families import GRANT_LEVELS, WalletGrant
 
-LEVEL_WORDS = {"view": "See balances and history", "topup": "Top up (no history)",
-               "manage": "Manage: top up, history, limits and access"}
+# English msgids, translated where they are shown (the `translate` filter, gettext).
+LEVEL_WORDS = {"view": N_("See balances and history"), "topup": N_("Top up (no history)"),
+               "manage": N_("Manage: top up, history, limits and access")}
 
 
 @dataclass

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from flask_babel import gettext
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,7 @@ from app.models import Account, Estate, LedgerTransaction, Posting, Unit, User, 
 from app.models.families import SpendLimit, WalletGrant
 from app.models.payments import Payment
 from app.money import MoneyError, format_amount, parse_amount, quantize
+from app.i18n.formatting import money_text
 from app.reports.usage import local_midnight
 
 SPEND_KINDS = ("consumption", "standing_charge")
@@ -158,13 +160,20 @@ class CapRoom:
         values = [v for v in (self.daily, self.monthly) if v is not None]
         return min(values) if values else None
 
-    def words(self) -> str:
+    def words(self, *, left: bool = False) -> str:
+        """'M 20.00 more today and M 100.00 more this month' (with `left`: '… left today …')."""
         parts = []
         if self.daily is not None:
-            parts.append(f"{format_amount(self.daily, self.currency)} more today")
+            amount = money_text(self.daily, self.currency)
+            parts.append(gettext("%(amount)s left today", amount=amount) if left
+                         else gettext("%(amount)s more today", amount=amount))
         if self.monthly is not None:
-            parts.append(f"{format_amount(self.monthly, self.currency)} more this month")
-        return " and ".join(parts)
+            amount = money_text(self.monthly, self.currency)
+            parts.append(gettext("%(amount)s left this month", amount=amount) if left
+                         else gettext("%(amount)s more this month", amount=amount))
+        if len(parts) == 2:
+            return gettext("%(first)s and %(second)s", first=parts[0], second=parts[1])
+        return "".join(parts)
 
 
 def topped_up(session: Session, user_id: int, unit_id: int, since: datetime, expired_before: datetime) -> Decimal:
@@ -217,10 +226,10 @@ def check_topup_cap(session: Session, user: User, unit: Unit, amount: Decimal, *
     room = cap_room(session, grant, unit.estate, expired_before=expired_before, now=now)
     if room.left is not None and amount > room.left:
         if room.left <= 0:
-            message = "You have reached your top-up limit for this wallet: " + room.words().replace(
-                " more", " left")
+            message = gettext("You have reached your top-up limit for this wallet: %(room)s.",
+                              room=room.words(left=True))
         else:
-            message = f"That is above your top-up limit: you can add {room.words()}."
+            message = gettext("That is above your top-up limit: you can add %(room)s.", room=room.words())
         raise CapReached({"amount": message})
     return room
 

@@ -6,6 +6,7 @@ what each may do, and a key outside the user's reach is a 404 like any other obj
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, request, url_for
+from flask_babel import gettext, lazy_gettext as _l
 from flask_login import current_user
 
 from app.integration import keys
@@ -18,10 +19,10 @@ from app.reports.export import Column
 from app.routing import INTEGER_MAX, whole_number
 
 KEY_COLUMNS = [
-    Column("Name", lambda k: k.name), Column("Key starts", lambda k: k.prefix or ""),
-    Column("Permissions", lambda k: k.permissions), Column("Estate", lambda k: k.estate.code if k.estate else "all"),
-    Column("Created", lambda k: k.created_at), Column("Last used", lambda k: k.last_used_at),
-    Column("Revoked", lambda k: k.revoked_at),
+    Column(_l("Name"), lambda k: k.name), Column(_l("Key starts"), lambda k: k.prefix or ""),
+    Column(_l("Permissions"), lambda k: k.permissions), Column(_l("Estate"), lambda k: k.estate.code if k.estate else "all"),
+    Column(_l("Created"), lambda k: k.created_at), Column(_l("Last used"), lambda k: k.last_used_at),
+    Column(_l("Revoked"), lambda k: k.revoked_at),
 ]
 
 
@@ -41,7 +42,7 @@ def _rate_limit(text: str) -> int | None:
     if not text:
         return None
     if not text.isascii() or not text.isdigit() or len(text) > 9:
-        raise keys.ApiKeyError("Enter the number of requests an hour, like 1000.", "rate_limit_per_hour")
+        raise keys.ApiKeyError(gettext("Enter the number of requests an hour, like 1000."), "rate_limit_per_hour")
     return int(text)
 
 
@@ -60,7 +61,7 @@ def register(bp: Blueprint, layer: str, list_rule: str) -> None:
             if form.get("estate_id"):
                 estate_id = whole_number(form["estate_id"], 1)
                 if estate_id is None:
-                    raise keys.ApiKeyError("Choose an estate from the list.", "estate_id")
+                    raise keys.ApiKeyError(gettext("Choose an estate from the list."), "estate_id")
                 estate = estate_or_404(db.session, current_user, estate_id, ("agent",))
             new = keys.issue_key(db.session, form.get("name", ""), permissions=form.getlist("permissions"),
                                  estate=estate, issuer=current_user, mode=form.get("mode", "live"),
@@ -82,7 +83,7 @@ def register(bp: Blueprint, layer: str, list_rule: str) -> None:
         except keys.ApiKeyError as error:
             db.session.rollback()
             return refuse(api_key_list, str(error))
-        flash(f"Key “{row.name}” ({row.prefix}…) revoked: requests with it now answer 401.", "success")
+        flash(gettext("Key “%(name)s” (%(prefix)s…) revoked: requests with it now answer 401.", name=row.name, prefix=row.prefix), "success")
         return redirect(url_for(f"{layer}.api_key_list"))
 
     bp.add_url_rule(list_rule, "api_key_list", api_key_list, methods=["GET"])

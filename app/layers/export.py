@@ -5,6 +5,7 @@ this module is the request side, so it lives beside the blueprints.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Response, abort, request
 
+from app.i18n.formatting import translate_text
 from app.reports.export import FORMATS, Column, Section, to_csv, to_pdf, to_report_pdf
 
 
@@ -25,6 +27,16 @@ def requested_format() -> str | None:
     return wanted
 
 
+def translated_columns(columns: Sequence[Column]) -> list[Column]:
+    """The columns with their headings in the reader's language (X8).
+
+    A heading made with `_()`/`lazy_gettext` is already translated; an English heading that is a
+    msgid of the catalogues is looked up; anything else stays as it is. The import templates
+    whose headers SPEC fixes (`unit,utility,amount`, ...) are not built here and stay English.
+    """
+    return [dataclasses.replace(column, label=translate_text(str(column.label))) for column in columns]
+
+
 def respond(rows: Iterable[Any], columns: Sequence[Column], title: str, fmt: str, *,
             subtitle: str = "", timezone: str | None = None, note: str = "") -> Response:
     """The rows as a CSV or PDF download named after the title, times in `timezone`.
@@ -36,7 +48,9 @@ def respond(rows: Iterable[Any], columns: Sequence[Column], title: str, fmt: str
 
     rows = list(rows)
     zone = ZoneInfo(display_timezone(timezone))
-    slug = _slug(title)
+    slug = _slug(str(title))
+    columns, title = translated_columns(columns), translate_text(str(title))
+    subtitle, note = translate_text(str(subtitle)), translate_text(str(note))
     if fmt == "csv":
         body = to_csv(rows, columns, zone).encode("utf-8-sig")  # the BOM makes Excel read UTF-8
         mimetype = "text/csv"
@@ -54,8 +68,10 @@ def respond_report(sections: Sequence[Section], title: str, *, subtitle: str = "
     from app.presenters import display_timezone
 
     zone = ZoneInfo(display_timezone(timezone))
+    slug = _slug(str(title))
+    title, subtitle, note = translate_text(str(title)), translate_text(str(subtitle)), translate_text(str(note))
     body = to_report_pdf(sections, title, zone, subtitle=subtitle, note=note)
-    return _download(body, "application/pdf", _slug(title), "pdf")
+    return _download(body, "application/pdf", slug, "pdf")
 
 
 def _slug(title: str) -> str:

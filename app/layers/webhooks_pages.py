@@ -6,6 +6,7 @@ user's reach is a 404. The signing secret is shown once, when the subscription i
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 
 from app.auth.scope import estate_or_404, visible_estates
@@ -44,7 +45,7 @@ def register(bp: Blueprint, layer: str, list_rule: str) -> None:
             if form.get("estate_id"):
                 estate_id = whole_number(form["estate_id"], 1)
                 if estate_id is None:
-                    raise webhooks_out.WebhookError("Choose an estate from the list.", "estate_id")
+                    raise webhooks_out.WebhookError(gettext("Choose an estate from the list."), "estate_id")
                 estate = estate_or_404(db.session, current_user, estate_id, ("agent",))
             new = webhooks_out.add_endpoint(db.session, url=form.get("url", ""), events=form.getlist("events"),
                                             estate=estate, issuer=current_user,
@@ -65,10 +66,10 @@ def register(bp: Blueprint, layer: str, list_rule: str) -> None:
         endpoint = _endpoint_or_404(endpoint_id)
         if endpoint.disabled_at is None:
             webhooks_out.switch_off_endpoint(db.session, endpoint, f"disabled by {current_user.email}")
-            flash("Webhook disabled: nothing more is sent to it.", "success")
+            flash(gettext("Webhook disabled: nothing more is sent to it."), "success")
         else:
             webhooks_out.enable_endpoint(db.session, endpoint)
-            flash("Webhook enabled again: new events are sent to it.", "success")
+            flash(gettext("Webhook enabled again: new events are sent to it."), "success")
         return redirect(url_for(f"{layer}.webhook_log", endpoint_id=endpoint.id))
 
     def replay_delivery(endpoint_id: int, delivery_id: int):
@@ -77,10 +78,10 @@ def register(bp: Blueprint, layer: str, list_rule: str) -> None:
         if delivery is None or delivery.endpoint_id != endpoint.id:
             abort(404)
         if endpoint.disabled_at is not None:
-            flash("Enable the webhook before sending anything again.", "error")
+            flash(gettext("Enable the webhook before sending anything again."), "error")
             return redirect(url_for(f"{layer}.webhook_log", endpoint_id=endpoint.id))
         webhooks_out.replay(db.session, delivery)
-        flash(f"{delivery.event_type} {delivery.message_id} sent again.", "success")
+        flash(gettext("%(event)s %(id)s sent again.", event=delivery.event_type, id=delivery.message_id), "success")
         return redirect(url_for(f"{layer}.webhook_log", endpoint_id=endpoint.id))
 
     bp.add_url_rule(list_rule, "webhook_list", webhook_list, methods=["GET"])

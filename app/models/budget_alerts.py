@@ -5,10 +5,11 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.i18n.label_texts import N_
 from app.models.base import Base, utcnow
 
 ALERT_FREQUENCIES = {"daily": "At most once a day", "weekly": "At most once a week"}
-ALERT_CHANNELS = {"in_app": "In the app", "email": "Email", "sms": "SMS"}
+ALERT_CHANNELS = {"in_app": N_("In the app"), "email": N_("Email"), "sms": N_("SMS")}  # msgids, shown translated
 BUDGET_ALERT_KINDS = ("low", "critical", "high_usage")
 
 

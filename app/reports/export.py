@@ -55,6 +55,14 @@ def to_pdf(rows: Iterable[Any], columns: Sequence[Column], title: str, zone: Zon
                             numeric=numeric, timezone=zone.key, note=note)
 
 
+def _unit_heading(label: str) -> str:
+    """The heading of a money column's commodity column ("Amount unit"), in the reader's language."""
+    from flask import has_request_context
+    from flask_babel import gettext
+
+    return gettext("%(column)s unit", column=label) if has_request_context() else f"{label} unit"
+
+
 def to_csv(rows: Iterable[Any], columns: Sequence[Column], zone: ZoneInfo = UTC) -> str:
     """The table as CSV text; money columns become an amount and a commodity column; times in `zone`."""
     out = io.StringIO()
@@ -66,7 +74,7 @@ def to_csv(rows: Iterable[Any], columns: Sequence[Column], zone: ZoneInfo = UTC)
     for i, column in enumerate(columns):
         header.append(column.label)
         if i in money_columns:
-            header.append(f"{column.label} unit")
+            header.append(_unit_heading(column.label))
     writer.writerow(header)
     for row in rows:
         cells = []

@@ -13,6 +13,7 @@ from decimal import Decimal
 from io import BytesIO
 from zoneinfo import ZoneInfo
 
+from flask_babel import gettext
 from reportlab import rl_config
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_RIGHT
@@ -25,6 +26,7 @@ from reportlab.platypus import (
 )
 
 from app.estates.settings_catalog import setting_default
+from app.i18n.formatting import local_date
 from app.labels import label
 from app.models import utcnow
 from app.money import format_amount
@@ -189,13 +191,14 @@ def render_table_pdf(title: str, columns: Sequence[str], rows: Sequence[Sequence
     pagesize, available = (A4, PORTRAIT_WIDTH) if natural <= PORTRAIT_WIDTH else (landscape(A4), LANDSCAPE_WIDTH)
     doc = report_document(buffer, title, pagesize)
     now = utcnow().astimezone(ZoneInfo(timezone))
-    generated = f"Generated {now:%d %b %Y %H:%M} by Meterwise · times in {timezone} · {len(rows)} rows"
+    generated = gettext("Generated %(time)s by Meterwise · times in %(zone)s · %(num)s rows",
+                        time=local_date(now, "%d %b %Y %H:%M"), zone=timezone, num=len(rows))
 
     def furniture(canvas, d):
         page_band(canvas, d, colors.HexColor("#0f766e"), title, subtitle, generated)
 
     story = [data_table(columns, rows, numeric=numeric, available=available)] if rows else [
-        Paragraph("No rows.", BODY)]
+        Paragraph(gettext("No rows."), BODY)]
     if note:
         story.insert(0, Paragraph(escaped(note), BODY))
     doc.build(story, onFirstPage=furniture, onLaterPages=furniture)

@@ -108,27 +108,71 @@ _LAYER_PAGES = {
         ("/admin/estates/{estate}/arrears", "Par ancienneté", "Ka nako"),
         ("/admin/estates/{estate}/tariff-classes", "Ajouter une classe", "Kenya sehlopha"),
         ("/admin/estates/{estate}/imports", "Envoyer un fichier", "Romela faele"),
+        # the staff layer's own pages, its API keys and webhooks, and the API reference
+        ("/staff/", "Journal d'audit", "Buka ea tlhahlobo"),
+        ("/staff/ledger", "Périodes comptables", "Linako tsa lichelete"),
+        ("/staff/metering", "Résidence / logement", "Sebaka / yuniti"),
+        ("/staff/metering/dead-letters", "Aucun message rejeté.", "Ha ho melaetsa e hanneng."),
+        ("/staff/payments", "Paiements non rapprochés", "Litefo tse sa tsamaisaneng"),
+        ("/staff/corrections", "Corrections récentes", "Litokiso tsa morao-rao"),
+        ("/staff/jobs", "Surveillance", "Tlhokomelo"),
+        ("/staff/tariffs", "Nouvelle version pour", "Mofuta o mocha bakeng sa"),
+        ("/staff/statements?estate_id={estate}", "Émettre les relevés maintenant", "Ntša litatemente hona joale"),
+        ("/staff/sources", "Copie du CRM UISP", "Kopi ea CRM ea UISP"),
+        ("/staff/reconciliation", "Toutes les résidences, dernier jour", "Libaka tsohle, letsatsi la morao-rao"),
+        ("/staff/settlement?estate_id={estate}", "Répartition entre les parties", "Kabo ho mekha"),
+        ("/staff/metering/api-keys", "Nouvelle clé", "Senotlolo se secha"),
+        ("/staff/webhooks", "Nouveau webhook", "Webhook e ncha"),
+        ("/api/v1/docs", "Lisible par machine", "E balehang ke mochini"),
+    ],
+    "agent": [
+        ("/agent/", "Résidences gérées", "Libaka tse laoloang"),
+        ("/agent/units/{unit}", "Ce que vous pouvez faire", "Seo u ka se etsang"),
+        ("/agent/units/{unit}", "depuis le 1 janvier 2024", "ho tloha ka 1 "),
+        ("/agent/units/{unit}/move-in", "Faire emménager un locataire dans le logement", "Kenya mohiri yuniting"),
+        ("/agent/units/{unit}/move-out", "Locataire depuis le 1 janvier 2024.", "Mohiri ho tloha ka 1 "),
+        ("/agent/units/{unit}/readings", "Enregistrer le relevé", "Boloka palo"),
+        ("/agent/estates/{estate}/bulk-topup", "Choisir les portefeuilles par filtre", "Khetha lisepache ka sefe"),
+        ("/agent/estates/{estate}/refunds", "Remboursements de départ", "Likhutliso tsa chelete ha motho a tsoa"),
+        ("/agent/api-keys", "Nouvelle clé", "Senotlolo se secha"),
+        ("/agent/webhooks", "Nouveau webhook", "Webhook e ncha"),
+    ],
+    "family": [
+        ("/family/", "Portefeuilles familiaux", "Lisepache tsa lelapa"),
+        ("/family/units/{unit}", "Vous pouvez : voir les soldes", "U ka: bona chelete e setseng"),
+        ("/family/units/{unit}/access", "Donner accès à quelqu'un", "Fa motho phihlello"),
+        ("/family/units/{unit}/history", "Historique · Logement", "Nalane · Yuniti"),
+        ("/family/units/{unit}/limits", "Plafonds de recharge par personne", "Meeli ea ho kenya chelete ka motho"),
+        ("/family/groups", "Nouveau groupe", "Sehlopha se secha"),
+        ("/family/topup", "Recharger un portefeuille", "Kenya chelete sepacheng"),
     ],
 }
 
 
 @pytest.fixture
 def layer_logins(rented, committed) -> dict[str, str]:
-    """An owner of the rented unit, a trustee of its estate and a staff member: their emails."""
+    """An owner of the rented unit, a trustee of its estate, a staff member, an agent of the estate and a
+    family manager of the unit's wallet: their emails."""
     from tests.helpers import make_login
 
     with committed() as s:
         from app.models import Unit
 
         unit = s.get(Unit, rented.unit_id)
+        from app.models.families import WalletGrant
+
+        family = make_login(s, full_name="Thabo Mokoena", phone=None)
+        s.add(WalletGrant(unit_id=unit.id, user_id=family.id, level="manage", alert_channels=["in_app"]))
         return {"owner": make_login(s, "owner", unit=unit).email,
                 "body_corporate": make_login(s, "body_corporate", estate=unit.estate).email,
-                "staff": make_login(s, "staff").email}
+                "staff": make_login(s, "staff").email,
+                "agent": make_login(s, "agent", estate=unit.estate).email,
+                "family": family.email}
 
 
 @pytest.mark.parametrize("language", ["fr", "st"])
 @pytest.mark.parametrize("role", list(_LAYER_PAGES))
-def test_owner_scheme_and_admin_pages_render_in_each_language(rented, layer_logins, login, role, language):
+def test_every_layers_pages_render_in_each_language(rented, layer_logins, login, role, language):
     client = login(layer_logins[role])
     token = csrf_from(client.get("/account").get_data(as_text=True))
     assert client.post("/language", data={"language": language, "csrf_token": token}).status_code == 302

@@ -7,6 +7,7 @@ app/payments/bulk_topup.py.
 from decimal import Decimal
 
 from flask import abort, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 
 from app.auth.scope import estate_or_404
@@ -44,23 +45,23 @@ def bulk_topup_form(estate_id: int):
         if form["mode"] == "csv":
             upload = request.files.get("file")
             if upload is None or not upload.filename:
-                raise BulkTopupError({"file": "Choose a CSV file with the columns unit, utility and amount."})
+                raise BulkTopupError({"file": gettext("Choose a CSV file with the columns unit, utility and amount.")})
             rows = bulk_topup.rows_from_csv(db.session, estate, upload.read(bulk_topup.MAX_CSV_BYTES + 1))
         else:
             if form["utility"] not in UTILITIES:
-                errors["utility"] = "Choose a utility."
+                errors["utility"] = gettext("Choose a utility.")
             if form["status"] and form["status"] not in OCCUPANCY_STATUSES:
-                errors["status"] = "Choose an occupancy status or any."
+                errors["status"] = gettext("Choose an occupancy status or any.")
             below = None
             if form["below"].strip():
                 try:
                     below = parse_amount(form["below"], estate.currency, allow_negative=True)
                 except MoneyError as error:
-                    errors["below"] = f"Enter an amount in {estate.currency}: {error}."
+                    errors["below"] = gettext("Enter an amount in %(currency)s: %(error)s.", currency=estate.currency, error=error)
             try:
                 parse_amount(form["amount"], estate.currency)
             except MoneyError as error:
-                errors["amount"] = f"Enter the amount per wallet in {estate.currency}: {error}."
+                errors["amount"] = gettext("Enter the amount per wallet in %(currency)s: %(error)s.", currency=estate.currency, error=error)
             if errors:
                 raise BulkTopupError(errors)
             rows = bulk_topup.rows_from_filter(db.session, estate, form["utility"], form["amount"], UnitFilter(

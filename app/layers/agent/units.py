@@ -7,15 +7,18 @@ messages next to the fields with a 400 and nothing written.
 from datetime import date, datetime
 
 from flask import abort, flash, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import select
 
+from app import audit
 from app.auth.scope import estate_or_404, unit_or_404
 from app.estates import tenancies
 from app.estates.access import AccessError
 from app.estates.people import FIELDS as PERSON_FIELDS, PersonError, estate_people, person_of_estate
 from app.extensions import db
 from app.htmx import redirect, render
+from app.i18n import DEFAULT_LANGUAGE, LANGUAGES, estate_language
 from app.layers.agent import bp
 from app.models import Estate, Meter, Tenancy
 from app.models.moves import Refund
@@ -37,7 +40,7 @@ def _form_date(name: str, errors: dict[str, str]) -> date | None:
     except ValueError:
         value = None
     if value is None or not 1900 <= value.year <= 2200:
-        errors[name] = "Enter the date as YYYY-MM-DD."
+        errors[name] = gettext("Enter the date as YYYY-MM-DD.")
         return None
     return value
 
@@ -67,12 +70,20 @@ def unit(unit_id: int):
 
 # --- move-in --------------------------------------------------------------------------------------
 
+def _default_language(estate: Estate) -> str:
+    """The language a new tenant's form starts at: the estate's default, else English."""
+    return estate_language(db.session, estate.id) or DEFAULT_LANGUAGE
+
+
 def _move_in_page(unit, *, form=None, errors=None, status=200):
     estate = unit.estate
+    default = _default_language(estate)
     response = render("agent/move_in.html", unit=unit, estate=estate, meters=tenancies.unit_meters(db.session, unit),
                       candidates=[row.person for row in estate_people(db.session, estate)],
-                      occupant=tenancies.current_tenancy(db.session, unit),
-                      form=form or {"move_in": _today(estate), "person_id": "new", "invite": "1"}, errors=errors or {})
+                      occupant=tenancies.current_tenancy(db.session, unit), languages=LANGUAGES,
+                      default_language=default,
+                      form=form or {"move_in": _today(estate), "person_id": "new", "invite": "1", "language": default},
+                      errors=errors or {})
     response.status_code = status
     return response
 
@@ -83,28 +94,50 @@ def move_in(unit_id: int):
     if request.method == "GET":
         return _move_in_page(found)
     meters = tenancies.unit_meters(db.session, found)
-    form = _form([*PERSON_FIELDS, "person_id", "move_in", "invite", *[f"opening_{m.utility}" for m in meters]])
+    form = _form([*PERSON_FIELDS, "person_id", "move_in", "invite", "language", "language_default",
+                  *[f"opening_{m.utility}" for m in meters]])
     errors: dict[str, str] = {}
     day = _form_date("move_in", errors)
+    language = form["language"].strip() or _default_language(found.estate)
+    if language not in LANGUAGES:
+        errors["language"] = gettext("Choose one of the languages listed.")
     openings = _registers("opening", meters, errors)
     if form["person_id"] not in ("", "new"):
         person = person_of_estate(db.session, found.estate, _form_id("person_id"))
         if person is None:
-            errors["person_id"] = "Choose a person of this estate, or “New person” and fill in their details."
+            errors["person_id"] = gettext("Choose a person of this estate, or “New person” and fill in their details.")
     else:
         person = {name: form[name] for name in PERSON_FIELDS}
+        person["language"] = language
     if errors:
         return _move_in_page(found, form=form, errors=errors, status=400)
+    if not isinstance(person, dict):
+        _set_language(person, language, kept_default=form["language_default"])
     try:
         result = tenancies.move_in(db.session, current_user, found, person, day, openings,
                                    invite=bool(form["invite"]), user_id=current_user.id)
     except (AccessError, PersonError) as error:
         db.session.rollback()
         return _move_in_page(found, form=form, errors=error.errors, status=400)
-    told = (f" An invite was emailed to {result.invite_email}." if result.invite_email
-            else f" An SMS with the account number went to {result.sms_to}." if result.sms_to else "")
-    flash(f"{result.person_name} moved into unit {found.number}.{told}", "success")
+    moved = gettext("%(name)s moved into unit %(number)s.", name=result.person_name, number=found.number)
+    told = (gettext("An invite was emailed to %(email)s.", email=result.invite_email) if result.invite_email
+            else gettext("An SMS with the account number went to %(phone)s.", phone=result.sms_to) if result.sms_to
+            else "")
+    flash(f"{moved} {told}".strip(), "success")
     return redirect(url_for("agent.unit", unit_id=found.id))
+
+
+def _set_language(person, language: str, *, kept_default: str) -> None:
+    """An existing person moved in: their language becomes the one chosen, audited (the caller commits).
+
+    A person who already has a language keeps it when the agent left the list at the default it
+    showed (`kept_default`): only a choice the agent made changes it.
+    """
+    if person.language == language or (person.language and language == kept_default):
+        return
+    audit.record(db.session, "person.language", person, old={"language": person.language},
+                 new={"language": language}, estate_id=person.estate_id)
+    person.language = language
 
 
 # --- move-out -------------------------------------------------------------------------------------
@@ -166,16 +199,16 @@ def reading(unit_id: int):
     errors: dict[str, str] = {}
     meter = next((m for m in tenancies.unit_meters(db.session, found) if m.id == _form_id("meter_id")), None)
     if meter is None:
-        errors["meter_id"] = "Choose one of the unit's meters."
+        errors["meter_id"] = gettext("Choose one of the unit's meters.")
     register = tenancies.parse_register(form["register"], "register", errors)
     if register is None and "register" not in errors:
-        errors["register"] = "Enter the register shown on the meter."
+        errors["register"] = gettext("Enter the register shown on the meter.")
     try:
         at = datetime.fromisoformat(form["taken_at"]).replace(tzinfo=found.estate.tz) if form["taken_at"] else None
     except ValueError:
         at = None
     if at is None:
-        errors["taken_at"] = "Enter the date and time the meter was read."
+        errors["taken_at"] = gettext("Enter the date and time the meter was read.")
     if errors:
         return _reading_page(found, form=form, errors=errors, status=400)
     try:
@@ -202,7 +235,7 @@ def refunds(estate_id: int):
             abort(404)
         try:
             tenancies.mark_refund_paid(db.session, current_user, refund, request.form.get("reference", "")[:100])
-            flash(f"Refund {refund.id} is marked paid.", "success")
+            flash(gettext("Refund %(id)s is marked paid.", id=refund.id), "success")
             return redirect(url_for("agent.refunds", estate_id=estate.id))
         except AccessError as error:
             db.session.rollback()

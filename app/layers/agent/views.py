@@ -1,4 +1,5 @@
 """Managing agent pages: every unit of a managed estate with tenant, occupancy and balances."""
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from app.auth.scope import estate_or_404, visible_estates
@@ -24,10 +25,10 @@ def _balance_column(utility: str) -> Column:
 
 
 UNIT_COLUMNS = [
-    Column("Unit", lambda c: c.unit.number), Column("Status", lambda c: label("occupancy", c.unit.occupancy_status)),
-    Column("Tenant", lambda c: c.tenant_name or ""),
+    Column(_l("Unit"), lambda c: c.unit.number), Column(_l("Status"), lambda c: label("occupancy", c.unit.occupancy_status)),
+    Column(_l("Tenant"), lambda c: c.tenant_name or ""),
     *[_balance_column(utility) for utility in UTILITIES],
-    Column("Supply", lambda c: "on" if c.supply_on else "off"), Column("Last reading", lambda c: c.last_reading_at),
+    Column(_l("Supply"), lambda c: "on" if c.supply_on else "off"), Column(_l("Last reading"), lambda c: c.last_reading_at),
 ]
 
 

@@ -1,5 +1,6 @@
 """Family access pages (F2): who may do what on a wallet; managers and staff grant and revoke."""
 from flask import flash, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 
 from app.auth.scope import wallet_actions, wallet_or_404
@@ -26,8 +27,11 @@ def grant(unit_id: int):
     except FamilyError as error:
         db.session.rollback()
         return _page(unit, form, error.errors), 400
-    flash(f"{done.grant.user.display_name} may now: {LEVEL_WORDS[done.grant.level].lower()}."
-          + (" An invite was emailed to them." if done.invited else ""), "success")
+    message = gettext("%(name)s may now: %(level)s.", name=done.grant.user.display_name,
+                      level=gettext(LEVEL_WORDS[done.grant.level]).lower())
+    if done.invited:
+        message += " " + gettext("An invite was emailed to them.")
+    flash(message, "success")
     return redirect(url_for("family.access", unit_id=unit.id))
 
 
@@ -39,7 +43,7 @@ def revoke(unit_id: int, grant_id: int):
     except FamilyError as error:
         db.session.rollback()
         return _page(unit, {}, error.errors), 400
-    flash(f"{gone.user.display_name} no longer has access to this wallet.", "success")
+    flash(gettext("%(name)s no longer has access to this wallet.", name=gone.user.display_name), "success")
     return redirect(url_for("family.access", unit_id=unit.id))
 
 

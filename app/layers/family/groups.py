@@ -1,5 +1,6 @@
 """Family wallet groups (F1): a person's groups over wallets they manage, and each group's overview."""
 from flask import flash, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 
 from app.auth.scope import visible_units, wallet_actions, wallet_group_or_404, wallet_or_404
@@ -29,7 +30,7 @@ def new_group():
     except FamilyError as error:
         db.session.rollback()
         return _list(error.errors, request.form), 400
-    flash(f"Group “{group.name}” made.", "success")
+    flash(gettext("Group “%(name)s” made.", name=group.name), "success")
     return redirect(url_for("family.group", group_id=group.id))
 
 
@@ -48,7 +49,7 @@ def add_group_member(group_id: int):
     except FamilyError as error:
         db.session.rollback()
         return _page(found, error.errors), 400
-    flash(f"Unit {unit.number} added.", "success")
+    flash(gettext("Unit %(number)s added.", number=unit.number), "success")
     return redirect(url_for("family.group", group_id=found.id))
 
 
@@ -60,7 +61,7 @@ def remove_group_member(group_id: int, unit_id: int):
     except FamilyError as error:
         db.session.rollback()
         return _page(found, error.errors), 400
-    flash("Wallet taken out of the group.", "success")
+    flash(gettext("Wallet taken out of the group."), "success")
     return redirect(url_for("family.group", group_id=found.id))
 
 

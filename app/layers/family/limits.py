@@ -1,5 +1,6 @@
 """Family limits pages (F3, F4): spend limits per pocket, top-up caps per person, my alert settings."""
 from flask import flash, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 
 from app.auth.scope import wallet_actions, wallet_or_404
@@ -27,7 +28,7 @@ def save_limits(unit_id: int):
     except FamilyError as error:
         db.session.rollback()
         return _page(unit, request.form, error.errors), 400
-    flash("Spend limits saved.", "success")
+    flash(gettext("Spend limits saved."), "success")
     return redirect(url_for("family.limits", unit_id=unit.id))
 
 
@@ -40,7 +41,7 @@ def save_caps(unit_id: int, grant_id: int):
     except FamilyError as error:
         db.session.rollback()
         return _page(unit, request.form, error.errors), 400
-    flash(f"Top-up caps for {grant.user.display_name} saved.", "success")
+    flash(gettext("Top-up caps for %(name)s saved.", name=grant.user.display_name), "success")
     return redirect(url_for("family.limits", unit_id=unit.id))
 
 
@@ -49,7 +50,7 @@ def save_alerts(unit_id: int):
     unit = wallet_or_404(db.session, current_user, unit_id, "alerts")
     mine = grant_of(db.session, current_user, unit.id)
     if mine is None:  # staff without a grant: alerts go to grant holders only
-        return _page(unit, request.form, {"alerts": "Alerts go to people with a grant on this wallet."}), 400
+        return _page(unit, request.form, {"alerts": gettext("Alerts go to people with a grant on this wallet.")}), 400
     try:
         save_alert_settings(db.session, mine, enabled=request.form.get("alerts_enabled") == "1",
                             channels=request.form.getlist("channels"),
@@ -57,7 +58,7 @@ def save_alerts(unit_id: int):
     except FamilyError as error:
         db.session.rollback()
         return _page(unit, request.form, error.errors), 400
-    flash("Alert settings saved.", "success")
+    flash(gettext("Alert settings saved."), "success")
     return redirect(url_for("family.limits", unit_id=unit.id))
 
 

@@ -1,6 +1,7 @@
 """Family top-up (P4, F3): pay into a shared wallet through PayFast within one's top-up caps,
 and the payments the person made into shared wallets."""
 from flask import abort, current_app, flash, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -27,7 +28,7 @@ def topup():
     cancelled = request.args.get("cancelled", "")
     if cancelled:
         payfast.cancel_checkout(db.session, cancelled, current_user)
-        flash("Payment cancelled: nothing was taken. You can start again below.", "error")
+        flash(gettext("Payment cancelled: nothing was taken. You can start again below."), "error")
     unit_id = request.args.get("unit_id", type=int)
     if unit_id:
         wallet_or_404(db.session, current_user, unit_id, "topup")
@@ -39,7 +40,7 @@ def start_topup():
     unit = wallet_or_404(db.session, current_user, request.form.get("unit_id", type=int) or 0, "topup")
     utility = request.form.get("utility", "")
     if utility not in UTILITIES:
-        return _form({"utility": "Choose what to top up."}, request.form), 400
+        return _form({"utility": gettext("Choose what to top up.")}, request.form), 400
     settings = payfast.PayfastSettings.from_config(current_app.config)
     public = current_app.config["PUBLIC_URL"].rstrip("/")
     try:
@@ -59,7 +60,7 @@ def start_topup():
 
 @bp.get("/topup/done")
 def topup_done():
-    flash("Thank you. The top-up shows here as soon as PayFast confirms it (usually seconds).", "success")
+    flash(gettext("Thank you. The top-up shows here as soon as PayFast confirms it (usually seconds)."), "success")
     return payments()
 
 

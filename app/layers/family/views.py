@@ -1,5 +1,8 @@
 """Family pages: every wallet shared with the person, what they may do on each, a member dashboard."""
 from flask import render_template
+from flask_babel import gettext
+
+from app.i18n.label_texts import N_
 from flask_login import current_user
 
 from app.auth.scope import visible_units, wallet_actions, wallet_or_404
@@ -13,19 +16,20 @@ from app.reports.wallet_totals import commodity_totals
 
 ROLES = ("family",)
 HISTORY_LINES = 100
-ACTION_WORDS = {"history": "see history", "topup": "top up", "limits": "set limits", "grant": "share access"}
+ACTION_WORDS = {"history": N_("see history"), "topup": N_("top up"), "limits": N_("set limits"),
+                "grant": N_("share access")}
 
 
 @bp.errorhandler(403)
 def forbidden(error):
-    return render_template("error.html", code=403, title="Not allowed",
+    return render_template("error.html", code=403, title=gettext("Not allowed"),
                            message=getattr(error, "description", "") or
-                           "Your access to this wallet does not allow this."), 403
+                           gettext("Your access to this wallet does not allow this.")), 403
 
 
 def allowed_words(actions) -> list[str]:
     """What a person may do on a wallet, in words, for the family pages."""
-    return ["see balances"] + [words for action, words in ACTION_WORDS.items() if action in actions]
+    return [N_("see balances")] + [words for action, words in ACTION_WORDS.items() if action in actions]
 
 
 @bp.get("/")

@@ -3,6 +3,7 @@ the reversals waiting for a second staff member's approval, and the SparkMeter r
 from __future__ import annotations
 
 from flask import abort, flash, request, url_for
+from flask_babel import gettext, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -22,24 +23,24 @@ from app.reports.export import Column, money_column
 from app.routing import whole_number
 
 POSTING_COLUMNS = [
-    Column("Account", lambda p: p.account.name),
-    Column("Account kind", lambda p: label("account_kind", p.account.kind)),
-    Column("Pocket", lambda p: label("pocket", p.account.utility)),
-    money_column("Amount", lambda p: p.amount, lambda p: p.commodity),
+    Column(_l("Account"), lambda p: p.account.name),
+    Column(_l("Account kind"), lambda p: label("account_kind", p.account.kind)),
+    Column(_l("Pocket"), lambda p: label("pocket", p.account.utility)),
+    money_column(_l("Amount"), lambda p: p.amount, lambda p: p.commodity),
 ]
 CORRECTION_COLUMNS = [
-    Column("Request", lambda c: c.id, numeric=True),
-    Column("Asked at", lambda c: c.requested_at),
-    Column("Estate", lambda c: c.estate.name),
-    Column("Transaction", lambda c: c.transaction_id, numeric=True),
-    Column("Kind", lambda c: label("correction_kind", c.kind)),
-    Column("To unit", lambda c: c.target_unit.number if c.target_unit else ""),
-    money_column("Amount", lambda c: c.amount, lambda c: c.estate.currency),
-    Column("Reason", lambda c: c.reason),
-    Column("Asked by", lambda c: c.requested_by.email),
-    Column("Status", lambda c: label("correction_status", c.status)),
-    Column("Decided by", lambda c: c.decided_by.email if c.decided_by else ""),
-    Column("SparkMeter", lambda c: label("vendor_reversal", c.vendor_status)),
+    Column(_l("Request"), lambda c: c.id, numeric=True),
+    Column(_l("Asked at"), lambda c: c.requested_at),
+    Column(_l("Estate"), lambda c: c.estate.name),
+    Column(_l("Transaction"), lambda c: c.transaction_id, numeric=True),
+    Column(_l("Kind"), lambda c: label("correction_kind", c.kind)),
+    Column(_l("To unit"), lambda c: c.target_unit.number if c.target_unit else ""),
+    money_column(_l("Amount"), lambda c: c.amount, lambda c: c.estate.currency),
+    Column(_l("Reason"), lambda c: c.reason),
+    Column(_l("Asked by"), lambda c: c.requested_by.email),
+    Column(_l("Status"), lambda c: label("correction_status", c.status)),
+    Column(_l("Decided by"), lambda c: c.decided_by.email if c.decided_by else ""),
+    Column(_l("SparkMeter"), lambda c: label("vendor_reversal", c.vendor_status)),
 ]
 RECENT = 50
 
@@ -121,7 +122,7 @@ def decline(correction_id: int):
 def retry_vendor_reversal(correction_id: int):
     correction = db.session.get(Correction, correction_id) or abort(404)
     if correction.status != "done" or correction.vendor_status not in ("queued", "failed"):
-        flash("Nothing to send to SparkMeter for this correction.", "error")
+        flash(gettext("Nothing to send to SparkMeter for this correction."), "error")
         return redirect(url_for("staff.transaction", tx_id=correction.transaction_id))
     result = reverse_vendor_payment(db.session, correction)
     flash(f"SparkMeter: {result.message}", "success" if result.ok else "error")

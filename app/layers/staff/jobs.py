@@ -1,6 +1,7 @@
 """Staff Jobs screen (S3, S4): every scheduled job with its schedule, last and next run, failures
 with their traceback, a retry button, the running ones' progress, and each kind's history."""
 from flask import abort, current_app, flash, url_for
+from flask_babel import gettext
 
 from app.extensions import db
 from app.htmx import redirect, refuse, render
@@ -38,7 +39,7 @@ def retry(job_kind: str):
     except JobScheduleError as error:
         db.session.rollback()
         return refuse(jobs, str(error))
-    flash(f"{label('job', job_kind)}: {result.message}.", "success")
+    flash(gettext("%(job)s: %(outcome)s.", job=gettext(label('job', job_kind)), outcome=result.message), "success")
     return redirect(url_for("staff.job_history", job_kind=job_kind))
 
 
@@ -50,5 +51,5 @@ def switch_metrics():
 
     wanted = request.form.get("on") == "1"
     set_metrics_enabled(db.session, wanted)
-    flash("/metrics now answers Prometheus." if wanted else "/metrics is off: it answers 404.", "success")
+    flash(gettext("/metrics now answers Prometheus.") if wanted else gettext("/metrics is off: it answers 404."), "success")
     return redirect(url_for("staff.jobs"))

@@ -4,6 +4,7 @@ for the readings endpoint (create once, revoke), and the maintenance switch (M7)
 from __future__ import annotations
 
 from flask import abort, flash, request, url_for
+from flask_babel import gettext, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -21,45 +22,45 @@ from app.layers.export import requested_format, respond
 from app.reports.export import Column
 
 METER_COLUMNS = [
-    Column("Meter", lambda r: r.meter.serial), Column("DevEUI", lambda r: r.meter.dev_eui or ""),
-    Column("Estate", lambda r: r.estate_code), Column("Unit", lambda r: r.unit_number or r.meter.role),
-    Column("Utility", lambda r: label("utility", r.meter.utility)), Column("Status", lambda r: label("meter_status", r.status)),
-    Column("Last reading", lambda r: r.meter.last_reading_at), Column("Register", lambda r: r.meter.last_register, numeric=True),
-    Column("Relay", lambda r: r.meter.relay_state or ""),
+    Column(_l("Meter"), lambda r: r.meter.serial), Column(_l("DevEUI"), lambda r: r.meter.dev_eui or ""),
+    Column(_l("Estate"), lambda r: r.estate_code), Column(_l("Unit"), lambda r: r.unit_number or r.meter.role),
+    Column(_l("Utility"), lambda r: label("utility", r.meter.utility)), Column(_l("Status"), lambda r: label("meter_status", r.status)),
+    Column(_l("Last reading"), lambda r: r.meter.last_reading_at), Column(_l("Register"), lambda r: r.meter.last_register, numeric=True),
+    Column(_l("Relay"), lambda r: r.meter.relay_state or ""),
 ]
 DEAD_LETTER_COLUMNS = [
-    Column("#", lambda d: d.id, numeric=True), Column("Received", lambda d: d.received_at),
-    Column("Reason", lambda d: d.reason), Column("Topic", lambda d: d.topic),
-    Column("Replayed", lambda d: d.replayed_at), Column("Replay outcome", lambda d: d.replay_outcome or ""),
-    Column("Reading of", lambda d: d.reading_at), Column("Dismissed", lambda d: d.dismissed_at),
+    Column(_l("#"), lambda d: d.id, numeric=True), Column(_l("Received"), lambda d: d.received_at),
+    Column(_l("Reason"), lambda d: d.reason), Column(_l("Topic"), lambda d: d.topic),
+    Column(_l("Replayed"), lambda d: d.replayed_at), Column(_l("Replay outcome"), lambda d: d.replay_outcome or ""),
+    Column(_l("Reading of"), lambda d: d.reading_at), Column(_l("Dismissed"), lambda d: d.dismissed_at),
 ]
 COMMAND_COLUMNS = [
-    Column("Sent", lambda r: r[0].published_at or r[0].created_at), Column("Meter", lambda r: r[1].serial),
-    Column("Relay", lambda r: r[0].state), Column("Why", lambda r: r[0].reason),
-    Column("Status", lambda r: label("command_status", r[0].status)), Column("Acknowledged", lambda r: r[0].acknowledged_at),
+    Column(_l("Sent"), lambda r: r[0].published_at or r[0].created_at), Column(_l("Meter"), lambda r: r[1].serial),
+    Column(_l("Relay"), lambda r: r[0].state), Column(_l("Why"), lambda r: r[0].reason),
+    Column(_l("Status"), lambda r: label("command_status", r[0].status)), Column(_l("Acknowledged"), lambda r: r[0].acknowledged_at),
 ]
 ALERT_COLUMNS = [
-    Column("Raised", lambda r: r[0].raised_at), Column("Meter", lambda r: r[1].serial), Column("Estate", lambda r: r[2]),
-    Column("Unit", lambda r: r[3] or ""), Column("Kind", lambda r: label("alert", r[0].kind)), Column("Detail", lambda r: r[0].detail),
+    Column(_l("Raised"), lambda r: r[0].raised_at), Column(_l("Meter"), lambda r: r[1].serial), Column(_l("Estate"), lambda r: r[2]),
+    Column(_l("Unit"), lambda r: r[3] or ""), Column(_l("Kind"), lambda r: label("alert", r[0].kind)), Column(_l("Detail"), lambda r: r[0].detail),
 ]
 # One meter's page: its tables by ?table= (periods by default).
 METER_DETAIL_TABLES = {
     "periods": ("consumption", [
-        Column("Period", lambda p: p.label), Column("First reading at", lambda p: p.first_at),
-        Column("First register", lambda p: p.first_register, numeric=True), Column("Last reading at", lambda p: p.last_at),
-        Column("Last register", lambda p: p.last_register, numeric=True), Column("Consumption", lambda p: p.consumption, numeric=True)]),
+        Column(_l("Period"), lambda p: p.label), Column(_l("First reading at"), lambda p: p.first_at),
+        Column(_l("First register"), lambda p: p.first_register, numeric=True), Column(_l("Last reading at"), lambda p: p.last_at),
+        Column(_l("Last register"), lambda p: p.last_register, numeric=True), Column(_l("Consumption"), lambda p: p.consumption, numeric=True)]),
     "alerts": ("alerts", [
-        Column("Raised", lambda a: a.raised_at), Column("Kind", lambda a: label("alert", a.kind)),
-        Column("Detail", lambda a: a.detail), Column("Acknowledged", lambda a: a.acknowledged_at)]),
+        Column(_l("Raised"), lambda a: a.raised_at), Column(_l("Kind"), lambda a: label("alert", a.kind)),
+        Column(_l("Detail"), lambda a: a.detail), Column(_l("Acknowledged"), lambda a: a.acknowledged_at)]),
     "commands": ("relay commands", [
-        Column("Sent", lambda c: c.published_at or c.created_at), Column("Relay", lambda c: c.state),
-        Column("Why", lambda c: c.reason), Column("Status", lambda c: label("command_status", c.status))]),
+        Column(_l("Sent"), lambda c: c.published_at or c.created_at), Column(_l("Relay"), lambda c: c.state),
+        Column(_l("Why"), lambda c: c.reason), Column(_l("Status"), lambda c: label("command_status", c.status))]),
     "dead_letters": ("dead letters", [
-        Column("#", lambda d: d.id, numeric=True), Column("Received", lambda d: d.received_at),
-        Column("Reason", lambda d: d.reason), Column("Replay", lambda d: d.replay_outcome or "")]),
+        Column(_l("#"), lambda d: d.id, numeric=True), Column(_l("Received"), lambda d: d.received_at),
+        Column(_l("Reason"), lambda d: d.reason), Column(_l("Replay"), lambda d: d.replay_outcome or "")]),
     "readings": ("latest readings", [
-        Column("Taken", lambda r: r.taken_at), Column("Register", lambda r: r.register, numeric=True),
-        Column("Since previous", lambda r: r.consumption, numeric=True)]),
+        Column(_l("Taken"), lambda r: r.taken_at), Column(_l("Register"), lambda r: r.register, numeric=True),
+        Column(_l("Since previous"), lambda r: r.consumption, numeric=True)]),
 }
 
 
@@ -90,9 +91,9 @@ def dead_letters():
 def replay():
     letter = db.session.get(DeadLetter, request.form.get("dead_letter_id", type=int) or 0) or abort(404)
     if letter.replayed_at is not None and letter.replay_outcome and not letter.replay_outcome.startswith("refused"):
-        return refuse(dead_letters, "That message was already replayed successfully.")
+        return refuse(dead_letters, gettext("That message was already replayed successfully."))
     outcome = replay_dead_letter(db.session, letter)
-    flash(f"Message #{letter.id}: {outcome}.", "error" if outcome.startswith("refused") else "success")
+    flash(gettext("Message #%(id)s: %(outcome)s.", id=letter.id, outcome=outcome), "error" if outcome.startswith("refused") else "success")
     return redirect(url_for("staff.dead_letters"))
 
 
@@ -100,8 +101,8 @@ def replay():
 def dismiss():
     letter = db.session.get(DeadLetter, request.form.get("dead_letter_id", type=int) or 0) or abort(404)
     if not dismiss_dead_letter(db.session, letter, current_user.id):
-        return refuse(dead_letters, "That message was already replayed or dismissed.")
-    flash(f"Message #{letter.id} dismissed: it is kept, and no longer counts as waiting.", "success")
+        return refuse(dead_letters, gettext("That message was already replayed or dismissed."))
+    flash(gettext("Message #%(id)s dismissed: it is kept, and no longer counts as waiting.", id=letter.id), "success")
     return redirect(url_for("staff.dead_letters", pending=request.form.get("pending") or None))
 
 
@@ -117,8 +118,8 @@ def relay_commands():
 def maintenance():
     wanted = request.form.get("on") == "1"
     set_maintenance(db.session, wanted)
-    flash("Maintenance mode is on: ingest is paused and messages wait in the broker." if wanted
-          else "Maintenance mode is off: ingest resumes and bills every waiting reading.", "success")
+    flash(gettext("Maintenance mode is on: ingest is paused and messages wait in the broker.") if wanted
+          else gettext("Maintenance mode is off: ingest resumes and bills every waiting reading."), "success")
     return redirect(safe_next(request.form.get("next")) or url_for("staff.metering"))
 
 
@@ -150,8 +151,9 @@ def meter_boundaries(meter_id: int):
     meter = db.session.get(Meter, meter_id) or abort(404)
     on = request.form.get("on") == "1"
     meter_settings.set_reports_on_boundaries(db.session, meter, on)
-    flash(f"Meter {meter.serial}: readings off its interval's boundaries are now refused." if on
-          else f"Meter {meter.serial}: readings are now accepted at the meter's own time.", "success")
+    flash(gettext("Meter %(serial)s: readings off its interval's boundaries are now refused.", serial=meter.serial) if on
+          else gettext("Meter %(serial)s: readings are now accepted at the meter's own time.", serial=meter.serial),
+          "success")
     return redirect(url_for("staff.meter", meter_id=meter.id))
 
 
@@ -172,7 +174,8 @@ def acknowledge_alert(alert_id: int):
     except alerts.AlertError as error:
         db.session.rollback()
         return refuse(meter_alerts, str(error))
-    flash(f"Alert #{alert.id} ({label('alert', alert.kind).lower()}) acknowledged.", "success")
+    flash(gettext("Alert #%(id)s (%(kind)s) acknowledged.", id=alert.id, kind=gettext(label('alert', alert.kind)).lower()),
+          "success")
     return redirect(back)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 
 from flask import abort, flash, request, url_for
+from flask_babel import gettext, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -32,22 +33,22 @@ from app.routing import whole_number
 PAGE_SIZE = 100
 PROVIDER_NAMES = PROVIDER_LABELS  # every provider in PROVIDERS, by its label
 PAYMENT_COLUMNS = [
-    Column("Received", lambda p: p.paid_at or p.created_at), Column("Provider", lambda p: PROVIDER_NAMES.get(p.provider, p.provider)),
-    Column("Provider ref", lambda p: p.provider_ref or ""), Column("Payer", lambda p: p.payer_name or ""),
-    Column("Payer contact", lambda p: p.payer_phone or p.payer_email or ""), Column("Reference", lambda p: p.reference or ""),
-    Column("Estate", lambda p: p.estate.name if p.estate else ""), Column("Unit", lambda p: p.unit.number if p.unit else ""),
-    money_column("Amount", lambda p: p.amount, lambda p: p.currency or ""),
-    Column("Status", lambda p: label("payment_status", p.status)), Column("Why", lambda p: p.status_reason or ""),
-    Column("SparkMeter", lambda p: p.vendor_push_status or ""),
+    Column(_l("Received"), lambda p: p.paid_at or p.created_at), Column(_l("Provider"), lambda p: PROVIDER_NAMES.get(p.provider, p.provider)),
+    Column(_l("Provider ref"), lambda p: p.provider_ref or ""), Column(_l("Payer"), lambda p: p.payer_name or ""),
+    Column(_l("Payer contact"), lambda p: p.payer_phone or p.payer_email or ""), Column(_l("Reference"), lambda p: p.reference or ""),
+    Column(_l("Estate"), lambda p: p.estate.name if p.estate else ""), Column(_l("Unit"), lambda p: p.unit.number if p.unit else ""),
+    money_column(_l("Amount"), lambda p: p.amount, lambda p: p.currency or ""),
+    Column(_l("Status"), lambda p: label("payment_status", p.status)), Column(_l("Why"), lambda p: p.status_reason or ""),
+    Column(_l("SparkMeter"), lambda p: p.vendor_push_status or ""),
 ]
 UNMATCHED_COLUMNS = [
-    Column("Received", lambda u: u.received_at), Column("Source", lambda u: u.label), Column("Reference", lambda u: u.reference),
-    Column("Payer", lambda u: u.payer or ""), money_column("Amount", lambda u: u.amount, lambda u: u.currency or ""),
-    Column("Why unmatched", lambda u: u.reason or ""),
+    Column(_l("Received"), lambda u: u.received_at), Column(_l("Source"), lambda u: u.label), Column(_l("Reference"), lambda u: u.reference),
+    Column(_l("Payer"), lambda u: u.payer or ""), money_column(_l("Amount"), lambda u: u.amount, lambda u: u.currency or ""),
+    Column(_l("Why unmatched"), lambda u: u.reason or ""),
 ]
 SUSPICIOUS_COLUMNS = [
-    Column("Received", lambda m: m.received_at), Column("From", lambda m: m.from_number or ""),
-    Column("Message", lambda m: m.content), Column("Outcome", lambda m: m.outcome), Column("Why", lambda m: m.reason or ""),
+    Column(_l("Received"), lambda m: m.received_at), Column(_l("From"), lambda m: m.from_number or ""),
+    Column(_l("Message"), lambda m: m.content), Column(_l("Outcome"), lambda m: m.outcome), Column(_l("Why"), lambda m: m.reason or ""),
 ]
 
 
@@ -108,7 +109,7 @@ def assign():
     unit_id = request.form.get("unit_id", type=int) or 0
     utility = request.form.get("utility", "electricity")
     if source not in UNMATCHED_SOURCES or not row_id or not unit_id or utility not in UTILITIES:
-        return _refused("Choose a unit and a utility.")
+        return _refused(gettext("Choose a unit and a utility."))
     unit = unit_or_404(db.session, current_user, unit_id, ("staff",))
     try:
         outcome = assign_unmatched(db.session, source, row_id, unit, utility, user_id=current_user.id)
@@ -148,10 +149,10 @@ def eft_deposit():
     except (PaymentError, ValueError) as error:
         db.session.rollback()
         field = getattr(error, "field", None)
-        return _page("eft", "", errors={field if field in DEPOSIT_FIELDS else "deposit": f"Not recorded: {error}."},
+        return _page("eft", "", errors={field if field in DEPOSIT_FIELDS else "deposit": gettext("Not recorded: %(error)s.", error=error)},
                      form=form, code=400)
-    flash(f"Deposit {payment.provider_ref} recorded ({payment.status_reason}); confirm it to credit.",
-          "success")
+    flash(gettext("Deposit %(reference)s recorded (%(reason)s); confirm it to credit.", reference=payment.provider_ref,
+                  reason=payment.status_reason), "success")
     return redirect(url_for("staff.payments", provider="eft", status=payment.status))
 
 
@@ -159,11 +160,12 @@ def eft_deposit():
 def eft_confirm():
     ids = [i for i in (whole_number(value, 1) for value in request.form.getlist("payment_id")) if i is not None]
     if not ids:
-        return _refused("Tick the deposits to confirm.", provider="eft", status="to_confirm")
+        return _refused(gettext("Tick the deposits to confirm."), provider="eft", status="to_confirm")
     outcomes = eft.confirm_payments(db.session, ids, current_user.id)
     credited = [pid for pid, outcome in outcomes if outcome == "credited"]
     problems = [f"#{pid}: {outcome}" for pid, outcome in outcomes if outcome != "credited"]
-    flash(f"{len(credited)} deposit(s) credited." + (f" Not credited: {'; '.join(problems)}" if problems else ""),
+    flash(gettext("%(num)s deposit(s) credited.", num=len(credited))
+          + (" " + gettext("Not credited: %(problems)s", problems="; ".join(problems)) if problems else ""),
           "success" if not problems else "error")
     for pid in credited:
         _report_push(db.session.get(Payment, pid))
@@ -174,7 +176,7 @@ def eft_confirm():
 def vendor_push():
     payment = _payment_from_form()
     if not vendor_customer_code(db.session, payment):
-        return _refused("This payment's unit has no SparkMeter meter.")
+        return _refused(gettext("This payment's unit has no SparkMeter meter."))
     result = push_payment(db.session, payment)
     flash(f"SparkMeter: {result.message}", "success" if result.ok else "error")
     return redirect(url_for("staff.payments"))
@@ -193,7 +195,7 @@ def _report_push(payment: Payment) -> None:
     """Say where the SparkMeter push that crediting queued stands (P5)."""
     db.session.refresh(payment)
     if payment.vendor_push_status == "queued":
-        flash("SparkMeter: the credit push is queued; its result shows in the list.", "success")
+        flash(gettext("SparkMeter: the credit push is queued; its result shows in the list."), "success")
     elif payment.vendor_push_status:
         flash(f"SparkMeter: {payment.vendor_push_result or payment.vendor_push_status}",
               "success" if payment.vendor_push_status == "pushed" else "error")

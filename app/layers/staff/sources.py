@@ -2,6 +2,7 @@
 from datetime import date, timedelta
 
 from flask import abort, current_app, request, url_for
+from flask_babel import gettext, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -55,16 +56,16 @@ def _freshness() -> dict:
 
 
 KOIOS_PAYMENT_COLUMNS = [
-    Column("Paid", lambda r: r[0].paid_at), Column("Koios id", lambda r: r[0].koios_id),
-    Column("Ours", lambda r: "yes" if r[0].origin == "meterwise" else ""), Column("Customer", lambda r: r[0].customer_code or ""),
-    Column("Unit", lambda r: r[1].number if r[1] else ""), Column("Amount", lambda r: r[0].amount, numeric=True),
-    Column("Currency", lambda r: r[0].currency or ""),
+    Column(_l("Paid"), lambda r: r[0].paid_at), Column(_l("Koios id"), lambda r: r[0].koios_id),
+    Column(_l("Ours"), lambda r: "yes" if r[0].origin == "meterwise" else ""), Column(_l("Customer"), lambda r: r[0].customer_code or ""),
+    Column(_l("Unit"), lambda r: r[1].number if r[1] else ""), Column(_l("Amount"), lambda r: r[0].amount, numeric=True),
+    Column(_l("Currency"), lambda r: r[0].currency or ""),
 ]
 THUNDERCLOUD_PAYMENT_COLUMNS = [
-    Column("Detected", lambda r: r[0].detected_at), Column("Meter", lambda r: r[0].meter_serial),
-    Column("Customer", lambda r: r[0].customer_code or ""), Column("Estate", lambda r: r[2].code if r[2] else ""),
-    Column("Unit", lambda r: r[1].number if r[1] else ""), Column("Amount", lambda r: r[0].amount, numeric=True),
-    Column("Currency", lambda r: r[2].currency if r[2] else ""), Column("kWh", lambda r: r[0].kwh, numeric=True),
+    Column(_l("Detected"), lambda r: r[0].detected_at), Column(_l("Meter"), lambda r: r[0].meter_serial),
+    Column(_l("Customer"), lambda r: r[0].customer_code or ""), Column(_l("Estate"), lambda r: r[2].code if r[2] else ""),
+    Column(_l("Unit"), lambda r: r[1].number if r[1] else ""), Column(_l("Amount"), lambda r: r[0].amount, numeric=True),
+    Column(_l("Currency"), lambda r: r[2].currency if r[2] else ""), Column(_l("kWh"), lambda r: r[0].kwh, numeric=True),
 ]
 # The sources page's sections that fetch themselves again when a job finishes (?part=).
 SOURCES_PARTS = ("uisp_copy", "koios_payments", "thundercloud_payments")
@@ -97,12 +98,12 @@ def refresh_uisp():
         estate = db.session.get(Estate, request.form.get("estate_id", type=int) or 0) or abort(404)
         target = refresh_target("estate", estate.id)
     elif kind == "client":
-        client_id = request.form.get("client_id", type=int) or abort(400, "Choose the customer to refresh.")
+        client_id = request.form.get("client_id", type=int) or abort(400, gettext("Choose the customer to refresh."))
         target = refresh_target("client", client_id)
     elif kind == "all":
         target = refresh_target("all")
     else:
-        abort(400, "Choose what to refresh: everything, an estate or a customer.")
+        abort(400, gettext("Choose what to refresh: everything, an estate or a customer."))
     run = enqueue(REFRESH_KIND, target, target=job_target(target), user_id=current_user.id)
     if is_partial():
         return job_panel(run)
@@ -120,19 +121,19 @@ def _client_status(c) -> str:
 
 
 SUSPENSION_COLUMNS = [
-    Column("Customer", lambda r: r.client.name), Column("VIP", lambda r: "yes" if r.client.is_vip else ""),
-    Column("Estate", lambda r: r.estate_name or ""), Column("Service", lambda r: r.service.name),
-    Column("Outstanding", lambda r: r.client.account_outstanding, numeric=True), Column("Currency", lambda r: r.client.currency or ""),
-    Column("Grace date", lambda r: r.grace), Column("Risky", lambda r: "yes" if r.client.risky else ""),
-    Column("Missed", lambda r: r.client.missed_count, numeric=True), Column("Late", lambda r: r.client.late_count, numeric=True),
-    Column("Last payment", lambda r: r.client.last_payment_at),
+    Column(_l("Customer"), lambda r: r.client.name), Column(_l("VIP"), lambda r: "yes" if r.client.is_vip else ""),
+    Column(_l("Estate"), lambda r: r.estate_name or ""), Column(_l("Service"), lambda r: r.service.name),
+    Column(_l("Outstanding"), lambda r: r.client.account_outstanding, numeric=True), Column(_l("Currency"), lambda r: r.client.currency or ""),
+    Column(_l("Grace date"), lambda r: r.grace), Column(_l("Risky"), lambda r: "yes" if r.client.risky else ""),
+    Column(_l("Missed"), lambda r: r.client.missed_count, numeric=True), Column(_l("Late"), lambda r: r.client.late_count, numeric=True),
+    Column(_l("Last payment"), lambda r: r.client.last_payment_at),
 ]
 CUSTOMER_COLUMNS = [
-    Column("Customer", lambda c: c.name), Column("Account", lambda c: c.user_ident or c.uisp_id),
-    Column("Outstanding", lambda c: c.account_outstanding, numeric=True), Column("Currency", lambda c: c.currency or ""),
-    Column("On time", lambda c: c.on_time_count, numeric=True), Column("Late", lambda c: c.late_count, numeric=True),
-    Column("Missed", lambda c: c.missed_count, numeric=True), Column("Risky", lambda c: "yes" if c.risky else ""),
-    Column("Status", _client_status),
+    Column(_l("Customer"), lambda c: c.name), Column(_l("Account"), lambda c: c.user_ident or c.uisp_id),
+    Column(_l("Outstanding"), lambda c: c.account_outstanding, numeric=True), Column(_l("Currency"), lambda c: c.currency or ""),
+    Column(_l("On time"), lambda c: c.on_time_count, numeric=True), Column(_l("Late"), lambda c: c.late_count, numeric=True),
+    Column(_l("Missed"), lambda c: c.missed_count, numeric=True), Column(_l("Risky"), lambda c: "yes" if c.risky else ""),
+    Column(_l("Status"), _client_status),
 ]
 
 
@@ -159,18 +160,18 @@ def uisp_customers():
 
 CUSTOMER_TABLES = {
     "services": ("services", lambda c: c.services, [
-        Column("Service", lambda s: s.name), Column("Status", lambda s: "removed" if s.removed_at else s.status_label),
-        Column("Price", lambda s: s.price, numeric=True), Column("Active from", lambda s: s.active_from)]),
+        Column(_l("Service"), lambda s: s.name), Column(_l("Status"), lambda s: "removed" if s.removed_at else s.status_label),
+        Column(_l("Price"), lambda s: s.price, numeric=True), Column(_l("Active from"), lambda s: s.active_from)]),
     "invoices": ("invoices", lambda c: c.invoices, [
-        Column("Number", lambda i: i.number or i.uisp_id), Column("Created", lambda i: i.created_at),
-        Column("Due", lambda i: i.due_date), Column("Total", lambda i: i.total, numeric=True),
-        Column("To pay", lambda i: i.amount_to_pay, numeric=True), Column("Currency", lambda i: i.currency or ""),
-        Column("Paid", lambda i: "yes" if i.paid else "no"), Column("Removed", lambda i: i.removed_at)]),
+        Column(_l("Number"), lambda i: i.number or i.uisp_id), Column(_l("Created"), lambda i: i.created_at),
+        Column(_l("Due"), lambda i: i.due_date), Column(_l("Total"), lambda i: i.total, numeric=True),
+        Column(_l("To pay"), lambda i: i.amount_to_pay, numeric=True), Column(_l("Currency"), lambda i: i.currency or ""),
+        Column(_l("Paid"), lambda i: "yes" if i.paid else "no"), Column(_l("Removed"), lambda i: i.removed_at)]),
     "payments": ("payments", lambda c: c.payments, [
-        Column("Date", lambda p: p.created_at), Column("Amount", lambda p: p.amount, numeric=True),
-        Column("Currency", lambda p: p.currency or ""), Column("Method", lambda p: p.method or ""),
-        Column("Covers invoices", lambda p: " ".join(str(c.invoice_id) for c in p.covers)),
-        Column("Removed", lambda p: p.removed_at)]),
+        Column(_l("Date"), lambda p: p.created_at), Column(_l("Amount"), lambda p: p.amount, numeric=True),
+        Column(_l("Currency"), lambda p: p.currency or ""), Column(_l("Method"), lambda p: p.method or ""),
+        Column(_l("Covers invoices"), lambda p: " ".join(str(c.invoice_id) for c in p.covers)),
+        Column(_l("Removed"), lambda p: p.removed_at)]),
 }
 
 
@@ -222,7 +223,7 @@ def import_koios():
     except ValueError:
         return _refused(f"“{text}” is not a date (YYYY-MM-DD).")
     if day is not None and day >= date.today():
-        return _refused("Choose a day that has ended: yesterday or earlier.")
+        return _refused(gettext("Choose a day that has ended: yesterday or earlier."))
     return _started(start_koios_import(day, current_user.id), "koios-readings")
 
 

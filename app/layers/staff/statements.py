@@ -2,6 +2,7 @@
 from io import BytesIO
 
 from flask import abort, request, send_file
+from flask_babel import gettext, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -19,15 +20,15 @@ from app.statements.runs import (
 )
 
 STATEMENT_COLUMNS = [
-    Column("Unit", lambda r: r.unit_number),
-    Column("Issued", lambda r: r.issued_at),
-    Column("PDF SHA-256", lambda r: r.pdf_sha256),
-    Column("Emails sent", lambda r: r.sent, numeric=True),
-    Column("Emails written to log", lambda r: r.logged, numeric=True),
-    Column("Emails waiting", lambda r: r.pending, numeric=True),
-    Column("Emails failed", lambda r: r.failed, numeric=True),
-    Column("Flag", lambda r: r.discrepancy),
-    Column("Last error", lambda r: r.last_error),
+    Column(_l("Unit"), lambda r: r.unit_number),
+    Column(_l("Issued"), lambda r: r.issued_at),
+    Column(_l("PDF SHA-256"), lambda r: r.pdf_sha256),
+    Column(_l("Emails sent"), lambda r: r.sent, numeric=True),
+    Column(_l("Emails written to log"), lambda r: r.logged, numeric=True),
+    Column(_l("Emails waiting"), lambda r: r.pending, numeric=True),
+    Column(_l("Emails failed"), lambda r: r.failed, numeric=True),
+    Column(_l("Flag"), lambda r: r.discrepancy),
+    Column(_l("Last error"), lambda r: r.last_error),
 ]
 
 
@@ -43,7 +44,7 @@ def statements():
     period = request.args.get("period") or latest
     parse_period(period)
     if period > latest:
-        abort(400, "choose a month that has ended (YYYY-MM)")
+        abort(400, gettext("choose a month that has ended (YYYY-MM)"))
     rows = estate_statement_rows(db.session, estate, period)
     fmt = requested_format()
     if fmt:
@@ -65,7 +66,7 @@ def run_statements(estate_id: int, period: str):
     estate = db.session.get(Estate, estate_id) or abort(404)
     parse_period(period)
     if period > last_complete_period(estate.tz):
-        abort(400, f"{period} has not ended in {estate.name}")
+        abort(400, gettext("%(period)s has not ended in %(estate)s", period=period, estate=estate.name))
     run = start_run(estate, period, user_id=current_user.id)
     return job_panel(run)
 

@@ -3,11 +3,13 @@ one version's impact report (last month's use under the old and the new prices).
 from __future__ import annotations
 
 from flask import abort, flash, request, url_for
+from flask_babel import gettext, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
 from app.billing import schedule, tariff_classes
 from app.extensions import db
+from app.i18n.formatting import local_date
 from app.htmx import redirect, render
 from app.labels import label
 from app.layers.export import requested_format, respond
@@ -30,10 +32,10 @@ def _form_context(form, errors: dict[str, str] | None = None) -> dict:
 
 
 TARIFF_COLUMNS = [
-    Column("Estate", lambda r: r[0].name), Column("Utility", lambda r: label("utility", r[1].utility)),
-    Column("From", lambda r: r[1].effective_from), Column("Kind", lambda r: label("tariff", r[1].kind)),
-    Column("Prices", lambda r: schedule.describe(r[1], r[0].currency)), Column("Status", lambda r: r[2]),
-    Column("Notice sent", lambda r: r[1].notice_sent_at),
+    Column(_l("Estate"), lambda r: r[0].name), Column(_l("Utility"), lambda r: label("utility", r[1].utility)),
+    Column(_l("From"), lambda r: r[1].effective_from), Column(_l("Kind"), lambda r: label("tariff", r[1].kind)),
+    Column(_l("Prices"), lambda r: schedule.describe(r[1], r[0].currency)), Column(_l("Status"), lambda r: r[2]),
+    Column(_l("Notice sent"), lambda r: r[1].notice_sent_at),
 ]
 
 
@@ -59,8 +61,9 @@ def create_tariff():
     except schedule.TariffFormError as error:
         db.session.rollback()
         return render("staff/tariffs/new.html", **_form_context(request.form, error.errors)), 400
-    flash(f"{label('utility', version.utility)} tariff from {version.effective_from:%-d %b %Y} saved; "
-          "residents are told ahead of it and it switches on by itself.", "success")
+    flash(gettext("%(utility)s tariff from %(date)s saved; residents are told ahead of it and it switches on by itself.",
+                  utility=gettext(label('utility', version.utility)), date=local_date(version.effective_from, "%-d %b %Y")),
+          "success")
     return redirect(url_for("staff.tariff", version_id=version.id))
 
 
@@ -70,11 +73,11 @@ def tariff(version_id: int):
     report = schedule.impact_report(db.session, version)
     if fmt := requested_format():
         currency = report.estate.currency
-        columns = [Column("Unit", lambda r: r.unit_number), Column("Used", lambda r: r.consumption, numeric=True),
-                   money_column("Old price", lambda r: r.old_cost, lambda r: currency),
-                   money_column("New price", lambda r: r.new_cost, lambda r: currency),
-                   money_column("Change", lambda r: r.change, lambda r: currency),
-                   Column("Change %", lambda r: r.percent, numeric=True)]
+        columns = [Column(_l("Unit"), lambda r: r.unit_number), Column(_l("Used"), lambda r: r.consumption, numeric=True),
+                   money_column(_l("Old price"), lambda r: r.old_cost, lambda r: currency),
+                   money_column(_l("New price"), lambda r: r.new_cost, lambda r: currency),
+                   money_column(_l("Change"), lambda r: r.change, lambda r: currency),
+                   Column(_l("Change %"), lambda r: r.percent, numeric=True)]
         return respond(report.rows, columns, f"Tariff impact {report.estate.code} {label('utility', version.utility)} "
                        f"{version.effective_from:%Y-%m-%d}", fmt, timezone=report.estate.timezone)
     return render("staff/tariffs/version.html", version=version, report=report, estate=report.estate,

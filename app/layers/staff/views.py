@@ -2,6 +2,7 @@
 import json
 
 from flask import abort, flash, request, url_for
+from flask_babel import gettext, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -19,14 +20,14 @@ from app.reports.summaries import estate_figures
 from app.layers.export import requested_format, respond
 from app.reports.export import Column
 
-PERIOD_COLUMNS = [Column("Estate", lambda r: r[0].name), Column("Month", lambda r: r[1]),
-                  Column("Status", lambda r: label("period_status", r[2]))]
+PERIOD_COLUMNS = [Column(_l("Estate"), lambda r: r[0].name), Column(_l("Month"), lambda r: r[1]),
+                  Column(_l("Status"), lambda r: label("period_status", r[2]))]
 AUDIT_EXPORT_ROWS = 1000
 AUDIT_COLUMNS = [
-    Column("When", lambda e: e.at), Column("Who", lambda e: e.actor), Column("IP", lambda e: e.ip or ""),
-    Column("Action", lambda e: e.action), Column("Entity", lambda e: e.entity_type), Column("Id", lambda e: e.entity_id or ""),
-    Column("Before", lambda e: json.dumps(e.old, ensure_ascii=False) if e.old else ""),
-    Column("After", lambda e: json.dumps(e.new, ensure_ascii=False) if e.new else ""),
+    Column(_l("When"), lambda e: e.at), Column(_l("Who"), lambda e: e.actor), Column(_l("IP"), lambda e: e.ip or ""),
+    Column(_l("Action"), lambda e: e.action), Column(_l("Entity"), lambda e: e.entity_type), Column(_l("Id"), lambda e: e.entity_id or ""),
+    Column(_l("Before"), lambda e: json.dumps(e.old, ensure_ascii=False) if e.old else ""),
+    Column(_l("After"), lambda e: json.dumps(e.new, ensure_ascii=False) if e.new else ""),
 ]
 
 
@@ -65,7 +66,8 @@ def set_period(estate_id: int, period: str):
     except EstateRuleError as error:
         db.session.rollback()
         return refuse(ledger, str(error))
-    flash(f"{estate.name} {period} is now {request.form['status']}.", "success")
+    flash(gettext("%(estate)s %(period)s is now %(status)s.", estate=estate.name, period=period,
+                  status=gettext(request.form['status'])), "success")
     return redirect(url_for("staff.ledger"))
 
 
@@ -82,6 +84,7 @@ def set_feature(estate_id: int, name: str):
         abort(404)
     wanted = request.form.get("enabled") == "1"
     set_estate_feature(db.session, estate, name, wanted)
-    flash(f"{label('feature', name)} is {'on' if wanted else 'off'} for {estate.name}.",
+    flash(gettext("%(feature)s is on for %(estate)s.", feature=gettext(label('feature', name)), estate=estate.name) if wanted
+          else gettext("%(feature)s is off for %(estate)s.", feature=gettext(label('feature', name)), estate=estate.name),
           "success")
     return redirect(url_for("staff.index"))
