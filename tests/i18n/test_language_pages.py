@@ -219,3 +219,7 @@ def test_utility_pages_render_in_each_language(rented, utility_login, login, lan
         assert "%(" not in page and "%%" not in page, url
         if path.endswith("/revenue"):  # the case, with its form
             assert 'class="card case"' in page and (">Enregistrer<" if language == "fr" else ">Boloka<") in page
+    # the exports' column headings are in the reader's language too (module-level lazy_gettext columns)
+    csv = client.get(f"/utility/estates/{rented.estate_id}/losses?format=csv").get_data(as_text=True)
+    assert csv.lstrip("\ufeff").startswith("Période,Général," if language == "fr" else "Nako,E kholo,")
+    assert client.get(f"/utility/estates/{rented.estate_id}/revenue?table=cases&format=pdf").status_code == 200

@@ -7,6 +7,7 @@ from app.analytics.demand import current_demand, demand_curve, demand_settings, 
 from app.auth.scope import estate_or_404
 from app.extensions import db
 from app.htmx import render
+from app.i18n.formatting import translated_label
 from app.layers.export import requested_format, respond
 from app.layers.utility import bp
 from app.layers.utility.views import ROLES
@@ -15,7 +16,7 @@ from app.reports.export import Column
 CURVE_COLUMNS = [Column(_l("Hour"), lambda r: f"{r[0]:02d}:00"), Column(_l("Average kW"), lambda r: r[1], numeric=True)]
 EVENT_COLUMNS = [
     Column(_l("Started"), lambda e: e.started_at), Column(_l("Peak kW"), lambda e: e.peak_kw, numeric=True),
-    Column(_l("Threshold kW"), lambda e: e.threshold_kw, numeric=True), Column(_l("State"), lambda e: e.state),
+    Column(_l("Threshold kW"), lambda e: e.threshold_kw, numeric=True), Column(_l("State"), lambda e: translated_label(e.state, "demand_state")),
     Column(_l("Units held"), lambda e: len(e.held_meter_ids or []), numeric=True),
     Column(_l("Ended"), lambda e: e.ended_at),
 ]

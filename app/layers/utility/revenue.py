@@ -9,6 +9,7 @@ from app.analytics.revenue_assurance import (CaseError, RULE_LABELS, cases, late
 from app.auth.scope import estate_or_404
 from app.extensions import db
 from app.htmx import render
+from app.i18n.formatting import translated_label
 from app.layers.export import requested_format, respond
 from app.layers.utility import bp
 from app.layers.utility.views import ROLES
@@ -96,7 +97,7 @@ def _parts(parts) -> str:
 SCORE_COLUMNS = [
     Column(_l("Unit"), lambda s: s[2].number if s[2] else ""),
     Column(_l("Meter"), lambda s: s[1].serial),
-    Column(_l("Utility"), lambda s: s[1].utility),
+    Column(_l("Utility"), lambda s: translated_label(s[1].utility, "utility")),
     Column(_l("Day"), lambda s: s[0].day),
     Column(_l("Use"), lambda s: s[0].consumption, numeric=True),
     Column(_l("Score"), lambda s: s[0].score, numeric=True),
@@ -107,7 +108,7 @@ CASE_COLUMNS = [
     Column(_l("Unit"), lambda c: c[2].number if c[2] else ""),
     Column(_l("Meter"), lambda c: c[1].serial),
     Column(_l("Score"), lambda c: c[0].score, numeric=True),
-    Column(_l("Status"), lambda c: c[0].status),
+    Column(_l("Status"), lambda c: translated_label(c[0].status, "case_status")),
     Column(_l("Assigned to"), lambda c: c[3].email if c[3] else ""),
     Column(_l("Note"), lambda c: c[0].note),
     Column(_l("Why"), lambda c: _parts(c[0].parts)),
