@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from flask_babel import gettext as _, lazy_gettext as _l
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
@@ -38,8 +39,9 @@ ZERO_HOURS = 24  # zero use on an occupied unit for more than this is a possible
 SUDDEN_FACTOR = Decimal(3)  # more than 200 % above the meter's own average
 COLLAPSE_SHARE = Decimal("0.2")  # a month's top-ups below 20 % of the meter's average
 POINTS = {"z_score": 30, "sudden_change": 20, "zero_use": 40, "negative_use": 30, "purchase_collapse": 20}
-RULE_LABELS = {"z_score": "Unusual day", "sudden_change": "Sudden change", "zero_use": "Zero use (possible bypass)",
-               "negative_use": "Negative use", "purchase_collapse": "Purchases collapsed"}
+RULE_LABELS = {"z_score": _l("Unusual day"), "sudden_change": _l("Sudden change"),
+               "zero_use": _l("Zero use (possible bypass)"), "negative_use": _l("Negative use"),
+               "purchase_collapse": _l("Purchases collapsed")}
 
 
 class CaseError(ValueError):
@@ -295,7 +297,7 @@ def score_estate(session: Session, estate: Estate, day: date, *, open_cases: boo
 def _trailing_zero_hours(hours: list[tuple[datetime, Decimal, int]]) -> int:
     """Hours of zero use with readings, counted back from the last hour until one had use."""
     count = 0
-    for _, consumption, readings in reversed(hours):
+    for _hour, consumption, readings in reversed(hours):
         if readings == 0:
             continue  # an hour without readings neither breaks nor lengthens the run
         if consumption != 0:
@@ -379,18 +381,18 @@ def update_case(session: Session, estate: Estate, case_id: int, form, *, user_id
     errors: dict[str, str] = {}
     status = (form.get("status") or case.status).strip()
     if status not in CASE_STATUSES:
-        errors["status"] = f"Status must be one of {', '.join(CASE_STATUSES)}."
+        errors["status"] = _("Status must be one of %(statuses)s.", statuses=", ".join(CASE_STATUSES))
     note = (form.get("note") or "").strip()
     if len(note) > 1000:
-        errors["note"] = "A note is at most 1000 characters."
+        errors["note"] = _("A note is at most 1000 characters.")
     if status == "resolved" and not (note or case.note):
-        errors["note"] = "Say how the case was resolved."
+        errors["note"] = _("Say how the case was resolved.")
     assignee = case.assigned_user_id
     raw = (form.get("assigned_user_id") or "").strip()
     if raw:
         allowed = {u.id for u in assignable}
         if not raw.isdigit() or int(raw) not in allowed:
-            errors["assigned_user_id"] = "Choose someone from the list."
+            errors["assigned_user_id"] = _("Choose someone from the list.")
         else:
             assignee = int(raw)
     elif "assigned_user_id" in form:

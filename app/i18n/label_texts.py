@@ -171,4 +171,6 @@ LABEL_TEXTS = (
     N_('global setting'), N_('default'),
     # budget alert choices (app/models/budget_alerts.py), shown through `translate`
     N_('At most once a day'), N_('At most once a week'), N_('In the app'), N_('Email'), N_('SMS'),
+    # revenue case statuses and demand event states (app/labels.py), shown on the utility pages
+    N_('Investigating'), N_('Resolved'), N_('Warning sent'), N_('Supply held'), N_('Restored'),
 )

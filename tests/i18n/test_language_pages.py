@@ -212,3 +212,58 @@ def test_staff_set_a_persons_language_on_the_admin_person_page(app, rented, laye
     with app.app_context():
         assert db.session.get(Person, rented.person_id).language is None
         db.session.remove()
+
+
+# --- utility pages in each language -------------------------------------------------------
+
+# (path, French, Sesotho): a label each utility page shows translated.
+_UTILITY_PAGES = [
+    ("/utility/estates/{estate}", ">Général<", ">E kholo<"),
+    ("/utility/estates/{estate}/losses", "<h1>Pertes", "<h1>Tahlehelo"),
+    ("/utility/estates/{estate}/revenue", "<h1>Contrôle des recettes", "<h1>Tiiso ea chelete e kenang"),
+    ("/utility/estates/{estate}/finance", "<h1>Finances de l'exploitant", "<h1>Lichelete tsa k'hamphani ea litšebeletso"),
+    ("/utility/estates/{estate}/demand", "<h1>Puissance", "<h1>Tlhoko ea motlakase"),
+    ("/utility/estates/{estate}/profiles", "<h1>Profils de consommation", "<h1>Mekhoa ea tšebeliso"),
+    ("/utility/estates/{estate}/carbon", "<h1>Empreinte carbone", "<h1>Mohlala oa khabone"),
+    ("/utility/estates/{estate}/solar", "<h1>Solaire partagé", "<h1>Matla a letsatsi a arolelanoang"),
+]
+
+
+@pytest.fixture
+def utility_login(rented, committed) -> str:
+    """A utility user of the rented unit's estate, which has one open revenue case on the unit's meter."""
+    from datetime import date as day
+
+    from sqlalchemy import select
+
+    from app.models import Meter, Unit
+    from app.models.utility import RevenueCase
+    from tests.helpers import make_login
+
+    with committed() as s:
+        unit = s.get(Unit, rented.unit_id)
+        meter = s.scalar(select(Meter).where(Meter.unit_id == unit.id))
+        s.add(RevenueCase(estate_id=unit.estate_id, meter_id=meter.id, unit_id=unit.id, opened_on=day(2026, 11, 30),
+                          score=70, parts=[{"rule": "zero_use", "points": 70, "why": "30 h"}], note=""))
+        return make_login(s, "utility", estate=unit.estate).email
+
+
+@pytest.mark.parametrize("language", ["fr", "st"])
+def test_utility_pages_render_in_each_language(rented, utility_login, login, language):
+    client = login(utility_login)
+    token = csrf_from(client.get("/account").get_data(as_text=True))
+    assert client.post("/language", data={"language": language, "csrf_token": token}).status_code == 302
+    for path, french, sesotho in _UTILITY_PAGES:
+        url = path.format(estate=rented.estate_id)
+        response = client.get(url)
+        page = response.get_data(as_text=True).replace("&#39;", "'")
+        assert response.status_code == 200, (url, response.status_code)
+        assert f'<html lang="{language}">' in page, url
+        assert (french if language == "fr" else sesotho) in page, (url, language)
+        assert "%(" not in page and "%%" not in page, url
+        if path.endswith("/revenue"):  # the case, with its form
+            assert 'class="card case"' in page and (">Enregistrer<" if language == "fr" else ">Boloka<") in page
+    # the exports' column headings are in the reader's language too (module-level lazy_gettext columns)
+    csv = client.get(f"/utility/estates/{rented.estate_id}/losses?format=csv").get_data(as_text=True)
+    assert csv.lstrip("\ufeff").startswith("Période,Général," if language == "fr" else "Nako,E kholo,")
+    assert client.get(f"/utility/estates/{rented.estate_id}/revenue?table=cases&format=pdf").status_code == 200

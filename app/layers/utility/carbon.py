@@ -2,14 +2,14 @@
 from decimal import Decimal
 
 from flask import abort, request
-from flask_babel import gettext as _
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 
 from app.analytics.carbon import CARBON_UTILITIES, estate_carbon
 from app.auth.scope import estate_or_404
 from app.extensions import db
 from app.htmx import render
-from app.labels import label
+from app.i18n.formatting import translated_label
 from app.layers.export import requested_format, respond, respond_report
 from app.layers.utility import bp
 from app.layers.utility.views import ROLES
@@ -36,11 +36,12 @@ def carbon(estate_id: int):
     if fmt:
         table = request.args.get("table", "months")
         if table == "months":
-            return respond(report.months, MONTH_COLUMNS, f"{estate.name} carbon footprint by month", fmt,
+            return respond(report.months, MONTH_COLUMNS, _("%(estate)s carbon footprint by month", estate=estate.name), fmt,
                            subtitle=_("kg CO2e; emission factors for %(country)s", country=estate.country),
                            timezone=estate.timezone)
         if table == "units":
-            return respond(unit_rows, UNIT_COLUMNS, f"{estate.name} carbon footprint by unit {month}", fmt,
+            return respond(unit_rows, UNIT_COLUMNS, _("%(estate)s carbon footprint by unit %(month)s", estate=estate.name, month=month),
+                           fmt,
                            subtitle=_("kg CO2e"), timezone=estate.timezone)
         if table == "report":
             if fmt != "pdf":
@@ -61,7 +62,7 @@ COLOURS = {"electricity": "#8aa4c8", "water": "#0f766e", "hot_water": "#e0a458"}
 
 def _sections(report, unit_rows, month) -> list[Section]:
     """The whole carbon report: the months with their stacked chart, the month's units, the factors."""
-    series = [ChartSeries(label("utility", u), [float(m.kg.get(u, 0)) for m in report.months], COLOURS[u])
+    series = [ChartSeries(translated_label(u, "utility"), [float(m.kg.get(u, 0)) for m in report.months], COLOURS[u])
               for u in CARBON_UTILITIES if any(m.kg.get(u, 0) for m in report.months)]
     if any(m.offset_kg for m in report.months):
         series.append(ChartSeries(_("Solar offset"), [-float(m.offset_kg) for m in report.months], "#f2c94c"))
@@ -86,27 +87,27 @@ def _use(utility):
 
 
 MONTH_COLUMNS = [
-    Column("Month", lambda m: m.period),
-    Column("Electricity kWh", _use("electricity"), numeric=True),
-    Column("Electricity kg CO2e", _kg("electricity"), numeric=True),
-    Column("Water kL", _use("water"), numeric=True),
-    Column("Water kg CO2e", _kg("water"), numeric=True),
-    Column("Hot water kL", _use("hot_water"), numeric=True),
-    Column("Hot water kg CO2e", _kg("hot_water"), numeric=True),
-    Column("Footprint kg CO2e", lambda m: m.total_kg.quantize(THREE), numeric=True),
-    Column("Solar kWh", lambda m: m.solar_kwh.quantize(THREE), numeric=True),
-    Column("Solar offset kg CO2e", lambda m: m.offset_kg.quantize(THREE), numeric=True),
-    Column("Net kg CO2e", lambda m: m.net_kg.quantize(THREE), numeric=True),
-    Column("Use without a factor", lambda m: "; ".join(f"{u}: {q.quantize(THREE)}" for u, q in m.unpriced.items())),
+    Column(_l("Month"), lambda m: m.period),
+    Column(_l("Electricity kWh"), _use("electricity"), numeric=True),
+    Column(_l("Electricity kg CO2e"), _kg("electricity"), numeric=True),
+    Column(_l("Water kL"), _use("water"), numeric=True),
+    Column(_l("Water kg CO2e"), _kg("water"), numeric=True),
+    Column(_l("Hot water kL"), _use("hot_water"), numeric=True),
+    Column(_l("Hot water kg CO2e"), _kg("hot_water"), numeric=True),
+    Column(_l("Footprint kg CO2e"), lambda m: m.total_kg.quantize(THREE), numeric=True),
+    Column(_l("Solar kWh"), lambda m: m.solar_kwh.quantize(THREE), numeric=True),
+    Column(_l("Solar offset kg CO2e"), lambda m: m.offset_kg.quantize(THREE), numeric=True),
+    Column(_l("Net kg CO2e"), lambda m: m.net_kg.quantize(THREE), numeric=True),
+    Column(_l("Use without a factor"), lambda m: "; ".join(f"{u}: {q.quantize(THREE)}" for u, q in m.unpriced.items())),
 ]
 UNIT_COLUMNS = [
-    Column("Unit", lambda u: u.unit_number), Column("Month", lambda u: u.period),
-    Column("Electricity kg CO2e", _kg("electricity"), numeric=True),
-    Column("Water kg CO2e", _kg("water"), numeric=True),
-    Column("Hot water kg CO2e", _kg("hot_water"), numeric=True),
-    Column("Total kg CO2e", lambda u: u.total_kg, numeric=True),
+    Column(_l("Unit"), lambda u: u.unit_number), Column(_l("Month"), lambda u: u.period),
+    Column(_l("Electricity kg CO2e"), _kg("electricity"), numeric=True),
+    Column(_l("Water kg CO2e"), _kg("water"), numeric=True),
+    Column(_l("Hot water kg CO2e"), _kg("hot_water"), numeric=True),
+    Column(_l("Total kg CO2e"), lambda u: u.total_kg, numeric=True),
 ]
 FACTOR_COLUMNS = [
-    Column("Utility", lambda f: label("utility", f[0])),
-    Column("From", lambda f: f[1]), Column("kg CO2e per unit", lambda f: f[2], numeric=True),
+    Column(_l("Utility"), lambda f: translated_label(f[0], "utility")),
+    Column(_l("From"), lambda f: f[1]), Column(_l("kg CO2e per unit"), lambda f: f[2], numeric=True),
 ]

@@ -6,7 +6,7 @@ is the whole report in one PDF: each figure's chart and table.
 from decimal import Decimal
 
 from flask import abort, request
-from flask_babel import gettext as _
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 
 from app.analytics.operator_finance import arpu_rows, estate_tenure, payment_events, period_of
@@ -71,7 +71,7 @@ def finance(estate_id: int):
         if table not in TABLES:
             abort(400, "table must be months, quarters, revenue, estates, tenure or report")
         section = sections[table]
-        return respond(section.rows, section.columns, f"{estate.name} - {section.heading}", fmt, note=section.note,
+        return respond(section.rows, section.columns, _("%(estate)s - %(figure)s", estate=estate.name, figure=section.heading), fmt, note=section.note,
                        subtitle="" if table == "tenure" else amounts, timezone=estate.timezone)
     return render("utility/finance.html", estate=estate, monthly=monthly, quarterly=quarterly, latest=latest,
                   by_estate=by_estate, tenure=tenure, quarters=quarters, revenue=revenue,
@@ -91,10 +91,10 @@ def _sections(estate, monthly, quarterly, quarters, revenue, by_estate, latest, 
     """Each figure of the page as the exports write it, keyed by its `?table=` name."""
     currency = estate.currency
     arpu_line = ReportChart("line", [r.period for r in monthly],
-                            [ChartSeries("ARPU", [float(r.arpu or 0) for r in monthly], "#0f766e")], unit=currency)
+                            [ChartSeries(_("ARPU"), [float(r.arpu or 0) for r in monthly], "#0f766e")], unit=currency)
     same = [(other, row) for other, row in by_estate if other.currency == currency]
     arpu_bars = ReportChart("bar", [other.name for other, _row in same],
-                            [ChartSeries("ARPU", [float(row.arpu or 0) if row else 0.0 for _other, row in same],
+                            [ChartSeries(_("ARPU"), [float(row.arpu or 0) if row else 0.0 for _other, row in same],
                                          "#0f766e")], unit=currency)
     tenure_bars = ReportChart("bar", [r.bucket for r in tenure],
                               [ChartSeries(_("kWh per account-month"), [float(r.average or 0) for r in tenure],
@@ -114,27 +114,28 @@ def _sections(estate, monthly, quarterly, quarters, revenue, by_estate, latest, 
 
 
 def arpu_columns(currency):
-    return [Column("Period", lambda r: r.period), money_column("Revenue", lambda r: r.revenue, lambda r: currency),
-            Column("Accounts paying in the period", lambda r: r.paying, numeric=True),
-            Column("Cumulative paying accounts", lambda r: r.cumulative_accounts, numeric=True),
-            money_column("ARPU", lambda r: r.arpu, lambda r: currency)]
+    return [Column(_("Period"), lambda r: r.period), money_column(_("Revenue"), lambda r: r.revenue, lambda r: currency),
+            Column(_("Accounts paying in the period"), lambda r: r.paying, numeric=True),
+            Column(_("Cumulative paying accounts"), lambda r: r.cumulative_accounts, numeric=True),
+            money_column(_("ARPU"), lambda r: r.arpu, lambda r: currency)]
 
 
 def revenue_columns(quarters):
     """The full revenue table: an estate a row, a quarter a column, and the estate's total."""
     def quarter(q):
         return money_column(q, lambda r: r[1][q].revenue if q in r[1] else 0, lambda r: r[0].currency)
-    return [Column("Estate", lambda r: r[0].name), *[quarter(q) for q in quarters],
-            money_column("Total", lambda r: sum((r[1][q].revenue for q in quarters if q in r[1]), 0),
+    return [Column(_("Estate"), lambda r: r[0].name), *[quarter(q) for q in quarters],
+            money_column(_("Total"), lambda r: sum((r[1][q].revenue for q in quarters if q in r[1]), 0),
                          lambda r: r[0].currency)]
 
 
 ESTATE_COLUMNS = [
-    Column("Estate", lambda r: r[0].name),
-    money_column("Revenue", lambda r: r[1].revenue if r[1] else None, lambda r: r[0].currency),
-    Column("Cumulative paying accounts", lambda r: r[1].cumulative_accounts if r[1] else 0, numeric=True),
-    money_column("ARPU", lambda r: r[1].arpu if r[1] else None, lambda r: r[0].currency),
+    Column(_l("Estate"), lambda r: r[0].name),
+    money_column(_l("Revenue"), lambda r: r[1].revenue if r[1] else None, lambda r: r[0].currency),
+    Column(_l("Cumulative paying accounts"), lambda r: r[1].cumulative_accounts if r[1] else 0, numeric=True),
+    money_column(_l("ARPU"), lambda r: r[1].arpu if r[1] else None, lambda r: r[0].currency),
 ]
-TENURE_COLUMNS = [Column("Tenure", lambda r: r.bucket), Column("Account-months", lambda r: r.account_months, numeric=True),
+TENURE_COLUMNS = [Column(_l("Tenure"), lambda r: r.bucket),
+                  Column(_l("Account-months"), lambda r: r.account_months, numeric=True),
                   Column("kWh", lambda r: r.consumption.quantize(Decimal("0.001")), numeric=True),
-                  Column("kWh per account-month", lambda r: r.average, numeric=True)]
+                  Column(_l("kWh per account-month"), lambda r: r.average, numeric=True)]

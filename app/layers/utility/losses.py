@@ -2,6 +2,7 @@
 from datetime import timedelta
 
 from flask import abort, request
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 
 from app.analytics.losses import daily_series, estate_utilities, monthly_series
@@ -39,8 +40,10 @@ def losses(estate_id: int):
         rows = monthly_series(db.session, estate.id, utility, first, today, threshold)
     fmt = requested_format()
     if fmt:
-        title = f"{estate.name} {utility.replace('_', ' ')} losses by {grain}"
-        return respond(rows, LOSS_COLUMNS, title, fmt, subtitle=f"Threshold {threshold} %",
+        title = (_("%(estate)s %(utility)s losses by day", estate=estate.name, utility=utility.replace("_", " "))
+                 if grain == "day" else
+                 _("%(estate)s %(utility)s losses by month", estate=estate.name, utility=utility.replace("_", " ")))
+        return respond(rows, LOSS_COLUMNS, title, fmt, subtitle=_("Threshold %(threshold)s %%", threshold=threshold),
                        timezone=estate.timezone)
     over = [r for r in rows if r.over_threshold]
     incomplete = [r for r in rows if not r.complete]
@@ -50,16 +53,16 @@ def losses(estate_id: int):
 
 def _state(row) -> str:
     if not row.complete:
-        return f"Incomplete ({row.missing_meters} without readings)"
-    return "Over threshold" if row.over_threshold else "Within threshold"
+        return _("Incomplete (%(n)s without readings)", n=row.missing_meters)
+    return _("Over threshold") if row.over_threshold else _("Within threshold")
 
 
 LOSS_COLUMNS = [
-    Column("Period", lambda r: r.label),
-    Column("Bulk", lambda r: r.bulk, numeric=True),
-    Column("Units together", lambda r: r.units, numeric=True),
-    Column("Variance", lambda r: r.variance, numeric=True),
-    Column("Loss %", lambda r: r.loss_percent, numeric=True),
-    Column("Threshold %", lambda r: r.threshold, numeric=True),
-    Column("State", _state),
+    Column(_l("Period"), lambda r: r.label),
+    Column(_l("Bulk"), lambda r: r.bulk, numeric=True),
+    Column(_l("Units together"), lambda r: r.units, numeric=True),
+    Column(_l("Variance"), lambda r: r.variance, numeric=True),
+    Column(_l("Loss %"), lambda r: r.loss_percent, numeric=True),
+    Column(_l("Threshold %"), lambda r: r.threshold, numeric=True),
+    Column(_l("State"), _state),
 ]

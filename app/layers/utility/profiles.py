@@ -8,7 +8,7 @@ from app.analytics.profiles import DAY_CHOICES, stored_profiles
 from app.auth.scope import estate_or_404
 from app.extensions import db
 from app.htmx import render
-from app.labels import label as utility_label
+from app.i18n.formatting import translated_label
 from app.layers.export import requested_format, respond
 from app.layers.utility import bp
 from app.layers.utility.views import ROLES
@@ -36,14 +36,16 @@ def profiles(estate_id: int):
     report = stored_profiles(db.session, estate, utility=utility, days=days)
     fmt = requested_format()
     if fmt:
-        label = utility_label("utility", utility).lower()
-        span = f"{report.first:%d %b %Y} to {report.last:%d %b %Y}"
+        label = translated_label(utility, "utility").lower()
+        span = _("%(first)s to %(last)s", first=f"{report.first:%d %b %Y}", last=f"{report.last:%d %b %Y}")
         table = request.args.get("table", "units")
         if table == "units":
-            return respond(report.units, unit_columns(utility), f"{estate.name} {label} consumption profiles", fmt,
+            return respond(report.units, unit_columns(utility), _("%(estate)s %(utility)s consumption profiles", estate=estate.name, utility=label),
+                           fmt,
                            subtitle=span, timezone=estate.timezone)
         if table == "curve":
-            return respond(report.curve, curve_columns(utility), f"{estate.name} {label} demand by hour", fmt,
+            return respond(report.curve, curve_columns(utility), _("%(estate)s %(utility)s demand by hour", estate=estate.name, utility=label),
+                           fmt,
                            subtitle=span, timezone=estate.timezone)
         abort(400, "table must be units or curve")
     return render("utility/profiles.html", estate=estate, report=report, utility=utility, days=days,

@@ -1,5 +1,6 @@
 """Utility revenue assurance page (U4): expected vs billed vs collected, anomaly scores, cases."""
 from flask import abort, request
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 
 from app.analytics.losses import recipients
@@ -8,6 +9,7 @@ from app.analytics.revenue_assurance import (CaseError, RULE_LABELS, cases, late
 from app.auth.scope import estate_or_404
 from app.extensions import db
 from app.htmx import render
+from app.i18n.formatting import translated_label
 from app.layers.export import requested_format, respond
 from app.layers.utility import bp
 from app.layers.utility.views import ROLES
@@ -33,12 +35,12 @@ def revenue(estate_id: int):
         if table not in TABLES:
             abort(400, "table must be months, scores or cases")
         if table == "months":
-            return respond(months, month_columns(estate.currency), f"{estate.name} revenue assurance", fmt,
+            return respond(months, month_columns(estate.currency), _("%(estate)s revenue assurance", estate=estate.name), fmt,
                            timezone=estate.timezone)
         if table == "scores":
-            return respond(scores, SCORE_COLUMNS, f"{estate.name} anomaly scores {day or ''}", fmt,
+            return respond(scores, SCORE_COLUMNS, _("%(estate)s anomaly scores %(day)s", estate=estate.name, day=day or ""), fmt,
                            timezone=estate.timezone)
-        return respond(found, CASE_COLUMNS, f"{estate.name} revenue cases", fmt, timezone=estate.timezone)
+        return respond(found, CASE_COLUMNS, _("%(estate)s revenue cases", estate=estate.name), fmt, timezone=estate.timezone)
     return _page(estate, months, day, scores, found, {}, None)
 
 
@@ -78,36 +80,36 @@ def _page(estate, months, day, scores, found, errors, form):
 
 def month_columns(currency: str) -> list[Column]:
     return [
-        Column("Month", lambda m: m.period),
-        money_column("Expected", lambda m: m.expected, lambda m: currency),
-        money_column("Billed", lambda m: m.billed, lambda m: currency),
-        money_column("Collected", lambda m: m.collected, lambda m: currency),
-        money_column("Expected not billed", lambda m: m.unbilled, lambda m: currency),
-        Column("Collected % of expected", lambda m: m.collection_percent, numeric=True),
-        Column("Meters without a tariff", lambda m: m.unpriced_meters, numeric=True),
+        Column(_("Month"), lambda m: m.period),
+        money_column(_("Expected"), lambda m: m.expected, lambda m: currency),
+        money_column(_("Billed"), lambda m: m.billed, lambda m: currency),
+        money_column(_("Collected"), lambda m: m.collected, lambda m: currency),
+        money_column(_("Expected not billed"), lambda m: m.unbilled, lambda m: currency),
+        Column(_("Collected (percent of expected)"), lambda m: m.collection_percent, numeric=True),
+        Column(_("Meters without a tariff"), lambda m: m.unpriced_meters, numeric=True),
     ]
 
 
 def _parts(parts) -> str:
-    return "; ".join(f"{RULE_LABELS.get(p['rule'], p['rule'])} +{p['points']}: {p['why']}" for p in parts) or "Normal"
+    return "; ".join(f"{RULE_LABELS.get(p['rule'], p['rule'])} +{p['points']}: {p['why']}" for p in parts) or _("Normal")
 
 
 SCORE_COLUMNS = [
-    Column("Unit", lambda s: s[2].number if s[2] else ""),
-    Column("Meter", lambda s: s[1].serial),
-    Column("Utility", lambda s: s[1].utility),
-    Column("Day", lambda s: s[0].day),
-    Column("Use", lambda s: s[0].consumption, numeric=True),
-    Column("Score", lambda s: s[0].score, numeric=True),
-    Column("Why", lambda s: _parts(s[0].parts)),
+    Column(_l("Unit"), lambda s: s[2].number if s[2] else ""),
+    Column(_l("Meter"), lambda s: s[1].serial),
+    Column(_l("Utility"), lambda s: translated_label(s[1].utility, "utility")),
+    Column(_l("Day"), lambda s: s[0].day),
+    Column(_l("Use"), lambda s: s[0].consumption, numeric=True),
+    Column(_l("Score"), lambda s: s[0].score, numeric=True),
+    Column(_l("Why"), lambda s: _parts(s[0].parts)),
 ]
 CASE_COLUMNS = [
-    Column("Opened", lambda c: c[0].opened_on),
-    Column("Unit", lambda c: c[2].number if c[2] else ""),
-    Column("Meter", lambda c: c[1].serial),
-    Column("Score", lambda c: c[0].score, numeric=True),
-    Column("Status", lambda c: c[0].status),
-    Column("Assigned to", lambda c: c[3].email if c[3] else ""),
-    Column("Note", lambda c: c[0].note),
-    Column("Why", lambda c: _parts(c[0].parts)),
+    Column(_l("Opened"), lambda c: c[0].opened_on),
+    Column(_l("Unit"), lambda c: c[2].number if c[2] else ""),
+    Column(_l("Meter"), lambda c: c[1].serial),
+    Column(_l("Score"), lambda c: c[0].score, numeric=True),
+    Column(_l("Status"), lambda c: translated_label(c[0].status, "case_status")),
+    Column(_l("Assigned to"), lambda c: c[3].email if c[3] else ""),
+    Column(_l("Note"), lambda c: c[0].note),
+    Column(_l("Why"), lambda c: _parts(c[0].parts)),
 ]

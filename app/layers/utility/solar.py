@@ -3,7 +3,7 @@ allocation per unit (planned or posted), and for staff the scheme form, the run 
 from decimal import Decimal
 
 from flask import abort, flash, request, url_for
-from flask_babel import gettext as _
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 
 from app.auth.scope import estate_or_404
@@ -60,7 +60,8 @@ def solar(estate_id: int):
         state = _("posted") if any(r.status == "already" for r in report.rows) else _("not posted yet")
         subtitle = _("%(gen)s kWh generated, method: %(method)s, run %(run)s (%(state)s)",
                      gen=report.generation, method=METHOD_LABELS[report.method], run=report.run, state=state)
-        return respond(report.rows, allocation_columns(estate.currency), f"{estate.name} shared solar {period}", fmt,
+        return respond(report.rows, allocation_columns(estate.currency),
+                       _("%(estate)s shared solar %(period)s", estate=estate.name, period=period), fmt,
                        subtitle=subtitle, timezone=estate.timezone)
     return _page(estate, period)
 
@@ -127,4 +128,4 @@ def allocation_columns(currency: str) -> list[Column]:
             Column(_("State"), lambda r: r.reason or STATE_LABELS.get(r.status, r.status))]
 
 
-STATE_LABELS = {"already": "Posted", "posted": "Posted", "new": "Not posted yet", "left out": "No share"}
+STATE_LABELS = {"already": _l("Posted"), "posted": _l("Posted"), "new": _l("Not posted yet"), "left out": _l("No share")}
