@@ -49,7 +49,7 @@ INDEX_BUILD_MEMORY = "256MB"  # maintenance_work_mem while a month's partition i
 CSV_CHUNK_ROWS = 200_000  # rows per CSV piece written while the previous one is copied in
 CSV_THREADS = 2  # threads writing a restore's CSV pieces (pyarrow releases the GIL)
 CSV_PIECE_ROWS = 250_000  # an archive's COPY output parsed by pyarrow in pieces of this many rows
-ROW_GROUP_ROWS = 1_000_000  # Parquet row groups at most this long (a piece is one or more)
+ROW_GROUP_ROWS = 1_000_000  # Parquet row groups this long (the last shorter), a multiple of CSV_PIECE_ROWS
 MONTH = re.compile(r"[0-9]{4}-[0-9]{2}")
 COLUMNS = ("id", "meter_id", "taken_at", "register", "consumption", "received_at", "uplink_id")
 
@@ -290,10 +290,24 @@ def _write_month(session: Session, month: date, path: Path) -> None:
     if not _postgres(session):
         pq.write_table(_read_month(session, month), path, compression="zstd", row_group_size=ROW_GROUP_ROWS)
         return
+    import pyarrow as pa
+
     session.execute(text("SET LOCAL TimeZone = 'UTC'"))  # times written as ...+00, which Arrow parses
+    waiting: list = []  # pieces held until they make a whole row group: the file is laid out as before
+
+    def take(piece) -> None:
+        waiting.append(piece)
+        if sum(len(part) for part in waiting) >= ROW_GROUP_ROWS:
+            flush()
+
+    def flush() -> None:
+        if waiting:
+            writer.write_table(pa.concat_tables(waiting), row_group_size=ROW_GROUP_ROWS)
+            waiting.clear()
+
     with pq.ParquetWriter(path, schema(), compression="zstd") as writer:
-        _copy_month_out(session, f"{partition_name(month)} ({', '.join(COLUMNS)})",
-                        lambda piece: writer.write_table(piece, row_group_size=ROW_GROUP_ROWS))
+        _copy_month_out(session, f"{partition_name(month)} ({', '.join(COLUMNS)})", take)
+        flush()
 
 
 def _read_month(session: Session, month: date):
