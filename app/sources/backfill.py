@@ -306,7 +306,8 @@ def _ingest_koios_rows(session: Session, rows: list[dict], meters: dict[str, Met
         session.refresh(meter, ["last_reading_at", "history_before"])
         intervals.sort()
         newest, start = meter.last_reading_at, billing_start(session, meter)
-        older = [at for at, _ in intervals if newest is not None and start <= at <= newest]
+        # (start is None with a newest reading only when every stored reading is archived)
+        older = [at for at, _ in intervals if newest is not None and (start is None or start <= at) and at <= newest]
         if older:
             stored = set(session.scalars(select(Reading.taken_at).where(
                 Reading.meter_id == meter.id, Reading.taken_at >= older[0], Reading.taken_at <= older[-1])))
