@@ -225,7 +225,8 @@ ESTATES = (
         size_divisor=100.0, first_names=LS_FIRST, surnames=LS_SURNAMES,
         phone_prefixes=("+2665", "+2666"), phone_digits=7,
         units=_minigrid_units(), sparkmeter_serials=MINIGRID_SERIALS,
-        settings={"sparkmeter_customer_code": "C-{serial}"},  # for the credit push to Koios
+        # C-{serial}: the credit push to Koios; S1, S2: the ThunderCloud emulator's sites (backfills)
+        settings={"sparkmeter_customer_code": "C-{serial}", "thundercloud_sites": ["S1", "S2"]},
         bulk_meters=False, owner_occupied=True,
         # 1PWR-style price lists: households and small businesses (the shop, the mill) pay apart.
         tariff_classes=(ClassPlan("residential", "Residential", default=True),

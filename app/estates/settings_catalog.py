@@ -347,6 +347,13 @@ CATALOG: tuple[SettingSpec, ...] = (
         "import: {unit} is the unit number, {serial} the meter's serial (e.g. C-{serial}).",
         "text", "{unit}", VENDORS, check=_customer_code_problem, placeholder="{unit}"),
     SettingSpec(
+        "thundercloud_sites", "ThunderCloud sites",
+        "The ThunderCloud site ids whose exports are this estate's, comma-separated; a ThunderCloud "
+        "backfill of the estate fetches only these. Empty: no ThunderCloud backfill for the estate.",
+        "list", None, VENDORS, pattern=r"[A-Za-z0-9_.:-]{1,64}",
+        pattern_hint="letters, digits, '-', '_', '.' or ':' (no spaces or slashes), at most 64",
+        placeholder="e.g. S1, S2"),
+    SettingSpec(
         "chirpstack_application_id", "ChirpStack application",
         "The ChirpStack application the estate's LoRaWAN meters belong to; relay commands are "
         "published to application/<this>/device/<DevEUI>/command/down.",

@@ -142,6 +142,8 @@ LABEL_TEXTS = (
     N_('Vendors and devices'),
     N_('SparkMeter customer code'),
     N_("How a unit's SparkMeter customer code is formed, for the credit push and payments import: {unit} is the unit number, {serial} the meter's serial (e.g. C-{serial})."),
+    N_('ThunderCloud sites'),
+    N_("The ThunderCloud site ids whose exports are this estate's, comma-separated; a ThunderCloud backfill of the estate fetches only these. Empty: no ThunderCloud backfill for the estate."),
     N_('ChirpStack application'),
     N_("The ChirpStack application the estate's LoRaWAN meters belong to; relay commands are published to application/<this>/device/<DevEUI>/command/down."),
     N_('Demand threshold (kW)'),

@@ -11,6 +11,12 @@ inside a span that was already billed; it splits the span's stored consumption, 
 quantity billed always equals the register's rise, whatever the order. Pricing the spans and
 building their ledger entries (and re-pricing the spans a late reading splits) is billing's:
 `app.billing.consumption`.
+
+History only (`history_only=True`, a vendor backfill before go-live): readings older than the
+meter's billing start (its first stored reading, remembered as `Meter.history_before`) are
+stored and rolled up but never billed, and never move the meter's latest reading; the ledger
+is not touched. Anything at or after the billing start is refused (import it normally), and a
+normal reading before the billing start is refused too: that energy was sold at the vendor.
 """
 from __future__ import annotations
 
@@ -79,13 +85,20 @@ class _Batch:
 
 
 def ingest(session: Session, messages: list[Message], *, now: datetime | None = None,
-           keep_dead_letters: bool = True, estate_ids: frozenset[int] | None = None) -> IngestReport:
+           keep_dead_letters: bool = True, estate_ids: frozenset[int] | None = None,
+           history_only: bool = False) -> IngestReport:
     """Run a batch of raw messages through the pipeline; the caller commits.
 
     `estate_ids` limits the batch to those estates' meters (an estate-scoped API key's): a
     reading for another estate's meter is refused exactly as an unknown meter is, and not
     kept as a dead letter (replaying it would bypass the key's scope).
+
+    `history_only` stores readings before each meter's billing start without billing them
+    (see the module docstring and `_ingest_history`).
     """
+    if history_only:
+        return _ingest_history(session, messages, now=now or utcnow(), keep_dead_letters=keep_dead_letters,
+                               estate_ids=estate_ids)
     batch = _Batch(now=now or utcnow())
     out_of_scope: set[int] = set()  # ids of dead-letter rows refused for scope
     report = IngestReport()
@@ -375,6 +388,12 @@ def _late(session: Session, batch: _Batch, report: IngestReport, meter: Meter, e
     if session.scalar(select(Reading.id).where(Reading.meter_id == meter.id, Reading.taken_at == at)):
         report.duplicates += 1
         return
+    if meter.history_before is not None and at < meter.history_before:
+        # It would bill the rise up to the first billed reading: energy the vendor already sold.
+        _dead(batch, message, f"timestamp {at.isoformat()} is before meter {meter.serial}'s billing start "
+                              f"({meter.history_before.isoformat()}): readings before it are history, never billed",
+              meter.serial, at)
+        return
     before = session.scalars(select(Reading).where(Reading.meter_id == meter.id, Reading.taken_at < at)
                              .order_by(Reading.taken_at.desc()).limit(1)).first()
     after = session.scalars(select(Reading).where(Reading.meter_id == meter.id, Reading.taken_at > at)
@@ -461,3 +480,152 @@ def _insert_readings(session: Session, batch: _Batch) -> set[tuple[int, datetime
     rows = session.execute(statement, batch.readings).all()
     return {(meter_id, taken_at.astimezone(UTC)) for meter_id, taken_at in rows}
 
+
+
+# --- history only (vendor backfills before go-live) ----------------------------------------
+
+
+def _ingest_history(session: Session, messages: list[Message], *, now: datetime, keep_dead_letters: bool,
+                    estate_ids: frozenset[int] | None) -> IngestReport:
+    """Store readings older than each meter's billing start, unbilled; roll them up; the caller commits.
+
+    Idempotent by the same (meter, timestamp) key. A reading that falls between stored history
+    readings takes its share of the later one's consumption (nothing was billed there).
+    """
+    batch = _Batch(now=now)
+    report = IngestReport()
+    out_of_scope: set[int] = set()
+    profiles = get_setting(session, "chirpstack_profiles", default=None) or DEFAULT_PROFILES
+    decoded: list[tuple[Message, DecodedReading]] = []
+    for message in messages:
+        try:
+            decoded.append((message, decode(message.topic, message.payload, profiles)))
+        except DecodeError as error:
+            _dead(batch, message, str(error), None)
+    meters = _lock_meters(session, decoded)
+    per_meter: dict[int, list[tuple[Message, DecodedReading]]] = defaultdict(list)
+    by_id: dict[int, Meter] = {}
+    for message, reading in decoded:
+        meter = meters.get(("serial", reading.serial) if reading.serial else ("eui", reading.dev_eui))
+        at = reading.taken_at
+        if meter is None or (estate_ids is not None and meter.estate_id not in estate_ids):
+            _dead(batch, message, f"unknown meter {reading.serial or reading.dev_eui}",
+                  reading.serial or reading.dev_eui, at)
+            if meter is not None:
+                out_of_scope.add(id(batch.dead[-1]))
+            continue
+        interval = meter.interval_minutes if meter.reports_on_boundaries else None
+        # History is old by nature: only the future and the interval are checked, not MAX_AGE.
+        refusal = ((validation.timestamp_refusal(at, batch.now) if at > batch.now else None)
+                   or validation.interval_refusal(at, interval) or _archived_refusal(session, batch, at))
+        if refusal:
+            _dead(batch, message, refusal, meter.serial, at)
+            continue
+        per_meter[meter.id].append((message, reading))
+        by_id[meter.id] = meter
+    estates = {e.id: e for e in session.scalars(
+        select(Estate).where(Estate.id.in_({m.estate_id for m in by_id.values()})))} if by_id else {}
+    changes: dict = {}
+    planned: list[tuple[dict, object]] = []  # (row, estate timezone)
+    for meter_id, items in per_meter.items():
+        meter = by_id[meter_id]
+        start = billing_start(session, meter)
+        if start is None:
+            for message, reading in items:
+                _dead(batch, message, f"meter {meter.serial} has no billed reading yet: history-only ingest stores "
+                                      "readings before the first billed one; import these normally",
+                      meter.serial, reading.taken_at)
+            continue
+        items.sort(key=lambda item: item[1].taken_at)
+        tz = estates[meter.estate_id].tz
+        for row in _history_walk(session, batch, report, meter, start, items, changes, tz):
+            planned.append((row, tz))
+        if meter.history_before is None:
+            meter.history_before = start
+    batch.readings = [row for row, _ in planned]
+    inserted = _insert_readings(session, batch)
+    for row, tz in planned:
+        if (row["meter_id"], row["taken_at"]) in inserted:
+            rollups.add_to_buckets(changes, row["meter_id"], row["taken_at"], tz, row["consumption"] or Decimal(0))
+    report.accepted = len(inserted)
+    report.duplicates += len(planned) - len(inserted)
+    rollups.apply(session, changes)
+    report.dead_letters = [row["reason"] for row in batch.dead]
+    kept = [row for row in batch.dead if id(row) not in out_of_scope]
+    if kept and keep_dead_letters:
+        session.execute(insert(DeadLetter), kept)
+    session.flush()
+    return report
+
+
+def billing_start(session: Session, meter: Meter) -> datetime | None:
+    """When the meter's billed readings begin: its remembered start, else its first stored reading."""
+    if meter.history_before is not None:
+        return meter.history_before
+    first = session.scalar(select(Reading.taken_at).where(Reading.meter_id == meter.id)
+                           .order_by(Reading.taken_at).limit(1))
+    return first.astimezone(UTC) if first is not None else None
+
+
+def _history_walk(session: Session, batch: _Batch, report: IngestReport, meter: Meter, start: datetime,
+                  items: list[tuple[Message, DecodedReading]], changes: dict, tz) -> list[dict]:
+    """One meter's history readings in time order among the stored history; the rows to insert.
+
+    A stored history reading whose predecessor becomes a new one has its consumption recomputed
+    (its roll-up moves by the difference, straight into `changes`).
+    """
+    keep = []
+    for message, reading in items:
+        if reading.taken_at >= start:
+            _dead(batch, message, f"timestamp {reading.taken_at.isoformat()} is not before meter {meter.serial}'s "
+                                  f"billing start ({start.isoformat()}): history-only ingest stores older readings",
+                  meter.serial, reading.taken_at)
+        else:
+            keep.append((message, reading))
+    if not keep:
+        return []
+    low, high = keep[0][1].taken_at, keep[-1][1].taken_at
+    stored = list(session.scalars(select(Reading).where(
+        Reading.meter_id == meter.id, Reading.taken_at >= low, Reading.taken_at <= high).order_by(Reading.taken_at)))
+    before = session.scalars(select(Reading).where(Reading.meter_id == meter.id, Reading.taken_at < low)
+                             .order_by(Reading.taken_at.desc()).limit(1)).first()
+    after = session.scalars(select(Reading).where(Reading.meter_id == meter.id, Reading.taken_at > high,
+                                                  Reading.taken_at < start).order_by(Reading.taken_at).limit(1)).first()
+    if after is not None:
+        stored.append(after)
+    stored_at = [row.taken_at.astimezone(UTC) for row in stored]
+    rows: list[dict] = []
+    previous = before.register if before is not None else None
+    previous_is_new = False
+    position = 0  # stored rows before the current item have been passed
+    seen: set[datetime] = set()
+
+    def pass_stored(until: datetime | None) -> None:
+        nonlocal position, previous, previous_is_new
+        while position < len(stored) and (until is None or stored_at[position] < until):
+            row = stored[position]
+            if previous_is_new:  # its span now starts at a new history reading
+                own = validation.consumption_between(previous, row.register, meter)
+                rollups.add_to_buckets(changes, meter.id, stored_at[position], tz, own - (row.consumption or 0), 0)
+                row.consumption = own
+            previous, previous_is_new = row.register, False
+            position += 1
+
+    for message, reading in keep:
+        at, register = reading.taken_at, reading.register
+        pass_stored(at)
+        if at in seen or (position < len(stored) and stored_at[position] == at):
+            report.duplicates += 1
+            continue
+        following = stored[position].register if position < len(stored) else None
+        refusal = validation.late_register_refusal(previous, register, following, None, meter=meter)
+        if refusal:
+            _dead(batch, message, refusal, meter.serial, at)
+            continue
+        seen.add(at)
+        consumption = validation.consumption_between(previous, register, meter) if previous is not None else None
+        rows.append({"meter_id": meter.id, "taken_at": at, "register": register, "consumption": consumption,
+                     "received_at": message.received_at or batch.now, "uplink_id": reading.uplink_id})
+        previous, previous_is_new = register, True
+    pass_stored(None)
+    return rows

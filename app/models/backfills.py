@@ -27,6 +27,7 @@ class SourceBackfill(Base):
     accepted: Mapped[int] = mapped_column(default=0)    # readings (Koios) or heartbeats (ThunderCloud) new
     duplicates: Mapped[int] = mapped_column(default=0)  # already stored: a re-run adds nothing
     skipped: Mapped[int] = mapped_column(default=0)     # Koios intervals inside stored history (see backfill.py)
+    history: Mapped[int] = mapped_column(default=0, server_default="0")  # of `accepted`: stored as history, not billed
     summary: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     job_run_id: Mapped[int | None] = mapped_column(ForeignKey("job_runs.id"))

@@ -46,6 +46,10 @@ class Meter(Base):
     reports_on_boundaries: Mapped[bool] = mapped_column(default=True, server_default=true())
     last_reading_at: Mapped[datetime | None]
     last_register: Mapped[Decimal | None]
+    # The meter's billing start once a history-only ingest (a vendor backfill before go-live,
+    # `app.metering.ingest.ingest(..., history_only=True)`) stored readings before it: readings
+    # stamped earlier are history, in the roll-ups but never billed. None: no history stored.
+    history_before: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Replacement (X6): the old meter keeps its unit (its readings and charges stay the unit's
     # history and explanations still find it) but is detached: credit control no longer

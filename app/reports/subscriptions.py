@@ -12,8 +12,12 @@ role gate and scope checks decide again at send time; a report the user can no l
 (404, 403, a deactivated login) disables the subscription with the reason, shown on "My
 subscriptions". The file goes out as an email attachment like a statement does (`send_email`).
 
-Periods are UTC: a weekly subscription is due once per ISO week (the first run from Monday),
+Periods are the subscriber's: weeks and months in the timezone of their home estate (their
+person's estate, else their first grant's: `app.i18n.home_estate_id`), in UTC for a login with
+neither (staff). A weekly subscription is due once per ISO week (the first run from Monday),
 a monthly one once per calendar month, starting with the period after the one it was made in.
+The email is written in the subscriber's language (`app.i18n.language_for`: theirs, else their
+home estate's, else English); the attached report is rendered as them, so in it too.
 A `ReportDelivery` row per (subscription, period) makes a rerun in the same period send
 nothing twice; a failed send is recorded on that row and tried again by the next run, and
 never stops the other subscriptions. Every subscribe, cancel, send and disable is audited.
@@ -24,12 +28,13 @@ import logging
 import re
 import smtplib
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from email.message import EmailMessage
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, g
-from flask_babel import lazy_gettext as _l
+from flask_babel import force_locale, gettext, lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.routing import BuildError
@@ -234,21 +239,32 @@ def last_deliveries(session: Session, subscription_ids: list[int]) -> dict[int, 
 # --- sending ------------------------------------------------------------------------------
 
 
-def period_of(frequency: str, moment: datetime) -> str:
-    """The period a moment falls in: ISO week "2026-W49" or month "2026-12" (UTC)."""
-    moment = moment.astimezone(UTC)
+def subscriber_timezone(session: Session, user: User | None) -> tzinfo:
+    """The zone a subscriber's weeks and months are counted in: their home estate's, else UTC."""
+    from app.i18n import home_estate_id
+    from app.models import Estate
+
+    estate_id = home_estate_id(session, user) if user is not None else None
+    estate = session.get(Estate, estate_id) if estate_id is not None else None
+    return ZoneInfo(estate.timezone) if estate is not None else UTC
+
+
+def period_of(frequency: str, moment: datetime, tz: tzinfo = UTC) -> str:
+    """The period a moment falls in: ISO week "2026-W49" or month "2026-12", in `tz`."""
+    moment = moment.astimezone(tz)
     if frequency == "weekly":
         year, week, _ = moment.isocalendar()
         return f"{year}-W{week:02d}"
     return f"{moment.year}-{moment.month:02d}"
 
 
-def is_due(session: Session, subscription: ReportSubscription, now: datetime) -> bool:
+def is_due(session: Session, subscription: ReportSubscription, now: datetime, tz: tzinfo | None = None) -> bool:
     """Active, in a period after the one it was made in, and not yet sent for this period."""
     if not subscription.active:
         return False
-    period = period_of(subscription.frequency, now)
-    if period == period_of(subscription.frequency, subscription.created_at):
+    tz = tz or subscriber_timezone(session, session.get(User, subscription.user_id))
+    period = period_of(subscription.frequency, now, tz)
+    if period == period_of(subscription.frequency, subscription.created_at, tz):
         return False
     return session.scalar(select(ReportDelivery.id).where(
         ReportDelivery.subscription_id == subscription.id, ReportDelivery.period == period,
@@ -256,11 +272,13 @@ def is_due(session: Session, subscription: ReportSubscription, now: datetime) ->
 
 
 def next_send(session: Session, subscription: ReportSubscription, now: datetime) -> date | None:
-    """The UTC day the next email goes out (None once cancelled or stopped): today when due, else the next period's first day."""
+    """The subscriber's local day the next email goes out (None once cancelled or stopped): today when
+    due, else the next period's first day."""
     if not subscription.active:
         return None
-    today = now.astimezone(UTC).date()
-    if is_due(session, subscription, now):
+    tz = subscriber_timezone(session, session.get(User, subscription.user_id))
+    today = now.astimezone(tz).date()
+    if is_due(session, subscription, now, tz):
         return today
     if subscription.frequency == "weekly":
         return today + timedelta(days=7 - today.weekday())
@@ -292,10 +310,11 @@ def send_due(session: Session, app: Flask, *, now: datetime | None = None, progr
     for subscription_id in ids:
         subscription = session.get(ReportSubscription, subscription_id)
         try:
-            if not is_due(session, subscription, now):
+            tz = subscriber_timezone(session, session.get(User, subscription.user_id))
+            if not is_due(session, subscription, now, tz):
                 report.not_due += 1
             else:
-                outcome = _send_one(session, app, subscription, period_of(subscription.frequency, now))
+                outcome = _send_one(session, app, subscription, period_of(subscription.frequency, now, tz), tz, now)
                 setattr(report, outcome, getattr(report, outcome) + 1)
             session.commit()
         except Exception as error:  # one broken report never blocks the others
@@ -312,7 +331,8 @@ def send_due(session: Session, app: Flask, *, now: datetime | None = None, progr
     return report
 
 
-def _send_one(session: Session, app: Flask, subscription: ReportSubscription, period: str) -> str:
+def _send_one(session: Session, app: Flask, subscription: ReportSubscription, period: str,
+              tz: tzinfo = UTC, now: datetime | None = None) -> str:
     """Render and email one subscription's report for `period`; return "sent", "disabled" or "failed"."""
     user = session.get(User, subscription.user_id)
     if user is None or not user.is_active:
@@ -334,11 +354,9 @@ def _send_one(session: Session, app: Flask, subscription: ReportSubscription, pe
     message = EmailMessage()
     message["From"] = current_app.config["MAIL_FROM"]
     message["To"] = to
-    message["Subject"] = f"{subscription.title}: your {subscription.frequency} report ({period})"
-    message.set_content(
-        f"Hello,\n\nAttached is {subscription.title}, as of {utcnow():%d %b %Y %H:%M} UTC.\n"
-        f"You receive it {subscription.frequency} because you subscribed to it; cancel under "
-        f"My subscriptions in Meterwise.\n\nMeterwise\n")
+    subject, body = email_text(session, user, subscription, period, now or utcnow(), tz)
+    message["Subject"] = subject
+    message.set_content(body)
     stem, _, extension = (rendered.filename or f"report.{subscription.file_format}").rpartition(".")
     maintype, _, subtype = (rendered.mimetype or "application/octet-stream").partition("/")
     message.add_attachment(rendered.body, maintype=maintype, subtype=subtype,
@@ -356,6 +374,30 @@ def _send_one(session: Session, app: Flask, subscription: ReportSubscription, pe
     audit.record(session, "report_subscription.sent", subscription, new={"period": period, "to": to,
                                                                          "outcome": outcome})
     return "sent"
+
+
+def email_text(session: Session, user: User, subscription: ReportSubscription, period: str, moment: datetime,
+               tz: tzinfo) -> tuple[str, str]:
+    """The email's subject and body in the subscriber's language, the time in their zone."""
+    from app.i18n import home_estate_id, language_for
+    from app.i18n.formatting import local_date
+
+    language = language_for(session, user.person, home_estate_id(session, user))
+    local = moment.astimezone(tz)
+    with force_locale(language):
+        when = f"{local_date(local, '%d %b %Y %H:%M', language)} {local.tzname()}"
+        values = {"title": subscription.title, "period": period, "when": when}
+        if subscription.frequency == "weekly":
+            subject = gettext("%(title)s: your weekly report (%(period)s)", **values)
+            why = gettext("You receive it every week because you subscribed to it; cancel it under "
+                          "My subscriptions in Meterwise.")
+        else:
+            subject = gettext("%(title)s: your monthly report (%(period)s)", **values)
+            why = gettext("You receive it every month because you subscribed to it; cancel it under "
+                          "My subscriptions in Meterwise.")
+        body = "\n\n".join([gettext("Hello,"), gettext("Attached is %(title)s, as of %(when)s.", **values) + "\n" + why,
+                             "Meterwise"]) + "\n"
+    return subject, body
 
 
 def _delivery(session: Session, subscription: ReportSubscription, period: str) -> ReportDelivery:
@@ -379,7 +421,8 @@ def _record_failure(session: Session, subscription_id: int, now: datetime, messa
         subscription = session.get(ReportSubscription, subscription_id)
         if subscription is None:
             return
-        delivery = _delivery(session, subscription, period_of(subscription.frequency, now))
+        tz = subscriber_timezone(session, session.get(User, subscription.user_id))
+        delivery = _delivery(session, subscription, period_of(subscription.frequency, now, tz))
         delivery.attempts += 1
         delivery.status, delivery.error = "failed", message[:2000]
         session.commit()

@@ -18,15 +18,19 @@ Koios differs from the nightly import (`sparkmeter.import_koios_day`) in three w
   is one of the estate's SparkMeter meters;
 - Koios sends each interval's kWh, which become registers accumulated from the meter's
   stored register before them (`sparkmeter._register_before`, as the nightly import does).
-  That is exact after a meter's newest stored reading. An interval at or before it that is
-  not stored already cannot be given a register that fits between the stored ones (the
-  stored span already billed the register's rise), so it is counted as `skipped` instead of
-  being sent to ingest as a tamper dead letter. Backfilling before a meter's first stored
-  reading therefore needs a register anchor and is not done here (see the issue note).
+  After a meter's newest stored reading they are ingested and billed as usual. Before the
+  meter's billing start (its first stored reading; 1PWR backfills years before go-live) they
+  go through `ingest(..., history_only=True)`: stored and rolled up, never billed (the vendor
+  sold that energy), older than MAX_AGE included. Their registers continue from the stored
+  history before them, from 0 for the oldest (Koios has no register of its own), so they need
+  not meet the billed registers. An interval between the billing start and the newest stored
+  reading that is not stored already cannot be given a register that fits between the stored
+  ones (the stored span already billed the register's rise), so it is counted as `skipped`.
 
-ThunderCloud exports are per site, not per estate: a ThunderCloud backfill fetches every
-configured site (THUNDERCLOUD_SITES) for each day, and its payments are matched to units by
-meter serial as the nightly import does; the estate says whose range it is.
+ThunderCloud exports are per site: an estate's sites are its `thundercloud_sites` setting
+(the estate settings page, Vendors and devices), and a ThunderCloud backfill fetches only
+those (a backfill of an estate without any is refused); payments are matched to units by
+meter serial as the nightly import does.
 """
 from __future__ import annotations
 
@@ -43,7 +47,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.jobs import enqueue, job
 from app.metering.decoders import HTTP_TOPIC, parse_time
-from app.metering.ingest import Message, ingest
+from app.metering.ingest import Message, billing_start, ingest
 from app.metering.validation import MAX_AGE
 from app.models import Estate, JobRun, Meter, Reading, canonical_serial, utcnow
 from app.models.backfills import BACKFILL_SOURCES, SourceBackfill
@@ -66,6 +70,7 @@ class DayOutcome:
     accepted: int = 0
     duplicates: int = 0
     skipped: int = 0
+    history: int = 0  # of `accepted`: before the meter's billing start, stored unbilled
     complete: bool = True  # False: some site-day could not be fetched, the day is tried again
     problem: str = ""
 
@@ -98,10 +103,6 @@ def parse_request(source: str, estate_id: str | int | None, first: str, last: st
             errors["first_day"] = str(_l("The first day must not be after the last day."))
         elif (last_day - first_day).days + 1 > MAX_RANGE_DAYS:
             errors["first_day"] = str(_l("At most %(days)s days in one backfill.", days=MAX_RANGE_DAYS))
-        elif source == "koios" and first_day < today - MAX_AGE + timedelta(days=1):
-            # ingest refuses readings older than MAX_AGE: asking Koios for them would only fill dead letters
-            errors["first_day"] = str(_l("Koios readings older than %(days)s days are refused by ingest.",
-                                         days=MAX_AGE.days))
     if errors:
         raise BackfillError(errors)
     return source, estate, days["first_day"], days["last_day"]
@@ -118,6 +119,9 @@ def start_backfill(session: Session, source: str, estate: Estate, first_day: dat
         raise BackfillError({"source": str(_l(
             "Backfill #%(id)s of this source and estate has not finished: stop it or wait for it.",
             id=running.id))})
+    if source == "thundercloud" and not thundercloud_sites(session, estate):
+        raise BackfillError({"estate": str(_l(
+            "This estate has no ThunderCloud sites: list them in its settings (ThunderCloud sites) first."))})
     backfill = SourceBackfill(source=source, estate_id=estate.id, first_day=first_day, last_day=last_day,
                               created_by_user_id=user_id)
     session.add(backfill)
@@ -205,7 +209,8 @@ def backfill_job(session: Session, progress, backfill_id: int) -> str:
         backfill.status = "stopping"
     session.commit()
     try:
-        import_day = _koios_days(session, estate) if backfill.source == "koios" else _thundercloud_days(session)
+        import_day = (_koios_days(session, estate) if backfill.source == "koios"
+                      else _thundercloud_days(session, estate))
         for day in days:
             session.refresh(backfill)  # Stop is pressed in another transaction
             if backfill.stop_requested_at is not None:
@@ -218,6 +223,7 @@ def backfill_job(session: Session, progress, backfill_id: int) -> str:
             backfill.accepted += outcome.accepted
             backfill.duplicates += outcome.duplicates
             backfill.skipped += outcome.skipped
+            backfill.history += outcome.history
             session.commit()  # the resume point moves with the day's rows
             progress.step()
     except Exception as error:
@@ -244,6 +250,8 @@ def summary(backfill: SourceBackfill) -> str:
     text = f"{backfill.status}: {backfill.days_done} of {backfill.total_days} days ({through}); "
     if backfill.source == "koios":
         text += f"{backfill.accepted} new readings, {backfill.duplicates} already stored"
+        if backfill.history:
+            text += f" ({backfill.history} of them before billing began: history, not billed)"
     else:
         text += f"{backfill.accepted} new heartbeats, {backfill.duplicates} site-days imported before"
     if backfill.skipped:
@@ -278,7 +286,8 @@ def _serial(meter: dict) -> str:
 
 
 def _ingest_koios_rows(session: Session, rows: list[dict], meters: dict[str, Meter], outcome: DayOutcome) -> None:
-    """Registers from interval kWh after each meter's newest stored reading; older intervals counted, not sent."""
+    """Intervals after each meter's newest stored reading billed, before its billing start stored as
+    history, in between counted (not sent); registers from interval kWh."""
     from app.sources.sparkmeter import _register_before
 
     per_meter: dict[str, list[tuple[datetime, Decimal]]] = {}
@@ -290,42 +299,61 @@ def _ingest_koios_rows(session: Session, rows: list[dict], meters: dict[str, Met
                     (parse_time(row["timestamp"]), Decimal(str(row["kilowatt_hours"]))))
         except (KeyError, TypeError, ValueError, InvalidOperation):
             continue  # the nightly import reports malformed rows; a backfill only skips them
-    messages = []
+    messages, history = [], []
+    oldest_billable = utcnow() - MAX_AGE
     for serial, intervals in per_meter.items():
         meter = meters[serial]
-        session.refresh(meter, ["last_reading_at"])
+        session.refresh(meter, ["last_reading_at", "history_before"])
         intervals.sort()
-        newest = meter.last_reading_at
-        older = [at for at, _ in intervals if newest is not None and at <= newest]
+        newest, start = meter.last_reading_at, billing_start(session, meter)
+        # (start is None with a newest reading only when every stored reading is archived)
+        older = [at for at, _ in intervals if newest is not None and (start is None or start <= at) and at <= newest]
         if older:
             stored = set(session.scalars(select(Reading.taken_at).where(
                 Reading.meter_id == meter.id, Reading.taken_at >= older[0], Reading.taken_at <= older[-1])))
             stored = {at.astimezone(UTC) for at in stored}
             outcome.duplicates += sum(1 for at in older if at in stored)
             outcome.skipped += sum(1 for at in older if at not in stored)
+        before = [(at, kwh) for at, kwh in intervals if start is not None and at < start]
         fresh = [(at, kwh) for at, kwh in intervals if newest is None or at > newest]
-        if not fresh:
-            continue
-        register = _register_before(session, meter.id, fresh[0][0])
-        for taken_at, kwh in fresh:
-            register += kwh
-            messages.append(Message(HTTP_TOPIC, json.dumps({
-                "meter": serial, "register": f"{register} kWh", "time": taken_at.isoformat(),
-                "source": "koios"}).encode()))
+        if newest is None:  # a meter without readings: the backfill is its go-live, ingest's age limit holds
+            outcome.skipped += sum(1 for at, _ in fresh if at < oldest_billable)
+            fresh = [(at, kwh) for at, kwh in fresh if at >= oldest_billable]
+        for chosen, into in ((before, history), (fresh, messages)):
+            if not chosen:
+                continue
+            register = _register_before(session, meter.id, chosen[0][0])
+            for taken_at, kwh in chosen:
+                register += kwh
+                into.append(Message(HTTP_TOPIC, json.dumps({
+                    "meter": serial, "register": f"{register} kWh", "time": taken_at.isoformat(),
+                    "source": "koios"}).encode()))
+    if history:
+        report = ingest(session, history, history_only=True)
+        outcome.accepted += report.accepted
+        outcome.history += report.accepted
+        outcome.duplicates += report.duplicates
     if messages:
         report = ingest(session, messages)
         outcome.accepted += report.accepted
         outcome.duplicates += report.duplicates
 
 
-def _thundercloud_days(session: Session):
-    """A day importer for every configured ThunderCloud site (the nightly import's fetch, one day)."""
+def thundercloud_sites(session: Session, estate: Estate) -> list[str]:
+    """The ThunderCloud site ids that are the estate's (its `thundercloud_sites` setting)."""
+    from app.settings import get_setting
+
+    return list(get_setting(session, "thundercloud_sites", estate.id, default=None) or [])
+
+
+def _thundercloud_days(session: Session, estate: Estate):
+    """A day importer for the estate's ThunderCloud sites (the nightly import's fetch, one day)."""
     from app.sources.thundercloud import ThunderCloudApi, fetch_exports
 
     config = current_app.config
     rules = {"threshold": Decimal(config["THUNDERCLOUD_PAYMENT_THRESHOLD"]),
              "rate": Decimal(config["THUNDERCLOUD_RATE_PER_KWH"])}
-    sites = [s.strip() for s in config["THUNDERCLOUD_SITES"].split(",") if s.strip()]
+    sites = thundercloud_sites(session, estate)
     api = ThunderCloudApi.from_config()
 
     def import_day(day: date) -> DayOutcome:

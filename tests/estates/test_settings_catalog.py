@@ -54,6 +54,7 @@ def test_catalogue_defaults_are_what_the_code_used_before():
         "arrears_recovery_fixed": "0", "arrears_restricted_percent": "50",
         "arrears_ladder": ["0:warn", "30:restrict", "60:suspend", "90:escalate"], "write_off_approval_threshold": "1000",
         "cohort_day": 30, "cohort_size": 200, "cohort_rank": "owed", "cohort_source": None,  # issue 16 (A5)
+        "thundercloud_sites": None,  # issue 22: no ThunderCloud backfill until the estate lists its sites
     }
 
 
@@ -80,7 +81,7 @@ def test_every_entry_has_a_label_and_a_help_line():
         "arrears_restricted_percent", "arrears_ladder", "write_off_approval_threshold",
         "cohort_day", "cohort_size", "cohort_rank",  # issue 16 (A5)
         "tariff_notice_days",
-        "brand_colour", "loss_threshold_percent", "sparkmeter_customer_code", "chirpstack_application_id",
+        "brand_colour", "loss_threshold_percent", "sparkmeter_customer_code", "thundercloud_sites", "chirpstack_application_id",
         "demand_threshold_kw", "demand_restore_kw", "demand_restore_minutes", "demand_restrict",  # issue 19
         "demand_hold_minutes", "demand_max_units", "demand_order",
         "language", "currency_symbol"]  # languages (issue 23)

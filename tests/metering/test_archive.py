@@ -91,6 +91,19 @@ def test_archive_then_restore_brings_the_month_back_exactly(session, history, ap
     assert current.exit_code == 1 and "not over yet" in current.output
 
 
+def test_a_month_moved_in_many_pieces_comes_back_whole(session, history, monkeypatch):
+    """The pipelined COPY both ways (a piece per row here) loses and reorders nothing."""
+    monkeypatch.setattr(archive, "CSV_CHUNK_ROWS", 1)
+    monkeypatch.setattr(archive, "CSV_THREADS", 1)
+    monkeypatch.setattr(archive, "CSV_PIECE_ROWS", 1)
+    before = month_hash(session, OLD)
+    [result] = archive.archive_before(session, LAST)
+    assert result.rows == 3 and month_hash(session, OLD) is None
+    archive.restore_month(session, OLD)
+    session.commit()
+    assert month_hash(session, OLD) == before
+
+
 def test_a_damaged_archive_is_refused_and_the_month_stays_archived(session, history):
     [result] = archive.archive_before(session, LAST)
     path = tmp = result.path

@@ -229,3 +229,30 @@ def test_the_subscribe_form_answers_any_input_with_a_page_never_a_500(tenant_for
     response = client.post("/subscriptions", data={"report": report, **args, "frequency": frequency,
                                                    "file_format": fmt, "csrf_token": token})
     assert response.status_code in (302, 400, 404)
+
+
+def test_weeks_are_the_subscribers_estates_and_the_email_is_in_their_language(app, committed, world, smtp):
+    """Sunday 23:30 UTC is already Monday in Maseru: the Maseru tenant's new week has begun."""
+    from app.models import Estate, Person
+
+    sunday_night = datetime(2026, 12, 6, 23, 30, tzinfo=UTC)
+    with committed() as s:
+        s.get(Estate, world.estate1).timezone = "Africa/Maseru"
+        tenant = s.scalar(select(User).where(User.email == world.emails["tenant"]))
+        s.get(Person, tenant.person_id).language = "fr"
+        tenant_id = tenant.id
+        sub_id = _subscription(s, world.emails["tenant"], "tenant.transactions_export",
+                               {"unit_id": str(world.unit_a)})
+        s.add(ReportDelivery(subscription_id=sub_id, period="2026-W49", status="sent"))
+        staff_id = _subscription(s, world.emails["staff"], "staff.metering", {})
+        s.add(ReportDelivery(subscription_id=staff_id, period="2026-W49", status="sent"))
+    with app.app_context():
+        from app.extensions import db
+
+        assert subs.subscriber_timezone(db.session, db.session.get(User, tenant_id)).key == "Africa/Maseru"
+        report = send_due(db.session, app, now=sunday_night)
+        assert (report.sent, report.not_due) == (1, 1)  # staff: no home estate, UTC, still week 49
+        [message] = smtp.messages
+        assert message["To"] == world.emails["tenant"] and "2026-W50" in message["Subject"]
+        body = message.get_body().get_content()
+        assert "07 déc. 2026 01:30" in body, body  # Maseru's time, written the French way

@@ -17,7 +17,8 @@ from app.extensions import db
 from app.models import JobRun, Meter, Reading, Setting
 from app.models.backfills import SourceBackfill
 from app.models.metering import DeadLetter
-from app.models.sources import ThunderCloudHeartbeat, ThunderCloudPayment
+from app.models.sources import ThunderCloudExport, ThunderCloudHeartbeat, ThunderCloudPayment
+from app.settings import put_setting
 from app.sources import backfill as backfills
 from app.sources.backfill import BackfillError, parse_request, request_stop, resume_backfill, start_backfill
 from tests import factories
@@ -112,14 +113,29 @@ def test_rerunning_a_koios_range_stores_nothing_twice(session, koios_estate):
     assert count(session, Reading) == 4 * 6 * 24 and count(session, DeadLetter) == 0
 
 
-def test_days_before_a_meters_stored_history_are_skipped_not_dead_lettered(session, koios_estate):
-    """Their registers cannot fit below the stored ones without an anchor (see app/sources/backfill.py)."""
+def test_days_before_a_meters_first_reading_are_stored_as_history_and_bill_nothing(session, koios_estate):
+    """1PWR's case: years of vendor data before go-live must not charge wallets again."""
+    from app.ledger.verify import verify_ledger
+    from app.models import LedgerTransaction
+    from app.models.metering import ConsumptionRollup
+
     estate, _ = koios_estate
-    start_backfill(session, "koios", estate, LAST - timedelta(days=1), LAST)
+    start_backfill(session, "koios", estate, LAST, LAST)  # go-live: the meters' first stored day
+    posted = count(session, LedgerTransaction)
+    newest = dict(session.execute(select(Meter.serial, Meter.last_reading_at)).all())
     earlier = start_backfill(session, "koios", estate, FIRST, LAST)
-    assert (earlier.accepted, earlier.duplicates, earlier.skipped) == (0, 2 * 6 * 24, 2 * 6 * 24)
-    assert "inside stored history (skipped)" in earlier.summary
-    assert count(session, Reading) == 2 * 6 * 24 and count(session, DeadLetter) == 0
+    assert earlier.status == "done"
+    assert (earlier.accepted, earlier.history, earlier.duplicates, earlier.skipped) == (
+        3 * 6 * 24, 3 * 6 * 24, 6 * 24, 0)
+    assert "history, not billed" in earlier.summary
+    assert count(session, Reading) == 4 * 6 * 24 and count(session, DeadLetter) == 0
+    assert count(session, LedgerTransaction) == posted and verify_ledger(session).ok
+    assert dict(session.execute(select(Meter.serial, Meter.last_reading_at)).all()) == newest
+    days = session.scalars(select(ConsumptionRollup.period_start).where(ConsumptionRollup.grain == "day")
+                           .distinct()).all()
+    assert len(days) >= 4, "the history's days are in the roll-ups"
+    again = start_backfill(session, "koios", estate, FIRST, LAST)
+    assert (again.accepted, again.duplicates) == (0, 4 * 6 * 24) and count(session, Reading) == 4 * 6 * 24
 
 
 def test_an_unfinished_backfill_of_the_same_source_and_estate_refuses_a_second(session, koios_estate):
@@ -172,6 +188,7 @@ def thundercloud_app(app, monkeypatch):
 
 def test_thundercloud_backfill_stops_resumes_and_reruns_idempotently(session, thundercloud_app):
     kit = factories.make_estate_with_wallet(session, currency="LSL")
+    put_setting(session, "thundercloud_sites", ["S1", "S2"], kit.estate.id)
     session.commit()
     _, patch = stop_after(1, "_thundercloud_days")
     row = start_backfill(session, "thundercloud", kit.estate, FIRST, LAST)
@@ -188,12 +205,31 @@ def test_thundercloud_backfill_stops_resumes_and_reruns_idempotently(session, th
     assert len(thundercloud_app.served) == served  # nothing fetched again
 
 
+def test_a_thundercloud_backfill_fetches_only_the_estates_sites(session, thundercloud_app):
+    kit = factories.make_estate_with_wallet(session, currency="LSL")
+    session.commit()
+    with pytest.raises(BackfillError) as refused:
+        start_backfill(session, "thundercloud", kit.estate, LAST, LAST)
+    assert "no ThunderCloud sites" in refused.value.errors["estate"]
+    put_setting(session, "thundercloud_sites", ["S2"], kit.estate.id)
+    session.commit()
+    row = start_backfill(session, "thundercloud", kit.estate, FIRST, LAST)
+    assert (row.status, row.accepted) == ("done", 4 * 3 * 6)  # S2's 3 meters x 6 heartbeats a day
+    names = session.scalars(select(ThunderCloudExport.name)).all()
+    assert names and all(name.startswith("S2/") for name in names)
+
+
+def test_the_estate_form_keeps_thundercloud_sites(app_ctx):
+    from app.estates.settings_catalog import spec_for
+
+    assert spec_for("thundercloud_sites").parse("S1, s-2 ,S1") == ["S1", "s-2"]
+
+
 @pytest.mark.parametrize("source,first,last,field,message", [
     ("koios", LAST, TODAY, "last_day", "yesterday or earlier"),
     ("koios", LAST, LAST + timedelta(days=30), "last_day", "yesterday or earlier"),
     ("koios", LAST, FIRST, "first_day", "must not be after"),
     ("thundercloud", LAST - timedelta(days=400), LAST, "first_day", "At most 366 days"),
-    ("koios", LAST - timedelta(days=420), LAST - timedelta(days=410), "first_day", "older than 400 days"),
     ("koios", "2026-02-30", LAST, "first_day", "YYYY-MM-DD"),
     ("sap", FIRST, LAST, "source", "Koios or ThunderCloud"),
 ])
