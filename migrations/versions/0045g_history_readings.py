@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = "0045g"
-down_revision = "0044"
+down_revision = "0045b"
 branch_labels = None
 depends_on = None
 
