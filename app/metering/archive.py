@@ -462,8 +462,6 @@ def restore_month(session: Session, month: date) -> MonthResult:
 
 
 def _load_month(session: Session, month: date, table) -> None:
-    import pyarrow.csv as pacsv
-
     if not _postgres(session):
         rows = table.to_pylist()
         if rows:
