@@ -39,7 +39,7 @@ JOB_MODULES = [
     "app.billing.cohorts",  # debt cohorts (issue 16, A5)
     "app.sources.backfill",  # issue 22: historical backfills
     "app.reports.subscriptions",  # issue 22: report subscriptions
-    "app.api.idempotency",  # issue 21: the daily purge of stored API responses
+    "app.integration.idempotency",  # issue 21: the daily purge of stored API responses
     "app.integration.events",  # issue 21: meter.offline webhook events
 ]
 

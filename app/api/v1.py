@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import joinedload
 
-from app.api import idempotency
+from app.integration import idempotency
 from app.billing.debt import debts
 from app.integration import keys, operations, topups
 from app.api.access import current_key, protect
@@ -364,15 +364,8 @@ def _idempotent(what: str, run) -> Response:
         db.session.rollback()
         idempotency.release(db.engine, claim.row_id)
         raise
-    body = response.get_data(as_text=True)
-    if response.status_code >= 500:
-        db.session.rollback()
-        idempotency.release(db.engine, claim.row_id)
-    elif idempotency.settle(db.session, claim.row_id, response.status_code, body):
-        db.session.commit()
-    else:
-        db.session.rollback()
-        idempotency.store_refusal(db.engine, key.id, idempotency_key, fingerprint, response.status_code, body)
+    idempotency.finish(db.session, db.engine, claim.row_id, key.id, idempotency_key, fingerprint, response.status_code,
+                       response.get_data(as_text=True))
     return response
 
 
@@ -412,6 +405,20 @@ def _body_or_problem(model):
 
 
 # --- Top-ups ------------------------------------------------------------------------------
+
+CREDIT_FAILURES = (LedgerError, IntegrityError, OperationalError, InterfaceError)
+
+
+def credit_failure(error: Exception) -> Response:
+    """The answer to a top-up the ledger or the database could not take (one of CREDIT_FAILURES);
+    the transaction is rolled back, so the Idempotency-Key claim goes with it."""
+    db.session.rollback()
+    if isinstance(error, LedgerError):
+        return problem(409, f"the ledger refused the top-up: {error}")
+    if isinstance(error, IntegrityError):
+        return problem(409, "the same top-up is being credited by another request; retry in a moment")
+    return problem(503, "the database is unavailable; retry later", headers={"Retry-After": "30"})
+
 
 def _refused_body(error: BodyError, model: str = "top-up") -> Response:
     response = problem(422, f"the request body does not fit the {model} model: " + str(error)[:500])
@@ -456,15 +463,8 @@ def _topup(key, idempotency_key: str, raw: bytes) -> Response:
     except PaymentError as error:
         db.session.rollback()
         return _refused_body(BodyError({getattr(error, "field", None) or "body": str(error)}))
-    except LedgerError as error:
-        db.session.rollback()
-        return problem(409, f"the ledger refused the top-up: {error}")
-    except IntegrityError:
-        db.session.rollback()
-        return problem(409, "the same top-up is being credited by another request; retry in a moment")
-    except (OperationalError, InterfaceError):
-        db.session.rollback()
-        return problem(503, "the database is unavailable; retry later", headers={"Retry-After": "30"})
+    except CREDIT_FAILURES as error:
+        return credit_failure(error)
     payment = result.payment
     return _json(TopupOut(payment.id, payment.transaction_id, unit.id, payment.utility,
                           quantize(payment.amount, payment.currency), payment.currency,

@@ -17,7 +17,6 @@ from decimal import Decimal
 
 from flask import Response, abort, request
 from sqlalchemy import and_, exists, func, or_, select
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from app.api.access import current_key
 from app.api.declare import BodyError, Param, parse, operation
@@ -26,13 +25,13 @@ from app.api.resources_more import (CohortList, CohortMemberList, CohortMemberOu
                                     GroupList, GroupMemberOut, GroupOut, GroupPocketOut, GroupTopupIn,
                                     GroupTopupOut, GroupLegOut, ImportOut, ImportRowOut, LeftOutOut, PostingOut,
                                     ReadingList, ReadingOut, SnapshotOut, TransactionList, TransactionOut)
-from app.api.v1 import (DEFAULT_PAGE, ESTATE_FILTER, MAX_PAGE, PAGING, _id_or_404, _idempotent, _int_arg, _json, _next_cursor, _one_or_404,
-                        _page, _refused_body, _scoped, bp)
+from app.api.v1 import (CREDIT_FAILURES, DEFAULT_PAGE, ESTATE_FILTER, MAX_PAGE, PAGING, _id_or_404, _idempotent,
+                        _int_arg, _json, _next_cursor, _one_or_404, _page, _refused_body, _scoped, bp,
+                        credit_failure)
 from app.estates import imports
 from app.extensions import db
 from app.families import FamilyError
 from app.integration import group_topups, keys
-from app.ledger import LedgerError
 from app.models import (Account, Estate, LedgerTransaction, Meter, Posting, Reading, Unit, Wallet,
                         canonical_serial)
 from app.models.cohorts import CohortMember, CohortSnapshot, DebtCohort
@@ -352,15 +351,8 @@ def _group_topup(group_id: int, key, idempotency_key: str, raw: bytes) -> Respon
     except PaymentError as error:  # AmountOutOfRange included
         db.session.rollback()
         return _refused_body(BodyError({getattr(error, "field", None) or "amount": str(error)}), "group top-up")
-    except LedgerError as error:
-        db.session.rollback()
-        return problem(409, f"the ledger refused the top-up: {error}")
-    except IntegrityError:
-        db.session.rollback()
-        return problem(409, "the same top-up is being credited by another request; retry in a moment")
-    except (OperationalError, InterfaceError):
-        db.session.rollback()
-        return problem(503, "the database is unavailable; retry later", headers={"Retry-After": "30"})
+    except CREDIT_FAILURES as error:
+        return credit_failure(error)
     payment = result.payment
     currency = payment.currency
     return _json(GroupTopupOut(

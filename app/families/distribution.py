@@ -243,6 +243,22 @@ def preview(session: Session, group: WalletGroup, user: User, form: Mapping[str,
 
 # --- the checkout -------------------------------------------------------------------------
 
+
+def record_distribution(session: Session, payment: Payment, group: WalletGroup, shown, owner_user_id: int
+                        ) -> WalletDistribution:
+    """Add the payment (flushed for its id) and its distribution over the group's paying members, as
+    `shown` (a preview) planned them; the crediting path reads the legs from it."""
+    session.add(payment)
+    session.flush()
+    distribution = WalletDistribution(
+        payment_id=payment.id, group_id=group.id, rule=shown.rule, currency=shown.currency, utility=shown.utility,
+        target=shown.target, remainder_unit_id=shown.remainder.unit.id if shown.remainder else None,
+        created_by_user_id=owner_user_id,
+        legs=[WalletDistributionLeg(unit_id=m.unit.id, estate_id=m.unit.estate_id, amount=a) for m, a in shown.paying])
+    session.add(distribution)
+    session.flush()
+    return distribution
+
 def start_distribution_checkout(session: Session, settings, group: WalletGroup, user: User, form: Mapping[str, str],
                                 *, return_url: str, cancel_url: str, notify_url: str,
                                 now: datetime | None = None) -> tuple[Payment, dict[str, str], Preview]:
@@ -273,15 +289,7 @@ def start_distribution_checkout(session: Session, settings, group: WalletGroup, 
     payment = Payment(provider="payfast", checkout_id=secrets.token_hex(8), estate_id=first.id, unit_id=None,
                       utility=shown.utility, amount=shown.total, currency=shown.currency, status="pending",
                       created_by_user_id=user.id, payer_email=(user.person.email if user.person else None) or user.email)
-    session.add(payment)
-    session.flush()
-    distribution = WalletDistribution(
-        payment_id=payment.id, group_id=group.id, rule=shown.rule, currency=shown.currency, utility=shown.utility,
-        target=shown.target, remainder_unit_id=shown.remainder.unit.id if shown.remainder else None,
-        created_by_user_id=user.id,
-        legs=[WalletDistributionLeg(unit_id=m.unit.id, estate_id=m.unit.estate_id, amount=a) for m, a in legs])
-    session.add(distribution)
-    session.flush()
+    record_distribution(session, payment, group, shown, user.id)
     audit.record(session, "payment.checkout", payment, estate_id=first.id,
                  new={"group": group.name, "utility": shown.utility, "amount": str(shown.total),
                       "rule": shown.rule, "legs": {m.unit.number: str(a) for m, a in legs}})

@@ -162,8 +162,11 @@ def number_text(value, places: int | None = None, language: str | None = None) -
     """
     if value is None:
         return "—"
+    number, language = Decimal(str(value)), _language(language)
+    if places is not None and language == "en":  # CLDR's English pattern is Python's; long tables call this per cell
+        return f"{number:,.{places}f}"
     pattern = "#,##0" + ("." + "0" * places if places else "" if places == 0 else ".###")
-    return format_decimal(Decimal(str(value)), format=pattern, locale=_language(language), decimal_quantization=True)
+    return format_decimal(number, format=pattern, locale=language, decimal_quantization=True)
 
 
 # --- dates and times -----------------------------------------------------------------------

@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.families import FamilyError
-from app.families.distribution import preview
+from app.families.distribution import preview, record_distribution
 from app.models import Account, User, Wallet, utcnow
 from app.models.api import ApiKey
-from app.models.families import WalletDistribution, WalletDistributionLeg, WalletGroup
+from app.models.families import WalletDistribution, WalletGroup
 from app.models.payments import Payment
 from app.payments.credit import check_amount, credit_payment
 
@@ -81,15 +81,7 @@ def group_topup(session: Session, key: ApiKey, group: WalletGroup, form: dict[st
                       amount=shown.total, currency=shown.currency, status="pending", unit_id=None,
                       estate_id=first.id, utility=shown.utility, paid_at=utcnow(),
                       raw={"api_key": key.prefix, "idempotency_key": idempotency_key[:255], "group": group.id})
-    session.add(payment)
-    session.flush()
-    distribution = WalletDistribution(
-        payment_id=payment.id, group_id=group.id, rule=shown.rule, currency=shown.currency, utility=shown.utility,
-        target=shown.target, remainder_unit_id=shown.remainder.unit.id if shown.remainder else None,
-        created_by_user_id=owner.id,
-        legs=[WalletDistributionLeg(unit_id=m.unit.id, estate_id=m.unit.estate_id, amount=a) for m, a in legs])
-    session.add(distribution)
-    session.flush()
+    distribution = record_distribution(session, payment, group, shown, owner.id)
     audit.record(session, "payment.api_received", payment, estate_id=first.id,
                  new={"key": key.prefix, "group": group.name, "utility": shown.utility, "amount": str(shown.total),
                       "rule": shown.rule, "legs": {m.unit.number: str(a) for m, a in legs},

@@ -102,14 +102,7 @@ def ingest(session: Session, messages: list[Message], *, now: datetime | None = 
     batch = _Batch(now=now or utcnow())
     out_of_scope: set[int] = set()  # ids of dead-letter rows refused for scope
     report = IngestReport()
-    profiles = get_setting(session, "chirpstack_profiles", default=None) or DEFAULT_PROFILES
-    decoded: list[tuple[Message, DecodedReading]] = []
-    for message in messages:
-        try:
-            decoded.append((message, decode(message.topic, message.payload, profiles)))
-        except DecodeError as error:
-            _dead(batch, message, str(error), None)
-    meters = _lock_meters(session, decoded)
+    decoded, meters = _decode_and_lock(session, batch, messages)
     estates = {e.id: e for e in session.scalars(
         select(Estate).where(Estate.id.in_({m.estate_id for m in meters.values()})))}
     per_meter: dict[int, list[tuple[Message, DecodedReading]]] = defaultdict(list)
@@ -314,6 +307,19 @@ def _alert(batch: _Batch, meter: Meter, kind: str, detail: str) -> None:
                          "raised_at": batch.now})
 
 
+def _decode_and_lock(session: Session, batch: _Batch, messages: list[Message]
+                     ) -> tuple[list[tuple[Message, DecodedReading]], dict[tuple, Meter]]:
+    """Decode each message (an undecodable one becomes a dead letter) and lock the meters they name."""
+    profiles = get_setting(session, "chirpstack_profiles", default=None) or DEFAULT_PROFILES
+    decoded: list[tuple[Message, DecodedReading]] = []
+    for message in messages:
+        try:
+            decoded.append((message, decode(message.topic, message.payload, profiles)))
+        except DecodeError as error:
+            _dead(batch, message, str(error), None)
+    return decoded, _lock_meters(session, decoded)
+
+
 def _lock_meters(session: Session, decoded: list[tuple[Message, DecodedReading]]) -> dict[tuple, Meter]:
     """Load and row-lock the batch's meters (in id order: no deadlocks between workers)."""
     serials = {r.serial for _, r in decoded if r.serial}
@@ -495,14 +501,7 @@ def _ingest_history(session: Session, messages: list[Message], *, now: datetime,
     batch = _Batch(now=now)
     report = IngestReport()
     out_of_scope: set[int] = set()
-    profiles = get_setting(session, "chirpstack_profiles", default=None) or DEFAULT_PROFILES
-    decoded: list[tuple[Message, DecodedReading]] = []
-    for message in messages:
-        try:
-            decoded.append((message, decode(message.topic, message.payload, profiles)))
-        except DecodeError as error:
-            _dead(batch, message, str(error), None)
-    meters = _lock_meters(session, decoded)
+    decoded, meters = _decode_and_lock(session, batch, messages)
     per_meter: dict[int, list[tuple[Message, DecodedReading]]] = defaultdict(list)
     by_id: dict[int, Meter] = {}
     for message, reading in decoded:

@@ -356,7 +356,7 @@ def test_move_in_is_a_tenant_onboarded_event(session):
 
 
 def test_the_idempotency_purge_job_forgets_day_old_responses(session):
-    from app.api.idempotency import purge_job
+    from app.integration.idempotency import purge_job
     from app.models.api import ApiKey, IdempotentRequest
 
     _issue(session, "k", "topups:write")

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.api import idempotency
+from app.integration import idempotency
 from app.integration import keys
 from app.models import Notification, Person, Tenancy, utcnow
 from app.models.api import IdempotentRequest

@@ -128,6 +128,23 @@ def settle(session: Session, row_id: int, status: int, body: str) -> bool:
                            .execution_options(synchronize_session=False)).rowcount == 1
 
 
+def finish(session: Session, engine: Engine, claim_row_id: int, api_key_id: int, idempotency_key: str, fingerprint: str,
+           status: int, body: str) -> None:
+    """End a claimed request with its response; commits (the claim, the work and the response together).
+
+    A 5xx is not kept (the work is rolled back and the claim freed, so the client may retry); a
+    refusal whose work rolled back took the claim along, and its answer is stored on its own.
+    """
+    if status >= 500:
+        session.rollback()
+        release(engine, claim_row_id)
+    elif settle(session, claim_row_id, status, body):
+        session.commit()
+    else:
+        session.rollback()
+        store_refusal(engine, api_key_id, idempotency_key, fingerprint, status, body)
+
+
 def store_refusal(engine: Engine, api_key_id: int, idempotency_key: str, fingerprint: str,
                   status: int, body: str) -> None:
     """Keep a response whose work was rolled back (a 4xx), in its own transaction; commits.
