@@ -17,6 +17,7 @@ from app.billing.ladder import (LadderError, steps_in_words, active_plan, agree_
                                 plan_paid, update_task)
 from app.extensions import db
 from app.htmx import redirect, render
+from app.i18n.label_texts import N_
 from app.labels import label
 from app.layers.admin import ROLES, bp
 from app.layers.export import requested_format, respond
@@ -32,9 +33,9 @@ DEBT_COLUMNS = [
     Column("Who", lambda d: d.who),
     Column("Debt", lambda d: label("pocket", d.utility) if d.kind == "pocket" else f"Arrears record ({d.source})"),
     money_column("Owed", lambda d: d.owed, lambda d: d.estate.currency),
-    Column("In debt since", lambda d: d.since.isoformat()),
+    Column(N_("In debt since"), lambda d: d.since.isoformat()),
     Column("Days", lambda d: d.days, numeric=True),
-    Column("Bucket", lambda d: debt_module.BUCKET_LABELS[d.bucket]),
+    Column(N_("Bucket"), lambda d: debt_module.BUCKET_LABELS[d.bucket]),
 ]
 
 

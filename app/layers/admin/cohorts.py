@@ -14,17 +14,18 @@ from app.auth.scope import estate_or_404
 from app.billing import cohorts as cohorts_module
 from app.extensions import db
 from app.htmx import render
+from app.i18n.label_texts import N_
 from app.layers.admin import ROLES, bp
 from app.layers.export import requested_format, respond
 from app.reports.export import Column, money_column
 
 MONTH_COLUMNS = [
     Column("Month", lambda m: m.month.strftime("%Y-%m")),
-    Column("Members snapshotted", lambda m: m.members, numeric=True),
+    Column(N_("Members snapshotted"), lambda m: m.members, numeric=True),
     money_column("Owed", lambda m: m.debt, lambda m: m.currency),
     money_column("Paid in the month", lambda m: m.payments, lambda m: m.currency),
-    money_column("Billed in the month", lambda m: m.consumption, lambda m: m.currency),
-    Column("Debt down since taken (%)", lambda m: m.reduced_percent, numeric=True),
+    money_column(N_("Billed in the month"), lambda m: m.consumption, lambda m: m.currency),
+    Column(N_("Debt down since taken (%)"), lambda m: m.reduced_percent, numeric=True),
     Column("Cleared", lambda m: m.cleared, numeric=True),
 ]
 MEMBER_COLUMNS = [

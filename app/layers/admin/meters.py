@@ -12,6 +12,7 @@ from app.estates.meters import (AGES, STATES, MeterError, MeterFilters, add_mete
                                 replace_meter, unit_meters, update_meter)
 from app.extensions import db
 from app.htmx import is_partial, redirect, render
+from app.i18n.label_texts import N_
 from app.labels import label
 from app.layers.admin import ROLES, bp
 from app.layers.export import requested_format, respond
@@ -51,7 +52,7 @@ COLUMNS = [
     Column("Role", lambda r: label("meter_role", r.meter.role)),
     Column("Protocol", lambda r: label("protocol", r.meter.protocol)),
     Column("DevEUI", lambda r: (r.meter.dev_eui or "").upper()),
-    Column("Interval (min)", lambda r: r.meter.interval_minutes or "", numeric=True),
+    Column(N_("Interval (min)"), lambda r: r.meter.interval_minutes or "", numeric=True),
     Column("Net-metered", lambda r: "yes" if r.meter.bidirectional else "no"),
     Column("Last reading", lambda r: r.meter.last_reading_at),
     Column("Last register", lambda r: r.meter.last_register, numeric=True),

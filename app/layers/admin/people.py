@@ -22,6 +22,7 @@ from app.estates.access import AccessError
 from app.estates.people import PersonError, estate_people, login_status, person_of_estate
 from app.extensions import db
 from app.htmx import redirect, render
+from app.i18n.label_texts import N_
 from app.labels import label
 from app.layers.admin import ROLES, bp, staff_only
 from app.layers.export import requested_format, respond
@@ -40,7 +41,7 @@ PEOPLE_COLUMNS = [
     Column("Phone", lambda r: r.person.phone or ""),
     Column("Roles here", lambda r: ", ".join(label("role", role) for role in r.roles)),
     Column("Login", lambda r: label("login_status", r.login)),
-    Column("Registered", lambda r: r.person.created_at),
+    Column(N_("Registered"), lambda r: r.person.created_at),
 ]
 
 

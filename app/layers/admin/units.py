@@ -17,6 +17,7 @@ from app.estates.queries import UnitFilters, unit_list
 from app.estates.units import FIELDS, UnitError, change_occupancy, create_unit, occupancy_history, update_unit
 from app.extensions import db
 from app.htmx import redirect, render
+from app.i18n.label_texts import N_
 from app.labels import label
 from app.layers.admin import ROLES, bp
 from app.layers.export import requested_format, respond
@@ -33,7 +34,7 @@ COLUMNS = (
     Column("Address", lambda r: r.unit.address or ""),
     Column("Latitude", lambda r: r.unit.latitude, numeric=True),
     Column("Longitude", lambda r: r.unit.longitude, numeric=True),
-    Column("Floor area (m²)", lambda r: None if r.unit.floor_area_m2 is None
+    Column(N_("Floor area (m²)"), lambda r: None if r.unit.floor_area_m2 is None
            else r.unit.floor_area_m2.quantize(Decimal("0.01")), numeric=True),
     Column("Meters", lambda r: ", ".join(label("utility", u) for u in r.utilities)),
 )

@@ -12,6 +12,7 @@ from app.billing.levies import (ALLOCATION_LABELS, FREQUENCY_LABELS, JOB_KIND, R
 from app.extensions import db
 from app.htmx import redirect, render
 from app.i18n.formatting import money_text
+from app.i18n.label_texts import N_
 from app.layers.body_corporate import bp
 from app.layers.export import requested_format, respond
 from app.layers.portal import job_panel
@@ -28,7 +29,7 @@ OWED_COLUMNS = [
     money_column("Invoiced, unpaid", lambda r: r.invoiced, lambda r: r.currency),
     money_column("Levy arrears", lambda r: r.arrears, lambda r: r.currency),
     money_column("Owed", lambda r: r.owed, lambda r: r.currency),
-    money_column("Prepaid", lambda r: r.prepaid, lambda r: r.currency),
+    money_column(N_("Prepaid"), lambda r: r.prepaid, lambda r: r.currency),
 ]
 
 

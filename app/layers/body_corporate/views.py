@@ -12,6 +12,7 @@ from app.estates.status import EstateRuleError, set_period_status
 from app.extensions import db
 from app.htmx import redirect, render
 from app.i18n.formatting import translated_label
+from app.i18n.label_texts import N_
 from app.layers.body_corporate import bp
 from app.layers.export import requested_format, respond
 from app.periods import current_period, parse_period
@@ -23,8 +24,8 @@ MONTH_COLUMNS = [
     Column("Month", lambda r: r.period),
     money_column("Levies billed", lambda r: r.billed, lambda r: r.currency),
     money_column("Levies collected", lambda r: r.collected, lambda r: r.currency),
-    money_column("Levy arrears at month end", lambda r: r.arrears, lambda r: r.currency),
-    money_column("Utility spend (common property)", lambda r: r.utility_spend, lambda r: r.currency),
+    money_column(N_("Levy arrears at month end"), lambda r: r.arrears, lambda r: r.currency),
+    money_column(N_("Utility spend (common property)"), lambda r: r.utility_spend, lambda r: r.currency),
     money_column("Surplus / deficit", lambda r: r.surplus, lambda r: r.currency),
 ]
 

@@ -2,6 +2,7 @@
 from app.analytics.reconciliation import MAX_MONTHS, reconcile
 from app.extensions import db
 from app.htmx import render
+from app.i18n.label_texts import N_
 from app.labels import label
 from app.layers.export import requested_format, respond
 from app.layers.owner import bp
@@ -31,5 +32,5 @@ RECONCILIATION_COLUMNS = [
     money_column("Billed", lambda line: line.billed, lambda line: line.commodity),
     money_column("Collected", lambda line: line.collected, lambda line: line.commodity),
     money_column("Difference", lambda line: line.difference, lambda line: line.commodity),
-    Column("Flagged", lambda line: "yes" if line.flagged else ""),
+    Column(N_("Flagged"), lambda line: "yes" if line.flagged else ""),
 ]

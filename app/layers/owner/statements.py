@@ -1,6 +1,7 @@
 """Owner statements: the unit's months and PDFs (shared with tenants), and the portfolio export."""
 from app.analytics.portfolio import all_units
 from app.extensions import db
+from app.i18n.label_texts import N_
 from app.labels import label
 from app.layers.export import requested_format, respond
 from app.layers.owner import bp
@@ -30,5 +31,5 @@ PORTFOLIO_COLUMNS = [
     Column("Tenant", lambda c: c.tenant_name),
     Column("Balances", lambda c: "; ".join(
         f"{label('pocket', p.utility)} {format_amount(p.balance, p.commodity)}" for p in c.pockets)),
-    Column("Last reading (UTC)", lambda c: c.last_reading_at),
+    Column(N_("Last reading (UTC)"), lambda c: c.last_reading_at),
 ]

@@ -5,6 +5,7 @@ from flask_babel import gettext
 from app.analytics.usage_analytics import usage_report, utilities_metered
 from app.extensions import db
 from app.htmx import render
+from app.i18n.label_texts import N_
 from app.layers.export import requested_format, respond
 from app.layers.owner import bp
 from app.layers.owner.selection import current_selection
@@ -38,5 +39,5 @@ def usage_columns(report) -> list[Column]:
         Column("Status", lambda row: row.status),
         Column(f"Used ({report.unit.lower()})", lambda row: row.used, numeric=True),
         Column("Previous month", lambda row: row.previous, numeric=True),
-        Column("Share of total %", lambda row: report.share_of_total(row), numeric=True),
+        Column(N_("Share of total %"), lambda row: report.share_of_total(row), numeric=True),
     ]

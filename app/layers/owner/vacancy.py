@@ -2,6 +2,7 @@
 from app.analytics.vacancy import change_history, current_statuses, vacancy_by_month
 from app.extensions import db
 from app.htmx import render
+from app.i18n.label_texts import N_
 from app.layers.export import requested_format, respond
 from app.layers.owner import bp
 from app.layers.owner.selection import current_selection, int_arg
@@ -27,8 +28,8 @@ def vacancy():
 
 VACANCY_COLUMNS = [
     Column("Month", lambda m: m.period),
-    Column("Unit-days known", lambda m: m.unit_days, numeric=True),
-    Column("Occupied %", lambda m: m.percent("occupied"), numeric=True),
-    Column("Vacant %", lambda m: m.percent("vacant"), numeric=True),
-    Column("Maintenance %", lambda m: m.percent("maintenance"), numeric=True),
+    Column(N_("Unit-days known"), lambda m: m.unit_days, numeric=True),
+    Column(N_("Occupied %"), lambda m: m.percent("occupied"), numeric=True),
+    Column(N_("Vacant %"), lambda m: m.percent("vacant"), numeric=True),
+    Column(N_("Maintenance %"), lambda m: m.percent("maintenance"), numeric=True),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import date
 
 from flask import abort, flash, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -70,7 +71,10 @@ def upload_mpesa_statement(estate_id: int):
     except recon.StatementError as error:
         db.session.rollback()
         return reconciliation(errors=error.errors, status=400)
-    flash(f"M-PESA statement read: {result.added} new transactions, {result.already} already uploaded"
-          + (f", {len(result.skipped)} rows skipped ({'; '.join(result.skipped[:3])})" if result.skipped else "")
-          + ". Run the day's reconciliation again to match them.", "success")
+    read = gettext("M-PESA statement read: %(added)s new transactions, %(already)s already uploaded.",
+                   added=result.added, already=result.already)
+    if result.skipped:
+        read += " " + gettext("%(count)s rows skipped (%(first)s).", count=len(result.skipped),
+                              first="; ".join(result.skipped[:3]))
+    flash(read + " " + gettext("Run the day's reconciliation again to match them."), "success")
     return redirect(url_for("staff.reconciliation", estate_id=estate.id, day=request.form.get("day") or None))

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from flask import abort, flash, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import select
 
 from app.billing import settlement
 from app.extensions import db
 from app.htmx import redirect, render
+from app.i18n.formatting import translated_label
+from app.i18n.label_texts import N_
 from app.layers.export import requested_format, respond
 from app.layers.portal import job_panel
 from app.layers.staff import bp
@@ -24,7 +27,7 @@ REPORT_COLUMNS = [
     Column("Status", lambda r: r["status"]), Column("Party", lambda r: r["party"]), Column("Role", lambda r: r["role"]),
     Column("Rule", lambda r: r["rule"]),
     Column("Revenue", lambda r: r["revenue"], numeric=True), Column("Share", lambda r: r["amount"], numeric=True),
-    Column("Paid (bank reference)", lambda r: r["paid"]), Column("Revenue basis", lambda r: r["basis"]),
+    Column(N_("Paid (bank reference)"), lambda r: r["paid"]), Column(N_("Revenue basis"), lambda r: r["basis"]),
 ]
 
 
@@ -98,7 +101,7 @@ def add_settlement_party(estate_id: int):
     except settlement.SettlementError as error:
         db.session.rollback()
         return _page(estate, errors=error.errors, form=request.form, status=400)
-    flash(f"{party.name} added; give it a rule below.", "success")
+    flash(gettext("%(party)s added; give it a rule below.", party=party.name), "success")
     return redirect(url_for("staff.settlement_page", estate_id=estate.id))
 
 
@@ -120,8 +123,8 @@ def save_settlement_rules(estate_id: int):
     except settlement.SettlementError as error:
         db.session.rollback()
         return _page(estate, utility=utility, errors=_renumber(error.errors, form), form=form, status=400)
-    flash(f"{utility.replace('_', ' ').capitalize()} rules saved; they settle {month_label(rule_set.effective_from)} "
-          "and later months.", "success")
+    flash(gettext("%(utility)s rules saved; they settle %(month)s and later months.",
+                  utility=translated_label(utility, "utility"), month=month_label(rule_set.effective_from)), "success")
     return redirect(url_for("staff.settlement_page", estate_id=estate.id, utility=utility))
 
 
@@ -160,7 +163,8 @@ def reverse_settlement_run(settlement_run_id: int):
         db.session.rollback()
         return _page(estate, period=run.period, utility=run.utility,
                      errors={f"run-{run.id}": next(iter(error.errors.values()))}, status=400)
-    flash(f"Run {run.run_number} of {month_label(run.period)} reversed; run the month again to settle it anew.",
+    flash(gettext("Run %(number)s of %(month)s reversed; run the month again to settle it anew.",
+                  number=run.run_number, month=month_label(run.period)),
           "success")
     return redirect(url_for("staff.settlement_page", estate_id=estate.id, period=run.period, utility=run.utility))
 
@@ -176,7 +180,8 @@ def mark_settlement_paid(line_id: int):
         db.session.rollback()
         return _page(estate, period=run.period, utility=run.utility,
                      errors={f"line-{line_id}": next(iter(error.errors.values()))}, status=400)
-    flash(f"{line.party.name}'s share marked paid (reference {line.paid_reference}).", "success")
+    flash(gettext("%(party)s's share marked paid (reference %(reference)s).", party=line.party.name,
+                  reference=line.paid_reference), "success")
     return redirect(url_for("staff.settlement_page", estate_id=estate.id, period=run.period, utility=run.utility))
 
 

@@ -7,6 +7,7 @@ from flask_login import current_user
 from app.auth.scope import unit_or_404
 from app.extensions import db
 from app.htmx import render
+from app.i18n.label_texts import N_
 from app.layers.export import requested_format, respond
 from app.layers.tenant import bp
 from app.layers.tenant.views import ROLES
@@ -18,7 +19,7 @@ from app.reports.usage import GRAINS, unit_meters, usage_series
 
 def usage_columns(quantity_unit: str) -> list[Column]:
     """The export columns of a usage series in kWh or kL."""
-    return [Column("Period start", lambda p: p.start), Column("Period", lambda p: p.label),
+    return [Column(N_("Period start"), lambda p: p.start), Column("Period", lambda p: p.label),
             money_column("Consumption", lambda p: p.consumption, lambda p: quantity_unit)]
 
 
