@@ -143,6 +143,7 @@ def register_blueprints(app: Flask) -> None:
 def register_errorhandlers(app: Flask) -> None:
     from app.api.problems import is_api_request, problem, register_problem_handlers
     from app.extensions import db
+    from app.i18n.label_texts import N_
 
     register_problem_handlers(app)
 
@@ -168,6 +169,9 @@ def register_errorhandlers(app: Flask) -> None:
         if is_api_request():  # the JSON API answers problem+json, pages an HTML page
             return problem(code, message)
         from app.htmx import is_partial
+        from app.i18n.formatting import translate_text
+
+        title, message = translate_text(title), translate_text(message)  # the texts below are N_() messages
 
         if is_partial():  # htmx swaps a 400 into the element that asked: the message alone
             return render_template("_refusal.html", message=message), code
@@ -175,27 +179,27 @@ def register_errorhandlers(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):
-        return render_error(400, "Form expired", "The form was missing its security token or it "
-                            "expired. Go back, reload the page and try again.")
+        return render_error(400, N_("Form expired"), N_("The form was missing its security token or it "
+                            "expired. Go back, reload the page and try again."))
 
     from app.periods import InvalidPeriod
 
     @app.errorhandler(InvalidPeriod)
     def invalid_period(error):
-        return render_error(400, "Not a month", str(error))
+        return render_error(400, N_("Not a month"), str(error))
 
     @app.errorhandler(400)
     def bad_request(error):
-        return render_error(400, "Bad request", getattr(error, "description", "") or "The request was not understood.")
+        return render_error(400, N_("Bad request"), getattr(error, "description", "") or N_("The request was not understood."))
 
     @app.errorhandler(404)
     def not_found(error):
-        return render_error(404, "Not found", "There is nothing here, or it is not yours to see.")
+        return render_error(404, N_("Not found"), N_("There is nothing here, or it is not yours to see."))
 
     @app.errorhandler(429)
     def too_many(error):
-        return render_error(429, "Too many attempts", "Too many attempts in a short time. "
-                            "Wait a minute and try again.")
+        return render_error(429, N_("Too many attempts"), N_("Too many attempts in a short time. "
+                            "Wait a minute and try again."))
 
     from sqlalchemy.exc import IntegrityError
 
@@ -208,14 +212,14 @@ def register_errorhandlers(app: Flask) -> None:
             app.logger.error("database refused a write", exc_info=error)
             return server_error(error)
         db.session.rollback()
-        return render_error(409, "Saved at the same moment", "Someone else saved the same thing (a unit number, "
-                            "an email, a reference) a moment ago, so this was not saved. Reload the page to see "
-                            "theirs, then try again if it is still needed.")
+        return render_error(409, N_("Saved at the same moment"), N_(
+            "Someone else saved the same thing (a unit number, an email, a reference) a moment ago, so this was "
+            "not saved. Reload the page to see theirs, then try again if it is still needed."))
 
     @app.errorhandler(500)
     def server_error(error):
-        return render_error(500, "Something went wrong", "The error was logged. Nothing was "
-                            "half-saved; try again in a moment.")
+        return render_error(500, N_("Something went wrong"), N_("The error was logged. Nothing was "
+                            "half-saved; try again in a moment."))
 
 
 def unique_violation(error) -> bool:

@@ -83,7 +83,7 @@ def clean_values(values: Mapping[str, str | None], country: str | None, *,
     if require_name and not name:
         errors["full_name"] = gettext("Enter the person's full name.")
     elif len(name) > MAX_NAME:
-        errors["full_name"] = f"Use at most {MAX_NAME} characters."
+        errors["full_name"] = gettext("Use at most %(count)s characters.", count=MAX_NAME)
     clean["full_name"] = name
     for key, normaliser in (("email", lambda v: normalise_email(v)),
                             ("phone", lambda v: normalise_phone(v, country))):

@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+from flask_babel import gettext
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app import audit
 from app.estates.access import (AccessError, GrantResult, _check_reach, _revoke, _unit_grant, _vacate_if_empty,
                                 login_of, place_tenant)
+from app.i18n.formatting import local_date, local_time
 from app.integration import events
 from app.labels import label
 from app.ledger import Entry, post
@@ -138,7 +140,7 @@ def parse_register(raw: str | None, field_name: str, errors: dict[str, str]) -> 
     except ArithmeticError:
         value = None
     if value is None or not value.is_finite() or value < 0 or value >= MAX_REGISTER:
-        errors[field_name] = "Enter the register as a number, like 10234.5."
+        errors[field_name] = gettext("Enter the register as a number, like 10234.5.")
         return None
     return value
 
@@ -149,11 +151,11 @@ def _check_day(day: date, estate: Estate, now: datetime, errors: dict[str, str],
                not_before: date | None = None) -> None:
     today = now.astimezone(estate.tz).date()
     if day > today:
-        errors[name] = "Enter today's date or an earlier one."
+        errors[name] = gettext("Enter today's date or an earlier one.")
     elif day < today - timedelta(days=BACKDATE_DAYS):
-        errors[name] = f"A move is recorded within {BACKDATE_DAYS} days of it."
+        errors[name] = gettext("A move is recorded within %(days)s days of it.", days=BACKDATE_DAYS)
     elif not_before is not None and day < not_before:
-        errors[name] = f"Enter {not_before.isoformat()} or later."
+        errors[name] = gettext("Enter %(day)s or later.", day=local_date(not_before))
 
 
 def reading_time(estate: Estate, day: date, now: datetime, meter: Meter, *, end_of_day: bool) -> datetime:
@@ -182,10 +184,12 @@ def _read(session: Session, meters: list[Meter], registers: Mapping[str, Decimal
         at = reading_time(estate, day, now, meter, end_of_day=end_of_day)
         report = ingest(session, [manual_message(meter, register, at)], now=now, keep_dead_letters=False)
         if report.dead_letters:
-            raise MoveError({f"{prefix}_{meter.utility}": f"The reading was refused: {report.dead_letters[0]}."})
+            raise MoveError({f"{prefix}_{meter.utility}": gettext("The reading was refused: %(why)s.",
+                                                                  why=report.dead_letters[0])})
         if not report.accepted:
-            raise MoveError({f"{prefix}_{meter.utility}": "The meter already has a reading at "
-                             f"{at.astimezone(estate.tz):%d %b %Y %H:%M:%S}: try again in a moment."})
+            raise MoveError({f"{prefix}_{meter.utility}": gettext(
+                "The meter already has a reading at %(time)s: try again in a moment.",
+                time=local_time(at, estate.timezone, "%d %b %Y %H:%M:%S"))})
         done.append(ReadingOutcome(meter.utility, meter.serial, register, at))
     return done
 
@@ -233,16 +237,16 @@ def place_move_in(session: Session, actor: User, unit: Unit, person: Person | Ma
     errors: dict[str, str] = {}
     occupant = current_tenancy(session, unit)
     if occupant is not None:
-        errors["person_id"] = (f"{occupant.person.full_name} still rents unit {unit.number}: "
-                               "move them out first.")
+        errors["person_id"] = gettext("%(person)s still rents unit %(unit)s: move them out first.",
+                                      person=occupant.person.full_name, unit=unit.number)
     last_out = session.scalar(select(Tenancy.move_out).where(Tenancy.unit_id == unit.id,
                                                               Tenancy.move_out.is_not(None))
                               .order_by(Tenancy.move_out.desc()).limit(1))
     if onboarding:
         if day > now.astimezone(estate.tz).date():
-            errors["move_in"] = "Enter today's date or an earlier one."
+            errors["move_in"] = gettext("Enter today's date or an earlier one.")
         elif last_out is not None and day < last_out:
-            errors["move_in"] = f"Enter {last_out.isoformat()} or later."
+            errors["move_in"] = gettext("Enter %(day)s or later.", day=local_date(last_out))
     else:
         _check_day(day, estate, now, errors, "move_in", not_before=last_out)
     if errors:
@@ -302,10 +306,11 @@ def move_out(session: Session, actor: User, tenancy: Tenancy, day: date, closing
     _check_reach(session, actor, estate.id)
     errors: dict[str, str] = {}
     if tenancy.move_out is not None:
-        errors["move_out"] = "This tenancy has already ended."
+        errors["move_out"] = gettext("This tenancy has already ended.")
     elif estate.wallet_denomination == "units":
-        errors["move_out"] = (f"{estate.name} sells units: its pockets hold kWh and kL, which are not refunded "
-                              "in money here. End the tenancy from the administration page.")
+        errors["move_out"] = gettext("%(estate)s sells units: its pockets hold kWh and kL, which are not refunded "
+                                     "in money here. End the tenancy from the administration page.",
+                                     estate=estate.name)
     else:
         _check_day(day, estate, now, errors, "move_out", not_before=tenancy.move_in)
     if errors:
@@ -468,9 +473,9 @@ def mark_refund_paid(session: Session, actor: User, refund: Refund, reference: s
     _check_reach(session, actor, estate.id)
     reference = (reference or "").strip()[:100]
     if refund.status == "paid":
-        raise MoveError({"reference": "This refund is already marked paid."})
+        raise MoveError({"reference": gettext("This refund is already marked paid.")})
     if not reference:
-        raise MoveError({"reference": "Enter the payout's reference (bank or mobile-money transaction)."})
+        raise MoveError({"reference": gettext("Enter the payout's reference (bank or mobile-money transaction).")})
     now = now or utcnow()
     payable = system_account(session, estate, "refunds_payable", "move_out", name="Refunds payable (move-outs)")
     payout = system_account(session, estate, "clearing", "refund_payouts", name="Refund payouts")
@@ -492,17 +497,17 @@ def enter_reading(session: Session, actor: User, meter: Meter, register: Decimal
     now = now or utcnow()
     _check_reach(session, actor, meter.estate_id)
     if at > now:
-        raise MoveError({"taken_at": "Enter a time that has passed."})
+        raise MoveError({"taken_at": gettext("Enter a time that has passed.")})
     interval = meter.interval_minutes if meter.reports_on_boundaries else None
     if interval and (at.minute % interval or at.second):
         at = at.replace(second=0, microsecond=0) - timedelta(minutes=(at.hour * 60 + at.minute) % interval)
     report = ingest(session, [manual_message(meter, register, at)], now=now, keep_dead_letters=False)
     if report.dead_letters:
         session.rollback()
-        raise MoveError({"register": f"The reading was refused: {report.dead_letters[0]}."})
+        raise MoveError({"register": gettext("The reading was refused: %(why)s.", why=report.dead_letters[0])})
     if report.duplicates:
         session.rollback()
-        raise MoveError({"taken_at": "This meter already has a reading at that time."})
+        raise MoveError({"taken_at": gettext("This meter already has a reading at that time.")})
     audit.record(session, "reading.manual", meter, estate_id=meter.estate_id,
                  new={"serial": meter.serial, "register": str(register), "taken_at": at, "source": "agent"})
     session.commit()

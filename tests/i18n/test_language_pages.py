@@ -267,3 +267,13 @@ def test_utility_pages_render_in_each_language(rented, utility_login, login, lan
     csv = client.get(f"/utility/estates/{rented.estate_id}/losses?format=csv").get_data(as_text=True)
     assert csv.lstrip("\ufeff").startswith("Période,Général," if language == "fr" else "Nako,E kholo,")
     assert client.get(f"/utility/estates/{rented.estate_id}/revenue?table=cases&format=pdf").status_code == 200
+
+
+def test_error_pages_are_in_the_readers_language_and_the_api_stays_english(client):
+    french = {"Accept-Language": "fr"}
+    page = client.get("/no/such/page", headers=french)
+    assert page.status_code == 404 and "Introuvable" in page.get_data(as_text=True)
+    refused = client.post("/language", data={"language": "fr"}, headers=french)  # no CSRF token
+    assert refused.status_code == 400 and "Formulaire expiré" in refused.get_data(as_text=True)
+    api = client.get("/api/v1/no-such-thing", headers=french)
+    assert api.status_code == 404 and api.is_json and "Introuvable" not in api.get_data(as_text=True)
