@@ -392,8 +392,9 @@ def _bulk_topup(key, idempotency_key: str) -> Response:
                               quantize(batch.total, estate.currency), estate.currency, skipped), 201)
 
 
-def _body_or_problem(model):
-    """The request's JSON body parsed into `model`, or the problem to answer (400 not JSON, 422 misfit)."""
+def _body_or_problem(model, what: str | None = None):
+    """The request's JSON body parsed into `model`, or the problem to answer (400 not JSON, 422 misfit;
+    `what` names the model in the refusal, by default from its class name)."""
     try:
         data = json.loads(request.get_data(cache=True))
     except (ValueError, RecursionError):
@@ -401,7 +402,7 @@ def _body_or_problem(model):
     try:
         return parse(model, data)
     except BodyError as error:
-        return _refused_body(error, model.__name__.removesuffix("In").lower())
+        return _refused_body(error, what or model.__name__.removesuffix("In").lower())
 
 
 # --- Top-ups ------------------------------------------------------------------------------
@@ -439,14 +440,9 @@ def create_topup():
 
 
 def _topup(key, idempotency_key: str, raw: bytes) -> Response:
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        return problem(400, "the body is not JSON")
-    try:
-        body = parse(TopupIn, data)
-    except BodyError as error:
-        return _refused_body(error)
+    body = _body_or_problem(TopupIn, "top-up")
+    if isinstance(body, Response):
+        return body
     if body.unit_id > INTEGER_MAX:
         return problem(404, "there is no such unit in this key's scope")
     unit = db.session.scalar(_scoped(select(Unit).where(Unit.id == body.unit_id), Unit.estate_id)

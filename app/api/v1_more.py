@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -19,13 +18,13 @@ from flask import Response, abort, request
 from sqlalchemy import and_, exists, func, or_, select
 
 from app.api.access import current_key
-from app.api.declare import BodyError, Param, parse, operation
+from app.api.declare import BodyError, Param, operation
 from app.api.problems import problem
 from app.api.resources_more import (CohortList, CohortMemberList, CohortMemberOut, CohortOut, GroupDetailOut,
                                     GroupList, GroupMemberOut, GroupOut, GroupPocketOut, GroupTopupIn,
                                     GroupTopupOut, GroupLegOut, ImportOut, ImportRowOut, LeftOutOut, PostingOut,
                                     ReadingList, ReadingOut, SnapshotOut, TransactionList, TransactionOut)
-from app.api.v1 import (CREDIT_FAILURES, DEFAULT_PAGE, ESTATE_FILTER, MAX_PAGE, PAGING, _id_or_404, _idempotent,
+from app.api.v1 import (CREDIT_FAILURES, DEFAULT_PAGE, _body_or_problem, ESTATE_FILTER, MAX_PAGE, PAGING, _id_or_404, _idempotent,
                         _int_arg, _json, _next_cursor, _one_or_404, _page, _refused_body, _scoped, bp,
                         credit_failure)
 from app.estates import imports
@@ -191,7 +190,8 @@ def _kind_or_404(kind: str) -> str:
 
 
 def _batch_or_404(kind: str, batch_id: int, *, lock: bool = False) -> ImportBatch:
-    query = _scoped(select(ImportBatch).where(ImportBatch.id == _id_or_404(batch_id), ImportBatch.kind == kind),
+    query = _scoped(select(ImportBatch).where(ImportBatch.id == _id_or_404(batch_id),
+                                              ImportBatch.kind == _kind_or_404(kind)),
                     ImportBatch.estate_id)
     return _one_or_404(query.with_for_update() if lock else query)
 
@@ -319,19 +319,14 @@ def get_wallet_group(group_id: int):
                    422: "The body does not fit, the rule cannot be applied, or this key was used with another body"})
 def wallet_group_topup(group_id: int):
     return _idempotent("group top-up", lambda key, idempotency_key, raw: _group_topup(group_id, key,
-                                                                                       idempotency_key, raw))
+                                                                                       idempotency_key))
 
 
-def _group_topup(group_id: int, key, idempotency_key: str, raw: bytes) -> Response:
+def _group_topup(group_id: int, key, idempotency_key: str) -> Response:
     group = _group_or_404(group_id)
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        return problem(400, "the body is not JSON")
-    try:
-        body = parse(GroupTopupIn, data)
-    except BodyError as error:
-        return _refused_body(error, "group top-up")
+    body = _body_or_problem(GroupTopupIn, "group top-up")
+    if isinstance(body, Response):
+        return body
     members = {m.unit_id for m in group.members}
     form = {"rule": body.rule, "utility": body.utility, "currency": body.currency or "",
             "amount": "" if body.amount is None else str(body.amount),

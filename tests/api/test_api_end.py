@@ -170,6 +170,7 @@ def test_imports_are_scoped_and_need_manage(client, world):
     staged = _stage(client, world.mine, estate).get_json()
     assert get(client, f"/api/v1/imports/units/{staged['id']}", world.theirs).status_code == 404
     assert get(client, f"/api/v1/imports/meters/{staged['id']}", world.mine).status_code == 404
+    assert get(client, f"/api/v1/imports/un%00its/{staged['id']}", world.mine).status_code == 404  # fuzz: was a 500
     assert client.post(f"/api/v1/imports/units/{staged['id']}/commit",
                        headers={"X-API-Key": world.theirs}).status_code == 404
     wrong_type = client.post(f"/api/v1/imports/units?estate_id={estate}", json={"unit": "B9"},
