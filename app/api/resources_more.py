@@ -262,8 +262,9 @@ class CohortMemberOut:
     unit_id: int
     unit_number: str
     rank: int
-    owed: Decimal
-    usage: Decimal
+    owed: Decimal = described("Owed when the cohort was taken, in the cohort's currency")
+    usage: Decimal = described("Billed the year before it was taken (usage and standing charges), in the "
+                               "cohort's currency")
     snapshots: list[SnapshotOut]
 
 

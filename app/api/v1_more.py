@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from flask import Response, abort, request
+from flask_babel import force_locale
 from sqlalchemy import and_, exists, func, or_, select
 
 from app.api.access import current_key
@@ -30,7 +32,8 @@ from app.api.v1 import (CREDIT_FAILURES, DEFAULT_PAGE, _body_or_problem, ESTATE_
 from app.estates import imports
 from app.extensions import db
 from app.families import FamilyError
-from app.integration import group_topups, keys
+from app.families.limits import CapReached
+from app.integration import group_topups, keys, topups
 from app.models import (Account, Estate, LedgerTransaction, Meter, Posting, Reading, Unit, Wallet,
                         canonical_serial)
 from app.models.cohorts import CohortMember, CohortSnapshot, DebtCohort
@@ -316,10 +319,21 @@ def get_wallet_group(group_id: int):
                    Param("Idempotency-Key", "header", str, "A unique key per top-up; a retry sends the same",
                          required=True)),
            errors={400: "Not JSON, or no Idempotency-Key", 409: "The first request with this key is still running",
-                   422: "The body does not fit, the rule cannot be applied, or this key was used with another body"})
+                   422: "The body does not fit (an amount with more decimals than the currency has included), "
+                        "the rule cannot be applied, or this key was used with another body; or a leg is above "
+                        "the top-up cap of the group owner's grant on that wallet (detail `above the top-up "
+                        "cap`, `errors` per leg as `leg_<unit id>`). Nothing is credited, and a retry with the "
+                        "same Idempotency-Key replays the same refusal: send a new key once the amounts change"})
 def wallet_group_topup(group_id: int):
-    return _idempotent("group top-up", lambda key, idempotency_key, raw: _group_topup(group_id, key,
-                                                                                       idempotency_key))
+    """Share one payment the integrator received over the group's wallets and credit it at once.
+
+    It is paid on the group owner's behalf: the members the owner may top up take part, each leg
+    within the owner's top-up caps on that wallet (and counted towards them). Any currency of the
+    group's estates (not only PayFast's), in its minor units; legs add up to the total exactly.
+    """
+    with force_locale("en"):  # the API answers in English, the family module's messages included
+        return _idempotent("group top-up", lambda key, idempotency_key, raw: _group_topup(group_id, key,
+                                                                                           idempotency_key))
 
 
 def _group_topup(group_id: int, key, idempotency_key: str) -> Response:
@@ -328,7 +342,17 @@ def _group_topup(group_id: int, key, idempotency_key: str) -> Response:
     if isinstance(body, Response):
         return body
     members = {m.unit_id for m in group.members}
-    form = {"rule": body.rule, "utility": body.utility, "currency": body.currency or "",
+    try:
+        currency = group_topups.currency_for(group, body.currency)
+        for name, value in (("amount", body.amount), ("target", body.target),
+                            *((f"fixed[{i}].amount", leg.amount) for i, leg in enumerate(body.fixed or []))):
+            if value is not None:
+                topups.check_places(value, currency, name)
+    except FamilyError as error:
+        return _refused_body(BodyError(error.errors), "group top-up")
+    except PaymentError as error:
+        return _refused_body(BodyError({error.field: str(error)}), "group top-up")
+    form = {"rule": body.rule, "utility": body.utility, "currency": currency,
             "amount": "" if body.amount is None else str(body.amount),
             "target": "" if body.target is None else str(body.target),
             "remainder_unit_id": "" if body.remainder_unit_id is None else str(body.remainder_unit_id)}
@@ -340,6 +364,15 @@ def _group_topup(group_id: int, key, idempotency_key: str) -> Response:
     try:
         result = group_topups.group_topup(db.session, key, group, form, idempotency_key=idempotency_key,
                                           reference=body.reference, commit=False)  # `_idempotent` commits
+    except CapReached as error:
+        db.session.rollback()
+        response = problem(422, "above the top-up cap: a leg is above what the group owner's grant on that "
+                                "wallet lets them top up (each in `errors`); nothing was credited. Change the "
+                                "amounts and send them with a new Idempotency-Key")
+        body = json.loads(response.get_data())
+        body["errors"] = {name: text for name, text in error.errors.items() if name != "amount"}
+        response.set_data(json.dumps(body))
+        return response
     except FamilyError as error:
         db.session.rollback()
         return _refused_body(BodyError(error.errors), "group top-up")
@@ -412,7 +445,7 @@ def list_cohort_members(cohort_id: int):
                 .order_by(CohortSnapshot.month)):
             snapshots[snap.unit_id].append(snap)
     money = lambda value: quantize(Decimal(value), currency)  # noqa: E731
-    data = [CohortMemberOut(m.unit_id, number, m.rank, money(m.owed), m.usage, [
+    data = [CohortMemberOut(m.unit_id, number, m.rank, money(m.owed), money(m.usage), [
         _snapshot_out(s, money) for s in snapshots[m.unit_id]]) for m, number in page]
     return _json(CohortMemberList(_cohort_out(cohort, _member_counts([cohort.id]).get(cohort.id, 0), currency),
                                   data, _position_cursor(offset, limit, rows)))

@@ -5,14 +5,15 @@ equal shares (the remainder to a stated member), fixed amounts per member, or "b
 target balance" (never past it). `plan_legs()` is the arithmetic, pure and in minor units so the
 legs always add up to the payment exactly. `preview()` says who takes part, who is left out and
 why, and what each leg is. `start_distribution_checkout()` checks each leg against the payer's
-top-up cap on that wallet (locking the grants, as a single top-up does), then records one PayFast
+top-up cap on that wallet (`check_leg_caps()`, locking the grants as a single top-up does; the API's
+group top-up calls it too, for the group's owner), then records one PayFast
 checkout for the total with its legs; when its ITN arrives `app.payments.credit.credit_payment()`
 posts one balanced transaction per estate (`credit_distribution`).
 """
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -169,12 +170,14 @@ def _why_left_out(session: Session, user: User, unit: Unit, currency: str, utili
     return None
 
 
-def group_currencies(group: WalletGroup) -> list[str]:
-    """The currencies a distribution over the group can be made in (PayFast's), most members first."""
+def group_currencies(group: WalletGroup, channel: Collection[str] | None = PAYFAST_CURRENCIES) -> list[str]:
+    """The currencies a distribution over the group can be made in, most members first: those of
+    the payment `channel` (PayFast's for a checkout), or every member's with None (money already
+    received, such as an API top-up)."""
     counts: dict[str, int] = {}
     for member in group.members:
         counts[member.unit.estate.currency] = counts.get(member.unit.estate.currency, 0) + 1
-    return sorted((c for c in counts if c in PAYFAST_CURRENCIES), key=lambda c: (-counts[c], c))
+    return sorted((c for c in counts if channel is None or c in channel), key=lambda c: (-counts[c], c))
 
 
 def _amount(text: str | None, currency: str, name: str, errors: dict[str, str], *, optional: bool) -> Decimal | None:
@@ -189,16 +192,21 @@ def _amount(text: str | None, currency: str, name: str, errors: dict[str, str], 
         return None
 
 
-def preview(session: Session, group: WalletGroup, user: User, form: Mapping[str, str]) -> Preview:
-    """Who takes part, who is left out and why, and each leg, for the distribution `form` describes."""
-    currencies = group_currencies(group)
+def preview(session: Session, group: WalletGroup, user: User, form: Mapping[str, str], *,
+            channel: Collection[str] | None = PAYFAST_CURRENCIES) -> Preview:
+    """Who takes part, who is left out and why, and each leg, for the distribution `form` describes
+    (in a currency of `channel`, as `group_currencies`)."""
+    currencies = group_currencies(group, channel)
     currency = form.get("currency") or (currencies[0] if currencies else None)
     utility = form.get("utility") or "electricity"
     rule = form.get("rule") or "equal"
     shown = Preview(group, currency if currency in currencies else None, utility,
                     rule if rule in DISTRIBUTION_RULES else "equal", currencies)
     if shown.currency is None:
-        shown.errors["currency"] = _("PayFast takes rand (and loti): no wallet in this group uses them.")
+        if channel == PAYFAST_CURRENCIES:
+            shown.errors["currency"] = _("PayFast takes rand (and loti): no wallet in this group uses them.")
+        else:
+            shown.errors["currency"] = _("No wallet in this group uses %(currency)s.", currency=currency or "-")
         shown.left_out = [(m.unit, _("its estate uses %(other)s", other=m.unit.estate.currency)) for m in group.members]
         return shown
     currency = shown.currency
@@ -259,13 +267,33 @@ def record_distribution(session: Session, payment: Payment, group: WalletGroup, 
     session.flush()
     return distribution
 
+
+def check_leg_caps(session: Session, user: User, legs: Sequence[tuple[Member, Decimal]], *,
+                   expired_before: datetime, now: datetime | None = None) -> None:
+    """Check every leg against the payer's top-up cap on that wallet (`limits.check_topup_cap`, which
+    locks the grant; the legs in one lock order, so no deadlock); the caller commits.
+
+    Raises CapReached with the message under `amount` and each refused leg under `leg_<unit id>`."""
+    from app.families.limits import CapReached, check_topup_cap
+
+    refused: dict[str, str] = {}
+    for member, amount in sorted(legs, key=lambda leg: leg[0].unit.id):
+        try:
+            check_topup_cap(session, user, member.unit, amount, expired_before=expired_before, now=now)
+        except CapReached as error:
+            refused[f"leg_{member.unit.id}"] = _("Unit %(unit)s: %(why)s", unit=member.unit.number,
+                                                 why=error.errors["amount"])
+    if refused:
+        raise CapReached({"amount": _("Part of this top-up is above your top-up limit; change the amounts "
+                                      "and try again."), **refused})
+
+
 def start_distribution_checkout(session: Session, settings, group: WalletGroup, user: User, form: Mapping[str, str],
                                 *, return_url: str, cancel_url: str, notify_url: str,
                                 now: datetime | None = None) -> tuple[Payment, dict[str, str], Preview]:
     """Check every leg against the payer's caps, then record one PayFast checkout with its legs; commits once.
 
     Raises FamilyError with the message next to the field (or, for a cap, next to the member)."""
-    from app.families.limits import CapReached, check_topup_cap
     from app.payments import payfast
     from app.payments.credit import check_amount
 
@@ -274,17 +302,7 @@ def start_distribution_checkout(session: Session, settings, group: WalletGroup, 
         raise FamilyError(shown.errors)
     legs = shown.paying
     check_amount(session, shown.total, legs[0][0].unit.estate)
-    refused: dict[str, str] = {}
-    expired_before = payfast.checkout_expiry_cutoff(now)
-    for member, amount in sorted(legs, key=lambda leg: leg[0].unit.id):  # one lock order: no deadlock
-        try:
-            check_topup_cap(session, user, member.unit, amount, expired_before=expired_before, now=now)
-        except CapReached as error:
-            refused[f"leg_{member.unit.id}"] = _("Unit %(unit)s: %(why)s", unit=member.unit.number,
-                                                 why=error.errors["amount"])
-    if refused:
-        raise FamilyError({"amount": _("Part of this top-up is above your top-up limit; change the amounts "
-                                       "and try again."), **refused})
+    check_leg_caps(session, user, legs, expired_before=payfast.checkout_expiry_cutoff(now), now=now)
     first = legs[0][0].unit.estate
     payment = Payment(provider="payfast", checkout_id=secrets.token_hex(8), estate_id=first.id, unit_id=None,
                       utility=shown.utility, amount=shown.total, currency=shown.currency, status="pending",

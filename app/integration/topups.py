@@ -37,6 +37,15 @@ def provider_ref(key: ApiKey, idempotency_key: str) -> str:
     return f"k{key.id}:{hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]}"
 
 
+def check_places(amount: Decimal, currency: str, field: str = "amount") -> None:
+    """Refuse an amount with more decimals than the currency's minor units (XOF none, ZAR 2): money
+    received is credited as sent, never rounded. Raises PaymentError naming `field` (a 422)."""
+    places = minor_units(currency)
+    if amount.as_tuple().exponent < -places:
+        allowed = "no decimals" if places == 0 else f"at most {places} decimals"
+        raise PaymentError(f"{currency} amounts have {allowed} ({amount} was sent)", field=field)
+
+
 def topup(session: Session, key: ApiKey, unit: Unit, *, amount: Decimal, utility: str | None,
           idempotency_key: str, reference: str | None = None, payer_phone: str | None = None,
           commit: bool = True) -> TopupResult:
@@ -51,9 +60,7 @@ def topup(session: Session, key: ApiKey, unit: Unit, *, amount: Decimal, utility
     if existing is not None:
         balance, commodity = _balance(session, existing)
         return TopupResult(existing, balance, False, commodity)
-    if amount.as_tuple().exponent < -minor_units(estate.currency):
-        raise PaymentError(f"{estate.currency} amounts have at most {minor_units(estate.currency)} decimals",
-                           field="amount")
+    check_places(amount, estate.currency)
     ceiling = payment_ceiling(session, estate.id)
     check_amount(session, amount, estate, ceiling=ceiling)
     payment = Payment(provider=PROVIDER, provider_ref=ref, reference=(reference or "").strip()[:100] or None,

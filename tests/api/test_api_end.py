@@ -263,6 +263,95 @@ def test_a_group_top_up_is_scoped_needs_topups_write_and_refuses_what_cannot_be_
     assert stranger.status_code == 422 and "fixed[0].unit_id" in stranger.get_json()["errors"]
 
 
+def _cap(session, group, unit, daily: str) -> None:
+    grant = session.scalar(select(WalletGrant).where(WalletGrant.unit_id == unit.id,
+                                                     WalletGrant.user_id == group[0].owner_user_id))
+    grant.topup_daily_cap = Decimal(daily)
+    session.commit()
+
+
+def _api_payments(session) -> int:
+    session.expire_all()
+    return session.scalar(select(func.count(Payment.id)).where(Payment.provider == "api"))
+
+
+def test_a_group_top_up_above_the_owners_cap_is_refused_and_replays_the_refusal(session, client, world, group):
+    row, second = group
+    _cap(session, group, second, "30.00")
+    url, headers = f"/api/v1/wallet-groups/{row.id}/topups", {"X-API-Key": world.mine, "Idempotency-Key": "cap-1"}
+    refused = client.post(url, json={"amount": "100.00"}, headers=headers)
+    assert refused.status_code == 422 and refused.mimetype == "application/problem+json"
+    body = refused.get_json()
+    assert body["detail"].startswith("above the top-up cap") and list(body["errors"]) == [f"leg_{second.id}"]
+    assert "30.00" in body["errors"][f"leg_{second.id}"]
+    assert _api_payments(session) == 0
+    replay = client.post(url, json={"amount": "100.00"}, headers=headers)
+    assert (replay.status_code, replay.get_json()) == (422, body) and replay.headers["Idempotent-Replayed"] == "true"
+    assert _api_payments(session) == 0
+
+
+def test_a_group_top_up_within_the_cap_is_credited_once_and_counts_towards_it(session, client, world, group):
+    row, second = group
+    _cap(session, group, second, "30.00")
+    url = f"/api/v1/wallet-groups/{row.id}/topups"
+    for _ in range(2):  # the second is a replay
+        done = client.post(url, json={"amount": "40.00"}, headers={"X-API-Key": world.mine, "Idempotency-Key": "w-1"})
+        assert done.status_code == 201, done.get_data(as_text=True)
+    assert {leg["unit_id"]: leg["amount"] for leg in done.get_json()["legs"]} == {
+        world.kit1.unit.id: "20.00", second.id: "20.00"}
+    assert _api_payments(session) == 1
+    again = client.post(url, json={"amount": "40.00"}, headers={"X-API-Key": world.mine, "Idempotency-Key": "w-2"})
+    assert again.status_code == 422 and f"leg_{second.id}" in again.get_json()["errors"]  # 20 + 20 > 30
+    assert _api_payments(session) == 1
+
+
+@pytest.fixture
+def xof_group(session):
+    """Three flats of an XOF estate (no minor unit) in one owner's group, and a key for the estate."""
+    kit = factories.make_estate_with_wallet(session, currency="XOF")
+    units = [kit.unit] + [factories.make_unit(session, kit.estate) for _ in range(2)]
+    owner = factories.make_user(session)
+    for unit in units:
+        if unit is not kit.unit:
+            factories.make_wallet(session, unit)
+        factories.make_meter(session, unit)
+        session.add(WalletGrant(unit_id=unit.id, user_id=owner.id, level="manage"))
+    row = WalletGroup(name="Dakar flats", owner_user_id=owner.id)
+    row.members = [WalletGroupMember(unit_id=unit.id) for unit in units]
+    session.add(row)
+    session.commit()
+    return row, units, _issue(session, "xof", "read,topups:write", kit.estate)
+
+
+def test_an_xof_group_top_up_splits_exactly_in_whole_francs(session, client, xof_group):
+    row, units, key = xof_group
+    url = f"/api/v1/wallet-groups/{row.id}/topups"
+    done = client.post(url, json={"amount": "1000", "remainder_unit_id": units[1].id},
+                       headers={"X-API-Key": key, "Idempotency-Key": "x-1"})
+    assert done.status_code == 201, done.get_data(as_text=True)
+    body = done.get_json()
+    assert (body["amount"], body["currency"]) == ("1000", "XOF")
+    assert [(leg["unit_id"], leg["amount"], leg["balance"]) for leg in body["legs"]] == [
+        (units[0].id, "333", "333"), (units[1].id, "334", "334"), (units[2].id, "333", "333")]
+    assert _api_payments(session) == 1
+
+
+def test_an_xof_group_top_up_with_decimals_is_a_422_naming_the_field(session, client, xof_group):
+    row, units, key = xof_group
+    url = f"/api/v1/wallet-groups/{row.id}/topups"
+    for number, (body, field) in enumerate([({"amount": "1000.5"}, "amount"),
+                                            ({"rule": "fixed", "fixed": [{"unit_id": units[2].id, "amount": "10.25"}]},
+                                             "fixed[0].amount")]):
+        refused = client.post(url, json=body, headers={"X-API-Key": key, "Idempotency-Key": f"d-{number}"})
+        assert refused.status_code == 422, refused.get_data(as_text=True)
+        assert refused.get_json()["errors"] == {field: f"XOF amounts have no decimals ({body.get('amount') or '10.25'}"
+                                                       " was sent)"}
+    other = client.post(url, json={"amount": "1000", "currency": "ZAR"}, headers={"X-API-Key": key,
+                                                                                  "Idempotency-Key": "d-9"})
+    assert other.status_code == 422 and "pay in XOF" in other.get_json()["errors"]["currency"]
+    assert _api_payments(session) == 0
+
+
 # --- Debt cohorts -------------------------------------------------------------------------
 
 def test_cohorts_and_their_members_with_monthly_snapshots(session, client, world):
@@ -287,7 +376,7 @@ def test_cohorts_and_their_members_with_monthly_snapshots(session, client, world
     members = pages(client, f"/api/v1/cohorts/{cohort.id}/members?limit=2", world.reader)
     assert [[m["rank"] for m in page] for page in members] == [[1, 2], [3]]
     first = members[0][0]
-    assert (first["unit_id"], first["owed"]) == (world.kit1.unit.id, "200.00")
+    assert (first["unit_id"], first["owed"], first["usage"]) == (world.kit1.unit.id, "200.00", "12.50")
     assert [(s["month"], s["debt"]) for s in first["snapshots"]] == [("2026-03", "50.00"), ("2026-04", "50.00")]
     assert get(client, f"/api/v1/cohorts/{cohort.id}/members", world.theirs).status_code == 404
     assert get(client, f"/api/v1/cohorts/{cohort.id}/members", world.gateway).status_code == 403
