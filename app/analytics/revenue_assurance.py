@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -381,7 +382,19 @@ def anomaly_inputs(session: Session, meter_ids: list[int], day: date, tz, *,
     return out
 
 
-def score_estate(session: Session, estate: Estate, day: date, *, open_cases: bool = True) -> list[MeterAnomaly]:
+@dataclass(frozen=True)
+class ScoredMeter:
+    """One meter's stored score on a day (what `score_estate` returns)."""
+
+    meter_id: int
+    unit_id: int | None
+    day: date
+    score: int
+    parts: list
+    consumption: Decimal
+
+
+def score_estate(session: Session, estate: Estate, day: date, *, open_cases: bool = True) -> list[ScoredMeter]:
     """Score every attached unit meter of the estate on a local day and store it; the caller commits."""
     meters = session.execute(
         select(Meter.id, Meter.unit_id, Meter.bidirectional, Meter.utility, Unit.occupancy_status)
@@ -392,8 +405,6 @@ def score_estate(session: Session, estate: Estate, day: date, *, open_cases: boo
         return []
     inputs = anomaly_inputs(session, [m.id for m in meters], day, estate.tz)
     purchases = _monthly_purchases(session, estate, day)
-    existing = {row.meter_id: row for row in session.scalars(
-        select(MeterAnomaly).where(MeterAnomaly.estate_id == estate.id, MeterAnomaly.day == day))}
     stored = []
     none = MeterInputs()
     for meter in meters:
@@ -407,16 +418,47 @@ def score_estate(session: Session, estate: Estate, day: date, *, open_cases: boo
             score, parts = 0, []  # no readings that day: offline, which meter watch reports
         else:
             score, parts = score_meter(facts)
-        row = existing.get(meter.id)
-        if row is None:
-            row = MeterAnomaly(estate_id=estate.id, meter_id=meter.id, unit_id=meter.unit_id, day=day)
-            session.add(row)
-        row.score, row.parts, row.consumption, row.computed_at = score, parts, got.consumption, utcnow()
-        stored.append(row)
-    session.flush()
+        stored.append(ScoredMeter(meter.id, meter.unit_id, day, score, parts, got.consumption))
+    _store_scores(session, estate, day, stored)
     if open_cases:
         _open_cases(session, estate, day, stored)
     return stored
+
+
+_UPSERT_SCORES = text(
+    "INSERT INTO meter_anomalies (estate_id, meter_id, unit_id, day, score, consumption, parts, computed_at)"
+    " SELECT :estate_id, m, u, :day, s, c, CAST(p AS json), :now FROM unnest(CAST(:meters AS integer[]),"
+    " CAST(:units AS integer[]), CAST(:scores AS integer[]), CAST(:uses AS numeric[]), CAST(:parts AS text[]))"
+    " AS t(m, u, s, c, p)"
+    " ON CONFLICT (meter_id, day) DO UPDATE SET estate_id = excluded.estate_id, unit_id = excluded.unit_id,"
+    " score = excluded.score, consumption = excluded.consumption, parts = excluded.parts,"
+    " computed_at = excluded.computed_at")
+
+
+def _store_scores(session: Session, estate: Estate, day: date, scored: list[ScoredMeter]) -> None:
+    """Insert or overwrite the day's row of each meter in one statement, not one statement per row."""
+    now, dialect = utcnow(), session.get_bind().dialect
+    if dialect.name == "postgresql":  # arrays: a handful of parameters, the statement prepared once
+        serialize = dialect._json_serializer or json.dumps
+        session.execute(_UPSERT_SCORES, {
+            "estate_id": estate.id, "day": day, "now": now, "meters": [r.meter_id for r in scored],
+            "units": [r.unit_id for r in scored], "scores": [r.score for r in scored],
+            "uses": [r.consumption for r in scored], "parts": [serialize(r.parts) for r in scored]})
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+
+        statement = insert(MeterAnomaly)
+        session.execute(statement.on_conflict_do_update(
+            index_elements=["meter_id", "day"],
+            set_={name: statement.excluded[name]
+                  for name in ("estate_id", "unit_id", "score", "parts", "consumption", "computed_at")}), [
+            {"estate_id": estate.id, "meter_id": row.meter_id, "unit_id": row.unit_id, "day": day,
+             "score": row.score, "parts": row.parts, "consumption": row.consumption, "computed_at": now}
+            for row in scored])
+    for instance in list(session.identity_map.values()):  # rows this session loaded before are stale now
+        loaded = vars(instance)
+        if isinstance(instance, MeterAnomaly) and loaded.get("estate_id") == estate.id and loaded.get("day") == day:
+            session.expire(instance)
 
 
 def _trailing_zero_hours(hours: list[tuple[datetime, Decimal, int]]) -> int:
@@ -452,7 +494,7 @@ def _monthly_purchases(session: Session, estate: Estate, day: date) -> dict[tupl
     return out
 
 
-def _open_cases(session: Session, estate: Estate, day: date, rows: list[MeterAnomaly]) -> int:
+def _open_cases(session: Session, estate: Estate, day: date, rows: list[ScoredMeter]) -> int:
     flagged = [row for row in rows if row.score >= CASE_SCORE]
     if not flagged:
         return 0
