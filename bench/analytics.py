@@ -10,13 +10,13 @@ wrote the readings meter by meter, the rebuild writes roll-ups in hash order); a
 
 It times, in the same run:
 - (a) the daily jobs as cron runs them: `run_losses` (the last 3 days of bulk vs units, alerts)
-  and `score_estate` (yesterday's anomaly score for every unit meter), reading roll-ups: the anomaly
-  inputs (30-day mean and deviation, the day's use, zero-use run, negative hours) in one SQL statement
-  over the day and hour roll-ups (app.analytics.revenue_assurance.ROLLUP_SOURCE);
-- (b) the same two calls reading raw readings instead: `run_losses` with the roll-up reads
-  (app.analytics.losses.rollup_rows) swapped for a version summing readings per local day, and
-  `score_estate` with ROLLUP_SOURCE swapped for the same rows summed from readings, so the same
-  statement computes the same inputs over the same window from readings: the baseline. The stored
+  and `score_estate` (yesterday's anomaly score for every unit meter), reading roll-ups: the days'
+  bulk and unit sums in one SQL statement over the day roll-ups, the anomaly inputs (30-day mean and
+  deviation, the day's use, zero-use run, negative hours) in one over the day and hour roll-ups;
+- (b) the same two calls reading raw readings instead: app.analytics.losses.ROLLUP_SOURCE, the
+  relation both jobs' statements read the roll-ups from, swapped for the same rows summed from
+  readings, so the same statements compute the same figures over the same windows from readings:
+  the baseline. The stored
   figures of (a) and (b) must be identical (exit 1 otherwise);
   `--repeat` runs of each, alternating (each run after the other kind's, which pushed part of its
   pages out of the buffer cache), then `--repeat` of each in a block after a warm-up run; medians;
@@ -177,25 +177,13 @@ def _seed_carbon_and_solar(session, estate, unit_id, now, days) -> None:
                                        readings=1) for key, total in months.items()])
 
 
-_RAW = text(
-    "SELECT meter_id, date_trunc(:grain, taken_at - interval '1 microsecond', :zone) AS period_start,"
-    " sum(coalesce(consumption, 0)) AS consumption, count(*) AS readings FROM readings"
-    " WHERE meter_id = ANY(:ids) AND taken_at > :start AND taken_at <= :end"
-    " GROUP BY meter_id, period_start ORDER BY meter_id, period_start")
-
-
-# The anomaly inputs' relation (app.analytics.revenue_assurance.ROLLUP_SOURCE) from raw readings: the same
-# columns over the same window, one row per meter and local hour/day (the roll-ups' boundary rule).
+# The daily jobs' relation (app.analytics.losses.ROLLUP_SOURCE) from raw readings: the same columns over
+# the same window, one row per meter and local hour/day (the roll-ups' boundary rule: a reading at the
+# hour's or day's end belongs to it).
 RAW_SOURCE = ("SELECT meter_id, date_trunc('{grain}', taken_at - interval '1 microsecond', :zone) AS period_start,"
               " sum(coalesce(consumption, 0)) AS consumption, count(*) AS readings FROM readings"
               " WHERE meter_id = ANY(:ids) AND taken_at > :{start} AND taken_at <= :{end}"
               " GROUP BY meter_id, period_start")
-
-
-def raw_rollup_rows(session, grain, meter_ids, start, end, tz=None):
-    """The baseline: the same rows as the roll-ups, summed from raw readings (the boundary rule kept)."""
-    return session.execute(_RAW, {"grain": grain, "zone": tz.key if tz else "UTC", "ids": list(meter_ids),
-                                  "start": start, "end": end}).all()
 
 
 def daily_job(session, estate_id, now):
@@ -284,8 +272,8 @@ def main() -> int:
                 estate_id = ids["estate"]
             from app.analytics import revenue_assurance
 
-            original, original_source = losses.rollup_rows, revenue_assurance.ROLLUP_SOURCE
-            original_inputs = revenue_assurance.anomaly_inputs
+            original_source = losses.ROLLUP_SOURCE
+            original_inputs, original_figures = revenue_assurance.anomaly_inputs, losses.loss_figures
             runs = {"rollups": [], "raw": []}  # per run: (losses s, scores s, meters, reading s)
             results = {}
 
@@ -301,14 +289,14 @@ def main() -> int:
             def run_once(name, into):
                 nonlocal status
                 spent = [0.0]
-                losses.rollup_rows = timed(original if name == "rollups" else raw_rollup_rows, spent)
+                losses.loss_figures = timed(original_figures, spent)
                 revenue_assurance.anomaly_inputs = timed(original_inputs, spent)
-                revenue_assurance.ROLLUP_SOURCE = original_source if name == "rollups" else RAW_SOURCE
+                losses.ROLLUP_SOURCE = original_source if name == "rollups" else RAW_SOURCE
                 try:
                     run = daily_job(db.session, estate_id, now)
                 finally:
-                    losses.rollup_rows, revenue_assurance.ROLLUP_SOURCE = original, original_source
-                    revenue_assurance.anomaly_inputs = original_inputs
+                    losses.ROLLUP_SOURCE = original_source
+                    revenue_assurance.anomaly_inputs, losses.loss_figures = original_inputs, original_figures
                 into[name].append((*run, spent[0]))
                 result = stored(db.session, estate_id)
                 if results.setdefault(name, result) != result:

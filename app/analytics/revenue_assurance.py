@@ -289,13 +289,6 @@ def why_text(part: dict) -> str:
     return str(code)
 
 
-# The relation the anomaly inputs are read from: (meter_id, period_start, consumption, readings) of one
-# grain's roll-ups of the meters :ids in [:<start>, :<end>). bench/analytics.py swaps it for the same
-# rows summed from raw readings, its baseline.
-ROLLUP_SOURCE = ("SELECT meter_id, period_start, consumption, readings FROM consumption_rollups"
-                 " WHERE grain = '{grain}' AND meter_id = ANY(:ids) AND period_start >= :{start}"
-                 " AND period_start < :{end}")
-
 # Per meter: the day's use and readings; days with readings, mean and population standard deviation of
 # the 30 days before; a negative hour that day; the run of zero hours (hours with readings, the
 # hours without neither break nor lengthen it) up to the day's end in the last 48 hours.
@@ -349,8 +342,8 @@ def anomaly_inputs(session: Session, meter_ids: list[int], day: date, tz, *,
         in_sql = session.get_bind().dialect.name == "postgresql"
     if in_sql:
         statement = _ANOMALY_INPUTS.format(
-            days=ROLLUP_SOURCE.format(grain="day", start="history_start", end="day_end"),
-            hours=ROLLUP_SOURCE.format(grain="hour", start="hours_start", end="day_end"))
+            days=losses.ROLLUP_SOURCE.format(grain="day", start="history_start", end="day_end"),
+            hours=losses.ROLLUP_SOURCE.format(grain="hour", start="hours_start", end="day_end"))
         out = {}
         for row in session.execute(text(statement), {
                 "ids": list(meter_ids), "history_start": history_start, "day_start": day_start,
