@@ -182,7 +182,7 @@ def _seed_carbon_and_solar(session, estate, unit_id, now, days) -> None:
 # hour's or day's end belongs to it).
 RAW_SOURCE = ("SELECT meter_id, date_trunc('{grain}', taken_at - interval '1 microsecond', :zone) AS period_start,"
               " sum(coalesce(consumption, 0)) AS consumption, count(*) AS readings FROM readings"
-              " WHERE meter_id = ANY(:ids) AND taken_at > :{start} AND taken_at <= :{end}"
+              " WHERE meter_id = ANY({ids}) AND taken_at > :{start} AND taken_at <= :{end}"
               " GROUP BY meter_id, period_start")
 
 

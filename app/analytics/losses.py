@@ -112,10 +112,10 @@ def compute_days(session: Session, estate: Estate, first: date, last: date, *,
 
 
 # The relation the daily jobs read consumption from: (meter_id, period_start, consumption, readings) of
-# one grain's roll-ups of the meters :ids in [:<start>, :<end>). bench/analytics.py swaps it for the
-# same rows summed from raw readings, its baseline.
+# one grain's roll-ups of the meters {ids} (an array) in [:<start>, :<end>). bench/analytics.py swaps it
+# for the same rows summed from raw readings, its baseline.
 ROLLUP_SOURCE = ("SELECT meter_id, period_start, consumption, readings FROM consumption_rollups"
-                 " WHERE grain = '{grain}' AND meter_id = ANY(:ids) AND period_start >= :{start}"
+                 " WHERE grain = '{grain}' AND meter_id = ANY({ids}) AND period_start >= :{start}"
                  " AND period_start < :{end}")
 
 # Per local day and utility: the bulk and unit meters' use, and how many meters live that day (installed
@@ -141,7 +141,7 @@ def loss_figures(session: Session, meter_ids: list[int], days: list[date], tz) -
     day roll-ups (a few rows back, not one per meter and day)."""
     starts = [local_day_start(day, tz) for day in days]
     ends = [local_day_start(day + timedelta(days=1), tz) for day in days]
-    statement = _LOSS_FIGURES.format(rows=ROLLUP_SOURCE.format(grain="day", start="start", end="end"))
+    statement = _LOSS_FIGURES.format(rows=ROLLUP_SOURCE.format(grain="day", ids=":ids", start="start", end="end"))
     rows = session.execute(text(statement), {"days": days, "starts": starts, "ends": ends, "ids": list(meter_ids),
                                              "start": starts[0], "end": ends[-1], "zone": getattr(tz, "key", "UTC")})
     return {(day, utility): (Decimal(bulk), Decimal(units), int(missing)) for day, utility, bulk, units, missing in rows}

@@ -290,10 +290,16 @@ def why_text(part: dict) -> str:
 
 
 # Per meter: the day's use and readings; days with readings, mean and population standard deviation of
-# the 30 days before; a negative hour that day; the run of zero hours (hours with readings, the
-# hours without neither break nor lengthen it) up to the day's end in the last 48 hours.
+# the 30 days before; a negative hour that day; the run of zero hours (hours with readings: the hours
+# without neither break nor lengthen it) up to the day's end within the last 48 hours. The hours before
+# the day are read only for the meters that used nothing in any hour of it ("quiet"): the others' run
+# ends within the day.
 _ANOMALY_INPUTS = """
-WITH days AS ({days}), hours AS ({hours}),
+WITH days AS ({days}), today AS ({today}),
+quiet AS (
+  SELECT meter_id FROM unnest(CAST(:ids AS integer[])) AS m(meter_id)
+  WHERE NOT EXISTS (SELECT 1 FROM today t WHERE t.meter_id = m.meter_id AND t.readings > 0 AND t.consumption <> 0)),
+hours AS (SELECT * FROM today UNION ALL {before}),
 d AS (
   SELECT meter_id,
          sum(consumption) FILTER (WHERE period_start = :day_start) AS today,
@@ -342,8 +348,10 @@ def anomaly_inputs(session: Session, meter_ids: list[int], day: date, tz, *,
         in_sql = session.get_bind().dialect.name == "postgresql"
     if in_sql:
         statement = _ANOMALY_INPUTS.format(
-            days=losses.ROLLUP_SOURCE.format(grain="day", start="history_start", end="day_end"),
-            hours=losses.ROLLUP_SOURCE.format(grain="hour", start="hours_start", end="day_end"))
+            days=losses.ROLLUP_SOURCE.format(grain="day", ids=":ids", start="history_start", end="day_end"),
+            today=losses.ROLLUP_SOURCE.format(grain="hour", ids=":ids", start="day_start", end="day_end"),
+            before=losses.ROLLUP_SOURCE.format(grain="hour", ids="ARRAY(SELECT meter_id FROM quiet)",
+                                               start="hours_start", end="day_start"))
         out = {}
         for row in session.execute(text(statement), {
                 "ids": list(meter_ids), "history_start": history_start, "day_start": day_start,

@@ -112,6 +112,34 @@ def test_a_30_hour_bypass_scores_above_a_normal_meter_and_opens_one_case(committ
         assert [(c.meter_id, c.status) for c in cases] == [(site["bypassed"], "open")]
 
 
+def test_the_inputs_in_sql_are_the_ones_python_computes_for_odd_meters(committed, site):
+    """A negative hour in a day of use, a meter silent today after zero hours, one with a gap in its zeros."""
+    with committed() as s:
+        estate = s.get(Estate, site["estate"])
+        tz = estate.tz
+        end = local_day_start(DAY + timedelta(days=1), tz)
+        rollback, silent, gappy = (factories.make_meter(s, factories.make_unit(s, estate)) for _ in range(3))
+        s.add(ConsumptionRollup(meter_id=rollback.id, grain="day", period_start=local_day_start(DAY, tz),
+                                consumption=Decimal("4.5"), readings=48))
+        for hour in range(1, 25):
+            s.add(ConsumptionRollup(meter_id=rollback.id, grain="hour", period_start=end - timedelta(hours=hour),
+                                    consumption=Decimal("-1.5") if hour == 7 else Decimal("0.25"), readings=2))
+        for hour in range(25, 41):  # silent today, zero for 16 hours before it
+            s.add(ConsumptionRollup(meter_id=silent.id, grain="hour", period_start=end - timedelta(hours=hour),
+                                    consumption=Decimal(0), readings=2))
+        for hour in range(1, 48):  # zero with readings, an hour without readings, use 40 hours back
+            s.add(ConsumptionRollup(meter_id=gappy.id, grain="hour", period_start=end - timedelta(hours=hour),
+                                    consumption=Decimal("0.1") if hour == 40 else Decimal(0),
+                                    readings=0 if hour == 12 else 2))
+        s.flush()
+        ids = [site["normal"], site["bypassed"], rollback.id, silent.id, gappy.id]
+        in_sql = anomaly_inputs(s, ids, DAY, tz)
+        assert in_sql == anomaly_inputs(s, ids, DAY, tz, in_sql=False)
+        assert in_sql[rollback.id].negative and in_sql[rollback.id].zero_hours == 0
+        assert (in_sql[silent.id].readings, in_sql[silent.id].zero_hours) == (0, 16)
+        assert in_sql[gappy.id].zero_hours == 38 and in_sql[site["bypassed"]].zero_hours == 30
+
+
 def test_expected_billed_and_collected_for_a_month(committed, site):
     with committed() as s:
         may = next(m for m in revenue_months(s, s.get(Estate, site["estate"]), "2026-06", 3) if m.period == "2026-05")
