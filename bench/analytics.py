@@ -20,6 +20,8 @@ It times, in the same run:
   figures of (a) and (b) must be identical (exit 1 otherwise);
   `--repeat` runs of each, alternating (each run after the other kind's, which pushed part of its
   pages out of the buffer cache), then `--repeat` of each in a block after a warm-up run; medians;
+  the rewritten score and loss rows are vacuumed between runs, untimed (the job runs once a day and
+  autovacuum clears them in between; here the same day is rewritten dozens of times a minute);
 - (c) a whole-period loss backfill (`compute_days` over every day) from roll-ups;
 - every utility page of the estate (overview, losses by day and by month, revenue assurance,
   finance, demand, consumption profiles over 30 and 90 days, carbon, shared solar) `--requests`
