@@ -51,8 +51,11 @@ def local_day_start(day: date, tz) -> datetime:
 
 
 def compute_days(session: Session, estate: Estate, first: date, last: date, *,
-                 now: datetime | None = None) -> list[LossDay]:
-    """Store the loss of each local day first..last for every utility with a bulk meter; the caller commits."""
+                 now: datetime | None = None, in_sql: bool | None = None) -> list[LossDay]:
+    """Store the loss of each local day first..last for every utility with a bulk meter; the caller commits.
+
+    On PostgreSQL the days' sums are computed in SQL (`loss_figures`); elsewhere, or with in_sql=False,
+    from the roll-up rows in Python, the same way."""
     tz = estate.tz
     threshold = loss_threshold(session, estate.id)
     start, end = local_day_start(first, tz), local_day_start(last + timedelta(days=1), tz)
@@ -68,18 +71,28 @@ def compute_days(session: Session, estate: Estate, first: date, last: date, *,
     if not supplied:
         return []
     ids = [m.id for m in meters if m.utility in supplied]
-    rollups: dict[tuple[int, datetime], tuple[Decimal, int]] = {}
-    for meter_id, period_start, consumption, readings in rollup_rows(session, "day", ids, start, end, tz):
-        rollups[(meter_id, _utc(period_start))] = (Decimal(consumption), readings)
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    if in_sql is None:
+        in_sql = session.get_bind().dialect.name == "postgresql"
+    if in_sql:
+        found = loss_figures(session, ids, days, tz)
+    else:  # the roll-up rows summed here, the same way
+        rollups: dict[tuple[int, datetime], tuple[Decimal, int]] = {}
+        for meter_id, period_start, consumption, readings in rollup_rows(session, "day", ids, start, end, tz):
+            rollups[(meter_id, _utc(period_start))] = (Decimal(consumption), readings)
+        found = {}
+        for day in days:
+            day_start, day_end = local_day_start(day, tz), local_day_start(day + timedelta(days=1), tz)
+            for utility in supplied:
+                figures = _day_figures(by_utility[utility], rollups, day_start, day_end)
+                if figures is not None:
+                    found[(day, utility)] = figures
     existing = {(row.utility, row.day): row for row in session.scalars(
         select(LossDay).where(LossDay.estate_id == estate.id, LossDay.day >= first, LossDay.day <= last))}
     stored = []
-    day = first
-    while day <= last:
-        day_start = local_day_start(day, tz)
-        day_end = local_day_start(day + timedelta(days=1), tz)
+    for day in days:
         for utility in sorted(supplied):
-            figures = _day_figures(by_utility[utility], rollups, day_start, day_end)
+            figures = found.get((day, utility))
             if figures is None:
                 continue
             bulk, units, missing = figures
@@ -94,9 +107,44 @@ def compute_days(session: Session, estate: Estate, first: date, last: date, *,
             row.over_threshold = row.loss_percent is not None and row.loss_percent > threshold
             row.computed_at = now or utcnow()
             stored.append(row)
-        day += timedelta(days=1)
     session.flush()
     return stored
+
+
+# The relation the daily jobs read consumption from: (meter_id, period_start, consumption, readings) of
+# one grain's roll-ups of the meters {ids} (an array) in [:<start>, :<end>). bench/analytics.py swaps it
+# for the same rows summed from raw readings, its baseline.
+ROLLUP_SOURCE = ("SELECT meter_id, period_start, consumption, readings FROM consumption_rollups"
+                 " WHERE grain = '{grain}' AND meter_id = ANY({ids}) AND period_start >= :{start}"
+                 " AND period_start < :{end}")
+
+# Per local day and utility: the bulk and unit meters' use, and how many meters live that day (installed
+# before its end, not replaced before its start) sent no readings. A day no meter was live has no row.
+_LOSS_FIGURES = """
+WITH d AS (
+  SELECT * FROM unnest(CAST(:days AS date[]), CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]))
+  AS d(day, day_start, day_end)),
+m AS (SELECT id, utility, role, created_at, detached_at FROM meters WHERE id = ANY(:ids)),
+r AS ({rows})
+SELECT d.day, m.utility,
+       coalesce(sum(r.consumption) FILTER (WHERE m.role = 'bulk'), 0) AS bulk,
+       coalesce(sum(r.consumption) FILTER (WHERE m.role <> 'bulk'), 0) AS units,
+       count(*) FILTER (WHERE coalesce(r.readings, 0) = 0) AS missing
+FROM d JOIN m ON m.created_at < d.day_end AND (m.detached_at IS NULL OR m.detached_at > d.day_start)
+LEFT JOIN r ON r.meter_id = m.id AND r.period_start = d.day_start
+GROUP BY d.day, m.utility
+"""
+
+
+def loss_figures(session: Session, meter_ids: list[int], days: list[date], tz) -> dict[tuple[date, str], tuple]:
+    """(local day, utility) -> (bulk, units, meters without readings), summed in PostgreSQL from the
+    day roll-ups (a few rows back, not one per meter and day)."""
+    starts = [local_day_start(day, tz) for day in days]
+    ends = [local_day_start(day + timedelta(days=1), tz) for day in days]
+    statement = _LOSS_FIGURES.format(rows=ROLLUP_SOURCE.format(grain="day", ids=":ids", start="start", end="end"))
+    rows = session.execute(text(statement), {"days": days, "starts": starts, "ends": ends, "ids": list(meter_ids),
+                                             "start": starts[0], "end": ends[-1], "zone": getattr(tz, "key", "UTC")})
+    return {(day, utility): (Decimal(bulk), Decimal(units), int(missing)) for day, utility, bulk, units, missing in rows}
 
 
 _ROLLUP_ROWS = text(

@@ -11,20 +11,24 @@
 """
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from babel.numbers import format_decimal
 from flask_babel import gettext as _, lazy_gettext as _l
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session
 
 from app.analytics import losses
 from app.analytics.losses import _utc, local_day_start
 from app.audit import record
 from app.billing.tariffs import TariffError, charge, class_prices, price_on, prices_for, unit_class_keys
+from app.i18n import current_language
+from app.i18n.formatting import number_text
 from app.models import (Account, ConsumptionRollup, Estate, LedgerTransaction, Meter, Posting, TariffClass, Unit,
                         User, Wallet, utcnow)
 from app.models.utility import CASE_STATUSES, MeterAnomaly, RevenueCase
@@ -211,42 +215,188 @@ class MeterDay:
     occupied: bool
     purchases_last_month: Decimal | None = None
     purchases_average: Decimal | None = None  # the months before it
+    # (days, mean, population standard deviation) of the history, when computed elsewhere (the job
+    # reads them from SQL); None: computed here from `history`.
+    history_stats: tuple[int, float | None, float | None] | None = None
+
+
+def history_stats(history) -> tuple[int, float | None, float | None]:
+    """(days, mean, population standard deviation) of a meter's previous days' use."""
+    values = [float(x) for x in history]
+    if not values:
+        return 0, None, None
+    mean = sum(values) / len(values)
+    return len(values), mean, math.sqrt(sum((x - mean) ** 2 for x in values) / len(values))
 
 
 def score_meter(day: MeterDay) -> tuple[int, list[dict]]:
-    """The anomaly score 0-100 and its parts [{rule, points, why}]."""
+    """The anomaly score 0-100 and its parts [{rule, points, why}].
+
+    `why` is structured, {"code": rule, <its figures>}, and put into words in the reader's language
+    when shown (`why_text`); rows stored before held the English sentence itself."""
     parts: list[dict] = []
-    history = [float(x) for x in day.history]
     used = float(day.consumption)
-    if len(history) >= MIN_HISTORY_DAYS:
-        mean = sum(history) / len(history)
-        sd = math.sqrt(sum((x - mean) ** 2 for x in history) / len(history))
+    days, mean, sd = day.history_stats or history_stats(day.history)
+    if days >= MIN_HISTORY_DAYS:
         if sd > 0:
             z = (used - mean) / sd
             if abs(z) > 2:
                 points = min(POINTS["z_score"], round(10 * (abs(z) - 2)) or 1)
                 parts.append({"rule": "z_score", "points": points,
-                              "why": f"used {used:,.2f} against a 30-day average of {mean:,.2f} (z = {z:+.1f})"})
+                              "why": {"code": "z_score", "used": used, "mean": mean, "z": z}})
         if mean > 0 and Decimal(str(used)) > SUDDEN_FACTOR * Decimal(str(mean)):
             parts.append({"rule": "sudden_change", "points": POINTS["sudden_change"],
-                          "why": f"{used / mean:,.1f} times its 30-day average: a change of more than 200 %"})
+                          "why": {"code": "sudden_change", "ratio": used / mean}})
     if day.occupied and day.zero_hours > ZERO_HOURS:
         parts.append({"rule": "zero_use", "points": POINTS["zero_use"],
-                      "why": f"no use for {day.zero_hours} h on an occupied unit"})
+                      "why": {"code": "zero_use", "hours": day.zero_hours}})
     if day.negative and not day.bidirectional:
-        parts.append({"rule": "negative_use", "points": POINTS["negative_use"],
-                      "why": "negative use on a meter that is not net-metered"})
+        parts.append({"rule": "negative_use", "points": POINTS["negative_use"], "why": {"code": "negative_use"}})
     if (day.purchases_average and day.purchases_average > 0 and day.purchases_last_month is not None
             and day.purchases_last_month < COLLAPSE_SHARE * day.purchases_average):
         parts.append({"rule": "purchase_collapse", "points": POINTS["purchase_collapse"],
-                      "why": f"last month's top-ups {day.purchases_last_month:,.2f} are under 20 % of its "
-                             f"average {day.purchases_average:,.2f}"})
+                      "why": {"code": "purchase_collapse", "last": str(day.purchases_last_month),
+                              "average": str(_plain(day.purchases_average))}})
     return min(100, sum(p["points"] for p in parts)), parts
 
 
-def score_estate(session: Session, estate: Estate, day: date, *, open_cases: bool = True) -> list[MeterAnomaly]:
+def _plain(value: Decimal) -> Decimal:
+    """An average of money kept to 6 places in the stored figures (shown with 2)."""
+    return value.quantize(Decimal("0.000001"))
+
+
+def why_text(part: dict) -> str:
+    """A score part's reason in the reader's language; a row stored as English text is shown as it is."""
+    why = part.get("why")
+    if not isinstance(why, dict):
+        return why or ""
+    code = why.get("code", part.get("rule"))
+    if code == "z_score":
+        z = Decimal(str(why["z"])).quantize(Decimal("0.1"))  # signed, one decimal, not grouped: z = +1499.7
+        return _("used %(used)s against a 30-day average of %(mean)s (z = %(z)s)",
+                 used=number_text(why["used"], 2), mean=number_text(why["mean"], 2),
+                 z=("+" if z >= 0 else "-") + format_decimal(abs(z), format="0.0", locale=current_language()))
+    if code == "sudden_change":
+        return _("%(ratio)s times its 30-day average: a change of more than 200 %%",
+                 ratio=number_text(why["ratio"], 1))
+    if code == "zero_use":
+        return _("no use for %(hours)s h on an occupied unit", hours=number_text(why["hours"], 0))
+    if code == "negative_use":
+        return _("negative use on a meter that is not net-metered")
+    if code == "purchase_collapse":
+        return _("last month's top-ups %(last)s are under 20 %% of its average %(average)s",
+                 last=number_text(why["last"], 2), average=number_text(why["average"], 2))
+    return str(code)
+
+
+# Per meter: the day's use and readings; days with readings, mean and population standard deviation of
+# the 30 days before; a negative hour that day; the run of zero hours (hours with readings: the hours
+# without neither break nor lengthen it) up to the day's end within the last 48 hours. The hours before
+# the day are read only for the meters that used nothing in any hour of it ("quiet"): the others' run
+# ends within the day.
+_ANOMALY_INPUTS = """
+WITH days AS ({days}), today AS ({today}),
+quiet AS (
+  SELECT meter_id FROM unnest(CAST(:ids AS integer[])) AS m(meter_id)
+  WHERE NOT EXISTS (SELECT 1 FROM today t WHERE t.meter_id = m.meter_id AND t.readings > 0 AND t.consumption <> 0)),
+hours AS (SELECT * FROM today UNION ALL {before}),
+d AS (
+  SELECT meter_id,
+         sum(consumption) FILTER (WHERE period_start = :day_start) AS today,
+         sum(readings) FILTER (WHERE period_start = :day_start) AS today_readings,
+         count(*) FILTER (WHERE period_start < :day_start AND readings > 0) AS history_days,
+         avg(consumption) FILTER (WHERE period_start < :day_start AND readings > 0) AS mean,
+         stddev_pop(consumption) FILTER (WHERE period_start < :day_start AND readings > 0) AS sd
+  FROM days GROUP BY meter_id),
+h AS (
+  SELECT meter_id, period_start, consumption, readings,
+         max(period_start) FILTER (WHERE readings > 0 AND consumption <> 0) OVER (PARTITION BY meter_id) AS last_use
+  FROM hours),
+z AS (
+  SELECT meter_id,
+         count(*) FILTER (WHERE readings > 0 AND consumption = 0
+                          AND (last_use IS NULL OR period_start > last_use)) AS zero_hours,
+         bool_or(consumption < 0 AND period_start >= :day_start) AS negative_hour
+  FROM h GROUP BY meter_id)
+SELECT meter_id, today, today_readings, history_days, mean, sd, zero_hours, negative_hour
+FROM d FULL JOIN z USING (meter_id)
+"""
+
+
+@dataclass(frozen=True)
+class MeterInputs:
+    """One meter's anomaly inputs on a day, as read from the roll-ups."""
+
+    consumption: Decimal = Decimal(0)
+    readings: int = 0
+    history_days: int = 0
+    mean: float | None = None
+    sd: float | None = None
+    zero_hours: int = 0
+    negative: bool = False
+
+
+def anomaly_inputs(session: Session, meter_ids: list[int], day: date, tz, *,
+                   in_sql: bool | None = None) -> dict[int, MeterInputs]:
+    """meter id -> its inputs on a local day, from the day roll-ups of the 30 days before and the hour
+    roll-ups of the last 48 hours. On PostgreSQL computed in one statement (a few hundred rows come
+    back, not the tens of thousands of roll-ups); elsewhere from the rows in Python, the same way."""
+    day_start, day_end = local_day_start(day, tz), local_day_start(day + timedelta(days=1), tz)
+    history_start = local_day_start(day - timedelta(days=HISTORY_DAYS), tz)
+    hours_start = day_end - timedelta(hours=48)
+    if in_sql is None:
+        in_sql = session.get_bind().dialect.name == "postgresql"
+    if in_sql:
+        statement = _ANOMALY_INPUTS.format(
+            days=losses.ROLLUP_SOURCE.format(grain="day", ids=":ids", start="history_start", end="day_end"),
+            today=losses.ROLLUP_SOURCE.format(grain="hour", ids=":ids", start="day_start", end="day_end"),
+            before=losses.ROLLUP_SOURCE.format(grain="hour", ids="ARRAY(SELECT meter_id FROM quiet)",
+                                               start="hours_start", end="day_start"))
+        out = {}
+        for row in session.execute(text(statement), {
+                "ids": list(meter_ids), "history_start": history_start, "day_start": day_start,
+                "day_end": day_end, "hours_start": hours_start, "zone": getattr(tz, "key", "UTC")}):
+            today = Decimal(row.today) if row.today is not None else Decimal(0)
+            out[row.meter_id] = MeterInputs(
+                consumption=today, readings=int(row.today_readings or 0), history_days=int(row.history_days or 0),
+                mean=None if row.mean is None else float(row.mean), sd=None if row.sd is None else float(row.sd),
+                zero_hours=int(row.zero_hours or 0), negative=today < 0 or bool(row.negative_hour))
+        return out
+    daily: dict[int, dict[datetime, tuple[Decimal, int]]] = defaultdict(dict)
+    for meter_id, start, consumption, readings in losses.rollup_rows(session, "day", meter_ids, history_start,
+                                                                      day_end, tz):
+        daily[meter_id][_utc(start)] = (Decimal(consumption), readings)
+    hourly: dict[int, list[tuple[datetime, Decimal, int]]] = defaultdict(list)
+    for meter_id, start, consumption, readings in losses.rollup_rows(session, "hour", meter_ids, hours_start,
+                                                                      day_end, tz):
+        hourly[meter_id].append((_utc(start), Decimal(consumption), readings))
+    out = {}
+    for meter_id in set(daily) | set(hourly):
+        today = daily[meter_id].get(day_start, (Decimal(0), 0))
+        days, mean, sd = history_stats(value for start, (value, readings) in sorted(daily[meter_id].items())
+                                       if start < day_start and readings > 0)
+        hours = hourly[meter_id]
+        out[meter_id] = MeterInputs(
+            consumption=today[0], readings=today[1], history_days=days, mean=mean, sd=sd,
+            zero_hours=_trailing_zero_hours(hours),
+            negative=today[0] < 0 or any(c < 0 for start, c, _n in hours if start >= day_start))
+    return out
+
+
+@dataclass(frozen=True)
+class ScoredMeter:
+    """One meter's stored score on a day (what `score_estate` returns)."""
+
+    meter_id: int
+    unit_id: int | None
+    day: date
+    score: int
+    parts: list
+    consumption: Decimal
+
+
+def score_estate(session: Session, estate: Estate, day: date, *, open_cases: bool = True) -> list[ScoredMeter]:
     """Score every attached unit meter of the estate on a local day and store it; the caller commits."""
-    tz = estate.tz
     meters = session.execute(
         select(Meter.id, Meter.unit_id, Meter.bidirectional, Meter.utility, Unit.occupancy_status)
         .join(Unit, Unit.id == Meter.unit_id)
@@ -254,44 +404,62 @@ def score_estate(session: Session, estate: Estate, day: date, *, open_cases: boo
                Meter.utility.in_(PRICED_UTILITIES))).all()
     if not meters:
         return []
-    ids = [m.id for m in meters]
-    day_start, day_end = local_day_start(day, tz), local_day_start(day + timedelta(days=1), tz)
-    history_start = local_day_start(day - timedelta(days=HISTORY_DAYS), tz)
-    daily: dict[int, dict[datetime, tuple[Decimal, int]]] = defaultdict(dict)
-    for meter_id, start, consumption, readings in losses.rollup_rows(session, "day", ids, history_start, day_end, tz):
-        daily[meter_id][_utc(start)] = (Decimal(consumption), readings)
-    hourly: dict[int, list[tuple[datetime, Decimal, int]]] = defaultdict(list)
-    for meter_id, start, consumption, readings in losses.rollup_rows(session, "hour", ids,
-                                                                      day_end - timedelta(hours=48), day_end, tz):
-        hourly[meter_id].append((_utc(start), Decimal(consumption), readings))
+    inputs = anomaly_inputs(session, [m.id for m in meters], day, estate.tz)
     purchases = _monthly_purchases(session, estate, day)
-    existing = {row.meter_id: row for row in session.scalars(
-        select(MeterAnomaly).where(MeterAnomaly.estate_id == estate.id, MeterAnomaly.day == day))}
     stored = []
+    none = MeterInputs()
     for meter in meters:
-        today = daily[meter.id].get(day_start, (Decimal(0), 0))
-        history = tuple(value for start, (value, readings) in sorted(daily[meter.id].items())
-                        if start < day_start and readings > 0)
-        hours = hourly[meter.id]
+        got = inputs.get(meter.id, none)
         last_month, average = purchases.get((meter.unit_id, meter.utility), (None, None))
-        facts = MeterDay(consumption=today[0], history=history, zero_hours=_trailing_zero_hours(hours),
-                         negative=today[0] < 0 or any(c < 0 for start, c, _n in hours if start >= day_start),
+        facts = MeterDay(consumption=got.consumption, history=(), zero_hours=got.zero_hours, negative=got.negative,
                          bidirectional=meter.bidirectional, occupied=meter.occupancy_status == "occupied",
-                         purchases_last_month=last_month, purchases_average=average)
-        if today[1] == 0 and facts.zero_hours == 0:
+                         purchases_last_month=last_month, purchases_average=average,
+                         history_stats=(got.history_days, got.mean, got.sd))
+        if got.readings == 0 and facts.zero_hours == 0:
             score, parts = 0, []  # no readings that day: offline, which meter watch reports
         else:
             score, parts = score_meter(facts)
-        row = existing.get(meter.id)
-        if row is None:
-            row = MeterAnomaly(estate_id=estate.id, meter_id=meter.id, unit_id=meter.unit_id, day=day)
-            session.add(row)
-        row.score, row.parts, row.consumption, row.computed_at = score, parts, today[0], utcnow()
-        stored.append(row)
-    session.flush()
+        stored.append(ScoredMeter(meter.id, meter.unit_id, day, score, parts, got.consumption))
+    _store_scores(session, estate, day, stored)
     if open_cases:
         _open_cases(session, estate, day, stored)
     return stored
+
+
+_UPSERT_SCORES = text(
+    "INSERT INTO meter_anomalies (estate_id, meter_id, unit_id, day, score, consumption, parts, computed_at)"
+    " SELECT :estate_id, m, u, :day, s, c, CAST(p AS json), :now FROM unnest(CAST(:meters AS integer[]),"
+    " CAST(:units AS integer[]), CAST(:scores AS integer[]), CAST(:uses AS numeric[]), CAST(:parts AS text[]))"
+    " AS t(m, u, s, c, p)"
+    " ON CONFLICT (meter_id, day) DO UPDATE SET estate_id = excluded.estate_id, unit_id = excluded.unit_id,"
+    " score = excluded.score, consumption = excluded.consumption, parts = excluded.parts,"
+    " computed_at = excluded.computed_at")
+
+
+def _store_scores(session: Session, estate: Estate, day: date, scored: list[ScoredMeter]) -> None:
+    """Insert or overwrite the day's row of each meter in one statement, not one statement per row."""
+    now, dialect = utcnow(), session.get_bind().dialect
+    if dialect.name == "postgresql":  # arrays: a handful of parameters, the statement prepared once
+        serialize = dialect._json_serializer or json.dumps
+        session.execute(_UPSERT_SCORES, {
+            "estate_id": estate.id, "day": day, "now": now, "meters": [r.meter_id for r in scored],
+            "units": [r.unit_id for r in scored], "scores": [r.score for r in scored],
+            "uses": [r.consumption for r in scored], "parts": [serialize(r.parts) for r in scored]})
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+
+        statement = insert(MeterAnomaly)
+        session.execute(statement.on_conflict_do_update(
+            index_elements=["meter_id", "day"],
+            set_={name: statement.excluded[name]
+                  for name in ("estate_id", "unit_id", "score", "parts", "consumption", "computed_at")}), [
+            {"estate_id": estate.id, "meter_id": row.meter_id, "unit_id": row.unit_id, "day": day,
+             "score": row.score, "parts": row.parts, "consumption": row.consumption, "computed_at": now}
+            for row in scored])
+    for instance in list(session.identity_map.values()):  # rows this session loaded before are stale now
+        loaded = vars(instance)
+        if isinstance(instance, MeterAnomaly) and loaded.get("estate_id") == estate.id and loaded.get("day") == day:
+            session.expire(instance)
 
 
 def _trailing_zero_hours(hours: list[tuple[datetime, Decimal, int]]) -> int:
@@ -327,7 +495,7 @@ def _monthly_purchases(session: Session, estate: Estate, day: date) -> dict[tupl
     return out
 
 
-def _open_cases(session: Session, estate: Estate, day: date, rows: list[MeterAnomaly]) -> int:
+def _open_cases(session: Session, estate: Estate, day: date, rows: list[ScoredMeter]) -> int:
     flagged = [row for row in rows if row.score >= CASE_SCORE]
     if not flagged:
         return 0

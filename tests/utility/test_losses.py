@@ -81,6 +81,30 @@ def test_a_month_counts_its_complete_days_only(committed, site):
         assert not month.complete and month.missing_meters == 1 and month.over_threshold
 
 
+def test_the_sums_in_sql_are_the_ones_the_rows_give_in_python(committed, site):
+    """A meter installed on the third day and one replaced after the first count on their live days only."""
+    with committed() as s:
+        estate = s.get(Estate, site["estate"])
+        late = factories.make_meter(s, factories.make_unit(s, estate))
+        late.created_at = local_day_start(D1 + timedelta(days=2), estate.tz) + timedelta(hours=5)
+        gone = factories.make_meter(s, factories.make_unit(s, estate))
+        gone.created_at = datetime(2025, 1, 1, tzinfo=estate.tz)
+        gone.detached_at = local_day_start(D1 + timedelta(days=1), estate.tz) + timedelta(hours=1)
+        _rollup(s, late, D1 + timedelta(days=3), estate.tz, "7.5")
+        _rollup(s, gone, D1, estate.tz, "3.25")
+        s.flush()
+
+        def figures(in_sql):
+            rows = compute_days(s, estate, D1 - timedelta(days=1), DAYS[-1][0] + timedelta(days=1), in_sql=in_sql)
+            return [(r.day, r.utility, r.bulk, r.units, r.missing_meters, r.complete, r.loss_percent) for r in rows]
+
+        in_sql = figures(True)
+        assert in_sql == figures(False)
+        assert [(day, missing) for day, _u, _b, _n, missing, _c, _p in in_sql] == [
+            (D1 - timedelta(days=1), 4), (D1, 0), (D1 + timedelta(days=1), 1), (D1 + timedelta(days=2), 1),
+            (D1 + timedelta(days=3), 1), (D1 + timedelta(days=4), 4)]
+
+
 def test_loss_percent_without_bulk_is_unknown():
     assert loss_percent(Decimal(0), Decimal(5)) is None
     assert loss_percent(Decimal(10), Decimal(12)) == Decimal("-20.00")  # units above bulk: a gain

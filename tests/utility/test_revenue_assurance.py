@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from app.analytics.losses import local_day_start
-from app.analytics.revenue_assurance import MeterDay, revenue_months, score_estate, score_meter
+from app.analytics.revenue_assurance import (MeterDay, anomaly_inputs, revenue_months, score_estate, score_meter,
+                                            why_text)
 from app.models import AuditLog, ConsumptionRollup, Estate, TariffVersion
 from app.models.utility import RevenueCase
 from tests import factories
@@ -100,11 +101,43 @@ def test_a_30_hour_bypass_scores_above_a_normal_meter_and_opens_one_case(committ
         assert normal.score == 0
         assert bypass.score > normal.score and bypass.score >= 50
         assert {p["rule"] for p in bypass.parts} >= {"zero_use"}
-        assert "30 h" in next(p["why"] for p in bypass.parts if p["rule"] == "zero_use")
+        zero = next(p for p in bypass.parts if p["rule"] == "zero_use")
+        assert zero["why"] == {"code": "zero_use", "hours": 30} and why_text(zero) == "no use for 30 h on an occupied unit"
+        # The inputs computed in SQL are the ones the rows give computed in Python.
+        ids = [site["normal"], site["bypassed"]]
+        assert anomaly_inputs(s, ids, DAY, estate.tz) == anomaly_inputs(s, ids, DAY, estate.tz, in_sql=False)
         score_estate(s, estate, DAY)  # scored again: still one case for the meter
         s.commit()
         cases = s.scalars(select(RevenueCase)).all()
         assert [(c.meter_id, c.status) for c in cases] == [(site["bypassed"], "open")]
+
+
+def test_the_inputs_in_sql_are_the_ones_python_computes_for_odd_meters(committed, site):
+    """A negative hour in a day of use, a meter silent today after zero hours, one with a gap in its zeros."""
+    with committed() as s:
+        estate = s.get(Estate, site["estate"])
+        tz = estate.tz
+        end = local_day_start(DAY + timedelta(days=1), tz)
+        rollback, silent, gappy = (factories.make_meter(s, factories.make_unit(s, estate)) for _ in range(3))
+        s.add(ConsumptionRollup(meter_id=rollback.id, grain="day", period_start=local_day_start(DAY, tz),
+                                consumption=Decimal("4.5"), readings=48))
+        for hour in range(1, 25):
+            s.add(ConsumptionRollup(meter_id=rollback.id, grain="hour", period_start=end - timedelta(hours=hour),
+                                    consumption=Decimal("-1.5") if hour == 7 else Decimal("0.25"), readings=2))
+        for hour in range(25, 41):  # silent today, zero for 16 hours before it
+            s.add(ConsumptionRollup(meter_id=silent.id, grain="hour", period_start=end - timedelta(hours=hour),
+                                    consumption=Decimal(0), readings=2))
+        for hour in range(1, 48):  # zero with readings, an hour without readings, use 40 hours back
+            s.add(ConsumptionRollup(meter_id=gappy.id, grain="hour", period_start=end - timedelta(hours=hour),
+                                    consumption=Decimal("0.1") if hour == 40 else Decimal(0),
+                                    readings=0 if hour == 12 else 2))
+        s.flush()
+        ids = [site["normal"], site["bypassed"], rollback.id, silent.id, gappy.id]
+        in_sql = anomaly_inputs(s, ids, DAY, tz)
+        assert in_sql == anomaly_inputs(s, ids, DAY, tz, in_sql=False)
+        assert in_sql[rollback.id].negative and in_sql[rollback.id].zero_hours == 0
+        assert (in_sql[silent.id].readings, in_sql[silent.id].zero_hours) == (0, 16)
+        assert in_sql[gappy.id].zero_hours == 38 and in_sql[site["bypassed"]].zero_hours == 30
 
 
 def test_expected_billed_and_collected_for_a_month(committed, site):
@@ -158,3 +191,31 @@ def test_case_form_never_fails(committed, site, login, form):
     token = _signed_in.setdefault("token", csrf_from(client.get("/notifications").get_data(as_text=True)))
     response = client.post(f"/utility/estates/{site['estate']}/cases", data={**form, "csrf_token": token})
     assert response.status_code in (200, 400, 404)
+
+
+def test_each_reason_is_put_into_words_when_shown_and_old_english_rows_still_show(app):
+    from flask_babel import force_locale
+
+    spike = dict(score_meter(NORMAL.__class__(**{**NORMAL.__dict__, "consumption": Decimal("1234.5")}))[1][0])
+    assert spike["why"]["code"] == "z_score"
+    collapse = score_meter(NORMAL.__class__(**{**NORMAL.__dict__, "purchases_last_month": Decimal(10),
+                                               "purchases_average": Decimal(100)}))[1][0]
+    old = {"rule": "zero_use", "points": 40, "why": "no use for 30 h on an occupied unit"}
+    with app.test_request_context("/"):
+        assert why_text(spike) == "used 1,234.50 against a 30-day average of 10.00 (z = +1499.7)"
+        assert why_text(collapse) == "last month's top-ups 10.00 are under 20 % of its average 100.00"
+        assert why_text(old) == old["why"]
+        with force_locale("fr"):
+            assert why_text(collapse) == "les recharges du mois dernier, 10,00, sont inférieures à 20 % de sa moyenne, 100,00"
+            assert why_text(old) == old["why"]  # stored as text before: shown as it was
+
+
+def test_a_case_why_shows_in_french(committed, site, login):
+    with committed() as s:
+        score_estate(s, s.get(Estate, site["estate"]), DAY)
+    client = login(site["email"])
+    page = client.get(f"/utility/estates/{site['estate']}/revenue")
+    client.post("/language", data={"language": "fr", "csrf_token": csrf_from(page.get_data(as_text=True))})
+    text = client.get(f"/utility/estates/{site['estate']}/revenue").get_data(as_text=True)
+    assert "aucune consommation pendant 30 h dans un logement occupé" in text
+    assert "no use for 30 h" not in text

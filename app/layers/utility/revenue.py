@@ -5,7 +5,7 @@ from flask_login import current_user
 
 from app.analytics.losses import recipients
 from app.analytics.revenue_assurance import (CaseError, RULE_LABELS, cases, latest_scores, revenue_months,
-                                             update_case)
+                                             update_case, why_text)
 from app.auth.scope import estate_or_404
 from app.extensions import db
 from app.htmx import render
@@ -68,14 +68,15 @@ def _case_fragment(estate, case_id, errors, form):
     if row is None:
         abort(404)
     return render("utility/_case.html", estate=estate, row=row, errors=errors, form=form,
-                  statuses=CASE_STATUSES, assignable=recipients(db.session, estate.id), rule_labels=RULE_LABELS)
+                  statuses=CASE_STATUSES, assignable=recipients(db.session, estate.id), rule_labels=RULE_LABELS,
+                  why_text=why_text)
 
 
 def _page(estate, months, day, scores, found, errors, form):
     return render("utility/revenue.html", estate=estate, months=months, day=day,
                   scores=[s for s in scores if s[0].score > 0], normal=sum(1 for s in scores if s[0].score == 0),
                   cases=found, errors=errors, form=form, statuses=CASE_STATUSES,
-                  assignable=recipients(db.session, estate.id), rule_labels=RULE_LABELS)
+                  assignable=recipients(db.session, estate.id), rule_labels=RULE_LABELS, why_text=why_text)
 
 
 def month_columns(currency: str) -> list[Column]:
@@ -91,7 +92,7 @@ def month_columns(currency: str) -> list[Column]:
 
 
 def _parts(parts) -> str:
-    return "; ".join(f"{RULE_LABELS.get(p['rule'], p['rule'])} +{p['points']}: {p['why']}" for p in parts) or _("Normal")
+    return "; ".join(f"{RULE_LABELS.get(p['rule'], p['rule'])} +{p['points']}: {why_text(p)}" for p in parts) or _("Normal")
 
 
 SCORE_COLUMNS = [
