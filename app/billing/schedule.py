@@ -334,20 +334,9 @@ def tariff_overview(session: Session, now: datetime | None = None) -> list[Estat
 
 def rate_text(rate, currency: str) -> str:
     """A rate with as many decimals as it was set with: 'R 2.855' ('2,855 ZAR' in French)."""
-    from babel.numbers import format_currency, get_currency_symbol
+    from app.i18n.formatting import rate_text as written
 
-    from app.i18n import current_language
-    from app.i18n.formatting import symbols_in_use
-
-    value = Decimal(str(rate)).normalize()
-    places = max(2, -value.as_tuple().exponent) if value.as_tuple().exponent < 0 else 2
-    language = current_language()
-    if language == "en":  # the portal's own form, as it always was
-        return f"{SYMBOLS.get(currency.upper(), currency.upper())} {value:.{places}f}"
-    symbol = symbols_in_use().get(currency.upper())
-    text = format_currency(value, currency.upper(), locale=language, currency_digits=False,
-                           decimal_quantization=False)  # the language's pattern, every decimal of the rate kept
-    return text.replace(get_currency_symbol(currency.upper(), locale=language), symbol, 1) if symbol else text
+    return written(rate, currency)
 
 
 def describe(version: TariffVersion, currency: str) -> str:
