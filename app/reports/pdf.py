@@ -88,7 +88,7 @@ def page_band(canvas, doc, colour: colors.Color, title: str, subtitle: str, foot
     canvas.setFillColor(colors.HexColor("#667085"))
     canvas.setFont("Helvetica", 7.5)
     canvas.drawString(doc.leftMargin, 10 * mm, pdf_text(footer))
-    canvas.drawRightString(width - doc.rightMargin, 10 * mm, f"Page {doc.page}")
+    canvas.drawRightString(width - doc.rightMargin, 10 * mm, pdf_text(gettext("Page %(page)s", page=doc.page)))
     if anchor:
         # Above the footer, inside the bottom margin; fixed-width so the hash reads and copies cleanly.
         canvas.setFont("Courier", 7)
