@@ -729,10 +729,10 @@ def estate_report_rows(session: Session, estate_id: int, period: str) -> list[di
     rows = []
     for run in runs_of(session, estate_id, period):
         for line in run.lines:
-            rows.append({"utility": run.utility.replace("_", " ").capitalize(), "run": run.run_number,
-                         "status": "Reversed" if run.status == "reversed" else "Posted",
+            rows.append({"utility": gettext(run.utility.replace("_", " ").capitalize()), "run": run.run_number,
+                         "status": gettext("Reversed") if run.status == "reversed" else gettext("Posted"),
                          "basis": basis_text(run.basis), "revenue": run.revenue, "party": line.party.name,
-                         "role": line.party.role.replace("_", " ").capitalize(),
+                         "role": gettext(line.party.role.replace("_", " ").capitalize()),
                          "rule": rule_text(line.method, line.value, run.currency), "amount": line.amount,
                          "paid": line.paid_reference or ""})
     return rows

@@ -42,7 +42,7 @@ def test_a_french_recipient_gets_the_statement_email_in_french_an_english_one_as
     assert _body(french).startswith("Bonjour,") and "janvier 2026" in _body(french)
     # The archived PDF is in the estate's language, money the French way.
     text = spaced(pdf_text(next(french.iter_attachments()).get_content()))
-    assert "Relevé mensuel" in text and "1 149,00 ZAR" in text and "R 1 149.00" not in text
+    assert "Relevé mensuel" in text and "janvier 2026" in text and "1 149,00 ZAR" in text and "R 1 149.00" not in text
 
 
 def test_a_settlement_party_is_emailed_in_the_estates_language(session, sun, smtp):  # noqa: F811
@@ -66,3 +66,29 @@ def test_a_settlement_party_is_emailed_in_the_estates_language(session, sun, smt
     assert "Power utility" in french["Subject"]
     text = spaced(pdf_text(next(french.iter_attachments()).get_content()))
     assert "Mois" in text and "Recettes" in text and "62,5 %" in text and "Month" not in text
+
+
+def test_a_receipt_pdf_in_french(session, app):
+    from datetime import datetime
+    from decimal import Decimal
+    from zoneinfo import ZoneInfo
+
+    from flask_babel import force_locale
+
+    from app.reports.pdf import render_receipt_pdf
+    from app.reports.receipts import PaymentLine, Receipt, ReceiptPart
+    from tests.factories import make_estate_with_wallet
+
+    kit = make_estate_with_wallet(session, name="Protea Court")
+    line = PaymentLine("T42", kit.unit, datetime(2026, 1, 5, 10, tzinfo=ZoneInfo("UTC")), "Bank transfer (EFT)",
+                       "5L956Z39DJ", Decimal("1234.50"), "ZAR", "received", ["hot_water"])
+    receipt = Receipt(line, kit.estate, [ReceiptPart("hot_water", Decimal("1234.50"), "ZAR", Decimal("1300.25"))])
+    texts = {}
+    for language in ("en", "fr"):
+        with app.test_request_context("/"), force_locale(language):
+            texts[language] = spaced(pdf_text(render_receipt_pdf(receipt)))
+    assert "Receipt number T42" in texts["en"] and "Amount R 1 234.50" in texts["en"] and "Hot water" in texts["en"]
+    assert "Paid 05 Jan 2026 12:00" in texts["en"]
+    french = texts["fr"]
+    assert "Numéro de reçu T42" in french and "1 234,50 ZAR" in french and "Eau chaude" in french
+    assert "05 janv. 2026 12:00" in french and "Receipt number" not in french and "R 1 234.50" not in french
