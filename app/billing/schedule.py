@@ -35,7 +35,7 @@ from app.models import Estate, FinancialPeriod, Meter, Person, Tenancy, Unit, Us
 from app.models.meter import UTILITIES
 from app.models.metering import TARIFF_KINDS, ConsumptionRollup, TariffVersion
 from app.models.tariff import TariffClass
-from app.money import SYMBOLS, UTILITY_UNITS, MoneyError, format_amount, parse_amount, quantize
+from app.money import UTILITY_UNITS, MoneyError, format_amount, parse_amount, quantize
 
 NOTICE_DAYS_SETTING = "tariff_notice_days"
 DEFAULT_NOTICE_DAYS: int = setting_default(NOTICE_DAYS_SETTING)
