@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+from flask_babel.speaklater import LazyString
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -34,7 +35,7 @@ from app.models import Estate, FinancialPeriod, Meter, Person, Tenancy, Unit, Us
 from app.models.meter import UTILITIES
 from app.models.metering import TARIFF_KINDS, ConsumptionRollup, TariffVersion
 from app.models.tariff import TariffClass
-from app.money import SYMBOLS, UTILITY_UNITS, MoneyError, format_amount, parse_amount, quantize
+from app.money import UTILITY_UNITS, MoneyError, format_amount, parse_amount, quantize
 
 NOTICE_DAYS_SETTING = "tariff_notice_days"
 DEFAULT_NOTICE_DAYS: int = setting_default(NOTICE_DAYS_SETTING)
@@ -332,14 +333,19 @@ def tariff_overview(session: Session, now: datetime | None = None) -> list[Estat
 
 
 def rate_text(rate, currency: str) -> str:
-    """A rate with as many decimals as it was set with: 'R 2.855'."""
-    value = Decimal(str(rate)).normalize()
-    places = max(2, -value.as_tuple().exponent) if value.as_tuple().exponent < 0 else 2
-    return f"{SYMBOLS.get(currency.upper(), currency.upper())} {value:.{places}f}"
+    """A rate with as many decimals as it was set with: 'R 2.855' ('2,855 ZAR' in French)."""
+    from app.i18n.formatting import rate_text as written
+
+    return written(rate, currency)
 
 
 def describe(version: TariffVersion, currency: str) -> str:
-    """The version's prices in one line a resident can read."""
+    """The version's prices in one line a resident can read, in the reader's language."""
+    from flask_babel import gettext
+
+    from app.i18n import current_language
+    from app.i18n.formatting import money_text
+
     unit = {"electricity": "kWh", "solar": "kWh"}.get(version.utility, "kL")
     rates = version.rates or {}
     if version.kind == "flat":
@@ -349,16 +355,19 @@ def describe(version: TariffVersion, currency: str) -> str:
         for block in rates.get("blocks", []):
             price = rate_text(block["rate"], currency)
             parts.append(f"{floor}–{block['up_to']} {unit} {price}" if block.get("up_to")
-                         else f"above {floor} {unit} {price}")
+                         else gettext("above %(floor)s %(unit)s %(price)s", floor=floor, unit=unit, price=price))
             floor = block.get("up_to") or floor
-        text = "per month " + ", ".join(parts)
+        text = gettext("per month %(blocks)s", blocks=", ".join(parts))
     else:
         text = ", ".join(f"{w['start']}–{w['end']} {rate_text(w['rate'], currency)}/{unit}"
                          for w in rates.get("windows", []))
     if version.standing_charge:
-        text += f"; standing charge {format_amount(version.standing_charge, currency)} a month"
+        charge = (format_amount(version.standing_charge, currency) if current_language() == "en"
+                  else money_text(Decimal(version.standing_charge), currency))
+        text += gettext("; standing charge %(amount)s a month", amount=charge)
     if version.solar_rate:
-        text += f"; solar exports credited at {rate_text(version.solar_rate, currency)}/{unit}"
+        text += gettext("; solar exports credited at %(rate)s/%(unit)s", rate=rate_text(version.solar_rate, currency),
+                        unit=unit)
     return text
 
 
@@ -498,7 +507,8 @@ def send_notice(session: Session, version: TariffVersion, now: datetime) -> int:
         impact = report.get(unit.id)
         context = {"estate": estate, "unit": unit, "version": version,
                    "utility": label("utility", version.utility).lower(),
-                   "prices": describe(version, estate.currency),
+                   # Written when the message is rendered: in each recipient's language (X8).
+                   "prices": LazyString(describe, version, estate.currency),
                    "old_cost": format_amount(impact.old_cost, estate.currency)
                    if impact and impact.old_cost is not None else None,
                    "new_cost": format_amount(impact.new_cost, estate.currency) if impact else None}

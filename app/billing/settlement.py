@@ -25,6 +25,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
 from app import audit
+from app.i18n.label_texts import N_
 from app.jobs import enqueue, job
 from app.ledger import Entry, LedgerError, post_many, reverse
 from app.ledger.accounts import system_account
@@ -39,10 +40,15 @@ JOB_KIND = "settlement_run"
 TRANSACTION_KIND = "settlement"
 PAYOUT_KIND = "settlement_payout"
 MAX_RULES = 20
-BASIS_TEXT = {
-    "billed": "Revenue is the money billed for consumption and standing charges in the month.",
-    "sold": "Revenue is the money received for units sold in the month (units wallet).",
+BASIS_TEXT = {  # English msgids: shown through gettext (`basis_text()`, the `translate` filter)
+    "billed": N_("Revenue is the money billed for consumption and standing charges in the month."),
+    "sold": N_("Revenue is the money received for units sold in the month (units wallet)."),
 }
+
+
+def basis_text(basis: str) -> str:
+    """What "revenue" means for a run's basis, in the reader's language."""
+    return gettext(BASIS_TEXT[basis])
 
 
 class SettlementError(Exception):
@@ -528,11 +534,15 @@ class StatementRow:
 
 
 def rule_text(method: str, value: Decimal | None, currency: str) -> str:
+    """A rule as the reader writes it: "62.5 % of revenue", "R 500.00 a month", "Remainder"."""
+    from app.i18n.formatting import money_text, number_text
+
     if method == "percentage":
-        return f"{value.normalize():f} % of revenue"
+        places = max(0, -value.normalize().as_tuple().exponent)
+        return gettext("%(percent)s %% of revenue", percent=number_text(value, places))
     if method == "fixed":
-        return f"{format_amount(value, currency)} a month"
-    return "Remainder"
+        return gettext("%(amount)s a month", amount=money_text(value, currency))
+    return gettext("Remainder")
 
 
 def party_statement_rows(session: Session, party: SettlementParty, period: str | None = None) -> list[StatementRow]:
@@ -544,10 +554,11 @@ def party_statement_rows(session: Session, party: SettlementParty, period: str |
     rows = []
     for line, run in session.execute(query.order_by(SettlementRun.period.desc(), SettlementRun.run_number)):
         rows.append(StatementRow(
-            run.period, run.utility.replace("_", " ").capitalize(), run.run_number,
-            "Reversed" if run.status == "reversed" else "Posted", BASIS_TEXT[run.basis], run.revenue,
+            run.period, gettext(run.utility.replace("_", " ").capitalize()), run.run_number,
+            gettext("Reversed") if run.status == "reversed" else gettext("Posted"), basis_text(run.basis), run.revenue,
             rule_text(line.method, line.value, run.currency), line.amount,
-            f"Paid, ref {line.paid_reference}" if line.paid_at else ("—" if run.status == "reversed" else "Not yet paid")))
+            gettext("Paid, ref %(reference)s", reference=line.paid_reference) if line.paid_at
+            else ("—" if run.status == "reversed" else gettext("Not yet paid"))))
     return rows
 
 
@@ -562,15 +573,18 @@ def party_statement(session: Session, party: SettlementParty, period: str | None
     estate = session.get(Estate, party.estate_id)
     currency = estate.currency
     rows = party_statement_rows(session, party, period)
-    columns = [Column("Month", lambda r: r.period), Column("Utility", lambda r: r.utility),
-               Column("Run", lambda r: r.run_number, numeric=True), Column("Status", lambda r: r.status),
-               Column("Rule", lambda r: r.rule),
-               money_column("Revenue", lambda r: r.revenue, lambda r: currency),
-               money_column("Share", lambda r: r.amount, lambda r: currency), Column("Payout", lambda r: r.paid)]
-    bases = sorted({r.basis for r in rows}) or [BASIS_TEXT["sold" if estate.wallet_denomination == "units" else "billed"]]
-    subtitle = f"{party.name} ({party.role.replace('_', ' ')}) · {estate.name}" + (
-        f" · {month_label(period)}" if period else "")
-    title = f"Settlement statement {estate.code} {party.name} {period or 'all months'}"
+    # Headings, cells, title and note in the reader's language (a party's email: the estate's).
+    columns = [Column(gettext("Month"), lambda r: r.period), Column(gettext("Utility"), lambda r: r.utility),
+               Column(gettext("Run"), lambda r: r.run_number, numeric=True),
+               Column(gettext("Status"), lambda r: r.status), Column(gettext("Rule"), lambda r: r.rule),
+               money_column(gettext("Revenue"), lambda r: r.revenue, lambda r: currency),
+               money_column(gettext("Share"), lambda r: r.amount, lambda r: currency),
+               Column(gettext("Payout"), lambda r: r.paid)]
+    bases = sorted({r.basis for r in rows}) or [basis_text("sold" if estate.wallet_denomination == "units" else "billed")]
+    role = gettext(party.role.replace("_", " ").capitalize()).lower()
+    subtitle = f"{party.name} ({role}) · {estate.name}" + (f" · {month_label(period)}" if period else "")
+    title = gettext("Settlement statement %(estate)s %(party)s %(period)s", estate=estate.code, party=party.name,
+                    period=period or gettext("all months"))
     return rows, columns, title, subtitle, " ".join(bases)
 
 
@@ -600,13 +614,16 @@ class SendOutcome:
 
         when = local_date(self.sent_at.astimezone(ZoneInfo(timezone)), "%d %b %Y %H:%M") if self.sent_at else ""
         return {
-            "sent": f"{self.party}: statement emailed to {self.to}",
-            "logged": f"{self.party}: statement written to the log for {self.to} (MAIL_URL unset, not emailed)",
-            "already_sent": f"{self.party}: statement already sent to {self.to} on {when}",
-            "already_logged": f"{self.party}: statement already written to the log for {self.to} on {when} "
-                              "(MAIL_URL unset, not emailed)",
-            "no_contact": f"{self.party}: no contact email, statement not sent",
-            "failed": f"{self.party}: statement to {self.to} not sent ({self.error}); try again",
+            "sent": gettext("%(party)s: statement emailed to %(to)s", party=self.party, to=self.to),
+            "logged": gettext("%(party)s: statement written to the log for %(to)s (MAIL_URL unset, not emailed)",
+                              party=self.party, to=self.to),
+            "already_sent": gettext("%(party)s: statement already sent to %(to)s on %(when)s", party=self.party,
+                                    to=self.to, when=when),
+            "already_logged": gettext("%(party)s: statement already written to the log for %(to)s on %(when)s "
+                                      "(MAIL_URL unset, not emailed)", party=self.party, to=self.to, when=when),
+            "no_contact": gettext("%(party)s: no contact email, statement not sent", party=self.party),
+            "failed": gettext("%(party)s: statement to %(to)s not sent (%(error)s); try again", party=self.party,
+                              to=self.to, error=self.error),
             "resent": gettext("%(party)s: statement sent again to %(to)s", party=self.party, to=self.to),
             "resent_logged": gettext("%(party)s: statement written to the log again for %(to)s (MAIL_URL unset, "
                                      "not emailed)", party=self.party, to=self.to),
@@ -652,6 +669,8 @@ def _email_statement(session: Session, run: SettlementRun, line: SettlementLine,
 
     from flask import current_app
 
+    from app.i18n.formatting import money_text
+    from app.notify import in_language
     from app.notify.email import send_email
     from app.statements.runs import month_label
 
@@ -659,17 +678,24 @@ def _email_statement(session: Session, run: SettlementRun, line: SettlementLine,
     party = line.party
     if not party.contact_email:
         return SendOutcome(party.name, "no_contact")
-    label = month_label(run.period)
     message = EmailMessage()
     message["From"] = current_app.config["MAIL_FROM"]
     message["To"] = party.contact_email
-    message["Subject"] = f"{estate.name}: settlement statement for {label} ({party.name})"
-    message.set_content(
-        f"Hello,\n\nAttached is {party.name}'s settlement statement from {estate.name} for {label}: "
-        f"{run.utility.replace('_', ' ')} run {run.run_number}, your share "
-        f"{format_amount(line.amount, run.currency)}.\n{BASIS_TEXT[run.basis]}\n\nMeterwise\n")
-    message.add_attachment(party_statement_pdf(session, party, run.period), maintype="application",
-                           subtype="pdf", filename=f"settlement-{estate.code}-{run.period}-party{party.id}.pdf")
+    # A party is no person: its email and PDF are in the estate's language (else English).
+    with in_language(session, None, estate.id):
+        label = month_label(run.period)
+        message["Subject"] = gettext("%(estate)s: settlement statement for %(month)s (%(party)s)",
+                                     estate=estate.name, month=label, party=party.name)
+        message.set_content(
+            gettext("Hello,") + "\n\n"
+            + gettext("Attached is %(party)s's settlement statement from %(estate)s for %(month)s: %(utility)s run "
+                      "%(number)s, your share %(amount)s.", party=party.name, estate=estate.name, month=label,
+                      utility=gettext(run.utility.replace("_", " ").capitalize()).lower(), number=run.run_number,
+                      amount=money_text(line.amount, run.currency))
+            + "\n" + basis_text(run.basis) + "\n\nMeterwise\n")
+        pdf = party_statement_pdf(session, party, run.period)
+    message.add_attachment(pdf, maintype="application", subtype="pdf",
+                           filename=f"settlement-{estate.code}-{run.period}-party{party.id}.pdf")
     try:
         status = send_email(message)
     except (OSError, smtplib.SMTPException) as error:
@@ -703,10 +729,10 @@ def estate_report_rows(session: Session, estate_id: int, period: str) -> list[di
     rows = []
     for run in runs_of(session, estate_id, period):
         for line in run.lines:
-            rows.append({"utility": run.utility.replace("_", " ").capitalize(), "run": run.run_number,
-                         "status": "Reversed" if run.status == "reversed" else "Posted",
-                         "basis": BASIS_TEXT[run.basis], "revenue": run.revenue, "party": line.party.name,
-                         "role": line.party.role.replace("_", " ").capitalize(),
+            rows.append({"utility": gettext(run.utility.replace("_", " ").capitalize()), "run": run.run_number,
+                         "status": gettext("Reversed") if run.status == "reversed" else gettext("Posted"),
+                         "basis": basis_text(run.basis), "revenue": run.revenue, "party": line.party.name,
+                         "role": gettext(line.party.role.replace("_", " ").capitalize()),
                          "rule": rule_text(line.method, line.value, run.currency), "amount": line.amount,
                          "paid": line.paid_reference or ""})
     return rows

@@ -275,7 +275,7 @@ def place_move_in(session: Session, actor: User, unit: Unit, person: Person | Ma
     sms_to = None
     if (granted is None or granted.invite_link is None) and person_row.phone and not person_row.email:
         from app.metering.credit_control import topup_channels
-        notify(session, "move_in_welcome", {"unit": unit, "estate": estate, "move_in": day.isoformat(),
+        notify(session, "move_in_welcome", {"unit": unit, "estate": estate, "move_in": day,
                                             "channels": topup_channels(session, estate, unit)},
                person=person_row, channels=("sms",))
         sms_to = person_row.phone
@@ -448,7 +448,7 @@ def _send_final(session: Session, person: Person, unit: Unit, estate: Estate, re
         return
     # The final statement PDF (the statement renderer, the tenancy's last month) is attached
     # when the email is delivered, so it shows the move-out's postings once they are committed.
-    notify(session, "move_out_statement", {"unit": unit, "estate": estate, "move_out": result.move_out.isoformat(),
+    notify(session, "move_out_statement", {"unit": unit, "estate": estate, "move_out": result.move_out,
                                            "pockets": result.pockets, "statement_url": None,
                                            "attached": True},
            person=person, channels=("email",),

@@ -85,7 +85,7 @@ def _spend_checks(session: Session, sender: _Sender, limit: SpendLimit, unit: Un
                 "percent": int(spent / cap * 100) if cap else 100}
         for grant in _managers(session, unit.id):
             if spent >= cap:
-                until = reached_until.astimezone(estate.tz).strftime("%d %b %Y %H:%M")
+                until = reached_until.astimezone(estate.tz)  # the template writes it for the reader (X8)
                 sender.send(grant, limit.utility, "spend_limit", window, {**base, "held": held, "until": until})
                 if held:
                     sender.send(grant, limit.utility, "supply_off", window, {

@@ -120,6 +120,37 @@ def money_text(amount: Decimal | int | str, commodity: str, language: str | None
     return text
 
 
+def rate_text(rate, currency: str, language: str | None = None) -> str:
+    """A price per unit keeping every decimal it was set with: 'R 2.855' in English, '2,855 ZAR' in French."""
+    code = str(currency).upper()
+    language = _language(language)
+    value = Decimal(str(rate)).normalize()
+    places = max(2, -value.as_tuple().exponent) if value.as_tuple().exponent < 0 else 2
+    if language == "en":  # the portal's own form, as it always was
+        return f"{SYMBOLS.get(code, code)} {value:.{places}f}"
+    text = format_currency(value, code, locale=language, currency_digits=False, decimal_quantization=False)
+    symbol = symbols_in_use().get(code)
+    return text.replace(get_currency_symbol(code, locale=language), symbol, 1) if symbol else text
+
+
+_RATE = re.compile(r"(?P<symbol>[^\s\d/]+) (?P<number>[0-9]+(?:\.[0-9]+)?)/(?P<unit>kWh|kL)")
+
+
+def relocalise_rate(text, language: str | None = None):
+    """A rate already written the English way ('R 2.85/kWh', from a posting's memo) for the reader."""
+    found = _RATE.fullmatch(text) if isinstance(text, str) else None
+    language = _language(language)
+    if found is None or language == "en":
+        return text
+    code = _SYMBOL_CODES.get(found["symbol"]) or (found["symbol"] if re.fullmatch(r"[A-Z]{3}", found["symbol"]) else None)
+    if code is None:
+        return text
+    try:
+        return f"{rate_text(Decimal(found['number']), code, language)}/{found['unit']}"
+    except (ArithmeticError, ValueError):
+        return text
+
+
 _SYMBOL_CODES = {symbol: code for code, symbol in SYMBOLS.items() if code not in QUANTITIES}
 _ENGLISH_AMOUNT = re.compile(r"(?P<symbol>[^\s\d]+) (?P<number>-?[0-9\u202f]+(?:\.[0-9]+)?)")
 _ENGLISH_QUANTITY = re.compile(r"(?P<number>-?[0-9\u202f]+(?:\.[0-9]+)?) (?P<unit>kWh|kL)")

@@ -92,10 +92,12 @@ def anchor_problem(session: Session, anchor: Anchor) -> str | None:
 
 
 def anchor_line(anchor: Anchor | None) -> str:
-    """The line statements and reports print: where the estate's chain stood when printed."""
+    """The line statements and reports print: where the estate's chain stood when printed (reader's language)."""
+    from flask_babel import gettext
+
     if anchor is None:
-        return "Ledger anchor: no transactions yet"
-    return f"Ledger anchor {anchor.estate_code}:{anchor.seq}:{anchor.hash}"
+        return gettext("Ledger anchor: no transactions yet")
+    return gettext("Ledger anchor %(anchor)s", anchor=f"{anchor.estate_code}:{anchor.seq}:{anchor.hash}")
 
 
 @job(JOB_KIND)

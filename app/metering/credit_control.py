@@ -216,18 +216,21 @@ def lapse_holds_job(session: Session, progress) -> str:
     return f"{released} hold{'s' if released != 1 else ''} released"
 
 
-def topup_channels(session: Session, estate: Estate, unit: Unit) -> list[str]:
+def topup_channels(session: Session, estate: Estate, unit: Unit) -> list:
     """How a tenant of the unit can top up, as phrases: the portal link, M-PESA when configured."""
     from flask import current_app
 
     # Built from the URL map, not url_for: ingest workers bill outside a request.
     path = current_app.url_map.bind("topup").build("tenant.topup", {"unit_id": unit.id})
-    channels = [f"online at {current_app.config['PUBLIC_URL'].rstrip('/')}{path}"]
+    from flask_babel import lazy_gettext as _l
+
+    # Lazy: each message writes them in its recipient's language when it is rendered (X8).
+    channels = [_l("online at %(link)s", link=f"{current_app.config['PUBLIC_URL'].rstrip('/')}{path}")]
     paybill = get_setting(session, MPESA_PAYBILL_KEY, estate.id, default=setting_default(MPESA_PAYBILL_KEY))
     if paybill:
         # The unit's account number is what it was given to quote; older units use CODE-number.
         account = unit.account_number or f"{estate.code}-{unit.number}"
-        channels.append(f"by M-PESA to paybill {paybill}, account {account}")
+        channels.append(_l("by M-PESA to paybill %(paybill)s, account %(account)s", paybill=paybill, account=account))
     return channels
 
 

@@ -6,6 +6,7 @@ read in the portal), and `budget_alerts.py` (tenants' low-balance and high-usage
 sent through `notify()`). Outgoing webhooks join it.
 """
 from collections.abc import Iterable
+from contextlib import contextmanager
 from typing import Any
 
 from flask import render_template
@@ -54,15 +55,28 @@ def notify(session: Session, template: str, context: dict[str, Any], *,
 
 def render_in_language(session: Session, template: str, context: dict[str, Any], person: Person | None) -> str:
     """Render a message in the person's language (else their estate's), money in its symbols (X8)."""
+    estate = context.get("estate")
+    estate_id = getattr(estate, "id", None) or getattr(person, "estate_id", None)
+    with in_language(session, person, estate_id):
+        return render_template(template, **context)
+
+
+@contextmanager
+def in_language(session: Session, person: Person | None = None, estate_id: int | None = None):
+    """Inside the block gettext, money and dates are written for the person (X8); yields the language.
+
+    Their language, else the estate's default (`estate_id`, else the person's estate), else
+    English; money in the estate's own currency symbols. For emails built in code (statements,
+    settlement parties) as `notify()` does for its templates."""
     from flask_babel import force_locale
 
     from app.i18n import language_for
     from app.i18n.formatting import symbols_of
 
-    estate = context.get("estate")
-    estate_id = getattr(estate, "id", None) or getattr(person, "estate_id", None)
-    with force_locale(language_for(session, person, estate_id)), symbols_of(session, [estate_id] if estate_id else []):
-        return render_template(template, **context)
+    estate_id = estate_id if estate_id is not None else getattr(person, "estate_id", None)
+    language = language_for(session, person, estate_id)
+    with force_locale(language), symbols_of(session, [estate_id] if estate_id else []):
+        yield language
 
 
 def read_in_app(session: Session, user_id: int, limit: int = 50) -> list[Notification]:

@@ -36,7 +36,11 @@ def deliver_email(session: Session, progress, notification_id: int) -> str:
     message["Subject"] = row.subject
     message.set_content(row.body)
     if row.attachment:
-        made = attachment_of(session, row.attachment)
+        from app.notify import in_language
+
+        person = session.get(Person, row.person_id) if row.person_id else None
+        with in_language(session, person):  # a provisional statement: in the recipient's language, like the text
+            made = attachment_of(session, row.attachment)
         if made is not None:
             message.add_attachment(made[0], maintype="application", subtype="pdf", filename=made[1])
     try:

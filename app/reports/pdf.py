@@ -88,7 +88,7 @@ def page_band(canvas, doc, colour: colors.Color, title: str, subtitle: str, foot
     canvas.setFillColor(colors.HexColor("#667085"))
     canvas.setFont("Helvetica", 7.5)
     canvas.drawString(doc.leftMargin, 10 * mm, pdf_text(footer))
-    canvas.drawRightString(width - doc.rightMargin, 10 * mm, f"Page {doc.page}")
+    canvas.drawRightString(width - doc.rightMargin, 10 * mm, pdf_text(gettext("Page %(page)s", page=doc.page)))
     if anchor:
         # Above the footer, inside the bottom margin; fixed-width so the hash reads and copies cleanly.
         canvas.setFont("Courier", 7)
@@ -389,29 +389,39 @@ def render_report_pdf(title: str, sections: Sequence[ReportSection], *, subtitle
 
 
 def render_receipt_pdf(receipt) -> bytes:
-    """One payment's receipt (app.reports.receipts.Receipt) on an A4 page, in the estate's timezone."""
+    """One payment's receipt (app.reports.receipts.Receipt) on an A4 page, in the estate's timezone.
+
+    In the reader's language: words through gettext, money and dates per `app.i18n.formatting`
+    (English exactly as before)."""
+    from app.i18n.formatting import money_text, translate_text, translated_label
+
     line, estate = receipt.line, receipt.estate
     buffer = BytesIO()
     doc = report_document(buffer, f"Receipt {line.receipt}")
     tz = ZoneInfo(estate.timezone)
-    title = f"{estate.name} - Payment receipt"
-    subtitle = f"Receipt {line.receipt} · Unit {line.unit.number}"
-    footer = f"Generated {utcnow().astimezone(tz):%d %b %Y %H:%M} ({estate.timezone}) by Meterwise"
+    title = gettext("%(estate)s - Payment receipt", estate=estate.name)
+    subtitle = gettext("Receipt %(number)s · Unit %(unit)s", number=line.receipt, unit=line.unit.number)
+    footer = gettext("Generated %(when)s (%(zone)s) by Meterwise",
+                     when=local_date(utcnow().astimezone(tz), "%d %b %Y %H:%M"), zone=estate.timezone)
 
     def furniture(canvas, d):
         page_band(canvas, d, colors.HexColor("#0f766e"), title, subtitle, footer)
 
-    facts = [["Paid", f"{line.at.astimezone(tz):%d %b %Y %H:%M} ({estate.timezone})"],
-             ["Unit", f"{line.unit.number}, {estate.name}"], ["Method", line.method],
-             ["Payer reference", line.reference or "-"], ["Amount", pdf_amount(line.amount, line.currency)],
-             ["Status", label("payment_line", line.status)]]
+    def amount(value, commodity):
+        return "-" if value is None else pdf_text(money_text(Decimal(value), commodity))
+
+    facts = [[gettext("Paid"), f"{local_date(line.at.astimezone(tz), '%d %b %Y %H:%M')} ({estate.timezone})"],
+             [gettext("Unit"), f"{line.unit.number}, {estate.name}"], [gettext("Method"), translate_text(line.method)],
+             [gettext("Payer reference"), line.reference or "-"],
+             [gettext("Amount"), amount(line.amount, line.currency)],
+             [gettext("Status"), translated_label(line.status, "payment_line")]]
     if receipt.payer:
-        facts.insert(4, ["Paid by", receipt.payer])
-    story = [data_table(["Receipt number", line.receipt], facts, widths=[45 * mm, 135 * mm]), Spacer(1, 4 * mm),
-             Paragraph("Credited", H2),
-             data_table(["Pocket", "Credited", "New balance"],
-                        [[(p.utility or "-").replace("_", " ").capitalize(), pdf_amount(p.amount, p.commodity),
-                          pdf_amount(p.balance_after, p.commodity)] for p in receipt.parts],
+        facts.insert(4, [gettext("Paid by"), receipt.payer])
+    story = [data_table([gettext("Receipt number"), line.receipt], facts, widths=[45 * mm, 135 * mm]),
+             Spacer(1, 4 * mm), Paragraph(escaped(gettext("Credited")), H2),
+             data_table([gettext("Pocket"), gettext("Credited"), gettext("New balance")],
+                        [[translated_label(p.utility, "utility") if p.utility else "-",
+                          amount(p.amount, p.commodity), amount(p.balance_after, p.commodity)] for p in receipt.parts],
                         widths=[60 * mm, 60 * mm, 60 * mm], numeric=(1, 2)), Spacer(1, 2 * mm)]
     if receipt.memo:
         story.append(Paragraph(escaped(receipt.memo), SMALL))

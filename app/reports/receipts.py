@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from flask_babel import gettext
 from sqlalchemy import and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -28,14 +29,16 @@ from app.models import (
     User, Wallet,
 )
 from app.models.payments import Payment
-from app.money import format_amount
+from app.i18n.formatting import money_text
+from app.i18n.label_texts import N_
 from app.reports.history import Window, viewer_windows, within
 
 ROLES = ("tenant",)
 LIMIT = 100
-METHOD_LABELS = {"payfast": "PayFast", "mpesa": "M-PESA", "eft": "Bank transfer (EFT)",
+# English msgids (shown through the `translate` filter and the receipt PDF); brand names stay as they are.
+METHOD_LABELS = {"payfast": "PayFast", "mpesa": "M-PESA", "eft": N_("Bank transfer (EFT)"),
                  "koios": "SparkMeter (Koios)", "thundercloud": "SparkMeter (ThunderCloud)",
-                 "manual": "Recorded by staff", "staff": "Recorded by staff", "payments": "Payment"}
+                 "manual": N_("Recorded by staff"), "staff": N_("Recorded by staff"), "payments": N_("Payment")}
 WAITING = ("pending", "failed", "cancelled")  # checkouts that never reached a wallet
 _RECEIPT = re.compile(r"^([TKC])(\d{1,12})$")
 
@@ -272,16 +275,18 @@ def find_receipt(session: Session, user: User, number: str) -> Receipt | None:
     if source == "K":
         row = session.get(KoiosPayment, row_id)
         return Receipt(line, estate, [ReceiptPart("electricity", line.amount, line.currency, None)],
-                       memo=row.memo or "", note="Paid at SparkMeter: the credit is on your SparkMeter meter "
-                                                 "account, not in this wallet, so no wallet balance changed.")
+                       memo=row.memo or "", note=gettext("Paid at SparkMeter: the credit is on your SparkMeter "
+                                                         "meter account, not in this wallet, so no wallet balance "
+                                                         "changed."))
     row = session.get(ThunderCloudPayment, row_id)
     after = session.scalar(select(ThunderCloudHeartbeat.credit_balance).where(
         ThunderCloudHeartbeat.heartbeat_id == row.heartbeat_id))
     return Receipt(line, estate, [ReceiptPart("electricity", line.amount, line.currency,
                                               Decimal(after) if after is not None else None)],
-                   memo=f"{format_amount(Decimal(row.kwh), 'KWH')} on meter {row.meter_serial}",
-                   note="Seen by ThunderCloud as a rise in the SparkMeter meter's credit; the balance is the "
-                        "meter account's credit right after it.")
+                   memo=gettext("%(quantity)s on meter %(serial)s", quantity=money_text(Decimal(row.kwh), "KWH"),
+                                serial=row.meter_serial),
+                   note=gettext("Seen by ThunderCloud as a rise in the SparkMeter meter's credit; the balance is the "
+                                "meter account's credit right after it."))
 
 
 def _ledger_receipt(session: Session, line: PaymentLine, estate: Estate, transaction_id: int) -> Receipt:

@@ -17,7 +17,7 @@ from reportlab.platypus import Flowable, KeepTogether, Paragraph, Spacer, Table
 
 from flask_babel import force_locale, gettext as _
 
-from app.i18n.formatting import local_date, money_text
+from app.i18n.formatting import local_date, money_text, relocalise_rate
 from app.labels import label
 from app.ledger.anchors import anchor_line
 from app.models import utcnow
@@ -48,7 +48,8 @@ def render_statement(data: StatementData, *, provisional: bool = False,
     tz = ZoneInfo(data.timezone)
     issued = (issued_at or utcnow()).astimezone(tz)
     title = _("%(estate)s - Monthly statement", estate=data.estate_name)
-    subtitle = _("Unit %(number)s", number=data.unit_number) + f" · {data.period_label}"
+    month = local_date(datetime.strptime(data.period, "%Y-%m").date(), "%B %Y")  # data.period_label, for the reader
+    subtitle = _("Unit %(number)s", number=data.unit_number) + f" · {month}"
     if provisional:
         subtitle += " · " + _("PROVISIONAL (not yet issued)")
     footer = _("Issued %(when)s (%(zone)s) · figures from the Meterwise ledger · ref %(ref)s",
@@ -145,7 +146,7 @@ def _consumption_table(data: StatementData) -> Table:
     for p in data.pockets:
         quantity = _pdf_amount(p.quantity, p.quantity_unit) if p.quantity is not None else _("no readings")
         charged = _pdf_amount(-p.movements["consumption"], p.commodity)
-        rates = ", ".join(p.rates) if p.rates else (_("units from the wallet") if data.units_mode else "-")
+        rates = ", ".join(relocalise_rate(rate) for rate in p.rates) if p.rates else (_("units from the wallet") if data.units_mode else "-")
         rows.append([_(p.label), quantity, charged, pdf_text(rates)])
     return data_table([_("Utility"), _("Metered"), _("Charged to wallet"), _("Tariff applied")], rows,
                       widths=[38 * mm, 38 * mm, 42 * mm, 62 * mm], numeric=(1, 2))

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from app import audit
 from app.jobs import enqueue, job
 from app.models import Estate, Person, Statement, StatementDelivery, Tenancy, Unit, UnitOwnership, utcnow
+from app.notify import in_language
 from app.notify.email import send_email
 from app.periods import current_period, last_complete_period, previous_period
 from app.statements.figures import StatementData, StatementPeriodError, load_statements, month_bounds
@@ -124,14 +126,19 @@ def ensure_deliveries(session: Session, statement: Statement, timezone: str) -> 
 def deliver(session: Session, delivery: StatementDelivery, estate: Estate, unit_number: str) -> str:
     """Email one statement with its PDF; record and return the outcome: sent, logged or failed."""
     statement = delivery.statement
-    label = month_label(statement.period)
+    person = session.get(Person, delivery.person_id) if delivery.person_id else None
     message = EmailMessage()
     message["From"] = current_app.config["MAIL_FROM"]
     message["To"] = delivery.to_address
-    message["Subject"] = f"{estate.name}: your statement for {label} (unit {unit_number})"
-    message.set_content(
-        f"Hello,\n\nAttached is the {estate.name} statement for unit {unit_number}, {label}.\n"
-        f"You can download it again at any time from your Meterwise page.\n\nMeterwise\n")
+    with in_language(session, person, estate.id):  # the recipient's language, else the estate's (X8)
+        label = month_label(statement.period)
+        message["Subject"] = _("%(estate)s: your statement for %(month)s (unit %(unit)s)",
+                               estate=estate.name, month=label, unit=unit_number)
+        message.set_content(
+            _("Hello,") + "\n\n"
+            + _("Attached is the %(estate)s statement for unit %(unit)s, %(month)s.", estate=estate.name,
+                unit=unit_number, month=label) + "\n"
+            + _("You can download it again at any time from your Meterwise page.") + "\n\nMeterwise\n")
     pdf = tenant_copy(session, statement) if delivery.role == "tenant" else statement.pdf
     message.add_attachment(pdf, maintype="application", subtype="pdf",
                            filename=statement_filename(estate.code, unit_number, statement.period))
@@ -154,8 +161,11 @@ def tenant_copy(session: Session, statement: Statement) -> bytes:
     # Issued before tenant copies were archived: rendered now from the month's figures.
     from app.statements.figures import statement_for
 
+    from app.i18n import DEFAULT_LANGUAGE, estate_language
+
     data = statement_for(session, session.get(Unit, statement.unit_id), statement.period)
-    return render_statement(data, issued_at=statement.created_at, levies=False)
+    return render_statement(data, issued_at=statement.created_at, levies=False,  # as archived: the estate's language
+                            language=estate_language(session, statement.estate_id) or DEFAULT_LANGUAGE)
 
 
 # Who sees the owner's levy section of a unit's statement besides staff (B3): its owners and
@@ -172,10 +182,12 @@ def sees_levies(session: Session, user, unit: Unit) -> bool:
 
 
 def month_label(period: str) -> str:
-    """'2026-10' -> 'October 2026'."""
+    """'2026-10' -> 'October 2026', in the reader's language ('octobre 2026')."""
     from datetime import datetime
 
-    return datetime.strptime(period, "%Y-%m").strftime("%B %Y")
+    from app.i18n.formatting import local_date
+
+    return local_date(datetime.strptime(period, "%Y-%m").date(), "%B %Y")
 
 
 def statement_filename(estate_code: str, unit_number: str, period: str) -> str:
