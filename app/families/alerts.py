@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.families.limits import WARNING_SHARE, period_bounds, pocket_of, spend_limits, spent_since
+from app.i18n.label_texts import N_
 from app.labels import UTILITY
 from app.ledger.accounts import metered_utilities
 from app.models import Meter, Unit, User, utcnow
@@ -66,8 +67,8 @@ def _spend_checks(session: Session, sender: _Sender, limit: SpendLimit, unit: Un
     reached_until = None
     figures = []
     for period, cap, start, end, window, words in (
-            ("daily", limit.daily, bounds.day_start, bounds.day_end, bounds.day_key, "today"),
-            ("monthly", limit.monthly, bounds.month_start, bounds.month_end, bounds.month_key, "this month")):
+            (N_("daily"), limit.daily, bounds.day_start, bounds.day_end, bounds.day_key, N_("today")),
+            (N_("monthly"), limit.monthly, bounds.month_start, bounds.month_end, bounds.month_key, N_("this month"))):
         if cap is None:
             continue
         spent = spent_since(session, pocket.id, start)
