@@ -4,7 +4,7 @@ from app.extensions import db
 from app.htmx import render
 from app.i18n.label_texts import N_
 from app.labels import label
-from app.layers.export import requested_format, respond
+from app.layers.export import requested_format, respond, titled
 from app.layers.owner import bp
 from app.layers.owner.selection import current_selection, int_arg
 from app.money import UTILITY_UNITS
@@ -19,7 +19,8 @@ def reconciliation():
     report = reconcile(db.session, selection.unit_ids, selection.current_period(), months)
     fmt = requested_format()
     if fmt:
-        title = "Revenue reconciliation" + (f" {selection.estate.name}" if selection.estate else "")
+        title = (titled(N_("Revenue reconciliation %(estate)s"), estate=selection.estate.name) if selection.estate
+                 else N_("Revenue reconciliation"))
         return respond(report.lines(), RECONCILIATION_COLUMNS, title, fmt,
                        subtitle=f"{report.periods[0]} to {report.periods[-1]}")
     return render("owner/reconciliation.html", selection=selection, report=report, months=months,
