@@ -1,4 +1,6 @@
 """Owner revenue reconciliation (O2): billed vs collected per utility and month, with export."""
+from flask_babel import gettext
+
 from app.analytics.reconciliation import MAX_MONTHS, reconcile
 from app.extensions import db
 from app.htmx import render
@@ -28,10 +30,10 @@ def reconciliation():
 
 
 RECONCILIATION_COLUMNS = [
-    Column("Month", lambda line: line.period or "Total"),
+    Column("Month", lambda line: line.period or gettext("Total")),
     Column("Utility", lambda line: label("utility", line.utility)),
     money_column("Billed", lambda line: line.billed, lambda line: line.commodity),
     money_column("Collected", lambda line: line.collected, lambda line: line.commodity),
     money_column("Difference", lambda line: line.difference, lambda line: line.commodity),
-    Column(N_("Flagged"), lambda line: "yes" if line.flagged else ""),
+    Column(N_("Flagged"), lambda line: gettext("yes") if line.flagged else ""),
 ]
