@@ -643,26 +643,28 @@ def upload_mpesa_statement(session: Session, estate: Estate, data: bytes, *, use
     import csv
     import io
 
+    from flask_babel import gettext
+
     from app import audit
 
     if len(data) > MAX_STATEMENT_BYTES:
-        raise StatementError("The file is larger than 5 MB; export one month at a time.")
+        raise StatementError(gettext("The file is larger than 5 MB; export one month at a time."))
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise StatementError("The file is not UTF-8 text: export the statement as CSV.") from None
+        raise StatementError(gettext("The file is not UTF-8 text: export the statement as CSV.")) from None
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if not header:
-        raise StatementError("The file is empty.")
+        raise StatementError(gettext("The file is empty."))
     names = [h.strip().lower() for h in header]
     where = {}
     for field_name, options in MPESA_COLUMNS.items():
         where[field_name] = next((names.index(o) for o in options if o in names), None)
     missing = [f for f in ("receipt", "completed", "paid_in") if where[f] is None]
     if missing:
-        raise StatementError("The statement needs the columns Receipt No., Completion Time and Paid In "
-                             f"(missing: {', '.join(missing)}).")
+        raise StatementError(gettext("The statement needs the columns Receipt No., Completion Time and Paid In "
+                                     "(missing: %(missing)s).", missing=", ".join(missing)))
     existing = set(session.scalars(select(MpesaStatementLine.receipt).where(MpesaStatementLine.estate_id == estate.id)))
     added, already, skipped = 0, 0, []
     for number, row in enumerate(reader, start=2):
@@ -675,12 +677,13 @@ def upload_mpesa_statement(session: Session, estate: Estate, data: bytes, *, use
         except MoneyError:
             amount = None
         if amount is None or amount <= 0:
-            skipped.append(f"row {number}: {receipt} is not money paid in")
+            skipped.append(gettext("row %(row)s: %(receipt)s is not money paid in", row=number, receipt=receipt))
             continue
         try:
             completed = datetime.fromisoformat(cell("completed").replace("/", "-"))
         except ValueError:
-            skipped.append(f"row {number}: {receipt} has no readable completion time")
+            skipped.append(gettext("row %(row)s: %(receipt)s has no readable completion time", row=number,
+                                   receipt=receipt))
             continue
         if completed.tzinfo is None:
             completed = completed.replace(tzinfo=estate.tz)

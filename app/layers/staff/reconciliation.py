@@ -66,7 +66,7 @@ def upload_mpesa_statement(estate_id: int):
     estate = db.session.get(Estate, estate_id) or abort(404)
     upload = request.files.get("statement")
     if upload is None or not upload.filename:
-        return reconciliation(errors={"statement": "Choose the M-PESA statement CSV file."}, status=400)
+        return reconciliation(errors={"statement": gettext("Choose the M-PESA statement CSV file.")}, status=400)
     try:
         result = recon.upload_mpesa_statement(db.session, estate, upload.read(), user_id=current_user.id)
     except recon.StatementError as error:
