@@ -127,6 +127,21 @@ LABELS["backfill_status"] = {"queued": "Waiting to start", "running": "Running",
 LABELS["job"].update({"idempotency_purge": "API idempotency purge",  # issue 21
                       "meter_offline_events": "Meter offline webhooks"})
 
+# Issue 23: kinds pages showed as raw codes, and account kinds added since.
+LABELS["account_kind"].update({"opening_balance": "Opening balances", "arrears": "Arrears",
+                               "owner_pocket": "Owner's pocket", "bad_debt": "Bad debt",
+                               "float": "Top-up float"})
+LABELS["vendor_push"] = {"queued": "Waiting to be pushed", "pushed": "Pushed", "failed": "Push failed"}
+LABELS["relay_state"] = {"on": "On", "off": "Off", "unknown": "Unknown"}
+LABELS["sms_outcome"] = {"payment": "Payment", "duplicate": "Duplicate", "ignored": "Ignored",
+                         "refused": "Refused", "suspicious": "Suspicious"}
+# shown after "Arrears record ·" and in a status cell, lower case as the pages always showed them
+LABELS["arrears_source"] = {"move_out": "move out", "levy": "levy", "migration": "migration", "manual": "manual"}
+LABELS["arrears_status"] = {"open": "open", "paid": "paid", "written_off": "written off"}
+LABELS["reconciliation_check"] = {"readings": "Readings vs bills", "payments": "Payments vs gateway records",
+                                  "mpesa": "M-PESA statement", "koios": "Pushes vs Koios payments",
+                                  "bulk": "Bulk vs units", "ledger": "Ledger verify"}
+
 VERBATIM = {"commodity"}  # kinds whose unknown codes read best as they are
 
 

@@ -22,6 +22,11 @@ Checks, each pass or fail with the failing items named (kind + id, so the page l
 Each check reads its day with a few set-based queries (no per-item queries), so an estate of
 thousands of meters reconciles in seconds (bench/reconcile.py). Results are stored per
 (estate, day, check), replaced when the day is run again.
+
+Summaries, item labels and details are kept as English text (as they always were: the emails and
+old readers) and as their parts (`app.i18n.messages`), so a page shows them in its reader's
+language (`shown_summary`, `shown_label`, `shown_detail`); rows stored before issue 23 have only
+the English.
 """
 from __future__ import annotations
 
@@ -33,6 +38,8 @@ from decimal import Decimal
 from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session, aliased
 
+from app.i18n.label_texts import N_
+from app.i18n.messages import code, english, english_all, message, money as money_part, number
 from app.jobs import job
 from app.ledger import GENESIS_HASH, transaction_hash
 from app.models import Estate, LedgerTransaction, Meter, Posting, Reading, RoleGrant, User, utcnow
@@ -40,7 +47,7 @@ from app.models.corrections import Correction
 from app.models.payments import Payment, SmsMessage
 from app.models.sources import KoiosPayment
 from app.models.settlement import MpesaStatementLine, ReconciliationResult
-from app.money import MoneyError, format_amount, quantize, to_decimal
+from app.money import MoneyError, quantize, to_decimal
 from app.sql_arrays import driver_rows
 
 JOB_KIND = "daily_reconciliation"
@@ -66,20 +73,65 @@ def yesterday(estate: Estate, now: datetime | None = None) -> date:
 
 
 class Check:
-    """One check's outcome while it is built."""
+    """One check's outcome while it is built; `note` and `extra` are message parts (or None)."""
 
     def __init__(self, name: str):
-        self.name, self.checked, self.items, self.note, self.extra = name, 0, [], "", ""
+        self.name, self.checked, self.items, self.note, self.extra = name, 0, [], None, None
 
-    def fail(self, kind: str, ref, label: str, detail: str) -> None:
-        self.items.append({"kind": kind, "ref": ref, "label": label, "detail": detail})
+    def fail(self, kind: str, ref, label, detail) -> None:
+        """A failing item; `label` and `detail` are plain text or message parts (a list: joined by "; ")."""
+        item = {"kind": kind, "ref": ref, "label": _english(label), "detail": _english(detail)}
+        if not isinstance(label, str):
+            item["label_msg"] = label
+        if not isinstance(detail, str):
+            item["detail_msg"] = detail if isinstance(detail, list) else [detail]
+        self.items.append(item)
+
+    def summary_parts(self) -> list[dict]:
+        if self.note:
+            return [self.note]
+        if not self.items:
+            main = message(N_("%(num)s checked, all matched"), num=self.checked)
+        else:
+            main = message(N_("%(count)s of %(checked)s do not match"), count=len(self.items), checked=self.checked)
+        return [main, *([self.extra] if self.extra else [])]
 
     def summary(self) -> str:
-        if self.note:
-            return self.note
-        if not self.items:
-            return f"{self.checked} checked, all matched" + self.extra
-        return f"{len(self.items)} of {self.checked} do not match" + self.extra
+        return english_all(self.summary_parts())
+
+
+def _english(text) -> str:
+    if isinstance(text, str):
+        return text
+    return "; ".join(english(part) for part in text) if isinstance(text, list) else english(text)
+
+
+def shown_summary(result: ReconciliationResult) -> str:
+    """A stored check's summary in the reader's language (the English text for an old row)."""
+    from app.i18n import current_language
+    from app.i18n.messages import render_all
+
+    parts = result.summary_parts
+    return render_all(parts) if parts and current_language() != "en" else result.summary
+
+
+def shown_label(item: dict) -> str:
+    return _shown(item, "label")
+
+
+def shown_detail(item: dict) -> str:
+    return _shown(item, "detail")
+
+
+def _shown(item: dict, key: str) -> str:
+    from app.i18n import current_language
+    from app.i18n.messages import is_message, render
+
+    parts = item.get(f"{key}_msg")
+    if not parts or current_language() == "en":
+        return item.get(key, "")
+    parts = parts if isinstance(parts, list) else [parts]
+    return "; ".join(render(p) for p in parts if is_message(p))
 
 
 def _utc(moment: datetime) -> datetime:
@@ -122,12 +174,14 @@ def check_readings(session: Session, estate: Estate, start: datetime, end: datet
         day = _utc(taken_at).astimezone(estate.tz).date().isoformat()
         if (key not in bills and f"{serial}:{day}" not in day_billed
                 and f"{replaced.get(meter_id)}:{day}" not in day_billed):
-            check.fail("meter", meter_id, f"Reading on meter {serial}",
-                       f"{_utc(taken_at):%Y-%m-%d %H:%M} UTC, {consumption.normalize():f} used, has no bill")
+            check.fail("meter", meter_id, message(N_("Reading on meter %(serial)s"), serial=serial),
+                       message(N_("%(when)s UTC, %(used)s used, has no bill"), when=f"{_utc(taken_at):%Y-%m-%d %H:%M}",
+                               used=number(consumption)))
     for key, transaction_id in bills.items():
         if key.startswith("reading:") and key not in all_readings:
             check.checked += 1
-            check.fail("transaction", transaction_id, f"Bill #{transaction_id}", f"{key} has no reading")
+            check.fail("transaction", transaction_id, message(N_("Bill #%(id)s"), id=transaction_id),
+                       message(N_("%(key)s has no reading"), key=key))
     return check
 
 
@@ -177,25 +231,28 @@ def check_payments(session: Session, estate: Estate, start: datetime, end: datet
             except MoneyError:
                 gross_value = None
             if not raw or raw.get("pf_payment_id") != p.provider_ref:
-                problem = "no ITN from PayFast for this payment"
+                problem = message(N_("no ITN from PayFast for this payment"))
             elif gross_value is None or abs(gross_value - amount) > PAYFAST_TOLERANCE:
-                problem = f"PayFast says {gross!r}, credited {format_amount(amount, estate.currency)}"
+                problem = message(N_("PayFast says %(gross)s, credited %(amount)s"), gross=repr(gross),
+                                  amount=money_part(amount, estate.currency))
         elif p.provider == "mpesa":
             content = sms_by_payment.get(p.id)
             if content is None:
-                problem = "no M-PESA confirmation SMS for this payment"
+                problem = message(N_("no M-PESA confirmation SMS for this payment"))
             else:
                 said = _sms_amount(content)
                 if said is None or quantize(said, estate.currency) != amount:
-                    problem = f"the SMS says {said}, credited {format_amount(amount, estate.currency)}"
+                    problem = message(N_("the SMS says %(said)s, credited %(amount)s"), said=str(said),
+                                      amount=money_part(amount, estate.currency))
         elif p.provider == "eft" and not p.provider_ref:
-            problem = "no bank reference"
+            problem = message(N_("no bank reference"))
         if problem is None:
             posted = ledger.get(p.idempotency_key)
             if posted is None:
-                problem = "no top-up in the ledger"
+                problem = message(N_("no top-up in the ledger"))
             elif posted != amount:
-                problem = f"the ledger took {format_amount(posted, estate.currency)}, the payment is {format_amount(amount, estate.currency)}"
+                problem = message(N_("the ledger took %(posted)s, the payment is %(amount)s"),
+                                  posted=money_part(posted, estate.currency), amount=money_part(amount, estate.currency))
         if problem:
             check.fail("payment", p.id, name, problem)
     # Gateway records of the day with no credit.
@@ -205,14 +262,17 @@ def check_payments(session: Session, estate: Estate, start: datetime, end: datet
             .where(SmsMessage.outcome == "payment", SmsMessage.received_at >= start, SmsMessage.received_at < end,
                    Payment.estate_id == estate.id, Payment.status.not_in(("credited", "reversed")))):
         check.checked += 1
-        check.fail("payment", payment_id, f"M-PESA {ref}", f"confirmation SMS #{sms_id} was never credited ({status})")
+        check.fail("payment", payment_id, f"M-PESA {ref}",
+                   message(N_("confirmation SMS #%(sms)s was never credited (%(status)s)"), sms=sms_id,
+                           status=code("payment_status", status, raw_english=True)))
     for payment in session.scalars(select(Payment).where(
             Payment.estate_id == estate.id, Payment.provider == "payfast", Payment.created_at >= start,
             Payment.created_at < end, Payment.status.not_in(("credited", "reversed")))):
         if (payment.raw or {}).get("payment_status") == "COMPLETE":
             check.checked += 1
             check.fail("payment", payment.id, f"PayFast {payment.provider_ref}",
-                       f"PayFast reported it COMPLETE but it was never credited ({payment.status})")
+                       message(N_("PayFast reported it COMPLETE but it was never credited (%(status)s)"),
+                               status=code("payment_status", payment.status, raw_english=True)))
     return check
 
 
@@ -222,7 +282,7 @@ def check_mpesa_statement(session: Session, estate: Estate, start: datetime, end
         MpesaStatementLine.estate_id == estate.id, MpesaStatementLine.completed_at >= start,
         MpesaStatementLine.completed_at < end)).all()
     if not lines:
-        check.note = "no M-PESA statement uploaded for this day"
+        check.note = message(N_("no M-PESA statement uploaded for this day"))
         return check
     statement = {receipt.upper(): quantize(amount, estate.currency) for receipt, amount in lines}
     credited = {ref.upper(): (pid, quantize(amount, estate.currency)) for pid, ref, amount in session.execute(
@@ -233,14 +293,15 @@ def check_mpesa_statement(session: Session, estate: Estate, start: datetime, end
         check.checked += 1
         found = credited.get(receipt)
         if found is None:
-            check.fail("statement", receipt, f"M-PESA {receipt}", "on the statement, never credited")
+            check.fail("statement", receipt, f"M-PESA {receipt}", message(N_("on the statement, never credited")))
         elif found[1] != amount:
             check.fail("payment", found[0], f"M-PESA {receipt}",
-                       f"statement {format_amount(amount, estate.currency)}, credited {format_amount(found[1], estate.currency)}")
+                       message(N_("statement %(statement)s, credited %(credited)s"),
+                               statement=money_part(amount, estate.currency), credited=money_part(found[1], estate.currency)))
     for receipt, (pid, _) in sorted(credited.items()):
         if receipt not in statement:
             check.checked += 1
-            check.fail("payment", pid, f"M-PESA {receipt}", "credited, not on the statement")
+            check.fail("payment", pid, f"M-PESA {receipt}", message(N_("credited, not on the statement")))
     return check
 
 
@@ -257,7 +318,7 @@ def check_vendor_pushes(session: Session, estate: Estate, start: datetime, end: 
         KoiosPayment.amount, KoiosPayment.external_id, KoiosPayment.customer_code).where(
         KoiosPayment.estate_id == estate.id, KoiosPayment.paid_at >= start, KoiosPayment.paid_at < end))
     if not vendor_units and not listed:
-        check.note = "no SparkMeter meters in this estate"
+        check.note = message(N_("no SparkMeter meters in this estate"))
         return check
     ours = _rows(session, select(
         Payment.id, Payment.provider, Payment.provider_ref, Payment.amount, Payment.status,
@@ -273,62 +334,77 @@ def check_vendor_pushes(session: Session, estate: Estate, start: datetime, end: 
     reversals = {payment_id: status for payment_id, status in _rows(session, select(
         Correction.payment_id, Correction.vendor_status).where(Correction.payment_id.in_(
             {row[0] for row in ours if row[4] == "reversed"} or {0})))}
-    money = lambda amount: format_amount(quantize(amount, estate.currency), estate.currency)  # noqa: E731
+    money = lambda amount: money_part(quantize(amount, estate.currency), estate.currency)  # noqa: E731
     for payment_id, provider, ref, amount, status, push, push_result in ours:
         check.checked += 1
         name = f"{PROVIDER_LABELS.get(provider, provider)} {ref}"
         found = mirrors.get(payment_id, [])
         if len(found) > 1:
-            check.fail("payment", payment_id, name, "Koios lists it {} times ({}): credited twice at SparkMeter"
-                       .format(len(found), ", ".join(sorted(k for k, _, _ in found))))
+            check.fail("payment", payment_id, name,
+                       message(N_("Koios lists it %(times)s times (%(ids)s): credited twice at SparkMeter"),
+                               times=len(found), ids=", ".join(sorted(k for k, _, _ in found))))
         elif not found and status == "reversed" and reversals.get(payment_id) == "none":
             continue  # reversed here before SparkMeter ever had it: nothing there to match
         elif not found:
             if push == "pushed":
-                problem = "pushed to SparkMeter, but Koios lists no payment with its external id"
+                problem = message(N_("pushed to SparkMeter, but Koios lists no payment with its external id"))
             elif push == "failed":
-                problem = f"the push to SparkMeter failed: {push_result or 'no reason given'}"
+                problem = message(N_("the push to SparkMeter failed: %(reason)s"),
+                                  reason=push_result or message(N_("no reason given")))
             elif push == "queued":
-                problem = "the push to SparkMeter is still queued"
+                problem = message(N_("the push to SparkMeter is still queued"))
             else:
-                problem = "never pushed to SparkMeter"
-            check.fail("payment", payment_id, name, f"{problem} ({OWN_PREFIX}{payment_id})")
+                problem = message(N_("never pushed to SparkMeter"))
+            check.fail("payment", payment_id, name,
+                       message(N_("%(problem)s (%(ref)s)"), problem=problem, ref=f"{OWN_PREFIX}{payment_id}"))
         elif quantize(found[0][2], estate.currency) != quantize(amount, estate.currency):
             check.fail("payment", payment_id, name,
-                       f"Koios {found[0][0]} has {money(found[0][2])}, credited {money(amount)}")
+                       message(N_("Koios %(koios)s has %(listed)s, credited %(credited)s"), koios=found[0][0],
+                               listed=money(found[0][2]), credited=money(amount)))
         elif push != "pushed":
-            check.fail("payment", payment_id, name, f"Koios {found[0][0]} lists it, but our push is recorded as "
-                       + {"failed": "failed", "queued": "still queued"}.get(push, "never sent"))
+            recorded = {"failed": N_("Koios %(koios)s lists it, but our push is recorded as failed"),
+                        "queued": N_("Koios %(koios)s lists it, but our push is recorded as still queued")}
+            check.fail("payment", payment_id, name, message(
+                recorded.get(push, N_("Koios %(koios)s lists it, but our push is recorded as never sent")),
+                koios=found[0][0]))
         elif status == "reversed" and reversals.get(payment_id) not in ("reversed", "none"):
-            check.fail("payment", payment_id, name, "reversed here, the reversal at SparkMeter is "
-                       + (reversals.get(payment_id) or "not recorded"))
+            there = reversals.get(payment_id)
+            check.fail("payment", payment_id, name, message(
+                N_("reversed here, the reversal at SparkMeter is not recorded") if not there else
+                N_("reversed here, the reversal at SparkMeter is %(status)s"),
+                **({"status": code("vendor_reversal", there, raw_english=True)} if there else {})))
     # Koios payments of the day: ours must mirror a payment we credited; the vendor's own are counted.
     others = {row[3] for row in listed if row[3] is not None and row[3] not in our_ids}
     elsewhere = {row[0]: row[1:] for row in _rows(session, select(
         Payment.id, Payment.status, Payment.amount).where(Payment.id.in_(others or {0})))}
     at_vendor = 0
-    for _, koios_id, origin, payment_id, amount, external_id, code in listed:
+    for _, koios_id, origin, payment_id, amount, external_id, customer in listed:
         if payment_id in our_ids:
             continue  # checked with its push above
-        label = f"Koios {koios_id}"
+        label = f"Koios {koios_id}"  # a name and a reference: the same in every language
         if payment_id is not None:
             check.checked += 1
             status, credited = elsewhere.get(payment_id, (None, None))
             if status not in ("credited", "reversed"):
-                check.fail("payment", payment_id, label,
-                           f"Koios has our push of payment #{payment_id}, which is {status or 'missing'} here")
+                check.fail("payment", payment_id, label, message(
+                    N_("Koios has our push of payment #%(id)s, which is %(status)s here"), id=payment_id,
+                    status=code("payment_status", status, raw_english=True)) if status else message(
+                    N_("Koios has our push of payment #%(id)s, which is missing here"), id=payment_id))
             elif quantize(credited, estate.currency) != quantize(amount, estate.currency):
-                check.fail("payment", payment_id, label, f"Koios has {money(amount)}, credited {money(credited)}")
+                check.fail("payment", payment_id, label, message(N_("Koios has %(listed)s, credited %(credited)s"),
+                                                                 listed=money(amount), credited=money(credited)))
         elif (external_id or "").startswith(OWN_PREFIX):
             check.checked += 1
-            check.fail("koios", koios_id, label, f"Koios lists {money(amount)} under our external id "
-                       f"{external_id} (customer {code or 'missing'}), but we never pushed it")
+            check.fail("koios", koios_id, label, message(
+                N_("Koios lists %(amount)s under our external id %(external)s (customer %(customer)s), "
+                   "but we never pushed it"), amount=money(amount), external=external_id,
+                customer=customer or message(N_("missing"))))
         else:
             at_vendor += 1
     if at_vendor:
-        check.extra = f"; {at_vendor} paid at SparkMeter itself (recorded, not ours to push)"
+        check.extra = message(N_("; %(num)s paid at SparkMeter itself (recorded, not ours to push)"), num=at_vendor)
     if not check.checked and not at_vendor:
-        check.note = "no pushes or Koios payments this day"
+        check.note = message(N_("no pushes or Koios payments this day"))
     return check
 
 
@@ -351,15 +427,17 @@ def check_bulk(session: Session, estate: Estate, start: datetime, end: datetime)
         bulk, units = totals[utility]["bulk"], totals[utility]["unit"]
         if bulk <= 0:
             if units > 0:
-                check.fail("utility", utility, utility.replace("_", " ").capitalize(),
-                           f"the bulk meter recorded nothing while unit meters used {units.normalize():f}")
+                check.fail("utility", utility, message("%(utility)s", utility=code("utility", utility)),
+                           message(N_("the bulk meter recorded nothing while unit meters used %(used)s"),
+                                   used=number(units)))
             continue
         loss = (100 * (bulk - units) / bulk).quantize(Decimal("0.1"))
         if loss > threshold or loss < -threshold:
-            check.fail("utility", utility, utility.replace("_", " ").capitalize(),
-                       f"bulk {bulk.normalize():f}, units {units.normalize():f}: loss {loss} % (threshold {threshold} %)")
+            check.fail("utility", utility, message("%(utility)s", utility=code("utility", utility)),
+                       message(N_("bulk %(bulk)s, units %(units)s: loss %(loss)s %% (threshold %(threshold)s %%)"),
+                               bulk=number(bulk), units=number(units), loss=str(loss), threshold=str(threshold)))
     if not check.checked:
-        check.note = "no bulk meter to compare"
+        check.note = message(N_("no bulk meter to compare"))
     return check
 
 
@@ -380,7 +458,7 @@ def check_ledger(session: Session, estate: Estate, start: datetime, end: datetim
                                   previous.seq == LedgerTransaction.seq - 1))
         .where(in_day).order_by(LedgerTransaction.seq))
     if not txns:
-        check.note = "no transactions this day"
+        check.note = message(N_("no transactions this day"))
         return check
     legs: dict[int, list] = defaultdict(list)
     for transaction_id, account_id, amount, commodity in driver_rows(session,
@@ -395,20 +473,20 @@ def check_ledger(session: Session, estate: Estate, start: datetime, end: datetim
         problems = []
         expected_prev = GENESIS_HASH if seq == 1 else previous_hash
         if expected_prev is None:
-            problems.append(f"the transaction before it (seq {seq - 1}) is missing")
+            problems.append(message(N_("the transaction before it (seq %(seq)s) is missing"), seq=seq - 1))
         elif prev_hash != expected_prev:
-            problems.append("does not link to the transaction before it")
+            problems.append(message(N_("does not link to the transaction before it")))
         its_legs = legs.get(transaction_id, no_legs)
         if not _sums_to_zero(its_legs):
-            problems.append("its postings do not sum to zero")
+            problems.append(message(N_("its postings do not sum to zero")))
         if digest != transaction_hash(
                 prev_hash, estate_id=estate_id, seq=seq, idempotency_key=key, kind=kind,
                 occurred_at=occurred_at, period=period, memo=memo, reverses_id=reverses_id,
                 legs=its_legs):
-            problems.append("its content no longer matches its hash (changed after posting)")
+            problems.append(message(N_("its content no longer matches its hash (changed after posting)")))
         if problems:
-            check.fail("transaction", transaction_id, f"Transaction #{transaction_id} (seq {seq})",
-                       "; ".join(problems))
+            check.fail("transaction", transaction_id,
+                       message(N_("Transaction #%(id)s (seq %(seq)s)"), id=transaction_id, seq=seq), problems)
     return check
 
 
@@ -425,8 +503,28 @@ def _sums_to_zero(legs: list) -> bool:
 
 CHECKS = (("readings", check_readings), ("payments", check_payments), ("mpesa", check_mpesa_statement),
           ("koios", check_vendor_pushes), ("bulk", check_bulk), ("ledger", check_ledger))
-CHECK_LABELS = {"readings": "Readings vs bills", "payments": "Payments vs gateway records",
-                "mpesa": "M-PESA statement", "koios": "Pushes vs Koios payments", "bulk": "Bulk vs units", "ledger": "Ledger verify"}
+class _LabelsOf(dict):
+    """`labels[name]` of a label kind in the current language (a page's, or an email's force_locale)."""
+
+    def __init__(self, kind: str):
+        from app.labels import LABELS
+
+        super().__init__(LABELS[kind])
+        self.kind = kind
+
+    def __getitem__(self, name: str) -> str:
+        from flask_babel import gettext
+
+        from app.labels import label
+
+        return gettext(label(self.kind, name))
+
+    def get(self, name, default=None):
+        return self[name] if name in self.keys() else default
+
+
+# The check names, in the reader's language wherever they are shown (texts: app/labels.py "reconciliation_check").
+CHECK_LABELS = _LabelsOf("reconciliation_check")
 
 
 def reconcile_estate(session: Session, estate: Estate, day: date, *, notify_people: bool = False) -> list[ReconciliationResult]:
@@ -439,7 +537,7 @@ def reconcile_estate(session: Session, estate: Estate, day: date, *, notify_peop
     for check in checks:
         row = ReconciliationResult(estate_id=estate.id, day=day, check=check.name, ok=not check.items,
                                    checked=check.checked, summary=check.summary()[:300],
-                                   items=check.items[:MAX_ITEMS])
+                                   summary_parts=check.summary_parts(), items=check.items[:MAX_ITEMS])
         session.add(row)
         results.append(row)
     session.flush()
@@ -545,26 +643,28 @@ def upload_mpesa_statement(session: Session, estate: Estate, data: bytes, *, use
     import csv
     import io
 
+    from flask_babel import gettext
+
     from app import audit
 
     if len(data) > MAX_STATEMENT_BYTES:
-        raise StatementError("The file is larger than 5 MB; export one month at a time.")
+        raise StatementError(gettext("The file is larger than 5 MB; export one month at a time."))
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise StatementError("The file is not UTF-8 text: export the statement as CSV.") from None
+        raise StatementError(gettext("The file is not UTF-8 text: export the statement as CSV.")) from None
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if not header:
-        raise StatementError("The file is empty.")
+        raise StatementError(gettext("The file is empty."))
     names = [h.strip().lower() for h in header]
     where = {}
     for field_name, options in MPESA_COLUMNS.items():
         where[field_name] = next((names.index(o) for o in options if o in names), None)
     missing = [f for f in ("receipt", "completed", "paid_in") if where[f] is None]
     if missing:
-        raise StatementError("The statement needs the columns Receipt No., Completion Time and Paid In "
-                             f"(missing: {', '.join(missing)}).")
+        raise StatementError(gettext("The statement needs the columns Receipt No., Completion Time and Paid In "
+                                     "(missing: %(missing)s).", missing=", ".join(missing)))
     existing = set(session.scalars(select(MpesaStatementLine.receipt).where(MpesaStatementLine.estate_id == estate.id)))
     added, already, skipped = 0, 0, []
     for number, row in enumerate(reader, start=2):
@@ -577,12 +677,13 @@ def upload_mpesa_statement(session: Session, estate: Estate, data: bytes, *, use
         except MoneyError:
             amount = None
         if amount is None or amount <= 0:
-            skipped.append(f"row {number}: {receipt} is not money paid in")
+            skipped.append(gettext("row %(row)s: %(receipt)s is not money paid in", row=number, receipt=receipt))
             continue
         try:
             completed = datetime.fromisoformat(cell("completed").replace("/", "-"))
         except ValueError:
-            skipped.append(f"row {number}: {receipt} has no readable completion time")
+            skipped.append(gettext("row %(row)s: %(receipt)s has no readable completion time", row=number,
+                                   receipt=receipt))
             continue
         if completed.tzinfo is None:
             completed = completed.replace(tzinfo=estate.tz)

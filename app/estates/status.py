@@ -1,5 +1,6 @@
 """Status changes of an estate: a unit's occupancy and a financial period's status. Each is audited."""
 
+from flask_babel import gettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,13 +14,20 @@ PERIOD_ORDER = {status: rank for rank, status in enumerate(PERIOD_STATUSES)}
 
 
 class EstateRuleError(ValueError):
-    """A change the rules refuse; the message says why."""
+    """A change the rules refuse; the message says why, in the reader's language (pages show it)."""
+
+
+def _status_word(status: str) -> str:
+    """A period status as the refusals write it ("locked"), in the reader's language."""
+    from app.labels import label
+
+    return gettext(label("period_status", status)).lower()
 
 
 def set_occupancy(session: Session, unit: Unit, status: str, user_id: int | None = None) -> bool:
     """Change a unit's occupancy status, keeping history; returns False when nothing changed."""
     if status not in OCCUPANCY_STATUSES:
-        raise EstateRuleError(f"occupancy must be one of {', '.join(OCCUPANCY_STATUSES)}")
+        raise EstateRuleError(gettext("occupancy must be one of %(choices)s", choices=", ".join(OCCUPANCY_STATUSES)))
     if unit.occupancy_status == status:
         return False
     audit.record(session, "unit.occupancy", unit, old={"status": unit.occupancy_status},
@@ -32,14 +40,15 @@ def set_occupancy(session: Session, unit: Unit, status: str, user_id: int | None
 def set_period_status(session: Session, estate: Estate, period: str, status: str) -> FinancialPeriod:
     """Close or lock an estate's month (C8); a period never moves back; commits once."""
     if not is_period(period):
-        raise EstateRuleError("a period is written YYYY-MM")
+        raise EstateRuleError(gettext("a period is written YYYY-MM"))
     if status not in PERIOD_STATUSES:
-        raise EstateRuleError(f"status must be one of {', '.join(PERIOD_STATUSES)}")
+        raise EstateRuleError(gettext("status must be one of %(choices)s", choices=", ".join(PERIOD_STATUSES)))
     row = session.scalar(select(FinancialPeriod).where(
         FinancialPeriod.estate_id == estate.id, FinancialPeriod.period == period))
     current = row.status if row else "open"
     if PERIOD_ORDER[status] < PERIOD_ORDER[current]:
-        raise EstateRuleError(f"{period} is {current}; it cannot go back to {status}")
+        raise EstateRuleError(gettext("%(period)s is %(current)s; it cannot go back to %(status)s", period=period,
+                                      current=_status_word(current), status=_status_word(status)))
     if row is None:
         row = FinancialPeriod(estate_id=estate.id, period=period, status=status)
         session.add(row)

@@ -175,4 +175,51 @@ LABEL_TEXTS = (
     N_('At most once a day'), N_('At most once a week'), N_('In the app'), N_('Email'), N_('SMS'),
     # revenue case statuses and demand event states (app/labels.py), shown on the utility pages
     N_('Investigating'), N_('Resolved'), N_('Warning sent'), N_('Supply held'), N_('Restored'),
+    # issue 23: every text of app/labels.py (tests/i18n/test_label_kinds.py checks none is missing)
+    # transaction
+    N_('Settlement to a party'), N_('Debt written off'), N_('Shared solar'), N_('Settlement payout'),
+    # job
+    N_('Payment receipts'), N_('Tenant notice'), N_('Consumption profiles'), N_('Shared solar allocation'), N_('Historical backfill'), N_('Report subscriptions'), N_('API idempotency purge'), N_('Meter offline webhooks'), N_('Debt cohorts'),
+    # correction_kind
+    N_('Reversal'), N_('Reassignment to another unit'),
+    # correction_status
+    N_('Waiting for approval'), N_('Posted'), N_('Declined'),
+    # vendor_reversal
+    N_('Queued'), N_('Reversed at SparkMeter'), N_('Nothing to reverse there'),
+    # account_kind
+    N_('Wallet pocket'), N_('Payment clearing'), N_('Revenue'), N_('Units issued'), N_('Settlement party'), N_('Suspense'), N_('Refunds payable'), N_('Arrears'), N_("Owner's pocket"), N_('Bad debt'), N_('Top-up float'),
+    # modbus_state
+    N_('Answering'), N_('Not answering (timeout)'), N_('Answering nonsense'), N_('Cannot be reached'),
+    # command_status
+    N_('Sent, not yet acknowledged'), N_('Acknowledged'), N_('No acknowledgement'),
+    # import_status
+    N_('Imported'), N_('Already imported'), N_('Refused'),
+    # refund_status
+    N_('To pay'), N_('Paid'),
+    # bulk_outcome
+    N_('Credited'), N_('Skipped'),
+    # anomaly_rule
+    N_('Unusual day'), N_('Sudden change'), N_('Zero use (possible bypass)'), N_('Negative use'), N_('Purchases collapsed'),
+    # party_role
+    N_('Operator'), N_('Utility (bulk supplier)'), N_('Landlord'), N_('Other'),
+    # rule_method
+    N_('Percentage of revenue'), N_('Fixed amount a month'), N_('The remainder'),
+    # webhook_status
+    N_('Waiting to be sent'), N_('Delivered'), N_('Given up'),
+    # backfill_source
+    N_('Koios readings'), N_('ThunderCloud exports'),
+    # backfill_status
+    N_('Stopping after this day'), N_('Stopped'),
+    # vendor_push
+    N_('Waiting to be pushed'), N_('Pushed'), N_('Push failed'),
+    # relay_state
+    N_('On'), N_('Off'), N_('Unknown'),
+    # sms_outcome
+    N_('Payment'), N_('Duplicate'), N_('Ignored'), N_('Suspicious'),
+    # arrears_source
+    N_('move out'), N_('levy'), N_('migration'), N_('manual'),
+    # arrears_status
+    N_('open'), N_('paid'), N_('written off'),
+    # reconciliation_check
+    N_('Readings vs bills'), N_('Payments vs gateway records'), N_('M-PESA statement'), N_('Pushes vs Koios payments'), N_('Bulk vs units'), N_('Ledger verify'),
 )

@@ -8,8 +8,8 @@ from app.htmx import redirect, render
 from app.models import utcnow
 from app.models.subscriptions import SUBSCRIPTION_FORMATS, SUBSCRIPTION_FREQUENCIES, ReportSubscription
 from app.reports.subscriptions import (
-    REPORTS, ReportNotVisible, SubscriptionError, cancel, last_deliveries, next_send, report_args, subscribe,
-    subscriptions_of)
+    REPORTS, ReportNotVisible, SubscriptionError, cancel, last_deliveries, next_send, report_args, shown_title,
+    subscribe, subscriptions_of)
 
 bp = Blueprint("subscriptions", __name__, url_prefix="/subscriptions")
 
@@ -30,7 +30,7 @@ def my_subscriptions():
     rows = subscriptions_of(db.session, current_user.id)
     now = utcnow()
     return render("subscriptions/index.html", rows=rows, pages={s.id: _page_url(s) for s in rows},
-                  next_sends={s.id: next_send(db.session, s, now) for s in rows},
+                  next_sends={s.id: next_send(db.session, s, now) for s in rows}, titles={s.id: shown_title(s) for s in rows},
                   deliveries=last_deliveries(db.session, [s.id for s in rows]))
 
 

@@ -11,7 +11,8 @@ from flask_login import current_user
 from app.auth.scope import unit_or_404
 from app.extensions import db
 from app.htmx import render
-from app.layers.export import requested_format, respond
+from app.i18n.label_texts import N_
+from app.layers.export import requested_format, respond, titled
 from app.periods import parse_period
 from app.reports.history import overlaps, viewer_windows
 from app.statements.figures import StatementPeriodError, month_bounds
@@ -56,7 +57,7 @@ def add_unit_statement_routes(bp: Blueprint, roles: tuple[str, ...], transaction
         if fmt is None and transactions_page is not None:
             return transactions_page(unit)
         rows = unit_transactions(db.session, unit, windows=viewer_windows(db.session, current_user, unit))
-        return respond(rows, TRANSACTION_COLUMNS, f"Transactions unit {unit.number}", fmt or "csv",
+        return respond(rows, TRANSACTION_COLUMNS, titled(N_("Transactions unit %(unit)s"), unit=unit.number), fmt or "csv",
                        subtitle=f"{unit.estate.name} · times in {unit.estate.timezone}",
                        timezone=unit.estate.timezone)
 

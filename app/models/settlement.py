@@ -19,7 +19,7 @@ from app.models.ledger import Account
 PARTY_ROLES = ("operator", "body_corporate", "utility", "landlord", "other")
 RULE_METHODS = ("percentage", "fixed", "remainder")
 RUN_STATUSES = ("posted", "reversed")
-RECONCILIATION_CHECKS = ("readings", "payments", "mpesa", "bulk", "ledger")
+RECONCILIATION_CHECKS = ("readings", "payments", "mpesa", "koios", "bulk", "ledger")
 _TXN_ID = BigInteger().with_variant(Integer, "sqlite")
 
 
@@ -137,6 +137,8 @@ class ReconciliationResult(Base):
     ok: Mapped[bool]
     checked: Mapped[int] = mapped_column(default=0)  # how many items were compared
     summary: Mapped[str] = mapped_column(String(300), default="")
+    # the summary as message parts (app/i18n/messages.py), shown in the reader's language; None before issue 23
+    summary_parts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     # [{"label": ..., "detail": ..., "kind": "reading|payment|sms|transaction|...", "ref": id}]
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     checked_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -22,6 +22,8 @@ class ReportSubscription(Base):
     endpoint: Mapped[str] = mapped_column(String(128))
     args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     title: Mapped[str] = mapped_column(String(200))
+    # the title as message parts (app/i18n/messages.py), shown in the reader's language; None before issue 23
+    title_parts: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     frequency: Mapped[str] = mapped_column(String(8))
     file_format: Mapped[str] = mapped_column(String(4))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -121,6 +121,7 @@ class Rendered:
     filename: str = ""
     mimetype: str = ""
     disposition: str = ""
+    title_parts: dict | None = None  # the report's title as message parts (app/layers/export.py)
 
     @property
     def is_file(self) -> bool:
@@ -177,7 +178,22 @@ def render_as(app: Flask, user: User, endpoint: str, args: dict[str, str], file_
         disposition = response.headers.get("Content-Disposition", "")
         name = disposition.split("filename=")[-1].strip('" ') if "filename=" in disposition else ""
         return Rendered(response.status_code, response.get_data() if response.status_code == 200 else b"",
-                        name, response.mimetype, disposition)
+                        name, response.mimetype, disposition, _parts_header(response.headers.get(TITLE_HEADER)))
+
+
+TITLE_HEADER = "X-Report-Title"  # app.layers.export.TITLE_HEADER
+
+
+def _parts_header(value: str | None) -> dict | None:
+    import json
+
+    from app.i18n.messages import is_message
+
+    try:
+        parts = json.loads(value) if value else None
+    except ValueError:
+        return None
+    return parts if is_message(parts) else None
 
 
 def subscribe(session: Session, app: Flask, user: User, endpoint: str, args: dict[str, str], frequency: str,
@@ -194,7 +210,8 @@ def subscribe(session: Session, app: Flask, user: User, endpoint: str, args: dic
     if not rendered.is_file:
         raise ReportNotVisible({"report": str(_l("You cannot open this report."))})
     subscription = ReportSubscription(user_id=user.id, endpoint=endpoint, args=args, frequency=frequency,
-                                      file_format=file_format, title=report_title(endpoint, rendered.filename))
+                                      file_format=file_format, title=report_title(endpoint, rendered.filename),
+                                      title_parts=rendered.title_parts)
     session.add(subscription)
     session.flush()
     audit.record(session, "report_subscription.create", subscription, new={
@@ -207,6 +224,18 @@ def report_title(endpoint: str, filename: str) -> str:
     """A readable name: the download's own name ("meter-sm01-readings.csv" -> "Meter sm01 readings")."""
     stem = filename.rsplit(".", 1)[0].replace("-", " ").strip()
     return (stem[:1].upper() + stem[1:])[:200] if stem else str(REPORTS.get(endpoint, endpoint))[:200]
+
+
+def shown_title(subscription: ReportSubscription) -> str:
+    """The subscription's name in the current language: its title's parts through the catalogues
+    (the stored English name in English, and for subscriptions made before issue 23)."""
+    from app.i18n import current_language
+    from app.i18n.messages import is_message, render
+
+    parts = subscription.title_parts
+    if not is_message(parts) or current_language() == "en":
+        return subscription.title
+    return render(parts)[:200] or subscription.title
 
 
 def cancel(session: Session, subscription: ReportSubscription) -> bool:
@@ -386,7 +415,7 @@ def email_text(session: Session, user: User, subscription: ReportSubscription, p
     local = moment.astimezone(tz)
     with force_locale(language):
         when = f"{local_date(local, '%d %b %Y %H:%M', language)} {local.tzname()}"
-        values = {"title": subscription.title, "period": period, "when": when}
+        values = {"title": shown_title(subscription), "period": period, "when": when}
         if subscription.frequency == "weekly":
             subject = gettext("%(title)s: your weekly report (%(period)s)", **values)
             why = gettext("You receive it every week because you subscribed to it; cancel it under "

@@ -20,7 +20,7 @@ from app.htmx import redirect, render
 from app.i18n.label_texts import N_
 from app.labels import label
 from app.layers.admin import ROLES, bp
-from app.layers.export import requested_format, respond
+from app.layers.export import requested_format, respond, titled
 from app.models import Account, User, Wallet, utcnow
 from app.models.arrears import ArrearsRecord
 from app.models.debt import ArrearsEpisode, ArrearsTask, PaymentPlan
@@ -56,7 +56,7 @@ def arrears(estate_id: int):
              and (not filters["utility"] or (d.kind == "record" if filters["utility"] == "records"
                                              else d.kind == "pocket" and d.utility == filters["utility"]))]
     if fmt := requested_format():
-        return respond(shown, DEBT_COLUMNS, f"Arrears {estate.name}", fmt, timezone=estate.timezone)
+        return respond(shown, DEBT_COLUMNS, titled(N_("Arrears %(estate)s"), estate=estate.name), fmt, timezone=estate.timezone)
     tasks = db.session.scalars(select(ArrearsTask).where(ArrearsTask.estate_id == estate.id,
                                                          ArrearsTask.status == "open").order_by(ArrearsTask.id)).all()
     users = {u.id: u for u in db.session.scalars(select(User).where(

@@ -16,7 +16,7 @@ from app.extensions import db
 from app.htmx import render
 from app.i18n.label_texts import N_
 from app.layers.admin import ROLES, bp
-from app.layers.export import requested_format, respond
+from app.layers.export import requested_format, respond, titled
 from app.reports.export import Column, money_column
 
 MONTH_COLUMNS = [
@@ -66,7 +66,7 @@ def cohorts(estate_id: int):
         label = cohorts_module.fiscal_year_text(cohort.fiscal_year)
         if request.args.get("table") == "members":
             rows = [(*row, estate.currency) for row in view.members]
-            return respond(rows, MEMBER_COLUMNS, f"Debt cohort {label} members {estate.name}", fmt,
+            return respond(rows, MEMBER_COLUMNS, titled(N_("Debt cohort %(year)s members %(estate)s"), year=label, estate=estate.name), fmt,
                            timezone=estate.timezone)
         return respond([_Month(m, estate.currency) for m in view.months], MONTH_COLUMNS,
                        f"Debt cohort {label} {estate.name}", fmt, timezone=estate.timezone,

@@ -15,7 +15,7 @@ from app.htmx import is_partial, redirect, render
 from app.i18n.label_texts import N_
 from app.labels import label
 from app.layers.admin import ROLES, bp
-from app.layers.export import requested_format, respond
+from app.layers.export import requested_format, respond, titled
 from app.models import Unit
 from app.models.meter import METER_ROLES, PROTOCOLS, UTILITIES
 from app.reports.export import Column
@@ -84,7 +84,7 @@ def _estate_page(estate, form, errors, filters):
     rows = estate_meters(db.session, estate, filters)
     fmt = requested_format()
     if fmt:
-        return respond(rows, COLUMNS, f"Meters {estate.name}", fmt, timezone=estate.timezone,
+        return respond(rows, COLUMNS, titled(N_("Meters %(estate)s"), estate=estate.name), fmt, timezone=estate.timezone,
                        subtitle=f"{len(rows)} meters")
     if form.get("role") == "unit":
         form = {**form, "role": "bulk"}

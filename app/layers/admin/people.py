@@ -25,7 +25,7 @@ from app.htmx import redirect, render
 from app.i18n.label_texts import N_
 from app.labels import label
 from app.layers.admin import ROLES, bp, staff_only
-from app.layers.export import requested_format, respond
+from app.layers.export import requested_format, respond, titled
 from app.models import Estate, Person, RoleGrant, Tenancy, Unit, UnitOwnership, User
 from app.models.people import ESTATE_ROLES, ROLES as ALL_ROLES, UNIT_ROLES
 from app.reports.export import Column
@@ -80,7 +80,7 @@ def _people_page(estate: Estate, *, form=None, errors=None, existing=None, statu
     rows = estate_people(db.session, estate, search=search, role=role)
     fmt = requested_format()
     if fmt:
-        return respond(rows, PEOPLE_COLUMNS, f"People {estate.code}", fmt, timezone=estate.timezone,
+        return respond(rows, PEOPLE_COLUMNS, titled(N_("People %(estate)s"), estate=estate.code), fmt, timezone=estate.timezone,
                        subtitle=estate.name)
     response = render("admin/people.html", "people_table", estate=estate, rows=rows, search=search,
                       role=role, role_filters=ROLE_FILTERS, form=form or {}, errors=errors or {},

@@ -20,7 +20,7 @@ from app.htmx import redirect, render
 from app.i18n.label_texts import N_
 from app.labels import label
 from app.layers.admin import ROLES, bp
-from app.layers.export import requested_format, respond
+from app.layers.export import requested_format, respond, titled
 from app.models.estate import OCCUPANCY_STATUSES
 from app.models.meter import UTILITIES
 from app.reports.export import Column
@@ -47,7 +47,7 @@ def units(estate_id: int):
     fmt = requested_format()
     if fmt:
         listing = unit_list(db.session, estate, filters, page=None, page_size=None)
-        return respond(listing.rows, COLUMNS, f"Units of {estate.name}", fmt, timezone=estate.timezone,
+        return respond(listing.rows, COLUMNS, titled(N_("Units of %(estate)s"), estate=estate.name), fmt, timezone=estate.timezone,
                        subtitle=_filters_said(filters))
     listing = unit_list(db.session, estate, filters, page=_page_number(request.args.get("page")))
     return render("admin/units.html", "unit_table", estate=estate, listing=listing, filters=filters,

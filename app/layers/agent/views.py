@@ -7,7 +7,8 @@ from app.extensions import db
 from app.htmx import render
 from app.layers.agent import bp
 from app.labels import label
-from app.layers.export import requested_format, respond
+from app.i18n.label_texts import N_
+from app.layers.export import requested_format, respond, titled
 from app.models.meter import UTILITIES
 from app.reports.export import Column, money_column
 from app.reports.summaries import estate_figures, unit_cards
@@ -43,7 +44,7 @@ def estate(estate_id: int):
     found = estate_or_404(db.session, current_user, estate_id, ROLES)
     cards = unit_cards(db.session, list(found.units))
     if fmt := requested_format():
-        return respond(cards, UNIT_COLUMNS, f"Units {found.name}", fmt, timezone=found.timezone)
+        return respond(cards, UNIT_COLUMNS, titled(N_("Units %(estate)s"), estate=found.name), fmt, timezone=found.timezone)
     return render("agent/estate.html", figures=estate_figures(db.session, found), cards=cards)
 
 

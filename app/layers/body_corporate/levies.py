@@ -14,7 +14,7 @@ from app.htmx import redirect, render
 from app.i18n.formatting import money_text
 from app.i18n.label_texts import N_
 from app.layers.body_corporate import bp
-from app.layers.export import requested_format, respond
+from app.layers.export import requested_format, respond, titled
 from app.layers.portal import job_panel
 from app.models import JobRun, Unit
 from app.periods import current_period
@@ -49,7 +49,7 @@ def levies(estate_id: int):
     for row in owed:
         row.currency = estate.currency
     if requested_format():
-        return respond([r for r in owed], OWED_COLUMNS, f"Levies owed {estate.code}", requested_format(),
+        return respond([r for r in owed], OWED_COLUMNS, titled(N_("Levies owed %(estate)s"), estate=estate.code), requested_format(),
                        subtitle=estate.name, timezone=estate.timezone)
     return _levies_page(estate, owed)
 

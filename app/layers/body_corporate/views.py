@@ -14,7 +14,7 @@ from app.htmx import redirect, render
 from app.i18n.formatting import translated_label
 from app.i18n.label_texts import N_
 from app.layers.body_corporate import bp
-from app.layers.export import requested_format, respond
+from app.layers.export import requested_format, respond, titled
 from app.periods import current_period, parse_period
 from app.reports.export import Column, money_column
 from app.reports.summaries import estate_figures
@@ -48,7 +48,7 @@ def _dashboard(found, lock_error=None):
         row.currency = found.currency
     fmt = requested_format()
     if fmt:
-        return respond(months, MONTH_COLUMNS, f"Scheme finances {found.code}", fmt, subtitle=found.name,
+        return respond(months, MONTH_COLUMNS, titled(N_("Scheme finances %(estate)s"), estate=found.code), fmt, subtitle=found.name,
                        timezone=found.timezone)
     grain = "day" if request.args.get("grain") == "day" else "month"
     chart = {"labels": [m.period for m in reversed(months)], "unit": found.currency,

@@ -21,7 +21,7 @@ add_unit_statement_routes(bp, ROLES)
 def units_export():
     """The portfolio table of the owner page (all its pages, `?estate=` as on the page) as CSV or PDF."""
     cards = unit_cards(db.session, all_units(db.session, current_selection().unit_ids))
-    return respond(cards, PORTFOLIO_COLUMNS, "My properties", requested_format() or "csv")
+    return respond(cards, PORTFOLIO_COLUMNS, N_("My properties"), requested_format() or "csv")
 
 
 PORTFOLIO_COLUMNS = [

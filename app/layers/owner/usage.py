@@ -6,7 +6,7 @@ from app.analytics.usage_analytics import usage_report, utilities_metered
 from app.extensions import db
 from app.htmx import render
 from app.i18n.label_texts import N_
-from app.layers.export import requested_format, respond
+from app.layers.export import requested_format, respond, titled
 from app.layers.owner import bp
 from app.layers.owner.selection import current_selection
 from app.models.meter import UTILITIES
@@ -26,7 +26,7 @@ def usage():
     report = usage_report(db.session, selection.unit_ids, utility, *parse_period(month))  # InvalidPeriod: 400
     fmt = requested_format()
     if fmt:
-        return respond(report.units, usage_columns(report), f"Usage {utility} {month}", fmt)
+        return respond(report.units, usage_columns(report), titled(N_("Usage %(utility)s %(month)s"), utility=utility, month=month), fmt)
     return render("owner/usage.html", selection=selection, report=report, utilities=metered or [utility],
                   month=month, in_progress=month == selection.current_period())
 

@@ -18,7 +18,7 @@ def vacancy():
     months = vacancy_by_month(db.session, selection.unit_ids, selection.current_period(), 12)
     fmt = requested_format()
     if fmt:
-        return respond(months, VACANCY_COLUMNS, "Vacancy rate", fmt)
+        return respond(months, VACANCY_COLUMNS, N_("Vacancy rate"), fmt)
     statuses = current_statuses(db.session, selection.unit_ids)
     changes, pages = change_history(db.session, selection.unit_ids, page)
     counts = {status: sum(1 for row in statuses if row.status == status) for status in OCCUPANCY_STATUSES}

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.htmx import redirect, render
-from app.layers.export import requested_format, respond
+from app.i18n.label_texts import N_
+from app.layers.export import requested_format, respond, titled
 from app.layers.staff import bp
 from app.labels import label
 from app.models import Estate, LedgerTransaction, Unit
@@ -55,7 +56,7 @@ def _transaction_page(tx_id: int, *, errors=None, form=None, code: int = 200):
     estate = db.session.get(Estate, txn.estate_id)
     fmt = requested_format()
     if fmt:
-        return respond(txn.postings, POSTING_COLUMNS, f"Transaction {txn.id} {estate.code}", fmt,
+        return respond(txn.postings, POSTING_COLUMNS, titled(N_("Transaction %(id)s %(estate)s"), id=txn.id, estate=estate.code), fmt,
                        subtitle=txn.memo, timezone=estate.timezone)
     payment = payment_of(db.session, txn.id)
     corrections = db.session.scalars(select(Correction).where(Correction.transaction_id == txn.id)
@@ -101,7 +102,7 @@ def corrections():
     fmt = requested_format()
     if fmt:
         wanted = request.args.get("table")
-        rows, title = (recent, "Corrections") if wanted == "recent" else (pending, "Reversals waiting for approval")
+        rows, title = (recent, N_("Corrections")) if wanted == "recent" else (pending, N_("Reversals waiting for approval"))
         return respond(rows, CORRECTION_COLUMNS, title, fmt)
     return render("staff/corrections.html", "pending", pending=pending, recent=recent, errors={})
 

@@ -18,7 +18,9 @@ from app.metering.modbus import device_status
 from app.metering.ingest import dismiss_dead_letter, ingest_paused, replay_dead_letter, set_maintenance
 from app.models import Estate, Meter, Unit
 from app.models.metering import DeadLetter, MeterAlert
-from app.layers.export import requested_format, respond
+from app.i18n.label_texts import N_
+from app.i18n.messages import message
+from app.layers.export import requested_format, respond, titled
 from app.reports.export import Column
 
 METER_COLUMNS = [
@@ -45,20 +47,20 @@ ALERT_COLUMNS = [
 ]
 # One meter's page: its tables by ?table= (periods by default).
 METER_DETAIL_TABLES = {
-    "periods": ("consumption", [
+    "periods": (N_("consumption"), [
         Column(_l("Period"), lambda p: p.label), Column(_l("First reading at"), lambda p: p.first_at),
         Column(_l("First register"), lambda p: p.first_register, numeric=True), Column(_l("Last reading at"), lambda p: p.last_at),
         Column(_l("Last register"), lambda p: p.last_register, numeric=True), Column(_l("Consumption"), lambda p: p.consumption, numeric=True)]),
-    "alerts": ("alerts", [
+    "alerts": (N_("alerts"), [
         Column(_l("Raised"), lambda a: a.raised_at), Column(_l("Kind"), lambda a: label("alert", a.kind)),
         Column(_l("Detail"), lambda a: a.detail), Column(_l("Acknowledged"), lambda a: a.acknowledged_at)]),
-    "commands": ("relay commands", [
+    "commands": (N_("relay commands"), [
         Column(_l("Sent"), lambda c: c.published_at or c.created_at), Column(_l("Relay"), lambda c: c.state),
         Column(_l("Why"), lambda c: c.reason), Column(_l("Status"), lambda c: label("command_status", c.status))]),
     "dead_letters": ("dead letters", [
         Column(_l("#"), lambda d: d.id, numeric=True), Column(_l("Received"), lambda d: d.received_at),
         Column(_l("Reason"), lambda d: d.reason), Column(_l("Replay"), lambda d: d.replay_outcome or "")]),
-    "readings": ("latest readings", [
+    "readings": (N_("latest readings"), [
         Column(_l("Taken"), lambda r: r.taken_at), Column(_l("Register"), lambda r: r.register, numeric=True),
         Column(_l("Since previous"), lambda r: r.consumption, numeric=True)]),
 }
@@ -73,7 +75,7 @@ def metering():
     offline_only = request.args.get("offline") == "1"
     rows = queries.meter_rows(db.session, _estate_ids(), only_offline=offline_only)
     if fmt := requested_format():
-        return respond(rows, METER_COLUMNS, "Offline meters" if offline_only else "Meters", fmt)
+        return respond(rows, METER_COLUMNS, N_("Offline meters") if offline_only else N_("Meters"), fmt)
     return render("staff/metering/meters.html", "meter_table", rows=rows, offline_only=offline_only,
                   paused=ingest_paused(db.session), dead_count=queries.dead_letter_count(db.session))
 
@@ -137,7 +139,7 @@ def meter(meter_id: int):
     if fmt := requested_format():
         wanted = request.args.get("table") if request.args.get("table") in tables else "periods"
         title, columns = METER_DETAIL_TABLES[wanted]
-        return respond(tables[wanted](), columns, f"Meter {meter.serial} {title}", fmt, timezone=estate.timezone)
+        return respond(tables[wanted](), columns, titled(N_("Meter %(serial)s %(table)s"), serial=meter.serial, table=message(title)), fmt, timezone=estate.timezone)
     return render("staff/metering/meter.html", meter=meter, estate=estate,
                   unit=db.session.get(Unit, meter.unit_id) if meter.unit_id else None,
                   periods=tables["periods"](), alerts=tables["alerts"](), commands=tables["commands"](),
@@ -161,7 +163,7 @@ def meter_boundaries(meter_id: int):
 def meter_alerts():
     rows = alerts.open_alerts(db.session)
     if fmt := requested_format():
-        return respond(rows, ALERT_COLUMNS, "Open meter alerts", fmt)
+        return respond(rows, ALERT_COLUMNS, N_("Open meter alerts"), fmt)
     return render("staff/metering/alerts.html", rows=rows, paused=ingest_paused(db.session))
 
 

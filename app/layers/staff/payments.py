@@ -26,6 +26,7 @@ from app.payments.vendor_credit import push_payment, vendor_customer_code
 
 from app.labels import label
 from app.payments.credit import PROVIDER_LABELS
+from app.i18n.label_texts import N_
 from app.layers.export import requested_format, respond
 from app.reports.export import Column, money_column
 from app.routing import whole_number
@@ -79,9 +80,9 @@ def _page(provider: str, status: str, *, report=None, errors=None, form=None, co
     if fmt:
         table = request.args.get("table")
         if table == "unmatched":
-            return respond(unmatched_payments(db.session), UNMATCHED_COLUMNS, "Unmatched payments", fmt)
+            return respond(unmatched_payments(db.session), UNMATCHED_COLUMNS, N_("Unmatched payments"), fmt)
         if table == "suspicious":
-            return respond(suspicious, SUSPICIOUS_COLUMNS, "Suspicious and refused SMS", fmt)
+            return respond(suspicious, SUSPICIOUS_COLUMNS, N_("Suspicious and refused SMS"), fmt)
         return respond(rows, PAYMENT_COLUMNS, "Payments", fmt)
     response = render("staff/payments/index.html", "payment_table", rows=rows, units=_unit_choices(),
                       unmatched=unmatched_payments(db.session), expired_before=cutoff, suspicious=suspicious,

@@ -46,7 +46,8 @@ def reconciliation(errors=None, status: int = 200):
     part = request.args.get("part")
     return render("staff/reconciliation/index.html", part if part == "results" else None,
                   estates=estates, estate=estate, day=day, results=results, days=days, overview=overview, run=run,
-                  labels=recon.CHECK_LABELS, errors=dict(errors or {})), status
+                  labels=recon.CHECK_LABELS, shown_summary=recon.shown_summary, shown_label=recon.shown_label,
+                  shown_detail=recon.shown_detail, errors=dict(errors or {})), status
 
 
 @bp.post("/estates/<int:estate_id>/reconciliation/<day_text>")
@@ -65,7 +66,7 @@ def upload_mpesa_statement(estate_id: int):
     estate = db.session.get(Estate, estate_id) or abort(404)
     upload = request.files.get("statement")
     if upload is None or not upload.filename:
-        return reconciliation(errors={"statement": "Choose the M-PESA statement CSV file."}, status=400)
+        return reconciliation(errors={"statement": gettext("Choose the M-PESA statement CSV file.")}, status=400)
     try:
         result = recon.upload_mpesa_statement(db.session, estate, upload.read(), user_id=current_user.id)
     except recon.StatementError as error:

@@ -11,7 +11,7 @@ from app.extensions import db
 from app.htmx import redirect, render
 from app.i18n.formatting import translated_label
 from app.i18n.label_texts import N_
-from app.layers.export import requested_format, respond
+from app.layers.export import requested_format, respond, titled
 from app.layers.portal import job_panel
 from app.layers.staff import bp
 from app.models import Estate, JobRun
@@ -85,7 +85,7 @@ def settlement_page():
     if fmt := requested_format():
         period = period or _months(estate)[0]
         return respond(settlement.estate_report_rows(db.session, estate.id, period), REPORT_COLUMNS,
-                       f"Settlement {estate.code} {period}", fmt,
+                       titled(N_("Settlement %(estate)s %(period)s"), estate=estate.code, period=period), fmt,
                        subtitle=f"{estate.name} · {month_label(period)} · amounts in {estate.currency}",
                        timezone=estate.timezone)
     return _page(estate, period=period, utility=request.args.get("utility"))

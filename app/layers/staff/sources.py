@@ -10,7 +10,9 @@ from app.auth.redirects import safe_next
 from app.extensions import db
 from app.htmx import is_partial, redirect, render
 from app.jobs import enqueue
-from app.layers.export import requested_format, respond
+from app.i18n.label_texts import N_
+from app.i18n.messages import message
+from app.layers.export import requested_format, respond, titled
 from app.layers.portal import job_panel
 from app.layers.staff import bp
 from app.models import Estate, JobRun
@@ -80,8 +82,8 @@ def sources():
     if fmt := requested_format():
         if request.args.get("table") == "thundercloud":
             return respond(recent_thundercloud_payments(db.session), THUNDERCLOUD_PAYMENT_COLUMNS,
-                           "ThunderCloud payments", fmt)
-        return respond(recent_koios_payments(db.session), KOIOS_PAYMENT_COLUMNS, "Payments made at SparkMeter", fmt)
+                           N_("ThunderCloud payments"), fmt)
+        return respond(recent_koios_payments(db.session), KOIOS_PAYMENT_COLUMNS, N_("Payments made at SparkMeter"), fmt)
     return render("staff/sources/index.html", part if part in SOURCES_PARTS else None,
                   counts=counts, suspended=len(suspensions(db.session)), **_freshness(), **_sparkmeter())
 
@@ -159,15 +161,15 @@ def uisp_customers():
 
 
 CUSTOMER_TABLES = {
-    "services": ("services", lambda c: c.services, [
+    "services": (N_("services"), lambda c: c.services, [
         Column(_l("Service"), lambda s: s.name), Column(_l("Status"), lambda s: "removed" if s.removed_at else s.status_label),
         Column(_l("Price"), lambda s: s.price, numeric=True), Column(_l("Active from"), lambda s: s.active_from)]),
-    "invoices": ("invoices", lambda c: c.invoices, [
+    "invoices": (N_("invoices"), lambda c: c.invoices, [
         Column(_l("Number"), lambda i: i.number or i.uisp_id), Column(_l("Created"), lambda i: i.created_at),
         Column(_l("Due"), lambda i: i.due_date), Column(_l("Total"), lambda i: i.total, numeric=True),
         Column(_l("To pay"), lambda i: i.amount_to_pay, numeric=True), Column(_l("Currency"), lambda i: i.currency or ""),
         Column(_l("Paid"), lambda i: "yes" if i.paid else "no"), Column(_l("Removed"), lambda i: i.removed_at)]),
-    "payments": ("payments", lambda c: c.payments, [
+    "payments": (N_("payments"), lambda c: c.payments, [
         Column(_l("Date"), lambda p: p.created_at), Column(_l("Amount"), lambda p: p.amount, numeric=True),
         Column(_l("Currency"), lambda p: p.currency or ""), Column(_l("Method"), lambda p: p.method or ""),
         Column(_l("Covers invoices"), lambda p: " ".join(str(c.invoice_id) for c in p.covers)),
@@ -180,7 +182,7 @@ def uisp_customer(uisp_client_id: int):
     client = db.session.scalar(select(UispClient).where(UispClient.uisp_id == uisp_client_id)) or abort(404)
     if fmt := requested_format():
         title, rows, columns = CUSTOMER_TABLES.get(request.args.get("table"), CUSTOMER_TABLES["invoices"])
-        return respond(rows(client), columns, f"UISP {client.name} {title}", fmt)
+        return respond(rows(client), columns, titled(N_("UISP %(customer)s %(table)s"), customer=client.name, table=message(title)), fmt)
     estate = db.session.get(Estate, client.estate_id) if client.estate_id else None
     return render("staff/sources/customer.html", "details", client=client, estate=estate, today=date.today(),
                   running=running_refresh(db.session, refresh_target("client", uisp_client_id)),

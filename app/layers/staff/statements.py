@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.htmx import render
-from app.layers.export import requested_format, respond
+from app.i18n.label_texts import N_
+from app.layers.export import requested_format, respond, titled
 from app.layers.portal import job_panel
 from app.layers.staff import bp
 from app.models import Estate, JobRun, Unit
@@ -48,7 +49,7 @@ def statements():
     rows = estate_statement_rows(db.session, estate, period)
     fmt = requested_format()
     if fmt:
-        return respond(rows, STATEMENT_COLUMNS, f"Statements {estate.code} {period}", fmt,
+        return respond(rows, STATEMENT_COLUMNS, titled(N_("Statements %(estate)s %(period)s"), estate=estate.code, period=period), fmt,
                        subtitle=f"{estate.name} · {month_label(period)}", timezone=estate.timezone)
     months = [latest]
     while len(months) < 12:

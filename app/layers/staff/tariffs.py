@@ -12,7 +12,9 @@ from app.extensions import db
 from app.i18n.formatting import local_date
 from app.htmx import redirect, render
 from app.labels import label
-from app.layers.export import requested_format, respond
+from app.i18n.label_texts import N_
+from app.i18n.messages import code
+from app.layers.export import requested_format, respond, titled
 from app.layers.staff import bp
 from app.reports.export import Column, money_column
 from app.models import Estate
@@ -44,7 +46,7 @@ def tariffs():
     if fmt := requested_format():
         rows = [(item.estate, version, status) for item in schedule.tariff_overview(db.session)
                 for version, status in item.rows]
-        return respond(rows, TARIFF_COLUMNS, "Tariff versions", fmt)
+        return respond(rows, TARIFF_COLUMNS, N_("Tariff versions"), fmt)
     return render("staff/tariffs/index.html", overview=schedule.tariff_overview(db.session),
                   describe=schedule.describe, kind_labels=schedule.KIND_LABELS)
 
@@ -78,8 +80,8 @@ def tariff(version_id: int):
                    money_column(_l("New price"), lambda r: r.new_cost, lambda r: currency),
                    money_column(_l("Change"), lambda r: r.change, lambda r: currency),
                    Column(_l("Change %"), lambda r: r.percent, numeric=True)]
-        return respond(report.rows, columns, f"Tariff impact {report.estate.code} {label('utility', version.utility)} "
-                       f"{version.effective_from:%Y-%m-%d}", fmt, timezone=report.estate.timezone)
+        return respond(report.rows, columns, titled(N_("Tariff impact %(estate)s %(utility)s %(day)s"), estate=report.estate.code,
+                              utility=code("utility", version.utility), day=f"{version.effective_from:%Y-%m-%d}"), fmt, timezone=report.estate.timezone)
     return render("staff/tariffs/version.html", version=version, report=report, estate=report.estate,
                   several_classes=len(tariff_classes.estate_classes(db.session, version.estate_id)) > 1,
                   describe=schedule.describe, notice_days=schedule.notice_days(db.session, version.estate_id))

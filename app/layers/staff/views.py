@@ -17,6 +17,7 @@ from app.periods import parse_period
 from app.estates.queries import recent_periods
 from app.estates.status import EstateRuleError, set_estate_feature, set_period_status
 from app.reports.summaries import estate_figures
+from app.i18n.label_texts import N_
 from app.layers.export import requested_format, respond
 from app.reports.export import Column
 
@@ -49,7 +50,7 @@ def ledger():
     if fmt := requested_format():
         rows = [(e, period, status) for e in db.session.scalars(select(Estate).order_by(Estate.name))
                 for period, status in recent_periods(db.session, e)]
-        return respond(rows, PERIOD_COLUMNS, "Financial periods", fmt)
+        return respond(rows, PERIOD_COLUMNS, N_("Financial periods"), fmt)
     last = db.session.scalar(
         select(JobRun).where(JobRun.kind == "ledger_verify").order_by(JobRun.id.desc()))
     estates = db.session.scalars(select(Estate).order_by(Estate.name)).all()
