@@ -559,7 +559,7 @@ def _send_reports(session: Session, estate: Estate, day: date, results: list[Rec
     except RuntimeError:
         link = f"/staff/reconciliation?estate_id={estate.id}&day={day.isoformat()}"
     context = {"estate": estate, "day": day, "results": results, "failed": failed, "labels": CHECK_LABELS,
-               "link": link}
+               "link": link, "shown_summary": shown_summary, "shown_label": shown_label, "shown_detail": shown_detail}
     admins = session.scalars(select(User).join(RoleGrant, RoleGrant.user_id == User.id).where(
         RoleGrant.role == "agent", RoleGrant.estate_id == estate.id).distinct()).all()
     staff = session.scalars(select(User).join(RoleGrant, RoleGrant.user_id == User.id).where(
