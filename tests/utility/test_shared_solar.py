@@ -139,6 +139,29 @@ def test_the_page_shows_the_report_and_only_staff_post(committed, site, login):
     assert staff.get(url + "?month=1999-01").status_code == 400
 
 
+def test_the_allocation_table_is_paged_with_totals_chart_and_csv_over_every_unit(site, login, monkeypatch):
+    import json
+    import re
+
+    from app.layers.utility import solar as solar_page
+    from tests.helpers import table_with
+
+    monkeypatch.setattr(solar_page, "UNITS_PER_PAGE", 3)
+    client = login(site["utility"])
+    url = f"/utility/estates/{site['estate']}/solar?month={MAY}"
+    first = client.get(url).get_data(as_text=True)
+    assert [r[0] for r in table_with(first, "Solar share").texts()] == ["A", "B", "C"]
+    assert "Units 1 to 3 of 4" in first and 'rel="next"' in first and "#alloc-heading" in first
+    assert "100.0 kWh" in first  # shared: over every unit, not the page's
+    chart = json.loads(re.search(r'id="chart-solar">(.*?)</script>', first, re.S).group(1))
+    assert chart["labels"] == ["A", "B", "C"]  # D used nothing: never in the chart
+    second = client.get(url + "&page=2").get_data(as_text=True)
+    assert [r[0] for r in table_with(second, "Solar share").texts()] == ["D"] and "100.0 kWh" in second
+    assert client.get(url + "&page=-1").status_code == 400
+    csv = client.get(url + "&page=2&format=csv").get_data(as_text=True).splitlines()
+    assert [line.split(",")[0] for line in csv[1:]] == ["A", "B", "C", "D"]
+
+
 @settings(max_examples=60, deadline=None)
 @given(total=st.decimals(min_value=0, max_value=100000, places=3),
        parts=st.lists(st.tuples(st.integers(min_value=0, max_value=1000), st.decimals(min_value=0, max_value=5000, places=3)),
@@ -185,7 +208,7 @@ def staff_client(site, login):
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(query=st.dictionaries(st.sampled_from(["month", "days", "utility", "table", "format"]),
+@given(query=st.dictionaries(st.sampled_from(["month", "days", "utility", "table", "format", "page"]),
                              st.text(alphabet="0123456789-abcdefghpsvwx_", max_size=10), max_size=3))
 def test_the_new_pages_answer_any_query_without_a_server_error(site, staff_client, query):
     client = staff_client
