@@ -188,35 +188,54 @@ def _instant(day: date, estate: Estate) -> datetime:
 
 
 def _segment_use(session: Session, estate: Estate, meter_ids: list[int], segments) -> list[tuple[int, int, Decimal]]:
-    """(meter id, segment index, use) of every segment. A segment that is a whole local month (no
-    factor changes inside it) is read from the month roll-ups (one row per meter); only the months a
-    factor splits are summed from the day roll-ups. The roll-ups of a month equal its days' sum (M5).
+    """(meter id, segment index, use) of every segment, from the month roll-ups (one row per meter
+    and month) and, for a month a factor change splits, the day roll-ups of its shorter segments
+    only: its longest segment is the month less those (the roll-ups of a month equal its days'
+    sum, M5), so a factor changing on the 3rd reads two days per meter, not thirty.
     The segment comes back as its index (no timestamps to convert) and the meters as one array
     parameter on PostgreSQL (`one_of`), so the statement does not grow with the estate."""
     rollup = ConsumptionRollup
-    whole, split = [], []
-    for index, (a, b, period) in enumerate(segments):
-        if a == first_day(period) and b == add_months(a, 1):
-            whole.append((_instant(a, estate), index))
-        else:
-            split.append(index)
+    months: dict[str, list[int]] = defaultdict(list)
+    for index, (_, _, period) in enumerate(segments):
+        months[period].append(index)
+    whole, shorter, longest_of = [], [], {}  # longest_of: a split month's longest segment -> its others
+    for period, indices in months.items():
+        if len(indices) > 1:
+            longest = max(indices, key=lambda i: ((segments[i][1] - segments[i][0]).days, -i))
+            longest_of[longest] = [i for i in indices if i != longest]
+            shorter.extend(longest_of[longest])
+            indices = [longest]
+        whole.append((_instant(first_day(period), estate), indices[0]))
     meters = one_of(session, rollup.meter_id, meter_ids)
-    rows: list[tuple[int, int, Decimal]] = []
-    if whole:
-        segment = case(*[(rollup.period_start == a, i) for a, i in whole], else_=-1)
-        rows.extend(session.execute(
-            select(rollup.meter_id, segment, rollup.consumption)
-            .where(rollup.grain == "month", meters, rollup.period_start.in_([a for a, _ in whole]))).all())
-    if split:
-        bounds = [(_instant(segments[i][0], estate), _instant(segments[i][1], estate), i) for i in split]
-        segment = case(*[(and_(rollup.period_start >= a, rollup.period_start < b), i) for a, b, i in bounds],
-                       else_=-1)
-        rows.extend(session.execute(
-            select(rollup.meter_id, segment, func.sum(rollup.consumption))
-            .where(rollup.grain == "day", meters,
-                   or_(*[and_(rollup.period_start >= a, rollup.period_start < b) for a, b, _ in bounds]))
-            .group_by(rollup.meter_id, segment)).all())
-    return rows
+    segment = case(*[(rollup.period_start == a, i) for a, i in whole], else_=-1)
+    rows = session.execute(
+        select(rollup.meter_id, segment, rollup.consumption)
+        .where(rollup.grain == "month", meters, rollup.period_start.in_([a for a, _ in whole]))).all()
+    if not shorter:
+        return rows
+    bounds = [(_instant(segments[i][0], estate), _instant(segments[i][1], estate), i) for i in shorter]
+    segment = case(*[(and_(rollup.period_start >= a, rollup.period_start < b), i) for a, b, i in bounds],
+                   else_=-1)
+    parts = session.execute(
+        select(rollup.meter_id, segment, func.sum(rollup.consumption))
+        .where(rollup.grain == "day", meters,
+               or_(*[and_(rollup.period_start >= a, rollup.period_start < b) for a, b, _ in bounds]))
+        .group_by(rollup.meter_id, segment)).all()
+    rest: dict[tuple[int, int], Decimal] = {}  # (meter, longest segment) -> the month less its other segments
+    found = []
+    for meter_id, index, used in rows:
+        if index in longest_of:
+            rest[(meter_id, index)] = used or Decimal(0)
+        else:
+            found.append((meter_id, index, used))
+    longest_by_segment = {other: longest for longest, others in longest_of.items() for other in others}
+    for meter_id, index, used in parts:
+        found.append((meter_id, index, used))
+        key = (meter_id, longest_by_segment.get(index))
+        if key in rest:
+            rest[key] -= used or Decimal(0)
+    found.extend((meter_id, index, used) for (meter_id, index), used in rest.items())
+    return found
 
 
 def estate_carbon(session: Session, estate: Estate, months: list[str], *,

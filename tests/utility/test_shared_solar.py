@@ -279,3 +279,41 @@ def test_the_monthly_run_allocates_every_estate_with_a_scheme_once(committed, si
         assert len(_solar_keys(s)) == 3
         latest = s.scalars(select(JobRun).where(JobRun.kind == JOB_KIND).order_by(JobRun.id.desc())).first()
         assert "already allocated" in latest.result
+
+
+def test_the_settlement_run_settles_solar_revenue_by_its_own_rules_and_electricity_net_of_the_credit(committed, site):
+    """Settlement is per utility and revenue account: May's grid bills of 350.00 (A 125, B 25, C 200)
+    less the 250.00 grid charge given back settle 100.00 by the electricity rules; the 150.00 solar
+    charge in the solar revenue account settles by the solar rules, and both accounts end at zero."""
+    from datetime import timedelta
+
+    from app.billing import settlement
+    from app.ledger import Entry, post
+
+    with committed() as s:
+        estate = s.get(Estate, site["estate"])
+        run_allocation(s, estate, MAY, now=NOW)
+        start = datetime(2026, 5, 1, tzinfo=estate.tz)
+        clearing = system_account(s, estate, "clearing", "payments")
+        grid = system_account(s, estate, "revenue", "electricity", utility="electricity")
+        for number, billed in (("A", "125.00"), ("B", "25.00"), ("C", "200.00")):
+            pocket = s.scalar(select(Account).where(Account.utility == "electricity",
+                                                    Account.wallet.has(unit_id=site[number])))
+            post(s, Entry(estate_id=estate.id, kind="topup", idempotency_key=f"test:topup:{number}",
+                          legs=[(pocket.id, Decimal(billed)), (clearing.id, -Decimal(billed))], occurred_at=start))
+            post(s, Entry(estate_id=estate.id, kind="consumption", idempotency_key=f"reading:test:{number}",
+                          legs=[(pocket.id, -Decimal(billed)), (grid.id, Decimal(billed))],
+                          occurred_at=start + timedelta(days=3)))
+        s.commit()
+        supplier = settlement.add_party(s, estate, name="Grid supplier", role="utility")
+        owner = settlement.add_party(s, estate, name="Solar owner", role="operator")
+        settlement.save_rules(s, estate, "electricity", MAY, [settlement.RuleInput(supplier.id, "remainder")])
+        settlement.save_rules(s, estate, "solar", MAY, [settlement.RuleInput(owner.id, "remainder")])
+        report = settlement.run_settlement(s, estate, MAY, now=NOW)
+        assert [(o.utility, o.status, o.revenue) for o in report.outcomes] == [
+            ("electricity", "posted", Decimal("100.00")), ("solar", "posted", Decimal("150.00"))]
+        s.expire_all()
+        solar = system_account(s, estate, "revenue", "solar", utility="solar")
+        assert (grid.balance, solar.balance) == (Decimal("0.00"), Decimal("0.00"))
+        assert (s.get(Account, supplier.account_id).balance, s.get(Account, owner.account_id).balance) == (
+            Decimal("100.00"), Decimal("150.00"))
