@@ -59,7 +59,8 @@ def carbon(estate_id: int):
     page = min(int_arg("page", 1, 1), pages)
     shown = unit_rows[(page - 1) * UNITS_PER_PAGE:page * UNITS_PER_PAGE]
     return render("utility/carbon.html", estate=estate, report=report, months=months, month=month,
-                  unit_rows=shown, unit_count=len(unit_rows), page=page, pages=pages, per_page=UNITS_PER_PAGE, utilities=report.utilities)
+                  unit_rows=shown, unit_count=len(unit_rows), page=page, pages=pages, per_page=UNITS_PER_PAGE,
+                  utilities=report.utilities)
 
 
 COLOURS = {"electricity": "#8aa4c8", "water": "#0f766e", "hot_water": "#e0a458"}

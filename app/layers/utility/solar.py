@@ -47,7 +47,8 @@ def _page(estate, period, *, errors=None, form=None, status=200):
     page = min(int_arg("page", 1, 1), pages)
     return render("utility/solar.html", estate=estate, period=period, months=_months(estate), report=report,
                   rows=rows[(page - 1) * UNITS_PER_PAGE:page * UNITS_PER_PAGE], page=page, pages=pages,
-                  per_page=UNITS_PER_PAGE, refused=refused, scheme=scheme, method_labels=METHOD_LABELS, methods=SOLAR_METHODS,
+                  per_page=UNITS_PER_PAGE, refused=refused, scheme=scheme, method_labels=METHOD_LABELS,
+                  methods=SOLAR_METHODS,
                   custom=shared_solar.custom_text(db.session, scheme), errors=errors or {}, form=form,
                   runs=shared_solar.allocations_of(db.session, estate),
                   can_edit=current_user.is_staff), status
