@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -187,7 +188,7 @@ def _instant(day: date, estate: Estate) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=estate.tz).astimezone(UTC)
 
 
-def _segment_use(session: Session, estate: Estate, meter_ids: list[int], segments) -> list[tuple[int, int, Decimal]]:
+def _segment_use(session: Session, estate: Estate, meter_ids: list[int], segments) -> Iterator[tuple[int, int, Decimal]]:
     """(meter id, segment index, use) of every segment, from the month roll-ups (one row per meter
     and month) and, for a month a factor change splits, the day roll-ups of its shorter segments
     only: its longest segment is the month less those (the roll-ups of a month equal its days'
@@ -208,34 +209,33 @@ def _segment_use(session: Session, estate: Estate, meter_ids: list[int], segment
         whole.append((_instant(first_day(period), estate), indices[0]))
     meters = one_of(session, rollup.meter_id, meter_ids)
     segment = case(*[(rollup.period_start == a, i) for a, i in whole], else_=-1)
-    rows = session.execute(
-        select(rollup.meter_id, segment, rollup.consumption)
-        .where(rollup.grain == "month", meters, rollup.period_start.in_([a for a, _ in whole]))).all()
-    if not shorter:
-        return rows
-    bounds = [(_instant(segments[i][0], estate), _instant(segments[i][1], estate), i) for i in shorter]
-    segment = case(*[(and_(rollup.period_start >= a, rollup.period_start < b), i) for a, b, i in bounds],
-                   else_=-1)
-    parts = session.execute(
-        select(rollup.meter_id, segment, func.sum(rollup.consumption))
-        .where(rollup.grain == "day", meters,
-               or_(*[and_(rollup.period_start >= a, rollup.period_start < b) for a, b, _ in bounds]))
-        .group_by(rollup.meter_id, segment)).all()
+    # Rows are used as they come, never held in a list: thousands of rows kept alive through the
+    # loop were promoted by the garbage collector and set off a full collection every few pages.
     rest: dict[tuple[int, int], Decimal] = {}  # (meter, longest segment) -> the month less its other segments
-    found = []
-    for meter_id, index, used in rows:
+    for meter_id, index, used in session.execute(
+            select(rollup.meter_id, segment, rollup.consumption)
+            .where(rollup.grain == "month", meters, rollup.period_start.in_([a for a, _ in whole]))):
         if index in longest_of:
             rest[(meter_id, index)] = used or Decimal(0)
         else:
-            found.append((meter_id, index, used))
+            yield meter_id, index, used
+    if not shorter:
+        return
+    bounds = [(_instant(segments[i][0], estate), _instant(segments[i][1], estate), i) for i in shorter]
+    segment = case(*[(and_(rollup.period_start >= a, rollup.period_start < b), i) for a, b, i in bounds],
+                   else_=-1)
     longest_by_segment = {other: longest for longest, others in longest_of.items() for other in others}
-    for meter_id, index, used in parts:
-        found.append((meter_id, index, used))
+    for meter_id, index, used in session.execute(
+            select(rollup.meter_id, segment, func.sum(rollup.consumption))
+            .where(rollup.grain == "day", meters,
+                   or_(*[and_(rollup.period_start >= a, rollup.period_start < b) for a, b, _ in bounds]))
+            .group_by(rollup.meter_id, segment)):
+        yield meter_id, index, used
         key = (meter_id, longest_by_segment.get(index))
         if key in rest:
             rest[key] -= used or Decimal(0)
-    found.extend((meter_id, index, used) for (meter_id, index), used in rest.items())
-    return found
+    for (meter_id, index), used in rest.items():
+        yield meter_id, index, used
 
 
 def estate_carbon(session: Session, estate: Estate, months: list[str], *,
@@ -261,7 +261,7 @@ def estate_carbon(session: Session, estate: Estate, months: list[str], *,
     by_month = {p: MonthCarbon(p) for p in months}
     by_unit: dict[tuple[int, int], UnitCarbon] = {}
     if (unit_meters or solar_meters) and segments:
-        rows = _segment_use(session, estate, [*unit_meters, *solar_meters], segments)
+        rows = _segment_use(session, estate, [*unit_meters, *solar_meters], segments)  # an iterator
         # The factor of each utility and segment, looked up once; sums per (utility, segment), then
         # given to the months: the loop runs once per meter and segment (thousands of rows).
         price = {(u, i): factor_on(schedule.get(u, []), segments[i][0])

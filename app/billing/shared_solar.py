@@ -285,7 +285,9 @@ def plan_allocation(session: Session, estate: Estate, period: str, *, now: datet
     if report.solar_rate is None:
         report.problems.append(str(_l("The estate has no Solar tariff with a flat rate in force on %(day)s: "
                                       "add one on the tariffs page.", day=day.strftime("%d %b %Y"))))
-    units = [u for u in session.scalars(select(Unit).where(Unit.estate_id == estate.id).order_by(Unit.number))
+    # Plain rows, not ORM units: hundreds of tracked objects per page view set off full garbage collections.
+    units = [u for u in session.execute(select(Unit.id, Unit.number, Unit.floor_area_m2)
+                                        .where(Unit.estate_id == estate.id).order_by(Unit.number))
              if u.id in used]
     classes = tariffs.unit_class_keys(session, {u.id for u in units})
     weights: list[tuple[int, Decimal]] = []
