@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -26,6 +27,7 @@ from app import audit
 from app.models import ConsumptionRollup, Estate, Meter, Unit
 from app.models.utility import EmissionFactor
 from app.periods import add_months, first_day, parse_period
+from app.sql_arrays import one_of
 
 CARBON_UTILITIES = ("electricity", "water", "hot_water")
 KG = Decimal("0.001")
@@ -162,6 +164,9 @@ class CarbonReport:
     months: list[MonthCarbon]
     units: list[UnitCarbon]  # per unit and month, unit-number order then month
     factors: dict[str, list[tuple[date, Decimal]]]
+    # The carbon utilities the estate has: unit meters of them, or use of them in the months shown
+    # (pages and exports show a column only for these: no "Hot water" where there is none).
+    utilities: tuple[str, ...] = CARBON_UTILITIES
 
 
 def _segments(estate: Estate, months: list[str], schedule: dict[str, list[tuple[date, Decimal]]]):
@@ -183,36 +188,55 @@ def _instant(day: date, estate: Estate) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=estate.tz).astimezone(UTC)
 
 
-def _segment_use(session: Session, estate: Estate, meter_ids: list[int], segments) -> list[tuple[int, int, Decimal]]:
-    """(meter id, segment index, use) of every segment. A segment that is a whole local month (no
-    factor changes inside it) is read from the month roll-ups (one row per meter); only the months a
-    factor splits are summed from the day roll-ups. The roll-ups of a month equal its days' sum (M5)."""
+def _segment_use(session: Session, estate: Estate, meter_ids: list[int], segments) -> Iterator[tuple[int, int, Decimal]]:
+    """(meter id, segment index, use) of every segment, from the month roll-ups (one row per meter
+    and month) and, for a month a factor change splits, the day roll-ups of its shorter segments
+    only: its longest segment is the month less those (the roll-ups of a month equal its days'
+    sum, M5), so a factor changing on the 3rd reads two days per meter, not thirty.
+    The segment comes back as its index (no timestamps to convert) and the meters as one array
+    parameter on PostgreSQL (`one_of`), so the statement does not grow with the estate."""
     rollup = ConsumptionRollup
-    whole, split = {}, []
-    for index, (a, b, period) in enumerate(segments):
-        if a == first_day(period) and b == add_months(a, 1):
-            whole[_instant(a, estate)] = index
+    months: dict[str, list[int]] = defaultdict(list)
+    for index, (_, _, period) in enumerate(segments):
+        months[period].append(index)
+    whole, shorter, longest_of = [], [], {}  # longest_of: a split month's longest segment -> its others
+    for period, indices in months.items():
+        if len(indices) > 1:
+            longest = max(indices, key=lambda i: ((segments[i][1] - segments[i][0]).days, -i))
+            longest_of[longest] = [i for i in indices if i != longest]
+            shorter.extend(longest_of[longest])
+            indices = [longest]
+        whole.append((_instant(first_day(period), estate), indices[0]))
+    meters = one_of(session, rollup.meter_id, meter_ids)
+    segment = case(*[(rollup.period_start == a, i) for a, i in whole], else_=-1)
+    # Rows are used as they come, never held in a list: thousands of rows kept alive through the
+    # loop were promoted by the garbage collector and set off a full collection every few pages.
+    rest: dict[tuple[int, int], Decimal] = {}  # (meter, longest segment) -> the month less its other segments
+    connection = session.connection()  # Core rows: no ORM result processing for thousands of plain rows
+    for meter_id, index, used in connection.execute(
+            select(rollup.meter_id, segment, rollup.consumption)
+            .where(rollup.grain == "month", meters, rollup.period_start.in_([a for a, _ in whole]))):
+        if index in longest_of:
+            rest[(meter_id, index)] = used or Decimal(0)
         else:
-            split.append(index)
-    rows: list[tuple[int, int, Decimal]] = []
-    if whole:
-        for meter_id, period_start, used in session.execute(
-                select(rollup.meter_id, rollup.period_start, rollup.consumption)
-                .where(rollup.grain == "month", rollup.meter_id.in_(meter_ids),
-                       rollup.period_start.in_(list(whole)))):
-            index = whole.get(period_start)  # aware datetimes: equal instants hash alike in any zone
-            if index is not None:
-                rows.append((meter_id, index, used))
-    if split:
-        bounds = [(_instant(segments[i][0], estate), _instant(segments[i][1], estate), i) for i in split]
-        segment = case(*[(and_(rollup.period_start >= a, rollup.period_start < b), i) for a, b, i in bounds],
-                       else_=-1)
-        rows.extend(session.execute(
+            yield meter_id, index, used
+    if not shorter:
+        return
+    bounds = [(_instant(segments[i][0], estate), _instant(segments[i][1], estate), i) for i in shorter]
+    segment = case(*[(and_(rollup.period_start >= a, rollup.period_start < b), i) for a, b, i in bounds],
+                   else_=-1)
+    longest_by_segment = {other: longest for longest, others in longest_of.items() for other in others}
+    for meter_id, index, used in connection.execute(
             select(rollup.meter_id, segment, func.sum(rollup.consumption))
-            .where(rollup.grain == "day", rollup.meter_id.in_(meter_ids),
+            .where(rollup.grain == "day", meters,
                    or_(*[and_(rollup.period_start >= a, rollup.period_start < b) for a, b, _ in bounds]))
-            .group_by(rollup.meter_id, segment)).all())
-    return rows
+            .group_by(rollup.meter_id, segment)):
+        yield meter_id, index, used
+        key = (meter_id, longest_by_segment.get(index))
+        if key in rest:
+            rest[key] -= used or Decimal(0)
+    for (meter_id, index), used in rest.items():
+        yield meter_id, index, used
 
 
 def estate_carbon(session: Session, estate: Estate, months: list[str], *,
@@ -224,46 +248,75 @@ def estate_carbon(session: Session, estate: Estate, months: list[str], *,
         parse_period(period)
     schedule = factor_schedule(factors_of(session, estate.country))
     segments = _segments(estate, months, schedule)
-    meters = {m.id: m for m in session.execute(select(Meter.id, Meter.role, Meter.utility, Meter.unit_id).where(
-        Meter.estate_id == estate.id, Meter.role.in_(("unit", "solar"))))}  # plain rows, not ORM meters
+    unit_meters: dict[int, tuple[str, int]] = {}  # meter -> (utility, unit): plain rows, not ORM meters
+    solar_meters: set[int] = set()
+    for meter_id, role, utility, unit_id in session.execute(select(Meter.id, Meter.role, Meter.utility, Meter.unit_id)
+                                                            .where(Meter.estate_id == estate.id,
+                                                                   Meter.role.in_(("unit", "solar")))):
+        if role == "solar":
+            if utility in ("solar", "electricity"):
+                solar_meters.add(meter_id)
+        elif utility in CARBON_UTILITIES and unit_id is not None:
+            unit_meters[meter_id] = (utility, unit_id)
     numbers = dict(session.execute(select(Unit.id, Unit.number).where(Unit.estate_id == estate.id)).all())
     by_month = {p: MonthCarbon(p) for p in months}
-    by_unit: dict[tuple[int, str], UnitCarbon] = {}
-    if meters and segments:
-        rows = _segment_use(session, estate, list(meters), segments)
-        factors: dict[tuple[str, int], Decimal | None] = {}  # (utility, segment) -> factor: looked up once
-
-        def factor_of(utility: str, index: int) -> Decimal | None:
-            if (utility, index) not in factors:
-                factors[(utility, index)] = factor_on(schedule.get(utility, []), segments[index][0])
-            return factors[(utility, index)]
-
+    by_unit: dict[tuple[int, int], UnitCarbon] = {}
+    if (unit_meters or solar_meters) and segments:
+        rows = _segment_use(session, estate, [*unit_meters, *solar_meters], segments)  # an iterator
+        # The factor of each utility and segment, looked up once; sums per (utility, segment), then
+        # given to the months: the loop runs once per meter and segment (thousands of rows).
+        price = {(u, i): factor_on(schedule.get(u, []), segments[i][0])
+                 for u in CARBON_UTILITIES for i in range(len(segments))}
+        shown = {i for i, (_, _, period) in enumerate(segments) if unit_month is None or period == unit_month}
+        zero = Decimal(0)
+        use: dict[tuple[str, int], Decimal] = defaultdict(Decimal)
+        grams: dict[tuple[str, int], Decimal] = defaultdict(Decimal)
         for meter_id, index, used in rows:
-            if index is None or index < 0:
+            if index is None or index < 0 or used is None:
                 continue
-            period = segments[index][2]
-            meter, used = meters[meter_id], Decimal(used or 0)
-            month = by_month[period]
-            if meter.role == "solar":
-                generated = max(used, Decimal(0)) if meter.utility in ("solar", "electricity") else Decimal(0)
-                month.solar_kwh += generated
-                factor = factor_of("electricity", index)
+            meter = unit_meters.get(meter_id)
+            if meter is None:  # a solar meter: its generation offsets at the electricity factor
+                generated = used if used > zero else zero
+                use[("solar", index)] += generated
+                factor = price[("electricity", index)]
                 if factor is not None:
-                    month.offset_kg += (generated * factor).quantize(KG)
+                    grams[("solar", index)] += (generated * factor).quantize(KG)
                 continue
-            if meter.utility not in CARBON_UTILITIES or meter.unit_id is None:
-                continue
-            month.use[meter.utility] = month.use.get(meter.utility, Decimal(0)) + used
-            factor = factor_of(meter.utility, index)
+            utility, unit_id = meter
+            key = (utility, index)
+            use[key] += used
+            factor = price[key]
             if factor is None:
-                month.unpriced[meter.utility] = month.unpriced.get(meter.utility, Decimal(0)) + used
                 continue
             kg = (used * factor).quantize(KG)
-            month.kg[meter.utility] = month.kg.get(meter.utility, Decimal(0)) + kg
-            if unit_month is not None and period != unit_month:
-                continue
-            row = by_unit.setdefault((meter.unit_id, period),
-                                     UnitCarbon(meter.unit_id, numbers.get(meter.unit_id, ""), period))
-            row.kg[meter.utility] = row.kg.get(meter.utility, Decimal(0)) + kg
+            grams[key] += kg
+            if index in shown:
+                row = by_unit.get((unit_id, index))
+                if row is None:
+                    row = by_unit[(unit_id, index)] = UnitCarbon(unit_id, numbers.get(unit_id, ""), segments[index][2])
+                row.kg[utility] = row.kg.get(utility, zero) + kg
+        for (utility, index), used in use.items():
+            month = by_month[segments[index][2]]
+            if utility == "solar":
+                month.solar_kwh += used
+                month.offset_kg += grams.get(("solar", index), zero)
+            elif price[(utility, index)] is None:
+                month.use[utility] = month.use.get(utility, zero) + used
+                month.unpriced[utility] = month.unpriced.get(utility, zero) + used
+            else:
+                month.use[utility] = month.use.get(utility, zero) + used
+                month.kg[utility] = month.kg.get(utility, zero) + grams[(utility, index)]
+        # A factor change splits a month into segments: a unit's segments of one month are one row.
+        merged: dict[tuple[int, str], UnitCarbon] = {}
+        for (unit_id, _), row in by_unit.items():
+            found = merged.get((unit_id, row.period))
+            if found is None:
+                merged[(unit_id, row.period)] = row
+            else:
+                for utility, kg in row.kg.items():
+                    found.kg[utility] = found.kg.get(utility, zero) + kg
+        by_unit = merged
     units = sorted(by_unit.values(), key=lambda u: (u.unit_number, u.period))
-    return CarbonReport(estate.id, estate.country, [by_month[p] for p in months], units, dict(schedule))
+    metered = {utility for utility, _ in unit_meters.values()}
+    present = tuple(u for u in CARBON_UTILITIES if u in metered or any(m.use.get(u) for m in by_month.values()))
+    return CarbonReport(estate.id, estate.country, [by_month[p] for p in months], units, dict(schedule), present)

@@ -2,7 +2,13 @@
 
 - An *account* is a unit. A payment is any money a unit paid: credited `payments` rows, and for
   mini-grid estates the Koios payments imported from SparkMeter (those not mirroring a payment of
-  ours) and the ThunderCloud payments read from meter heartbeats.
+  ours) and the ThunderCloud payments read from meter heartbeats, and the payments of the UISP CRM
+  copy (S1). A UISP client belongs to an estate (its `estate` attribute) but names no unit: it is a
+  unit's account when its `userIdent` is the unit's account number, else its unit number, in that
+  estate (capitals ignored); payments of other clients, in another currency, or removed in UISP are
+  not counted. UISP payments never become `payments` rows here, but a UISP payment whose provider
+  payment id is the reference of a credited payment of the estate is the same money recorded twice
+  and is left out.
 - ARPU of a period = the period's payments / the *cumulative distinct paying accounts*: every
   unit that has paid at least once up to the end of that period (a unit that paid in January
   and not since still counts in June).
@@ -23,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Estate, Meter, Unit
 from app.models.payments import Payment
-from app.models.sources import KoiosPayment, ThunderCloudPayment
+from app.models.sources import KoiosPayment, ThunderCloudPayment, UispClient, UispPayment
 
 TENURE_BUCKETS = ((0, 2, "0-2 months"), (3, 5, "3-5 months"), (6, 11, "6-11 months"), (12, None, "12 months or more"))
 
@@ -124,14 +130,17 @@ def tenure_rows(first_payments: dict[int, tuple[int, date]], usage: Iterable[tup
 
 
 def payment_events(session: Session, estate: Estate) -> list[PaymentEvent]:
-    """Every payment a unit of the estate made, from the three sources, by local day."""
+    """Every payment a unit of the estate made, from the four sources, by local day."""
     tz = estate.tz
     events = []
-    for unit_id, paid_at, amount in session.execute(
-            select(Payment.unit_id, Payment.paid_at, Payment.amount)
+    references = set()
+    for unit_id, paid_at, amount, reference in session.execute(
+            select(Payment.unit_id, Payment.paid_at, Payment.amount, Payment.provider_ref)
             .where(Payment.estate_id == estate.id, Payment.status == "credited", Payment.unit_id.is_not(None),
                    Payment.paid_at.is_not(None))):
         events.append(PaymentEvent(estate.id, unit_id, paid_at.astimezone(tz).date(), Decimal(amount)))
+        if reference:
+            references.add(reference)
     for unit_id, paid_at, amount in session.execute(
             select(KoiosPayment.unit_id, KoiosPayment.paid_at, KoiosPayment.amount)
             .where(KoiosPayment.estate_id == estate.id, KoiosPayment.unit_id.is_not(None),
@@ -141,6 +150,29 @@ def payment_events(session: Session, estate: Estate) -> list[PaymentEvent]:
             select(ThunderCloudPayment.unit_id, ThunderCloudPayment.detected_at, ThunderCloudPayment.amount)
             .join(Unit, Unit.id == ThunderCloudPayment.unit_id).where(Unit.estate_id == estate.id)):
         events.append(PaymentEvent(estate.id, unit_id, detected_at.astimezone(tz).date(), Decimal(amount)))
+    events.extend(_uisp_events(session, estate, references))
+    return events
+
+
+def _uisp_events(session: Session, estate: Estate, references: set[str]) -> list[PaymentEvent]:
+    """The estate's UISP payments of clients that are a unit's account (see the module docstring)."""
+    by_account, by_number = {}, {}
+    for unit_id, number, account in session.execute(
+            select(Unit.id, Unit.number, Unit.account_number).where(Unit.estate_id == estate.id)):
+        by_number.setdefault(number.strip().upper(), unit_id)
+        if account:
+            by_account[account.strip().upper()] = unit_id
+    events = []
+    for ident, created_at, amount, provider_id in session.execute(
+            select(UispClient.user_ident, UispPayment.created_at, UispPayment.amount, UispPayment.provider_payment_id)
+            .join(UispClient, UispClient.uisp_id == UispPayment.client_uisp_id)
+            .where(UispClient.estate_id == estate.id, UispClient.user_ident.is_not(None),
+                   UispPayment.removed_at.is_(None), UispPayment.currency == estate.currency)):
+        key = ident.strip().upper()
+        unit_id = by_account.get(key) or by_number.get(key)
+        if unit_id is None or (provider_id and provider_id in references):
+            continue
+        events.append(PaymentEvent(estate.id, unit_id, created_at.astimezone(estate.tz).date(), Decimal(amount)))
     return events
 
 

@@ -515,17 +515,25 @@ def _open_cases(session: Session, estate: Estate, day: date, rows: list[ScoredMe
     return opened
 
 
-def latest_scores(session: Session, estate_id: int, limit: int = 50) -> tuple[date | None, list]:
-    """The latest scored day's meters, highest score first: (day, [(MeterAnomaly, Meter, Unit)])."""
+def latest_scores(session: Session, estate_id: int, limit: int = 50, *, flagged_only: bool = False
+                  ) -> tuple[date | None, list]:
+    """The latest scored day's meters, highest score first: (day, [(MeterAnomaly, Meter, Unit)]);
+    with `flagged_only` only those that scored above 0 (the page lists those and counts the rest)."""
     day = session.scalar(select(func.max(MeterAnomaly.day)).where(MeterAnomaly.estate_id == estate_id))
     if day is None:
         return None, []
-    rows = session.execute(
-        select(MeterAnomaly, Meter, Unit).join(Meter, Meter.id == MeterAnomaly.meter_id)
-        .outerjoin(Unit, Unit.id == MeterAnomaly.unit_id)
-        .where(MeterAnomaly.estate_id == estate_id, MeterAnomaly.day == day)
-        .order_by(MeterAnomaly.score.desc(), Unit.number).limit(limit)).all()
-    return day, rows
+    query = (select(MeterAnomaly, Meter, Unit).join(Meter, Meter.id == MeterAnomaly.meter_id)
+             .outerjoin(Unit, Unit.id == MeterAnomaly.unit_id)
+             .where(MeterAnomaly.estate_id == estate_id, MeterAnomaly.day == day))
+    if flagged_only:
+        query = query.where(MeterAnomaly.score > 0)
+    return day, session.execute(query.order_by(MeterAnomaly.score.desc(), Unit.number).limit(limit)).all()
+
+
+def scored_count(session: Session, estate_id: int, day: date) -> int:
+    """How many meters were scored on the day."""
+    return session.scalar(select(func.count()).select_from(MeterAnomaly).where(
+        MeterAnomaly.estate_id == estate_id, MeterAnomaly.day == day)) or 0
 
 
 def cases(session: Session, estate_id: int, *, include_resolved: bool = True) -> list:

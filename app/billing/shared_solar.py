@@ -43,6 +43,7 @@ from app.models.utility import SOLAR_METHODS, SolarAllocation, SolarScheme
 from app.money import format_amount, quantize
 from app.jobs import enqueue, job
 from app.periods import InvalidPeriod, checked_period, current_period, first_day, last_complete_period, month_bounds
+from app.sql_arrays import one_of
 
 METHOD_LABELS = {"equal": "Equally among the units", "floor_area": "By floor area",
                  "custom": "By a custom table of weights"}
@@ -215,7 +216,7 @@ def _month_sum(session: Session, meter_ids: list[int], start: datetime) -> dict[
         return {}
     return {m: Decimal(v or 0) for m, v in session.execute(
         select(ConsumptionRollup.meter_id, func.sum(ConsumptionRollup.consumption))
-        .where(ConsumptionRollup.grain == "month", ConsumptionRollup.meter_id.in_(meter_ids),
+        .where(ConsumptionRollup.grain == "month", one_of(session, ConsumptionRollup.meter_id, meter_ids),
                ConsumptionRollup.period_start == start).group_by(ConsumptionRollup.meter_id))}
 
 
@@ -284,7 +285,10 @@ def plan_allocation(session: Session, estate: Estate, period: str, *, now: datet
     if report.solar_rate is None:
         report.problems.append(str(_l("The estate has no Solar tariff with a flat rate in force on %(day)s: "
                                       "add one on the tariffs page.", day=day.strftime("%d %b %Y"))))
-    units = list(session.scalars(select(Unit).where(Unit.id.in_(list(used) or [-1])).order_by(Unit.number)))
+    # Plain rows, not ORM units: hundreds of tracked objects per page view set off full garbage collections.
+    units = [u for u in session.execute(select(Unit.id, Unit.number, Unit.floor_area_m2)
+                                        .where(Unit.estate_id == estate.id).order_by(Unit.number))
+             if u.id in used]
     classes = tariffs.unit_class_keys(session, {u.id for u in units})
     weights: list[tuple[int, Decimal]] = []
     rows: dict[int, AllocationRow] = {}

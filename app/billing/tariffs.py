@@ -21,6 +21,7 @@ from app.billing import BillingError
 from app.models.estate import Unit
 from app.models.metering import TARIFF_KINDS, TariffVersion
 from app.models.tariff import TariffClass
+from app.sql_arrays import one_of
 
 
 class TariffError(BillingError):
@@ -108,7 +109,7 @@ def unit_class_keys(session: Session, unit_ids: set[int]) -> dict[int, ClassKey]
         return {}
     rows = session.execute(select(Unit.id, Unit.tariff_class_id, TariffClass.is_default)
                            .outerjoin(TariffClass, TariffClass.id == Unit.tariff_class_id)
-                           .where(Unit.id.in_(unit_ids)))
+                           .where(one_of(session, Unit.id, unit_ids)))  # one array parameter, not hundreds
     return {unit_id: (None if class_id is None or is_default else class_id) for unit_id, class_id, is_default in rows}
 
 

@@ -154,3 +154,41 @@ def test_the_whole_carbon_report_is_one_pdf_with_every_figure(site, login):
                  "Footprint kg"):
         assert part in text, part
     assert client.get(f"/utility/estates/{site['estate']}/carbon?table=report&format=csv").status_code == 400
+
+
+def test_the_unit_table_is_paged_and_only_the_estates_utilities_are_columns(site, login, monkeypatch):
+    """Carbon Court has electricity and water meters but no hot water: no Hot water column on the
+    page, its CSV or the PDF. A page of one unit (the page size made 1) shows A, the next B; the month
+    figures and the downloads still cover both."""
+    import io
+
+    from pypdf import PdfReader
+
+    from app.layers.utility import carbon as carbon_page
+    from tests.helpers import table_with
+
+    monkeypatch.setattr(carbon_page, "UNITS_PER_PAGE", 1)
+    client = login(site["utility"])
+    url = f"/utility/estates/{site['estate']}/carbon?month=2026-03"
+    first = client.get(url).get_data(as_text=True)
+    units = table_with(first, "Total")
+    assert units.headers == ["Unit", "Electricity", "Water", "Total"]
+    assert [row[0] for row in units.texts()] == ["A"]
+    assert "Hot water" not in first and "Units 1 to 1 of 2" in first and 'rel="next"' in first
+    assert "page=2" in first and "#units-heading" in first
+    months = table_with(first, "Footprint")
+    assert months.headers == ["Month", "Electricity", "Water", "Footprint", "Solar offset", "Net"]
+    assert ["2026-03", "38.5", "2.0", "40.5", "11.6", "28.9"] in [[c.replace("*", "").strip() for c in r]
+                                                                 for r in months.texts()]
+    second = client.get(url + "&page=2").get_data(as_text=True)
+    assert [row[0] for row in table_with(second, "Total").texts()] == ["B"] and 'rel="prev"' in second
+    assert [row[0] for row in table_with(client.get(url + "&page=9").get_data(as_text=True), "Total").texts()] == ["B"]
+    assert client.get(url + "&page=0").status_code == 400 and client.get(url + "&page=x").status_code == 400
+    csv = client.get(url + "&page=2&format=csv&table=units").get_data(as_text=True).splitlines()
+    assert csv[0].lstrip("\ufeff") == "Unit,Month,Electricity kg CO2e,Water kg CO2e,Total kg CO2e"
+    assert [line.split(",")[0] for line in csv[1:]] == ["A", "B"]
+    header = client.get(url + "&format=csv&table=months").get_data(as_text=True).splitlines()[0]
+    assert "Water kL" in header and "Hot water" not in header
+    pdf = client.get(url + "&table=report&format=pdf").data
+    text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
+    assert "Water kg" in text and "Hot water" not in text

@@ -138,3 +138,46 @@ def test_imported_koios_and_thundercloud_payments_count_and_the_whole_report_has
     assert csv.splitlines()[0].startswith("\ufeffEstate,") and "Hill Grid" in csv and "150.00" in csv
     assert client.get(f"/utility/estates/{grid_id}/finance?table=report&format=csv").status_code == 400
     assert client.get(f"/utility/estates/{grid_id}/finance?table=nope&format=pdf").status_code == 400
+
+
+def test_uisp_payments_count_for_the_unit_their_client_names_once(committed):
+    """Hand-worked: UISP clients of the estate name units by account number (A1) or unit number
+    (A2); a UISP payment that is the same money as our credited payment BANK-7 is left out, as are
+    another currency, a payment removed in UISP, a client naming no unit and another estate's client.
+    A1 paid 100 (ours) + 40 (UISP); A2 25 (UISP), on 1 April local (31 March 23:30 UTC)."""
+    from app.analytics.operator_finance import payment_events
+    from app.models import Estate
+    from app.models.sources import UispClient, UispPayment
+
+    with committed() as s:
+        estate = factories.make_estate(s, name="Uisp Court", timezone="Africa/Johannesburg")
+        other = factories.make_estate(s, name="Elsewhere")
+        a1, a2 = factories.make_unit(s, estate, number="A1"), factories.make_unit(s, estate, number="A2")
+        factories.make_unit(s, estate, number="A3")
+        a1.account_number = f"{estate.id:04d}UC"
+        late = datetime(2026, 3, 31, 23, 30, tzinfo=UTC)
+        s.add(Payment(provider="eft", provider_ref=f"BANK-{estate.id}", amount=Decimal("100.00"), currency="ZAR",
+                      status="credited", estate_id=estate.id, unit_id=a1.id, paid_at=late))
+        base = estate.id * 100
+        for n, (home, ident) in enumerate([(estate, a1.account_number.lower()), (estate, " a2 "),
+                                           (estate, "C00003"), (other, "A2")], start=1):
+            s.add(UispClient(uisp_id=base + n, estate_id=home.id, user_ident=ident, name=f"Client {n}",
+                             is_active=True, is_archived=False, is_vip=False, account_balance=0,
+                             account_outstanding=0, has_suspended_service=False, on_time_count=0, late_count=0,
+                             missed_count=0, risky=False))
+        s.flush()
+        for n, (client, amount, currency, provider_id, removed) in enumerate([
+                (1, "40.00", "ZAR", None, None), (1, "100.00", "ZAR", f"BANK-{estate.id}", None),
+                (2, "25.00", "ZAR", "PF-1", None), (2, "99.00", "USD", None, None), (2, "10.00", "ZAR", None, late),
+                (3, "70.00", "ZAR", None, None), (4, "60.00", "ZAR", None, None)], start=1):
+            s.add(UispPayment(uisp_id=base + n, client_uisp_id=base + client, amount=Decimal(amount), currency=currency,
+                              created_at=late, provider_payment_id=provider_id, covers=[], removed_at=removed))
+        estate_id, units = estate.id, {a1.id: "A1", a2.id: "A2"}
+    with committed() as s:
+        events = payment_events(s, s.get(Estate, estate_id))
+    got = sorted((units[e.unit_id], e.day, e.amount) for e in events)
+    assert got == [("A1", date(2026, 4, 1), Decimal("40.00")), ("A1", date(2026, 4, 1), Decimal("100.00")),
+                   ("A2", date(2026, 4, 1), Decimal("25.00"))]
+    [april] = arpu_rows(events, "month", ["2026-04"])
+    assert (april.revenue, april.paying, april.cumulative_accounts, april.arpu) == (
+        Decimal("165.00"), 2, 2, Decimal("82.50"))

@@ -89,8 +89,17 @@ def test_tertiles_give_ties_one_band_and_leave_no_use_unbanded():
     assert assign_bands({}) == {}
 
 
-def test_the_profiles_page_exports_and_is_scoped_to_the_estate(committed, site, login):
+def test_the_profiles_page_exports_and_is_scoped_to_the_estate(committed, site, login, monkeypatch):
+    from app.layers.utility import profiles as profiles_page
+    from tests.helpers import table_with
+
+    monkeypatch.setattr(profiles_page, "UNITS_PER_PAGE", 4)  # 7 units: pages of A-D and E, F, Z
     client = login(site["email"])
+    second = client.get(f"/utility/estates/{site['estate']}/profiles?days=7&page=2").get_data(as_text=True)
+    assert [r[0] for r in table_with(second, "Peak hour").texts()] == ["E", "F", "Z"]
+    assert "Units 5 to 7 of 7" in second and 'rel="prev"' in second
+    csv_rows = client.get(f"/utility/estates/{site['estate']}/profiles?days=7&page=2&format=csv").data.decode()
+    assert len(csv_rows.strip().splitlines()) == 1 + 7  # the download has every unit
     page = client.get(f"/utility/estates/{site['estate']}/profiles?days=7")
     assert page.status_code == 200 and b"Consumption profiles" in page.data
     csv = client.get(f"/utility/estates/{site['estate']}/profiles?days=7&format=csv&table=units").data.decode()

@@ -15,7 +15,7 @@ from app.analytics.revenue_assurance import (MeterDay, anomaly_inputs, revenue_m
 from app.models import AuditLog, ConsumptionRollup, Estate, TariffVersion
 from app.models.utility import RevenueCase
 from tests import factories
-from tests.helpers import csrf_from, make_login
+from tests.helpers import csrf_from, make_login, table_with
 
 DAY = date(2026, 5, 20)
 NORMAL = MeterDay(consumption=Decimal(10), history=tuple(Decimal(9 + i % 3) for i in range(30)), zero_hours=0,
@@ -155,6 +155,9 @@ def test_a_case_is_resolved_only_with_a_note_and_every_change_is_audited(committ
     client = login(site["email"])
     page = client.get(f"/utility/estates/{site['estate']}/revenue")
     assert page.status_code == 200 and "Zero use (possible bypass)" in page.get_data(as_text=True)
+    # The bypassed meter is listed; the normal one scored 0 and is only counted.
+    assert len(table_with(page.get_data(as_text=True), "Score").texts()) == 1
+    assert "Meters that scored 0 and are not listed: 1." in page.get_data(as_text=True)
     token = csrf_from(page.get_data(as_text=True))
     url = f"/utility/estates/{site['estate']}/cases"
     refused = client.post(url, data={"case_id": case_id, "status": "resolved", "csrf_token": token})
@@ -177,6 +180,8 @@ def test_a_case_is_resolved_only_with_a_note_and_every_change_is_audited(committ
     for table in ("months", "scores", "cases"):
         export = client.get(f"/utility/estates/{site['estate']}/revenue?format=csv&table={table}")
         assert export.status_code == 200 and export.mimetype == "text/csv"
+        if table == "scores":  # the download has every scored meter, 0 too
+            assert len(export.get_data(as_text=True).strip().splitlines()) == 1 + 2
     assert client.get(f"/utility/estates/{site['estate']}/revenue?format=csv&table=nope").status_code == 400
 
 

@@ -139,6 +139,29 @@ def test_the_page_shows_the_report_and_only_staff_post(committed, site, login):
     assert staff.get(url + "?month=1999-01").status_code == 400
 
 
+def test_the_allocation_table_is_paged_with_totals_chart_and_csv_over_every_unit(site, login, monkeypatch):
+    import json
+    import re
+
+    from app.layers.utility import solar as solar_page
+    from tests.helpers import table_with
+
+    monkeypatch.setattr(solar_page, "UNITS_PER_PAGE", 3)
+    client = login(site["utility"])
+    url = f"/utility/estates/{site['estate']}/solar?month={MAY}"
+    first = client.get(url).get_data(as_text=True)
+    assert [r[0] for r in table_with(first, "Solar share").texts()] == ["A", "B", "C"]
+    assert "Units 1 to 3 of 4" in first and 'rel="next"' in first and "#alloc-heading" in first
+    assert "100.0 kWh" in first  # shared: over every unit, not the page's
+    chart = json.loads(re.search(r'id="chart-solar">(.*?)</script>', first, re.S).group(1))
+    assert chart["labels"] == ["A", "B", "C"]  # D used nothing: never in the chart
+    second = client.get(url + "&page=2").get_data(as_text=True)
+    assert [r[0] for r in table_with(second, "Solar share").texts()] == ["D"] and "100.0 kWh" in second
+    assert client.get(url + "&page=-1").status_code == 400
+    csv = client.get(url + "&page=2&format=csv").get_data(as_text=True).splitlines()
+    assert [line.split(",")[0] for line in csv[1:]] == ["A", "B", "C", "D"]
+
+
 @settings(max_examples=60, deadline=None)
 @given(total=st.decimals(min_value=0, max_value=100000, places=3),
        parts=st.lists(st.tuples(st.integers(min_value=0, max_value=1000), st.decimals(min_value=0, max_value=5000, places=3)),
@@ -185,7 +208,7 @@ def staff_client(site, login):
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(query=st.dictionaries(st.sampled_from(["month", "days", "utility", "table", "format"]),
+@given(query=st.dictionaries(st.sampled_from(["month", "days", "utility", "table", "format", "page"]),
                              st.text(alphabet="0123456789-abcdefghpsvwx_", max_size=10), max_size=3))
 def test_the_new_pages_answer_any_query_without_a_server_error(site, staff_client, query):
     client = staff_client
@@ -256,3 +279,41 @@ def test_the_monthly_run_allocates_every_estate_with_a_scheme_once(committed, si
         assert len(_solar_keys(s)) == 3
         latest = s.scalars(select(JobRun).where(JobRun.kind == JOB_KIND).order_by(JobRun.id.desc())).first()
         assert "already allocated" in latest.result
+
+
+def test_the_settlement_run_settles_solar_revenue_by_its_own_rules_and_electricity_net_of_the_credit(committed, site):
+    """Settlement is per utility and revenue account: May's grid bills of 350.00 (A 125, B 25, C 200)
+    less the 250.00 grid charge given back settle 100.00 by the electricity rules; the 150.00 solar
+    charge in the solar revenue account settles by the solar rules, and both accounts end at zero."""
+    from datetime import timedelta
+
+    from app.billing import settlement
+    from app.ledger import Entry, post
+
+    with committed() as s:
+        estate = s.get(Estate, site["estate"])
+        run_allocation(s, estate, MAY, now=NOW)
+        start = datetime(2026, 5, 1, tzinfo=estate.tz)
+        clearing = system_account(s, estate, "clearing", "payments")
+        grid = system_account(s, estate, "revenue", "electricity", utility="electricity")
+        for number, billed in (("A", "125.00"), ("B", "25.00"), ("C", "200.00")):
+            pocket = s.scalar(select(Account).where(Account.utility == "electricity",
+                                                    Account.wallet.has(unit_id=site[number])))
+            post(s, Entry(estate_id=estate.id, kind="topup", idempotency_key=f"test:topup:{number}",
+                          legs=[(pocket.id, Decimal(billed)), (clearing.id, -Decimal(billed))], occurred_at=start))
+            post(s, Entry(estate_id=estate.id, kind="consumption", idempotency_key=f"reading:test:{number}",
+                          legs=[(pocket.id, -Decimal(billed)), (grid.id, Decimal(billed))],
+                          occurred_at=start + timedelta(days=3)))
+        s.commit()
+        supplier = settlement.add_party(s, estate, name="Grid supplier", role="utility")
+        owner = settlement.add_party(s, estate, name="Solar owner", role="operator")
+        settlement.save_rules(s, estate, "electricity", MAY, [settlement.RuleInput(supplier.id, "remainder")])
+        settlement.save_rules(s, estate, "solar", MAY, [settlement.RuleInput(owner.id, "remainder")])
+        report = settlement.run_settlement(s, estate, MAY, now=NOW)
+        assert [(o.utility, o.status, o.revenue) for o in report.outcomes] == [
+            ("electricity", "posted", Decimal("100.00")), ("solar", "posted", Decimal("150.00"))]
+        s.expire_all()
+        solar = system_account(s, estate, "revenue", "solar", utility="solar")
+        assert (grid.balance, solar.balance) == (Decimal("0.00"), Decimal("0.00"))
+        assert (s.get(Account, supplier.account_id).balance, s.get(Account, owner.account_id).balance) == (
+            Decimal("100.00"), Decimal("150.00"))

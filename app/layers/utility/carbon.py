@@ -11,6 +11,7 @@ from app.extensions import db
 from app.htmx import render
 from app.i18n.formatting import translated_label
 from app.layers.export import requested_format, respond, respond_report
+from app.layers.owner.selection import int_arg
 from app.layers.utility import bp
 from app.layers.utility.views import ROLES
 from app.models import utcnow
@@ -19,6 +20,7 @@ from app.reports.export import Column, Section
 from app.reports.pdf import ChartSeries, ReportChart
 
 MONTHS = 12
+UNITS_PER_PAGE = 50  # the page's unit table; its exports and the month figures cover every unit
 
 
 @bp.get("/estates/<int:estate_id>/carbon")
@@ -36,11 +38,11 @@ def carbon(estate_id: int):
     if fmt:
         table = request.args.get("table", "months")
         if table == "months":
-            return respond(report.months, MONTH_COLUMNS, _("%(estate)s carbon footprint by month", estate=estate.name), fmt,
+            return respond(report.months, month_columns(report.utilities), _("%(estate)s carbon footprint by month", estate=estate.name), fmt,
                            subtitle=_("kg CO2e; emission factors for %(country)s", country=estate.country),
                            timezone=estate.timezone)
         if table == "units":
-            return respond(unit_rows, UNIT_COLUMNS, _("%(estate)s carbon footprint by unit %(month)s", estate=estate.name, month=month),
+            return respond(unit_rows, unit_columns(report.utilities), _("%(estate)s carbon footprint by unit %(month)s", estate=estate.name, month=month),
                            fmt,
                            subtitle=_("kg CO2e"), timezone=estate.timezone)
         if table == "report":
@@ -53,8 +55,12 @@ def carbon(estate_id: int):
                                   subtitle=_("kg CO2e; emission factors for %(country)s", country=estate.country),
                                   timezone=estate.timezone, note=note)
         abort(400, "table must be months, units or report")
+    pages = max(1, -(-len(unit_rows) // UNITS_PER_PAGE))
+    page = min(int_arg("page", 1, 1), pages)
+    shown = unit_rows[(page - 1) * UNITS_PER_PAGE:page * UNITS_PER_PAGE]
     return render("utility/carbon.html", estate=estate, report=report, months=months, month=month,
-                  unit_rows=unit_rows, utilities=CARBON_UTILITIES)
+                  unit_rows=shown, unit_count=len(unit_rows), page=page, pages=pages, per_page=UNITS_PER_PAGE,
+                  utilities=report.utilities)
 
 
 COLOURS = {"electricity": "#8aa4c8", "water": "#0f766e", "hot_water": "#e0a458"}
@@ -63,14 +69,14 @@ COLOURS = {"electricity": "#8aa4c8", "water": "#0f766e", "hot_water": "#e0a458"}
 def _sections(report, unit_rows, month) -> list[Section]:
     """The whole carbon report: the months with their stacked chart, the month's units, the factors."""
     series = [ChartSeries(translated_label(u, "utility"), [float(m.kg.get(u, 0)) for m in report.months], COLOURS[u])
-              for u in CARBON_UTILITIES if any(m.kg.get(u, 0) for m in report.months)]
+              for u in report.utilities if any(m.kg.get(u, 0) for m in report.months)]
     if any(m.offset_kg for m in report.months):
         series.append(ChartSeries(_("Solar offset"), [-float(m.offset_kg) for m in report.months], "#f2c94c"))
     chart = ReportChart("bar", [m.period for m in report.months], series, unit="kg CO2e", stacked=True)
     factors = [(u, day, kg) for u, entries in report.factors.items() for day, kg in entries]
     return [
-        Section(_("By month, last 12"), report.months, MONTH_COLUMNS, chart=chart),
-        Section(_("By unit, %(month)s", month=month), unit_rows, UNIT_COLUMNS),
+        Section(_("By month, last 12"), report.months, month_columns(report.utilities), chart=chart),
+        Section(_("By unit, %(month)s", month=month), unit_rows, unit_columns(report.utilities)),
         Section(_("Emission factors in use"), factors, FACTOR_COLUMNS),
     ]
 
@@ -86,27 +92,32 @@ def _use(utility):
     return lambda row: Decimal(row.use.get(utility, 0)).quantize(THREE)
 
 
-MONTH_COLUMNS = [
-    Column(_l("Month"), lambda m: m.period),
-    Column(_l("Electricity kWh"), _use("electricity"), numeric=True),
-    Column(_l("Electricity kg CO2e"), _kg("electricity"), numeric=True),
-    Column(_l("Water kL"), _use("water"), numeric=True),
-    Column(_l("Water kg CO2e"), _kg("water"), numeric=True),
-    Column(_l("Hot water kL"), _use("hot_water"), numeric=True),
-    Column(_l("Hot water kg CO2e"), _kg("hot_water"), numeric=True),
-    Column(_l("Footprint kg CO2e"), lambda m: m.total_kg.quantize(THREE), numeric=True),
-    Column(_l("Solar kWh"), lambda m: m.solar_kwh.quantize(THREE), numeric=True),
-    Column(_l("Solar offset kg CO2e"), lambda m: m.offset_kg.quantize(THREE), numeric=True),
-    Column(_l("Net kg CO2e"), lambda m: m.net_kg.quantize(THREE), numeric=True),
-    Column(_l("Use without a factor"), lambda m: "; ".join(f"{u}: {q.quantize(THREE)}" for u, q in m.unpriced.items())),
-]
-UNIT_COLUMNS = [
-    Column(_l("Unit"), lambda u: u.unit_number), Column(_l("Month"), lambda u: u.period),
-    Column(_l("Electricity kg CO2e"), _kg("electricity"), numeric=True),
-    Column(_l("Water kg CO2e"), _kg("water"), numeric=True),
-    Column(_l("Hot water kg CO2e"), _kg("hot_water"), numeric=True),
-    Column(_l("Total kg CO2e"), lambda u: u.total_kg, numeric=True),
-]
+USE_LABELS = {"electricity": (_l("Electricity kWh"), _l("Electricity kg CO2e")),
+              "water": (_l("Water kL"), _l("Water kg CO2e")),
+              "hot_water": (_l("Hot water kL"), _l("Hot water kg CO2e"))}
+
+
+def month_columns(utilities=CARBON_UTILITIES) -> list[Column]:
+    """The months table: use and kg of each utility the estate has, then the totals."""
+    per_utility = [column for u in utilities for column in (
+        Column(USE_LABELS[u][0], _use(u), numeric=True), Column(USE_LABELS[u][1], _kg(u), numeric=True))]
+    return [
+        Column(_l("Month"), lambda m: m.period), *per_utility,
+        Column(_l("Footprint kg CO2e"), lambda m: m.total_kg.quantize(THREE), numeric=True),
+        Column(_l("Solar kWh"), lambda m: m.solar_kwh.quantize(THREE), numeric=True),
+        Column(_l("Solar offset kg CO2e"), lambda m: m.offset_kg.quantize(THREE), numeric=True),
+        Column(_l("Net kg CO2e"), lambda m: m.net_kg.quantize(THREE), numeric=True),
+        Column(_l("Use without a factor"), lambda m: "; ".join(f"{u}: {q.quantize(THREE)}" for u, q in m.unpriced.items())),
+    ]
+
+
+def unit_columns(utilities=CARBON_UTILITIES) -> list[Column]:
+    """The units table: kg of each utility the estate has and the unit's total."""
+    return [Column(_l("Unit"), lambda u: u.unit_number), Column(_l("Month"), lambda u: u.period),
+            *[Column(USE_LABELS[u][1], _kg(u), numeric=True) for u in utilities],
+            Column(_l("Total kg CO2e"), lambda u: u.total_kg, numeric=True)]
+
+
 FACTOR_COLUMNS = [
     Column(_l("Utility"), lambda f: translated_label(f[0], "utility")),
     Column(_l("From"), lambda f: f[1]), Column(_l("kg CO2e per unit"), lambda f: f[2], numeric=True),

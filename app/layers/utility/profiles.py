@@ -10,6 +10,7 @@ from app.extensions import db
 from app.htmx import render
 from app.i18n.formatting import translated_label
 from app.layers.export import requested_format, respond
+from app.layers.owner.selection import int_arg
 from app.layers.utility import bp
 from app.layers.utility.views import ROLES
 from app.reports.export import Column
@@ -17,6 +18,7 @@ from app.routing import whole_number
 
 UTILITIES = ("electricity", "water", "hot_water")
 DAYS = DAY_CHOICES
+UNITS_PER_PAGE = 50  # the units table on the page; the band counts, chart and downloads cover every unit
 
 
 def _hour(value) -> str:
@@ -48,8 +50,12 @@ def profiles(estate_id: int):
                            fmt,
                            subtitle=span, timezone=estate.timezone)
         abort(400, "table must be units or curve")
+    pages = max(1, -(-len(report.units) // UNITS_PER_PAGE))
+    page = min(int_arg("page", 1, 1), pages)
     return render("utility/profiles.html", estate=estate, report=report, utility=utility, days=days,
-                  utilities=UTILITIES, day_choices=DAYS, quantity=_quantity(utility))
+                  utilities=UTILITIES, day_choices=DAYS, quantity=_quantity(utility),
+                  rows=report.units[(page - 1) * UNITS_PER_PAGE:page * UNITS_PER_PAGE], page=page, pages=pages,
+                  per_page=UNITS_PER_PAGE)
 
 
 def _quantity(utility: str) -> str:

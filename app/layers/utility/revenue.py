@@ -5,7 +5,7 @@ from flask_login import current_user
 
 from app.analytics.losses import recipients
 from app.analytics.revenue_assurance import (CaseError, RULE_LABELS, cases, latest_scores, revenue_months,
-                                             update_case, why_text)
+                                             scored_count, update_case, why_text)
 from app.auth.scope import estate_or_404
 from app.extensions import db
 from app.htmx import render
@@ -20,6 +20,7 @@ from app.reports.export import Column, money_column
 from app.routing import whole_number
 
 TABLES = ("months", "scores", "cases")
+SCORES = 200  # the latest day's highest scores the page and its download read
 
 
 @bp.get("/estates/<int:estate_id>/revenue")
@@ -27,21 +28,23 @@ def revenue(estate_id: int):
     """The last 12 months' revenue figures, the latest anomaly scores and the cases."""
     estate = estate_or_404(db.session, current_user, estate_id, ROLES)
     months = revenue_months(db.session, estate, current_period(estate.tz, utcnow()), 12)
-    day, scores = latest_scores(db.session, estate.id, limit=200)
     found = cases(db.session, estate.id)
     fmt = requested_format()
-    if fmt:
-        table = request.args.get("table", "months")
-        if table not in TABLES:
-            abort(400, "table must be months, scores or cases")
-        if table == "months":
-            return respond(months, month_columns(estate.currency), _("%(estate)s revenue assurance", estate=estate.name), fmt,
-                           timezone=estate.timezone)
-        if table == "scores":
-            return respond(scores, SCORE_COLUMNS, _("%(estate)s anomaly scores %(day)s", estate=estate.name, day=day or ""), fmt,
-                           timezone=estate.timezone)
-        return respond(found, CASE_COLUMNS, _("%(estate)s revenue cases", estate=estate.name), fmt, timezone=estate.timezone)
-    return _page(estate, months, day, scores, found, {}, None)
+    if not fmt:  # the page lists the meters that scored above 0 of the top 200 and counts the rest
+        day, flagged = latest_scores(db.session, estate.id, limit=SCORES, flagged_only=True)
+        normal = min(SCORES, scored_count(db.session, estate.id, day)) - len(flagged) if day else 0
+        return _page(estate, months, day, flagged, normal, found, {}, None)
+    table = request.args.get("table", "months")
+    if table not in TABLES:
+        abort(400, "table must be months, scores or cases")
+    if table == "months":
+        return respond(months, month_columns(estate.currency), _("%(estate)s revenue assurance", estate=estate.name), fmt,
+                       timezone=estate.timezone)
+    if table == "scores":
+        day, scores = latest_scores(db.session, estate.id, limit=SCORES)
+        return respond(scores, SCORE_COLUMNS, _("%(estate)s anomaly scores %(day)s", estate=estate.name, day=day or ""), fmt,
+                       timezone=estate.timezone)
+    return respond(found, CASE_COLUMNS, _("%(estate)s revenue cases", estate=estate.name), fmt, timezone=estate.timezone)
 
 
 @bp.post("/estates/<int:estate_id>/cases")
@@ -72,9 +75,8 @@ def _case_fragment(estate, case_id, errors, form):
                   why_text=why_text)
 
 
-def _page(estate, months, day, scores, found, errors, form):
-    return render("utility/revenue.html", estate=estate, months=months, day=day,
-                  scores=[s for s in scores if s[0].score > 0], normal=sum(1 for s in scores if s[0].score == 0),
+def _page(estate, months, day, flagged, normal, found, errors, form):
+    return render("utility/revenue.html", estate=estate, months=months, day=day, scores=flagged, normal=normal,
                   cases=found, errors=errors, form=form, statuses=CASE_STATUSES,
                   assignable=recipients(db.session, estate.id), rule_labels=RULE_LABELS, why_text=why_text)
 

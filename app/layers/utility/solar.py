@@ -12,12 +12,15 @@ from app.billing.shared_solar import METHOD_LABELS, SolarError
 from app.extensions import db
 from app.htmx import redirect, render
 from app.layers.export import requested_format, respond
+from app.layers.owner.selection import int_arg
 from app.layers.utility import bp
 from app.layers.utility.views import ROLES
 from app.models import utcnow
 from app.models.utility import SOLAR_METHODS
 from app.periods import last_complete_period, shift_period
 from app.reports.export import Column, money_column
+
+UNITS_PER_PAGE = 50  # the allocation table on the page; the totals, chart and downloads cover every unit
 
 
 def _months(estate) -> list[str]:
@@ -39,8 +42,19 @@ def _page(estate, period, *, errors=None, form=None, status=200):
         report, refused = shared_solar.plan_allocation(db.session, estate, period), None
     except SolarError as error:
         report, refused = None, error.errors.get("period")
+    rows = report.rows if report else []
+    shown = [r for r in rows if r.status != "left out"]  # the chart: every unit with a share, not one page
+    chart = {"type": "bar", "unit": "kWh", "stacked": True, "labels": [r.unit_number for r in shown],
+             "datasets": [{"label": _("Solar share"), "data": [float(r.kwh) for r in shown], "backgroundColor": "#f2c94c"},
+                          {"label": _("From the grid"), "data": [float(r.used - r.kwh) for r in shown],
+                           "backgroundColor": "#8aa4c8"}]}
+    pages = max(1, -(-len(rows) // UNITS_PER_PAGE))
+    page = min(int_arg("page", 1, 1), pages)
     return render("utility/solar.html", estate=estate, period=period, months=_months(estate), report=report,
-                  refused=refused, scheme=scheme, method_labels=METHOD_LABELS, methods=SOLAR_METHODS,
+                  rows=rows[(page - 1) * UNITS_PER_PAGE:page * UNITS_PER_PAGE], page=page, pages=pages,
+                  per_page=UNITS_PER_PAGE, chart=chart, posted=any(r.status == "already" for r in rows),
+                  refused=refused, scheme=scheme, method_labels=METHOD_LABELS,
+                  methods=SOLAR_METHODS,
                   custom=shared_solar.custom_text(db.session, scheme), errors=errors or {}, form=form,
                   runs=shared_solar.allocations_of(db.session, estate),
                   can_edit=current_user.is_staff), status
