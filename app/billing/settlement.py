@@ -362,7 +362,11 @@ def run_settlement(session: Session, estate: Estate, period: str, *, utility: st
     if period > last_complete_period(estate.tz, now):
         raise RunError(f"{period} has not ended in {estate.name}; a month is settled after it ends.",
                        {"period": "Choose a month that has ended."})
+    if not dry_run and utility in (None, "electricity", "solar"):
+        _allocate_solar_first(session, estate, period, user_id=user_id, now=now)
     utilities = [utility] if utility else settled_utilities(session, estate.id)
+    if not utility and "solar" not in utilities and period_revenue(session, estate, "solar", period)[0] != 0:
+        utilities.append("solar")  # reported as refused (no rules), so the money is not passed over in silence
     outcomes = []
     for name in utilities:
         outcomes.append(_settle_utility(session, estate, name, period, dry_run=dry_run, user_id=user_id))
@@ -371,6 +375,21 @@ def run_settlement(session: Session, estate: Estate, period: str, *, utility: st
     else:
         session.commit()
     return RunReport(estate, period, dry_run, outcomes)
+
+
+def _allocate_solar_first(session: Session, estate: Estate, period: str, *, user_id: int | None, now) -> None:
+    """Shared solar's monthly allocation gives grid charges back from electricity revenue: post it (if the
+    estate has a scheme and the month is not allocated yet) before that revenue is settled, so the run never
+    settles it gross whatever the order the jobs ran in. A month already allocated posts nothing; one the
+    allocation refuses (kWh wallets, no generation) is settled as it stands."""
+    from app.billing.shared_solar import SolarError, run_allocation, scheme_of
+
+    if scheme_of(session, estate) is None:
+        return
+    try:
+        run_allocation(session, estate, period, user_id=user_id, now=now)
+    except SolarError:  # refused before anything was written (or rolled back by the allocation itself)
+        pass
 
 
 def _settle_utility(session: Session, estate: Estate, utility: str, period: str, *, dry_run: bool,
@@ -382,12 +401,12 @@ def _settle_utility(session: Session, estate: Estate, utility: str, period: str,
             "already_posted", existing, existing.revenue, existing.basis)
         outcome.message = f"run {existing.run_number} is posted; reverse it to settle again"
         return outcome
+    revenue, basis = period_revenue(session, estate, utility, period)
+    outcome.revenue, outcome.basis = revenue, basis  # shown with a refusal too: the money left unsettled
     rule_set = rules_in_force(session, estate.id, utility, period)
     if rule_set is None:
         outcome.message = f"no settlement rules in force for {period}"
         return outcome
-    revenue, basis = period_revenue(session, estate, utility, period)
-    outcome.revenue, outcome.basis = revenue, basis
     rules = [Rule(r.party_id, r.method, r.value) for r in rule_set.rules]
     try:
         amounts = split(revenue, rules, estate.currency)

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.billing.levies import allocate
 from app.billing.shared_solar import SolarError, plan_allocation, reverse_allocation, run_allocation, save_scheme, share_capped
@@ -285,26 +285,12 @@ def test_the_settlement_run_settles_solar_revenue_by_its_own_rules_and_electrici
     """Settlement is per utility and revenue account: May's grid bills of 350.00 (A 125, B 25, C 200)
     less the 250.00 grid charge given back settle 100.00 by the electricity rules; the 150.00 solar
     charge in the solar revenue account settles by the solar rules, and both accounts end at zero."""
-    from datetime import timedelta
-
     from app.billing import settlement
-    from app.ledger import Entry, post
 
     with committed() as s:
         estate = s.get(Estate, site["estate"])
         run_allocation(s, estate, MAY, now=NOW)
-        start = datetime(2026, 5, 1, tzinfo=estate.tz)
-        clearing = system_account(s, estate, "clearing", "payments")
-        grid = system_account(s, estate, "revenue", "electricity", utility="electricity")
-        for number, billed in (("A", "125.00"), ("B", "25.00"), ("C", "200.00")):
-            pocket = s.scalar(select(Account).where(Account.utility == "electricity",
-                                                    Account.wallet.has(unit_id=site[number])))
-            post(s, Entry(estate_id=estate.id, kind="topup", idempotency_key=f"test:topup:{number}",
-                          legs=[(pocket.id, Decimal(billed)), (clearing.id, -Decimal(billed))], occurred_at=start))
-            post(s, Entry(estate_id=estate.id, kind="consumption", idempotency_key=f"reading:test:{number}",
-                          legs=[(pocket.id, -Decimal(billed)), (grid.id, Decimal(billed))],
-                          occurred_at=start + timedelta(days=3)))
-        s.commit()
+        grid = _bill_may(s, estate, site)
         supplier = settlement.add_party(s, estate, name="Grid supplier", role="utility")
         owner = settlement.add_party(s, estate, name="Solar owner", role="operator")
         settlement.save_rules(s, estate, "electricity", MAY, [settlement.RuleInput(supplier.id, "remainder")])
@@ -317,3 +303,47 @@ def test_the_settlement_run_settles_solar_revenue_by_its_own_rules_and_electrici
         assert (grid.balance, solar.balance) == (Decimal("0.00"), Decimal("0.00"))
         assert (s.get(Account, supplier.account_id).balance, s.get(Account, owner.account_id).balance) == (
             Decimal("100.00"), Decimal("150.00"))
+
+
+def _bill_may(s, estate, site):
+    """May's grid bills of 350.00 (A 125, B 25, C 200), each topped up first; the grid revenue account."""
+    from datetime import timedelta
+
+    from app.ledger import Entry, post
+
+    start = datetime(2026, 5, 1, tzinfo=estate.tz)
+    clearing = system_account(s, estate, "clearing", "payments")
+    grid = system_account(s, estate, "revenue", "electricity", utility="electricity")
+    for number, billed in (("A", "125.00"), ("B", "25.00"), ("C", "200.00")):
+        pocket = s.scalar(select(Account).where(Account.utility == "electricity",
+                                                Account.wallet.has(unit_id=site[number])))
+        post(s, Entry(estate_id=estate.id, kind="topup", idempotency_key=f"test:topup:{number}",
+                      legs=[(pocket.id, Decimal(billed)), (clearing.id, -Decimal(billed))], occurred_at=start))
+        post(s, Entry(estate_id=estate.id, kind="consumption", idempotency_key=f"reading:test:{number}",
+                      legs=[(pocket.id, -Decimal(billed)), (grid.id, Decimal(billed))],
+                      occurred_at=start + timedelta(days=3)))
+    s.commit()
+    return grid
+
+
+def test_settlement_allocates_the_months_solar_first_and_names_solar_revenue_without_rules(committed, site):
+    """The settlement run does not wait on the job order: with a scheme saved and May not yet allocated,
+    it allocates first, so electricity settles net (100.00, not 350.00); the solar charge with no Solar
+    rules is reported as refused with its amount, not passed over."""
+    from app.billing import settlement
+    from app.models.utility import SolarScheme
+
+    with committed() as s:
+        estate = s.get(Estate, site["estate"])
+        s.add(SolarScheme(estate_id=estate.id, method="equal"))
+        _bill_may(s, estate, site)
+        supplier = settlement.add_party(s, estate, name="Grid supplier", role="utility")
+        settlement.save_rules(s, estate, "electricity", MAY, [settlement.RuleInput(supplier.id, "remainder")])
+        report = settlement.run_settlement(s, estate, MAY, now=NOW)
+        assert [(o.utility, o.status, o.revenue) for o in report.outcomes] == [
+            ("electricity", "posted", Decimal("100.00")), ("solar", "refused", Decimal("150.00"))]
+        assert "no settlement rules" in report.outcomes[1].message
+        assert s.scalar(select(func.count()).select_from(SolarAllocation).where(
+            SolarAllocation.estate_id == estate.id, SolarAllocation.status == "posted")) == 3
+        again = settlement.run_settlement(s, estate, MAY, now=NOW)  # a rerun allocates and settles nothing more
+        assert [o.status for o in again.outcomes] == ["already_posted", "refused"]
