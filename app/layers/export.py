@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Response, abort, request
+from flask_babel import gettext
 
 from app.i18n.formatting import translate_text
 from app.reports.export import FORMATS, Column, Section, to_csv, to_pdf, to_report_pdf
@@ -23,7 +24,7 @@ def requested_format() -> str | None:
     if wanted is None:
         return None
     if wanted not in FORMATS:
-        abort(400, f"format must be one of {', '.join(FORMATS)}")
+        abort(400, gettext("format must be one of %(choices)s", choices=", ".join(FORMATS)))
     return wanted
 
 
@@ -58,7 +59,7 @@ def respond(rows: Iterable[Any], columns: Sequence[Column], title: str, fmt: str
         body = to_pdf(rows, columns, title, zone, subtitle=subtitle, note=note)
         mimetype = "application/pdf"
     else:
-        abort(400, f"format must be one of {', '.join(FORMATS)}")
+        abort(400, gettext("format must be one of %(choices)s", choices=", ".join(FORMATS)))
     return _download(body, mimetype, slug, fmt)
 
 

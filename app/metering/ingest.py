@@ -31,6 +31,7 @@ from sqlalchemy import String, bindparam, insert, or_, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.i18n.stored import N_, fill
 from app import audit
 from app.billing.consumption import Reprice, Span, bill
 from app.ledger import Entry
@@ -110,7 +111,7 @@ def ingest(session: Session, messages: list[Message], *, now: datetime | None = 
     for message, reading in decoded:
         meter = meters.get(("serial", reading.serial) if reading.serial else ("eui", reading.dev_eui))
         if meter is None or (estate_ids is not None and meter.estate_id not in estate_ids):
-            _dead(batch, message, f"unknown meter {reading.serial or reading.dev_eui}",
+            _dead(batch, message, fill(N_("unknown meter %(meter)s"), meter=reading.serial or reading.dev_eui),
                   reading.serial or reading.dev_eui, reading.taken_at)
             if meter is not None:
                 out_of_scope.add(id(batch.dead[-1]))
@@ -216,12 +217,13 @@ def replay_dead_letter(session: Session, dead_letter: DeadLetter) -> str:
     """Run a dead letter through the pipeline again; record, audit and return the outcome; commits once."""
     payload = dead_letter.raw_payload if dead_letter.raw_payload is not None else dead_letter.payload.encode()
     report = ingest(session, [Message(dead_letter.topic, bytes(payload))], keep_dead_letters=False)
+    # Stored (and audited) in English; pages show it through `render_stored()` in the reader's language.
     if report.dead_letters:
-        outcome = f"refused again: {report.dead_letters[0]}"
+        outcome = fill(N_("refused again: %(reason)s"), reason=report.dead_letters[0])
     elif report.duplicates:
-        outcome = "already stored: nothing to do"
+        outcome = N_("already stored: nothing to do")
     else:
-        outcome = "accepted" + (" and billed" if report.billed else "")
+        outcome = N_("accepted and billed") if report.billed else N_("accepted")
     dead_letter.replayed_at = utcnow()
     dead_letter.replay_outcome = outcome[:500]
     audit.record(session, "dead_letter.replay", dead_letter, new={"outcome": outcome})
@@ -508,7 +510,7 @@ def _ingest_history(session: Session, messages: list[Message], *, now: datetime,
         meter = meters.get(("serial", reading.serial) if reading.serial else ("eui", reading.dev_eui))
         at = reading.taken_at
         if meter is None or (estate_ids is not None and meter.estate_id not in estate_ids):
-            _dead(batch, message, f"unknown meter {reading.serial or reading.dev_eui}",
+            _dead(batch, message, fill(N_("unknown meter %(meter)s"), meter=reading.serial or reading.dev_eui),
                   reading.serial or reading.dev_eui, at)
             if meter is not None:
                 out_of_scope.add(id(batch.dead[-1]))
