@@ -96,6 +96,10 @@ def render_stored(text, language: str | None = None, _depth: int = 0):
     """A stored English sentence in the reader's language; any other text as it is."""
     if not isinstance(text, str) or not text or _depth > 3:
         return text
+    from app.i18n import current_language
+
+    if (language or current_language()) == "en":
+        return text  # stored in English: shown exactly as written
     found = match(text)
     if found is None:
         return text
@@ -104,14 +108,12 @@ def render_stored(text, language: str | None = None, _depth: int = 0):
     msgid, params = found
     params = {name: relocalise(render_stored(value, language, _depth + 1), language)
               for name, value in params.items()}
+    if language:
+        from flask_babel import force_locale
+
+        with force_locale(language):
+            return gettext(msgid, **params) if params else gettext(msgid)
     return gettext(msgid, **params) if params else gettext(msgid)
-
-
-def render_lines(text, language: str | None = None) -> str:
-    """A stored text of several lines (a job's result), each line rendered on its own."""
-    if not isinstance(text, str):
-        return text
-    return "\n".join(render_stored(line, language) for line in text.split("\n"))
 
 
 def reader_amount(amount, currency: str) -> str:
