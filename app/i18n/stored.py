@@ -50,7 +50,7 @@ def fill(msgid: str, **params) -> str:
 # registers only when that code runs, so before the first match their sources are read for
 # every `N_()` of a literal (as `make messages` reads them): a page renders a text stored by
 # another process (the worker) without running its writer first.
-WRITERS = ("app.payments.credit", "app.payments.mpesa_sms", "app.payments.vendor_credit", "app.payments.bulk_topup",
+WRITERS = ("app.payments.corrections", "app.payments.credit", "app.payments.mpesa_sms", "app.payments.vendor_credit", "app.payments.bulk_topup",
            "app.sources.sparkmeter", "app.sources.koios_payments", "app.sources.thundercloud", "app.sources.uisp",
            "app.sources.backfill", "app.metering.ingest", "app.job_schedule")
 _loaded = False

@@ -276,9 +276,11 @@ def _dead(batch: _Batch, message: Message, reason: str, serial: str | None,
 def _detached_reason(session: Session, meter: Meter) -> str:
     """Why a replaced meter's reading is refused: it no longer bills anything."""
     replaced_by = session.get(Meter, meter.replaced_by_meter_id) if meter.replaced_by_meter_id else None
-    by = f" by meter {replaced_by.serial}" if replaced_by is not None else ""
-    return (f"meter {meter.serial} was detached (replaced{by}) at {meter.detached_at.isoformat()}: "
-            "its readings are no longer billed")
+    if replaced_by is not None:
+        return fill(N_("meter %(meter)s was detached (replaced by meter %(new)s) at %(at)s: its readings are no "
+                       "longer billed"), meter=meter.serial, new=replaced_by.serial, at=meter.detached_at.isoformat())
+    return fill(N_("meter %(meter)s was detached (replaced) at %(at)s: its readings are no longer billed"),
+                meter=meter.serial, at=meter.detached_at.isoformat())
 
 
 def _stored_uplinks(session: Session, per_meter: dict[int, list[tuple[Message, DecodedReading]]]) -> set:
@@ -398,8 +400,9 @@ def _late(session: Session, batch: _Batch, report: IngestReport, meter: Meter, e
         return
     if meter.history_before is not None and at < meter.history_before:
         # It would bill the rise up to the first billed reading: energy the vendor already sold.
-        _dead(batch, message, f"timestamp {at.isoformat()} is before meter {meter.serial}'s billing start "
-                              f"({meter.history_before.isoformat()}): readings before it are history, never billed",
+        _dead(batch, message, fill(N_("timestamp %(at)s is before meter %(meter)s's billing start (%(start)s): "
+                                      "readings before it are history, never billed"), at=at.isoformat(),
+                                   meter=meter.serial, start=meter.history_before.isoformat()),
               meter.serial, at)
         return
     before = session.scalars(select(Reading).where(Reading.meter_id == meter.id, Reading.taken_at < at)
@@ -533,8 +536,9 @@ def _ingest_history(session: Session, messages: list[Message], *, now: datetime,
         start = billing_start(session, meter)
         if start is None:
             for message, reading in items:
-                _dead(batch, message, f"meter {meter.serial} has no billed reading yet: history-only ingest stores "
-                                      "readings before the first billed one; import these normally",
+                _dead(batch, message, fill(N_("meter %(meter)s has no billed reading yet: history-only ingest stores "
+                                              "readings before the first billed one; import these normally"),
+                                           meter=meter.serial),
                       meter.serial, reading.taken_at)
             continue
         items.sort(key=lambda item: item[1].taken_at)
@@ -578,8 +582,9 @@ def _history_walk(session: Session, batch: _Batch, report: IngestReport, meter: 
     keep = []
     for message, reading in items:
         if reading.taken_at >= start:
-            _dead(batch, message, f"timestamp {reading.taken_at.isoformat()} is not before meter {meter.serial}'s "
-                                  f"billing start ({start.isoformat()}): history-only ingest stores older readings",
+            _dead(batch, message, fill(N_("timestamp %(at)s is not before meter %(meter)s's billing start (%(start)s): "
+                                          "history-only ingest stores older readings"),
+                                       at=reading.taken_at.isoformat(), meter=meter.serial, start=start.isoformat()),
                   meter.serial, reading.taken_at)
         else:
             keep.append((message, reading))

@@ -29,8 +29,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.estates.settings_catalog import setting_default
-from app.i18n.label_texts import N_
-from app.i18n.stored import reader_amount
+from app.i18n.stored import N_, fill, reader_amount
 from app.ledger import LedgerError, reverse
 from app.metering.credit_control import after_pocket_change
 from app.models import Account, Estate, LedgerTransaction, Unit, utcnow
@@ -295,7 +294,8 @@ def _carry_out(session: Session, correction: Correction, *, user_id: int, now: d
     standing = {t for t in shares if t != original.id and reversal_of(session, t) is None}
     if payment is not None and standing:
         # One estate's share of a group top-up: the payment stays credited until every share is reversed.
-        payment.status_reason = f"Share #{original.id} reversed: {correction.reason}"[:300]
+        payment.status_reason = fill(N_("Share #%(id)s reversed: %(reason)s"), id=original.id,
+                                      reason=correction.reason)[:300]
         audit.record(session, "payment.share_reversed", payment, estate_id=original.estate_id,
                      new={"transaction": original.id, "reason": correction.reason,
                           "reversal": posted.transaction_id, "shares_standing": sorted(standing)})
@@ -313,7 +313,8 @@ def _carry_out(session: Session, correction: Correction, *, user_id: int, now: d
             raise BadTarget(gettext("The new credit was refused: %(error)s", error=error), field="unit_id") from None
         correction.new_payment_id = new.id
         unit = session.get(Unit, new.unit_id)
-        payment.status_reason = f"Reassigned to unit {unit.number}: {correction.reason}"[:300]
+        payment.status_reason = fill(N_("Reassigned to unit %(unit)s: %(reason)s"), unit=unit.number,
+                                      reason=correction.reason)[:300]
         message = gettext("Payment %(ref)s moved to unit %(unit)s (%(pocket)s): #%(id)s reversed by #%(reversal)s, "
                           "credited again by #%(credit)s.", ref=payment.provider_ref, unit=unit.number,
                           pocket=_pocket(new.utility), id=original.id, reversal=posted.transaction_id,
