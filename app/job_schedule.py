@@ -326,19 +326,22 @@ class RetryResult:
 def retry_job(session, config, kind: str) -> RetryResult:
     """Start a scheduled job now (or join its run already going), audited; commits once."""
     from app import audit
+    from app.i18n.stored import N_, fill
     from app.models import JobRun
 
     entry = by_kind(config, kind)
     if entry is None:
-        raise NotScheduled("This job runs when something asks for it; start it again from its own page.")
+        raise NotScheduled(N_("This job runs when something asks for it; start it again from its own page."))
     before = session.query(JobRun.id).filter(JobRun.kind == kind).order_by(JobRun.id.desc()).limit(1).scalar()
     started = entry.start()
     run = started if isinstance(started, JobRun) else None
     if run is not None:
         joined = run.id == before and not run.finished
-        message = f"joined run #{run.id}, already {run.status}" if joined else f"started run #{run.id}"
+        # Audited in English; the Jobs screen shows it through `render_stored()` in the reader's language.
+        message = (fill(N_("joined run #%(run)s, already %(status)s"), run=run.id, status=run.status) if joined
+                   else fill(N_("started run #%(run)s"), run=run.id))
     else:
-        message = f"started: {', '.join(started) if started else 'nothing was due'}"
+        message = fill(N_("started: %(started)s"), started=", ".join(started) if started else N_("nothing was due"))
     audit.record(session, "job.retry", run if run is not None else f"job:{kind}",
                  old={"last_run": before}, new={"kind": kind, "run": run.id if run else None, "outcome": message})
     session.commit()

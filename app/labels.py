@@ -160,9 +160,11 @@ def job_result(run) -> list[str]:
     """A finished job's outcome as sentences a person reads; a failure never shows its traceback."""
     if run.status == "failed":
         return []  # the errors list says what went wrong; the traceback is for the log
+    from app.i18n.stored import render_stored
+
     sentences = []
     for line in (run.result or "").splitlines():
-        line = line.strip()
+        line = render_stored(line.strip())  # stored in English, shown in the reader's language
         if not line:
             continue
         line = line[0].upper() + line[1:]

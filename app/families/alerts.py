@@ -14,7 +14,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.families.limits import WARNING_SHARE, period_bounds, pocket_of, spend_limits, spent_since
+from app.families.limits import WARNING_SHARE, period_bounds, pocket_of, spent_since
 from app.i18n.label_texts import N_
 from app.labels import UTILITY
 from app.ledger.accounts import metered_utilities

@@ -307,5 +307,8 @@ def install(app: Flask) -> None:
     # A text held in a variable (a settings label, a group name) through the catalogues; its msgid
     # writes a percent sign as %% (so "90 %" stays a plain percent in every language).
     app.add_template_filter(translate_text, "translate")
+    # `| stored`: a sentence a job stored in English (a push result, a payment's reason), in the reader's language.
+    from app.i18n.stored import render_stored
+    app.add_template_filter(render_stored, "stored")
     app.add_template_global(LANGUAGES, "languages")
     app.add_template_global(current_language, "current_language")

@@ -212,9 +212,12 @@ def bulk_topup(session: Session, key: ApiKey, estate: Estate, rows: list[tuple[i
         Unit.estate_id == estate.id, Unit.id.in_({unit_id for unit_id, _, _ in rows})))}
     planned_rows = [(units.get(unit_id), units[unit_id].number if unit_id in units else f"#{unit_id}", utility,
                      str(amount)) for unit_id, utility, amount in rows]
+    from flask_babel import force_locale
+
     try:
-        batch = bulk.plan_bulk_topup(session, estate, planned_rows, user_id=key.created_by_user_id,
-                                     description=f"{tag} {description or ''}".strip()[:300])
+        with force_locale("en"):  # the API answers in English (its refusals are plain gettext texts)
+            batch = bulk.plan_bulk_topup(session, estate, planned_rows, user_id=key.created_by_user_id,
+                                         description=f"{tag} {description or ''}".strip()[:300])
     except bulk.BulkTopupError as error:
         session.rollback()
         raise RegistrationRefused(dict(error.errors)) from None

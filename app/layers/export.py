@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Response, abort, request
+from flask_babel import gettext
 
 from app.i18n.formatting import translate_text
 from app.i18n.messages import is_message, message, render
@@ -63,7 +64,7 @@ def requested_format() -> str | None:
     if wanted is None:
         return None
     if wanted not in FORMATS:
-        abort(400, f"format must be one of {', '.join(FORMATS)}")
+        abort(400, gettext("format must be one of %(choices)s", choices=", ".join(FORMATS)))
     return wanted
 
 
@@ -98,7 +99,7 @@ def respond(rows: Iterable[Any], columns: Sequence[Column], title: str, fmt: str
         body = to_pdf(rows, columns, title, zone, subtitle=subtitle, note=note)
         mimetype = "application/pdf"
     else:
-        abort(400, f"format must be one of {', '.join(FORMATS)}")
+        abort(400, gettext("format must be one of %(choices)s", choices=", ".join(FORMATS)))
     return _download(body, mimetype, slug, fmt, parts)
 
 

@@ -31,6 +31,7 @@ from sqlalchemy import String, bindparam, insert, or_, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.i18n.stored import N_, fill
 from app import audit
 from app.billing.consumption import Reprice, Span, bill
 from app.ledger import Entry
@@ -110,7 +111,7 @@ def ingest(session: Session, messages: list[Message], *, now: datetime | None = 
     for message, reading in decoded:
         meter = meters.get(("serial", reading.serial) if reading.serial else ("eui", reading.dev_eui))
         if meter is None or (estate_ids is not None and meter.estate_id not in estate_ids):
-            _dead(batch, message, f"unknown meter {reading.serial or reading.dev_eui}",
+            _dead(batch, message, fill(N_("unknown meter %(meter)s"), meter=reading.serial or reading.dev_eui),
                   reading.serial or reading.dev_eui, reading.taken_at)
             if meter is not None:
                 out_of_scope.add(id(batch.dead[-1]))
@@ -216,12 +217,13 @@ def replay_dead_letter(session: Session, dead_letter: DeadLetter) -> str:
     """Run a dead letter through the pipeline again; record, audit and return the outcome; commits once."""
     payload = dead_letter.raw_payload if dead_letter.raw_payload is not None else dead_letter.payload.encode()
     report = ingest(session, [Message(dead_letter.topic, bytes(payload))], keep_dead_letters=False)
+    # Stored (and audited) in English; pages show it through `render_stored()` in the reader's language.
     if report.dead_letters:
-        outcome = f"refused again: {report.dead_letters[0]}"
+        outcome = fill(N_("refused again: %(reason)s"), reason=report.dead_letters[0])
     elif report.duplicates:
-        outcome = "already stored: nothing to do"
+        outcome = N_("already stored: nothing to do")
     else:
-        outcome = "accepted" + (" and billed" if report.billed else "")
+        outcome = N_("accepted and billed") if report.billed else N_("accepted")
     dead_letter.replayed_at = utcnow()
     dead_letter.replay_outcome = outcome[:500]
     audit.record(session, "dead_letter.replay", dead_letter, new={"outcome": outcome})
@@ -274,9 +276,11 @@ def _dead(batch: _Batch, message: Message, reason: str, serial: str | None,
 def _detached_reason(session: Session, meter: Meter) -> str:
     """Why a replaced meter's reading is refused: it no longer bills anything."""
     replaced_by = session.get(Meter, meter.replaced_by_meter_id) if meter.replaced_by_meter_id else None
-    by = f" by meter {replaced_by.serial}" if replaced_by is not None else ""
-    return (f"meter {meter.serial} was detached (replaced{by}) at {meter.detached_at.isoformat()}: "
-            "its readings are no longer billed")
+    if replaced_by is not None:
+        return fill(N_("meter %(meter)s was detached (replaced by meter %(new)s) at %(at)s: its readings are no "
+                       "longer billed"), meter=meter.serial, new=replaced_by.serial, at=meter.detached_at.isoformat())
+    return fill(N_("meter %(meter)s was detached (replaced) at %(at)s: its readings are no longer billed"),
+                meter=meter.serial, at=meter.detached_at.isoformat())
 
 
 def _stored_uplinks(session: Session, per_meter: dict[int, list[tuple[Message, DecodedReading]]]) -> set:
@@ -396,8 +400,9 @@ def _late(session: Session, batch: _Batch, report: IngestReport, meter: Meter, e
         return
     if meter.history_before is not None and at < meter.history_before:
         # It would bill the rise up to the first billed reading: energy the vendor already sold.
-        _dead(batch, message, f"timestamp {at.isoformat()} is before meter {meter.serial}'s billing start "
-                              f"({meter.history_before.isoformat()}): readings before it are history, never billed",
+        _dead(batch, message, fill(N_("timestamp %(at)s is before meter %(meter)s's billing start (%(start)s): "
+                                      "readings before it are history, never billed"), at=at.isoformat(),
+                                   meter=meter.serial, start=meter.history_before.isoformat()),
               meter.serial, at)
         return
     before = session.scalars(select(Reading).where(Reading.meter_id == meter.id, Reading.taken_at < at)
@@ -508,7 +513,7 @@ def _ingest_history(session: Session, messages: list[Message], *, now: datetime,
         meter = meters.get(("serial", reading.serial) if reading.serial else ("eui", reading.dev_eui))
         at = reading.taken_at
         if meter is None or (estate_ids is not None and meter.estate_id not in estate_ids):
-            _dead(batch, message, f"unknown meter {reading.serial or reading.dev_eui}",
+            _dead(batch, message, fill(N_("unknown meter %(meter)s"), meter=reading.serial or reading.dev_eui),
                   reading.serial or reading.dev_eui, at)
             if meter is not None:
                 out_of_scope.add(id(batch.dead[-1]))
@@ -531,8 +536,9 @@ def _ingest_history(session: Session, messages: list[Message], *, now: datetime,
         start = billing_start(session, meter)
         if start is None:
             for message, reading in items:
-                _dead(batch, message, f"meter {meter.serial} has no billed reading yet: history-only ingest stores "
-                                      "readings before the first billed one; import these normally",
+                _dead(batch, message, fill(N_("meter %(meter)s has no billed reading yet: history-only ingest stores "
+                                              "readings before the first billed one; import these normally"),
+                                           meter=meter.serial),
                       meter.serial, reading.taken_at)
             continue
         items.sort(key=lambda item: item[1].taken_at)
@@ -576,8 +582,9 @@ def _history_walk(session: Session, batch: _Batch, report: IngestReport, meter: 
     keep = []
     for message, reading in items:
         if reading.taken_at >= start:
-            _dead(batch, message, f"timestamp {reading.taken_at.isoformat()} is not before meter {meter.serial}'s "
-                                  f"billing start ({start.isoformat()}): history-only ingest stores older readings",
+            _dead(batch, message, fill(N_("timestamp %(at)s is not before meter %(meter)s's billing start (%(start)s): "
+                                          "history-only ingest stores older readings"),
+                                       at=reading.taken_at.isoformat(), meter=meter.serial, start=start.isoformat()),
                   meter.serial, reading.taken_at)
         else:
             keep.append((message, reading))

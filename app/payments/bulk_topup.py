@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from flask_babel import gettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.i18n.stored import N_, fill, render_stored
 from app.jobs import Progress, job
 from app.ledger.accounts import metered_utilities, system_account
 from app.models import Estate, Unit, utcnow
@@ -101,15 +103,17 @@ def plan_bulk_topup(session: Session, estate: Estate, rows: Iterable[tuple[Unit 
     for unit, number, utility, amount_text in rows:
         shown = {"unit": number, "utility": utility, "amount": amount_text}
         if unit is None:
-            skipped.append({**shown, "reason": f"not a unit of {estate.name}"})
+            skipped.append({**shown, "reason": fill(N_("not a unit of %(estate)s"), estate=estate.name)})
             continue
         if utility not in UTILITIES:
-            skipped.append({**shown, "reason": "utility must be one of " + ", ".join(UTILITIES)})
+            skipped.append({**shown, "reason": fill(N_("utility must be one of %(choices)s"),
+                                                    choices=", ".join(UTILITIES))})
             continue
         if unit.id not in metered:
             metered[unit.id] = metered_utilities(session, unit.id)
         if utility not in metered[unit.id]:
-            skipped.append({**shown, "reason": f"unit {unit.number} has no {utility.replace('_', ' ')} meter"})
+            skipped.append({**shown, "reason": fill(N_("unit %(unit)s has no %(utility)s meter"), unit=unit.number,
+                                                    utility=utility.replace("_", " "))})
             continue
         try:
             amount = _amount(session, estate, amount_text)
@@ -117,15 +121,16 @@ def plan_bulk_topup(session: Session, estate: Estate, rows: Iterable[tuple[Unit 
             skipped.append({**shown, "reason": str(error)})
             continue
         if (unit.id, utility) in seen:
-            skipped.append({**shown, "reason": "this unit and utility are already in the batch"})
+            skipped.append({**shown, "reason": N_("this unit and utility are already in the batch")})
             continue
         seen.add((unit.id, utility))
         planned.append({"unit_id": unit.id, "unit": unit.number, "utility": utility, "amount": str(amount)})
     if len(planned) > MAX_ROWS:
-        raise BulkTopupError({"units": f"A batch takes at most {MAX_ROWS:,} wallets: split it."})
+        raise BulkTopupError({"units": gettext("A batch takes at most %(max)s wallets: split it.", max=f"{MAX_ROWS:,}")})
     if not planned:
-        raise BulkTopupError({"units": "No wallet to top up: " + (skipped[0]["reason"] if skipped
-                                                                    else "no unit matches the filter.")})
+        raise BulkTopupError({"units": gettext("No wallet to top up: %(reason)s",
+                                               reason=render_stored(skipped[0]["reason"]) if skipped
+                                               else gettext("no unit matches the filter."))})
     batch = BulkTopup(estate_id=estate.id, created_by_user_id=user_id, description=description[:300],
                       rows=planned, skipped=skipped, count=len(planned),
                       total=sum((Decimal(r["amount"]) for r in planned), Decimal("0")))
@@ -146,22 +151,22 @@ def rows_from_filter(session: Session, estate: Estate, utility: str, amount: str
 def rows_from_csv(session: Session, estate: Estate, data: bytes) -> list[tuple[Unit | None, str, str, str]]:
     """The rows of a `unit,utility,amount` CSV (utility may be a label such as "Hot water")."""
     if len(data) > MAX_CSV_BYTES:
-        raise BulkTopupError({"file": "The file is over 2 MB: split it."})
+        raise BulkTopupError({"file": gettext("The file is over 2 MB: split it.")})
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise BulkTopupError({"file": "Save the file as CSV (UTF-8)."}) from None
+        raise BulkTopupError({"file": gettext("Save the file as CSV (UTF-8).")}) from None
     try:
         return _csv_rows(session, estate, text)
     except csv.Error as error:
-        raise BulkTopupError({"file": f"The file is not a CSV we can read ({error})."}) from None
+        raise BulkTopupError({"file": gettext("The file is not a CSV we can read (%(error)s).", error=error)}) from None
 
 
 def _csv_rows(session: Session, estate: Estate, text: str) -> list[tuple[Unit | None, str, str, str]]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     reader.fieldnames = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
     if not {"unit", "utility", "amount"} <= set(reader.fieldnames):
-        raise BulkTopupError({"file": "The file needs the columns unit, utility and amount."})
+        raise BulkTopupError({"file": gettext("The file needs the columns unit, utility and amount.")})
     units = {u.number.lower(): u for u in session.scalars(select(Unit).where(Unit.estate_id == estate.id))}
     words = {w: code for code in UTILITIES for w in (code, code.replace("_", " "))}
     rows = []
@@ -173,7 +178,8 @@ def _csv_rows(session: Session, estate: Estate, text: str) -> list[tuple[Unit | 
         utility = words.get(cells.get("utility", "").lower(), cells.get("utility", "")[:20])
         rows.append((units.get(number.lower()), number, utility, cells.get("amount", "")[:30]))
         if len(rows) > MAX_ROWS:
-            raise BulkTopupError({"file": f"A batch takes at most {MAX_ROWS:,} wallets: split the file."})
+            raise BulkTopupError({"file": gettext("A batch takes at most %(max)s wallets: split the file.",
+                                                  max=f"{MAX_ROWS:,}")})
     return rows
 
 
@@ -210,7 +216,7 @@ def run_bulk_topup(session: Session, batch_id: int, *, user_id: int | None = Non
     user = session.get(User, user_id) if user_id is not None else None
     batch = session.get(BulkTopup, batch_id)
     if batch is None:
-        raise BulkTopupError({"batch": "No such batch."})
+        raise BulkTopupError({"batch": gettext("No such batch.")})
     rows = list(batch.rows)
     if progress:
         progress.set_total(len(rows))
@@ -333,4 +339,5 @@ def bulk_topup_job(session: Session, progress: Progress, batch_id: int, user_id:
     estate = session.get(Estate, batch.estate_id)
     credited_total = sum((Decimal(r["amount"]) for r in batch.results or [] if r and r["outcome"] == "credited"),
                          Decimal("0"))
-    return f"{batch.credited} of {batch.count} wallets credited, {format_amount(credited_total, estate.currency)}"
+    return fill(N_("%(credited)s of %(count)s wallets credited, %(total)s"), credited=batch.credited,
+                count=batch.count, total=format_amount(credited_total, estate.currency))

@@ -23,18 +23,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
+from flask_babel import gettext
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app import audit
 from app.estates.settings_catalog import setting_default
+from app.i18n.stored import N_, fill, reader_amount
 from app.ledger import LedgerError, reverse
 from app.metering.credit_control import after_pocket_change
 from app.models import Account, Estate, LedgerTransaction, Unit, utcnow
 from app.models.corrections import Correction
 from app.models.meter import UTILITIES
 from app.models.payments import Payment
-from app.money import format_amount, quantize
+from app.money import quantize
 from app.payments import PaymentError
 from app.settings import get_setting
 
@@ -123,15 +125,17 @@ def _share_transactions(session: Session, payment: Payment) -> set[int]:
 def why_not_reversible(session: Session, transaction: LedgerTransaction) -> str | None:
     """The reason this transaction cannot be reversed now, or None when it can."""
     if transaction.reverses_id is not None:
-        return (f"Transaction #{transaction.id} is itself the reversal of #{transaction.reverses_id}: "
-                "a reversal is never reversed. Post the original again if it was right.")
+        return gettext("Transaction #%(id)s is itself the reversal of #%(original)s: a reversal is never "
+                       "reversed. Post the original again if it was right.",
+                       id=transaction.id, original=transaction.reverses_id)
     done = reversal_of(session, transaction.id)
     if done is not None:
-        return f"Transaction #{transaction.id} was already reversed by #{done.id}."
+        return gettext("Transaction #%(id)s was already reversed by #%(reversal)s.", id=transaction.id, reversal=done.id)
     waiting = session.scalar(select(Correction.id).where(
         Correction.transaction_id == transaction.id, Correction.status == "pending"))
     if waiting is not None:
-        return f"A reversal of transaction #{transaction.id} is already waiting for approval (request #{waiting})."
+        return gettext("A reversal of transaction #%(id)s is already waiting for approval (request #%(request)s).",
+                       id=transaction.id, request=waiting)
     return None
 
 
@@ -154,7 +158,7 @@ def record_correction(session: Session, transaction_id: int, reason: str, *, use
     reason = _clean_reason(reason)
     transaction = session.get(LedgerTransaction, transaction_id)
     if transaction is None:
-        raise NotReversible(f"Transaction #{transaction_id} does not exist.")
+        raise NotReversible(gettext("Transaction #%(id)s does not exist.", id=transaction_id))
     problem = why_not_reversible(session, transaction)
     if problem:
         raise NotReversible(problem)
@@ -175,9 +179,10 @@ def record_correction(session: Session, transaction_id: int, reason: str, *, use
     threshold = approval_threshold(session, estate.id)
     if correction.amount > threshold:
         audit.record(session, "correction.requested", correction, estate_id=estate.id, new=_described(correction))
-        message = (f"{format_amount(correction.amount, estate.currency)} is above the "
-                   f"{format_amount(threshold, estate.currency)} approval threshold: another staff "
-                   "member must approve this reversal before it is posted.")
+        message = gettext("%(amount)s is above the %(threshold)s approval threshold: another staff member "
+                          "must approve this reversal before it is posted.",
+                          amount=reader_amount(correction.amount, estate.currency),
+                          threshold=reader_amount(threshold, estate.currency))
     else:
         message = _carry_out(session, correction, user_id=user_id, now=now)
     return CorrectionOutcome(correction, message)
@@ -189,11 +194,12 @@ def approve_correction(session: Session, correction_id: int, *, user_id: int,
     now = now or utcnow()
     correction = _pending(session, correction_id)
     if correction.requested_by_user_id == user_id:
-        raise SelfApproval("You asked for this reversal: a different staff member must approve it.")
+        raise SelfApproval(gettext("You asked for this reversal: a different staff member must approve it."))
     transaction = session.get(LedgerTransaction, correction.transaction_id)
     done = reversal_of(session, transaction.id)
     if done is not None:
-        raise NotReversible(f"Transaction #{transaction.id} was already reversed by #{done.id}.")
+        raise NotReversible(gettext("Transaction #%(id)s was already reversed by #%(reversal)s.",
+                                    id=transaction.id, reversal=done.id))
     if correction.kind == "reassign":
         _check_target(session, session.get(Payment, correction.payment_id), correction.estate,
                       correction.target_unit_id, correction.target_utility)
@@ -208,13 +214,14 @@ def decline_correction(session: Session, correction_id: int, *, user_id: int, no
     correction = _pending(session, correction_id)
     note = (note or "").strip()
     if len(note) > REASON_MAX:
-        raise ReasonRequired(f"Keep the note under {REASON_MAX} characters.", field="note")
+        raise ReasonRequired(gettext("Keep the note under %(max)s characters.", max=REASON_MAX), field="note")
     correction.status, correction.decided_by_user_id = "declined", user_id
     correction.decided_at, correction.decision_note = now or utcnow(), note or None
     audit.record(session, "correction.declined", correction, estate_id=correction.estate_id,
                  old={"status": "pending"}, new={"status": "declined", "note": note})
     session.commit()
-    return CorrectionOutcome(correction, f"Reversal request #{correction.id} declined; nothing was posted.")
+    return CorrectionOutcome(correction, gettext("Reversal request #%(id)s declined; nothing was posted.",
+                                                 id=correction.id))
 
 
 # --- building blocks (the caller commits) ----------------------------------------------
@@ -223,28 +230,30 @@ def decline_correction(session: Session, correction_id: int, *, user_id: int, no
 def _clean_reason(reason: str | None) -> str:
     text = " ".join((reason or "").replace("\x00", " ").split())
     if not text:
-        raise ReasonRequired("Say why this transaction is reversed.", field="reason")
+        raise ReasonRequired(gettext("Say why this transaction is reversed."), field="reason")
     if len(text) > REASON_MAX:
-        raise ReasonRequired(f"Keep the reason under {REASON_MAX} characters.", field="reason")
+        raise ReasonRequired(gettext("Keep the reason under %(max)s characters.", max=REASON_MAX), field="reason")
     return text
 
 
 def _check_target(session: Session, payment: Payment | None, estate: Estate, unit_id: int | None,
                   utility: str | None) -> str:
     if payment is None or payment.status != "credited":
-        raise BadTarget("Only a credited payment can be reassigned to another unit.", field="unit_id")
+        raise BadTarget(gettext("Only a credited payment can be reassigned to another unit."), field="unit_id")
     if _share_transactions(session, payment):
-        raise BadTarget("This is a group top-up shared over several wallets: reverse the wrong share instead "
-                        "(each estate's share is its own transaction) and top up the right unit.", field="unit_id")
+        raise BadTarget(gettext("This is a group top-up shared over several wallets: reverse the wrong share "
+                                "instead (each estate's share is its own transaction) and top up the right unit."),
+                        field="unit_id")
     unit = session.get(Unit, unit_id) if unit_id else None
     if unit is None or unit.estate_id != estate.id:
-        raise BadTarget(f"Choose a unit of {estate.name}: a payment stays in its estate.", field="unit_id")
+        raise BadTarget(gettext("Choose a unit of %(estate)s: a payment stays in its estate.", estate=estate.name),
+                        field="unit_id")
     utility = utility or payment.utility
     if utility not in UTILITIES:
-        raise BadTarget("Choose the pocket to credit.", field="utility")
+        raise BadTarget(gettext("Choose the pocket to credit."), field="utility")
     if unit.id == payment.unit_id and utility == payment.utility:
-        raise BadTarget(f"The payment is already in unit {unit.number}'s {utility.replace('_', ' ')} pocket.",
-                        field="unit_id")
+        raise BadTarget(gettext("The payment is already in unit %(unit)s's %(pocket)s pocket.", unit=unit.number,
+                                pocket=_pocket(utility)), field="unit_id")
     return utility
 
 
@@ -252,9 +261,10 @@ def _pending(session: Session, correction_id: int) -> Correction:
     correction = session.scalar(select(Correction).where(Correction.id == correction_id)
                                 .with_for_update().execution_options(populate_existing=True))
     if correction is None:
-        raise NotPending(f"Reversal request #{correction_id} does not exist.")
+        raise NotPending(gettext("Reversal request #%(id)s does not exist.", id=correction_id))
     if correction.status != "pending":
-        raise NotPending(f"Reversal request #{correction.id} was already {correction.status}.")
+        raise NotPending(gettext("Reversal request #%(id)s was already %(status)s.", id=correction.id,
+                                 status=gettext(correction.status)))
     return correction
 
 
@@ -268,22 +278,24 @@ def _carry_out(session: Session, correction: Correction, *, user_id: int, now: d
         posted = reverse(session, original.id, occurred_at=now, created_by_user_id=user_id,
                          memo=f"Reversal of #{original.id}: {correction.reason}"[:500])
     except LedgerError as error:
-        raise NotReversible(f"The ledger refused the reversal: {error}") from None
+        raise NotReversible(gettext("The ledger refused the reversal: %(error)s", error=error)) from None
     if not posted.created:  # another staff member's reversal committed first: nothing more to do
-        raise NotReversible(f"Transaction #{original.id} was already reversed by #{posted.transaction_id}.")
+        raise NotReversible(gettext("Transaction #%(id)s was already reversed by #%(reversal)s.",
+                                    id=original.id, reversal=posted.transaction_id))
     was = correction.status
     correction.status, correction.reversal_transaction_id = "done", posted.transaction_id
     if correction.requested_by_user_id != user_id:
         correction.decided_by_user_id, correction.decided_at = user_id, now
     moved = [p.account_id for p in original.postings]
     pockets = list(session.scalars(select(Account.id).where(Account.id.in_(moved), Account.kind == "pocket")))
-    message = f"Transaction #{original.id} reversed by #{posted.transaction_id}."
+    message = gettext("Transaction #%(id)s reversed by #%(reversal)s.", id=original.id, reversal=posted.transaction_id)
     payment = session.get(Payment, correction.payment_id) if correction.payment_id else None
     shares = _share_transactions(session, payment) if payment is not None else set()
     standing = {t for t in shares if t != original.id and reversal_of(session, t) is None}
     if payment is not None and standing:
         # One estate's share of a group top-up: the payment stays credited until every share is reversed.
-        payment.status_reason = f"Share #{original.id} reversed: {correction.reason}"[:300]
+        payment.status_reason = fill(N_("Share #%(id)s reversed: %(reason)s"), id=original.id,
+                                      reason=correction.reason)[:300]
         audit.record(session, "payment.share_reversed", payment, estate_id=original.estate_id,
                      new={"transaction": original.id, "reason": correction.reason,
                           "reversal": posted.transaction_id, "shares_standing": sorted(standing)})
@@ -298,19 +310,30 @@ def _carry_out(session: Session, correction: Correction, *, user_id: int, now: d
         try:
             credit_payment(session, new, user_id=user_id)
         except (LedgerError, PaymentError) as error:
-            raise BadTarget(f"The new credit was refused: {error}", field="unit_id") from None
+            raise BadTarget(gettext("The new credit was refused: %(error)s", error=error), field="unit_id") from None
         correction.new_payment_id = new.id
         unit = session.get(Unit, new.unit_id)
-        payment.status_reason = f"Reassigned to unit {unit.number}: {correction.reason}"[:300]
-        message = (f"Payment {payment.provider_ref} moved to unit {unit.number} "
-                   f"({new.utility.replace('_', ' ')}): #{original.id} reversed by #{posted.transaction_id}, "
-                   f"credited again by #{new.transaction_id}.")
+        payment.status_reason = fill(N_("Reassigned to unit %(unit)s: %(reason)s"), unit=unit.number,
+                                      reason=correction.reason)[:300]
+        message = gettext("Payment %(ref)s moved to unit %(unit)s (%(pocket)s): #%(id)s reversed by #%(reversal)s, "
+                          "credited again by #%(credit)s.", ref=payment.provider_ref, unit=unit.number,
+                          pocket=_pocket(new.utility), id=original.id, reversal=posted.transaction_id,
+                          credit=new.transaction_id)
     after_pocket_change(session, pockets)
     if payment is not None:
         queue_vendor_reversal(session, correction, payment)
     audit.record(session, f"correction.{correction.kind}", correction, estate_id=correction.estate_id,
                  old={"status": was}, new={**_described(correction), "status": "done"})
     return message
+
+
+# Words put into the sentences above, marked for the catalogues.
+_WORDS = (N_("electricity"), N_("water"), N_("hot water"), N_("done"), N_("declined"), N_("pending"))
+
+
+def _pocket(utility: str) -> str:
+    """A pocket's name in a sentence ("hot water"), in the reader's language."""
+    return gettext(utility.replace("_", " "))
 
 
 def _reassigned_payment(session: Session, payment: Payment, correction: Correction) -> Payment:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.i18n.stored import N_, fill
 from app.estates.settings_catalog import setting_default
 from app.settings import get_setting
 from app.labels import label
@@ -52,13 +53,15 @@ def check_amount(session: Session, amount: Decimal, estate: Estate | None, *,
     """Refuse an amount that is not positive or above the ceiling (read here unless given);
     every payment path calls this."""
     if amount <= 0:
-        raise AmountOutOfRange(f"amount {amount} is not a positive number: only positive amounts can be credited")
+        raise AmountOutOfRange(fill(N_("amount %(amount)s is not a positive number: only positive amounts can be "
+                                       "credited"), amount=amount))
     if ceiling is None:
         ceiling = payment_ceiling(session, estate.id if estate is not None else None)
     if amount > ceiling:
         def shown(value: Decimal) -> str:
             return format_amount(value, estate.currency) if estate is not None else f"{value:.2f}"
-        raise AmountOutOfRange(f"{shown(amount)} is above the largest payment accepted ({shown(ceiling)})")
+        raise AmountOutOfRange(fill(N_("%(amount)s is above the largest payment accepted (%(ceiling)s)"),
+                                    amount=shown(amount), ceiling=shown(ceiling)))
     return amount
 
 
@@ -182,18 +185,19 @@ def _prepare(session: Session, payment: Payment, *, user_id: int | None, cache: 
     `may_owe=False` when the estate has no open arrears.
     """
     if payment.provider_ref is None:
-        raise PaymentError("the payment has no provider reference to key the ledger entry")
+        raise PaymentError(N_("the payment has no provider reference to key the ledger entry"))
     if payment.unit_id is None:
-        raise PaymentError("the payment is not assigned to a unit")
+        raise PaymentError(N_("the payment is not assigned to a unit"))
     unit = session.get(Unit, payment.unit_id)
     estate = session.get(Estate, unit.estate_id)
     if payment.currency and payment.currency != estate.currency:
-        raise PaymentError(f"the payment is in {payment.currency}; {estate.name} uses {estate.currency}")
+        raise PaymentError(fill(N_("the payment is in %(currency)s; %(estate)s uses %(estate_currency)s"),
+                                currency=payment.currency, estate=estate.name, estate_currency=estate.currency))
     # A payment that names no pocket goes to the unit's first metered one (electricity first).
     utility = payment.utility or (metered_utilities(session, unit.id) or UTILITIES)[0]
     levy = utility == "levy"  # a levy payment (app.billing.levies): the owner's levy pocket, never the wallet
     if utility not in UTILITIES and not levy:
-        raise PaymentError(f"unknown utility {utility!r}")
+        raise PaymentError(fill(N_("unknown utility %(utility)s"), utility=repr(utility)))
     ceiling = None
     if cache is not None:  # a batch reads each estate's ceiling once
         if estate.id not in cache["ceiling"]:
@@ -279,12 +283,12 @@ def _units_legs(session: Session, estate: Estate, utility: str, pocket, amount: 
     elif price is not None and price.kind == "tou":
         rate = price.rates.get("default_rate")
     if not rate or Decimal(str(rate)) <= 0:
-        raise PaymentError(f"{estate.name} sells {utility.replace('_', ' ')} in units and has no flat or "
-                           "time-of-use price in force to sell them at")
+        raise PaymentError(fill(N_("%(estate)s sells %(utility)s in units and has no flat or time-of-use price in "
+                                   "force to sell them at"), estate=estate.name, utility=utility.replace("_", " ")))
     rate = Decimal(str(rate))
     quantity = quantize(amount / rate, pocket.commodity)
     if quantity <= 0:
-        raise PaymentError("the amount buys less than the smallest unit")
+        raise PaymentError(N_("the amount buys less than the smallest unit"))
     revenue = system_account(session, estate, "revenue", utility, utility=utility)
     issued = system_account(session, estate, "units_issued", utility, utility=utility,
                             commodity=pocket.commodity)
@@ -375,7 +379,7 @@ def payment_receipts_job(session: Session, progress, payment_ids: list[int]) -> 
         sent += 1
         progress.step()
     session.commit()
-    return f"{sent} receipts sent"
+    return fill(N_("%(sent)s receipts sent"), sent=sent)
 # --- issue 17: one payment distributed over a family wallet group ---------------------------
 
 def _is_distribution(session: Session, payment: Payment) -> bool:
@@ -398,10 +402,10 @@ def credit_distribution(session: Session, payment: Payment, *, user_id: int | No
     distribution = session.scalar(select(WalletDistribution).where(WalletDistribution.payment_id == payment.id))
     utility = distribution.utility
     if utility not in UTILITIES:
-        raise PaymentError(f"unknown utility {utility!r}")
+        raise PaymentError(fill(N_("unknown utility %(utility)s"), utility=repr(utility)))
     total = quantize(payment.amount, distribution.currency)
     if sum((leg.amount for leg in distribution.legs), Decimal(0)) != total:
-        raise PaymentError(f"the distribution's legs do not add up to the payment of {total}")
+        raise PaymentError(fill(N_("the distribution's legs do not add up to the payment of %(total)s"), total=total))
     provider = PROVIDER_LABELS.get(payment.provider, payment.provider)
     by_estate: dict[int, list] = {}
     for leg in distribution.legs:
@@ -411,7 +415,9 @@ def credit_distribution(session: Session, payment: Payment, *, user_id: int | No
     for estate_id in sorted(by_estate):
         estate = session.get(Estate, estate_id)
         if estate.currency != distribution.currency:
-            raise PaymentError(f"the payment is in {distribution.currency}; {estate.name} uses {estate.currency}")
+            raise PaymentError(fill(N_("the payment is in %(currency)s; %(estate)s uses %(estate_currency)s"),
+                                    currency=distribution.currency, estate=estate.name,
+                                    estate_currency=estate.currency))
         legs_here = by_estate[estate_id]
         amount = check_amount(session, sum((leg.amount for leg in legs_here), Decimal(0)), estate)
         key = f"{payment.idempotency_key}:estate:{estate.id}"

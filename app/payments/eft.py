@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
+from flask_babel import gettext
 from sqlalchemy import select
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.i18n.label_texts import N_
 from app.models.payments import Payment
 from app.money import MoneyError, parse_amount, to_decimal
 from app.payments import PaymentError
@@ -34,8 +36,8 @@ MAX_CELL = 1000  # characters: far more than any bank writes, far less than the 
 # payments.amount is numeric(20, 6): at most 14 digits before the point.
 AMOUNT_LIMIT = Decimal(10) ** 14
 _CSV_PROBLEMS = {
-    "new-line character seen in unquoted field": "a line break inside a field that is not in quotes",
-    "field larger than field limit": "a field longer than the CSV reader's limit",
+    "new-line character seen in unquoted field": N_("a line break inside a field that is not in quotes"),
+    "field larger than field limit": N_("a field longer than the CSV reader's limit"),
 }
 
 
@@ -73,7 +75,7 @@ def import_statement(session: Session, text: str, user_id: int | None) -> Import
     try:
         header = next(reader, [])
     except csv.Error as error:
-        raise StatementError(f"the header line cannot be read: {_csv_problem(error)}") from None
+        raise StatementError(gettext("the header line cannot be read: %(problem)s", problem=_csv_problem(error))) from None
     columns = _columns(header)
     report = ImportReport()
     seen: set[str] = set()
@@ -86,18 +88,19 @@ def import_statement(session: Session, text: str, user_id: int | None) -> Import
             break
         except csv.Error as error:
             report.rows.append(RowResult(reader.line_num, "error",
-                                         f"the line cannot be read as CSV: {_csv_problem(error)}"))
+                                         gettext("the line cannot be read as CSV: %(problem)s",
+                                                 problem=_csv_problem(error))))
             continue
         line = reader.line_num
         if not any(cell.strip() for cell in row):
             continue
         rows += 1
         if rows > MAX_ROWS:
-            raise StatementError(f"a statement may have at most {MAX_ROWS} rows")
+            raise StatementError(gettext("a statement may have at most %(max)s rows", max=MAX_ROWS))
         values = {name: (row[index] if index < len(row) else "").strip() for name, index in columns.items()}
         if values["bank_ref"] in seen:
-            report.rows.append(RowResult(line, "duplicate", f"bank reference {values['bank_ref']} "
-                                         "appears earlier in this file"))
+            report.rows.append(RowResult(line, "duplicate", gettext("bank reference %(ref)s appears earlier in "
+                                                                    "this file", ref=values["bank_ref"])))
             continue
         savepoint = session.begin_nested()
         try:
@@ -112,12 +115,13 @@ def import_statement(session: Session, text: str, user_id: int | None) -> Import
         except DataError as error:
             # A value the checks above let through but the database refuses: this row only.
             savepoint.rollback()
-            report.rows.append(RowResult(line, "error", "the row cannot be stored: "
-                                         + str(error.orig).splitlines()[0][:200]))
+            report.rows.append(RowResult(line, "error", gettext("the row cannot be stored: %(error)s",
+                                                                error=str(error.orig).splitlines()[0][:200])))
         else:
             savepoint.commit()
             seen.add(values["bank_ref"])
-            matched = f"matched to unit {payment.unit.number}" if payment.unit else "unmatched"
+            matched = (gettext("matched to unit %(unit)s", unit=payment.unit.number) if payment.unit
+                       else gettext("unmatched"))
             report.rows.append(RowResult(line, "imported", matched, payment.id))
     audit.record(session, "payment.eft_import", "EFT statement",
                  new={"imported": report.count("imported"), "duplicates": report.count("duplicate"),
@@ -133,13 +137,14 @@ def confirm_payments(session: Session, payment_ids: list[int], user_id: int | No
         payment = session.scalar(select(Payment).where(Payment.id == payment_id, Payment.provider == "eft")
                                  .with_for_update().execution_options(populate_existing=True))
         if payment is None:
-            outcomes.append((payment_id, "not an EFT payment"))
+            outcomes.append((payment_id, gettext("not an EFT payment")))
             continue
         if payment.status == "credited":
-            outcomes.append((payment_id, "already credited"))
+            outcomes.append((payment_id, gettext("already credited")))
             continue
         if payment.status != "to_confirm":
-            outcomes.append((payment_id, f"{payment.status}: assign it to a unit first"))
+            outcomes.append((payment_id, gettext("%(status)s: assign it to a unit first",
+                                                 status=payment.status)))
             continue
         savepoint = session.begin_nested()
         try:
@@ -164,19 +169,20 @@ class _Duplicate(ValueError):
 
 def _new_payment(session: Session, bank_ref: str, amount: str, reference: str, paid_on: str,
                  user_id: int | None, *, typed: bool = False) -> Payment:
-    for name, text in (("bank reference", bank_ref), ("amount", amount), ("reference", reference),
-                       ("date", paid_on)):
+    for name, text in ((N_("bank reference"), bank_ref), (N_("amount"), amount), (N_("reference"), reference),
+                       (N_("date"), paid_on)):
         if "\x00" in text:
-            raise PaymentError(f"the {name} contains a NUL character")
+            raise PaymentError(gettext("the %(name)s contains a NUL character", name=gettext(name)))
         if len(text) > MAX_CELL:
-            raise PaymentError(f"the {name} is longer than {MAX_CELL} characters")
+            raise PaymentError(gettext("the %(name)s is longer than %(max)s characters", name=gettext(name),
+                                       max=MAX_CELL))
     bank_ref = bank_ref.strip()
     if not bank_ref or len(bank_ref) > 64:
-        raise PaymentError("a bank reference of 1 to 64 characters is required", field="bank_ref")
+        raise PaymentError(gettext("a bank reference of 1 to 64 characters is required"), field="bank_ref")
     existing = session.scalar(select(Payment.id).where(Payment.provider == "eft",
                                                        Payment.provider_ref == bank_ref))
     if existing is not None:
-        raise _Duplicate(f"bank reference {bank_ref} was imported before", existing)
+        raise _Duplicate(gettext("bank reference %(ref)s was imported before", ref=bank_ref), existing)
     unit, why = match_unit(session, reference.strip() or None, None)
     estate = unit.estate if unit else None
     # A person typing follows the form rules; a bank's file may write "1,000.00".
@@ -185,8 +191,8 @@ def _new_payment(session: Session, bank_ref: str, amount: str, reference: str, p
     except MoneyError as error:
         raise PaymentError(str(error), field="amount") from None
     if value >= AMOUNT_LIMIT or value.as_tuple().exponent < -6:  # beyond the amount column
-        raise PaymentError(f"amount {amount!r} is not a bank amount (at most 14 digits and 6 decimals)",
-                           field="amount")
+        raise PaymentError(gettext("amount %(amount)s is not a bank amount (at most 14 digits and 6 decimals)",
+                                   amount=repr(amount)), field="amount")
     value = check_amount(session, value, estate)
     when = _parse_date(paid_on)
     payment = Payment(
@@ -206,7 +212,7 @@ def _new_payment(session: Session, bank_ref: str, amount: str, reference: str, p
 def _csv_problem(error: csv.Error) -> str:
     """The csv module's complaint in words a staff member can act on."""
     text = str(error)
-    return next((plain for known, plain in _CSV_PROBLEMS.items() if text.startswith(known)), text)
+    return next((gettext(plain) for known, plain in _CSV_PROBLEMS.items() if text.startswith(known)), text)
 
 
 def _columns(header: list[str]) -> dict[str, int]:
@@ -222,8 +228,8 @@ def _columns(header: list[str]) -> dict[str, int]:
         else:
             found[name] = column
     if missing:
-        raise StatementError(f"the file has no {', '.join(missing)} column "
-                             f"(expected headers: date, amount, reference, bank_ref)")
+        raise StatementError(gettext("the file has no %(columns)s column (expected headers: date, amount, "
+                                     "reference, bank_ref)", columns=", ".join(missing)))
     return found
 
 
@@ -234,4 +240,4 @@ def _parse_date(text: str) -> date:
             return datetime.strptime(text, pattern).date()
         except ValueError:
             continue
-    raise PaymentError(f"date {text!r} is not YYYY-MM-DD or DD/MM/YYYY", field="paid_on")
+    raise PaymentError(gettext("date %(text)s is not YYYY-MM-DD or DD/MM/YYYY", text=repr(text)), field="paid_on")

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from app import audit, phones
 from app.estates.settings_catalog import setting_default
 from app.estates.account_numbers import unit_by_account_number
+from app.i18n.stored import N_, fill
 from app.settings import get_setting
 from app.models import Estate, Meter, Notification, Person, Tenancy, Unit, canonical_serial, utcnow
 from app.models.payments import Payment, SmsMessage
@@ -94,9 +95,9 @@ def parse_confirmation(text: str) -> MpesaConfirmation:
     """Read an M-PESA 'received' confirmation; tolerate drift in wording and order."""
     text = " ".join((text or "").split())
     if not text:
-        raise NotAPayment("empty message")
+        raise NotAPayment(N_("empty message"))
     if not re.search(r"\breceived\b", text, re.IGNORECASE) or re.search(r"\bsent to\b", text, re.IGNORECASE):
-        raise NotAPayment("not an incoming payment confirmation")
+        raise NotAPayment(N_("not an incoming payment confirmation"))
     found = _DOCUMENTED.search(text)
     if found:
         return _with_spaced_reference(text, _confirmation(found["txn"], found["cur"], found["amount"],
@@ -104,15 +105,15 @@ def parse_confirmation(text: str) -> MpesaConfirmation:
     txn = _TXN.search(text)
     amount = _AMOUNT.search(text)
     if not txn:
-        raise NotAPayment("no transaction id followed by 'Confirmed'")
+        raise NotAPayment(N_("no transaction id followed by 'Confirmed'"))
     if not amount:
-        raise NotAPayment("no amount")
+        raise NotAPayment(N_("no amount"))
     after_amount = text[amount.end():]
     phone = _PHONE.search(after_amount) or _PHONE.search(text[txn.end():])
     reference = _REFERENCE.search(text)
     name = _NAME_AFTER_PHONE.search(text) or _NAME_BEFORE_PHONE.search(text)
     if not phone and not reference:
-        raise NotAPayment("neither a phone number nor a reference")
+        raise NotAPayment(N_("neither a phone number nor a reference"))
     return _with_spaced_reference(text, _confirmation(
         txn["txn"], amount["cur"], amount["amount"], phone["phone"] if phone else None,
         name["name"] if name else None, reference["ref"] if reference else None))
@@ -129,9 +130,9 @@ def _confirmation(txn: str, currency: str, amount: str, phone: str | None, name:
     try:
         value = to_decimal(amount)
     except MoneyError:
-        raise NotAPayment(f"amount {amount!r} is not a number") from None
+        raise NotAPayment(fill(N_("amount %(amount)s is not a number"), amount=repr(amount))) from None
     if value <= 0:
-        raise NotAPayment("amount is not positive")
+        raise NotAPayment(N_("amount is not positive"))
     return MpesaConfirmation(
         txn_id=txn.upper(), amount=value, currency=CURRENCY_OF_PREFIX.get(currency.upper()),
         phone=normalise_phone(phone) if phone else None,
@@ -153,12 +154,12 @@ def match_unit(session: Session, reference: str | None, phone: str | None, *,
     if reference:
         unit = _unit_by_reference(session, reference)
         if unit is not None:
-            return unit, f"reference {reference}"
+            return unit, fill(N_("reference %(reference)s"), reference=reference)
     if phone:
         unit = _unit_by_phone(session, phone, currency)
         if unit is not None:
-            return unit, f"phone {phone}"
-    return None, "no unit matches the reference or the phone"
+            return unit, fill(N_("phone %(phone)s"), phone=phone)
+    return None, N_("no unit matches the reference or the phone")
 
 
 def _unit_by_reference(session: Session, reference: str) -> Unit | None:
@@ -254,21 +255,21 @@ def read_message(message: Any) -> RelayedSms:
     if not isinstance(message, dict):
         dump = _dump(message)
         return RelayedSms(_digest(dump), "", _clean(dump)[:MAX_SMS_CHARS], None,
-                          "the message is not a JSON object")
+                          N_("the message is not a JSON object"))
     problem = None
     raw_id, sender, content = (_text(message.get(name)) for name in ("id", "from", "content"))
     if message.get("content") is not None and content is None:
-        problem, content = "the content is not text", _dump(message.get("content"))
+        problem, content = N_("the content is not text"), _dump(message.get("content"))
     content = _clean(content or "")
     if len(content) > MAX_SMS_CHARS:
-        problem, content = problem or f"the content is longer than {MAX_SMS_CHARS} characters", \
+        problem, content = problem or fill(N_("the content is longer than %(max)s characters"), max=MAX_SMS_CHARS), \
             content[:MAX_SMS_CHARS]
     if message.get("from") is not None and sender is None:
-        problem = problem or "the sender is not text"
+        problem = problem or N_("the sender is not text")
     gateway_id = _clean(raw_id or "").strip()
     if not gateway_id:
-        problem = ("the message id is not text" if raw_id is None and message.get("id") is not None
-                   else "the message has no id")
+        problem = (N_("the message id is not text") if raw_id is None and message.get("id") is not None
+                   else N_("the message has no id"))
         key = _digest(_dump(message))
     elif len(gateway_id) > SmsMessage.__table__.c.gateway_id.type.length:
         key = _digest(gateway_id)  # still identifies the message, so re-deliveries match
@@ -402,8 +403,9 @@ def _act_on(session: Session, row: SmsMessage, sender: str, trusted: frozenset[s
         answer_text_command(session, row, sender, trusted)
         return
     if sender.upper() not in trusted:
-        _flag_spoofed(session, row, parsed, f"sent by {_clean(sender) or 'no sender'}, not by an M-PESA "
-                      f"sender id ({', '.join(sorted(trusted)) or 'none configured'})", None)
+        _flag_spoofed(session, row, parsed, fill(N_("sent by %(sender)s, not by an M-PESA sender id (%(ids)s)"),
+                                                 sender=_clean(sender) or N_("no sender"),
+                                                 ids=", ".join(sorted(trusted)) or N_("none configured")), None)
         return
     problem = _out_of_bounds(parsed)
     if problem:
@@ -414,20 +416,22 @@ def _act_on(session: Session, row: SmsMessage, sender: str, trusted: frozenset[s
                                                     Payment.provider_ref == parsed.txn_id))
     if existing is not None:
         row.outcome, row.payment_id = "duplicate", existing.id
-        row.reason = f"transaction {parsed.txn_id} was already received"
+        row.reason = fill(N_("transaction %(txn)s was already received"), txn=parsed.txn_id)
         if existing.amount != parsed.amount:  # P6: same provider id, different amount
-            row.reason += f" with amount {existing.amount:.2f}, now {parsed.amount:.2f}: suspicious"
+            row.reason = fill(N_("transaction %(txn)s was already received with amount %(old)s, now %(new)s: "
+                                 "suspicious"), txn=parsed.txn_id, old=f"{existing.amount:.2f}",
+                              new=f"{parsed.amount:.2f}")
             log.warning("M-PESA %s seen twice with different amounts", parsed.txn_id)
         return
     unit = unit_by_account_number(session, parsed.spaced_reference) if parsed.spaced_reference else None
     if unit is not None:
-        why = f"account number {unit.account_number}"
+        why = fill(N_("account number %(number)s"), number=unit.account_number)
         parsed = replace(parsed, reference=unit.account_number)
     else:
         unit, why = match_unit(session, parsed.reference, parsed.phone, currency=parsed.currency)
     if unit is not None and sender.upper() not in estate_sender_ids(session, unit.estate_id, trusted):
-        _flag_spoofed(session, row, parsed, f"sent by {_clean(sender)}, not by a sender id "
-                      f"{unit.estate.name} accepts", unit.estate_id)
+        _flag_spoofed(session, row, parsed, fill(N_("sent by %(sender)s, not by a sender id %(estate)s accepts"),
+                                                 sender=_clean(sender), estate=unit.estate.name), unit.estate_id)
         return
     payment = Payment(
         provider="mpesa", provider_ref=parsed.txn_id, reference=parsed.reference,
@@ -447,27 +451,27 @@ def _act_on(session: Session, row: SmsMessage, sender: str, trusted: frozenset[s
         credit_payment(session, payment)
     except PaymentError as error:
         payment.status = "unmatched"
-        payment.status_reason = _fit(f"{why}, but {error}", Payment.status_reason)
+        payment.status_reason = _fit(fill(N_("%(why)s, but %(error)s"), why=why, error=error), Payment.status_reason)
     else:
-        row.reason = f"matched by {why}"
+        row.reason = fill(N_("matched by %(why)s"), why=why)
         _flag_one_phone_many_units(session, payment)
 
 
 def _out_of_bounds(parsed: MpesaConfirmation) -> str | None:
     """Why a confirmation's fields cannot be stored as a payment, or None when they fit."""
     if parsed.reference and len(parsed.reference) > _REFERENCE_MAX:
-        return f"the reference is longer than {_REFERENCE_MAX} characters"
+        return fill(N_("the reference is longer than %(max)s characters"), max=_REFERENCE_MAX)
     if parsed.sender and len(parsed.sender) > _PAYER_NAME_MAX:
-        return f"the payer's name is longer than {_PAYER_NAME_MAX} characters"
+        return fill(N_("the payer's name is longer than %(max)s characters"), max=_PAYER_NAME_MAX)
     if parsed.amount >= MAX_AMOUNT:
-        return "the amount is larger than any payment can be"
+        return N_("the amount is larger than any payment can be")
     return None
 
 
 def _flag_spoofed(session: Session, row: SmsMessage, parsed: MpesaConfirmation, why: str,
                   estate_id: int | None) -> None:
     """A payment-looking SMS from a sender that may not credit: stored, audited, never paid."""
-    row.outcome, row.reason = "suspicious", f"suspicious: {why}; not credited"
+    row.outcome, row.reason = "suspicious", fill(N_("suspicious: %(why)s; not credited"), why=why)
     log.warning("SMS %s: %s", row.gateway_id, row.reason)
     session.flush()  # the audit row names the message by id
     audit.record(session, "sms.suspicious", row, estate_id=estate_id, new={
@@ -490,7 +494,8 @@ def _flag_one_phone_many_units(session: Session, payment: Payment) -> None:
         Payment.provider == "mpesa", Payment.payer_phone == payment.payer_phone,
         Payment.unit_id.is_not(None), Payment.created_at >= since)).one()
     if payment.payer_phone and units > SUSPICIOUS_UNITS_PER_PHONE:
-        payment.status_reason = f"suspicious: {payment.payer_phone} paid into {units} units in 30 days"
+        payment.status_reason = fill(N_("suspicious: %(phone)s paid into %(units)s units in 30 days"),
+                                     phone=payment.payer_phone, units=units)
         log.warning("M-PESA %s: %s", payment.provider_ref, payment.status_reason)
 
 
@@ -504,7 +509,7 @@ def _apply_update(session: Session, update: dict[str, Any]) -> None:
     if status in ("SENT", "DELIVERED") and row.status != "sent":
         row.status, row.sent_at, row.error = "sent", utcnow(), None
     elif status == "FAILED" and row.status == "pending":
-        reason = _clean(_text(update.get("reason")) or "").strip() or "gateway reported FAILED"
+        reason = _clean(_text(update.get("reason")) or "").strip() or N_("gateway reported FAILED")
         row.status, row.error = "failed", reason[:500]
     elif status == "PENDING":
         row.attempts = max(row.attempts, MAX_OFFERS)  # the gateway has it: stop offering

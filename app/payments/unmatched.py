@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from flask_babel import gettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -59,7 +60,7 @@ def unmatched_payments(session: Session, limit: int = QUEUE_LIMIT) -> list[Unmat
     for p in session.scalars(select(Payment).where(Payment.status == "unmatched")
                              .order_by(Payment.id.desc()).limit(limit)):
         payer = " ".join(filter(None, (p.payer_name, p.payer_phone or p.payer_email, p.reference and
-                                       f"ref {p.reference}")))
+                                       gettext("ref %(reference)s", reference=p.reference))))
         rows.append(UnmatchedPayment("payment", p.id, PROVIDER_LABELS.get(p.provider, p.provider),
                                      p.paid_at or p.created_at, p.provider_ref or "—", payer, p.amount,
                                      p.currency, p.status_reason, True))
@@ -67,14 +68,16 @@ def unmatched_payments(session: Session, limit: int = QUEUE_LIMIT) -> list[Unmat
                                                         KoiosPayment.origin == "vendor")
                              .order_by(KoiosPayment.paid_at.desc()).limit(limit)):
         rows.append(UnmatchedPayment("koios", k.id, "Koios", k.paid_at, k.koios_id,
-                                     f"customer {k.customer_code or 'missing'}", k.amount, k.currency,
-                                     "no meter of ours has this customer code", False))
+                                     gettext("customer %(code)s", code=k.customer_code or gettext("missing")),
+                                     k.amount, k.currency, gettext("no meter of ours has this customer code"),
+                                     False))
     for t in session.scalars(select(ThunderCloudPayment).where(ThunderCloudPayment.unit_id.is_(None))
                              .order_by(ThunderCloudPayment.detected_at.desc()).limit(limit)):
         rows.append(UnmatchedPayment("thundercloud", t.id, "ThunderCloud", t.detected_at, t.heartbeat_id,
-                                     f"meter {t.meter_serial}" + (f", customer {t.customer_code}"
-                                                                  if t.customer_code else ""),
-                                     t.amount, None, "no meter of ours has this serial", False))
+                                     gettext("meter %(serial)s, customer %(code)s", serial=t.meter_serial,
+                                             code=t.customer_code) if t.customer_code
+                                     else gettext("meter %(serial)s", serial=t.meter_serial),
+                                     t.amount, None, gettext("no meter of ours has this serial"), False))
     rows.sort(key=lambda row: row.received_at, reverse=True)
     return rows[:limit]
 
@@ -83,28 +86,29 @@ def assign_unmatched(session: Session, source: str, row_id: int, unit: Unit, uti
                      user_id: int | None) -> AssignOutcome:
     """Give one unmatched payment its unit (crediting it when it is ours to credit); commits."""
     if source not in SOURCES:
-        raise PaymentError(f"unknown payment source {source!r}")
+        raise PaymentError(gettext("unknown payment source %(source)s", source=repr(source)))
     if utility not in UTILITIES:
-        raise PaymentError(f"unknown utility {utility!r}")
+        raise PaymentError(gettext("unknown utility %(utility)s", utility=repr(utility)))
     if source == "payment":
         from app.payments.mpesa_sms import assign_payment
 
         payment = session.get(Payment, row_id)
         if payment is None:
-            raise PaymentError("no such payment")
+            raise PaymentError(gettext("no such payment"))
         created = assign_payment(session, payment, unit, utility, user_id)
         name = payment.provider_ref
-        return AssignOutcome(created, f"Payment {name} credited to unit {unit.number}." if created
-                             else f"Payment {name} was already credited; nothing changed.")
+        return AssignOutcome(created, gettext("Payment %(name)s credited to unit %(unit)s.", name=name,
+                                              unit=unit.number) if created
+                             else gettext("Payment %(name)s was already credited; nothing changed.", name=name))
     model = KoiosPayment if source == "koios" else ThunderCloudPayment
     row = session.scalar(select(model).where(model.id == row_id).with_for_update()
                          .execution_options(populate_existing=True))
     if row is None:
-        raise PaymentError("no such payment")
+        raise PaymentError(gettext("no such payment"))
     name = row.koios_id if source == "koios" else row.heartbeat_id
     if row.unit_id is not None:
         session.rollback()
-        return AssignOutcome(False, f"Payment {name} already belongs to a unit; nothing changed.")
+        return AssignOutcome(False, gettext("Payment %(name)s already belongs to a unit; nothing changed.", name=name))
     audit.record(session, "payment.assigned", row, estate_id=unit.estate_id,
                  old={"unit_id": None},
                  new={"unit_id": unit.id, "unit": unit.number, "amount": str(row.amount),
@@ -113,6 +117,7 @@ def assign_unmatched(session: Session, source: str, row_id: int, unit: Unit, uti
     if source == "koios":
         row.estate_id, row.matched_at = unit.estate_id, utcnow()
     session.commit()
-    return AssignOutcome(True, f"{'Koios' if source == 'koios' else 'ThunderCloud'} payment {name} "
-                               f"recorded against unit {unit.number} (paid at SparkMeter: nothing "
-                               "credited here).")
+    return AssignOutcome(True, gettext("%(source)s payment %(name)s recorded against unit %(unit)s (paid at "
+                                       "SparkMeter: nothing credited here).",
+                                       source="Koios" if source == "koios" else "ThunderCloud", name=name,
+                                       unit=unit.number))

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.estates.settings_catalog import setting_default
+from app.i18n.stored import N_, fill
 from app.settings import get_setting
 from app.jobs import enqueue_after_commit, job
 from app.models import Meter
@@ -50,7 +51,7 @@ class KoiosPayments:
         if response.status_code == 404:
             return None
         if not response.ok:
-            raise KoiosError(f"lookup answered {response.status_code}")
+            raise KoiosError(fill(N_("lookup answered %(status)s"), status=response.status_code))
         data = (response.json() or {}).get("data") if response.content else None
         if isinstance(data, list):
             data = data[0] if data else None
@@ -63,7 +64,8 @@ class KoiosPayments:
         if not response.ok:
             errors = response.json().get("errors") if response.content else None
             title = errors[0].get("title") if errors else response.text[:200]
-            raise KoiosError(f"Koios refused the payment ({response.status_code}): {title}")
+            raise KoiosError(fill(N_("Koios refused the payment (%(status)s): %(title)s"),
+                                  status=response.status_code, title=title))
         if not response.content:
             return None
         return response.json().get("data") or None
@@ -75,7 +77,8 @@ class KoiosPayments:
         if not response.ok:
             errors = response.json().get("errors") if response.content else None
             title = errors[0].get("title") if errors else response.text[:200]
-            raise KoiosError(f"Koios refused the reversal ({response.status_code}): {title}")
+            raise KoiosError(fill(N_("Koios refused the reversal (%(status)s): %(title)s"),
+                                  status=response.status_code, title=title))
         if not response.content:
             return None
         return response.json().get("data") or None
@@ -85,7 +88,7 @@ class KoiosPayments:
             return requests.request(method, self.base_url + path, headers=self.headers,
                                     timeout=TIMEOUT_SECONDS, **options)
         except requests.RequestException as error:
-            raise KoiosError(f"Koios unreachable: {error}") from None
+            raise KoiosError(fill(N_("Koios unreachable: %(error)s"), error=error)) from None
 
 
 def vendor_customer_code(session: Session, payment: Payment) -> str | None:
@@ -129,13 +132,13 @@ def push_payment(session: Session, payment: Payment, client: KoiosPayments | Non
 def _push(session: Session, payment: Payment, client: KoiosPayments | None) -> PushResult:
     code = vendor_customer_code(session, payment)
     if code is None:
-        return PushResult(False, "the unit has no SparkMeter meter")
+        return PushResult(False, N_("the unit has no SparkMeter meter"))
     if payment.status != "credited":
-        return PushResult(False, "only credited payments are forwarded")
+        return PushResult(False, N_("only credited payments are forwarded"))
     # Wait for a push of the same payment running elsewhere (the job, a staff retry).
     session.refresh(payment, ["vendor_push_status", "vendor_push_result"], with_for_update=True)
     if payment.vendor_push_status == "pushed":
-        return PushResult(True, payment.vendor_push_result or "already pushed")
+        return PushResult(True, payment.vendor_push_result or N_("already pushed"))
     config = current_app.config
     client = client or KoiosPayments(config["KOIOS_URL"], config["KOIOS_API_KEY"],
                                      config["KOIOS_API_SECRET"])
@@ -147,8 +150,9 @@ def _push(session: Session, payment: Payment, client: KoiosPayments | None) -> P
                                     f"Meterwise {payment.provider} {payment.provider_ref}", external_id)
             found = created or client.find(external_id)
             if found is None:
-                raise KoiosError("Koios answered without a body and the payment cannot be found yet")
-        result = PushResult(True, f"Koios payment {found.get('id', '?')} for customer {code}")
+                raise KoiosError(N_("Koios answered without a body and the payment cannot be found yet"))
+        result = PushResult(True, fill(N_("Koios payment %(id)s for customer %(code)s"), id=found.get("id", "?"),
+                                       code=code))
     except KoiosError as error:
         result = PushResult(False, str(error))
     payment.vendor_push_status = "pushed" if result.ok else "failed"
@@ -179,11 +183,11 @@ def reverse_vendor_payment(session: Session, correction, client: KoiosPayments |
 def _reverse_at_vendor(session: Session, correction, client: KoiosPayments | None) -> PushResult:
     payment = session.get(Payment, correction.payment_id) if correction.payment_id else None
     if payment is None:
-        return PushResult(False, "the correction has no payment")
+        return PushResult(False, N_("the correction has no payment"))
     # A staff retry and the job never reverse at once.
     session.refresh(correction, ["vendor_status", "vendor_result"], with_for_update=True)
     if correction.vendor_status in ("reversed", "none"):
-        return PushResult(True, correction.vendor_result or "already reversed")
+        return PushResult(True, correction.vendor_result or N_("already reversed"))
     config = current_app.config
     client = client or KoiosPayments(config["KOIOS_URL"], config["KOIOS_API_KEY"],
                                      config["KOIOS_API_SECRET"])
@@ -201,11 +205,12 @@ def _reverse_at_vendor(session: Session, correction, client: KoiosPayments | Non
                                        f"Meterwise correction #{correction.id}: {correction.reason}"[:200])
                 found = found or client.find(external_id)
                 if found is None:
-                    raise KoiosError("Koios answered without a body and the reversal cannot be found yet")
+                    raise KoiosError(N_("Koios answered without a body and the reversal cannot be found yet"))
         if status == "none":
-            result = PushResult(True, "SparkMeter never received this payment: nothing to reverse there")
+            result = PushResult(True, N_("SparkMeter never received this payment: nothing to reverse there"))
         else:
-            result = PushResult(True, f"Koios reversal {found.get('id', '?')} of {found.get('amount', '')} recorded")
+            result = PushResult(True, fill(N_("Koios reversal %(id)s of %(amount)s recorded"), id=found.get("id", "?"),
+                                       amount=found.get("amount", "")))
     except KoiosError as error:
         status, result = "failed", PushResult(False, str(error))
     correction.vendor_status = status
@@ -219,7 +224,7 @@ def vendor_credit_reversal(session: Session, progress, correction_id: int) -> st
     from app.models.corrections import Correction
     correction = session.get(Correction, correction_id)
     if correction is None or correction.vendor_status in ("reversed", "none"):
-        return "nothing to reverse"
+        return N_("nothing to reverse")
     result = reverse_vendor_payment(session, correction)
     if not result.ok:
         raise KoiosError(result.message)
@@ -231,7 +236,7 @@ def vendor_credit_push(session: Session, progress, payment_id: int) -> str:
     """Job: push one payment to Koios; a failure raises so the queue retries with backoff."""
     payment = session.get(Payment, payment_id)
     if payment is None or payment.vendor_push_status == "pushed":
-        return "nothing to push"
+        return N_("nothing to push")
     result = push_payment(session, payment)
     if not result.ok:
         raise KoiosError(result.message)

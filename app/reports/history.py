@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from flask_babel import gettext
 from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -100,22 +101,23 @@ def parse_filters(args: Mapping[str, str]) -> HistoryFilters:
     """Read `utility`, `kind`, `from`, `to` (YYYY-MM-DD) and `page` from request arguments."""
     utility = (args.get("utility") or "").strip() or None
     if utility is not None and utility not in UTILITIES:
-        raise HistoryFilterError(f"pocket must be one of {', '.join(UTILITIES)}")
+        raise HistoryFilterError(gettext("pocket must be one of %(choices)s", choices=", ".join(UTILITIES)))
     kind = (args.get("kind") or "").strip() or None
     if kind is not None and (len(kind) > 32 or not kind.replace("_", "").isalnum()):
-        raise HistoryFilterError("unknown kind of transaction")
+        raise HistoryFilterError(gettext("unknown kind of transaction"))
     dates = {}
     for name in ("from", "to"):
         text = (args.get(name) or "").strip()
         try:
             dates[name] = date.fromisoformat(text) if text else None
         except ValueError:
-            raise HistoryFilterError(f"'{name}' must be a date like 2026-11-01, not {text!r}") from None
+            raise HistoryFilterError(gettext("'%(name)s' must be a date like 2026-11-01, not %(text)s",
+                                                 name=name, text=repr(text))) from None
     if dates["from"] and dates["to"] and dates["from"] > dates["to"]:
-        raise HistoryFilterError("'from' must not be after 'to'")
+        raise HistoryFilterError(gettext("'from' must not be after 'to'"))
     page_text = (args.get("page") or "1").strip()
     if not page_text.isdigit() or int(page_text) < 1:
-        raise HistoryFilterError("page must be a whole number from 1")
+        raise HistoryFilterError(gettext("page must be a whole number from 1"))
     return HistoryFilters(utility, kind, dates["from"], dates["to"], int(page_text))
 
 
@@ -186,7 +188,7 @@ def transaction_history(session: Session, unit: Unit, filters: HistoryFilters,
     total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
     pages = max(1, math.ceil(total / page_size))
     if filters.page > pages:
-        raise HistoryFilterError(f"there are only {pages} page(s)")
+        raise HistoryFilterError(gettext("there are only %(pages)s page(s)", pages=pages))
     rows = session.execute(base.order_by(running.c.occurred_at.desc(), running.c.transaction_id.desc(),
                                          running.c.posting_id.desc())
                            .limit(page_size).offset((filters.page - 1) * page_size)).mappings()

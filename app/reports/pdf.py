@@ -27,7 +27,6 @@ from reportlab.platypus import (
 
 from app.estates.settings_catalog import setting_default
 from app.i18n.formatting import local_date
-from app.labels import label
 from app.models import utcnow
 from app.money import format_amount
 

@@ -40,11 +40,12 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from flask import current_app
-from flask_babel import lazy_gettext as _l
+from flask_babel import gettext, lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.i18n.stored import N_, fill
 from app.jobs import enqueue, job
 from app.metering.decoders import HTTP_TOPIC, parse_time
 from app.metering.ingest import Message, billing_start, ingest
@@ -197,9 +198,9 @@ def backfill_job(session: Session, progress, backfill_id: int) -> str:
     """Worker job: import the backfill's days from where it stopped, checking for Stop between days."""
     backfill = session.get(SourceBackfill, backfill_id)
     if backfill is None:
-        return f"backfill {backfill_id} no longer exists"
+        return fill(N_("backfill %(id)s no longer exists"), id=backfill_id)
     if backfill.status in ("done", "stopped"):
-        return f"backfill {backfill_id} is {backfill.status}: nothing to do"
+        return fill(N_("backfill %(id)s is %(status)s: nothing to do"), id=backfill_id, status=backfill.status)
     estate = session.get(Estate, backfill.estate_id)
     first = backfill.next_day
     days = [first + timedelta(days=n) for n in range((backfill.last_day - first).days + 1)] if first else []
@@ -244,19 +245,30 @@ def _finish(session: Session, backfill: SourceBackfill, status: str) -> str:
 
 
 def summary(backfill: SourceBackfill) -> str:
-    """One line for the job panel and the list: where the range stands and what it brought."""
-    through = (f"through {backfill.last_completed_day.isoformat()}" if backfill.last_completed_day
-               else "no day completed")
-    text = f"{backfill.status}: {backfill.days_done} of {backfill.total_days} days ({through}); "
+    """One line for the job panel and the list: where the range stands and what it brought.
+
+    Written in the current language: English in the job that stores it, the reader's when the
+    backfills page renders it again from the row's counts (template global `backfill_summary`)."""
+    through = (gettext("through %(day)s", day=backfill.last_completed_day.isoformat())
+               if backfill.last_completed_day else gettext("no day completed"))
+    status = gettext(backfill.status) if backfill.status in _STATUS_WORDS else backfill.status
+    text = gettext("%(status)s: %(done)s of %(total)s days (%(through)s); ", status=status,
+                   done=backfill.days_done, total=backfill.total_days, through=through)
     if backfill.source == "koios":
-        text += f"{backfill.accepted} new readings, {backfill.duplicates} already stored"
+        text += gettext("%(accepted)s new readings, %(duplicates)s already stored", accepted=backfill.accepted,
+                        duplicates=backfill.duplicates)
         if backfill.history:
-            text += f" ({backfill.history} of them before billing began: history, not billed)"
+            text += gettext(" (%(history)s of them before billing began: history, not billed)",
+                            history=backfill.history)
     else:
-        text += f"{backfill.accepted} new heartbeats, {backfill.duplicates} site-days imported before"
+        text += gettext("%(accepted)s new heartbeats, %(duplicates)s site-days imported before",
+                        accepted=backfill.accepted, duplicates=backfill.duplicates)
     if backfill.skipped:
-        text += f", {backfill.skipped} inside stored history (skipped)"
+        text += gettext(", %(skipped)s inside stored history (skipped)", skipped=backfill.skipped)
     return text + (f"; {backfill.error}" if backfill.status == "failed" and backfill.error else "")
+
+
+_STATUS_WORDS = (N_("queued"), N_("running"), N_("stopping"), N_("stopped"), N_("done"), N_("failed"))
 
 
 def _koios_days(session: Session, estate: Estate):

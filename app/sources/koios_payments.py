@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from app.estates.settings_catalog import setting_default
 from app.settings import get_setting, put_setting
+from app.i18n.stored import N_, fill
 from app.jobs import enqueue, job
 from app.metering.decoders import DecodeError, parse_time
 from app.models import Meter, Unit, canonical_serial, utcnow
@@ -56,9 +57,10 @@ class KoiosPaymentsReport:
     malformed: list[str] = field(default_factory=list)   # "row 3: reason": not stored
 
     def summary(self) -> str:
-        return (f"Koios payments: {self.listed} listed, {self.imported} imported, "
-                f"{self.already_known} already known, {self.matched_later} matched now, "
-                f"{len(self.unmatched)} unmatched, {len(self.malformed)} malformed")
+        return fill(N_("Koios payments: %(listed)s listed, %(imported)s imported, %(known)s already known, "
+                       "%(matched)s matched now, %(unmatched)s unmatched, %(malformed)s malformed"),
+                    listed=self.listed, imported=self.imported, known=self.already_known,
+                    matched=self.matched_later, unmatched=len(self.unmatched), malformed=len(self.malformed))
 
 
 def parse_payment(row: object) -> dict:

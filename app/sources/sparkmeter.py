@@ -26,6 +26,7 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from app.settings import get_setting, put_setting
+from app.i18n.stored import N_, fill
 from app.jobs import enqueue, job
 from app.metering.decoders import HTTP_TOPIC, parse_time
 from app.metering.ingest import Message, ingest
@@ -184,9 +185,11 @@ class KoiosImportReport:
     malformed: int = 0
 
     def summary(self) -> str:
-        return (f"Koios {self.day}: {self.sites} sites, {self.skipped_fresh} already up to date; "
-                f"{self.rows} rows, {self.accepted} readings accepted, {self.duplicates} duplicates, "
-                f"{self.malformed} malformed, {len(self.unknown_meters)} unknown meters")
+        return fill(N_("Koios %(day)s: %(sites)s sites, %(fresh)s already up to date; %(rows)s rows, %(accepted)s "
+                       "readings accepted, %(duplicates)s duplicates, %(malformed)s malformed, %(unknown)s unknown "
+                       "meters"), day=self.day, sites=self.sites, fresh=self.skipped_fresh, rows=self.rows,
+                    accepted=self.accepted, duplicates=self.duplicates, malformed=self.malformed,
+                    unknown=len(self.unknown_meters))
 
 
 def _sync_key(site: str) -> str:

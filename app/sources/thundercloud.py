@@ -39,6 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from urllib3.util.retry import Retry
 
+from app.i18n.stored import N_, fill
 from app.jobs import enqueue, job
 from app.metering.decoders import DecodeError, parse_time
 from app.models import Estate, Meter, Unit, canonical_serial
@@ -93,12 +94,22 @@ class HeartbeatImportReport:
         self.fetch_errors += other.fetch_errors
 
     def summary(self) -> str:
-        files = (f"{self.files} files imported, {self.cached} already imported, {self.not_ready} not ready"
-                 f"{f', {self.failed} failed to download' if self.failed else ''}; "
-                 if self.files or self.cached or self.not_ready or self.failed else "")
-        return (f"ThunderCloud: {files}{self.rows} rows, {self.new_heartbeats} new heartbeats, "
-                f"{self.new_payments} payments detected, {self.matched} matched to units, "
-                f"{self.unmatched} unmatched, {len(self.errors)} rows refused")
+        counts = dict(rows=self.rows, heartbeats=self.new_heartbeats, payments=self.new_payments,
+                      matched=self.matched, unmatched=self.unmatched, refused=len(self.errors),
+                      files=self.files, cached=self.cached, not_ready=self.not_ready, failed=self.failed)
+        if self.failed:
+            return fill(N_("ThunderCloud: %(files)s files imported, %(cached)s already imported, %(not_ready)s not "
+                           "ready, %(failed)s failed to download; %(rows)s rows, %(heartbeats)s new heartbeats, "
+                           "%(payments)s payments detected, %(matched)s matched to units, %(unmatched)s unmatched, "
+                           "%(refused)s rows refused"), **counts)
+        if self.files or self.cached or self.not_ready:
+            return fill(N_("ThunderCloud: %(files)s files imported, %(cached)s already imported, %(not_ready)s not "
+                           "ready; %(rows)s rows, %(heartbeats)s new heartbeats, %(payments)s payments detected, "
+                           "%(matched)s matched to units, %(unmatched)s unmatched, %(refused)s rows refused"),
+                        **counts)
+        return fill(N_("ThunderCloud: %(rows)s rows, %(heartbeats)s new heartbeats, %(payments)s payments "
+                       "detected, %(matched)s matched to units, %(unmatched)s unmatched, %(refused)s rows refused"),
+                    **counts)
 
 
 def export_format(data: bytes, name: str = "", content_type: str = "") -> str:

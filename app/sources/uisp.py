@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from urllib3.util.retry import Retry
 
 from app import audit
+from app.i18n.stored import N_, fill
 from app.jobs import job
 from app.models import Estate, utcnow
 from app.models.sources import UispClient, UispInvoice, UispPayment, UispService
@@ -274,9 +275,11 @@ class RefreshReport:
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"UISP {self.target}: {self.refreshed} of {self.clients} clients refreshed, "
-                f"{self.failed} failed; {self.written} rows written, {self.removed} marked removed; "
-                f"{self.requests} HTTP requests in {self.seconds:.1f} s")
+        return fill(N_("UISP %(target)s: %(refreshed)s of %(clients)s clients refreshed, %(failed)s failed; "
+                       "%(written)s rows written, %(removed)s marked removed; %(requests)s HTTP requests in "
+                       "%(seconds)s s"), target=self.target, refreshed=self.refreshed, clients=self.clients,
+                    failed=self.failed, written=self.written, removed=self.removed, requests=self.requests,
+                    seconds=f"{self.seconds:.1f}")
 
 
 @dataclass

@@ -18,7 +18,6 @@ from reportlab.platypus import Flowable, KeepTogether, Paragraph, Spacer, Table
 from flask_babel import force_locale, gettext as _
 
 from app.i18n.formatting import local_date, money_text, relocalise_rate
-from app.labels import label
 from app.ledger.anchors import anchor_line
 from app.models import utcnow
 from app.reports.pdf import (

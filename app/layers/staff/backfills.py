@@ -10,7 +10,7 @@ from app.models import Estate
 from app.models.backfills import BACKFILL_SOURCES, SourceBackfill
 from app.sources.backfill import (
     MAX_RANGE_DAYS, BackfillError, can_resume, latest_run, parse_request, recent_backfills, request_stop,
-    resume_backfill, start_backfill)
+    resume_backfill, start_backfill, summary as backfill_summary)
 
 
 def _page(errors: dict | None = None, form: dict | None = None, status: int = 200):
@@ -20,7 +20,7 @@ def _page(errors: dict | None = None, form: dict | None = None, status: int = 20
     estates = db.session.scalars(select(Estate).order_by(Estate.name)).all()
     return render("staff/backfills.html", "backfills", rows=rows, runs=runs, resumable=resumable, estates=estates,
                   sources=BACKFILL_SOURCES, errors=errors or {}, form=form or {},
-                  max_days=MAX_RANGE_DAYS), status
+                  max_days=MAX_RANGE_DAYS, backfill_summary=backfill_summary), status
 
 
 @bp.get("/backfills")

@@ -12,6 +12,7 @@ from app.htmx import redirect, render
 from app.i18n.label_texts import N_
 from app.layers.export import requested_format, respond, titled
 from app.layers.staff import bp
+from app.i18n.stored import render_stored
 from app.labels import label
 from app.models import Estate, LedgerTransaction, Unit
 from app.models.corrections import Correction
@@ -81,7 +82,7 @@ def reverse_transaction(tx_id: int):
     if form["action"] == "reassign":
         target = _int(form["unit_id"])
         if target is None:
-            return _transaction_page(tx_id, errors={"unit_id": "Choose the unit the payment belongs to."},
+            return _transaction_page(tx_id, errors={"unit_id": gettext("Choose the unit the payment belongs to.")},
                                      form=form, code=400)
     try:
         outcome = request_reversal(db.session, tx_id, form["reason"], user_id=current_user.id,
@@ -126,7 +127,7 @@ def retry_vendor_reversal(correction_id: int):
         flash(gettext("Nothing to send to SparkMeter for this correction."), "error")
         return redirect(url_for("staff.transaction", tx_id=correction.transaction_id))
     result = reverse_vendor_payment(db.session, correction)
-    flash(f"SparkMeter: {result.message}", "success" if result.ok else "error")
+    flash(gettext("SparkMeter: %(result)s", result=render_stored(result.message)), "success" if result.ok else "error")
     return redirect(url_for("staff.transaction", tx_id=correction.transaction_id))
 
 
@@ -136,7 +137,7 @@ def _decide(correction_id: int, action):
         outcome = action()
     except CorrectionError as error:
         db.session.rollback()
-        flash(str(error), "error")
+        flash(render_stored(str(error)), "error")
         response = corrections()
         response.status_code = 400
         return response

@@ -7,6 +7,7 @@ from app.extensions import db
 from app.htmx import redirect, refuse, render
 from app.job_schedule import (
     JobScheduleError, by_kind, duration_seconds, kind_history, retry_job, schedule_rows)
+from app.i18n.stored import render_stored
 from app.jobs import REGISTRY
 from app.labels import label
 from app.layers.staff import bp
@@ -38,8 +39,8 @@ def retry(job_kind: str):
         result = retry_job(db.session, current_app.config, job_kind)
     except JobScheduleError as error:
         db.session.rollback()
-        return refuse(jobs, str(error))
-    flash(gettext("%(job)s: %(outcome)s.", job=gettext(label('job', job_kind)), outcome=result.message), "success")
+        return refuse(jobs, render_stored(str(error)))
+    flash(gettext("%(job)s: %(outcome)s.", job=gettext(label('job', job_kind)), outcome=render_stored(result.message)), "success")
     return redirect(url_for("staff.job_history", job_kind=job_kind))
 
 

@@ -8,6 +8,7 @@ from flask_babel import gettext, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
+from app.i18n.stored import render_stored
 from app.auth.redirects import safe_next
 from app.extensions import db
 from app.htmx import redirect, refuse, render
@@ -95,7 +96,7 @@ def replay():
     if letter.replayed_at is not None and letter.replay_outcome and not letter.replay_outcome.startswith("refused"):
         return refuse(dead_letters, gettext("That message was already replayed successfully."))
     outcome = replay_dead_letter(db.session, letter)
-    flash(gettext("Message #%(id)s: %(outcome)s.", id=letter.id, outcome=outcome), "error" if outcome.startswith("refused") else "success")
+    flash(gettext("Message #%(id)s: %(outcome)s.", id=letter.id, outcome=render_stored(outcome)), "error" if outcome.startswith("refused") else "success")
     return redirect(url_for("staff.dead_letters"))
 
 

@@ -24,6 +24,7 @@ from app.payments.payfast import checkout_expiry_cutoff
 from app.payments.unmatched import SOURCES as UNMATCHED_SOURCES, assign_unmatched, unmatched_payments
 from app.payments.vendor_credit import push_payment, vendor_customer_code
 
+from app.i18n.stored import render_stored
 from app.labels import label
 from app.payments.credit import PROVIDER_LABELS
 from app.i18n.label_texts import N_
@@ -115,7 +116,7 @@ def assign():
     try:
         outcome = assign_unmatched(db.session, source, row_id, unit, utility, user_id=current_user.id)
     except PaymentError as error:
-        return _refused(f"Not assigned: {error}")
+        return _refused(gettext("Not assigned: %(error)s", error=render_stored(str(error))))
     flash(outcome.message, "success")
     if source == "payment":
         _report_push(db.session.get(Payment, row_id))
@@ -126,13 +127,13 @@ def assign():
 def eft_statement():
     upload = request.files.get("statement")
     if upload is None or not upload.filename:
-        return _page("eft", "", errors={"statement": "Choose a CSV bank statement to upload."}, code=400)
+        return _page("eft", "", errors={"statement": gettext("Choose a CSV bank statement to upload.")}, code=400)
     try:
         report = eft.import_statement(db.session, upload.read().decode("utf-8-sig", "replace"),
                                       current_user.id)
     except (eft.StatementError, csv.Error) as error:  # csv.Error: a file the csv module cannot read
         db.session.rollback()
-        return _page("eft", "", errors={"statement": f"{upload.filename} was not imported: {error}."},
+        return _page("eft", "", errors={"statement": gettext("%(file)s was not imported: %(error)s.", file=upload.filename, error=error)},
                      code=400)
     return _page("eft", "", report=report)
 
@@ -150,10 +151,10 @@ def eft_deposit():
     except (PaymentError, ValueError) as error:
         db.session.rollback()
         field = getattr(error, "field", None)
-        return _page("eft", "", errors={field if field in DEPOSIT_FIELDS else "deposit": gettext("Not recorded: %(error)s.", error=error)},
+        return _page("eft", "", errors={field if field in DEPOSIT_FIELDS else "deposit": gettext("Not recorded: %(error)s.", error=render_stored(str(error)))},
                      form=form, code=400)
     flash(gettext("Deposit %(reference)s recorded (%(reason)s); confirm it to credit.", reference=payment.provider_ref,
-                  reason=payment.status_reason), "success")
+                  reason=render_stored(payment.status_reason)), "success")
     return redirect(url_for("staff.payments", provider="eft", status=payment.status))
 
 
@@ -164,7 +165,7 @@ def eft_confirm():
         return _refused(gettext("Tick the deposits to confirm."), provider="eft", status="to_confirm")
     outcomes = eft.confirm_payments(db.session, ids, current_user.id)
     credited = [pid for pid, outcome in outcomes if outcome == "credited"]
-    problems = [f"#{pid}: {outcome}" for pid, outcome in outcomes if outcome != "credited"]
+    problems = [f"#{pid}: {render_stored(outcome)}" for pid, outcome in outcomes if outcome != "credited"]
     flash(gettext("%(num)s deposit(s) credited.", num=len(credited))
           + (" " + gettext("Not credited: %(problems)s", problems="; ".join(problems)) if problems else ""),
           "success" if not problems else "error")
@@ -179,7 +180,7 @@ def vendor_push():
     if not vendor_customer_code(db.session, payment):
         return _refused(gettext("This payment's unit has no SparkMeter meter."))
     result = push_payment(db.session, payment)
-    flash(f"SparkMeter: {result.message}", "success" if result.ok else "error")
+    flash(gettext("SparkMeter: %(result)s", result=render_stored(result.message)), "success" if result.ok else "error")
     return redirect(url_for("staff.payments"))
 
 
@@ -198,5 +199,6 @@ def _report_push(payment: Payment) -> None:
     if payment.vendor_push_status == "queued":
         flash(gettext("SparkMeter: the credit push is queued; its result shows in the list."), "success")
     elif payment.vendor_push_status:
-        flash(f"SparkMeter: {payment.vendor_push_result or payment.vendor_push_status}",
+        flash(gettext("SparkMeter: %(result)s",
+                      result=render_stored(payment.vendor_push_result) or payment.vendor_push_status),
               "success" if payment.vendor_push_status == "pushed" else "error")

@@ -23,7 +23,7 @@ def _day(text: str | None, estate: Estate) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        abort(400, "choose a day as YYYY-MM-DD")
+        abort(400, gettext("choose a day as YYYY-MM-DD"))
 
 
 def _target(estate: Estate, day: date) -> str:
@@ -55,7 +55,7 @@ def run_reconciliation(estate_id: int, day_text: str):
     estate = db.session.get(Estate, estate_id) or abort(404)
     day = _day(day_text, estate)
     if day > recon.yesterday(estate):
-        abort(400, "a day is reconciled once it has ended")
+        abort(400, gettext("a day is reconciled once it has ended"))
     run = enqueue(recon.JOB_KIND, estate.id, day.isoformat(), target=_target(estate, day), user_id=current_user.id,
                   queue="low")
     return job_panel(run)

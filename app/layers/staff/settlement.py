@@ -81,7 +81,7 @@ def settlement_page():
         try:
             period = checked_period(period)
         except InvalidPeriod:
-            abort(400, "choose a month as YYYY-MM")
+            abort(400, gettext("choose a month as YYYY-MM"))
     if fmt := requested_format():
         period = period or _months(estate)[0]
         return respond(settlement.estate_report_rows(db.session, estate.id, period), REPORT_COLUMNS,
@@ -147,9 +147,9 @@ def run_settlement(estate_id: int, period: str):
     try:
         period = checked_period(period)
     except InvalidPeriod:
-        abort(400, "choose a month as YYYY-MM")
+        abort(400, gettext("choose a month as YYYY-MM"))
     if period > last_complete_period(estate.tz):
-        abort(400, f"{period} has not ended in {estate.name}")
+        abort(400, gettext("%(period)s has not ended in %(estate)s", period=period, estate=estate.name))
     return job_panel(settlement.start_run(estate, period, user_id=current_user.id))
 
 
@@ -194,7 +194,7 @@ def settlement_statement(party_id: int):
         try:
             period = checked_period(period)
         except InvalidPeriod:
-            abort(400, "choose a month as YYYY-MM")
+            abort(400, gettext("choose a month as YYYY-MM"))
     rows, columns, title, subtitle, note = settlement.party_statement(db.session, party, period)
     return respond(rows, columns, title, requested_format() or "pdf", subtitle=subtitle, timezone=estate.timezone,
                    note=note)

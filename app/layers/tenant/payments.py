@@ -8,6 +8,7 @@ from __future__ import annotations
 from io import BytesIO
 
 from flask import abort, current_app, flash, request, send_file, url_for
+from flask_babel import gettext
 from flask_login import current_user
 
 from app.auth.scope import unit_or_404, visible_units
@@ -43,7 +44,7 @@ def receipt(receipt_number: str):
         return send_file(BytesIO(render_receipt_pdf(found)), mimetype="application/pdf",
                          download_name=f"receipt-{receipt_number}.pdf", max_age=0)
     if requested_format() is not None:
-        abort(400, "a receipt downloads as PDF only (format=pdf)")
+        abort(400, gettext("a receipt downloads as PDF only (format=pdf)"))
     return render("tenant/payments/receipt.html", r=found)
 
 

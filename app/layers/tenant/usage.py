@@ -2,6 +2,7 @@
 import json
 
 from flask import abort, request
+from flask_babel import gettext
 from flask_login import current_user
 
 from app.auth.scope import unit_or_404
@@ -42,9 +43,9 @@ def usage(unit_id: int):
     utility = request.args.get("utility") or (utilities[0] if utilities else "electricity")
     grain = request.args.get("grain") or "daily"
     if utility not in UTILITIES:
-        abort(400, f"utility must be one of {', '.join(UTILITIES)}")
+        abort(400, gettext("utility must be one of %(choices)s", choices=", ".join(UTILITIES)))
     if grain not in GRAINS:
-        abort(400, f"grain must be one of {', '.join(GRAINS)}")
+        abort(400, gettext("grain must be one of %(choices)s", choices=", ".join(GRAINS)))
     context = chart_context(unit, [i for u, i in meters if u == utility], utilities, utility, grain)
     fmt = requested_format()
     if fmt:

@@ -31,7 +31,7 @@ def carbon(estate_id: int):
     months = [shift_period(this_month, -back) for back in range(MONTHS - 1, -1, -1)]
     month = request.args.get("month") or months[-2]  # the last complete month
     if month not in months:
-        abort(400, "month must be one of the last 12")
+        abort(400, _("month must be one of the last 12"))
     report = estate_carbon(db.session, estate, months, unit_month=month)
     unit_rows = [u for u in report.units if u.period == month]
     fmt = requested_format()
@@ -47,14 +47,14 @@ def carbon(estate_id: int):
                            subtitle=_("kg CO2e"), timezone=estate.timezone)
         if table == "report":
             if fmt != "pdf":
-                abort(400, "the whole report is a PDF: format=pdf")
+                abort(400, _("the whole report is a PDF: format=pdf"))
             note = _("kg CO2e from the unit meters' use times the emission factor in force on each local day; the "
                      "solar offset is the estate's solar generation times the electricity factor.")
             title = _("%(estate)s carbon footprint", estate=estate.name)
             return respond_report(_sections(report, unit_rows, month), title,
                                   subtitle=_("kg CO2e; emission factors for %(country)s", country=estate.country),
                                   timezone=estate.timezone, note=note)
-        abort(400, "table must be months, units or report")
+        abort(400, _("table must be months, units or report"))
     pages = max(1, -(-len(unit_rows) // UNITS_PER_PAGE))
     page = min(int_arg("page", 1, 1), pages)
     shown = unit_rows[(page - 1) * UNITS_PER_PAGE:page * UNITS_PER_PAGE]

@@ -35,6 +35,6 @@ def demand(estate_id: int):
             return respond(curve, CURVE_COLUMNS, _("%(estate)s demand by hour", estate=estate.name), fmt, timezone=estate.timezone)
         if table == "events":
             return respond(events, EVENT_COLUMNS, _("%(estate)s demand events", estate=estate.name), fmt, timezone=estate.timezone)
-        abort(400, "table must be curve or events")
+        abort(400, _("table must be curve or events"))
     return render("utility/demand.html", estate=estate, curve=curve, events=events,
                   settings=demand_settings(db.session, estate.id), now_kw=current_demand(db.session, estate.id))

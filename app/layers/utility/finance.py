@@ -62,14 +62,14 @@ def finance(estate_id: int):
         amounts = _("Amounts in %(currency)s; ARPU over cumulative paying accounts", currency=estate.currency)
         if table == "report":
             if fmt != "pdf":
-                abort(400, "the whole report is a PDF: format=pdf")
+                abort(400, _("the whole report is a PDF: format=pdf"))
             note = _("An account is a unit. ARPU is a period's payments divided by the cumulative paying accounts: "
                      "every unit that has paid at least once up to the end of that period. Payments include Koios "
                      "and ThunderCloud payments for mini-grid estates.")
             return respond_report(list(sections.values()), _("%(estate)s operator finance", estate=estate.name),
                                   subtitle=amounts, timezone=estate.timezone, note=note)
         if table not in TABLES:
-            abort(400, "table must be months, quarters, revenue, estates, tenure or report")
+            abort(400, _("table must be months, quarters, revenue, estates, tenure or report"))
         section = sections[table]
         return respond(section.rows, section.columns, _("%(estate)s - %(figure)s", estate=estate.name, figure=section.heading), fmt, note=section.note,
                        subtitle="" if table == "tenure" else amounts, timezone=estate.timezone)

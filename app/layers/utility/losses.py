@@ -30,7 +30,7 @@ def losses(estate_id: int):
         abort(404)
     grain = request.args.get("grain", "day")
     if grain not in GRAINS:
-        abort(400, "grain must be day or month")
+        abort(400, _("grain must be day or month"))
     threshold = loss_threshold(db.session, estate.id)
     today = utcnow().astimezone(estate.tz).date()
     if grain == "day":

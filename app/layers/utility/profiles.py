@@ -31,10 +31,10 @@ def profiles(estate_id: int):
     estate = estate_or_404(db.session, current_user, estate_id, ROLES)
     utility = request.args.get("utility", "electricity")
     if utility not in UTILITIES:
-        abort(400, "utility must be electricity, water or hot_water")
+        abort(400, _("utility must be electricity, water or hot_water"))
     days = whole_number(request.args.get("days", "30"))
     if days not in DAYS:
-        abort(400, "days must be 7, 30 or 90")
+        abort(400, _("days must be 7, 30 or 90"))
     report = stored_profiles(db.session, estate, utility=utility, days=days)
     fmt = requested_format()
     if fmt:
@@ -49,7 +49,7 @@ def profiles(estate_id: int):
             return respond(report.curve, curve_columns(utility), _("%(estate)s %(utility)s demand by hour", estate=estate.name, utility=label),
                            fmt,
                            subtitle=span, timezone=estate.timezone)
-        abort(400, "table must be units or curve")
+        abort(400, _("table must be units or curve"))
     pages = max(1, -(-len(report.units) // UNITS_PER_PAGE))
     page = min(int_arg("page", 1, 1), pages)
     return render("utility/profiles.html", estate=estate, report=report, utility=utility, days=days,

@@ -36,7 +36,7 @@ def revenue(estate_id: int):
         return _page(estate, months, day, flagged, normal, found, {}, None)
     table = request.args.get("table", "months")
     if table not in TABLES:
-        abort(400, "table must be months, scores or cases")
+        abort(400, _("table must be months, scores or cases"))
     if table == "months":
         return respond(months, month_columns(estate.currency), _("%(estate)s revenue assurance", estate=estate.name), fmt,
                        timezone=estate.timezone)

@@ -32,7 +32,7 @@ def _period(estate, raw) -> str:
     months = _months(estate)
     period = raw or months[0]
     if period not in months:
-        abort(400, "month must be one of the last 12 complete months")
+        abort(400, _("month must be one of the last 12 complete months"))
     return period
 
 
