@@ -336,7 +336,7 @@ class RunReport:
 
     def summary(self) -> str:
         if not self.outcomes:
-            return f"{self.estate.name} has no settlement rules for {self.period}."
+            return gettext("%(estate)s has no settlement rules for %(month)s.", estate=self.estate.name, month=self.period)
         return "\n".join(f"{o.utility.replace('_', ' ')}: {o.status.replace('_', ' ')}"
                          + (f" {format_amount(o.revenue, self.estate.currency)}" if o.revenue is not None else "")
                          + (f" — {o.message}" if o.message else "") for o in self.outcomes)
@@ -399,13 +399,13 @@ def _settle_utility(session: Session, estate: Estate, utility: str, period: str,
     if existing is not None:
         outcome.status, outcome.run, outcome.revenue, outcome.basis = (
             "already_posted", existing, existing.revenue, existing.basis)
-        outcome.message = f"run {existing.run_number} is posted; reverse it to settle again"
+        outcome.message = gettext("run %(number)s is posted; reverse it to settle again", number=existing.run_number)
         return outcome
     revenue, basis = period_revenue(session, estate, utility, period)
     outcome.revenue, outcome.basis = revenue, basis  # shown with a refusal too: the money left unsettled
     rule_set = rules_in_force(session, estate.id, utility, period)
     if rule_set is None:
-        outcome.message = f"no settlement rules in force for {period}"
+        outcome.message = gettext("no settlement rules in force for %(month)s", month=period)
         return outcome
     rules = [Rule(r.party_id, r.method, r.value) for r in rule_set.rules]
     try:
@@ -463,10 +463,10 @@ def _ledger_refusal(error: LedgerError, period: str) -> str:
     from app.ledger import PeriodClosed, PeriodLocked
 
     if isinstance(error, PeriodLocked):
-        return f"{period} is locked: nothing may be posted into it"
+        return gettext("%(month)s is locked: nothing may be posted into it", month=period)
     if isinstance(error, PeriodClosed):
-        return f"{period} is closed: reopen it to settle it"
-    return f"the ledger refused the transfer: {error}"
+        return gettext("%(month)s is closed: reopen it to settle it", month=period)
+    return gettext("the ledger refused the transfer: %(error)s", error=error)
 
 
 def reverse_run(session: Session, run: SettlementRun, *, reason: str, user_id: int | None = None) -> SettlementRun:

@@ -16,6 +16,7 @@ from io import BytesIO
 
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, Spacer
+from flask_babel import gettext
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
@@ -98,14 +99,14 @@ def build_audit_report(session: Session, estate: Estate, first: str, last: str |
     start, _ = month_bounds(first, estate.timezone)
     _, end = month_bounds(last, estate.timezone)
     if last < first:
-        raise StatementPeriodError("the last month comes before the first")
+        raise StatementPeriodError(gettext("The last month comes before the first."))
     if start > utcnow():
-        raise StatementPeriodError(f"{first} has not begun")
+        raise StatementPeriodError(gettext("%(month)s has not begun.", month=first))
     months = [first]
     while months[-1] < last:
         months.append(next_period(months[-1]))
         if len(months) > MAX_MONTHS:
-            raise StatementPeriodError(f"an audit report covers at most {MAX_MONTHS} months")
+            raise StatementPeriodError(gettext("An audit report covers at most %(max)s months.", max=MAX_MONTHS))
     report = AuditReport(estate, first, last, start, end)
     stored = dict(session.execute(select(FinancialPeriod.period, FinancialPeriod.status).where(
         FinancialPeriod.estate_id == estate.id, FinancialPeriod.period.in_(months))).all())

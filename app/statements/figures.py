@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from flask_babel import gettext
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
@@ -199,7 +200,7 @@ def load_statements(session: Session, estate: Estate, period: str,
     """Statements of an estate's units (all, or `unit_ids`) for a month, in a fixed number of queries."""
     start, end = month_bounds(period, estate.timezone)
     if start > utcnow():
-        raise StatementPeriodError(f"{period} has not begun in {estate.name}")
+        raise StatementPeriodError(gettext("%(month)s has not begun in %(estate)s.", month=period, estate=estate.name))
     units_query = select(Unit.id, Unit.number).where(Unit.estate_id == estate.id).order_by(Unit.number)
     if unit_ids is not None:
         units_query = units_query.where(Unit.id.in_(unit_ids))

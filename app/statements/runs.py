@@ -202,9 +202,9 @@ def generate_monthly_statements(session: Session, progress, estate_id: int, peri
         raise ValueError(f"estate {estate_id} does not exist")
     if not estate.feature_enabled("statements"):
         return f"Statements are turned off for {estate.name}; nothing was issued."
-    _, end = month_bounds(period, estate.timezone)
+    end = month_bounds(period, estate.timezone)[1]
     if end > utcnow():
-        raise StatementPeriodError(f"{period} has not ended in {estate.name}; statements are issued after the month")
+        raise StatementPeriodError(_("%(month)s has not ended in %(estate)s; statements are issued after the month.", month=period, estate=estate.name))
     statements = load_statements(session, estate, period)
     progress.set_total(len(statements))
     counts = {"issued": 0, "archived": 0, "changed": 0, "error": 0}
