@@ -362,8 +362,9 @@ def run_settlement(session: Session, estate: Estate, period: str, *, utility: st
     if period > last_complete_period(estate.tz, now):
         raise RunError(f"{period} has not ended in {estate.name}; a month is settled after it ends.",
                        {"period": "Choose a month that has ended."})
-    if not dry_run and utility in (None, "electricity", "solar"):
-        _allocate_solar_first(session, estate, period, user_id=user_id, now=now)
+    if not dry_run and utility in (None, "electricity", "solar"):  # net of the grid charge solar gives back
+        from app.billing.shared_solar import allocate_before_billing
+        allocate_before_billing(session, estate, period, user_id=user_id, now=now)
     utilities = [utility] if utility else settled_utilities(session, estate.id)
     if not utility and "solar" not in utilities and period_revenue(session, estate, "solar", period)[0] != 0:
         utilities.append("solar")  # reported as refused (no rules), so the money is not passed over in silence
@@ -375,21 +376,6 @@ def run_settlement(session: Session, estate: Estate, period: str, *, utility: st
     else:
         session.commit()
     return RunReport(estate, period, dry_run, outcomes)
-
-
-def _allocate_solar_first(session: Session, estate: Estate, period: str, *, user_id: int | None, now) -> None:
-    """Shared solar's monthly allocation gives grid charges back from electricity revenue: post it (if the
-    estate has a scheme and the month is not allocated yet) before that revenue is settled, so the run never
-    settles it gross whatever the order the jobs ran in. A month already allocated posts nothing; one the
-    allocation refuses (kWh wallets, no generation) is settled as it stands."""
-    from app.billing.shared_solar import SolarError, run_allocation, scheme_of
-
-    if scheme_of(session, estate) is None:
-        return
-    try:
-        run_allocation(session, estate, period, user_id=user_id, now=now)
-    except SolarError:  # refused before anything was written (or rolled back by the allocation itself)
-        pass
 
 
 def _settle_utility(session: Session, estate: Estate, utility: str, period: str, *, dry_run: bool,

@@ -383,6 +383,21 @@ def run_allocation(session: Session, estate: Estate, period: str, *, dry_run: bo
     return report
 
 
+def allocate_before_billing(session: Session, estate: Estate, period: str, *, user_id: int | None = None,
+                            now: datetime | None = None) -> None:
+    """Allocate an ended month's solar, if the estate has a scheme and the month is not allocated yet,
+    before anything reads the month's electricity charges: the statement run (so a month's statement
+    shows its solar credit) and the settlement run (so electricity revenue is settled net of the grid
+    charge given back), whatever order the jobs run in. A month already allocated posts nothing; one
+    the allocation refuses (kWh wallets, no generation, a closed period) is left as it stands."""
+    if scheme_of(session, estate) is None:
+        return
+    try:
+        run_allocation(session, estate, period, user_id=user_id, now=now)
+    except SolarError:  # refused before anything was written (or rolled back by the allocation itself)
+        pass
+
+
 def summary(report: AllocationReport, currency: str) -> str:
     """One line on the month's run, for the command line and the scheduled job's result."""
     already = sum(1 for r in report.rows if r.status == "already")

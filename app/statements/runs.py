@@ -21,6 +21,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.billing.shared_solar import allocate_before_billing
 from app.jobs import enqueue, job
 from app.models import Estate, Person, Statement, StatementDelivery, Tenancy, Unit, UnitOwnership, utcnow
 from app.notify import in_language
@@ -205,6 +206,7 @@ def generate_monthly_statements(session: Session, progress, estate_id: int, peri
     end = month_bounds(period, estate.timezone)[1]
     if end > utcnow():
         raise StatementPeriodError(_("%(month)s has not ended in %(estate)s; statements are issued after the month.", month=period, estate=estate.name))
+    allocate_before_billing(session, estate, period)  # the month's solar credit on its statements
     statements = load_statements(session, estate, period)
     progress.set_total(len(statements))
     counts = {"issued": 0, "archived": 0, "changed": 0, "error": 0}

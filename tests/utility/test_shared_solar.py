@@ -347,3 +347,27 @@ def test_settlement_allocates_the_months_solar_first_and_names_solar_revenue_wit
             SolarAllocation.estate_id == estate.id, SolarAllocation.status == "posted")) == 3
         again = settlement.run_settlement(s, estate, MAY, now=NOW)  # a rerun allocates and settles nothing more
         assert [o.status for o in again.outcomes] == ["already_posted", "refused"]
+
+
+def test_the_statement_run_allocates_the_months_solar_before_it_issues(app, committed, site):
+    """Statements go out on the 1st, the monthly solar run on the 2nd: with a scheme saved, the
+    statement run allocates the month first, so each statement carries its solar credit."""
+    from app.extensions import db
+    from app.models import Statement
+    from app.models.utility import SolarScheme
+    from app.statements.runs import start_run
+
+    with committed() as s:
+        s.add(SolarScheme(estate_id=site["estate"], method="equal"))
+    with app.app_context():
+        start_run(db.session.get(Estate, site["estate"]), MAY)
+        db.session.remove()
+    with committed() as s:
+        allocations = s.scalars(select(SolarAllocation).where(SolarAllocation.estate_id == site["estate"],
+                                                              SolarAllocation.status == "posted")).all()
+        assert sorted(a.unit_id for a in allocations) == sorted(site[n] for n in "ABC")
+        statement = s.scalar(select(Statement).where(Statement.unit_id == site["A"], Statement.period == MAY))
+        assert statement is not None
+        credit = next(a for a in allocations if a.unit_id == site["A"])
+        electricity = next(p for p in statement.figures["pockets"] if p["utility"] == "electricity")
+        assert Decimal(electricity["adjustments"]) == credit.grid_credit - credit.solar_amount == Decimal("45.00")
