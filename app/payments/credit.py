@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import Integer, bindparam, select
 from sqlalchemy.orm import Session
 
 from app import audit
@@ -136,11 +136,18 @@ def _after_credit_lookups(session: Session, unit: Unit, estate: Estate) -> tuple
     from app.notify.webhooks_out import may_listen
     from app.payments.vendor_credit import vendor_meter
 
-    row = session.execute(select(
-        exists().where(ArrearsEpisode.unit_id == unit.id, ArrearsEpisode.closed_at.is_(None)),
-        exists().select_from(WebhookEndpoint).where(may_listen("wallet.topup", estate.id)),
-        exists().select_from(Meter).where(vendor_meter(unit.id)))).one()
+    global _AFTER_CREDIT
+    if _AFTER_CREDIT is None:  # built once: its parameters are the unit and the estate
+        unit_id, estate_id = bindparam("unit_id", type_=Integer), bindparam("estate_id", type_=Integer)
+        _AFTER_CREDIT = select(
+            exists().where(ArrearsEpisode.unit_id == unit_id, ArrearsEpisode.closed_at.is_(None)),
+            exists().select_from(WebhookEndpoint).where(may_listen("wallet.topup", estate_id)),
+            exists().select_from(Meter).where(vendor_meter(unit_id)))
+    row = session.execute(_AFTER_CREDIT, {"unit_id": unit.id, "estate_id": estate.id}).one()
     return bool(row[0]), bool(row[1]), bool(row[2])
+
+
+_AFTER_CREDIT = None
 
 
 def credit_payments(session: Session, payments: list[Payment], *,
