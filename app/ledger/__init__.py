@@ -251,6 +251,11 @@ def _digest(prev_hash: str, estate_id: int, seq: int, idempotency_key: str, kind
 # development) take the portable statements.
 
 
+# Up to this many accounts are looked up by `id IN (...)`: a primary-key probe whose prepared
+# plan is right whatever the table's size (an array's generic plan is not: see app.sql_arrays).
+FEW_ACCOUNTS = 4
+
+
 def _load_accounts(
     session: Session, entries: Sequence[Entry], postgres: bool
 ) -> tuple[dict[int, tuple[int, str, bool]], dict[int, str]]:
@@ -261,12 +266,13 @@ def _load_accounts(
     for entry in entries:
         for leg in entry.legs:
             ids.add(int(leg[0] if isinstance(leg, tuple) else leg.account_id))
-    with planned_for_these_values(session, postgres):
-        rows = session.execute(
-            select(Account.id, Account.estate_id, Account.commodity, Account.kind, Estate.timezone)
-            .join(Estate, Estate.id == Account.estate_id)
-            .where(matches_any(Account.id, ids, postgres))
-        ).all()
+    query = (select(Account.id, Account.estate_id, Account.commodity, Account.kind, Estate.timezone)
+             .join(Estate, Estate.id == Account.estate_id))
+    if len(ids) <= FEW_ACCOUNTS:  # one post's legs: a short IN of primary keys, prepared like any lookup
+        rows = session.execute(query.where(Account.id.in_(sorted(ids)))).all()
+    else:
+        with planned_for_these_values(session, postgres):
+            rows = session.execute(query.where(matches_any(Account.id, ids, postgres))).all()
     accounts = {row.id: (row.estate_id, row.commodity, row.kind in DEBT_TRACKED_KINDS) for row in rows}
     return accounts, {row.estate_id: row.timezone for row in rows}
 
