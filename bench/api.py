@@ -15,7 +15,11 @@ client (routing, before/after-request hooks, the view, JSON), it measures:
     ledger post, stored response; the receipt job is queued on the same Redis, no worker runs
     it, as in production where a worker would), then (d) the same requests replayed.
 
-(a) and (b) alternate in blocks so load on the machine falls on both alike. It prints p50/p95
+(a) and (b) alternate in blocks so load on the machine falls on both alike. With
+`--processes N` (N > 1) the top-ups are split in two halves: the first is posted by this one
+process, as always, and reported as (c); the second by N forked processes at once, each with
+its own database connection and test client (as N server workers would be), reported as (c2)
+with the wall time from the first to the last of them; both halves are checked alike. It prints p50/p95
 per request and requests/s, the added cost of (b) over (a) at p50 against the goal (≤ 2 ms),
 the top-up rate against the goal (≥ 100/s), and checks that every top-up was credited once and
 every replay answered with `Idempotent-Replayed: true` (exit 1 if not). The database is dropped
@@ -52,12 +56,15 @@ def main() -> int:
     parser.add_argument("--units", type=int, default=200, help="units (reads and top-ups spread over them)")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="print the N costliest functions (cProfile, cumulative) of the top-ups")
+    parser.add_argument("--processes", type=int, default=1, metavar="N",
+                        help="also post the second half of the top-ups from N forked processes at once "
+                             "(the first half stays single-process, reported beside it)")
     args = parser.parse_args()
     url = make_url(os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
     recreate_database(url)
     try:
         return run(url.render_as_string(hide_password=False), os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS),
-                   args.reads, args.topups, args.units, args.profile)
+                   args.reads, args.topups, args.units, args.profile, args.processes)
     finally:
         drop_database(url)
 
@@ -67,7 +74,8 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] * 1000
 
 
-def run(database_url: str, redis_url: str, reads: int, topups: int, units: int, profile: int = 0) -> int:
+def run(database_url: str, redis_url: str, reads: int, topups: int, units: int, profile: int = 0,
+        processes: int = 1) -> int:
     from flask import request
     from flask_migrate import upgrade
     from redis import Redis
@@ -149,9 +157,10 @@ def run(database_url: str, redis_url: str, reads: int, topups: int, units: int, 
         event.listen(db.engine, "before_cursor_execute", lambda *_: counted.__setitem__(
             "statements", counted["statements"] + 1))
         event.listen(db.engine, "commit", lambda *_: counted.__setitem__("commits", counted["commits"] + 1))
+    single = bodies if processes <= 1 else bodies[:len(bodies) // 2]
     cpu_started = time.process_time()
     started = time.perf_counter()
-    for idem, body in bodies:
+    for idem, body in single:
         one = time.perf_counter()
         codes.append(client.post("/api/v1/topups", json=body, headers={**headers, "Idempotency-Key": idem}).status_code)
         topup_times.append(time.perf_counter() - one)
@@ -162,6 +171,12 @@ def run(database_url: str, redis_url: str, reads: int, topups: int, units: int, 
         import pstats
         profiler.disable()
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(profile)
+    parallel = None
+    if processes > 1:
+        with app.app_context():
+            db.session.remove()
+            parallel = _post_in_processes(app, db, bodies[len(single):], headers, processes, counted)
+        codes += parallel["codes"]
     started = time.perf_counter()
     for idem, body in bodies:
         one = time.perf_counter()
@@ -179,7 +194,7 @@ def run(database_url: str, redis_url: str, reads: int, topups: int, units: int, 
     base50, base95 = percentiles(baseline)
     key50, key95 = percentiles(keyed)
     added = key50 - base50
-    topup_rate = topups / topup_seconds
+    topup_rate = len(single) / topup_seconds
     print(f"(a) wallet read, no key lookup or rate limit (baseline): p50 {base50:6.2f} ms  p95 {base95:6.2f} ms  "
           f"{len(baseline) / sum(baseline):7.1f} req/s  (n={len(baseline)})")
     print(f"(b) wallet read with X-API-Key + Redis rate limit:       p50 {key50:6.2f} ms  p95 {key95:6.2f} ms  "
@@ -188,15 +203,86 @@ def run(database_url: str, redis_url: str, reads: int, topups: int, units: int, 
     top50, top95 = percentiles(topup_times)
     rep50, rep95 = percentiles(replay_times)
     print(f"(c) idempotent top-ups credited:                     p50 {top50:6.2f} ms  p95 {top95:6.2f} ms  "
-          f"{topup_rate:7.1f} req/s  (n={topups}): goal ≥ 100/s {'MET' if topup_rate >= 100 else 'NOT MET'}")
-    print(f"    per top-up: {per_topup['statements'] / topups:.1f} SQL statements, {per_topup['commits'] / topups:.1f} "
-          f"commits, {topup_cpu / topups * 1000:.2f} ms of this process's CPU (load-independent-ish)")
+          f"{topup_rate:7.1f} req/s  (n={len(single)}): goal ≥ 100/s {'MET' if topup_rate >= 100 else 'NOT MET'}")
+    print(f"    per top-up: {per_topup['statements'] / len(single):.1f} SQL statements, "
+          f"{per_topup['commits'] / len(single):.1f} commits, {topup_cpu / len(single) * 1000:.2f} ms of this "
+          f"process's CPU (load-independent-ish)")
+    if parallel is not None:
+        n = len(bodies) - len(single)
+        par50, par95 = percentiles(parallel["times"])
+        rate = n / parallel["seconds"]
+        print(f"(c2) the same from {processes} processes at once:          p50 {par50:6.2f} ms  p95 {par95:6.2f} ms  "
+              f"{rate:7.1f} req/s  (n={n}): goal ≥ 100/s {'MET' if rate >= 100 else 'NOT MET'} "
+              f"(single process above: {topup_rate:.1f}/s)")
+        print(f"    per top-up: {parallel['statements'] / n:.1f} SQL statements, {parallel['commits'] / n:.1f} commits, "
+              f"{parallel['cpu'] / n * 1000:.2f} ms of CPU summed over the processes")
     print(f"(d) replays answered from the stored response:       p50 {rep50:6.2f} ms  p95 {rep95:6.2f} ms  "
           f"{topups / replay_seconds:7.1f} req/s  ratio d/c {topup_seconds / replay_seconds:.1f}x")
     ok = (set(codes) == {201} and credited == topups
           and all(code == 201 and flag == "true" for code, flag in replayed))
     print(f"payments credited {credited} of {topups}, every replay flagged: {'OK' if ok else 'MISMATCH'}")
     return 0 if ok else 1
+
+
+def _post_in_processes(app, db, bodies: list, headers: dict, processes: int, counted: dict) -> dict:
+    """Post `bodies` from `processes` forked children at once (each its own connection and test
+    client, as server workers); return their codes, per-request times, the wall time from the
+    common start to the last one done, and their summed statements, commits and CPU."""
+    import json as json_module
+
+    shares = [bodies[i::processes] for i in range(processes)]
+    go_read, go_write = os.pipe()
+    children = []
+    for share in shares:
+        result_read, result_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: a fresh pool (the parent's connections stay the parent's)
+            os.close(result_read)
+            os.close(go_write)
+            code = 1
+            try:
+                with app.app_context():
+                    db.engine.dispose(close=False)
+                    db.session.execute(select(1))  # connect now, not in the timed part
+                    db.session.remove()
+                client = app.test_client()
+                counted["statements"] = counted["commits"] = 0
+                os.read(go_read, 1)  # wait for the common start
+                cpu = time.process_time()
+                out = {"codes": [], "times": []}
+                for idem, body in share:
+                    one = time.perf_counter()
+                    out["codes"].append(client.post("/api/v1/topups", json=body,
+                                                    headers={**headers, "Idempotency-Key": idem}).status_code)
+                    out["times"].append(time.perf_counter() - one)
+                out.update(cpu=time.process_time() - cpu, done=time.perf_counter(), **counted)
+                with os.fdopen(result_write, "w") as pipe:
+                    pipe.write(json_module.dumps(out))
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(result_write)
+        children.append((pid, result_read))
+    os.close(go_read)
+    time.sleep(0.5)  # every child is forked and connected before the start
+    started = time.perf_counter()
+    os.write(go_write, b"x" * processes)
+    os.close(go_write)
+    merged = {"codes": [], "times": [], "cpu": 0.0, "statements": 0, "commits": 0, "done": started}
+    for pid, result_read in children:
+        with os.fdopen(result_read) as pipe:
+            text = pipe.read()
+        os.waitpid(pid, 0)
+        if not text:
+            raise RuntimeError(f"a top-up process ({pid}) failed")
+        out = json_module.loads(text)
+        merged["codes"] += out["codes"]
+        merged["times"] += out["times"]
+        merged["done"] = max(merged["done"], out["done"])  # perf_counter is the same clock across fork
+        for name in ("cpu", "statements", "commits"):
+            merged[name] += out[name]
+    merged["seconds"] = merged["done"] - started
+    return merged
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ def run(database_url: str, n: int) -> int:
     with app.app_context():
         upgrade()
         kit = factories.make_estate_with_wallet(db.session)
+        factories.make_meter(db.session, kit.unit)  # a checkout tops up a pocket the unit has a meter of
         user = factories.make_user(db.session, "tenant", unit=kit.unit)
         settings = payfast.PayfastSettings.from_config(app.config)
         gateway = PayfastState(PASSPHRASE)

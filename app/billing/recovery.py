@@ -45,13 +45,18 @@ def _setting(session: Session, estate: Estate, key: str):
 
 def recovery_records(session: Session, unit: Unit) -> list[ArrearsRecord]:
     """The open records a top-up to this unit pays: the unit's, and its tenants' own, oldest first."""
-    from app.payments.credit import current_tenant_persons
+    from datetime import date
 
-    people = [person.id for person in current_tenant_persons(session, unit.id)]
+    from app.models import Tenancy
+
+    today = date.today()  # the tenants today, as `current_tenant_persons()`: one query with the records
+    tenants = select(Tenancy.person_id).where(
+        Tenancy.unit_id == unit.id, Tenancy.move_in <= today,
+        (Tenancy.move_out.is_(None)) | (Tenancy.move_out > today))
     query = select(ArrearsRecord).where(
         ArrearsRecord.estate_id == unit.estate_id, ArrearsRecord.status == "open",
         or_(ArrearsRecord.unit_id == unit.id,
-            (ArrearsRecord.unit_id.is_(None)) & ArrearsRecord.person_id.in_(people or [0])))
+            (ArrearsRecord.unit_id.is_(None)) & ArrearsRecord.person_id.in_(tenants)))
     return list(session.scalars(query.order_by(ArrearsRecord.opened_at, ArrearsRecord.id)))
 
 

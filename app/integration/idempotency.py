@@ -123,9 +123,9 @@ def settle(session: Session, row_id: int, status: int, body: str) -> bool:
     False when the claim is gone: the work rolled back (a refusal), taking the claim with it;
     `store_refusal()` then keeps the answer on its own.
     """
-    return session.execute(update(IdempotentRequest).where(IdempotentRequest.id == row_id)
-                           .values(response_status=status, response_body=body)
-                           .execution_options(synchronize_session=False)).rowcount == 1
+    table = IdempotentRequest.__table__  # a plain UPDATE: nothing loaded needs synchronising
+    return session.execute(update(table).where(table.c.id == row_id)
+                           .values(response_status=status, response_body=body)).rowcount == 1
 
 
 def finish(session: Session, engine: Engine, claim_row_id: int, api_key_id: int, idempotency_key: str, fingerprint: str,

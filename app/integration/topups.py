@@ -19,7 +19,7 @@ from app.models.api import ApiKey
 from app.models.payments import Payment
 from app.money import minor_units
 from app.payments import PaymentError
-from app.payments.credit import check_amount, credit_payment, payment_ceiling
+from app.payments.credit import check_amount, credit_payment_to_pocket, payment_ceiling
 
 PROVIDER = "api"
 
@@ -56,26 +56,53 @@ def topup(session: Session, key: ApiKey, unit: Unit, *, amount: Decimal, utility
     """
     estate = session.get(Estate, unit.estate_id)
     ref = provider_ref(key, idempotency_key)
-    existing = session.scalar(select(Payment).where(Payment.provider == PROVIDER, Payment.provider_ref == ref))
-    if existing is not None:
+    try:
+        check_places(amount, estate.currency)
+        ceiling = payment_ceiling(session, estate.id)
+        check_amount(session, amount, estate, ceiling=ceiling)
+    except PaymentError:
+        existing = _existing(session, ref)  # made before under this key: answered whatever the rules say now
+        if existing is None:
+            raise
         balance, commodity = _balance(session, existing)
         return TopupResult(existing, balance, False, commodity)
-    check_places(amount, estate.currency)
-    ceiling = payment_ceiling(session, estate.id)
-    check_amount(session, amount, estate, ceiling=ceiling)
-    payment = Payment(provider=PROVIDER, provider_ref=ref, reference=(reference or "").strip()[:100] or None,
-                      amount=amount, currency=estate.currency, status="pending", unit_id=unit.id,
-                      estate_id=estate.id, utility=utility, payer_phone=payer_phone or None, paid_at=utcnow(),
-                      raw={"api_key": key.prefix, "idempotency_key": idempotency_key[:255]})
-    session.add(payment)
-    session.flush()
+    # The payment row is inserted unless one has this reference already (its unique index
+    # decides, in the same statement): then that one is the answer and nothing is credited.
+    payment = _insert_payment(session, {
+        "provider": PROVIDER, "provider_ref": ref, "reference": (reference or "").strip()[:100] or None,
+        "amount": amount, "currency": estate.currency, "status": "pending", "unit_id": unit.id,
+        "estate_id": estate.id, "utility": utility, "payer_phone": payer_phone or None, "paid_at": utcnow(),
+        "raw": {"api_key": key.prefix, "idempotency_key": idempotency_key[:255]}})
+    if payment is None:
+        existing = _existing(session, ref)
+        balance, commodity = _balance(session, existing)
+        return TopupResult(existing, balance, False, commodity)
     audit.record(session, "payment.api_received", payment, estate_id=estate.id,
                  new={"key": key.prefix, "unit": unit.number, "amount": str(amount), "reference": reference})
-    created = credit_payment(session, payment, ceiling=ceiling, new_payment=True, receipt_later=True)
+    created, pocket = credit_payment_to_pocket(session, payment, ceiling=ceiling, new_payment=True,
+                                               receipt_later=True)
     if commit:
         session.commit()
+    if pocket is not None and pocket.utility == payment.utility and "balance" in pocket.__dict__:
+        return TopupResult(payment, pocket.balance, created, pocket.commodity)  # as the ledger's write left it
     balance, commodity = _balance(session, payment)
     return TopupResult(payment, balance, created, commodity)
+
+
+def _existing(session: Session, ref: str) -> Payment | None:
+    return session.scalar(select(Payment).where(Payment.provider == PROVIDER, Payment.provider_ref == ref))
+
+
+def _insert_payment(session: Session, values: dict) -> Payment | None:
+    """INSERT the payment (loaded into the session as if flushed), or nothing when its
+    (provider, provider_ref) is taken: None."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return session.scalars(insert(Payment).values(**values)
+                           .on_conflict_do_nothing(index_elements=["provider", "provider_ref"])
+                           .returning(Payment)).one_or_none()
 
 
 def _balance(session: Session, payment: Payment) -> tuple[Decimal, str | None]:

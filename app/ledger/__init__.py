@@ -96,6 +96,10 @@ class Entry:
     memo: str = ""
     reverses_id: int | None = None
     created_by_user_id: int | None = None
+    # The caller knows no transaction holds the key (it was made in this very transaction from a
+    # row whose own unique index was just passed, as an API top-up's payment): the replay lookup
+    # is skipped. Should one exist after all, the key's unique index refuses the write.
+    new_key: bool = False
     # Filled in by validation.
     _legs: list[tuple[int, Decimal, str]] = field(default_factory=list, repr=False)
     _period: str = ""
@@ -120,11 +124,9 @@ def post_many(session: Session, entries: Sequence[Entry]) -> list[Posted]:
     if not entries:
         return []
     postgres = session.get_bind().dialect.name == "postgresql"
-    timezones = _load_timezones(session, {e.estate_id for e in entries})
-    accounts = _load_accounts(session, entries, postgres)
+    accounts, timezones = _load_accounts(session, entries, postgres)
     for entry in entries:
         _validate(entry, accounts, timezones)
-    _check_periods(session, entries)
 
     results: dict[int, Posted] = {}  # by index in `entries`
     first_index_of_key: dict[str, int] = {}
@@ -139,14 +141,24 @@ def post_many(session: Session, entries: Sequence[Entry]) -> list[Posted]:
     for key, index in first_index_of_key.items():
         by_estate[entries[index].estate_id].append(index)
 
-    # Lock chain heads in a fixed order so two batches over several estates never deadlock.
-    # Every replay and conflict is decided before anything is appended: a refused batch
-    # leaves nothing behind in the caller's unit of work.
+    # Lock chain heads in a fixed order so two batches over several estates never deadlock;
+    # the statement locking a head also reads its estate's closed and locked periods among
+    # those the batch posts into. Every period, replay and conflict is decided before
+    # anything is appended: a refused batch leaves nothing behind in the caller's unit of work.
+    wanted: dict[int, set[str]] = defaultdict(set)
+    for entry in entries:
+        wanted[entry.estate_id].add(entry._period)
+    chains: dict[int, LedgerChain] = {}
+    status: dict[tuple[int, str], str] = {}
+    for estate_id in sorted(by_estate):
+        chains[estate_id] = _lock_chain(session, estate_id, postgres, wanted[estate_id], status, entries)
+    _refuse_closed_periods(entries, status)
     to_append: list[tuple[LedgerChain, list[int]]] = []
     for estate_id in sorted(by_estate):
-        chain = _lock_chain(session, estate_id, postgres)
+        chain = chains[estate_id]
         indexes = by_estate[estate_id]
-        existing = _existing(session, [entries[i].idempotency_key for i in indexes], postgres)
+        existing = _existing(session, [entries[i].idempotency_key for i in indexes
+                                       if not entries[i].new_key], postgres)
         new_indexes = []
         for i in indexes:
             if entries[i].idempotency_key in existing:
@@ -239,30 +251,30 @@ def _digest(prev_hash: str, estate_id: int, seq: int, idempotency_key: str, kind
 # development) take the portable statements.
 
 
-def _load_timezones(session: Session, ids: set[int]) -> dict[int, str]:
-    """Return each estate's timezone by id; refuse estates that do not exist."""
-    rows = session.execute(select(Estate.id, Estate.timezone).where(Estate.id.in_(ids)))
-    timezones = {estate_id: timezone for estate_id, timezone in rows}
-    missing = ids - timezones.keys()
-    if missing:
-        raise UnknownAccount(f"estate(s) {sorted(missing)} do not exist")
-    return timezones
+# Up to this many accounts are looked up by `id IN (...)`: a primary-key probe whose prepared
+# plan is right whatever the table's size (an array's generic plan is not: see app.sql_arrays).
+FEW_ACCOUNTS = 4
 
 
 def _load_accounts(
     session: Session, entries: Sequence[Entry], postgres: bool
-) -> dict[int, tuple[int, str, bool]]:
-    """Each leg's account as (estate id, commodity, whether its "in debt since" is kept)."""
+) -> tuple[dict[int, tuple[int, str, bool]], dict[int, str]]:
+    """Each leg's account as (estate id, commodity, whether its "in debt since" is kept), and
+    the timezone of each estate owning one (one query: every leg must be in its entry's estate,
+    so an entry whose estate owns none of its accounts is refused by `_validate`)."""
     ids: set[int] = set()
     for entry in entries:
         for leg in entry.legs:
             ids.add(int(leg[0] if isinstance(leg, tuple) else leg.account_id))
-    with planned_for_these_values(session, postgres):
-        rows = session.execute(
-            select(Account.id, Account.estate_id, Account.commodity, Account.kind)
-            .where(matches_any(Account.id, ids, postgres))
-        ).all()
-    return {row.id: (row.estate_id, row.commodity, row.kind in DEBT_TRACKED_KINDS) for row in rows}
+    query = (select(Account.id, Account.estate_id, Account.commodity, Account.kind, Estate.timezone)
+             .join(Estate, Estate.id == Account.estate_id))
+    if len(ids) <= FEW_ACCOUNTS:  # one post's legs: a short IN of primary keys, prepared like any lookup
+        rows = session.execute(query.where(Account.id.in_(sorted(ids)))).all()
+    else:
+        with planned_for_these_values(session, postgres):
+            rows = session.execute(query.where(matches_any(Account.id, ids, postgres))).all()
+    accounts = {row.id: (row.estate_id, row.commodity, row.kind in DEBT_TRACKED_KINDS) for row in rows}
+    return accounts, {row.estate_id: row.timezone for row in rows}
 
 
 def _validate(entry: Entry, accounts: dict[int, tuple[int, str, bool]], timezones: dict[int, str]) -> None:
@@ -281,6 +293,9 @@ def _validate(entry: Entry, accounts: dict[int, tuple[int, str, bool]], timezone
             raise UnknownAccount(f"{entry.idempotency_key}: account {account_id} does not exist")
         estate_id, commodity, _ = account
         if estate_id != entry.estate_id:
+            if entry.estate_id not in timezones:  # no leg's account is the estate's: may not exist
+                raise UnknownAccount(f"{entry.idempotency_key}: estate {entry.estate_id} does not exist "
+                                     f"or owns none of the accounts (account {account_id} is another's)")
             raise UnknownAccount(
                 f"{entry.idempotency_key}: account {account_id} belongs to another estate"
             )
@@ -304,16 +319,10 @@ def _validate(entry: Entry, accounts: dict[int, tuple[int, str, bool]], timezone
     entry._period = period_of(entry.occurred_at, timezones[entry.estate_id])
 
 
-def _check_periods(session: Session, entries: Sequence[Entry]) -> None:
-    wanted = {(e.estate_id, e._period) for e in entries}
-    rows = session.execute(
-        select(FinancialPeriod.estate_id, FinancialPeriod.period, FinancialPeriod.status).where(
-            FinancialPeriod.estate_id.in_({estate for estate, _ in wanted}),
-            FinancialPeriod.period.in_({period for _, period in wanted}),
-            FinancialPeriod.status != "open",
-        )
-    )
-    status = {(row.estate_id, row.period): row.status for row in rows}
+def _refuse_closed_periods(entries: Sequence[Entry], status: dict[tuple[int, str], str]) -> None:
+    """Refuse the batch if an entry posts into a locked period, or a closed one (but adjustments)."""
+    if not status:
+        return
     for entry in entries:
         state = status.get((entry.estate_id, entry._period))
         if state == "locked":
@@ -326,26 +335,46 @@ def _check_periods(session: Session, entries: Sequence[Entry]) -> None:
             )
 
 
-def _lock_chain(session: Session, estate_id: int, postgres: bool) -> LedgerChain:
+def _lock_chain(session: Session, estate_id: int, postgres: bool, periods: set[str],
+                status: dict[tuple[int, str], str], entries: Sequence[Entry]) -> LedgerChain:
+    """Lock the estate's chain head (created on its first post) and add to `status` the estate's
+    periods among `periods` that are not open, read by the same statement."""
     locked = (
-        select(LedgerChain)
+        select(LedgerChain, FinancialPeriod.period, FinancialPeriod.status)
+        .outerjoin(FinancialPeriod, (FinancialPeriod.estate_id == LedgerChain.estate_id)
+                   & FinancialPeriod.period.in_(periods) & (FinancialPeriod.status != "open"))
         .where(LedgerChain.estate_id == estate_id)
-        .with_for_update()
+        .with_for_update(of=LedgerChain)
         .execution_options(populate_existing=True)
     )
-    chain = session.scalars(locked).one_or_none()
-    if chain is not None:  # every post but an estate's first
-        return chain
-    if postgres:
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    session.execute(
-        dialect_insert(LedgerChain)
-        .values(estate_id=estate_id, last_seq=0, last_hash=GENESIS_HASH)
-        .on_conflict_do_nothing(index_elements=["estate_id"])
+    rows = session.execute(locked).all()
+    if not rows:  # an estate's first post: its periods are checked before its head is made
+        mine = [entry for entry in entries if entry.estate_id == estate_id]
+        _refuse_closed_periods(mine, _period_status(session, estate_id, periods))
+        if postgres:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        session.execute(
+            dialect_insert(LedgerChain)
+            .values(estate_id=estate_id, last_seq=0, last_hash=GENESIS_HASH)
+            .on_conflict_do_nothing(index_elements=["estate_id"])
+        )
+        rows = session.execute(locked).all()
+    for _, period, state in rows:
+        if period is not None:
+            status[(estate_id, period)] = state
+    return rows[0][0]
+
+
+def _period_status(session: Session, estate_id: int, periods: set[str]) -> dict[tuple[int, str], str]:
+    rows = session.execute(
+        select(FinancialPeriod.period, FinancialPeriod.status).where(
+            FinancialPeriod.estate_id == estate_id, FinancialPeriod.period.in_(periods),
+            FinancialPeriod.status != "open",
+        )
     )
-    return session.scalars(locked).one()
+    return {(estate_id, period): state for period, state in rows}
 
 
 def _existing(session: Session, keys: list[str], postgres: bool) -> dict[str, tuple[int, str, list]]:
@@ -453,10 +482,14 @@ _WRITE_BATCH = text(
     " CAST(:delta_tracked AS boolean[])) AS delta(account_id, amount, tracked)"
     " LEFT JOIN crossings ON crossings.account_id = delta.account_id"
     " WHERE accounts.id = delta.account_id"
+    " RETURNING accounts.id, accounts.balance, accounts.in_debt_since"
     "), head AS ("
     " UPDATE ledger_chains SET last_seq = CAST(:head_seq AS bigint), last_hash = :head_hash"
     " WHERE estate_id = CAST(:head_estate_id AS integer)"
-    ") SELECT id, seq FROM txn"
+    # The new transactions' ids by seq, then the accounts' new balances (for the loaded objects).
+    ") SELECT id, seq, CAST(NULL AS integer) AS account_id, CAST(NULL AS numeric) AS balance,"
+    " CAST(NULL AS timestamptz) AS in_debt_since FROM txn"
+    " UNION ALL SELECT NULL, NULL, id, balance, in_debt_since FROM balances"
 )
 
 
@@ -502,14 +535,16 @@ def _append(
     # A pocket whose steps cancel out may still have crossed zero inside the batch: kept.
     changes = [(a, d) for a, d in sorted(deltas.items()) if d != 0 or a in stepped]
 
+    balances: dict[int, tuple[Decimal, datetime | None]] = {}  # PostgreSQL: as the statement left them
     if postgres:
-        ids = _write_batch_postgres(session, chain, entries, rows, changes, seq, prev, steps, tracked)
+        ids = _write_batch_postgres(session, chain, entries, rows, changes, seq, prev, steps, tracked, balances)
     else:
         ids = _write_batch_portable(session, chain, entries, rows, changes, seq, prev, steps, tracked)
     for transaction_id, row, index in zip(ids, rows, indexes, strict=True):
         results[index] = Posted(transaction_id, True, row["hash"])
 
-    # Loaded Account objects now hold stale balances.
+    # Loaded Account objects now hold stale balances: given the new ones where the write
+    # returned them (no second read for a caller that shows the balance), else expired.
     identity_map = session.identity_map
     if len(identity_map) < len(deltas):
         stale = [obj for obj in identity_map.values()
@@ -517,15 +552,22 @@ def _append(
     else:
         stale = [obj for obj in (identity_map.get(identity_key(Account, a)) for a in deltas) if obj]
     for obj in stale:
-        session.expire(obj, ["balance", "in_debt_since"])
+        after = balances.get(obj.id)
+        if after is None:
+            session.expire(obj, ["balance", "in_debt_since"])
+        else:
+            set_committed_value(obj, "balance", after[0])
+            set_committed_value(obj, "in_debt_since", after[1])
 
 
 def _write_batch_postgres(
     session: Session, chain: LedgerChain, entries: list[Entry], rows: list[dict],
     changes: list[tuple[int, Decimal]], seq: int, prev: str,
     steps: list[tuple[int, Decimal, datetime]], tracked: set[int],
+    balances: dict[int, tuple[Decimal, datetime | None]],
 ) -> list[int]:
-    """Write the batch with one statement; return the new transaction ids in `rows` order."""
+    """Write the batch with one statement; return the new transaction ids in `rows` order and
+    put each changed account's new balance and "in debt since" in `balances`."""
     params: dict[str, object] = {name: pg_array([row[name] for row in rows]) for name in _TRANSACTION_COLUMNS}
     legs = [(row["seq"], account_id, amount, commodity)
             for entry, row in zip(entries, rows, strict=True)
@@ -540,8 +582,12 @@ def _write_batch_postgres(
     params["step_amount"] = pg_array(d for _, d, _ in steps)
     params["step_at"] = pg_array(at for _, _, at in steps)
     params.update(head_seq=seq, head_hash=prev, head_estate_id=chain.estate_id)
-    id_of_seq = {row_seq: transaction_id
-                 for transaction_id, row_seq in session.execute(_WRITE_BATCH, params)}
+    id_of_seq = {}
+    for transaction_id, row_seq, account_id, balance, since in session.execute(_WRITE_BATCH, params):
+        if transaction_id is not None:
+            id_of_seq[row_seq] = transaction_id
+        else:
+            balances[account_id] = (balance, since)
     # The statement moved the head; tell the loaded object without writing it again.
     set_committed_value(chain, "last_seq", seq)
     set_committed_value(chain, "last_hash", prev)

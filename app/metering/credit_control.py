@@ -50,7 +50,7 @@ MPESA_PAYBILL_KEY = "mpesa_paybill"  # estate setting: the paybill number tenant
 def after_pocket_change(session: Session, account_ids: Iterable[int]) -> list[RelayCommand]:
     """Queue relay commands (and water flags) that the new pocket balances call for."""
     ids = set(account_ids)
-    if not ids:
+    if not ids or _uncontrolled(session, ids):
         return []
     rows = session.execute(
         select(Account, Wallet.unit_id, Estate).join(Wallet, Account.wallet_id == Wallet.id)
@@ -100,6 +100,25 @@ def after_pocket_change(session: Session, account_ids: Iterable[int]) -> list[Re
                         tell_tenants(session, estate, unit_id, pocket, "on")
     session.flush()
     return commands
+
+
+def _uncontrolled(session: Session, ids: set[int]) -> bool:
+    """Whether these accounts, all loaded in the session with their estates, are none of them a
+    pocket credit control acts on (not electricity or water, or the estate has it off): then
+    `after_pocket_change()` has nothing to read or do (the caller's top-up skips its query)."""
+    from sqlalchemy.orm.util import identity_key
+
+    identity_map = session.identity_map
+    for account_id in ids:
+        account = identity_map.get(identity_key(Account, account_id))
+        if account is None or "utility" not in account.__dict__ or "estate_id" not in account.__dict__:
+            return False  # not loaded (or expired): ask the database
+        if account.utility not in ("electricity", "water"):
+            continue
+        estate = identity_map.get(identity_key(Estate, account.estate_id))
+        if estate is None or "features" not in estate.__dict__ or estate.feature_enabled("credit_control"):
+            return False
+    return True
 
 
 class HoldRefused(ValueError):

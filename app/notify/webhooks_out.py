@@ -207,11 +207,17 @@ def recent_deliveries(session: Session, endpoint: WebhookEndpoint, limit: int = 
 
 # --- Events -------------------------------------------------------------------------------
 
+def may_listen(event_type: str, estate_id: int | None):
+    """The SQL condition of a live endpoint that may take `event_type` for this estate: its event
+    list contains the text (`subscribed()` then checks the exact event name)."""
+    return (WebhookEndpoint.disabled_at.is_(None) & WebhookEndpoint.events.contains(event_type)
+            & or_(WebhookEndpoint.estate_id.is_(None), WebhookEndpoint.estate_id == estate_id))
+
+
 def subscribed(session: Session, event_type: str, estate_id: int | None) -> bool:
     """Whether any live endpoint takes `event_type` for this estate (a batch asks once before emitting)."""
     return any(event_type in endpoint.event_set for endpoint in session.scalars(select(WebhookEndpoint).where(
-        WebhookEndpoint.disabled_at.is_(None), WebhookEndpoint.events.contains(event_type),
-        or_(WebhookEndpoint.estate_id.is_(None), WebhookEndpoint.estate_id == estate_id))))
+        may_listen(event_type, estate_id))))
 
 
 def emit(session: Session, event_type: str, estate_id: int | None, data: dict, *, now: datetime | None = None) -> int:

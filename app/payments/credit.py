@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import Integer, bindparam, select
 from sqlalchemy.orm import Session
 
 from app import audit
@@ -90,24 +90,67 @@ def credit_payment(session: Session, payment: Payment, *, user_id: int | None = 
     `receipt_later`, send the receipt from the `payment_receipts` job once the caller commits
     instead of rendering it in the request. Without them, nothing changes.
     """
+    return credit_payment_to_pocket(session, payment, user_id=user_id, ceiling=ceiling, new_payment=new_payment,
+                                    receipt_later=receipt_later)[0]
+
+
+def credit_payment_to_pocket(session: Session, payment: Payment, *, user_id: int | None = None,
+                             ceiling: Decimal | None = None, new_payment: bool = False,
+                             receipt_later: bool = False) -> tuple[bool, Account | None]:
+    """`credit_payment()`, also returning the wallet pocket credited (None: a levy or a group's
+    payment), whose balance the ledger has just set on it (a caller showing it reads nothing)."""
     if payment.unit_id is None and payment.id is not None and _is_distribution(session, payment):
-        return credit_distribution(session, payment, user_id=user_id)  # issue 17: one payment, a group's wallets
+        return credit_distribution(session, payment, user_id=user_id), None  # issue 17: a group's wallets
     cache = {"ceiling": {payment.estate_id: ceiling}, "clearing": {}} if ceiling is not None else None
     credit = _prepare(session, payment, user_id=user_id, cache=cache, never_posted=new_payment)
+    if new_payment:  # no transaction can hold the key of a payment row inserted in this transaction
+        credit.entry.new_key = True
     created = _record(session, credit, post(session, credit.entry))
     if created and not credit.levy:  # the owner's levy: no meter to restore, no tenant receipt
         _after_pocket_change(session, [credit.pocket.id])
-        from app.billing.ladder import after_payment
-        after_payment(session, credit.unit)  # A4: a cleared debt ends its episode and lifts the ladder's holds now
+        # What the rest may act on, in one read: an open arrears episode, an endpoint that may
+        # listen for wallet.topup, a SparkMeter meter. Each step then decides as it always did.
+        episode, hooked, vendor = _after_credit_lookups(session, credit.unit, credit.estate)
+        if episode:
+            from app.billing.ladder import after_payment
+            after_payment(session, credit.unit)  # A4: a cleared debt ends its episode and lifts the ladder's holds
         if receipt_later:
             enqueue_after_commit(session, RECEIPTS_JOB, [payment.id], track=False)
         else:
             _send_receipt(session, payment, credit.unit, credit.estate, credit.pocket.id)
-        _emit_topup_webhook(session, payment, credit.unit, credit.estate, credit.pocket.id)  # issue 21: wallet.topup
-        # P5, decided here for every provider: a SparkMeter meter only supplies what Koios holds.
-        from app.payments.vendor_credit import queue_vendor_push
-        queue_vendor_push(session, payment)
-    return created
+        if hooked:
+            _emit_topup_webhook(session, payment, credit.unit, credit.estate, credit.pocket.id)  # issue 21
+        if vendor:
+            # P5, decided here for every provider: a SparkMeter meter only supplies what Koios holds.
+            from app.payments.vendor_credit import queue_vendor_push
+            queue_vendor_push(session, payment)
+    return created, (None if credit.levy else credit.pocket)
+
+
+def _after_credit_lookups(session: Session, unit: Unit, estate: Estate) -> tuple[bool, bool, bool]:
+    """Whether the unit has an open arrears episode (`after_payment()`), whether an endpoint may
+    listen for wallet.topup in the estate (`subscribed()` decides exactly) and whether the unit
+    has a SparkMeter meter (`queue_vendor_push()`): three EXISTS in one statement."""
+    from sqlalchemy import exists
+
+    from app.models.api import WebhookEndpoint
+    from app.models.debt import ArrearsEpisode
+    from app.models.meter import Meter
+    from app.notify.webhooks_out import may_listen
+    from app.payments.vendor_credit import vendor_meter
+
+    global _AFTER_CREDIT
+    if _AFTER_CREDIT is None:  # built once: its parameters are the unit and the estate
+        unit_id, estate_id = bindparam("unit_id", type_=Integer), bindparam("estate_id", type_=Integer)
+        _AFTER_CREDIT = select(
+            exists().where(ArrearsEpisode.unit_id == unit_id, ArrearsEpisode.closed_at.is_(None)),
+            exists().select_from(WebhookEndpoint).where(may_listen("wallet.topup", estate_id)),
+            exists().select_from(Meter).where(vendor_meter(unit_id)))
+    row = session.execute(_AFTER_CREDIT, {"unit_id": unit.id, "estate_id": estate.id}).one()
+    return bool(row[0]), bool(row[1]), bool(row[2])
+
+
+_AFTER_CREDIT = None
 
 
 def credit_payments(session: Session, payments: list[Payment], *,
@@ -204,17 +247,19 @@ def _prepare(session: Session, payment: Payment, *, user_id: int | None, cache: 
             cache["ceiling"][estate.id] = payment_ceiling(session, estate.id)
         ceiling = cache["ceiling"][estate.id]
     amount = check_amount(session, quantize(payment.amount, estate.currency), estate, ceiling=ceiling)
+    clearing = (cache or {}).get("clearing", {}).get((estate.id, payment.provider))
     if levy:
         from app.ledger.accounts import owner_pocket
         pocket = owner_pocket(session, unit, "levy")
     elif pocket is None or pocket.utility != utility:
-        pocket = _wallet_pocket(session, unit, utility)  # only the pocket posted to
-    clearing = (cache or {}).get("clearing", {}).get((estate.id, payment.provider))
+        pocket, found = _wallet_pocket(session, unit, utility, None if clearing is not None else
+                                       (estate.id, f"clearing:{payment.provider}"))  # only the pocket posted to
+        clearing = clearing or found
     if clearing is None:
         clearing = system_account(session, estate, "clearing", payment.provider,
                                   name=f"{PROVIDER_LABELS.get(payment.provider, payment.provider)} clearing")
-        if cache is not None:
-            cache["clearing"][(estate.id, payment.provider)] = clearing
+    if cache is not None:
+        cache["clearing"][(estate.id, payment.provider)] = clearing
     legs: list[tuple[int, Decimal]] = [(clearing.id, -amount)]
     # A4: the estate's recovery share pays open arrears first, in this same transaction (not on a
     # levy payment: app.billing.levies pays levy arrears itself).
@@ -240,13 +285,31 @@ def _prepare(session: Session, payment: Payment, *, user_id: int | None, cache: 
     return _Credit(payment, unit, estate, utility, levy, amount, pocket, recovery, entry)
 
 
-def _wallet_pocket(session: Session, unit: Unit, utility: str) -> Account:
-    """The unit's wallet pocket for `utility` in one read; opened (with its wallet) when missing."""
+def _wallet_pocket(session: Session, unit: Unit, utility: str,
+                   clearing: tuple[int, str] | None = None) -> tuple[Account, Account | None]:
+    """The unit's wallet pocket for `utility` in one read, opened (with its wallet) when missing;
+    with `clearing` (estate id, code), that system account too in the same read (None if absent:
+    `system_account()` opens it)."""
+    from sqlalchemy import literal, union_all
+
     from app.models import Wallet
 
-    pocket = session.scalar(select(Account).join(Wallet, Wallet.id == Account.wallet_id).where(
-        Wallet.unit_id == unit.id, Account.kind == "pocket", Account.utility == utility))
-    return pocket if pocket is not None else open_wallet(session, unit, (utility,)).pocket(utility)
+    if clearing is None:
+        pocket = session.scalar(select(Account).join(Wallet, Wallet.id == Account.wallet_id).where(
+            Wallet.unit_id == unit.id, Account.kind == "pocket", Account.utility == utility))
+        found = None
+    else:
+        pockets = (select(Account.id, literal(0).label("which")).join(Wallet, Wallet.id == Account.wallet_id)
+                   .where(Wallet.unit_id == unit.id, Account.kind == "pocket", Account.utility == utility))
+        both = union_all(pockets, select(Account.id, literal(1).label("which")).where(
+            Account.estate_id == clearing[0], Account.code == clearing[1])).subquery()
+        pocket = found = None
+        for account, which in session.execute(select(Account, both.c.which).join(both, both.c.id == Account.id)):
+            if which == 0:
+                pocket = account
+            else:
+                found = account
+    return (pocket if pocket is not None else open_wallet(session, unit, (utility,)).pocket(utility)), found
 
 
 def _record(session: Session, credit: _Credit, posted) -> bool:

@@ -99,14 +99,17 @@ def vendor_customer_code(session: Session, payment: Payment) -> str | None:
     """
     if payment.unit_id is None:
         return None
-    serial = session.scalar(select(Meter.serial).where(Meter.unit_id == payment.unit_id,
-                                                       Meter.protocol == "sparkmeter",
-                                                       Meter.detached_at.is_(None)).limit(1))
+    serial = session.scalar(select(Meter.serial).where(vendor_meter(payment.unit_id)).limit(1))
     if serial is None:
         return None
     pattern = get_setting(session, "sparkmeter_customer_code", payment.unit.estate_id,
                           default=setting_default("sparkmeter_customer_code"))
     return str(pattern).format(unit=payment.unit.number, serial=serial)
+
+
+def vendor_meter(unit_id):
+    """The SQL condition of a unit's attached SparkMeter meter (`unit_id`: a value or a column)."""
+    return (Meter.unit_id == unit_id) & (Meter.protocol == "sparkmeter") & Meter.detached_at.is_(None)
 
 
 def vendor_units(session: Session, unit_ids: set[int]) -> set[int]:

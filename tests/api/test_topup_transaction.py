@@ -52,7 +52,7 @@ def test_a_crash_mid_credit_rolls_the_claim_back_with_the_credit(kit, client, en
     def broken(*args, **kwargs):
         raise RuntimeError("the disk fell off")
 
-    monkeypatch.setattr(topups, "credit_payment", broken)
+    monkeypatch.setattr(topups, "credit_payment_to_pocket", broken)
     monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
     body = {"unit_id": kit.unit.id, "amount": "12.00"}
     assert _post(client, kit, "crash", body).status_code == 500

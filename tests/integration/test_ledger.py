@@ -172,6 +172,17 @@ def test_replayed_key_returns_the_original_and_writes_nothing(session, kit):
     assert balance(session, kit.pocket()) == Decimal("100")
 
 
+def test_a_key_said_new_that_is_not_is_refused_by_the_database(session, kit):
+    post(session, topup_entry(kit, "100"))
+    session.commit()
+
+    with pytest.raises(exc.IntegrityError):  # the replay lookup is skipped; the unique index is not
+        post(session, topup_entry(kit, "100", new_key=True))
+    session.rollback()
+    assert counts(session) == (1, 2)
+    assert balance(session, kit.pocket()) == Decimal("100")
+
+
 def test_same_key_with_different_legs_is_a_conflict(session, kit):
     post(session, topup_entry(kit, "100"))
     session.commit()
@@ -387,6 +398,17 @@ def test_post_into_a_locked_period_is_refused_and_writes_nothing(session, kit):
     session.commit()
     assert counts(session) == before
     assert balance(session, kit.pocket()) == Decimal("10")
+
+
+def test_an_estates_first_post_into_a_locked_period_leaves_no_chain_head(session, kit):
+    from app.models import LedgerChain
+
+    make_period(session, kit.estate, "2026-01", "locked")
+    session.commit()
+
+    with pytest.raises(PeriodLocked):
+        post(session, topup_entry(kit, "25", occurred_at=JAN_15))
+    assert session.get(LedgerChain, kit.estate.id) is None  # nothing left in the unit of work
 
 
 def test_period_follows_the_estate_timezone(session, kit):
