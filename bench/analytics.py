@@ -208,8 +208,9 @@ def stored(session, estate_id):
     from app.models.utility import LossDay, MeterAnomaly
     losses = [(r.day, r.bulk, r.units, r.complete, r.loss_percent) for r in session.scalars(
         select(LossDay).where(LossDay.estate_id == estate_id).order_by(LossDay.day))]
-    scores = [(r.meter_id, r.score, r.consumption) for r in session.scalars(
-        select(MeterAnomaly).where(MeterAnomaly.estate_id == estate_id).order_by(MeterAnomaly.meter_id))]
+    scores = [(r.meter_id, r.day, r.score, r.consumption) for r in session.scalars(  # several days on --reuse
+        select(MeterAnomaly).where(MeterAnomaly.estate_id == estate_id).order_by(MeterAnomaly.meter_id,
+                                                                                MeterAnomaly.day))]
     return losses, scores
 
 

@@ -428,9 +428,8 @@ def score_estate(session: Session, estate: Estate, day: date, *, open_cases: boo
 
 _UPSERT_SCORES = text(
     "INSERT INTO meter_anomalies (estate_id, meter_id, unit_id, day, score, consumption, parts, computed_at)"
-    " SELECT :estate_id, m, u, :day, s, c, CAST(p AS json), :now FROM unnest(CAST(:meters AS integer[]),"
-    " CAST(:units AS integer[]), CAST(:scores AS integer[]), CAST(:uses AS numeric[]), CAST(:parts AS text[]))"
-    " AS t(m, u, s, c, p)"
+    " SELECT :estate_id, t.m, t.u, :day, t.s, t.c, t.p, :now"
+    " FROM json_to_recordset(CAST(:rows AS json)) AS t(m integer, u integer, s integer, c numeric, p json)"
     " ON CONFLICT (meter_id, day) DO UPDATE SET estate_id = excluded.estate_id, unit_id = excluded.unit_id,"
     " score = excluded.score, consumption = excluded.consumption, parts = excluded.parts,"
     " computed_at = excluded.computed_at")
@@ -439,12 +438,10 @@ _UPSERT_SCORES = text(
 def _store_scores(session: Session, estate: Estate, day: date, scored: list[ScoredMeter]) -> None:
     """Insert or overwrite the day's row of each meter in one statement, not one statement per row."""
     now, dialect = utcnow(), session.get_bind().dialect
-    if dialect.name == "postgresql":  # arrays: a handful of parameters, the statement prepared once
-        serialize = dialect._json_serializer or json.dumps
-        session.execute(_UPSERT_SCORES, {
-            "estate_id": estate.id, "day": day, "now": now, "meters": [r.meter_id for r in scored],
-            "units": [r.unit_id for r in scored], "scores": [r.score for r in scored],
-            "uses": [r.consumption for r in scored], "parts": [serialize(r.parts) for r in scored]})
+    if dialect.name == "postgresql":  # one JSON document of rows: one parameter, the statement prepared once
+        rows = json.dumps([{"m": r.meter_id, "u": r.unit_id, "s": r.score, "c": str(r.consumption), "p": r.parts}
+                           for r in scored], default=str)
+        session.execute(_UPSERT_SCORES, {"estate_id": estate.id, "day": day, "now": now, "rows": rows})
     else:
         from sqlalchemy.dialects.sqlite import insert
 
