@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from dataclasses import dataclass
 from functools import cache
 from html.parser import HTMLParser
@@ -154,3 +155,21 @@ def redis_test_url(database: int) -> str:
     so two workers never flush each other's queues (15, 14, ... for one group; 9, 8, ... for another)."""
     port = os.environ.get("TEST_REDIS_PORT", "6379")  # a parallel session may run its own server
     return f"redis://127.0.0.1:{port}/{database - xdist_worker_number()}"
+
+
+def statuses_at_once(app, n: int, request) -> list[int]:
+    """Send `request(client)` from `n` threads released together, each with its own test client
+    (concurrent duplicates of one request); the status codes they got."""
+    barrier, statuses = threading.Barrier(n), []
+
+    def send():
+        own = app.test_client()
+        barrier.wait()
+        statuses.append(request(own).status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses

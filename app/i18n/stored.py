@@ -112,8 +112,8 @@ def render_stored(text, language: str | None = None, _depth: int = 0):
         from flask_babel import force_locale
 
         with force_locale(language):
-            return gettext(msgid, **params) if params else gettext(msgid)
-    return gettext(msgid, **params) if params else gettext(msgid)
+            return gettext(msgid, **params)
+    return gettext(msgid, **params)
 
 
 def reader_amount(amount, currency: str) -> str:

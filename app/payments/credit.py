@@ -5,6 +5,7 @@ import importlib
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 
 from sqlalchemy import Integer, bindparam, select
 from sqlalchemy.orm import Session
@@ -131,6 +132,13 @@ def _after_credit_lookups(session: Session, unit: Unit, estate: Estate) -> tuple
     """Whether the unit has an open arrears episode (`after_payment()`), whether an endpoint may
     listen for wallet.topup in the estate (`subscribed()` decides exactly) and whether the unit
     has a SparkMeter meter (`queue_vendor_push()`): three EXISTS in one statement."""
+    row = session.execute(_after_credit_statement(), {"unit_id": unit.id, "estate_id": estate.id}).one()
+    return bool(row[0]), bool(row[1]), bool(row[2])
+
+
+@cache
+def _after_credit_statement():
+    """The three EXISTS, built once: its parameters are the unit and the estate."""
     from sqlalchemy import exists
 
     from app.models.api import WebhookEndpoint
@@ -139,18 +147,11 @@ def _after_credit_lookups(session: Session, unit: Unit, estate: Estate) -> tuple
     from app.notify.webhooks_out import may_listen
     from app.payments.vendor_credit import vendor_meter
 
-    global _AFTER_CREDIT
-    if _AFTER_CREDIT is None:  # built once: its parameters are the unit and the estate
-        unit_id, estate_id = bindparam("unit_id", type_=Integer), bindparam("estate_id", type_=Integer)
-        _AFTER_CREDIT = select(
-            exists().where(ArrearsEpisode.unit_id == unit_id, ArrearsEpisode.closed_at.is_(None)),
-            exists().select_from(WebhookEndpoint).where(may_listen("wallet.topup", estate_id)),
-            exists().select_from(Meter).where(vendor_meter(unit_id)))
-    row = session.execute(_AFTER_CREDIT, {"unit_id": unit.id, "estate_id": estate.id}).one()
-    return bool(row[0]), bool(row[1]), bool(row[2])
-
-
-_AFTER_CREDIT = None
+    unit_id, estate_id = bindparam("unit_id", type_=Integer), bindparam("estate_id", type_=Integer)
+    return select(
+        exists().where(ArrearsEpisode.unit_id == unit_id, ArrearsEpisode.closed_at.is_(None)),
+        exists().select_from(WebhookEndpoint).where(may_listen("wallet.topup", estate_id)),
+        exists().select_from(Meter).where(vendor_meter(unit_id)))
 
 
 def credit_payments(session: Session, payments: list[Payment], *,

@@ -34,7 +34,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, g
-from flask_babel import force_locale, gettext, lazy_gettext as _l
+from flask_babel import gettext, lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.routing import BuildError
@@ -408,12 +408,12 @@ def _send_one(session: Session, app: Flask, subscription: ReportSubscription, pe
 def email_text(session: Session, user: User, subscription: ReportSubscription, period: str, moment: datetime,
                tz: tzinfo) -> tuple[str, str]:
     """The email's subject and body in the subscriber's language, the time in their zone."""
-    from app.i18n import home_estate_id, language_for
+    from app.i18n import home_estate_id
     from app.i18n.formatting import local_date
+    from app.notify import in_language
 
-    language = language_for(session, user.person, home_estate_id(session, user))
     local = moment.astimezone(tz)
-    with force_locale(language):
+    with in_language(session, user.person, home_estate_id(session, user)) as language:
         when = f"{local_date(local, '%d %b %Y %H:%M', language)} {local.tzname()}"
         values = {"title": shown_title(subscription), "period": period, "when": when}
         if subscription.frequency == "weekly":

@@ -3,7 +3,6 @@ wallet groups with a group top-up, debt cohorts — each scoped (another estate'
 empty page), permission-checked and paged by cursor."""
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -18,6 +17,7 @@ from app.models.cohorts import CohortMember, CohortSnapshot, DebtCohort
 from app.models.families import WalletGrant, WalletGroup, WalletGroupMember
 from app.models.payments import Payment
 from tests import factories
+from tests.helpers import statuses_at_once
 
 
 @dataclass
@@ -231,19 +231,8 @@ def test_a_group_top_up_is_shared_credited_and_replayed_once(session, client, wo
 
 def test_eight_concurrent_group_top_ups_with_one_key_post_once(app, engine, world, group):
     url, key = f"/api/v1/wallet-groups/{group[0].id}/topups", world.mine  # read before the threads start
-    statuses, barrier = [], threading.Barrier(8)
-
-    def send():
-        own = app.test_client()
-        barrier.wait()
-        statuses.append(own.post(url, json={"amount": "20.00"},
-                                 headers={"X-API-Key": key, "Idempotency-Key": "same"}).status_code)
-
-    threads = [threading.Thread(target=send) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = statuses_at_once(app, 8, lambda own: own.post(
+        url, json={"amount": "20.00"}, headers={"X-API-Key": key, "Idempotency-Key": "same"}))
     assert set(statuses) <= {201, 409} and 201 in statuses, statuses
     with Session(engine) as fresh:
         assert fresh.scalar(select(func.count()).select_from(Payment).where(Payment.provider == "api")) == 1

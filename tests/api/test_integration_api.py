@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -15,6 +14,7 @@ from app.models import AuditLog, LedgerTransaction
 from app.models.api import ApiKey
 from app.models.payments import Payment
 from tests import factories
+from tests.helpers import statuses_at_once
 
 
 @dataclass
@@ -205,18 +205,7 @@ def test_a_topup_credits_once_and_a_replay_returns_the_same_body(session, client
 
 def test_eight_concurrent_requests_with_one_key_post_once(app, engine, api):
     body = {"unit_id": api.unit1, "amount": "5.00"}
-    statuses, barrier = [], threading.Barrier(8)
-
-    def send():
-        own = app.test_client()
-        barrier.wait()
-        statuses.append(_topup(own, api.estate1_key, "same-key", body).status_code)
-
-    threads = [threading.Thread(target=send) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = statuses_at_once(app, 8, lambda own: _topup(own, api.estate1_key, "same-key", body))
     assert set(statuses) <= {201, 409} and 201 in statuses, statuses
     with Session(engine) as fresh:
         assert fresh.scalar(select(func.count()).select_from(Payment).where(Payment.provider == "api")) == 1

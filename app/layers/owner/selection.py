@@ -48,6 +48,14 @@ def int_arg(name: str, default: int, lowest: int, highest: int | None = None) ->
     return value
 
 
+def page_of(rows: list, per_page: int) -> tuple[list, int, int]:
+    """The `?page=` of `rows` shown `per_page` at a time (past the end: the last page): the rows,
+    the page number and the number of pages."""
+    pages = max(1, -(-len(rows) // per_page))
+    page = min(int_arg("page", 1, 1), pages)
+    return rows[(page - 1) * per_page:page * per_page], page, pages
+
+
 def current_selection() -> Selection:
     """The owner's units for this request; `?estate=<id>` outside the owner's grants is a 404."""
     raw = request.args.get("estate", "").strip()

@@ -11,7 +11,7 @@ from app.extensions import db
 from app.htmx import render
 from app.i18n.formatting import translated_label
 from app.layers.export import requested_format, respond, respond_report
-from app.layers.owner.selection import int_arg
+from app.layers.owner.selection import page_of
 from app.layers.utility import bp
 from app.layers.utility.views import ROLES
 from app.models import utcnow
@@ -55,9 +55,7 @@ def carbon(estate_id: int):
                                   subtitle=_("kg CO2e; emission factors for %(country)s", country=estate.country),
                                   timezone=estate.timezone, note=note)
         abort(400, _("table must be months, units or report"))
-    pages = max(1, -(-len(unit_rows) // UNITS_PER_PAGE))
-    page = min(int_arg("page", 1, 1), pages)
-    shown = unit_rows[(page - 1) * UNITS_PER_PAGE:page * UNITS_PER_PAGE]
+    shown, page, pages = page_of(unit_rows, UNITS_PER_PAGE)
     return render("utility/carbon.html", estate=estate, report=report, months=months, month=month,
                   unit_rows=shown, unit_count=len(unit_rows), page=page, pages=pages, per_page=UNITS_PER_PAGE,
                   utilities=report.utilities)

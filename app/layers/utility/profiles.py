@@ -10,7 +10,7 @@ from app.extensions import db
 from app.htmx import render
 from app.i18n.formatting import translated_label
 from app.layers.export import requested_format, respond
-from app.layers.owner.selection import int_arg
+from app.layers.owner.selection import page_of
 from app.layers.utility import bp
 from app.layers.utility.views import ROLES
 from app.reports.export import Column
@@ -50,11 +50,10 @@ def profiles(estate_id: int):
                            fmt,
                            subtitle=span, timezone=estate.timezone)
         abort(400, _("table must be units or curve"))
-    pages = max(1, -(-len(report.units) // UNITS_PER_PAGE))
-    page = min(int_arg("page", 1, 1), pages)
+    shown, page, pages = page_of(report.units, UNITS_PER_PAGE)
     return render("utility/profiles.html", estate=estate, report=report, utility=utility, days=days,
                   utilities=UTILITIES, day_choices=DAYS, quantity=_quantity(utility),
-                  rows=report.units[(page - 1) * UNITS_PER_PAGE:page * UNITS_PER_PAGE], page=page, pages=pages,
+                  rows=shown, page=page, pages=pages,
                   per_page=UNITS_PER_PAGE)
 
 

@@ -12,7 +12,7 @@ from app.billing.shared_solar import METHOD_LABELS, SolarError
 from app.extensions import db
 from app.htmx import redirect, render
 from app.layers.export import requested_format, respond
-from app.layers.owner.selection import int_arg
+from app.layers.owner.selection import page_of
 from app.layers.utility import bp
 from app.layers.utility.views import ROLES
 from app.models import utcnow
@@ -48,10 +48,9 @@ def _page(estate, period, *, errors=None, form=None, status=200):
              "datasets": [{"label": _("Solar share"), "data": [float(r.kwh) for r in shown], "backgroundColor": "#f2c94c"},
                           {"label": _("From the grid"), "data": [float(r.used - r.kwh) for r in shown],
                            "backgroundColor": "#8aa4c8"}]}
-    pages = max(1, -(-len(rows) // UNITS_PER_PAGE))
-    page = min(int_arg("page", 1, 1), pages)
+    paged, page, pages = page_of(rows, UNITS_PER_PAGE)
     return render("utility/solar.html", estate=estate, period=period, months=_months(estate), report=report,
-                  rows=rows[(page - 1) * UNITS_PER_PAGE:page * UNITS_PER_PAGE], page=page, pages=pages,
+                  rows=paged, page=page, pages=pages,
                   per_page=UNITS_PER_PAGE, chart=chart, posted=any(r.status == "already" for r in rows),
                   refused=refused, scheme=scheme, method_labels=METHOD_LABELS,
                   methods=SOLAR_METHODS,
